@@ -10,3 +10,7 @@
 #include "synthsae/io/atomic_file.hpp"
 #include "synthsae/io/json.hpp"
 #include "synthsae/io/safetensors.hpp"
+#include "synthsae/io/synthetic_model_files.hpp"
+#include "synthsae/world/presets.hpp"
+#include "synthsae/world/statistics.hpp"
+#include "synthsae/world/synthetic_model.hpp"

@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
@@ -50,8 +51,7 @@ T json_field(const Json& object, std::string_view key, std::string_view context)
   } else if constexpr (std::is_integral_v<T>) {
     if (!v.is_number_integer()) throw ConfigError(field, v.dump(), "must be an integer");
     const bool negative = !v.is_number_unsigned() && v.get<std::int64_t>() < 0;
-    const bool fits = negative ? (std::is_signed_v<T> && v.get<std::int64_t>() >= std::numeric_limits<T>::min())
-                               : v.get<std::uint64_t>() <= static_cast<std::uint64_t>(std::numeric_limits<T>::max());
+    const bool fits = negative ? std::in_range<T>(v.get<std::int64_t>()) : std::in_range<T>(v.get<std::uint64_t>());
     if (!fits) throw ConfigError(field, v.dump(), "is out of range for " + std::string(std::is_signed_v<T> ? "a signed" : "a non-negative") + " integer");
   } else if constexpr (std::is_floating_point_v<T>) {
     if (!v.is_number()) throw ConfigError(field, v.dump(), "must be a number");

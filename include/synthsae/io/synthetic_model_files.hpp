@@ -1,0 +1,112 @@
+#pragma once
+// SAELens's synthetic-model directory (reference §1.5):
+//   synthetic_model_config.json   the config, SAELens's keys
+//   synthetic_model.safetensors   feature_vectors [N, D], bias [D], firing_probabilities [N]
+//                                 (compensated), correlation_factor [N, r], correlation_diag [N]
+//   hierarchy.json                {"roots": [node...]}, only when there is a hierarchy
+// Writing and reading are exact inverses; a directory written by SAELens loads, and the
+// per-node flags of hierarchy.json decide the hierarchy's behaviour.
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "synthsae/core/error.hpp"
+#include "synthsae/io/json.hpp"
+#include "synthsae/io/safetensors.hpp"
+#include "synthsae/world/synthetic_model.hpp"
+
+namespace synthsae::io {
+
+inline constexpr const char* kSyntheticModelConfigFile = "synthetic_model_config.json";
+inline constexpr const char* kSyntheticModelWeightsFile = "synthetic_model.safetensors";
+inline constexpr const char* kHierarchyFile = "hierarchy.json";
+
+template <class View>
+std::vector<float> view_to_host_vector(const View& v) {
+  auto h = Kokkos::create_mirror_view_and_copy(HostSpace(), v);
+  return std::vector<float>(h.data(), h.data() + h.size());
+}
+
+/// Writes the three files into `dir` (created if needed), each atomically.
+inline void save_synthetic_model(const SyntheticModel& model, const std::filesystem::path& dir) {
+  std::filesystem::create_directories(dir);
+  const auto n = static_cast<std::int64_t>(model.num_features()), d = static_cast<std::int64_t>(model.hidden_dim());
+  SafetensorsFile weights;
+  weights.tensors["feature_vectors"] = make_tensor<float>(Dtype::F32, {n, d}, view_to_host_vector(model.feature_vectors()));
+  weights.tensors["bias"] = make_tensor<float>(Dtype::F32, {d}, view_to_host_vector(model.bias()));
+  weights.tensors["firing_probabilities"] = make_tensor<double>(Dtype::F32, {n}, model.firing_probabilities());
+  if (model.correlation()) {
+    const auto& c = *model.correlation();
+    weights.tensors["correlation_factor"] = make_tensor<float>(Dtype::F32, {n, static_cast<std::int64_t>(c.rank)}, c.factor);
+    weights.tensors["correlation_diag"] = make_tensor<float>(Dtype::F32, {n}, c.diag);
+  }
+  weights.metadata["format"] = "pt";
+  write_safetensors(dir / kSyntheticModelWeightsFile, weights);
+  if (!model.hierarchy().empty()) {
+    write_json_file(dir / kHierarchyFile, forest_to_json(model.hierarchy()));
+  } else {
+    std::filesystem::remove(dir / kHierarchyFile);  // a stale file would change the loaded world
+  }
+  write_json_file(dir / kSyntheticModelConfigFile, model.config().to_json());
+}
+
+/// Loads a directory in SAELens's layout, whoever wrote it.
+inline SyntheticModel load_synthetic_model(const std::filesystem::path& dir) {
+  if (!std::filesystem::is_directory(dir)) throw IoError(dir.string(), "is not a directory");
+  const auto cfg_path = dir / kSyntheticModelConfigFile;
+  SyntheticModelConfig cfg;
+  try {
+    cfg = SyntheticModelConfig::from_json(read_json_file(cfg_path));
+  } catch (const ConfigError& e) {
+    throw FormatError(cfg_path.string(), e.what());
+  }
+  const auto n = static_cast<std::int64_t>(cfg.num_features), d = static_cast<std::int64_t>(cfg.hidden_dim);
+  const auto weights_path = dir / kSyntheticModelWeightsFile;
+  const auto weights = read_safetensors(weights_path);
+  const std::string src = weights_path.string();
+  auto expect_shape = [&](const char* name, std::vector<std::int64_t> shape) -> const Tensor& {
+    const Tensor& t = weights.at(name, src);
+    if (t.shape != shape) {
+      throw FormatError(src, std::string("tensor '") + name + "' has shape " + detail::shape_text(t.shape) + ", expected " +
+                                 detail::shape_text(shape) + " from " + kSyntheticModelConfigFile);
+    }
+    return t;
+  };
+  SyntheticModelParts parts;
+  {
+    const auto values = tensor_values<float>(expect_shape("feature_vectors", {n, d}), src);
+    parts.feature_vectors = Matrix<float>("feature_vectors", n, d);
+    auto h = Kokkos::create_mirror_view(parts.feature_vectors);
+    std::copy(values.begin(), values.end(), h.data());
+    Kokkos::deep_copy(parts.feature_vectors, h);
+  }
+  {
+    const auto values = tensor_values<float>(expect_shape("bias", {d}), src);
+    parts.bias = Vector<float>("bias", d);
+    auto h = Kokkos::create_mirror_view(parts.bias);
+    std::copy(values.begin(), values.end(), h.data());
+    Kokkos::deep_copy(parts.bias, h);
+  }
+  parts.firing_probabilities = tensor_values<double>(expect_shape("firing_probabilities", {n}), src);
+  if (weights.contains("correlation_factor")) {
+    const Tensor& f = weights.at("correlation_factor", src);
+    if (f.shape.size() != 2 || f.shape[0] != n) {
+      throw FormatError(src, "tensor 'correlation_factor' has shape " + detail::shape_text(f.shape) + ", expected [" + show(n) + ", rank]");
+    }
+    CorrelationFactors c;
+    c.num_features = static_cast<std::size_t>(n);
+    c.rank = static_cast<std::size_t>(f.shape[1]);
+    c.factor = tensor_values<float>(f, src);
+    c.diag = tensor_values<float>(expect_shape("correlation_diag", {n}), src);
+    for (std::size_t i = 0; i < c.diag.size(); ++i) {
+      if (!(c.diag[i] >= 0)) throw FormatError(src, "correlation_diag[" + show(i) + "] = " + show(c.diag[i]) + " is negative");
+    }
+    parts.correlation = std::move(c);
+  }
+  if (std::filesystem::exists(dir / kHierarchyFile)) {
+    parts.hierarchy = forest_from_json(read_json_file(dir / kHierarchyFile), static_cast<std::size_t>(n), (dir / kHierarchyFile).string());
+  }
+  return SyntheticModel(std::move(cfg), std::move(parts));
+}
+
+}  // namespace synthsae::io

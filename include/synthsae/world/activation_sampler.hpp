@@ -1,0 +1,199 @@
+#pragma once
+// The ground-truth activation sampler (reference §3.3 + §4.4), sparse and lazy.
+//
+// Every random number of sample s is addressed by a Philox counter of stream s:
+//   feature f fires?          counter 2f      (uniform, or the copula's eta)
+//   feature f's magnitude     counter 2f + 1
+//   winner among f's children counter 2N + f  (mutually exclusive groups)
+//   copula factors eps        counters from 3N on
+// So a draw does not depend on which other draws were made. The lazy sampler evaluates
+// only features that can fire — top-level features (roots and features outside the forest)
+// and the children of active parents — and gives *exactly* the values of the plain sampler
+// that draws everything and then applies the hierarchy level by level (tests/world check
+// this bit for bit). Children of inactive parents are zeroed by the gate anyway.
+//
+// Per active parent P (its value final), in the reference's order gate(L) -> ME(L) -> gate(L+1):
+//   raw_c = fires(c) ? max(0, mu_c + sigma_c n) : 0 for each child c;
+//   if P's children are mutually exclusive and > 1 raw_c > 0: keep one, uniformly at random;
+//   c's value = raw_c * (P rescales ? v_P / mu_P : 1).
+#include <cstdint>
+
+#include "synthsae/core/backend.hpp"
+#include "synthsae/core/counter_rng.hpp"
+
+namespace synthsae {
+
+/// Sparse ground-truth activations: for sample b, ids(b, 0..counts(b)) ascending with values.
+template <class T = float>
+struct SparseBatch {
+  Kokkos::View<std::int32_t**, Kokkos::LayoutRight, MemSpace> ids;
+  Kokkos::View<T**, Kokkos::LayoutRight, MemSpace> values;
+  Kokkos::View<std::int32_t*, MemSpace> counts;
+  std::size_t batch_size() const { return counts.extent(0); }
+  std::size_t capacity() const { return ids.extent(1); }
+};
+
+/// Device copies of everything the sampler reads.
+struct SamplerTables {
+  Vector<float> probability;  ///< [N] compensated firing probabilities (independent firing)
+  Vector<float> threshold;    ///< [N] Phi^-1(1 - p) (copula firing)
+  Vector<float> mean, stddev; ///< [N] magnitude parameters
+  Matrix<float> factor;       ///< [N, r] copula factor (r = 0: independent firing)
+  Vector<float> sqrt_diag;    ///< [N]
+  Vector<std::int32_t> child_offsets, children, top_level;
+  Vector<std::uint8_t> exclusive, rescales;
+  int num_features = 0;
+  int rank = 0;
+};
+
+namespace detail {
+
+/// N(0, 1) from two 32-bit words of the first and one of the second uniform (Box-Muller, cos
+/// branch); u1 has 52 random bits so the tail reaches about 8.5 standard deviations.
+SYNTHSAE_HD float box_muller(std::uint32_t a, std::uint32_t b, std::uint32_t c) {
+  const double u1 = u64_to_open01_double((static_cast<std::uint64_t>(b) << 32) | a);
+  const double u2 = u32_to_open01_float(c);
+  return static_cast<float>(kmath::sqrt(-2.0 * kmath::log(u1)) * kmath::cos(6.283185307179586 * u2));
+}
+
+}  // namespace detail
+
+/// Per-sample evaluation of raw feature values; shared by the lazy kernel and the plain
+/// reference sampler in the tests.
+struct FeatureDraw {
+  SamplerTables t;
+  std::uint64_t seed;
+
+  /// Raw value of feature f in sample `sample` (0 if it does not fire); eps: the sample's
+  /// copula factors (ignored when rank is 0).
+  /// The copula latent z_f = F_f . eps + sqrt(diag_f) eta_f of feature f (rank > 0).
+  template <class EpsRow>
+  SYNTHSAE_HD float latent(std::uint64_t sample, int f, const EpsRow& eps) const {
+    const U32x4 w = philox_block(seed, sample, 2 * static_cast<std::uint64_t>(f));
+    float z = t.sqrt_diag(f) * detail::box_muller(w[0], w[1], w[2]);
+    for (int k = 0; k < t.rank; ++k) z += t.factor(f, k) * eps(k);
+    return z;
+  }
+
+  /// Raw value of feature f in sample `sample` (0 if it does not fire); eps: the sample's
+  /// copula factors (ignored when rank is 0).
+  template <class EpsRow>
+  SYNTHSAE_HD float raw(std::uint64_t sample, int f, const EpsRow& eps) const {
+    bool fires;
+    if (t.rank == 0) {
+      const U32x4 w = philox_block(seed, sample, 2 * static_cast<std::uint64_t>(f));
+      fires = u64_to_open01_double((static_cast<std::uint64_t>(w[1]) << 32) | w[0]) < double(t.probability(f));
+    } else {
+      fires = latent(sample, f, eps) > t.threshold(f);
+    }
+    if (!fires) return 0.0f;
+    const U32x4 m = philox_block(seed, sample, 2 * static_cast<std::uint64_t>(f) + 1);
+    const float v = t.mean(f) + t.stddev(f) * detail::box_muller(m[0], m[1], m[2]);
+    return v > 0.0f ? v : 0.0f;
+  }
+
+  /// Uniform choice among n active children of parent p.
+  SYNTHSAE_HD std::uint32_t winner(std::uint64_t sample, int parent, std::uint32_t n) const {
+    const U32x4 w = philox_block(seed, sample, 2 * static_cast<std::uint64_t>(t.num_features) + parent);
+    return static_cast<std::uint32_t>((static_cast<std::uint64_t>(w[0]) * n) >> 32);
+  }
+
+  /// Fills eps(0..rank) for a sample.
+  template <class EpsRow>
+  SYNTHSAE_HD void copula_factors(std::uint64_t sample, const EpsRow& eps) const {
+    RandomStream s(seed, sample, 3 * static_cast<std::uint64_t>(t.num_features));
+    for (int k = 0; k < t.rank; ++k) eps(k) = s.normal<float>();
+  }
+};
+
+/// Samples `batch.batch_size()` samples with global indices first_sample + b. Returns the
+/// number of samples whose active set did not fit the capacity (then nothing is valid and the
+/// caller retries with a larger capacity; the draws are deterministic).
+inline int sample_sparse(const FeatureDraw& draw, std::uint64_t first_sample, const SparseBatch<float>& batch,
+                         const Matrix<float>& eps_scratch) {
+  const int capacity = static_cast<int>(batch.capacity());
+  const int num_top = static_cast<int>(draw.t.top_level.extent(0));
+  int overflowed = 0;
+  Kokkos::parallel_reduce(
+      "synthsae::sample_sparse", Kokkos::RangePolicy<ExecSpace>(0, batch.batch_size()),
+      KOKKOS_LAMBDA(int b, int& overflow_count) {
+        const std::uint64_t sample = first_sample + static_cast<std::uint64_t>(b);
+        auto eps = Kokkos::subview(eps_scratch, b, Kokkos::ALL());
+        draw.copula_factors(sample, eps);
+        const auto& t = draw.t;
+        int count = 0;
+        bool overflow = false;
+        auto emit = [&](int f, float v) {
+          if (count < capacity) {
+            batch.ids(b, count) = f;
+            batch.values(b, count) = v;
+            ++count;
+          } else {
+            overflow = true;
+          }
+        };
+        for (int i = 0; i < num_top; ++i) {
+          const int f = t.top_level(i);
+          const float v = draw.raw(sample, f, eps);
+          if (v > 0.0f) emit(f, v);
+        }
+        // Breadth-first over active parents, using the output itself as the queue.
+        for (int q = 0; q < count; ++q) {
+          const int parent = batch.ids(b, q);
+          const int begin = t.child_offsets(parent), end = t.child_offsets(parent + 1);
+          if (begin == end) continue;
+          const float scale = t.rescales(parent) ? batch.values(b, q) / t.mean(parent) : 1.0f;
+          if (t.exclusive(parent)) {
+            std::uint32_t active = 0;
+            for (int c = begin; c < end; ++c) active += draw.raw(sample, t.children(c), eps) > 0.0f;
+            if (active == 0) continue;
+            std::uint32_t keep = active > 1 ? draw.winner(sample, parent, active) : 0;
+            for (int c = begin; c < end; ++c) {
+              const float v = draw.raw(sample, t.children(c), eps);
+              if (v > 0.0f && keep-- == 0) {
+                emit(t.children(c), v * scale);
+                break;
+              }
+            }
+          } else {
+            for (int c = begin; c < end; ++c) {
+              const float v = draw.raw(sample, t.children(c), eps);
+              if (v > 0.0f) emit(t.children(c), v * scale);
+            }
+          }
+        }
+        // Ascending feature ids (insertion sort: a few dozen entries).
+        for (int i = 1; i < count; ++i) {
+          const int id = batch.ids(b, i);
+          const float v = batch.values(b, i);
+          int j = i - 1;
+          while (j >= 0 && batch.ids(b, j) > id) {
+            batch.ids(b, j + 1) = batch.ids(b, j);
+            batch.values(b, j + 1) = batch.values(b, j);
+            --j;
+          }
+          batch.ids(b, j + 1) = id;
+          batch.values(b, j + 1) = v;
+        }
+        batch.counts(b) = count;
+        overflow_count += overflow ? 1 : 0;
+      },
+      overflowed);
+  return overflowed;
+}
+
+/// hidden(b, :) = bias + sum_k values(b, k) W_feat(ids(b, k), :).
+inline void hidden_from_sparse(const SparseBatch<float>& batch, const Matrix<float>& features, const Vector<float>& bias,
+                               const Matrix<float>& hidden) {
+  using Policy = Kokkos::MDRangePolicy<ExecSpace, Kokkos::Rank<2>>;
+  Kokkos::parallel_for(
+      "synthsae::hidden_from_sparse", Policy({0, 0}, {static_cast<std::int64_t>(hidden.extent(0)), static_cast<std::int64_t>(hidden.extent(1))}),
+      KOKKOS_LAMBDA(int b, int d) {
+        float acc = bias(d);
+        const int n = batch.counts(b);
+        for (int k = 0; k < n; ++k) acc += batch.values(b, k) * features(batch.ids(b, k), d);
+        hidden(b, d) = acc;
+      });
+}
+
+}  // namespace synthsae

@@ -1,0 +1,150 @@
+#pragma once
+// Magnitude policies (reference §3.2), used for the per-feature means and standard
+// deviations of firing magnitudes: Constant, Linear, Exponential, FoldedNormal. In JSON a
+// plain number means Constant.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "synthsae/core/concepts.hpp"
+#include "synthsae/core/counter_rng.hpp"
+#include "synthsae/core/error.hpp"
+#include "synthsae/io/json.hpp"
+
+namespace synthsae {
+
+struct ConstantMagnitude {
+  static constexpr std::string_view generator_name = "constant";
+  double value = 1.0;
+  void validate() const {
+    if (!std::isfinite(value)) throw ConfigError("magnitude.value", show(value), "must be finite");
+  }
+  std::vector<double> generate(std::size_t n, std::uint64_t) const { return std::vector<double>(n, value); }
+  io::Json to_json() const { return {{"generator_name", generator_name}, {"value", value}}; }
+  static ConstantMagnitude from_json(const io::Json& j) {
+    ConstantMagnitude c{io::json_field_or<double>(j, "value", "magnitude", 1.0)};
+    c.validate();
+    return c;
+  }
+};
+
+/// Evenly spaced from start (feature 0) to end (feature N-1); N = 1 gives [start].
+struct LinearMagnitude {
+  static constexpr std::string_view generator_name = "linear";
+  double start = 1.0;
+  double end = 1.0;
+  void validate() const {
+    if (!(start > 0 && end > 0)) throw ConfigError("magnitude.start/end", show(start) + "/" + show(end), "must both be > 0");
+  }
+  std::vector<double> generate(std::size_t n, std::uint64_t) const {
+    validate();
+    std::vector<double> v(n, start);
+    for (std::size_t i = 0; n > 1 && i < n; ++i) v[i] = start + (end - start) * double(i) / double(n - 1);
+    return v;
+  }
+  io::Json to_json() const { return {{"generator_name", generator_name}, {"start", start}, {"end", end}}; }
+  static LinearMagnitude from_json(const io::Json& j) {
+    LinearMagnitude l{io::json_field<double>(j, "start", "magnitude"), io::json_field<double>(j, "end", "magnitude")};
+    l.validate();
+    return l;
+  }
+};
+
+/// start (end/start)^t_i with t evenly spaced in [0, 1].
+struct ExponentialMagnitude {
+  static constexpr std::string_view generator_name = "exponential";
+  double start = 1.0;
+  double end = 1.0;
+  void validate() const {
+    if (!(start > 0 && end > 0)) throw ConfigError("magnitude.start/end", show(start) + "/" + show(end), "must both be > 0");
+  }
+  std::vector<double> generate(std::size_t n, std::uint64_t) const {
+    validate();
+    std::vector<double> v(n, start);
+    for (std::size_t i = 0; n > 1 && i < n; ++i) v[i] = start * std::pow(end / start, double(i) / double(n - 1));
+    return v;
+  }
+  io::Json to_json() const { return {{"generator_name", generator_name}, {"start", start}, {"end", end}}; }
+  static ExponentialMagnitude from_json(const io::Json& j) {
+    ExponentialMagnitude e{io::json_field<double>(j, "start", "magnitude"), io::json_field<double>(j, "end", "magnitude")};
+    e.validate();
+    return e;
+  }
+};
+
+/// |mean + std z_i|, z_i ~ N(0, 1) seeded, then optionally clamped to [min_value, max_value].
+struct FoldedNormalMagnitude {
+  static constexpr std::string_view generator_name = "folded_normal";
+  double mean = 0.0;
+  double std = 0.1;
+  std::optional<double> min_value;
+  std::optional<double> max_value;
+  void validate() const {
+    if (!(std > 0)) throw ConfigError("magnitude.std", show(std), "must be > 0");
+    if (min_value && !(*min_value >= 0)) throw ConfigError("magnitude.min_value", show(*min_value), "must be >= 0");
+    if (max_value && !(*max_value > 0)) throw ConfigError("magnitude.max_value", show(*max_value), "must be > 0");
+    if (min_value && max_value && *min_value > *max_value) {
+      throw ConfigError("magnitude.min_value/max_value", show(*min_value) + "/" + show(*max_value), "min must not exceed max");
+    }
+  }
+  std::vector<double> generate(std::size_t n, std::uint64_t seed) const {
+    validate();
+    std::vector<double> v(n);
+    RandomStream s(seed, /*stream: magnitudes*/ 0x4D41474Eull);
+    for (auto& x : v) {
+      x = std::fabs(mean + std * s.normal<double>());
+      if (min_value) x = std::max(x, *min_value);
+      if (max_value) x = std::min(x, *max_value);
+    }
+    return v;
+  }
+  io::Json to_json() const {
+    return {{"generator_name", generator_name}, {"mean", mean}, {"std", std},
+            {"min_value", min_value ? io::Json(*min_value) : io::Json(nullptr)},
+            {"max_value", max_value ? io::Json(*max_value) : io::Json(nullptr)}};
+  }
+  static FoldedNormalMagnitude from_json(const io::Json& j) {
+    FoldedNormalMagnitude f;
+    f.mean = io::json_field_or<double>(j, "mean", "magnitude", f.mean);
+    f.std = io::json_field_or<double>(j, "std", "magnitude", f.std);
+    if (j.contains("min_value") && !j["min_value"].is_null()) f.min_value = io::json_field<double>(j, "min_value", "magnitude");
+    if (j.contains("max_value") && !j["max_value"].is_null()) f.max_value = io::json_field<double>(j, "max_value", "magnitude");
+    f.validate();
+    return f;
+  }
+};
+
+static_assert(MagnitudePolicy<ConstantMagnitude> && MagnitudePolicy<LinearMagnitude> &&
+              MagnitudePolicy<ExponentialMagnitude> && MagnitudePolicy<FoldedNormalMagnitude>);
+
+using Magnitude = std::variant<ConstantMagnitude, LinearMagnitude, ExponentialMagnitude, FoldedNormalMagnitude>;
+
+inline std::vector<double> generate(const Magnitude& m, std::size_t n, std::uint64_t seed) {
+  return std::visit([&](const auto& g) { return g.generate(n, seed); }, m);
+}
+/// A constant serialises as a plain number, as SAELens writes a float field.
+inline io::Json to_json(const Magnitude& m) {
+  if (const auto* c = std::get_if<ConstantMagnitude>(&m)) return c->value;
+  return std::visit([](const auto& g) { return g.to_json(); }, m);
+}
+inline Magnitude magnitude_from_json(const io::Json& j, std::string_view field) {
+  if (j.is_number()) return ConstantMagnitude{j.get<double>()};
+  if (!j.is_object()) throw ConfigError(field, j.dump(), "must be a number or a magnitude config object");
+  const auto name = io::json_field<std::string>(j, "generator_name", field);
+  try {
+    if (name == ConstantMagnitude::generator_name) return ConstantMagnitude::from_json(j);
+    if (name == LinearMagnitude::generator_name) return LinearMagnitude::from_json(j);
+    if (name == ExponentialMagnitude::generator_name) return ExponentialMagnitude::from_json(j);
+    if (name == FoldedNormalMagnitude::generator_name) return FoldedNormalMagnitude::from_json(j);
+  } catch (const ConfigError& e) {  // say which config field this magnitude belongs to
+    throw ConfigError(field, j.dump(), e.what());
+  }
+  throw ConfigError(std::string(field) + ".generator_name", "\"" + name + "\"",
+                    "must be one of constant, linear, exponential, folded_normal");
+}
+
+}  // namespace synthsae

@@ -1,0 +1,224 @@
+#pragma once
+// SyntheticModel (reference §1.4): the feature dictionary, firing probabilities (compensated
+// for the hierarchy), magnitudes, copula correlation and hierarchy, assembled from a config,
+// and a sampler that returns ground truth sparsely plus hidden = sum_i c_i W_feat[i] + bias.
+//
+// Seeds follow the reference's offsets from the config seed: firing probabilities +0, std
+// magnitudes +1, mean magnitudes +2, hierarchy +3, correlation +4, feature vectors and bias +0
+// (separate streams); sampling uses seed + 5 by default. Draws come from Philox streams, so a
+// seed gives the same world and the same batches on every backend and thread count.
+#include <cstdint>
+#include <optional>
+#include <random>
+#include <vector>
+
+#include "synthsae/core/backend.hpp"
+#include "synthsae/core/normal_distribution.hpp"
+#include "synthsae/world/activation_sampler.hpp"
+#include "synthsae/world/synthetic_model_config.hpp"
+
+namespace synthsae {
+
+/// A batch of samples: sparse ground truth and the dense hidden vectors [B, D].
+struct SampleBatch {
+  SparseBatch<float> features;
+  Matrix<float> hidden;
+};
+
+/// Parts of a model that was saved to disk (see io/synthetic_model_files.hpp).
+struct SyntheticModelParts {
+  Matrix<float> feature_vectors;
+  Vector<float> bias;
+  std::vector<double> firing_probabilities;  ///< compensated, as saved
+  std::optional<CorrelationFactors> correlation;
+  Forest hierarchy;
+};
+
+class SyntheticModel {
+ public:
+  /// Builds a world from its config (orthogonalisation included).
+  explicit SyntheticModel(SyntheticModelConfig cfg) : cfg_(std::move(cfg)) {
+    cfg_.validate();
+    seed_ = cfg_.seed ? *cfg_.seed : std::random_device{}();
+    const auto n = static_cast<std::size_t>(cfg_.num_features), d = static_cast<std::size_t>(cfg_.hidden_dim);
+    if (cfg_.hierarchy) forest_ = generate_hierarchy(n, *cfg_.hierarchy, seed_ + 3);
+    if (cfg_.correlation) correlation_ = cfg_.correlation->generate(n, seed_ + 4);
+    features_ = random_unit_rows<float>(n, d, seed_);
+    bias_ = random_bias<float>(d, cfg_.bias.norm(), seed_);
+    if (cfg_.orthogonalization) orthogonalization_loss_ = orthogonalize(features_, *cfg_.orthogonalization);
+    probabilities_ = generate(cfg_.firing_probability, n, seed_);
+    if (cfg_.hierarchy && cfg_.hierarchy->compensate_probabilities) compensate();
+    // Kept at float precision, as the reference computes them and as files store them, so a
+    // saved and reloaded world samples exactly like the original.
+    for (auto& p : probabilities_) p = static_cast<double>(static_cast<float>(p));
+    finish_setup();
+  }
+
+  /// Rebuilds a saved world: vectors, bias, probabilities, correlation and hierarchy come from
+  /// the files; magnitudes are regenerated from the config (SAELens does not save them).
+  SyntheticModel(SyntheticModelConfig cfg, SyntheticModelParts parts) : cfg_(std::move(cfg)) {
+    cfg_.validate();
+    seed_ = cfg_.seed ? *cfg_.seed : std::random_device{}();
+    const auto n = static_cast<std::size_t>(cfg_.num_features), d = static_cast<std::size_t>(cfg_.hidden_dim);
+    if (parts.feature_vectors.extent(0) != n || parts.feature_vectors.extent(1) != d) {
+      throw ShapeError("feature_vectors is [" + show(parts.feature_vectors.extent(0)) + ", " + show(parts.feature_vectors.extent(1)) +
+                       "] but the config says [" + show(n) + ", " + show(d) + "]");
+    }
+    if (parts.bias.extent(0) != d) throw ShapeError("bias has " + show(parts.bias.extent(0)) + " entries, hidden_dim is " + show(d));
+    if (parts.firing_probabilities.size() != n) {
+      throw ShapeError("firing_probabilities has " + show(parts.firing_probabilities.size()) + " entries, num_features is " + show(n));
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+      if (!(parts.firing_probabilities[i] >= 0 && parts.firing_probabilities[i] <= 1)) {
+        throw ConfigError("firing_probabilities[" + show(i) + "]", show(parts.firing_probabilities[i]), "must be in [0, 1]");
+      }
+    }
+    if (parts.correlation && parts.correlation->num_features != n) {
+      throw ShapeError("correlation_factor has " + show(parts.correlation->num_features) + " rows, num_features is " + show(n));
+    }
+    features_ = parts.feature_vectors;
+    bias_ = parts.bias;
+    probabilities_ = std::move(parts.firing_probabilities);
+    correlation_ = std::move(parts.correlation);
+    forest_ = std::move(parts.hierarchy);
+    finish_setup();
+  }
+
+  const SyntheticModelConfig& config() const { return cfg_; }
+  std::uint64_t seed() const { return seed_; }
+  std::size_t num_features() const { return static_cast<std::size_t>(cfg_.num_features); }
+  std::size_t hidden_dim() const { return static_cast<std::size_t>(cfg_.hidden_dim); }
+  const Matrix<float>& feature_vectors() const { return features_; }
+  const Vector<float>& bias() const { return bias_; }
+  /// Firing probabilities after hierarchy compensation (what each feature's raw draw uses).
+  const std::vector<double>& firing_probabilities() const { return probabilities_; }
+  const std::vector<double>& mean_magnitudes() const { return mean_; }
+  const std::vector<double>& std_magnitudes() const { return std_; }
+  const std::optional<CorrelationFactors>& correlation() const { return correlation_; }
+  const Forest& hierarchy() const { return forest_; }
+  const HierarchyTables& hierarchy_tables() const { return tables_; }
+  /// Features whose compensated probability was clamped at 1 (the reference warns about them).
+  std::size_t clamped_probabilities() const { return clamped_; }
+  double orthogonalization_loss() const { return orthogonalization_loss_; }
+  const FeatureDraw& feature_draw() const { return draw_; }
+
+  // ---- sampling ----------------------------------------------------------------------
+  /// Index of the next sample `sample()` draws; together with the sampling seed it fully
+  /// determines the stream (for checkpoints and resumption).
+  std::uint64_t position() const { return position_; }
+  void set_position(std::uint64_t p) { position_ = p; }
+  std::uint64_t sampling_seed() const { return draw_.seed; }
+  void set_sampling_seed(std::uint64_t s) { draw_.seed = s; }
+
+  /// Draws samples [position, position + batch) and advances the position.
+  SampleBatch sample(std::size_t batch) {
+    SampleBatch out;
+    sample_into(out, batch);
+    return out;
+  }
+
+  /// Like sample(), reusing `out`'s storage when it is large enough.
+  void sample_into(SampleBatch& out, std::size_t batch) {
+    sample_features_at(out.features, position_, batch);
+    if (out.hidden.extent(0) != batch || out.hidden.extent(1) != hidden_dim()) {
+      out.hidden = Matrix<float>(Kokkos::view_alloc(Kokkos::WithoutInitializing, "hidden"), batch, hidden_dim());
+    }
+    hidden_from_sparse(out.features, features_, bias_, out.hidden);
+    position_ += batch;
+  }
+
+  /// Sparse ground truth for samples [first, first + batch), without moving the position.
+  void sample_features_at(SparseBatch<float>& out, std::uint64_t first, std::size_t batch) {
+    if (eps_.extent(0) < batch || eps_.extent(1) != static_cast<std::size_t>(std::max(draw_.t.rank, 1))) {
+      eps_ = Matrix<float>("copula_eps", batch, std::max(draw_.t.rank, 1));
+    }
+    for (;;) {
+      if (out.counts.extent(0) != batch || out.ids.extent(1) != capacity_) {
+        out.ids = decltype(out.ids)(Kokkos::view_alloc(Kokkos::WithoutInitializing, "feature_ids"), batch, capacity_);
+        out.values = decltype(out.values)(Kokkos::view_alloc(Kokkos::WithoutInitializing, "feature_values"), batch, capacity_);
+        out.counts = decltype(out.counts)("feature_counts", batch);
+      }
+      if (sample_sparse(draw_, first, out, eps_) == 0) return;
+      capacity_ *= 2;  // deterministic draws: the retry reproduces the same samples
+    }
+  }
+
+ private:
+  void compensate() {
+    const auto c = probability_correction_factors(forest_, probabilities_);
+    for (std::size_t i = 0; i < probabilities_.size(); ++i) {
+      const double p = probabilities_[i] * c[i];
+      if (p >= 1.0 && probabilities_[i] < 1.0) ++clamped_;
+      probabilities_[i] = std::min(p, 1.0);
+    }
+  }
+
+  void finish_setup() {
+    const auto n = num_features();
+    std_ = generate(cfg_.std_firing_magnitudes, n, seed_ + 1);
+    mean_ = generate(cfg_.mean_firing_magnitudes, n, seed_ + 2);
+    tables_ = flatten_hierarchy(forest_, n);
+    for (std::size_t f = 0; f < n; ++f) {
+      if (tables_.rescales[f] && tables_.child_offsets[f + 1] > tables_.child_offsets[f] && !(mean_[f] > 0)) {
+        throw ConfigError("mean_firing_magnitudes[" + show(f) + "]", show(mean_[f]),
+                          "must be > 0: feature " + show(f) + " scales its children by value / mean");
+      }
+    }
+    auto to_device = [](const auto& host, const char* label) {
+      using T = typename std::decay_t<decltype(host)>::value_type;
+      using Dev = std::conditional_t<std::is_same_v<T, double>, float, T>;
+      Vector<Dev> v(std::string(label), host.size());
+      auto h = Kokkos::create_mirror_view(v);
+      for (std::size_t i = 0; i < host.size(); ++i) h(i) = static_cast<Dev>(host[i]);
+      Kokkos::deep_copy(v, h);
+      return v;
+    };
+    SamplerTables& t = draw_.t;
+    t.num_features = static_cast<int>(n);
+    t.probability = to_device(probabilities_, "firing_probability");
+    std::vector<double> threshold(n);
+    for (std::size_t i = 0; i < n; ++i) threshold[i] = -normal_quantile(probabilities_[i]);  // Phi^-1(1 - p), accurate for small p
+    t.threshold = to_device(threshold, "firing_threshold");
+    t.mean = to_device(mean_, "magnitude_mean");
+    t.stddev = to_device(std_, "magnitude_std");
+    t.child_offsets = to_device(tables_.child_offsets, "child_offsets");
+    t.children = to_device(tables_.children, "children");
+    t.top_level = to_device(tables_.top_level, "top_level");
+    t.exclusive = to_device(tables_.exclusive, "exclusive");
+    t.rescales = to_device(tables_.rescales, "rescales");
+    if (correlation_) {
+      const auto& c = *correlation_;
+      t.rank = static_cast<int>(c.rank);
+      t.factor = Matrix<float>("copula_factor", n, c.rank);
+      auto h = Kokkos::create_mirror_view(t.factor);
+      for (std::size_t i = 0; i < n; ++i)
+        for (std::size_t k = 0; k < c.rank; ++k) h(i, k) = c.factor[i * c.rank + k];
+      Kokkos::deep_copy(t.factor, h);
+      std::vector<double> sqrt_diag(n);
+      for (std::size_t i = 0; i < n; ++i) sqrt_diag[i] = std::sqrt(std::max(0.0f, c.diag[i]));
+      t.sqrt_diag = to_device(sqrt_diag, "copula_sqrt_diag");
+    } else {
+      t.rank = 0;
+      t.factor = Matrix<float>("copula_factor", n, 0);
+      t.sqrt_diag = Vector<float>("copula_sqrt_diag", n);
+    }
+    draw_.seed = seed_ + 5;
+  }
+
+  SyntheticModelConfig cfg_;
+  std::uint64_t seed_ = 0;
+  Forest forest_;
+  HierarchyTables tables_;
+  std::optional<CorrelationFactors> correlation_;
+  Matrix<float> features_;
+  Vector<float> bias_;
+  std::vector<double> probabilities_, mean_, std_;
+  std::size_t clamped_ = 0;
+  double orthogonalization_loss_ = 0;
+  FeatureDraw draw_;
+  Matrix<float> eps_;
+  std::size_t capacity_ = 64;
+  std::uint64_t position_ = 0;
+};
+
+}  // namespace synthsae
