@@ -52,7 +52,7 @@ inline const std::vector<PresetInfo>& preset_list() {
       {"synth-sae-bench-16k-v1", "the v1 HuggingFace artifact's configuration (scale-by-parent off)"},
       {"cpu-4k", "4,096 features in 256 dimensions, the benchmark's structure at CPU size"},
       {"cpu-1k", "1,024 features in 128 dimensions, for quick CPU runs"},
-      {"tiny", "256 features in 32 dimensions, for tests"},
+      {"tiny", "256 features in 32 dimensions (forest of depth 2), for tests"},
   };
   return presets;
 }
@@ -64,6 +64,7 @@ inline SyntheticModelConfig preset(std::string_view name) {
   if (name == "cpu-1k") return detail::benchmark_shaped_world(1024, 128, 8, true);
   if (name == "tiny") {
     auto c = detail::benchmark_shaped_world(256, 32, 4, true);
+    c.hierarchy->max_depth = 2;  // 4 + 16 + 64 = 84 hierarchical features, 172 free ones
     c.correlation = LowRankCorrelation{4, 0.1, std::nullopt};
     c.orthogonalization = OrthogonalizationConfig{50, 1e-3, 1024};
     return c;

@@ -1,0 +1,12 @@
+#pragma once
+// The synthsae program's subcommands; each lives in its own translation unit so that the
+// heavy templates it instantiates are compiled once and in parallel.
+#include <string>
+#include <vector>
+
+namespace synthsae::cli {
+
+/// Exit codes: 0 success, 1 failure (bad file, failed run), 2 usage.
+int run_model(const std::vector<std::string>& args);
+
+}  // namespace synthsae::cli

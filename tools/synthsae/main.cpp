@@ -1,0 +1,38 @@
+// synthsae: the command-line program over the library.
+//   synthsae model ...   build, load, save and describe synthetic worlds
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <Kokkos_Core.hpp>
+
+#include "commands.hpp"
+
+namespace {
+
+constexpr const char* kUsage =
+    "usage: synthsae <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  model    build a synthetic world from a preset or config, or load one saved in\n"
+    "           SAELens's layout; print its statistics; save it\n"
+    "\n"
+    "Run 'synthsae <command> --help' for the options of a command.\n"
+    "Kokkos options (--kokkos-num-threads=N, ...) are accepted before the command.\n";
+
+}  // namespace
+
+int main(int argc, char* argv[]) {
+  Kokkos::ScopeGuard kokkos(argc, argv);  // consumes --kokkos-* arguments
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+    std::fputs(kUsage, args.empty() ? stderr : stdout);
+    return args.empty() ? 2 : 0;
+  }
+  const std::string command = args[0];
+  args.erase(args.begin());
+  if (command == "model") return synthsae::cli::run_model(args);
+  std::fprintf(stderr, "synthsae: unknown command '%s'\n\n%s", command.c_str(), kUsage);
+  return 2;
+}
