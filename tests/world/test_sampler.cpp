@@ -240,6 +240,18 @@ TEST_CASE("with correlation every feature fires at its target rate, latents corr
     }
   CHECK(largest_target > 0.2);  // the correlations being checked are not all near zero
   CHECK(worst < 5 * 0.0071);
+
+  // The fast firing decision (bounds, then erfc) agrees with comparing the latent itself; the
+  // two can only differ when z lands within float rounding of the threshold (p ~ 1e-7 per draw).
+  Kokkos::View<int*> mismatch("mismatch", 1);
+  Kokkos::parallel_for("decisions", Kokkos::RangePolicy<ExecSpace>(0, nz), KOKKOS_LAMBDA(int b) {
+    auto e = Kokkos::subview(eps, b, Kokkos::ALL());
+    for (int f = 0; f < 40; ++f) {
+      if (draw.fires(b, f, e) != (draw.latent(b, f, e) > draw.t.threshold(f))) Kokkos::atomic_add(&mismatch(0), 1);
+    }
+  });
+  auto hm = Kokkos::create_mirror_view_and_copy(HostSpace(), mismatch);
+  CHECK(hm(0) <= 1);
 }
 
 TEST_CASE("SynthSAEBench-16k hierarchy without correlation: true L0 matches the reference", "[world][sampler][16k]") {

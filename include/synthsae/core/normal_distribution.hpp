@@ -1,44 +1,47 @@
 #pragma once
-// Standard normal CDF and quantile in double precision (host), for firing thresholds
-// t = Phi^-1(1 - p).
+// Standard normal tail and quantile in double precision, callable from host and device.
 #include <cmath>
 #include <limits>
 
+#include "synthsae/core/backend.hpp"
+
 namespace synthsae {
 
-inline double normal_cdf(double x) { return 0.5 * std::erfc(-x / std::sqrt(2.0)); }
+/// Phi(x).
+SYNTHSAE_HD double normal_cdf(double x) { return 0.5 * kmath::erfc(-x * 0.70710678118654752440); }
+
+/// Q(x) = 1 - Phi(x), accurate in the upper tail.
+SYNTHSAE_HD double normal_tail(double x) { return 0.5 * kmath::erfc(x * 0.70710678118654752440); }
 
 /// Phi^-1(p): Acklam's rational approximation (relative error 1.15e-9) refined by one Halley
-/// step on erfc, which brings it to full double precision. p = 0 gives -inf, p = 1 +inf.
-inline double normal_quantile(double p) {
+/// step on erfc, which brings it to about full double precision. p <= 0 gives -inf, p >= 1 +inf.
+SYNTHSAE_HD double normal_quantile(double p) {
   if (p <= 0) return -std::numeric_limits<double>::infinity();
   if (p >= 1) return std::numeric_limits<double>::infinity();
-  static constexpr double a[] = {-3.969683028665376e+01, 2.209460984245205e+02, -2.759285104469687e+02,
-                                 1.383577518672690e+02, -3.066479806614716e+01, 2.506628277459239e+00};
-  static constexpr double b[] = {-5.447609879822406e+01, 1.615858368580409e+02, -1.556989798598866e+02,
-                                 6.680131188771972e+01, -1.328068155288572e+01};
-  static constexpr double c[] = {-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e+00,
-                                 -2.549732539343734e+00, 4.374664141464968e+00, 2.938163982698783e+00};
-  static constexpr double d[] = {7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e+00,
-                                 3.754408661907416e+00};
-  constexpr double p_low = 0.02425;
+  const double a0 = -3.969683028665376e+01, a1 = 2.209460984245205e+02, a2 = -2.759285104469687e+02,
+               a3 = 1.383577518672690e+02, a4 = -3.066479806614716e+01, a5 = 2.506628277459239e+00;
+  const double b0 = -5.447609879822406e+01, b1 = 1.615858368580409e+02, b2 = -1.556989798598866e+02,
+               b3 = 6.680131188771972e+01, b4 = -1.328068155288572e+01;
+  const double c0 = -7.784894002430293e-03, c1 = -3.223964580411365e-01, c2 = -2.400758277161838e+00,
+               c3 = -2.549732539343734e+00, c4 = 4.374664141464968e+00, c5 = 2.938163982698783e+00;
+  const double d0 = 7.784695709041462e-03, d1 = 3.224671290700398e-01, d2 = 2.445134137142996e+00,
+               d3 = 3.754408661907416e+00;
+  const double p_low = 0.02425;
   double x;
   if (p < p_low) {
-    const double q = std::sqrt(-2 * std::log(p));
-    x = (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) /
-        ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1);
+    const double q = kmath::sqrt(-2 * kmath::log(p));
+    x = (((((c0 * q + c1) * q + c2) * q + c3) * q + c4) * q + c5) / ((((d0 * q + d1) * q + d2) * q + d3) * q + 1);
   } else if (p <= 1 - p_low) {
     const double q = p - 0.5, r = q * q;
-    x = (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q /
-        (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1);
+    x = (((((a0 * r + a1) * r + a2) * r + a3) * r + a4) * r + a5) * q /
+        (((((b0 * r + b1) * r + b2) * r + b3) * r + b4) * r + 1);
   } else {
-    const double q = std::sqrt(-2 * std::log1p(-p));
-    x = -(((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) /
-        ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1);
+    const double q = kmath::sqrt(-2 * kmath::log1p(-p));
+    x = -(((((c0 * q + c1) * q + c2) * q + c3) * q + c4) * q + c5) / ((((d0 * q + d1) * q + d2) * q + d3) * q + 1);
   }
-  // Halley refinement: e = Phi(x) - p, u = e sqrt(2 pi) exp(x^2 / 2).
-  const double e = normal_cdf(x) - p;
-  const double u = e * std::sqrt(2 * M_PI) * std::exp(x * x / 2);
+  // Halley step on the side where the CDF is small, to avoid cancellation near p = 1.
+  const double e = x < 0 ? normal_cdf(x) - p : (1 - p) - normal_tail(x);
+  const double u = e * 2.50662827463100050242 * kmath::exp(x * x / 2);
   return x - u / (1 + x * u / 2);
 }
 

@@ -20,6 +20,7 @@
 
 #include "synthsae/core/backend.hpp"
 #include "synthsae/core/counter_rng.hpp"
+#include "synthsae/core/normal_distribution.hpp"
 
 namespace synthsae {
 
@@ -66,30 +67,53 @@ struct FeatureDraw {
 
   /// Raw value of feature f in sample `sample` (0 if it does not fire); eps: the sample's
   /// copula factors (ignored when rank is 0).
-  /// The copula latent z_f = F_f . eps + sqrt(diag_f) eta_f of feature f (rank > 0).
+  /// The copula latent z_f = F_f . eps + sqrt(diag_f) eta_f of feature f (rank > 0), where
+  /// eta_f = -Phi^-1(v_f) for the feature's uniform v_f (inverse-CDF sampling).
   template <class EpsRow>
   SYNTHSAE_HD float latent(std::uint64_t sample, int f, const EpsRow& eps) const {
     const U32x4 w = philox_block(seed, sample, 2 * static_cast<std::uint64_t>(f));
-    float z = t.sqrt_diag(f) * detail::box_muller(w[0], w[1], w[2]);
-    for (int k = 0; k < t.rank; ++k) z += t.factor(f, k) * eps(k);
-    return z;
+    const double v = u64_to_open01_double((static_cast<std::uint64_t>(w[1]) << 32) | w[0]);
+    return static_cast<float>(factor_dot(f, eps) - double(t.sqrt_diag(f)) * normal_quantile(v));
+  }
+
+  /// Whether feature f fires: z_f > t_f, i.e. v_f < Q((t_f - F_f . eps) / sqrt(diag_f)).
+  /// Most features are decided without a transcendental function: with x = s^2 / 2,
+  /// e^x >= 1 + x + x^2/2 bounds Q(s) <= 1/2 / (1 + x + x^2/2) for s >= 0 (and 1 - Q(s) likewise
+  /// for s < 0); only a v_f inside the bounds needs erfc. The decision is exact.
+  template <class EpsRow>
+  SYNTHSAE_HD bool fires(std::uint64_t sample, int f, const EpsRow& eps) const {
+    const U32x4 w = philox_block(seed, sample, 2 * static_cast<std::uint64_t>(f));
+    const double v = u64_to_open01_double((static_cast<std::uint64_t>(w[1]) << 32) | w[0]);
+    if (t.rank == 0) return v < double(t.probability(f));
+    const double sd = t.sqrt_diag(f);
+    const double gap = double(t.threshold(f)) - factor_dot(f, eps);
+    if (sd == 0) return gap < 0;  // full-rank factor: no idiosyncratic noise
+    const double s = gap / sd;
+    const double x = 0.5 * s * s;
+    const double bound = 0.5 / (1 + x + 0.5 * x * x);  // >= Q(|s|)
+    if (s >= 0) {
+      if (v >= bound) return false;
+    } else if (v < 1 - bound) {
+      return true;
+    }
+    return v < normal_tail(s);
   }
 
   /// Raw value of feature f in sample `sample` (0 if it does not fire); eps: the sample's
   /// copula factors (ignored when rank is 0).
   template <class EpsRow>
   SYNTHSAE_HD float raw(std::uint64_t sample, int f, const EpsRow& eps) const {
-    bool fires;
-    if (t.rank == 0) {
-      const U32x4 w = philox_block(seed, sample, 2 * static_cast<std::uint64_t>(f));
-      fires = u64_to_open01_double((static_cast<std::uint64_t>(w[1]) << 32) | w[0]) < double(t.probability(f));
-    } else {
-      fires = latent(sample, f, eps) > t.threshold(f);
-    }
-    if (!fires) return 0.0f;
+    if (!fires(sample, f, eps)) return 0.0f;
     const U32x4 m = philox_block(seed, sample, 2 * static_cast<std::uint64_t>(f) + 1);
     const float v = t.mean(f) + t.stddev(f) * detail::box_muller(m[0], m[1], m[2]);
     return v > 0.0f ? v : 0.0f;
+  }
+
+  template <class EpsRow>
+  SYNTHSAE_HD double factor_dot(int f, const EpsRow& eps) const {
+    float acc = 0;
+    for (int k = 0; k < t.rank; ++k) acc += t.factor(f, k) * eps(k);
+    return acc;
   }
 
   /// Uniform choice among n active children of parent p.
