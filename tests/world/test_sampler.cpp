@@ -308,3 +308,64 @@ TEST_CASE("the same seed gives the same batches; hidden = sum c_i W_i + bias", "
   auto hz = Kokkos::create_mirror_view_and_copy(HostSpace(), z.hidden);
   CHECK(hz(0, 0) != hx(0, 0));
 }
+
+namespace {
+// A researcher's own firing policy: only the members FiringProbabilityPolicy names.
+struct AlternatingFiring {
+  static constexpr std::string_view generator_name = "alternating";
+  double high = 0.4, low = 0.1;
+  std::vector<double> generate(std::size_t n, std::uint64_t) const {
+    std::vector<double> p(n);
+    for (std::size_t i = 0; i < n; ++i) p[i] = i % 2 ? low : high;
+    return p;
+  }
+  void validate() const {}
+  io::Json to_json() const { return {{"generator_name", generator_name}}; }
+  static AlternatingFiring from_json(const io::Json&) { return {}; }
+};
+}  // namespace
+
+TEST_CASE("custom policies and a full correlation matrix through WorldOverrides", "[world][sampler]") {
+  SyntheticModelConfig c;
+  c.num_features = 3;
+  c.hidden_dim = 4;
+  c.seed = 21;
+  // Unit diagonal, positive definite (eigenvalues > 0.3).
+  const std::vector<double> corr = {1.0, 0.6, 0.3, 0.6, 1.0, 0.2, 0.3, 0.2, 1.0};
+  WorldOverrides o;
+  o.firing(AlternatingFiring{}, 3, 0);
+  o.correlation = full_correlation_factors(corr, 3);
+  SyntheticModel model(c, o);
+  CHECK(model.firing_probabilities() == std::vector<double>{double(0.4f), double(0.1f), double(0.4f)});  // kept at float precision
+
+  const int nz = 40000;
+  const FeatureDraw draw = model.feature_draw();
+  Matrix<float> z("z", nz, 3), eps("eps", nz, 3);
+  Kokkos::View<int**> fired("fired", nz, 3);
+  Kokkos::parallel_for("full_latents", Kokkos::RangePolicy<ExecSpace>(0, nz), KOKKOS_LAMBDA(int b) {
+    auto e = Kokkos::subview(eps, b, Kokkos::ALL());
+    draw.copula_factors(b, e);
+    for (int f = 0; f < 3; ++f) {
+      z(b, f) = draw.latent(b, f, e);
+      fired(b, f) = draw.fires(b, f, e);
+    }
+  });
+  auto hz = Kokkos::create_mirror_view_and_copy(HostSpace(), z);
+  auto hf = Kokkos::create_mirror_view_and_copy(HostSpace(), fired);
+  // Sample correlation SE <= 1/sqrt(n) = 0.005; 5 SE. Rates: SE sqrt(p(1-p)/n) <= 0.0025; 5 SE.
+  for (int i = 0; i < 3; ++i) {
+    double rate = 0;
+    for (int b = 0; b < nz; ++b) rate += hf(b, i);
+    const double p = model.firing_probabilities()[i];
+    CHECK(std::fabs(rate / nz - p) < 5 * std::sqrt(p * (1 - p) / nz));
+    for (int j = 0; j < i; ++j) {
+      double sij = 0, sii = 0, sjj = 0;
+      for (int b = 0; b < nz; ++b) sij += hz(b, i) * hz(b, j), sii += hz(b, i) * hz(b, i), sjj += hz(b, j) * hz(b, j);
+      CHECK(std::fabs(sij / std::sqrt(sii * sjj) - corr[i * 3 + j]) < 5 * 0.005);
+    }
+  }
+  WorldOverrides bad;
+  bad.firing_probabilities = std::vector<double>{0.1, 1.5, 0.2};
+  CHECK_THROWS_WITH(SyntheticModel(c, bad), Catch::Contains("firing_probabilities[1] = 1.5"));
+  CHECK_THROWS_WITH(full_correlation_factors({1, 2, 2, 1}, 2), Catch::Contains("positive definite"));
+}

@@ -25,6 +25,33 @@ struct SampleBatch {
   Matrix<float> hidden;
 };
 
+/// Replacements for parts a config would generate: a researcher's own policy (any type
+/// satisfying the policy concepts, through the helpers below) or a full correlation matrix
+/// for a small world. Files still record the result (probabilities and correlation factors are
+/// saved), but the config JSON cannot name a custom policy.
+struct WorldOverrides {
+  std::optional<std::vector<double>> firing_probabilities;  ///< base, before compensation
+  std::optional<std::vector<double>> mean_magnitudes;
+  std::optional<std::vector<double>> std_magnitudes;
+  std::optional<CorrelationFactors> correlation;
+
+  template <FiringProbabilityPolicy P>
+  WorldOverrides& firing(const P& policy, std::size_t n, std::uint64_t seed) {
+    firing_probabilities = policy.generate(n, seed);
+    return *this;
+  }
+  template <MagnitudePolicy M>
+  WorldOverrides& means(const M& policy, std::size_t n, std::uint64_t seed) {
+    mean_magnitudes = policy.generate(n, seed);
+    return *this;
+  }
+  template <MagnitudePolicy M>
+  WorldOverrides& stds(const M& policy, std::size_t n, std::uint64_t seed) {
+    std_magnitudes = policy.generate(n, seed);
+    return *this;
+  }
+};
+
 /// Parts of a model that was saved to disk (see io/synthetic_model_files.hpp).
 struct SyntheticModelParts {
   Matrix<float> feature_vectors;
@@ -36,17 +63,22 @@ struct SyntheticModelParts {
 
 class SyntheticModel {
  public:
-  /// Builds a world from its config (orthogonalisation included).
-  explicit SyntheticModel(SyntheticModelConfig cfg) : cfg_(std::move(cfg)) {
+  /// Builds a world from its config (orthogonalisation included); `overrides` replace the
+  /// generated probabilities, magnitudes or correlation.
+  explicit SyntheticModel(SyntheticModelConfig cfg, WorldOverrides overrides = {}) : cfg_(std::move(cfg)) {
     cfg_.validate();
     seed_ = cfg_.seed ? *cfg_.seed : std::random_device{}();
     const auto n = static_cast<std::size_t>(cfg_.num_features), d = static_cast<std::size_t>(cfg_.hidden_dim);
     if (cfg_.hierarchy) forest_ = generate_hierarchy(n, *cfg_.hierarchy, seed_ + 3);
     if (cfg_.correlation) correlation_ = cfg_.correlation->generate(n, seed_ + 4);
+    if (overrides.correlation) correlation_ = std::move(overrides.correlation);
     features_ = random_unit_rows<float>(n, d, seed_);
     bias_ = random_bias<float>(d, cfg_.bias.norm(), seed_);
     if (cfg_.orthogonalization) orthogonalization_loss_ = orthogonalize(features_, *cfg_.orthogonalization);
-    probabilities_ = generate(cfg_.firing_probability, n, seed_);
+    probabilities_ = overrides.firing_probabilities ? *overrides.firing_probabilities : generate(cfg_.firing_probability, n, seed_);
+    check_overrides(overrides);
+    mean_override_ = std::move(overrides.mean_magnitudes);
+    std_override_ = std::move(overrides.std_magnitudes);
     if (cfg_.hierarchy && cfg_.hierarchy->compensate_probabilities) compensate();
     // Kept at float precision, as the reference computes them and as files store them, so a
     // saved and reloaded world samples exactly like the original.
@@ -153,10 +185,28 @@ class SyntheticModel {
     }
   }
 
+  void check_overrides(const WorldOverrides& o) const {
+    const auto n = num_features();
+    auto check = [&](const std::optional<std::vector<double>>& v, const char* what, double lo, double hi) {
+      if (!v) return;
+      if (v->size() != n) throw ShapeError(std::string(what) + " override has " + show(v->size()) + " entries, num_features is " + show(n));
+      for (std::size_t i = 0; i < n; ++i) {
+        if (!((*v)[i] >= lo && (*v)[i] <= hi)) throw ConfigError(std::string(what) + "[" + show(i) + "]", show((*v)[i]), "out of range");
+      }
+    };
+    check(o.firing_probabilities, "firing_probabilities", 0.0, 1.0);
+    check(o.mean_magnitudes, "mean_magnitudes", -1e30, 1e30);
+    check(o.std_magnitudes, "std_magnitudes", 0.0, 1e30);
+    if (correlation_ && (correlation_->num_features != n || correlation_->factor.size() != n * correlation_->rank ||
+                         correlation_->diag.size() != n)) {
+      throw ShapeError("correlation factors do not match num_features = " + show(n));
+    }
+  }
+
   void finish_setup() {
     const auto n = num_features();
-    std_ = generate(cfg_.std_firing_magnitudes, n, seed_ + 1);
-    mean_ = generate(cfg_.mean_firing_magnitudes, n, seed_ + 2);
+    std_ = std_override_ ? *std_override_ : generate(cfg_.std_firing_magnitudes, n, seed_ + 1);
+    mean_ = mean_override_ ? *mean_override_ : generate(cfg_.mean_firing_magnitudes, n, seed_ + 2);
     tables_ = flatten_hierarchy(forest_, n);
     for (std::size_t f = 0; f < n; ++f) {
       if (tables_.rescales[f] && tables_.child_offsets[f + 1] > tables_.child_offsets[f] && !(mean_[f] > 0)) {
@@ -213,6 +263,7 @@ class SyntheticModel {
   Matrix<float> features_;
   Vector<float> bias_;
   std::vector<double> probabilities_, mean_, std_;
+  std::optional<std::vector<double>> mean_override_, std_override_;
   std::size_t clamped_ = 0;
   double orthogonalization_loss_ = 0;
   FeatureDraw draw_;
