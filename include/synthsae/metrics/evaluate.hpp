@@ -1,0 +1,85 @@
+#pragma once
+// One pass of fresh samples through an SAE, folding a compile-time list of metric
+// accumulators (reference §6, `eval_sae_on_synthetic_data`):
+//   F = sample(b); x = W_feat-mixture of F + bias; z = encode(x); x_hat = decode(z)
+// The default list gives SAELens's result keys: true_l0, sae_l0, dead_latents, shrinkage,
+// explained_variance, mcc, uniqueness, classification {precision, recall, f1_score, accuracy}.
+#include <algorithm>
+#include <concepts>
+#include <cstdint>
+
+#include <boost/hana/for_each.hpp>
+#include <boost/hana/tuple.hpp>
+#include <nlohmann/json.hpp>
+
+#include "synthsae/metrics/accumulators.hpp"
+#include "synthsae/world/synthetic_model.hpp"
+
+namespace synthsae {
+
+/// What evaluate() needs from an SAE: batch encode/decode on device matrices and its decoder.
+template <class S>
+concept EvaluableSae = requires(S& sae, const Matrix<float>& x, const Matrix<float>& z, const Matrix<float>& x_hat) {
+  { sae.num_latents() } -> std::convertible_to<std::size_t>;
+  { sae.input_dim() } -> std::convertible_to<std::size_t>;
+  sae.encode(x, z);      // z: [B, S]
+  sae.decode(z, x_hat);  // x_hat: [B, D]
+  { sae.decoder_weights() } -> std::convertible_to<Matrix<float>>;  // W_dec [S, D]
+};
+
+struct EvalOptions {
+  std::size_t samples = 500'000;  ///< the runner's default eval_samples
+  std::size_t batch = 1024;       ///< the training batch size, as the runner evaluates
+  /// First global sample index: evaluation draws from a region of the sample stream that
+  /// training (which starts at 0) does not reach, so the samples are fresh.
+  std::uint64_t first_sample = std::uint64_t(1) << 62;
+};
+
+template <MetricAccumulator... Metrics, EvaluableSae Sae>
+nlohmann::json evaluate(Sae& sae, SyntheticModel& model, const EvalOptions& opts = {}) {
+  if (sae.input_dim() != model.hidden_dim()) {
+    throw ShapeError("SAE input dimension " + show(sae.input_dim()) + " does not match the world's hidden_dim " + show(model.hidden_dim()));
+  }
+  if (opts.batch == 0) throw ConfigError("eval batch", "0", "must be >= 1");
+  const DecoderSimilarity similarity = decoder_similarity(sae.decoder_weights(), model.feature_vectors());
+  EvalContext ctx;
+  ctx.similarity = &similarity;
+  ctx.num_latents = similarity.num_latents;
+  ctx.num_features = similarity.num_features;
+  ctx.best_feature = Vector<std::int32_t>("best_feature", similarity.num_latents);
+  {
+    auto h = Kokkos::create_mirror_view(ctx.best_feature);
+    for (std::size_t j = 0; j < similarity.num_latents; ++j) h(j) = similarity.best_feature[j];
+    Kokkos::deep_copy(ctx.best_feature, h);
+  }
+  boost::hana::tuple<Metrics...> metrics;
+  boost::hana::for_each(metrics, [&](auto& m) { m.begin(ctx); });
+
+  SparseBatch<float> truth;
+  Matrix<float> x, z, x_hat;
+  for (std::size_t done = 0; done < opts.samples; done += opts.batch) {
+    const std::size_t b = std::min(opts.batch, opts.samples - done);
+    if (x.extent(0) != b) {
+      x = Matrix<float>("eval_x", b, model.hidden_dim());
+      z = Matrix<float>("eval_z", b, sae.num_latents());
+      x_hat = Matrix<float>("eval_x_hat", b, model.hidden_dim());
+    }
+    model.sample_features_at(truth, opts.first_sample + done, b);
+    hidden_from_sparse(truth, model.feature_vectors(), model.bias(), x);
+    sae.encode(x, z);
+    sae.decode(z, x_hat);
+    const EvalBatch batch{truth, x, z, x_hat};
+    boost::hana::for_each(metrics, [&](auto& m) { m.update(batch); });
+  }
+  nlohmann::json out = nlohmann::json::object();
+  boost::hana::for_each(metrics, [&](auto& m) { m.write(out); });
+  return out;
+}
+
+/// Every SynthSAEBench metric, with SAELens's keys.
+template <EvaluableSae Sae>
+nlohmann::json evaluate_all(Sae& sae, SyntheticModel& model, const EvalOptions& opts = {}) {
+  return evaluate<TrueL0, LatentClassification, Reconstruction, DecoderMetrics>(sae, model, opts);
+}
+
+}  // namespace synthsae
