@@ -1,0 +1,43 @@
+#pragma once
+// ReLU activation (Standard and Gated-style SAEs): c = max(h, 0).
+#include <string_view>
+
+#include "synthsae/sae/parameters.hpp"
+#include "synthsae/sae/step_buffers.hpp"
+
+namespace synthsae {
+
+struct Relu {
+  static constexpr std::string_view name = "relu";
+  template <class T>
+  struct State {};
+
+  bool rescales_by_decoder_norm() const { return false; }
+  template <class T>
+  void add_parameters(SaeParameters<T>&) const {}
+
+  /// c = max(h, 0). `training` is false during evaluation.
+  template <class T>
+  void forward(StepBuffers<T>& b, const SaeParameters<T>&, State<T>&, bool /*training*/) const {
+    const auto h = b.h, c = b.c, key = b.key;
+    const int s = static_cast<int>(h.extent(1));
+    Kokkos::parallel_for("synthsae::relu", Kokkos::RangePolicy<ExecSpace>(0, h.extent(0)), KOKKOS_LAMBDA(int i) {
+      for (int j = 0; j < s; ++j) {
+        key(i, j) = h(i, j);
+        c(i, j) = h(i, j) > T(0) ? h(i, j) : T(0);
+      }
+    });
+  }
+
+  /// dh = dc where h > 0.
+  template <class T>
+  void backward(StepBuffers<T>& b, const SaeParameters<T>&, SaeParameters<T>&, State<T>&) const {
+    const auto h = b.h, dc = b.dc, dh = b.dh;
+    const int s = static_cast<int>(h.extent(1));
+    Kokkos::parallel_for("synthsae::relu_backward", Kokkos::RangePolicy<ExecSpace>(0, h.extent(0)), KOKKOS_LAMBDA(int i) {
+      for (int j = 0; j < s; ++j) dh(i, j) = h(i, j) > T(0) ? dc(i, j) : T(0);
+    });
+  }
+};
+
+}  // namespace synthsae

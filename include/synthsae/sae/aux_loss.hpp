@@ -1,0 +1,86 @@
+#pragma once
+// Auxiliary losses (reference §8.3).
+//   NoAux
+//   AuxK: only when some latents are dead: r = stopgrad(x - x_hat); k_aux = min(D/2, #dead),
+//         scale = min(#dead / (D/2), 1); a = the k_aux largest ranking keys among dead latents per
+//         sample (raw values, may be negative); e = sum over selected h_bj W_dec_j (the decoder
+//         norms cancel as in the main path; no b_dec); loss = coef * scale * mean_b |e - r|^2.
+#include <algorithm>
+#include <cstdint>
+#include <string_view>
+
+#include "synthsae/core/gemm.hpp"
+#include "synthsae/sae/parameters.hpp"
+#include "synthsae/sae/step_buffers.hpp"
+#include "synthsae/sae/top_k_select.hpp"
+
+namespace synthsae {
+
+using DeadMask = Kokkos::View<const std::uint8_t*, MemSpace>;
+
+struct NoAux {
+  static constexpr std::string_view name = "none";
+  template <class T>
+  struct State {};
+  template <class T>
+  double accumulate(StepBuffers<T>&, const SaeParameters<T>&, SaeParameters<T>&, State<T>&, const DeadMask&, std::size_t) const {
+    return 0.0;
+  }
+};
+
+struct AuxK {
+  static constexpr std::string_view name = "auxk";
+  double coefficient = 1.0;  ///< aux_loss_coefficient
+
+  template <class T>
+  struct State {
+    Kokkos::View<std::uint8_t**, Kokkos::LayoutRight, MemSpace> mask;
+    Matrix<T> a, residual, e_hat, da;
+  };
+
+  /// Adds the loss's gradient to g.w_dec and b.dh (call after the activation's backward).
+  template <class T>
+  double accumulate(StepBuffers<T>& b, const SaeParameters<T>& p, SaeParameters<T>& g, State<T>& st, const DeadMask& dead,
+                    std::size_t num_dead) const {
+    if (num_dead == 0 || coefficient == 0) return 0.0;
+    const std::size_t rows = b.batch(), d = p.input_dim(), s = p.num_latents();
+    const std::size_t half = std::max<std::size_t>(d / 2, 1);
+    const int k_aux = static_cast<int>(std::min(half, num_dead));
+    const double scale = std::min(double(num_dead) / double(half), 1.0);
+    if (st.a.extent(0) != rows || st.a.extent(1) != s) {
+      st.mask = decltype(st.mask)("aux_mask", rows, s);
+      st.a = Matrix<T>("aux_a", rows, s);
+      st.da = Matrix<T>("aux_da", rows, s);
+      st.residual = Matrix<T>("aux_residual", rows, d);
+      st.e_hat = Matrix<T>("aux_e_hat", rows, d);
+    }
+    row_top_k(b.key, k_aux, st.mask, dead);
+    const auto mask = st.mask;
+    const auto a = st.a, h = b.h;
+    const int si = static_cast<int>(s), di = static_cast<int>(d);
+    Kokkos::parallel_for("synthsae::aux_a", Kokkos::RangePolicy<ExecSpace>(0, rows), KOKKOS_LAMBDA(int i) {
+      for (int j = 0; j < si; ++j) a(i, j) = mask(i, j) ? h(i, j) : T(0);
+    });
+    gemm(Op::N, Op::N, T(1), st.a, p.w_dec, T(0), st.e_hat);  // e = a W_dec
+    const auto e = st.e_hat, x = b.x, xh = b.x_hat, r = st.residual;
+    const T factor = static_cast<T>(2.0 * coefficient * scale / double(rows));
+    double sq = 0;
+    Kokkos::parallel_reduce("synthsae::aux_residual", Kokkos::RangePolicy<ExecSpace>(0, rows), KOKKOS_LAMBDA(int i, double& acc) {
+      for (int k = 0; k < di; ++k) {
+        const T diff = e(i, k) - (x(i, k) - xh(i, k));
+        acc += double(diff) * double(diff);
+        r(i, k) = factor * diff;  // reused as dLoss/de
+      }
+    }, sq);
+    gemm(Op::T, Op::N, T(1), st.a, st.residual, T(1), g.w_dec);  // dW_dec += a^T g_e
+    gemm(Op::N, Op::T, T(1), st.residual, p.w_dec, T(0), st.da);  // da = g_e W_dec^T
+    const auto da = st.da, dh = b.dh;
+    Kokkos::parallel_for("synthsae::aux_dh", Kokkos::RangePolicy<ExecSpace>(0, rows), KOKKOS_LAMBDA(int i) {
+      for (int j = 0; j < si; ++j)
+        if (mask(i, j)) dh(i, j) += da(i, j);
+    });
+    return coefficient * scale * sq / double(rows);
+  }
+};
+
+}  // namespace synthsae

@@ -1,0 +1,278 @@
+#pragma once
+// The composed SAE: Sae<Activation, Penalty, Aux, Nesting, T>.
+//
+// Forward (reference §8.1):  xc = x - b_dec;  h = xc W_enc + b_enc;  c, z = Activation(h);
+//                            x_hat = c W_dec + b_dec;  loss = mean_b |x_hat - x|^2 + Nesting + Penalty + Aux
+// Backward is written by hand (no autograd):
+//   g = 2 (x_hat - x) / B;  dW_dec = c^T g;  db_dec = sum_b g;  dc = g W_dec^T
+//   Nesting adds its inner reconstructions' terms; Penalty adds dz (-> dc, dnorms);
+//   Activation maps dc to dh (and its own parameters); Aux adds to dh and dW_dec;
+//   dW_dec_j += dnorms_j W_dec_j / |W_dec_j|;  dW_enc = xc^T dh;  db_enc = sum_b dh;
+//   db_dec -= W_enc db_enc.
+// Every term has a finite-difference test in tests/sae.
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "synthsae/core/concepts.hpp"
+#include "synthsae/core/gemm.hpp"
+#include "synthsae/sae/activation_jumprelu.hpp"
+#include "synthsae/sae/activation_relu.hpp"
+#include "synthsae/sae/activation_topk.hpp"
+#include "synthsae/sae/aux_loss.hpp"
+#include "synthsae/sae/matryoshka.hpp"
+#include "synthsae/sae/parameters.hpp"
+#include "synthsae/sae/penalty.hpp"
+#include "synthsae/sae/step_buffers.hpp"
+
+namespace synthsae {
+
+/// What an activation policy provides (docs/policies.md).
+template <class A, class T = float>
+concept ActivationPolicy = requires(const A& a, StepBuffers<T>& b, const SaeParameters<T>& p, SaeParameters<T>& g,
+                                    typename A::template State<T>& st) {
+  { A::name } -> std::convertible_to<std::string_view>;
+  { a.rescales_by_decoder_norm() } -> std::same_as<bool>;
+  a.add_parameters(g);
+  a.forward(b, p, st, true);
+  a.backward(b, p, g, st);
+};
+
+template <class P, class T = float>
+concept PenaltyPolicy = requires(const P& pen, const StepBuffers<T>& b, const Matrix<T>& m, const SaeParameters<T>& p, SaeParameters<T>& g) {
+  { P::active } -> std::convertible_to<bool>;
+  { pen.forward(b, m, p, 1.0) } -> std::same_as<double>;
+  pen.backward(b, m, m, p, g, 1.0);
+};
+
+template <class X, class T = float>
+concept AuxLossPolicy = requires(const X& aux, StepBuffers<T>& b, const SaeParameters<T>& p, SaeParameters<T>& g,
+                                 typename X::template State<T>& st, const DeadMask& dead) {
+  { aux.accumulate(b, p, g, st, dead, std::size_t(0)) } -> std::same_as<double>;
+};
+
+template <class N, class T = float>
+concept NestingPolicy = requires(const N& n, StepBuffers<T>& b, const SaeParameters<T>& p, SaeParameters<T>& g,
+                                 typename N::template State<T>& st) {
+  n.validate(std::size_t(1));
+  { n.accumulate(b, p, g, st) } -> std::same_as<double>;
+};
+
+struct StepLosses {
+  double mse = 0, inner_mse = 0, penalty = 0, aux = 0;
+  double total() const { return mse + inner_mse + penalty + aux; }
+};
+
+template <class Activation, class Penalty = NoPenalty, class Aux = NoAux, class Nesting = NoNesting, class T = float>
+  requires ActivationPolicy<Activation, T> && PenaltyPolicy<Penalty, T> && AuxLossPolicy<Aux, T> && NestingPolicy<Nesting, T>
+class Sae {
+ public:
+  using Scalar = T;
+  using activation_type = Activation;
+  using penalty_type = Penalty;
+
+  Sae(std::size_t d_in, std::size_t d_sae, Activation activation = {}, Penalty penalty = {}, Aux aux = {},
+      Nesting nesting = {}, std::optional<double> decoder_init_norm = 0.1, std::uint64_t seed = 0)
+      : activation_(std::move(activation)), penalty_(std::move(penalty)), aux_(std::move(aux)), nesting_(std::move(nesting)) {
+    nesting_.validate(d_sae);
+    params_ = initial_parameters<T>(d_in, d_sae, decoder_init_norm, seed);
+    activation_.add_parameters(params_);
+  }
+
+  std::size_t input_dim() const { return params_.input_dim(); }
+  std::size_t num_latents() const { return params_.num_latents(); }
+  SaeParameters<T>& parameters() { return params_; }
+  const SaeParameters<T>& parameters() const { return params_; }
+  const Activation& activation() const { return activation_; }
+  const Penalty& penalty() const { return penalty_; }
+  const Aux& aux() const { return aux_; }
+  const Nesting& nesting() const { return nesting_; }
+  typename Activation::template State<T>& activation_state() { return act_state_; }
+  const typename Activation::template State<T>& activation_state() const { return act_state_; }
+  Matrix<T> decoder_weights() const { return params_.w_dec; }
+
+  /// The feature activations z of the last training forward pass [B, S].
+  const Matrix<T>& last_activations() const { return train_.z; }
+  /// Its reconstruction [B, D].
+  const Matrix<T>& last_reconstruction() const { return train_.x_hat; }
+
+  /// Loss and gradients (written into `grads`, which must have the parameters' shapes) for one
+  /// batch. `dead`: per-latent mask for the auxiliary loss (may be empty); `penalty_scale`: the
+  /// current sparsity coefficient (warm-up and autotuning included).
+  StepLosses forward_backward(const Matrix<T>& x, SaeParameters<T>& grads, const DeadMask& dead = {}, std::size_t num_dead = 0,
+                              double penalty_scale = 1.0) {
+    StepBuffers<T>& b = train_;
+    forward(x, b, true);
+    StepLosses losses;
+    const std::size_t rows = b.batch();
+    const int d = static_cast<int>(input_dim()), s = static_cast<int>(num_latents());
+    {  // outer reconstruction
+      const auto xx = b.x, xh = b.x_hat, g = b.g_xhat;
+      const T factor = static_cast<T>(2.0 / double(rows));
+      double sq = 0;
+      Kokkos::parallel_reduce("synthsae::mse", Kokkos::RangePolicy<ExecSpace>(0, rows), KOKKOS_LAMBDA(int i, double& acc) {
+        for (int k = 0; k < d; ++k) {
+          const T diff = xh(i, k) - xx(i, k);
+          acc += double(diff) * double(diff);
+          g(i, k) = factor * diff;
+        }
+      }, sq);
+      losses.mse = sq / double(rows);
+    }
+    gemm(Op::T, Op::N, T(1), b.c, b.g_xhat, T(0), grads.w_dec);
+    kernels::column_sums(b.g_xhat, grads.b_dec, T(1), false);
+    gemm(Op::N, Op::T, T(1), b.g_xhat, params_.w_dec, T(0), b.dc);
+    for (auto& [name, v] : grads.extra) Kokkos::deep_copy(v, T(0));
+    Kokkos::deep_copy(b.dnorms, T(0));
+
+    losses.inner_mse = nesting_.accumulate(b, params_, grads, nest_state_);
+
+    if constexpr (Penalty::active) {
+      const double lambda = penalty_scale;
+      losses.penalty = penalty_.forward(b, b.z, params_, lambda);
+      if (!activation_.rescales_by_decoder_norm()) {
+        penalty_.backward(b, b.z, b.dc, params_, grads, lambda);  // z = c
+      } else {
+        if (dz_.extent(0) != rows || dz_.extent(1) != num_latents()) dz_ = Matrix<T>("dz", rows, num_latents());
+        Kokkos::deep_copy(dz_, T(0));
+        penalty_.backward(b, b.z, dz_, params_, grads, lambda);
+        const auto dz = dz_, dc = b.dc, c = b.c, norms = b.norms, dnorms = b.dnorms;
+        const int ri = static_cast<int>(rows);
+        Kokkos::parallel_for("synthsae::dz_to_dc", Kokkos::RangePolicy<ExecSpace>(0, s), KOKKOS_LAMBDA(int j) {
+          T col = 0;
+          for (int i = 0; i < ri; ++i) {  // z = c n: dc += dz n, dn += dz c
+            dc(i, j) += dz(i, j) * norms(j);
+            col += dz(i, j) * c(i, j);
+          }
+          dnorms(j) += col;
+        });
+      }
+    }
+
+    activation_.backward(b, params_, grads, act_state_);
+    losses.aux = aux_.accumulate(b, params_, grads, aux_state_, dead, num_dead);
+
+    {  // norms -> W_dec rows
+      const auto gw = grads.w_dec, w = params_.w_dec;
+      const auto norms = b.norms, dnorms = b.dnorms;
+      Kokkos::parallel_for("synthsae::dnorms", Kokkos::RangePolicy<ExecSpace>(0, s), KOKKOS_LAMBDA(int j) {
+        if (dnorms(j) == T(0)) return;
+        const T f = dnorms(j) / norms(j);
+        for (int k = 0; k < d; ++k) gw(j, k) += f * w(j, k);
+      });
+    }
+    gemm(Op::T, Op::N, T(1), b.xc, b.dh, T(0), grads.w_enc);
+    kernels::column_sums(b.dh, grads.b_enc, T(1), false);
+    {  // db_dec -= W_enc db_enc
+      const auto w_enc = params_.w_enc, db_enc = grads.b_enc, db_dec = grads.b_dec;
+      Kokkos::parallel_for("synthsae::db_dec_through_input", Kokkos::RangePolicy<ExecSpace>(0, d), KOKKOS_LAMBDA(int k) {
+        T acc = 0;
+        for (int j = 0; j < s; ++j) acc += w_enc(k, j) * db_enc(j);
+        db_dec(k) -= acc;
+      });
+    }
+    return losses;
+  }
+
+  /// Loss only (no gradients, no state update): for finite-difference tests.
+  StepLosses loss(const Matrix<T>& x, const DeadMask& dead = {}, std::size_t num_dead = 0, double penalty_scale = 1.0) {
+    SaeParameters<T> scratch = params_.zeros_like();
+    auto saved = act_state_;
+    const StepLosses l = forward_backward(x, scratch, dead, num_dead, penalty_scale);
+    act_state_ = saved;
+    return l;
+  }
+
+  // ---- inference / evaluation (EvaluableSae) ------------------------------------------
+  /// z = feature activations [B, S]; BatchTopK selects over this batch (the runner's evaluation).
+  void encode(const Matrix<T>& x, const Matrix<T>& z) {
+    forward(x, eval_, false);
+    Kokkos::deep_copy(z, eval_.z);
+  }
+  /// x_hat = (rescale ? z / |W_dec| : z) W_dec + b_dec.
+  void decode(const Matrix<T>& z, const Matrix<T>& x_hat) {
+    const std::size_t rows = z.extent(0);
+    if (decode_c_.extent(0) != rows || decode_c_.extent(1) != num_latents()) decode_c_ = Matrix<T>("decode_c", rows, num_latents());
+    const bool rescale = activation_.rescales_by_decoder_norm();
+    if (rescale) kernels::row_norms(params_.w_dec, eval_norms());
+    const auto c = decode_c_, zz = z;
+    const auto norms = eval_norms_;
+    const int s = static_cast<int>(num_latents());
+    Kokkos::parallel_for("synthsae::decode_coefficients", Kokkos::RangePolicy<ExecSpace>(0, rows), KOKKOS_LAMBDA(int i) {
+      for (int j = 0; j < s; ++j) c(i, j) = rescale ? zz(i, j) / norms(j) : zz(i, j);
+    });
+    decode_coefficients(decode_c_, x_hat);
+  }
+
+ private:
+  const Vector<T>& eval_norms() {
+    if (eval_norms_.extent(0) != num_latents()) eval_norms_ = Vector<T>("eval_norms", num_latents());
+    return eval_norms_;
+  }
+
+  void decode_coefficients(const Matrix<T>& c, const Matrix<T>& x_hat) const {
+    gemm(Op::N, Op::N, T(1), c, params_.w_dec, T(0), x_hat);
+    const auto xh = x_hat;
+    const auto b_dec = params_.b_dec;
+    const int d = static_cast<int>(input_dim());
+    Kokkos::parallel_for("synthsae::add_b_dec", Kokkos::RangePolicy<ExecSpace>(0, x_hat.extent(0)), KOKKOS_LAMBDA(int i) {
+      for (int k = 0; k < d; ++k) xh(i, k) += b_dec(k);
+    });
+  }
+
+  void forward(const Matrix<T>& x, StepBuffers<T>& b, bool training) {
+    if (x.extent(1) != input_dim()) {
+      throw ShapeError("SAE input has " + show(x.extent(1)) + " dimensions, d_in is " + show(input_dim()));
+    }
+    b.resize(x.extent(0), input_dim(), num_latents());
+    Kokkos::deep_copy(b.x, x);
+    const auto xx = b.x, xc = b.xc;
+    const auto b_dec = params_.b_dec, b_enc = params_.b_enc;
+    const int d = static_cast<int>(input_dim()), s = static_cast<int>(num_latents());
+    Kokkos::parallel_for("synthsae::center", Kokkos::RangePolicy<ExecSpace>(0, x.extent(0)), KOKKOS_LAMBDA(int i) {
+      for (int k = 0; k < d; ++k) xc(i, k) = xx(i, k) - b_dec(k);
+    });
+    gemm(Op::N, Op::N, T(1), b.xc, params_.w_enc, T(0), b.h);
+    const auto h = b.h;
+    Kokkos::parallel_for("synthsae::add_b_enc", Kokkos::RangePolicy<ExecSpace>(0, x.extent(0)), KOKKOS_LAMBDA(int i) {
+      for (int j = 0; j < s; ++j) h(i, j) += b_enc(j);
+    });
+    kernels::row_norms(params_.w_dec, b.norms);
+    activation_.forward(b, params_, act_state_, training);
+    const bool rescale = activation_.rescales_by_decoder_norm();
+    const auto c = b.c, z = b.z;
+    const auto norms = b.norms;
+    Kokkos::parallel_for("synthsae::feature_acts", Kokkos::RangePolicy<ExecSpace>(0, x.extent(0)), KOKKOS_LAMBDA(int i) {
+      for (int j = 0; j < s; ++j) z(i, j) = rescale ? c(i, j) * norms(j) : c(i, j);
+    });
+    decode_coefficients(b.c, b.x_hat);
+  }
+
+  Activation activation_;
+  Penalty penalty_;
+  Aux aux_;
+  Nesting nesting_;
+  SaeParameters<T> params_;
+  typename Activation::template State<T> act_state_{};
+  typename Aux::template State<T> aux_state_{};
+  typename Nesting::template State<T> nest_state_{};
+  StepBuffers<T> train_, eval_;
+  Matrix<T> dz_, decode_c_;
+  Vector<T> eval_norms_;
+};
+
+// ---- the published architectures ---------------------------------------------------------
+template <class T = float>
+using StandardSae = Sae<Relu, L1Penalty, NoAux, NoNesting, T>;
+template <class T = float>
+using TopKSae = Sae<TopK, NoPenalty, AuxK, NoNesting, T>;
+template <class T = float>
+using BatchTopKSae = Sae<BatchTopK, NoPenalty, AuxK, NoNesting, T>;
+template <class T = float>
+using MatryoshkaBatchTopKSae = Sae<BatchTopK, NoPenalty, AuxK, Matryoshka, T>;
+template <class T = float>
+using JumpReluSae = Sae<JumpRelu, L0StepPenalty, NoAux, NoNesting, T>;
+template <class T = float>
+using JumpReluTanhSae = Sae<JumpRelu, L0TanhPenalty, NoAux, NoNesting, T>;
+
+}  // namespace synthsae

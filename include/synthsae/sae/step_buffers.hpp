@@ -1,0 +1,65 @@
+#pragma once
+// Work arrays of one SAE training step, shared by the composed SAE and its policies.
+//   x [B, D]     input (after any activation scaling)
+//   xc [B, D]    x - b_dec
+//   h [B, S]     pre-activations xc W_enc + b_enc
+//   key [B, S]   what the activation ranks/thresholds (h, or h * |W_dec_j| when rescaling)
+//   c [B, S]     decoder coefficients: x_hat = c W_dec + b_dec
+//   z [B, S]     feature activations as SAELens reports them (c * |W_dec_j| when rescaling)
+//   norms [S]    |W_dec_j|
+//   g_xhat [B,D] dLoss/dx_hat;  dc [B, S] dLoss/dc;  dh [B, S] dLoss/dh;  dnorms [S] dLoss/d|W_dec_j|
+#include "synthsae/core/backend.hpp"
+
+namespace synthsae {
+
+template <class T>
+struct StepBuffers {
+  Matrix<T> x, xc, h, key, c, z, x_hat, g_xhat, dc, dh;
+  Vector<T> norms, dnorms;
+
+  void resize(std::size_t batch, std::size_t d_in, std::size_t d_sae) {
+    if (x.extent(0) == batch && x.extent(1) == d_in && h.extent(1) == d_sae) return;
+    auto mat = [](const char* name, std::size_t r, std::size_t c) { return Matrix<T>(std::string(name), r, c); };
+    x = mat("x", batch, d_in);
+    xc = mat("xc", batch, d_in);
+    x_hat = mat("x_hat", batch, d_in);
+    g_xhat = mat("g_xhat", batch, d_in);
+    h = mat("h", batch, d_sae);
+    key = mat("key", batch, d_sae);
+    c = mat("c", batch, d_sae);
+    z = mat("z", batch, d_sae);
+    dc = mat("dc", batch, d_sae);
+    dh = mat("dh", batch, d_sae);
+    norms = Vector<T>("norms", d_sae);
+    dnorms = Vector<T>("dnorms", d_sae);
+  }
+  std::size_t batch() const { return x.extent(0); }
+};
+
+namespace kernels {
+
+/// out(j) = |rows(j, :)|, clamped at 1e-8.
+template <class T>
+void row_norms(const Matrix<T>& rows, const Vector<T>& out) {
+  const int d = static_cast<int>(rows.extent(1));
+  Kokkos::parallel_for("synthsae::row_norms", Kokkos::RangePolicy<ExecSpace>(0, rows.extent(0)), KOKKOS_LAMBDA(int j) {
+    T acc = 0;
+    for (int k = 0; k < d; ++k) acc += rows(j, k) * rows(j, k);
+    const T n = kmath::sqrt(acc);
+    out(j) = n > T(1e-8) ? n : T(1e-8);
+  });
+}
+
+/// out(k) (+)= scale * sum_i m(i, k): column sums, deterministic (one thread per column).
+template <class T>
+void column_sums(const Matrix<T>& m, const Vector<T>& out, T scale, bool accumulate) {
+  const int rows = static_cast<int>(m.extent(0));
+  Kokkos::parallel_for("synthsae::column_sums", Kokkos::RangePolicy<ExecSpace>(0, m.extent(1)), KOKKOS_LAMBDA(int k) {
+    T acc = 0;
+    for (int i = 0; i < rows; ++i) acc += m(i, k);
+    out(k) = (accumulate ? out(k) : T(0)) + scale * acc;
+  });
+}
+
+}  // namespace kernels
+}  // namespace synthsae
