@@ -1,0 +1,335 @@
+#pragma once
+// The training loop (reference §7.2): fresh samples every step, forward/backward, dead-latent
+// tracking in steps since fired, Adam with clipping at 1 and skipped non-finite steps, the
+// learning-rate schedule, coefficient warm-up and the L0 autotuner, optional activation-norm
+// scaling folded into the weights at the end, callbacks detected at compile time, and
+// checkpoints that resume bit for bit on the same build.
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+
+#include "synthsae/io/json.hpp"
+#include "synthsae/io/safetensors.hpp"
+#include "synthsae/sae/sae.hpp"
+#include "synthsae/train/adam.hpp"
+#include "synthsae/train/l0_autotuner.hpp"
+#include "synthsae/train/schedules.hpp"
+#include "synthsae/world/synthetic_model.hpp"
+
+namespace synthsae {
+
+struct TrainerConfig {
+  std::size_t training_samples = 10'000'000;
+  std::size_t batch_size = 1024;
+  LrSchedule lr{};  ///< total_steps is set from training_samples / batch_size
+  AdamConfig adam{};
+  long dead_feature_window = 1000;   ///< steps without firing before a latent counts as dead
+  long coefficient_warm_up_steps = 0;
+  std::optional<L0AutotunerConfig> autotune;
+  bool normalize_activations = false;  ///< SAELens "expected_average_only_in"
+  std::size_t norm_estimate_batches = 1000;
+
+  void validate() const {
+    if (batch_size == 0) throw ConfigError("batch_size", "0", "must be >= 1");
+    if (training_samples < batch_size) {
+      throw ConfigError("training_samples", show(training_samples), "must be at least one batch (" + show(batch_size) + ")");
+    }
+    if (dead_feature_window < 1) throw ConfigError("dead_feature_window", show(dead_feature_window), "must be >= 1");
+    if (autotune) autotune->validate();
+  }
+  long total_steps() const { return static_cast<long>(training_samples / batch_size); }
+};
+
+/// What callbacks see after each step.
+struct StepInfo {
+  long step = 0;                  ///< steps completed
+  long total_steps = 0;
+  std::size_t samples = 0;        ///< training samples consumed
+  StepLosses losses;
+  double l0 = 0;                  ///< mean nonzero latents per sample in this batch
+  std::size_t dead_latents = 0;   ///< latents not fired for more than dead_feature_window steps
+  double lr = 0, coefficient = 0, grad_norm = 0;
+  long skipped_steps = 0;
+  double elapsed_seconds = 0;
+};
+
+template <class SaeT>
+class Trainer {
+ public:
+  using T = typename SaeT::Scalar;
+  static_assert(std::is_same_v<T, float>, "Trainer: synthetic data is float; train a float SAE (double SAEs are for gradient tests)");
+
+  Trainer(SaeT& sae, SyntheticModel& world, TrainerConfig cfg)
+      : sae_(sae), world_(world), cfg_(std::move(cfg)), adam_(sae.parameters(), cfg_.adam), grads_(sae.parameters().zeros_like()) {
+    cfg_.validate();
+    if (sae.input_dim() != world.hidden_dim()) {
+      throw ShapeError("SAE d_in " + show(sae.input_dim()) + " does not match the world's hidden_dim " + show(world.hidden_dim()));
+    }
+    cfg_.lr.total_steps = cfg_.total_steps();
+    cfg_.lr.validate();
+    since_fired_ = Kokkos::View<std::int64_t*, MemSpace>("steps_since_fired", sae.num_latents());
+    dead_ = Kokkos::View<std::uint8_t*, MemSpace>("dead", sae.num_latents());
+    if (cfg_.autotune) autotuner_.cfg = *cfg_.autotune;
+    first_sample_ = world.position();
+  }
+
+  const TrainerConfig& config() const { return cfg_; }
+  long step() const { return step_; }
+  std::size_t samples() const { return samples_; }
+  double scaling_factor() const { return scaling_factor_; }
+  const L0Autotuner& autotuner() const { return autotuner_; }
+  const Adam<T>& optimizer() const { return adam_; }
+
+  /// The sparsity coefficient for the next step: final value x warm-up x autotuner multiplier.
+  double current_coefficient() const {
+    if constexpr (SaeT::penalty_type::active) {
+      return CoefficientWarmUp{sae_.penalty().coefficient, cfg_.coefficient_warm_up_steps}.at(step_) * autotuner_.multiplier;
+    } else {
+      return 0.0;
+    }
+  }
+
+  /// Trains until training_samples (or `stop_after_steps` more steps). Callbacks may define
+  /// on_start(const Trainer&), on_step(const StepInfo&, Trainer&), on_end(const StepInfo&, Trainer&).
+  template <class... Callbacks>
+  StepInfo fit(Callbacks&... callbacks) {
+    return fit_steps(-1, callbacks...);
+  }
+
+  template <class... Callbacks>
+  StepInfo fit_steps(long stop_after_steps, Callbacks&... callbacks) {
+    const auto t0 = std::chrono::steady_clock::now();
+    if (cfg_.normalize_activations && scaling_factor_ == 1.0 && step_ == 0) estimate_scaling_factor();
+    (call_on_start(callbacks), ...);
+    StepInfo info;
+    long done = 0;
+    while (samples_ < cfg_.training_samples && (stop_after_steps < 0 || done < stop_after_steps)) {
+      info = train_step();
+      info.elapsed_seconds = elapsed_before_ + std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      ++done;
+      (call_on_step(callbacks, info), ...);
+    }
+    elapsed_before_ = info.elapsed_seconds;
+    if (samples_ >= cfg_.training_samples && !folded_) {
+      fold_scaling_factor();
+      (call_on_end(callbacks, info), ...);
+    }
+    return info;
+  }
+
+  /// One optimiser step on a fresh batch.
+  StepInfo train_step() {
+    const std::size_t b = cfg_.batch_size;
+    world_.set_position(first_sample_ + samples_);
+    world_.sample_into(batch_, b);
+    if (scaling_factor_ != 1.0) scale_rows(batch_.hidden, static_cast<T>(scaling_factor_));
+    const std::size_t num_dead = update_dead_mask();
+    const double coefficient = current_coefficient();
+    StepInfo info;
+    info.losses = sae_.forward_backward(batch_.hidden, grads_, dead_, num_dead, coefficient);
+    info.l0 = record_firing();
+    info.lr = cfg_.lr.at(step_);
+    adam_.step(sae_.parameters(), grads_, info.lr);
+    if (cfg_.autotune) autotuner_.update(info.l0, step_);
+    samples_ += b;
+    ++step_;
+    info.step = step_;
+    info.total_steps = cfg_.total_steps();
+    info.samples = samples_;
+    info.dead_latents = num_dead;
+    info.coefficient = coefficient;
+    info.grad_norm = adam_.last_grad_norm();
+    info.skipped_steps = adam_.skipped();
+    return info;
+  }
+
+  // ---- checkpoints -----------------------------------------------------------------------
+  /// Weights, Adam moments, dead-latent counters (checkpoint.safetensors) and the counters,
+  /// schedule position, autotuner, activation state and sample position (trainer_state.json).
+  void save_checkpoint(const std::filesystem::path& dir) const {
+    std::filesystem::create_directories(dir);
+    io::SafetensorsFile f;
+    auto put = [&](const std::string& prefix, const SaeParameters<T>& p) {
+      p.for_each_flat([&](const std::string& name, const Vector<T>& v) {
+        auto h = Kokkos::create_mirror_view_and_copy(HostSpace(), v);
+        f.tensors[prefix + name] = io::make_tensor<T>(sizeof(T) == 8 ? io::Dtype::F64 : io::Dtype::F32, {static_cast<std::int64_t>(h.extent(0))},
+                                                      std::span<const T>(h.data(), h.extent(0)));
+      });
+    };
+    put("param.", sae_.parameters());
+    put("adam_m.", const_cast<Adam<T>&>(adam_).first_moment());
+    put("adam_v.", const_cast<Adam<T>&>(adam_).second_moment());
+    auto since = Kokkos::create_mirror_view_and_copy(HostSpace(), since_fired_);
+    f.tensors["steps_since_fired"] = io::make_tensor<std::int64_t>(io::Dtype::I64, {static_cast<std::int64_t>(since.extent(0))},
+                                                                   std::span<const std::int64_t>(since.data(), since.extent(0)));
+    io::write_safetensors(dir / "checkpoint.safetensors", f);
+    io::Json state = {{"step", step_},
+                      {"samples", samples_},
+                      {"first_sample", first_sample_},
+                      {"sampling_seed", world_.sampling_seed()},
+                      {"adam_steps", adam_.steps()},
+                      {"adam_skipped", adam_.skipped()},
+                      {"scaling_factor", scaling_factor_},
+                      {"elapsed_seconds", elapsed_before_},
+                      {"autotuner", {{"multiplier", autotuner_.multiplier}, {"smoothed", autotuner_.smoothed}, {"rate", autotuner_.rate}, {"started", autotuner_.started}}}};
+    if constexpr (requires { sae_.activation_state().threshold; }) state["activation_threshold"] = sae_.activation_state().threshold;
+    io::write_json_file(dir / "trainer_state.json", state);
+  }
+
+  void load_checkpoint(const std::filesystem::path& dir) {
+    const auto f = io::read_safetensors(dir / "checkpoint.safetensors");
+    const std::string src = (dir / "checkpoint.safetensors").string();
+    auto get = [&](const std::string& prefix, const SaeParameters<T>& p) {
+      p.for_each_flat([&](const std::string& name, const Vector<T>& v) {
+        const auto values = io::tensor_values<T>(f.at(prefix + name, src), src);
+        if (values.size() != v.extent(0)) {
+          throw FormatError(src, "tensor '" + prefix + name + "' has " + show(values.size()) + " values, this SAE needs " + show(v.extent(0)));
+        }
+        auto h = Kokkos::create_mirror_view(v);
+        for (std::size_t i = 0; i < values.size(); ++i) h(i) = values[i];
+        Kokkos::deep_copy(v, h);
+      });
+    };
+    get("param.", sae_.parameters());
+    get("adam_m.", adam_.first_moment());
+    get("adam_v.", adam_.second_moment());
+    const auto since = io::tensor_values<std::int64_t>(f.at("steps_since_fired", src), src);
+    if (since.size() != since_fired_.extent(0)) throw FormatError(src, "steps_since_fired has the wrong length");
+    auto hs = Kokkos::create_mirror_view(since_fired_);
+    for (std::size_t i = 0; i < since.size(); ++i) hs(i) = since[i];
+    Kokkos::deep_copy(since_fired_, hs);
+    const auto state_path = dir / "trainer_state.json";
+    const auto s = io::read_json_file(state_path);
+    try {
+      step_ = io::json_field<long>(s, "step", "trainer_state");
+      samples_ = io::json_field<std::size_t>(s, "samples", "trainer_state");
+      first_sample_ = io::json_field<std::uint64_t>(s, "first_sample", "trainer_state");
+      world_.set_sampling_seed(io::json_field<std::uint64_t>(s, "sampling_seed", "trainer_state"));
+      adam_.set_steps(io::json_field<long>(s, "adam_steps", "trainer_state"), io::json_field<long>(s, "adam_skipped", "trainer_state"));
+      scaling_factor_ = io::json_field<double>(s, "scaling_factor", "trainer_state");
+      elapsed_before_ = io::json_field_or<double>(s, "elapsed_seconds", "trainer_state", 0.0);
+      const auto& a = s.at("autotuner");
+      autotuner_.multiplier = io::json_field<double>(a, "multiplier", "trainer_state.autotuner");
+      autotuner_.smoothed = io::json_field<double>(a, "smoothed", "trainer_state.autotuner");
+      autotuner_.rate = io::json_field<double>(a, "rate", "trainer_state.autotuner");
+      autotuner_.started = io::json_field<bool>(a, "started", "trainer_state.autotuner");
+      if constexpr (requires { sae_.activation_state().threshold; }) {
+        sae_.activation_state().threshold = io::json_field<double>(s, "activation_threshold", "trainer_state");
+      }
+    } catch (const ConfigError& e) {
+      throw FormatError(state_path.string(), e.what());
+    } catch (const io::Json::exception& e) {
+      throw FormatError(state_path.string(), e.what());
+    }
+    if (samples_ > cfg_.training_samples) {
+      throw FormatError(state_path.string(), "checkpoint is at " + show(samples_) + " samples, past this run's training_samples " + show(cfg_.training_samples));
+    }
+  }
+
+ private:
+  template <class C>
+  void call_on_start(C& c) {
+    if constexpr (requires { c.on_start(*this); }) c.on_start(*this);
+  }
+  template <class C>
+  void call_on_step(C& c, const StepInfo& info) {
+    if constexpr (requires { c.on_step(info, *this); }) c.on_step(info, *this);
+  }
+  template <class C>
+  void call_on_end(C& c, const StepInfo& info) {
+    if constexpr (requires { c.on_end(info, *this); }) c.on_end(info, *this);
+  }
+
+  static void scale_rows(const Matrix<T>& x, T s) {
+    const int d = static_cast<int>(x.extent(1));
+    Kokkos::parallel_for("synthsae::scale_input", Kokkos::RangePolicy<ExecSpace>(0, x.extent(0)), KOKKOS_LAMBDA(int i) {
+      for (int k = 0; k < d; ++k) x(i, k) *= s;
+    });
+  }
+
+  /// dead_j = steps_since_fired_j > window; returns the count.
+  std::size_t update_dead_mask() {
+    const auto since = since_fired_;
+    const auto dead = dead_;
+    const long window = cfg_.dead_feature_window;
+    std::size_t count = 0;
+    Kokkos::parallel_reduce("synthsae::dead_mask", Kokkos::RangePolicy<ExecSpace>(0, since.extent(0)), KOKKOS_LAMBDA(int j, std::size_t& acc) {
+      dead(j) = since(j) > window ? 1 : 0;
+      acc += dead(j);
+    }, count);
+    return count;
+  }
+
+  /// steps_since_fired += 1, reset where the latent fired in this batch; returns the batch L0.
+  double record_firing() {
+    const auto z = sae_.last_activations();
+    const auto since = since_fired_;
+    const int rows = static_cast<int>(z.extent(0));
+    std::int64_t nonzero = 0;
+    Kokkos::parallel_reduce("synthsae::record_firing", Kokkos::RangePolicy<ExecSpace>(0, z.extent(1)), KOKKOS_LAMBDA(int j, std::int64_t& acc) {
+      std::int64_t fired = 0;
+      for (int i = 0; i < rows; ++i) fired += z(i, j) != T(0);
+      since(j) = fired > 0 ? 0 : since(j) + 1;
+      acc += fired;
+    }, nonzero);
+    return double(nonzero) / double(rows);
+  }
+
+  /// scaling = sqrt(d_in) / mean |x| over norm_estimate_batches batches from a stream region
+  /// training never reads.
+  void estimate_scaling_factor() {
+    SparseBatch<float> truth;
+    Matrix<float> x("norm_estimate_x", cfg_.batch_size, world_.hidden_dim());
+    double sum = 0;
+    std::size_t rows = 0;
+    for (std::size_t i = 0; i < cfg_.norm_estimate_batches; ++i) {
+      world_.sample_features_at(truth, (std::uint64_t(1) << 61) + i * cfg_.batch_size, cfg_.batch_size);
+      hidden_from_sparse(truth, world_.feature_vectors(), world_.bias(), x);
+      double part = 0;
+      const int d = static_cast<int>(x.extent(1));
+      Kokkos::parallel_reduce("synthsae::norm_estimate", Kokkos::RangePolicy<ExecSpace>(0, x.extent(0)), KOKKOS_LAMBDA(int r, double& acc) {
+        double s = 0;
+        for (int k = 0; k < d; ++k) s += double(x(r, k)) * x(r, k);
+        acc += kmath::sqrt(s);
+      }, part);
+      sum += part;
+      rows += x.extent(0);
+    }
+    scaling_factor_ = std::sqrt(double(world_.hidden_dim())) / (sum / double(rows));
+  }
+
+  /// W_enc <- s W_enc, W_dec <- W_dec / s, b_dec <- b_dec / s: the SAE then takes unscaled input.
+  void fold_scaling_factor() {
+    folded_ = true;
+    if (scaling_factor_ == 1.0) return;
+    const auto w_enc = Vector<T>(sae_.parameters().w_enc.data(), sae_.parameters().w_enc.size());
+    const auto w_dec = Vector<T>(sae_.parameters().w_dec.data(), sae_.parameters().w_dec.size());
+    const auto b_dec = sae_.parameters().b_dec;
+    const T s = static_cast<T>(scaling_factor_);
+    Kokkos::parallel_for("synthsae::fold_w_enc", Kokkos::RangePolicy<ExecSpace>(0, w_enc.extent(0)), KOKKOS_LAMBDA(int i) { w_enc(i) *= s; });
+    Kokkos::parallel_for("synthsae::fold_w_dec", Kokkos::RangePolicy<ExecSpace>(0, w_dec.extent(0)), KOKKOS_LAMBDA(int i) { w_dec(i) /= s; });
+    Kokkos::parallel_for("synthsae::fold_b_dec", Kokkos::RangePolicy<ExecSpace>(0, b_dec.extent(0)), KOKKOS_LAMBDA(int i) { b_dec(i) /= s; });
+    scaling_factor_ = 1.0;
+  }
+
+  SaeT& sae_;
+  SyntheticModel& world_;
+  TrainerConfig cfg_;
+  Adam<T> adam_;
+  SaeParameters<T> grads_;
+  SampleBatch batch_;
+  Kokkos::View<std::int64_t*, MemSpace> since_fired_;
+  Kokkos::View<std::uint8_t*, MemSpace> dead_;
+  L0Autotuner autotuner_;
+  long step_ = 0;
+  std::size_t samples_ = 0;
+  std::uint64_t first_sample_ = 0;
+  double scaling_factor_ = 1.0;
+  double elapsed_before_ = 0;
+  bool folded_ = false;
+};
+
+}  // namespace synthsae
