@@ -1,0 +1,178 @@
+// SAELens SAE directories: export of trained SAEs to their inference form, save/load round
+// trips, a hand-written SAELens directory, and malformed inputs.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <filesystem>
+
+#include "synthsae/core/counter_rng.hpp"
+#include "synthsae/io/sae_files.hpp"
+
+using namespace synthsae;
+
+namespace {
+
+Matrix<float> random_x(int rows, int d, std::uint64_t seed) {
+  Matrix<float> x("x", rows, d);
+  auto h = Kokkos::create_mirror_view(x);
+  RandomStream s(seed, 1);
+  for (int i = 0; i < rows; ++i)
+    for (int k = 0; k < d; ++k) h(i, k) = s.normal<float>();
+  Kokkos::deep_copy(x, h);
+  return x;
+}
+
+template <class V>
+auto host(const V& v) {
+  return Kokkos::create_mirror_view_and_copy(HostSpace(), v);
+}
+
+std::filesystem::path fresh(const char* name) {
+  const auto d = std::filesystem::temp_directory_path() / name;
+  std::filesystem::remove_all(d);
+  return d;
+}
+
+}  // namespace
+
+TEST_CASE("a Standard SAE saves, loads and encodes identically", "[sae][files]") {
+  StandardSae<> sae(12, 20, Relu{}, L1Penalty{1.0}, {}, {}, 0.1, 3);
+  Kokkos::deep_copy(sae.parameters().b_enc, 0.01f);
+  const auto dir = fresh("synthsae_sae_standard");
+  io::save_sae(export_inference(sae), dir);
+  auto loaded = io::load_sae(dir);
+  CHECK(loaded.architecture == "standard");
+  const auto x = random_x(16, 12, 1);
+  Matrix<float> z1("z1", 16, 20), z2("z2", 16, 20);
+  sae.encode(x, z1);
+  loaded.encode(x, z2);
+  auto a = host(z1), b = host(z2);
+  int differ = 0;
+  for (int i = 0; i < 16; ++i)
+    for (int j = 0; j < 20; ++j) differ += a(i, j) != b(i, j);
+  CHECK(differ == 0);
+  // Saving what was loaded reproduces both files byte for byte.
+  const auto dir2 = fresh("synthsae_sae_standard2");
+  io::save_sae(loaded, dir2);
+  CHECK(io::read_file_bytes(dir / "sae_weights.safetensors") == io::read_file_bytes(dir2 / "sae_weights.safetensors"));
+  CHECK(io::read_file_bytes(dir / "cfg.json") == io::read_file_bytes(dir2 / "cfg.json"));
+}
+
+TEST_CASE("BatchTopK exports as JumpReLU with folded norms and theta", "[sae][files]") {
+  BatchTopKSae<> sae(12, 20, BatchTopK{3, true, 0.01}, {}, AuxK{}, {}, 0.3, 4);
+  // A decoder with uneven row norms makes the fold matter.
+  {
+    auto w = host(sae.parameters().w_dec);
+    for (int j = 0; j < 20; ++j)
+      for (int k = 0; k < 12; ++k) w(j, k) *= 0.5f + 0.1f * j;
+    Kokkos::deep_copy(sae.parameters().w_dec, w);
+  }
+  sae.activation_state().threshold = 0.05;
+  const auto x = random_x(64, 12, 2);
+  SaeParameters<float> g = sae.parameters().zeros_like();
+  sae.forward_backward(x, g);  // fills the training key h * |W_dec_j|
+  sae.activation_state().threshold = 0.05;
+  auto inf = export_inference(sae);
+  CHECK(inf.architecture == "jumprelu");
+  const auto dir = fresh("synthsae_sae_btk");
+  io::save_sae(inf, dir);
+  auto loaded = io::load_sae(dir);
+  auto norms = host(loaded.params.w_dec);
+  double s = 0;
+  for (int k = 0; k < 12; ++k) s += double(norms(7, k)) * norms(7, k);
+  CHECK(std::sqrt(s) == Approx(1.0).epsilon(1e-5));  // decoder rows normalised
+  // Loaded latents = key [key > theta], key = h |W_dec_j| from the training SAE.
+  Matrix<float> z("z", 64, 20);
+  loaded.encode(x, z);
+  // Recompute the training key on the host from the unfolded parameters.
+  auto hz = host(z);
+  const auto& p = sae.parameters();
+  auto we = host(p.w_enc), wd = host(p.w_dec), hx = host(x);
+  auto be = host(p.b_enc), bd = host(p.b_dec);
+  int mismatched = 0, active = 0;
+  for (int i = 0; i < 64; ++i)
+    for (int j = 0; j < 20; ++j) {
+      double h = be(j), n = 0;
+      for (int k = 0; k < 12; ++k) h += (hx(i, k) - bd(k)) * we(k, j), n += double(wd(j, k)) * wd(j, k);
+      const double key = h * std::sqrt(n);
+      if (std::fabs(key - 0.05) < 1e-5) continue;  // too close to call in float
+      const double expected = key > 0.05 ? key : 0.0;
+      mismatched += std::fabs(hz(i, j) - expected) > 1e-5 * (1 + std::fabs(expected));
+      active += expected > 0;
+    }
+  CHECK(active > 100);
+  CHECK(mismatched == 0);
+}
+
+TEST_CASE("TopK exports with folded norms and selects the same latents", "[sae][files]") {
+  TopKSae<> sae(10, 16, TopK{4, true}, {}, AuxK{}, {}, 0.3, 5);
+  {
+    auto w = host(sae.parameters().w_dec);
+    for (int j = 0; j < 16; ++j)
+      for (int k = 0; k < 10; ++k) w(j, k) *= 0.4f + 0.15f * (j % 5);
+    Kokkos::deep_copy(sae.parameters().w_dec, w);
+  }
+  const auto x = random_x(32, 10, 3);
+  Matrix<float> z1("z1", 32, 16), z2("z2", 32, 16);
+  sae.encode(x, z1);
+  auto inf = export_inference(sae);
+  CHECK(inf.architecture == "topk");
+  CHECK(!inf.rescale_acts_by_decoder_norm);
+  inf.encode(x, z2);
+  auto a = host(z1), b = host(z2);
+  int differ = 0;
+  for (int i = 0; i < 32; ++i)
+    for (int j = 0; j < 16; ++j) differ += std::fabs(a(i, j) - b(i, j)) > 1e-5f * (1 + std::fabs(a(i, j)));
+  CHECK(differ == 0);
+}
+
+TEST_CASE("a hand-written SAELens JumpReLU directory loads and encodes as worked by hand", "[sae][files]") {
+  const auto dir = fresh("synthsae_sae_saelens");
+  std::filesystem::create_directories(dir);
+  io::write_json_file(dir / "cfg.json", io::Json::parse(R"({"d_in": 2, "d_sae": 3, "dtype": "float32", "device": "cuda",
+    "apply_b_dec_to_input": true, "normalize_activations": "none", "reshape_activations": "none",
+    "meta": {"sae_lens_version": "6.45.3", "hook_name": null}, "architecture": "jumprelu"})"));
+  io::SafetensorsFile w;
+  w.tensors["W_enc"] = io::make_tensor<float>(io::Dtype::F32, {2, 3}, std::vector<float>{1, 0, 1, 0, 1, 1});
+  w.tensors["W_dec"] = io::make_tensor<float>(io::Dtype::F32, {3, 2}, std::vector<float>{1, 0, 0, 1, 0.5f, 0.5f});
+  w.tensors["b_enc"] = io::make_tensor<float>(io::Dtype::F32, {3}, std::vector<float>{0, -0.5f, 0});
+  w.tensors["b_dec"] = io::make_tensor<float>(io::Dtype::F32, {2}, std::vector<float>{1, 1});
+  w.tensors["threshold"] = io::make_tensor<float>(io::Dtype::F32, {3}, std::vector<float>{0.5f, 0.1f, 2.5f});
+  io::write_safetensors(dir / "sae_weights.safetensors", w);
+  auto sae = io::load_sae(dir);
+  // x = (2, 1.8): xc = (1, 0.8); h = (1, 0.8 - 0.5, 1.8) = (1, 0.3, 1.8); thresholds 0.5, 0.1, 2.5
+  // => z = (1, 0.3, 0); x_hat = 1 (1, 0) + 0.3 (0, 1) + b_dec = (2, 1.3).
+  Matrix<float> x("x", 1, 2), z("z", 1, 3), xh("xh", 1, 2);
+  auto hx = Kokkos::create_mirror_view(x);
+  hx(0, 0) = 2, hx(0, 1) = 1.8f;
+  Kokkos::deep_copy(x, hx);
+  sae.encode(x, z);
+  sae.decode(z, xh);
+  auto hz = host(z), hxh = host(xh);
+  CHECK(hz(0, 0) == Approx(1.0));
+  CHECK(hz(0, 1) == Approx(0.3));
+  CHECK(hz(0, 2) == 0.0f);
+  CHECK(hxh(0, 0) == Approx(2.0));
+  CHECK(hxh(0, 1) == Approx(1.3));
+}
+
+TEST_CASE("malformed SAE directories are clear errors", "[sae][files]") {
+  StandardSae<> sae(4, 6, Relu{}, L1Penalty{1.0}, {}, {}, 0.1, 6);
+  const auto dir = fresh("synthsae_sae_bad");
+  io::save_sae(export_inference(sae), dir);
+  auto cfg = io::read_json_file(dir / "cfg.json");
+  cfg["d_sae"] = 7;
+  io::write_json_file(dir / "cfg.json", cfg);
+  CHECK_THROWS_WITH(io::load_sae(dir), Catch::Contains("W_enc") && Catch::Contains("[4, 7]"));
+  cfg["d_sae"] = 6;
+  cfg["architecture"] = "crosscoder";
+  io::write_json_file(dir / "cfg.json", cfg);
+  CHECK_THROWS_WITH(io::load_sae(dir), Catch::Contains("cfg.json") && Catch::Contains("crosscoder"));
+  cfg["architecture"] = "topk";
+  io::write_json_file(dir / "cfg.json", cfg);
+  CHECK_THROWS_WITH(io::load_sae(dir), Catch::Contains("k") && Catch::Contains("missing"));
+  cfg["architecture"] = "jumprelu";
+  io::write_json_file(dir / "cfg.json", cfg);
+  CHECK_THROWS_WITH(io::load_sae(dir), Catch::Contains("threshold"));
+  CHECK_THROWS_AS(io::load_sae(dir / "nope"), IoError);
+}
