@@ -11,8 +11,13 @@
 #include <cmath>
 #include <vector>
 
+#include <cstdlib>
+
 #include <synthsae/core/counter_rng.hpp>
 #include <synthsae/metrics/assignment.hpp>
+#include <synthsae/metrics/evaluate.hpp>
+#include <synthsae/sae/sae.hpp>
+#include <synthsae/world/presets.hpp>
 
 using namespace synthsae;
 
@@ -76,6 +81,39 @@ void BM_RowMaxReference(benchmark::State& state) {
 }
 BENCHMARK(BM_RowMaxReference)->Unit(benchmark::kMillisecond)->UseRealTime();
 
+// A full evaluation of a 4,096-latent BatchTopK SAE (k = 25, untrained: the cost does not depend
+// on the weights) on the SynthSAEBench-16k world; SYNTHSAE_EVAL_SAMPLES overrides 500,000.
+// Counters give the seconds of each phase.
+void BM_Evaluate16k(benchmark::State& state) {
+  const char* env = std::getenv("SYNTHSAE_EVAL_SAMPLES");
+  const std::size_t samples = env ? std::strtoull(env, nullptr, 10) : 500'000;
+  SyntheticModel world(preset("synth-sae-bench-16k"));
+  BatchTopKSae<> sae(768, 4096, BatchTopK{25, true, 0.01});
+  EvalTimings t;
+  for (auto _ : state) {
+    t = {};
+    EvalOptions opts;
+    opts.samples = samples;
+    opts.timings = &t;
+    benchmark::DoNotOptimize(evaluate_all(sae, world, opts));
+  }
+  state.counters["samples"] = double(samples);
+  state.counters["s_similarity"] = t.similarity;
+  state.counters["s_assignment_begin"] = t.begin;
+  state.counters["s_sampling"] = t.sampling;
+  state.counters["s_encode"] = t.encode;
+  state.counters["s_decode"] = t.decode;
+  state.counters["s_metric_updates"] = t.update;
+}
+BENCHMARK(BM_Evaluate16k)->Unit(benchmark::kSecond)->UseRealTime()->Iterations(1);
+
 }  // namespace
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  Kokkos::ScopeGuard kokkos(argc, argv);
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

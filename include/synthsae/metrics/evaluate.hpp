@@ -5,6 +5,7 @@
 // The default list gives SAELens's result keys: true_l0, sae_l0, dead_latents, shrinkage,
 // explained_variance, mcc, uniqueness, classification {precision, recall, f1_score, accuracy}.
 #include <algorithm>
+#include <chrono>
 #include <concepts>
 #include <cstdint>
 
@@ -27,12 +28,20 @@ concept EvaluableSae = requires(S& sae, const Matrix<float>& x, const Matrix<flo
   { sae.decoder_weights() } -> std::convertible_to<Matrix<float>>;  // W_dec [S, D]
 };
 
+/// Seconds spent per phase of an evaluation (filled when EvalOptions::timings is set).
+struct EvalTimings {
+  double similarity = 0;  ///< decoder |cos| against the true features
+  double begin = 0;       ///< accumulators' set-up (MCC's assignment runs here)
+  double sampling = 0, encode = 0, decode = 0, update = 0;
+};
+
 struct EvalOptions {
   std::size_t samples = 500'000;  ///< the runner's default eval_samples
   std::size_t batch = 1024;       ///< the training batch size, as the runner evaluates
   /// First global sample index: evaluation draws from a region of the sample stream that
   /// training (which starts at 0) does not reach, so the samples are fresh.
   std::uint64_t first_sample = std::uint64_t(1) << 62;
+  EvalTimings* timings = nullptr;
 };
 
 template <MetricAccumulator... Metrics, EvaluableSae Sae>
@@ -41,7 +50,16 @@ nlohmann::json evaluate(Sae& sae, SyntheticModel& model, const EvalOptions& opts
     throw ShapeError("SAE input dimension " + show(sae.input_dim()) + " does not match the world's hidden_dim " + show(model.hidden_dim()));
   }
   if (opts.batch == 0) throw ConfigError("eval batch", "0", "must be >= 1");
+  using clock = std::chrono::steady_clock;
+  EvalTimings local;
+  EvalTimings& tm = opts.timings ? *opts.timings : local;
+  auto since = [](clock::time_point t0) {
+    Kokkos::fence();
+    return std::chrono::duration<double>(clock::now() - t0).count();
+  };
+  auto t0 = clock::now();
   const DecoderSimilarity similarity = decoder_similarity(sae.decoder_weights(), model.feature_vectors());
+  tm.similarity += since(t0);
   EvalContext ctx;
   ctx.similarity = &similarity;
   ctx.num_latents = similarity.num_latents;
@@ -53,7 +71,9 @@ nlohmann::json evaluate(Sae& sae, SyntheticModel& model, const EvalOptions& opts
     Kokkos::deep_copy(ctx.best_feature, h);
   }
   boost::hana::tuple<Metrics...> metrics;
+  t0 = clock::now();
   boost::hana::for_each(metrics, [&](auto& m) { m.begin(ctx); });
+  tm.begin += since(t0);
 
   SparseBatch<float> truth;
   Matrix<float> x, z, x_hat;
@@ -64,12 +84,20 @@ nlohmann::json evaluate(Sae& sae, SyntheticModel& model, const EvalOptions& opts
       z = Matrix<float>("eval_z", b, sae.num_latents());
       x_hat = Matrix<float>("eval_x_hat", b, model.hidden_dim());
     }
+    t0 = clock::now();
     model.sample_features_at(truth, opts.first_sample + done, b);
     hidden_from_sparse(truth, model.feature_vectors(), model.bias(), x);
+    tm.sampling += since(t0);
+    t0 = clock::now();
     sae.encode(x, z);
+    tm.encode += since(t0);
+    t0 = clock::now();
     sae.decode(z, x_hat);
+    tm.decode += since(t0);
+    t0 = clock::now();
     const EvalBatch batch{truth, x, z, x_hat};
     boost::hana::for_each(metrics, [&](auto& m) { m.update(batch); });
+    tm.update += since(t0);
   }
   nlohmann::json out = nlohmann::json::object();
   boost::hana::for_each(metrics, [&](auto& m) { m.write(out); });

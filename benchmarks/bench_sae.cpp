@@ -1,0 +1,75 @@
+// One SAE training step (forward, hand-written backward, Adam) at the benchmark's shape,
+// 768 -> 4,096 latents, batch 1,024, against one dense 1024 x 768 x 4096 GEMM (the encoder
+// product no architecture avoids) measured in the same run.
+//   bench_sae --benchmark_format=json
+#include <benchmark/benchmark.h>
+
+#include <synthsae/core/counter_rng.hpp>
+#include <synthsae/sae/sae.hpp>
+#include <synthsae/train/adam.hpp>
+
+using namespace synthsae;
+
+namespace {
+
+constexpr int kBatch = 1024, kIn = 768, kLatents = 4096;
+
+Matrix<float> input() {
+  Matrix<float> x("x", kBatch, kIn);
+  auto h = Kokkos::create_mirror_view(x);
+  RandomStream s(7, 0);
+  for (int i = 0; i < kBatch; ++i)
+    for (int k = 0; k < kIn; ++k) h(i, k) = s.normal<float>();
+  Kokkos::deep_copy(x, h);
+  return x;
+}
+
+void BM_EncoderGemm(benchmark::State& state) {
+  const auto x = input();
+  Matrix<float> w("w", kIn, kLatents), h("h", kBatch, kLatents);
+  Kokkos::deep_copy(w, 0.01f);
+  for (auto _ : state) {
+    gemm(Op::N, Op::N, 1.0f, x, w, 0.0f, h);
+    Kokkos::fence();
+  }
+}
+BENCHMARK(BM_EncoderGemm)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+template <class SaeT>
+void train_steps(benchmark::State& state, SaeT sae) {
+  const auto x = input();
+  SaeParameters<float> grads = sae.parameters().zeros_like();
+  Adam<float> adam(sae.parameters(), AdamConfig{});
+  for (auto _ : state) {
+    sae.forward_backward(x, grads);
+    adam.step(sae.parameters(), grads, 3e-4);
+    Kokkos::fence();
+  }
+  state.SetItemsProcessed(state.iterations() * kBatch);
+}
+
+void BM_StepBatchTopK(benchmark::State& s) { train_steps(s, BatchTopKSae<>(kIn, kLatents, BatchTopK{25, true, 0.01})); }
+void BM_StepMatryoshka(benchmark::State& s) {
+  train_steps(s, MatryoshkaBatchTopKSae<>(kIn, kLatents, BatchTopK{25, true, 0.01}, {}, AuxK{}, Matryoshka{{128, 512, 2048}}));
+}
+void BM_StepTopK(benchmark::State& s) { train_steps(s, TopKSae<>(kIn, kLatents, TopK{25, true})); }
+void BM_StepStandard(benchmark::State& s) { train_steps(s, StandardSae<>(kIn, kLatents, Relu{}, L1Penalty{2.0})); }
+void BM_StepJumpRelu(benchmark::State& s) {
+  train_steps(s, JumpReluSae<>(kIn, kLatents, JumpRelu{1.0, 1.0}, L0StepPenalty{1.0, 1.0}, {}, {}, 0.5));
+}
+BENCHMARK(BM_StepBatchTopK)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_StepMatryoshka)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_StepTopK)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_StepStandard)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_StepJumpRelu)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Kokkos::ScopeGuard kokkos(argc, argv);
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
