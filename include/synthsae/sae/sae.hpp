@@ -186,7 +186,7 @@ class Sae {
   // ---- inference / evaluation (EvaluableSae) ------------------------------------------
   /// z = feature activations [B, S]; BatchTopK selects over this batch (the runner's evaluation).
   void encode(const Matrix<T>& x, const Matrix<T>& z) {
-    forward(x, eval_, false);
+    forward(x, eval_, false, /*reconstruct=*/false);
     Kokkos::deep_copy(z, eval_.z);
   }
   /// x_hat = (rescale ? z / |W_dec| : z) W_dec + b_dec.
@@ -220,7 +220,7 @@ class Sae {
     });
   }
 
-  void forward(const Matrix<T>& x, StepBuffers<T>& b, bool training) {
+  void forward(const Matrix<T>& x, StepBuffers<T>& b, bool training, bool reconstruct = true) {
     if (x.extent(1) != input_dim()) {
       throw ShapeError("SAE input has " + show(x.extent(1)) + " dimensions, d_in is " + show(input_dim()));
     }
@@ -245,7 +245,7 @@ class Sae {
     Kokkos::parallel_for("synthsae::feature_acts", Kokkos::RangePolicy<ExecSpace>(0, x.extent(0)), KOKKOS_LAMBDA(int i) {
       for (int j = 0; j < s; ++j) z(i, j) = rescale ? c(i, j) * norms(j) : c(i, j);
     });
-    decode_coefficients(b.c, b.x_hat);
+    if (reconstruct) decode_coefficients(b.c, b.x_hat);
   }
 
   Activation activation_;
