@@ -8,5 +8,7 @@ namespace synthsae::cli {
 
 /// Exit codes: 0 success, 1 failure (bad file, failed run), 2 usage.
 int run_model(const std::vector<std::string>& args);
+int run_train(const std::vector<std::string>& args);
+int run_eval(const std::vector<std::string>& args);
 
 }  // namespace synthsae::cli

@@ -1,5 +1,6 @@
 // synthsae: the command-line program over the library.
 //   synthsae model ...   build, load, save and describe synthetic worlds
+//   synthsae train ...   train an SAE; synthsae eval ...: evaluate a saved one
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -17,6 +18,8 @@ constexpr const char* kUsage =
     "commands:\n"
     "  model    build a synthetic world from a preset or config, or load one saved in\n"
     "           SAELens's layout; print its statistics; save it\n"
+    "  train    train an SAE on a world; save it in SAELens's layout with its evaluation\n"
+    "  eval     ground-truth metrics of any SAE saved in SAELens's layout\n"
     "\n"
     "Run 'synthsae <command> --help' for the options of a command.\n"
     "Kokkos options (--kokkos-num-threads=N, ...) are accepted before the command.\n";
@@ -33,6 +36,8 @@ int main(int argc, char* argv[]) {
   const std::string command = args[0];
   args.erase(args.begin());
   if (command == "model") return synthsae::cli::run_model(args);
+  if (command == "train") return synthsae::cli::run_train(args);
+  if (command == "eval") return synthsae::cli::run_eval(args);
   std::fprintf(stderr, "synthsae: unknown command '%s'\n\n%s", command.c_str(), kUsage);
   return 2;
 }

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# End-to-end checks of `synthsae train` and `synthsae eval` on the tiny preset: the files
+# exist and load, `eval` on the saved SAE reproduces the in-process metrics, bad flags exit 2,
+# bad files exit 1, and failures leave no partial output.
+#   test_train_eval.sh SYNTHSAE_BINARY WORK_DIR
+set -u
+bin="$1"
+work="$2"
+rm -rf "$work" && mkdir -p "$work"
+failures=0
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+expect() {
+  local code="$1" pattern="$2"
+  shift 3
+  "$@" >"$work/out" 2>"$work/err"
+  local rc=$?
+  [ "$rc" -eq "$code" ] || fail "'$*' exited $rc, expected $code: $(head -c 300 "$work/err")"
+  grep -q -- "$pattern" "$work/err" || fail "'$*' did not say '$pattern': $(head -c 300 "$work/err")"
+}
+
+# A standard SAE: its saved inference form is the trained one, so eval must match exactly.
+"$bin" train --model tiny --arch standard --width 32 --samples 25600 --batch 512 --lr 1e-3 \
+  --eval-samples 4096 --eval-every 25 --out "$work/std" >"$work/train.json" 2>"$work/train.err" || fail "train failed: $(tail -3 "$work/train.err")"
+for f in cfg.json sae_weights.safetensors eval_stats.json metrics.csv runner_config.json; do
+  [ -f "$work/std/$f" ] || fail "missing $f"
+done
+grep -q '"architecture": "standard"' "$work/std/cfg.json" || fail "cfg.json lacks the architecture"
+[ "$(grep -c '' "$work/std/metrics.csv")" -ge 3 ] || fail "metrics.csv has too few rows"
+grep -q '^25,' "$work/std/metrics.csv" || fail "metrics.csv lacks the step-25 evaluation row"
+"$bin" eval --model tiny --sae "$work/std" --samples 4096 --batch 512 >"$work/eval.json" 2>/dev/null || fail "eval failed"
+cmp -s "$work/train.json" "$work/eval.json" || fail "eval of the saved SAE differs from the in-process metrics"
+grep -q '"mcc"' "$work/eval.json" || fail "eval output lacks mcc"
+
+# A BatchTopK SAE exports as JumpReLU with its threshold.
+"$bin" train --model tiny --arch batchtopk --k 3 --width 32 --samples 10240 --batch 512 --eval-samples 1024 \
+  --out "$work/btk" >/dev/null 2>&1 || fail "batchtopk train failed"
+grep -q '"architecture": "jumprelu"' "$work/btk/cfg.json" || fail "batchtopk should be saved as jumprelu"
+
+# Usage errors (exit 2).
+expect 2 "--arch is required" -- "$bin" train --model tiny --out "$work/x"
+expect 2 "--arch = nope" -- "$bin" train --model tiny --arch nope --out "$work/x"
+expect 2 "--k applies to" -- "$bin" train --model tiny --arch standard --k 5 --out "$work/x"
+expect 2 "--lr = -1" -- "$bin" train --model tiny --arch topk --lr -1 --out "$work/x"
+expect 2 "neither a preset" -- "$bin" train --model nowhere --arch topk --out "$work/x"
+expect 2 "--sae is required" -- "$bin" eval --model tiny
+[ -e "$work/x" ] && fail "a usage error left output behind"
+
+# Bad files (exit 1).
+cp -r "$work/std" "$work/bad"
+echo '{"architecture": "standard", "d_in": 32, "d_sae": 31}' >"$work/bad/cfg.json"
+expect 1 "W_enc" -- "$bin" eval --model tiny --sae "$work/bad" --samples 512
+head -c 100 "$work/std/sae_weights.safetensors" >"$work/bad/sae_weights.safetensors"
+cp "$work/std/cfg.json" "$work/bad/cfg.json"
+expect 1 "sae_weights.safetensors" -- "$bin" eval --model tiny --sae "$work/bad" --samples 512
+# A world whose hidden_dim does not match the SAE.
+"$bin" model --preset cpu-1k --save "$work/w1k" >/dev/null 2>&1
+expect 1 "does not match" -- "$bin" eval --model "$work/w1k" --sae "$work/std" --samples 512
+
+if [ "$failures" -ne 0 ]; then
+  echo "$failures check(s) failed"
+  exit 1
+fi
+echo "all synthsae train/eval checks passed"

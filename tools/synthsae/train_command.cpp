@@ -1,0 +1,214 @@
+// synthsae train --model (PRESET | DIR) --arch NAME [--k N | --l1 X | --target-l0 N] [--width N]
+//                [--samples N] [--batch N] [--lr X] [--seed N] [--eval-every N] [--eval-samples N]
+//                [--checkpoint-every N] [--resume DIR] --out DIR
+// The architecture name picks one of a fixed list of instantiations, here, once.
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include <synthsae/io/sae_files.hpp>
+#include <synthsae/metrics/evaluate.hpp>
+#include <synthsae/train/callbacks.hpp>
+
+#include "cli_args.hpp"
+#include "commands.hpp"
+#include "output_dir.hpp"
+#include "world_arg.hpp"
+
+namespace synthsae::cli {
+
+namespace {
+
+constexpr const char* kTrainUsage =
+    "usage: synthsae train --model (PRESET | DIR) --arch NAME --out DIR\n"
+    "                      [--k N | --l1 X | --target-l0 N] [--width N] [--samples N] [--batch N]\n"
+    "                      [--lr X] [--seed N] [--eval-every N] [--eval-samples N]\n"
+    "                      [--checkpoint-every N] [--resume DIR]\n"
+    "\n"
+    "  --arch NAME          standard | topk | batchtopk | matryoshka_batchtopk | jumprelu\n"
+    "                       (gated and matching_pursuit are not available yet)\n"
+    "  --k N                active latents per sample for the TopK family (default 25)\n"
+    "  --l1 X               L1 coefficient for standard (default 2.0, warmed up over the first third)\n"
+    "  --target-l0 N        autotune standard's L1 or jumprelu's L0 coefficient to this L0\n"
+    "  --width N            SAE latents (default: num_features / 4)\n"
+    "  --samples N          training samples (default 2,000,000)\n"
+    "  --batch N            batch size (default 1024)\n"
+    "  --lr X               Adam learning rate (default 3e-4)\n"
+    "  --seed N             SAE initialisation seed (default 0)\n"
+    "  --eval-every N       ground-truth evaluation every N steps into metrics.csv (default 0: final only)\n"
+    "  --eval-samples N     samples per evaluation (default 100,000)\n"
+    "  --checkpoint-every N checkpoint every N steps into OUT/checkpoint\n"
+    "  --resume DIR         continue from a checkpoint directory\n"
+    "  --out DIR            cfg.json, sae_weights.safetensors (SAELens layout), eval_stats.json,\n"
+    "                       metrics.csv, runner_config.json\n";
+
+struct TrainArgs {
+  std::string model, arch;
+  std::filesystem::path out;
+  std::optional<std::filesystem::path> resume;
+  int k = 25;
+  double l1 = 2.0;
+  std::optional<double> target_l0;
+  std::size_t width = 0, samples = 2'000'000, batch = 1024, eval_samples = 100'000;
+  double lr = 3e-4;
+  std::uint64_t seed = 0;
+  long eval_every = 0, checkpoint_every = 0;
+};
+
+/// Training statistics every 100 steps and ground-truth evaluations every eval_every steps,
+/// both into metrics.csv (evaluation columns empty on plain rows).
+template <class SaeT>
+struct MetricsCsv {
+  std::ofstream file;
+  SaeT* sae = nullptr;
+  SyntheticModel* world = nullptr;
+  long eval_every = 0;
+  std::size_t eval_samples = 0, batch = 0;
+
+  template <class Tr>
+  void on_step(const StepInfo& i, Tr&) {
+    const bool eval_now = eval_every > 0 && i.step % eval_every == 0;
+    if (i.step % 100 != 0 && !eval_now && i.step != i.total_steps) return;
+    file << i.step << ',' << i.samples << ',' << i.losses.total() << ',' << i.losses.mse << ',' << i.l0 << ',' << i.dead_latents << ','
+         << i.lr << ',' << i.coefficient << ',' << i.elapsed_seconds;
+    if (eval_now) {
+      EvalOptions o;
+      o.samples = eval_samples;
+      o.batch = batch;
+      const io::Json r = evaluate_all(*sae, *world, o);
+      file << ',' << r["mcc"].get<double>() << ',' << r["uniqueness"].get<double>() << ',' << r["explained_variance"].get<double>() << ','
+           << r["classification"]["f1_score"].get<double>() << ',' << r["sae_l0"].get<double>();
+    } else {
+      file << ",,,,,";
+    }
+    file << '\n';
+    file.flush();
+  }
+};
+
+template <class SaeT>
+int train_and_save(SaeT sae, SyntheticModel& world, const TrainArgs& a, TrainerConfig cfg, const io::Json& runner) {
+  StagedDirectory out(a.out);
+  Trainer trainer(sae, world, cfg);
+  if (a.resume) trainer.load_checkpoint(*a.resume);
+  ProgressDisplay progress;
+  MetricsCsv<SaeT> csv;
+  csv.file.open(out.path() / "metrics.csv");
+  if (!csv.file) throw IoError((out.path() / "metrics.csv").string(), "cannot open for writing");
+  csv.file << "step,samples,loss,mse,l0,dead_latents,lr,coefficient,seconds,mcc,uniqueness,explained_variance,f1_score,eval_sae_l0\n";
+  csv.sae = &sae, csv.world = &world, csv.eval_every = a.eval_every, csv.eval_samples = a.eval_samples, csv.batch = a.batch;
+  PeriodicCheckpoint checkpoints{a.out / "checkpoint", a.checkpoint_every};
+  trainer.fit(progress, csv, checkpoints);
+  csv.file.close();
+
+  EvalOptions eval;
+  eval.samples = a.eval_samples;
+  eval.batch = a.batch;
+  const auto stats = evaluate_all(sae, world, eval);
+  io::write_json_file(out.path() / "eval_stats.json", stats);
+  io::save_sae(export_inference(sae), out.path(), {{"synthsae_architecture", a.arch}, {"synthetic_model", a.model}});
+  io::write_json_file(out.path() / "runner_config.json", runner);
+  out.commit();
+  std::printf("%s\n", stats.dump(2).c_str());
+  return 0;
+}
+
+}  // namespace
+
+int run_train(const std::vector<std::string>& argv) {
+  try {
+    const Args args(argv,
+                    {"--model", "--arch", "--k", "--l1", "--target-l0", "--width", "--samples", "--batch", "--lr", "--seed", "--eval-every",
+                     "--eval-samples", "--checkpoint-every", "--resume", "--out"},
+                    {});
+    if (args.help()) {
+      std::fputs(kTrainUsage, stdout);
+      return 0;
+    }
+    TrainArgs a;
+    if (!args.has("--model")) throw UsageError("--model is required");
+    if (!args.has("--arch")) throw UsageError("--arch is required");
+    if (!args.has("--out")) throw UsageError("--out is required");
+    a.model = *args.text("--model");
+    a.arch = *args.text("--arch");
+    a.out = *args.text("--out");
+    if (auto r = args.text("--resume")) a.resume = *r;
+    a.k = static_cast<int>(args.integer("--k", 1, kMaxRowTopK).value_or(25));
+    a.l1 = args.number("--l1", 0, 1e6).value_or(2.0);
+    if (auto t = args.number("--target-l0", 1e-3, 1e6)) a.target_l0 = *t;
+    a.width = static_cast<std::size_t>(args.integer("--width", 1, 1 << 24).value_or(0));
+    a.samples = static_cast<std::size_t>(args.integer("--samples", 1, std::int64_t(1) << 40).value_or(2'000'000));
+    a.batch = static_cast<std::size_t>(args.integer("--batch", 1, 1 << 20).value_or(1024));
+    a.lr = args.number("--lr", 1e-12, 10).value_or(3e-4);
+    a.seed = static_cast<std::uint64_t>(args.integer("--seed", 0, std::int64_t(1) << 62).value_or(0));
+    a.eval_every = static_cast<long>(args.integer("--eval-every", 0, std::int64_t(1) << 40).value_or(0));
+    a.eval_samples = static_cast<std::size_t>(args.integer("--eval-samples", 1, std::int64_t(1) << 40).value_or(100'000));
+    a.checkpoint_every = static_cast<long>(args.integer("--checkpoint-every", 0, std::int64_t(1) << 40).value_or(0));
+    static const char* archs[] = {"standard", "topk", "batchtopk", "matryoshka_batchtopk", "jumprelu"};
+    if (std::find(std::begin(archs), std::end(archs), a.arch) == std::end(archs)) {
+      if (a.arch == "gated" || a.arch == "matching_pursuit") throw UsageError("--arch " + a.arch + ": not available in this version yet");
+      throw UsageError("--arch = " + a.arch + ": choose standard, topk, batchtopk, matryoshka_batchtopk or jumprelu");
+    }
+    if (args.has("--k") && a.arch != "topk" && a.arch != "batchtopk" && a.arch != "matryoshka_batchtopk") {
+      throw UsageError("--k applies to topk, batchtopk and matryoshka_batchtopk, not " + a.arch);
+    }
+    if (args.has("--l1") && a.arch != "standard") throw UsageError("--l1 applies to standard only");
+    if (a.target_l0 && a.arch != "standard" && a.arch != "jumprelu") throw UsageError("--target-l0 applies to standard and jumprelu (use --k for the TopK family)");
+    if (a.samples < a.batch) throw UsageError("--samples = " + std::to_string(a.samples) + ": must be at least one batch (" + std::to_string(a.batch) + ")");
+    if (a.resume && !std::filesystem::is_directory(*a.resume)) throw UsageError("--resume = " + a.resume->string() + ": not a directory");
+
+    try {
+      SyntheticModel world = world_from_argument(a.model);
+      const std::size_t d = world.hidden_dim();
+      if (a.width == 0) a.width = std::max<std::size_t>(1, world.num_features() / 4);
+      if (a.k > static_cast<int>(a.width)) throw UsageError("--k = " + std::to_string(a.k) + ": larger than the width " + std::to_string(a.width));
+      TrainerConfig cfg;
+      cfg.training_samples = a.samples;
+      cfg.batch_size = a.batch;
+      cfg.lr.lr = a.lr;
+      const long total = static_cast<long>(a.samples / a.batch);
+      io::Json runner = {{"model", a.model},       {"architecture", a.arch}, {"d_in", d},          {"d_sae", a.width},
+                         {"training_samples", a.samples}, {"batch_size", a.batch}, {"lr", a.lr}, {"seed", a.seed},
+                         {"eval_samples", a.eval_samples}, {"eval_every", a.eval_every}};
+      if (a.arch == "standard") {
+        cfg.coefficient_warm_up_steps = total / 3;
+        if (a.target_l0) cfg.autotune = L0AutotunerConfig{*a.target_l0, total / 3, 10, 3e-4, 1e-2, 0};
+        runner["l1_coefficient"] = a.l1;
+        runner["l1_warm_up_steps"] = total / 3;
+        return train_and_save(StandardSae<>(d, a.width, Relu{}, L1Penalty{a.l1}, {}, {}, 0.1, a.seed), world, a, cfg, runner);
+      }
+      if (a.arch == "jumprelu") {  // the v2 recipe: step L0, bandwidth 1, threshold 1, decoder norm 0.5
+        cfg.normalize_activations = true;
+        cfg.norm_estimate_batches = 20;
+        if (a.target_l0) cfg.autotune = L0AutotunerConfig{*a.target_l0, 0, 10, 3e-4, 1e-2, 0};
+        runner["l0_coefficient"] = 1.0;
+        runner["jumprelu_bandwidth"] = 1.0;
+        runner["jumprelu_init_threshold"] = 1.0;
+        return train_and_save(JumpReluSae<>(d, a.width, JumpRelu{1.0, 1.0}, L0StepPenalty{1.0, 1.0}, {}, {}, 0.5, a.seed), world, a, cfg, runner);
+      }
+      runner["k"] = a.k;
+      if (a.arch == "topk") return train_and_save(TopKSae<>(d, a.width, TopK{a.k, true}, {}, AuxK{}, {}, 0.1, a.seed), world, a, cfg, runner);
+      if (a.arch == "batchtopk") {
+        return train_and_save(BatchTopKSae<>(d, a.width, BatchTopK{double(a.k), true, 0.01}, {}, AuxK{}, {}, 0.1, a.seed), world, a, cfg, runner);
+      }
+      // Matryoshka levels at width/32, width/8, width/2 (128, 512, 2048 for a width of 4096).
+      std::vector<int> widths;
+      for (std::size_t div : {32u, 8u, 2u})
+        if (a.width / div >= 1 && (widths.empty() || int(a.width / div) > widths.back())) widths.push_back(int(a.width / div));
+      runner["matryoshka_widths"] = widths;
+      return train_and_save(MatryoshkaBatchTopKSae<>(d, a.width, BatchTopK{double(a.k), true, 0.01}, {}, AuxK{}, Matryoshka{widths}, 0.1, a.seed),
+                            world, a, cfg, runner);
+    } catch (const UsageError&) {
+      throw;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "synthsae train: %s\n", e.what());
+      return 1;
+    }
+  } catch (const UsageError& e) {
+    std::fprintf(stderr, "synthsae train: %s\n\n%s", e.what(), kTrainUsage);
+    return 2;
+  }
+}
+
+}  // namespace synthsae::cli
