@@ -236,3 +236,16 @@ TEST_CASE("JumpReLU (step and tanh L0): gradients of W and b; pseudo-gradients b
   CHECK(largest > 1e-3);  // the window is hit: the comparison is not vacuous
   CHECK(worst < 1e-10);
 }
+
+#include "synthsae/sae/matching_pursuit.hpp"
+
+TEST_CASE("Matching Pursuit: gradients through the greedy selections", "[sae][gradients]") {
+  MatchingPursuitSae<double> mp(kIn, kLatents, MatchingPursuit{3, 0.0, false}, 10);
+  scramble(mp, 10);
+  const auto x = random_input(10);
+  CHECK(worst_gradient_error(mp, x, {"W_dec", "b_dec"}) < 1e-6);
+  // Incremental scores agree with recomputing r . W_dec_j: reconstruction = sum of selections.
+  SaeParameters<double> g = mp.parameters().zeros_like();
+  const auto l = mp.forward_backward(x, g);
+  CHECK(l.mse > 0);
+}

@@ -176,3 +176,25 @@ TEST_CASE("malformed SAE directories are clear errors", "[sae][files]") {
   CHECK_THROWS_WITH(io::load_sae(dir), Catch::Contains("threshold"));
   CHECK_THROWS_AS(io::load_sae(dir / "nope"), IoError);
 }
+
+TEST_CASE("a Matching Pursuit SAE saves tied weights and encodes identically after loading", "[sae][files]") {
+  MatchingPursuitSae<> mp(10, 24, MatchingPursuit{4, 0.0, false}, 7);
+  const auto dir = fresh("synthsae_sae_mp");
+  io::save_sae(export_inference(mp), dir);
+  const auto cfg = io::read_json_file(dir / "cfg.json");
+  CHECK(cfg["architecture"] == "matching_pursuit");
+  CHECK(cfg["max_iterations"] == 4);
+  CHECK_FALSE(io::read_safetensors(dir / "sae_weights.safetensors").contains("W_enc"));
+  auto loaded = io::load_sae(dir);
+  const auto x = random_x(20, 10, 8);
+  Matrix<float> z1("z1", 20, 24), z2("z2", 20, 24);
+  mp.encode(x, z1);
+  loaded.encode(x, z2);
+  auto a = host(z1), b = host(z2);
+  int differ = 0, active = 0;
+  for (int i = 0; i < 20; ++i)
+    for (int j = 0; j < 24; ++j) differ += a(i, j) != b(i, j), active += a(i, j) > 0;
+  CHECK(differ == 0);
+  CHECK(active > 20);
+  CHECK(active <= 20 * 4);  // at most max_iterations distinct latents per sample
+}

@@ -155,3 +155,25 @@ TEST_CASE("a run resumed from a checkpoint matches an uninterrupted run bit for 
   CHECK(straight.activation_state().threshold == resumed.activation_state().threshold);
   std::filesystem::remove_all(dir);
 }
+
+#include "synthsae/sae/matching_pursuit.hpp"
+
+TEST_CASE("Matching Pursuit reconstructs better than BatchTopK at equal L0 in superposition", "[train][quality]") {
+  // 256 features in 32 dimensions (strong superposition), L0 budget 4 for both.
+  auto c = easy_world(256, 32, 0.012);
+  c.orthogonalization.reset();
+  SyntheticModel world(c);
+  TrainerConfig cfg;
+  cfg.training_samples = 256 * 600;
+  cfg.batch_size = 256;
+  cfg.lr.lr = 3e-3;
+  MatchingPursuitSae<> mp(32, 64, MatchingPursuit{4, 0.0, false}, 1);
+  Trainer(mp, world, cfg).fit();
+  BatchTopKSae<> btk(32, 64, BatchTopK{4, true, 0.01}, {}, AuxK{}, {}, 0.1, 1);
+  Trainer(btk, world, cfg).fit();
+  EvalOptions eval{20000, 1000};
+  const auto rm = evaluate_all(mp, world, eval), rb = evaluate_all(btk, world, eval);
+  INFO("MP " << rm.dump() << "\nBatchTopK " << rb.dump());
+  CHECK(rm["sae_l0"].get<double>() <= 4.0);
+  CHECK(rm["explained_variance"].get<double>() > rb["explained_variance"].get<double>());
+}

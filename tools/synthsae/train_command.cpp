@@ -9,6 +9,7 @@
 
 #include <synthsae/io/sae_files.hpp>
 #include <synthsae/metrics/evaluate.hpp>
+#include <synthsae/sae/matching_pursuit.hpp>
 #include <synthsae/train/callbacks.hpp>
 
 #include "cli_args.hpp"
@@ -26,9 +27,10 @@ constexpr const char* kTrainUsage =
     "                      [--lr X] [--seed N] [--eval-every N] [--eval-samples N]\n"
     "                      [--checkpoint-every N] [--resume DIR]\n"
     "\n"
-    "  --arch NAME          standard | topk | batchtopk | matryoshka_batchtopk | jumprelu\n"
-    "                       (gated and matching_pursuit are not available yet)\n"
-    "  --k N                active latents per sample for the TopK family (default 25)\n"
+    "  --arch NAME          standard | topk | batchtopk | matryoshka_batchtopk | jumprelu |\n"
+    "                       matching_pursuit (gated is not available yet)\n"
+    "  --k N                active latents per sample for the TopK family, selections for\n"
+    "                       matching_pursuit (default 25)\n"
     "  --l1 X               L1 coefficient for standard (default 2.0, warmed up over the first third)\n"
     "  --target-l0 N        autotune standard's L1 or jumprelu's L0 coefficient to this L0\n"
     "  --width N            SAE latents (default: num_features / 4)\n"
@@ -145,13 +147,13 @@ int run_train(const std::vector<std::string>& argv) {
     a.eval_every = static_cast<long>(args.integer("--eval-every", 0, std::int64_t(1) << 40).value_or(0));
     a.eval_samples = static_cast<std::size_t>(args.integer("--eval-samples", 1, std::int64_t(1) << 40).value_or(100'000));
     a.checkpoint_every = static_cast<long>(args.integer("--checkpoint-every", 0, std::int64_t(1) << 40).value_or(0));
-    static const char* archs[] = {"standard", "topk", "batchtopk", "matryoshka_batchtopk", "jumprelu"};
+    static const char* archs[] = {"standard", "topk", "batchtopk", "matryoshka_batchtopk", "jumprelu", "matching_pursuit"};
     if (std::find(std::begin(archs), std::end(archs), a.arch) == std::end(archs)) {
-      if (a.arch == "gated" || a.arch == "matching_pursuit") throw UsageError("--arch " + a.arch + ": not available in this version yet");
-      throw UsageError("--arch = " + a.arch + ": choose standard, topk, batchtopk, matryoshka_batchtopk or jumprelu");
+      if (a.arch == "gated") throw UsageError("--arch gated: not available in this version yet");
+      throw UsageError("--arch = " + a.arch + ": choose standard, topk, batchtopk, matryoshka_batchtopk, jumprelu or matching_pursuit");
     }
-    if (args.has("--k") && a.arch != "topk" && a.arch != "batchtopk" && a.arch != "matryoshka_batchtopk") {
-      throw UsageError("--k applies to topk, batchtopk and matryoshka_batchtopk, not " + a.arch);
+    if (args.has("--k") && (a.arch == "standard" || a.arch == "jumprelu")) {
+      throw UsageError("--k applies to topk, batchtopk, matryoshka_batchtopk and matching_pursuit, not " + a.arch);
     }
     if (args.has("--l1") && a.arch != "standard") throw UsageError("--l1 applies to standard only");
     if (a.target_l0 && a.arch != "standard" && a.arch != "jumprelu") throw UsageError("--target-l0 applies to standard and jumprelu (use --k for the TopK family)");
@@ -188,6 +190,10 @@ int run_train(const std::vector<std::string>& argv) {
         return train_and_save(JumpReluSae<>(d, a.width, JumpRelu{1.0, 1.0}, L0StepPenalty{1.0, 1.0}, {}, {}, 0.5, a.seed), world, a, cfg, runner);
       }
       runner["k"] = a.k;
+      if (a.arch == "matching_pursuit") {  // the benchmark's settings: L0 selections, no early stops
+        runner["max_iterations"] = a.k;
+        return train_and_save(MatchingPursuitSae<>(d, a.width, MatchingPursuit{a.k, 0.0, false}, a.seed), world, a, cfg, runner);
+      }
       if (a.arch == "topk") return train_and_save(TopKSae<>(d, a.width, TopK{a.k, true}, {}, AuxK{}, {}, 0.1, a.seed), world, a, cfg, runner);
       if (a.arch == "batchtopk") {
         return train_and_save(BatchTopKSae<>(d, a.width, BatchTopK{double(a.k), true, 0.01}, {}, AuxK{}, {}, 0.1, a.seed), world, a, cfg, runner);

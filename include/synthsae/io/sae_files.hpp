@@ -44,6 +44,11 @@ inline Json sae_config_json(const InferenceSae& sae, const Json& meta = Json::ob
               {"normalize_activations", "none"},
               {"reshape_activations", "none"},
               {"meta", meta}};
+  if (sae.architecture == "matching_pursuit") {
+    cfg["residual_threshold"] = sae.pursuit.residual_threshold;
+    cfg["max_iterations"] = sae.pursuit.max_iterations;
+    cfg["stop_on_duplicate_support"] = sae.pursuit.stop_on_duplicate_support;
+  }
   if (sae.architecture == "topk") {
     cfg["k"] = sae.k;
     cfg["rescale_acts_by_decoder_norm"] = sae.rescale_acts_by_decoder_norm;
@@ -58,9 +63,10 @@ inline void save_sae(const InferenceSae& sae, const std::filesystem::path& dir, 
   std::filesystem::create_directories(dir);
   const auto d = static_cast<std::int64_t>(sae.input_dim()), s = static_cast<std::int64_t>(sae.num_latents());
   SafetensorsFile w;
-  w.tensors["W_enc"] = detail::view_tensor(sae.params.w_enc, {d, s});
+  const bool tied = sae.architecture == "matching_pursuit";
+  if (!tied) w.tensors["W_enc"] = detail::view_tensor(sae.params.w_enc, {d, s});
   w.tensors["W_dec"] = detail::view_tensor(sae.params.w_dec, {s, d});
-  w.tensors["b_enc"] = detail::view_tensor(sae.params.b_enc, {s});
+  if (!tied) w.tensors["b_enc"] = detail::view_tensor(sae.params.b_enc, {s});
   w.tensors["b_dec"] = detail::view_tensor(sae.params.b_dec, {d});
   if (sae.architecture == "jumprelu") w.tensors["threshold"] = detail::view_tensor(sae.threshold, {s});
   write_safetensors(dir / kSaeWeightsFile, w);
@@ -87,10 +93,18 @@ inline InferenceSae load_sae(const std::filesystem::path& dir) {
     if (sae.architecture == "topk") {
       sae.k = json_field<int>(cfg, "k", "");
       sae.rescale_acts_by_decoder_norm = json_field_or<bool>(cfg, "rescale_acts_by_decoder_norm", "", false);
+    } else if (sae.architecture == "matching_pursuit") {
+      const auto iters = cfg.find("max_iterations");
+      sae.pursuit.max_iterations = (iters == cfg.end() || iters->is_null()) ? 0 : json_field<int>(cfg, "max_iterations", "");
+      sae.pursuit.residual_threshold = json_field_or<double>(cfg, "residual_threshold", "", 1e-2);
+      sae.pursuit.stop_on_duplicate_support = json_field_or<bool>(cfg, "stop_on_duplicate_support", "", true);
     } else if (sae.architecture != "standard" && sae.architecture != "jumprelu") {
-      throw ConfigError("architecture", "\"" + sae.architecture + "\"", "supported: standard, topk, jumprelu");
+      throw ConfigError("architecture", "\"" + sae.architecture + "\"", "supported: standard, topk, jumprelu, matching_pursuit");
     }
     if (d == 0 || s == 0) throw ConfigError("d_in/d_sae", show(d) + "/" + show(s), "must be >= 1");
+    if (sae.architecture == "matching_pursuit" && sae.pursuit.max_iterations == 0) {
+      sae.pursuit.max_iterations = static_cast<int>(d);  // SAELens: null means d_in
+    }
   } catch (const ConfigError& e) {
     throw FormatError(cfg_path.string(), e.what());
   }
@@ -106,13 +120,14 @@ inline InferenceSae load_sae(const std::filesystem::path& dir) {
     return tensor_values<float>(t, src);
   };
   const auto di = static_cast<std::int64_t>(d), si = static_cast<std::int64_t>(s);
-  sae.params.w_enc = Matrix<float>("W_enc", d, s);
+  const bool tied = sae.architecture == "matching_pursuit";
+  sae.params.w_enc = Matrix<float>("W_enc", tied ? 0 : d, tied ? 0 : s);
   sae.params.w_dec = Matrix<float>("W_dec", s, d);
-  sae.params.b_enc = Vector<float>("b_enc", s);
+  sae.params.b_enc = Vector<float>("b_enc", tied ? 0 : s);
   sae.params.b_dec = Vector<float>("b_dec", d);
-  detail::fill_view(sae.params.w_enc, values("W_enc", {di, si}));
+  if (!tied) detail::fill_view(sae.params.w_enc, values("W_enc", {di, si}));
   detail::fill_view(sae.params.w_dec, values("W_dec", {si, di}));
-  detail::fill_view(sae.params.b_enc, values("b_enc", {si}));
+  if (!tied) detail::fill_view(sae.params.b_enc, values("b_enc", {si}));
   detail::fill_view(sae.params.b_dec, values("b_dec", {di}));
   if (sae.architecture == "jumprelu") {
     sae.threshold = Vector<float>("threshold", s);

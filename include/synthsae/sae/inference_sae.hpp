@@ -10,12 +10,14 @@
 #include <string>
 
 #include "synthsae/core/gemm.hpp"
+#include "synthsae/sae/matching_pursuit.hpp"
 #include "synthsae/sae/sae.hpp"
 
 namespace synthsae {
 
 struct InferenceSae {
-  std::string architecture = "standard";  ///< standard | topk | jumprelu
+  std::string architecture = "standard";  ///< standard | topk | jumprelu | matching_pursuit
+  MatchingPursuit pursuit;                ///< matching_pursuit only (tied: W_enc, b_enc unused)
   int k = 0;                              ///< topk only
   bool rescale_acts_by_decoder_norm = false;
   bool apply_b_dec_to_input = true;
@@ -27,9 +29,10 @@ struct InferenceSae {
   Matrix<float> decoder_weights() const { return params.w_dec; }
 
   void validate() const {
-    if (architecture != "standard" && architecture != "topk" && architecture != "jumprelu") {
-      throw ConfigError("architecture", "\"" + architecture + "\"", "supported: standard, topk, jumprelu");
+    if (architecture != "standard" && architecture != "topk" && architecture != "jumprelu" && architecture != "matching_pursuit") {
+      throw ConfigError("architecture", "\"" + architecture + "\"", "supported: standard, topk, jumprelu, matching_pursuit");
     }
+    if (architecture == "matching_pursuit") pursuit.validate();
     if (architecture == "topk" && (k < 1 || static_cast<std::size_t>(k) > num_latents())) {
       throw ConfigError("k", show(k), "must be in [1, d_sae = " + show(num_latents()) + "]");
     }
@@ -39,6 +42,10 @@ struct InferenceSae {
   }
 
   void encode(const Matrix<float>& x, const Matrix<float>& z) {
+    if (architecture == "matching_pursuit") {
+      encode_pursuit(x, z);
+      return;
+    }
     const std::size_t rows = x.extent(0);
     const int d = static_cast<int>(input_dim()), s = static_cast<int>(num_latents());
     if (xc_.extent(0) != rows || xc_.extent(1) != input_dim()) xc_ = Matrix<float>("inference_xc", rows, input_dim());
@@ -104,6 +111,20 @@ struct InferenceSae {
   }
 
  private:
+  void encode_pursuit(const Matrix<float>& x, const Matrix<float>& z) {
+    const std::size_t rows = x.extent(0), s = num_latents(), d = input_dim();
+    Matrix<float> xc("mp_xc", rows, d), scores("mp_scores", rows, s), gram("mp_gram", s, s), val("mp_val", rows, pursuit.max_iterations);
+    Kokkos::View<std::int32_t**, Kokkos::LayoutRight, MemSpace> sel("mp_sel", rows, pursuit.max_iterations);
+    const auto xx = x;
+    const auto b_dec = params.b_dec;
+    const bool subtract = apply_b_dec_to_input;
+    const int di = static_cast<int>(d);
+    Kokkos::parallel_for("synthsae::inference_mp_center", Kokkos::RangePolicy<ExecSpace>(0, rows), KOKKOS_LAMBDA(int i) {
+      for (int q = 0; q < di; ++q) xc(i, q) = xx(i, q) - (subtract ? b_dec(q) : 0.0f);
+    });
+    detail::matching_pursuit_encode(pursuit, xc, params.w_dec, scores, gram, sel, val, z);
+  }
+
   Matrix<float> xc_, key_, c_;
   Vector<float> norms_;
   Kokkos::View<std::uint8_t**, Kokkos::LayoutRight, MemSpace> mask_;
@@ -160,6 +181,16 @@ InferenceSae export_inference(const Sae<A, P, X, N, float>& sae) {
   } else {
     static_assert(sizeof(A) == 0, "export_inference: no SAELens inference form for this activation");
   }
+  out.validate();
+  return out;
+}
+
+/// A Matching Pursuit SAE saves as itself (tied: only W_dec and b_dec).
+inline InferenceSae export_inference(const MatchingPursuitSae<float>& sae) {
+  InferenceSae out;
+  out.architecture = "matching_pursuit";
+  out.pursuit = sae.pursuit();
+  out.params = sae.parameters().clone();
   out.validate();
   return out;
 }
