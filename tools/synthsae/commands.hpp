@@ -10,5 +10,6 @@ namespace synthsae::cli {
 int run_model(const std::vector<std::string>& args);
 int run_train(const std::vector<std::string>& args);
 int run_eval(const std::vector<std::string>& args);
+int run_bench(const std::vector<std::string>& args);
 
 }  // namespace synthsae::cli

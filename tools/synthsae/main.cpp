@@ -20,6 +20,7 @@ constexpr const char* kUsage =
     "           SAELens's layout; print its statistics; save it\n"
     "  train    train an SAE on a world; save it in SAELens's layout with its evaluation\n"
     "  eval     ground-truth metrics of any SAE saved in SAELens's layout\n"
+    "  bench    train several architectures at several L0s; table, CSV, JSON and plots\n"
     "\n"
     "Run 'synthsae <command> --help' for the options of a command.\n"
     "Kokkos options (--kokkos-num-threads=N, ...) are accepted before the command.\n";
@@ -38,6 +39,7 @@ int main(int argc, char* argv[]) {
   if (command == "model") return synthsae::cli::run_model(args);
   if (command == "train") return synthsae::cli::run_train(args);
   if (command == "eval") return synthsae::cli::run_eval(args);
+  if (command == "bench") return synthsae::cli::run_bench(args);
   std::fprintf(stderr, "synthsae: unknown command '%s'\n\n%s", command.c_str(), kUsage);
   return 2;
 }

@@ -15,6 +15,7 @@
 #include "cli_args.hpp"
 #include "commands.hpp"
 #include "output_dir.hpp"
+#include "train_request.hpp"
 #include "world_arg.hpp"
 
 namespace synthsae::cli {
@@ -45,18 +46,7 @@ constexpr const char* kTrainUsage =
     "  --out DIR            cfg.json, sae_weights.safetensors (SAELens layout), eval_stats.json,\n"
     "                       metrics.csv, runner_config.json\n";
 
-struct TrainArgs {
-  std::string model, arch;
-  std::filesystem::path out;
-  std::optional<std::filesystem::path> resume;
-  int k = 25;
-  double l1 = 2.0;
-  std::optional<double> target_l0;
-  std::size_t width = 0, samples = 2'000'000, batch = 1024, eval_samples = 100'000;
-  double lr = 3e-4;
-  std::uint64_t seed = 0;
-  long eval_every = 0, checkpoint_every = 0;
-};
+
 
 /// Training statistics every 100 steps and ground-truth evaluations every eval_every steps,
 /// both into metrics.csv (evaluation columns empty on plain rows).
@@ -90,7 +80,7 @@ struct MetricsCsv {
 };
 
 template <class SaeT>
-int train_and_save(SaeT sae, SyntheticModel& world, const TrainArgs& a, TrainerConfig cfg, const io::Json& runner) {
+io::Json train_and_save(SaeT sae, SyntheticModel& world, const TrainRequest& a, TrainerConfig cfg, const io::Json& runner) {
   StagedDirectory out(a.out);
   Trainer trainer(sae, world, cfg);
   if (a.resume) trainer.load_checkpoint(*a.resume);
@@ -101,7 +91,7 @@ int train_and_save(SaeT sae, SyntheticModel& world, const TrainArgs& a, TrainerC
   csv.file << "step,samples,loss,mse,l0,dead_latents,lr,coefficient,seconds,mcc,uniqueness,explained_variance,f1_score,eval_sae_l0\n";
   csv.sae = &sae, csv.world = &world, csv.eval_every = a.eval_every, csv.eval_samples = a.eval_samples, csv.batch = a.batch;
   PeriodicCheckpoint checkpoints{a.out / "checkpoint", a.checkpoint_every};
-  trainer.fit(progress, csv, checkpoints);
+  const StepInfo last = trainer.fit(progress, csv, checkpoints);
   csv.file.close();
 
   EvalOptions eval;
@@ -112,11 +102,64 @@ int train_and_save(SaeT sae, SyntheticModel& world, const TrainArgs& a, TrainerC
   io::save_sae(export_inference(sae), out.path(), {{"synthsae_architecture", a.arch}, {"synthetic_model", a.model}});
   io::write_json_file(out.path() / "runner_config.json", runner);
   out.commit();
-  std::printf("%s\n", stats.dump(2).c_str());
-  return 0;
+  io::Json result = stats;
+  result["seconds"] = last.elapsed_seconds;
+  return result;
 }
 
 }  // namespace
+
+/// The reference's integral gain 3e-4 is tuned for 195,312 steps; shorter runs get the same
+/// total adjustment capacity (capped at 0.05 per step).
+double autotune_gain(long total_steps) {
+  return std::min(0.05, 3e-4 * 195312.0 / double(std::max<long>(total_steps, 1)));
+}
+
+io::Json train_one(TrainRequest a, SyntheticModel& world) {
+    const std::size_t d = world.hidden_dim();
+    if (a.width == 0) a.width = std::max<std::size_t>(1, world.num_features() / 4);
+    if (a.k > static_cast<int>(a.width)) throw UsageError("--k = " + std::to_string(a.k) + ": larger than the width " + std::to_string(a.width));
+    TrainerConfig cfg;
+    cfg.training_samples = a.samples;
+    cfg.batch_size = a.batch;
+    cfg.lr.lr = a.lr;
+    const long total = static_cast<long>(a.samples / a.batch);
+    io::Json runner = {{"model", a.model},       {"architecture", a.arch}, {"d_in", d},          {"d_sae", a.width},
+                       {"training_samples", a.samples}, {"batch_size", a.batch}, {"lr", a.lr}, {"seed", a.seed},
+                       {"eval_samples", a.eval_samples}, {"eval_every", a.eval_every}};
+    if (a.arch == "standard") {
+      cfg.coefficient_warm_up_steps = total / 3;
+      if (a.target_l0) cfg.autotune = L0AutotunerConfig{*a.target_l0, total / 3, 10, autotune_gain(total), 1e-2, 0};
+      runner["l1_coefficient"] = a.l1;
+      runner["l1_warm_up_steps"] = total / 3;
+      return train_and_save(StandardSae<>(d, a.width, Relu{}, L1Penalty{a.l1}, {}, {}, 0.1, a.seed), world, a, cfg, runner);
+    }
+    if (a.arch == "jumprelu") {  // the v2 recipe: step L0, bandwidth 1, threshold 1, decoder norm 0.5
+      cfg.normalize_activations = true;
+      cfg.norm_estimate_batches = 20;
+      if (a.target_l0) cfg.autotune = L0AutotunerConfig{*a.target_l0, 0, 10, autotune_gain(total), 1e-2, 0};
+      runner["l0_coefficient"] = 1.0;
+      runner["jumprelu_bandwidth"] = 1.0;
+      runner["jumprelu_init_threshold"] = 1.0;
+      return train_and_save(JumpReluSae<>(d, a.width, JumpRelu{1.0, 1.0}, L0StepPenalty{1.0, 1.0}, {}, {}, 0.5, a.seed), world, a, cfg, runner);
+    }
+    runner["k"] = a.k;
+    if (a.arch == "matching_pursuit") {  // the benchmark's settings: L0 selections, no early stops
+      runner["max_iterations"] = a.k;
+      return train_and_save(MatchingPursuitSae<>(d, a.width, MatchingPursuit{a.k, 0.0, false}, a.seed), world, a, cfg, runner);
+    }
+    if (a.arch == "topk") return train_and_save(TopKSae<>(d, a.width, TopK{a.k, true}, {}, AuxK{}, {}, 0.1, a.seed), world, a, cfg, runner);
+    if (a.arch == "batchtopk") {
+      return train_and_save(BatchTopKSae<>(d, a.width, BatchTopK{double(a.k), true, 0.01}, {}, AuxK{}, {}, 0.1, a.seed), world, a, cfg, runner);
+    }
+    // Matryoshka levels at width/32, width/8, width/2 (128, 512, 2048 for a width of 4096).
+    std::vector<int> widths;
+    for (std::size_t div : {32u, 8u, 2u})
+      if (a.width / div >= 1 && (widths.empty() || int(a.width / div) > widths.back())) widths.push_back(int(a.width / div));
+    runner["matryoshka_widths"] = widths;
+    return train_and_save(MatryoshkaBatchTopKSae<>(d, a.width, BatchTopK{double(a.k), true, 0.01}, {}, AuxK{}, Matryoshka{widths}, 0.1, a.seed),
+                          world, a, cfg, runner);
+}
 
 int run_train(const std::vector<std::string>& argv) {
   try {
@@ -128,7 +171,7 @@ int run_train(const std::vector<std::string>& argv) {
       std::fputs(kTrainUsage, stdout);
       return 0;
     }
-    TrainArgs a;
+    TrainRequest a;
     if (!args.has("--model")) throw UsageError("--model is required");
     if (!args.has("--arch")) throw UsageError("--arch is required");
     if (!args.has("--out")) throw UsageError("--out is required");
@@ -162,49 +205,9 @@ int run_train(const std::vector<std::string>& argv) {
 
     try {
       SyntheticModel world = world_from_argument(a.model);
-      const std::size_t d = world.hidden_dim();
-      if (a.width == 0) a.width = std::max<std::size_t>(1, world.num_features() / 4);
-      if (a.k > static_cast<int>(a.width)) throw UsageError("--k = " + std::to_string(a.k) + ": larger than the width " + std::to_string(a.width));
-      TrainerConfig cfg;
-      cfg.training_samples = a.samples;
-      cfg.batch_size = a.batch;
-      cfg.lr.lr = a.lr;
-      const long total = static_cast<long>(a.samples / a.batch);
-      io::Json runner = {{"model", a.model},       {"architecture", a.arch}, {"d_in", d},          {"d_sae", a.width},
-                         {"training_samples", a.samples}, {"batch_size", a.batch}, {"lr", a.lr}, {"seed", a.seed},
-                         {"eval_samples", a.eval_samples}, {"eval_every", a.eval_every}};
-      if (a.arch == "standard") {
-        cfg.coefficient_warm_up_steps = total / 3;
-        if (a.target_l0) cfg.autotune = L0AutotunerConfig{*a.target_l0, total / 3, 10, 3e-4, 1e-2, 0};
-        runner["l1_coefficient"] = a.l1;
-        runner["l1_warm_up_steps"] = total / 3;
-        return train_and_save(StandardSae<>(d, a.width, Relu{}, L1Penalty{a.l1}, {}, {}, 0.1, a.seed), world, a, cfg, runner);
-      }
-      if (a.arch == "jumprelu") {  // the v2 recipe: step L0, bandwidth 1, threshold 1, decoder norm 0.5
-        cfg.normalize_activations = true;
-        cfg.norm_estimate_batches = 20;
-        if (a.target_l0) cfg.autotune = L0AutotunerConfig{*a.target_l0, 0, 10, 3e-4, 1e-2, 0};
-        runner["l0_coefficient"] = 1.0;
-        runner["jumprelu_bandwidth"] = 1.0;
-        runner["jumprelu_init_threshold"] = 1.0;
-        return train_and_save(JumpReluSae<>(d, a.width, JumpRelu{1.0, 1.0}, L0StepPenalty{1.0, 1.0}, {}, {}, 0.5, a.seed), world, a, cfg, runner);
-      }
-      runner["k"] = a.k;
-      if (a.arch == "matching_pursuit") {  // the benchmark's settings: L0 selections, no early stops
-        runner["max_iterations"] = a.k;
-        return train_and_save(MatchingPursuitSae<>(d, a.width, MatchingPursuit{a.k, 0.0, false}, a.seed), world, a, cfg, runner);
-      }
-      if (a.arch == "topk") return train_and_save(TopKSae<>(d, a.width, TopK{a.k, true}, {}, AuxK{}, {}, 0.1, a.seed), world, a, cfg, runner);
-      if (a.arch == "batchtopk") {
-        return train_and_save(BatchTopKSae<>(d, a.width, BatchTopK{double(a.k), true, 0.01}, {}, AuxK{}, {}, 0.1, a.seed), world, a, cfg, runner);
-      }
-      // Matryoshka levels at width/32, width/8, width/2 (128, 512, 2048 for a width of 4096).
-      std::vector<int> widths;
-      for (std::size_t div : {32u, 8u, 2u})
-        if (a.width / div >= 1 && (widths.empty() || int(a.width / div) > widths.back())) widths.push_back(int(a.width / div));
-      runner["matryoshka_widths"] = widths;
-      return train_and_save(MatryoshkaBatchTopKSae<>(d, a.width, BatchTopK{double(a.k), true, 0.01}, {}, AuxK{}, Matryoshka{widths}, 0.1, a.seed),
-                            world, a, cfg, runner);
+      const io::Json result = train_one(a, world);
+      std::printf("%s\n", result.dump(2).c_str());
+      return 0;
     } catch (const UsageError&) {
       throw;
     } catch (const std::exception& e) {

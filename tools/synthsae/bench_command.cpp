@@ -1,0 +1,236 @@
+// synthsae bench [--preset NAME] [--archs LIST] [--l0 LIST] [--seeds N] [--samples N]
+//                [--width N] [--eval-samples N] [--lr X] --out DIR
+// Trains every architecture at every L0 (and seed), prints the table, writes results.csv,
+// results.json and SVG plots: metrics against L0, training curves, and a heat map of one
+// SAE's decoder against the true features.
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <synthsae/io/sae_files.hpp>
+#include <synthsae/metrics/decoder_similarity.hpp>
+
+#include "cli_args.hpp"
+#include "commands.hpp"
+#include "output_dir.hpp"
+#include "svg_plot.hpp"
+#include "train_request.hpp"
+#include "world_arg.hpp"
+
+namespace synthsae::cli {
+
+namespace {
+
+constexpr const char* kBenchUsage =
+    "usage: synthsae bench [--preset NAME] [--archs LIST] [--l0 LIST] [--seeds N] [--samples N]\n"
+    "                      [--width N] [--eval-samples N] [--lr X] --out DIR\n"
+    "\n"
+    "  --preset NAME      world (default cpu-4k)\n"
+    "  --archs LIST       comma-separated (default batchtopk,matryoshka_batchtopk,jumprelu,\n"
+    "                     standard,matching_pursuit)\n"
+    "  --l0 LIST          comma-separated target L0s (default 16)\n"
+    "  --seeds N          SAE seeds per configuration (default 1)\n"
+    "  --samples N        training samples per SAE (default 1,000,000)\n"
+    "  --width N          SAE latents (default num_features / 4)\n"
+    "  --eval-samples N   evaluation samples per SAE (default 100,000)\n"
+    "  --lr X             learning rate (default 1e-3)\n"
+    "  --out DIR          results.csv, results.json, metrics_vs_l0.svg, training_curves.svg,\n"
+    "                     decoder_heatmap.svg, and runs/<arch>-l0<L0>-seed<S>/ (each an SAE in\n"
+    "                     SAELens's layout)\n";
+
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream in(s);
+  for (std::string item; std::getline(in, item, ',');)
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+struct Row {
+  std::string arch;
+  double l0 = 0;
+  int seed = 0;
+  io::Json result;
+  std::filesystem::path dir;
+};
+
+// Reads step and a named column from a run's metrics.csv (empty cells skipped).
+Series csv_series(const std::filesystem::path& csv, const std::string& column, const std::string& name) {
+  Series s{name, {}, {}};
+  std::ifstream in(csv);
+  std::string line;
+  if (!std::getline(in, line)) return s;
+  std::vector<std::string> header;
+  for (std::stringstream h(line); std::getline(h, line, ',');) header.push_back(line);
+  const auto col = std::find(header.begin(), header.end(), column) - header.begin();
+  while (std::getline(in, line)) {
+    std::vector<std::string> cells;
+    std::stringstream r(line);
+    for (std::string c; std::getline(r, c, ',');) cells.push_back(c);
+    if (static_cast<std::size_t>(col) < cells.size() && !cells[col].empty()) {
+      s.x.push_back(std::stod(cells[0]));
+      s.y.push_back(std::stod(cells[col]));
+    }
+  }
+  return s;
+}
+
+}  // namespace
+
+int run_bench(const std::vector<std::string>& argv) {
+  try {
+    const Args args(argv, {"--preset", "--archs", "--l0", "--seeds", "--samples", "--width", "--eval-samples", "--lr", "--out"}, {});
+    if (args.help()) {
+      std::fputs(kBenchUsage, stdout);
+      return 0;
+    }
+    if (!args.has("--out")) throw UsageError("--out is required");
+    const std::string preset_name = args.text("--preset").value_or("cpu-4k");
+    const auto archs = split(args.text("--archs").value_or("batchtopk,matryoshka_batchtopk,jumprelu,standard,matching_pursuit"));
+    static const char* known[] = {"standard", "topk", "batchtopk", "matryoshka_batchtopk", "jumprelu", "matching_pursuit"};
+    for (const auto& a : archs) {
+      if (std::find(std::begin(known), std::end(known), a) == std::end(known)) {
+        throw UsageError("--archs: unknown architecture '" + a + "' (standard, topk, batchtopk, matryoshka_batchtopk, jumprelu, matching_pursuit)");
+      }
+    }
+    if (archs.empty()) throw UsageError("--archs: empty list");
+    std::vector<double> l0s;
+    for (const auto& t : split(args.text("--l0").value_or("16"))) {
+      std::size_t used = 0;
+      double v = 0;
+      try {
+        v = std::stod(t, &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      if (used != t.size() || !(v >= 1 && v <= 4096) || std::floor(v) != v) throw UsageError("--l0: '" + t + "' is not an integer in [1, 4096]");
+      l0s.push_back(v);
+    }
+    if (l0s.empty()) throw UsageError("--l0: empty list");
+    const int seeds = static_cast<int>(args.integer("--seeds", 1, 100).value_or(1));
+    TrainRequest base;
+    base.model = preset_name;
+    base.samples = static_cast<std::size_t>(args.integer("--samples", 1, std::int64_t(1) << 40).value_or(1'000'000));
+    base.width = static_cast<std::size_t>(args.integer("--width", 1, 1 << 24).value_or(0));
+    base.eval_samples = static_cast<std::size_t>(args.integer("--eval-samples", 1, std::int64_t(1) << 40).value_or(100'000));
+    base.lr = args.number("--lr", 1e-12, 10).value_or(1e-3);
+    base.batch = 1024;
+    if (base.samples < base.batch) throw UsageError("--samples = " + std::to_string(base.samples) + ": must be at least one batch (1024)");
+    base.eval_every = std::max<long>(1, static_cast<long>(base.samples / base.batch / 8));
+    base.eval_samples = base.eval_samples;
+    const std::filesystem::path out_dir = *args.text("--out");
+
+    try {
+      SyntheticModel world = world_from_argument(preset_name);
+      StagedDirectory out(out_dir);
+      std::vector<Row> rows;
+      for (const double l0 : l0s)
+        for (const auto& arch : archs)
+          for (int seed = 0; seed < seeds; ++seed) {
+            TrainRequest r = base;
+            r.arch = arch;
+            r.seed = static_cast<std::uint64_t>(seed);
+            r.k = static_cast<int>(l0);
+            if (arch == "standard" || arch == "jumprelu") r.target_l0 = l0;
+            const std::string name = arch + "-l0" + std::to_string(int(l0)) + "-seed" + std::to_string(seed);
+            r.out = out.path() / "runs" / name;
+            std::fprintf(stderr, "synthsae bench: training %s\n", name.c_str());
+            Row row{arch, l0, seed, train_one(r, world), out_dir / "runs" / name};
+            rows.push_back(row);
+          }
+
+      // Table, CSV, JSON.
+      std::ostringstream csv;
+      csv << "architecture,l0,seed,f1,mcc,uniqueness,explained_variance,precision,recall,dead_latents,shrinkage,sae_l0,true_l0,seconds\n";
+      io::Json all = io::Json::array();
+      std::printf("\n%-22s %5s %6s %6s %6s %6s %6s %6s %6s %6s %7s\n", "architecture", "L0", "F1", "MCC", "uniq", "EV", "prec", "recall", "dead",
+                  "shrink", "seconds");
+      for (const auto& row : rows) {
+        const auto& j = row.result;
+        const auto& c = j["classification"];
+        std::printf("%-22s %5.0f %6.3f %6.3f %6.3f %6.3f %6.3f %6.3f %6d %6.3f %7.1f\n", row.arch.c_str(), row.l0, c["f1_score"].get<double>(),
+                    j["mcc"].get<double>(), j["uniqueness"].get<double>(), j["explained_variance"].get<double>(), c["precision"].get<double>(),
+                    c["recall"].get<double>(), j["dead_latents"].get<int>(), j["shrinkage"].get<double>(), j["seconds"].get<double>());
+        csv << row.arch << ',' << row.l0 << ',' << row.seed << ',' << c["f1_score"].get<double>() << ',' << j["mcc"].get<double>() << ','
+            << j["uniqueness"].get<double>() << ',' << j["explained_variance"].get<double>() << ',' << c["precision"].get<double>() << ','
+            << c["recall"].get<double>() << ',' << j["dead_latents"].get<int>() << ',' << j["shrinkage"].get<double>() << ','
+            << j["sae_l0"].get<double>() << ',' << j["true_l0"].get<double>() << ',' << j["seconds"].get<double>() << '\n';
+        io::Json entry = j;
+        entry["architecture"] = row.arch, entry["l0"] = row.l0, entry["seed"] = row.seed, entry["run"] = row.dir.string();
+        all.push_back(entry);
+      }
+      const std::string csv_text = csv.str();
+      io::write_file_atomically(out.path() / "results.csv", [&](std::ostream& o) { o << csv_text; });
+      io::write_json_file(out.path() / "results.json", {{"preset", preset_name}, {"samples_per_sae", base.samples}, {"runs", all}});
+
+      // Metrics against L0, one series per architecture (seed means).
+      std::vector<std::pair<std::string, std::vector<Series>>> panels;
+      for (const auto& [title, key, sub] : std::vector<std::tuple<std::string, std::string, std::string>>{
+               {"F1 score", "classification", "f1_score"}, {"MCC", "mcc", ""}, {"Uniqueness", "uniqueness", ""},
+               {"Explained variance", "explained_variance", ""}}) {
+        std::vector<Series> series;
+        for (const auto& arch : archs) {
+          Series s{arch, {}, {}};
+          for (const double l0 : l0s) {
+            double sum = 0;
+            int n = 0;
+            for (const auto& row : rows)
+              if (row.arch == arch && row.l0 == l0) sum += sub.empty() ? row.result[key].get<double>() : row.result[key][sub].get<double>(), ++n;
+            s.x.push_back(l0), s.y.push_back(n ? sum / n : NAN);
+          }
+          series.push_back(s);
+        }
+        panels.emplace_back(title, series);
+      }
+      write_line_charts(out.path() / "metrics_vs_l0.svg", "L0", panels);
+
+      // Training curves of the first L0 and seed.
+      std::vector<Series> mse, f1;
+      for (const auto& arch : archs) {
+        const auto dir = out.path() / "runs" / (arch + "-l0" + std::to_string(int(l0s[0])) + "-seed0");
+        mse.push_back(csv_series(dir / "metrics.csv", "mse", arch));
+        f1.push_back(csv_series(dir / "metrics.csv", "f1_score", arch));
+      }
+      write_line_charts(out.path() / "training_curves.svg", "training step", {{"Reconstruction MSE", mse}, {"F1 (periodic evaluation)", f1}});
+
+      // Heat map: decoder rows of one SAE (Matryoshka if trained, else the first) against the true
+      // features, latents ordered by their best-matching feature.
+      {
+        const auto pick = std::find_if(rows.begin(), rows.end(), [](const Row& r) { return r.arch == "matryoshka_batchtopk"; });
+        const Row& row = pick != rows.end() ? *pick : rows.front();
+        const auto dir = out.path() / "runs" / row.dir.filename();
+        const InferenceSae sae = io::load_sae(dir);
+        const auto sim = decoder_similarity(sae.params.w_dec, world.feature_vectors());
+        std::vector<std::size_t> latents(sim.num_latents);
+        for (std::size_t j = 0; j < latents.size(); ++j) latents[j] = j;
+        std::stable_sort(latents.begin(), latents.end(), [&](std::size_t a, std::size_t b) { return sim.best_feature[a] < sim.best_feature[b]; });
+        const std::size_t shown = std::min<std::size_t>(96, latents.size());
+        std::vector<std::int32_t> features;
+        for (std::size_t q = 0; q < shown; ++q)
+          if (std::find(features.begin(), features.end(), sim.best_feature[latents[q]]) == features.end()) features.push_back(sim.best_feature[latents[q]]);
+        std::vector<double> cells(shown * features.size());
+        for (std::size_t q = 0; q < shown; ++q)
+          for (std::size_t c = 0; c < features.size(); ++c) cells[q * features.size() + c] = sim.abs_cos[latents[q] * sim.num_features + features[c]];
+        write_heatmap(out.path() / "decoder_heatmap.svg", row.arch + " decoder vs true features (|cos|)", "true feature (best matches, ascending)",
+                      "latent (ordered by best match)", cells, shown, features.size());
+      }
+      out.commit();
+      std::fprintf(stderr, "synthsae bench: wrote %s (results.csv, results.json, 3 SVG plots, runs/)\n", out_dir.c_str());
+      return 0;
+    } catch (const UsageError&) {
+      throw;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "synthsae bench: %s\n", e.what());
+      return 1;
+    }
+  } catch (const UsageError& e) {
+    std::fprintf(stderr, "synthsae bench: %s\n\n%s", e.what(), kBenchUsage);
+    return 2;
+  }
+}
+
+}  // namespace synthsae::cli

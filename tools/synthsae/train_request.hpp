@@ -1,0 +1,31 @@
+#pragma once
+// What `synthsae train` (and each run of `synthsae bench`) trains: one SAE on one world.
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+
+#include <synthsae/io/json.hpp>
+#include <synthsae/world/synthetic_model.hpp>
+
+namespace synthsae::cli {
+
+struct TrainRequest {
+  std::string model, arch;
+  std::filesystem::path out;
+  std::optional<std::filesystem::path> resume;
+  int k = 25;
+  double l1 = 2.0;
+  std::optional<double> target_l0;
+  std::size_t width = 0, samples = 2'000'000, batch = 1024, eval_samples = 100'000;
+  double lr = 3e-4;
+  std::uint64_t seed = 0;
+  long eval_every = 0, checkpoint_every = 0;
+  bool print_stats = true;
+};
+
+/// Trains, evaluates and saves (into request.out, staged). Returns the evaluation (SAELens keys)
+/// plus "seconds" (training wall time). Throws UsageError for inconsistent requests.
+io::Json train_one(TrainRequest request, SyntheticModel& world);
+
+}  // namespace synthsae::cli
