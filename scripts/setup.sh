@@ -5,6 +5,7 @@
 #   bash scripts/setup.sh [BUILD_DIR] [extra cmake arguments...]
 #
 # BUILD_DIR defaults to build/. Extra arguments go to cmake, e.g. -DKokkos_ROOT=/opt/kokkos.
+# SYNTHSAE_TARGET=name builds only that target (the demo builds only the synthsae program).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,4 +28,8 @@ fi
 
 jobs="$(nproc 2>/dev/null || echo 2)"
 cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release "$@" >/dev/null
-cmake --build "$build_dir" -j"$jobs"
+if [ -n "${SYNTHSAE_TARGET:-}" ]; then
+  cmake --build "$build_dir" -j"$jobs" --target "$SYNTHSAE_TARGET"
+else
+  cmake --build "$build_dir" -j"$jobs"
+fi

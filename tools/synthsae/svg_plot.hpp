@@ -93,10 +93,11 @@ inline void write_heatmap(const std::filesystem::path& path, const std::string& 
                           const std::string& ylabel, const std::vector<double>& values, std::size_t rows, std::size_t cols) {
   const double cell = std::max(2.0, std::min(8.0, 640.0 / double(std::max(rows, cols))));
   const double L = 60, T = 40, W = cell * double(cols), H = cell * double(rows);
+  const double total_w = std::max(L + W + 140, 620.0);
   std::ostringstream o;
-  o << "<svg xmlns='http://www.w3.org/2000/svg' width='" << L + W + 90 << "' height='" << T + H + 50
+  o << "<svg xmlns='http://www.w3.org/2000/svg' width='" << total_w << "' height='" << T + H + 50
     << "' font-family='sans-serif'>\n<rect width='100%' height='100%' fill='white'/>\n";
-  o << "<text x='" << L + W / 2 << "' y='22' text-anchor='middle' font-size='14' font-weight='bold'>" << title << "</text>\n";
+  o << "<text x='" << total_w / 2 << "' y='22' text-anchor='middle' font-size='14' font-weight='bold'>" << title << "</text>\n";
   for (std::size_t r = 0; r < rows; ++r)
     for (std::size_t c = 0; c < cols; ++c) {
       const double v = std::clamp(values[r * cols + c], 0.0, 1.0);
