@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The main job on its embedded default: installs what is missing, builds the synthsae program,
 # then benchmarks BatchTopK, Matryoshka BatchTopK, JumpReLU, Standard L1 and Matching Pursuit on
-# the cpu-4k world (4,096 features in 256 dimensions with the SynthSAEBench-16k structure) at
-# one L0, printing the table and writing results and plots under out/bench.
+# the cpu-1k world (1,024 features in 128 dimensions with the SynthSAEBench-16k structure) at
+# L0 = 8, 1,000,000 training samples each, with the supervised-probe ceiling; prints the table
+# and writes results.csv, results.json and SVG plots under out/bench.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SYNTHSAE_TARGET=synthsae_cli bash scripts/setup.sh build
-./build/bin/synthsae bench --preset cpu-4k --l0 16 --samples 500000 --out out/bench
+./build/bin/synthsae bench --out out/bench

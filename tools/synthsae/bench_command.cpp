@@ -13,6 +13,7 @@
 
 #include <synthsae/io/sae_files.hpp>
 #include <synthsae/metrics/decoder_similarity.hpp>
+#include <synthsae/metrics/supervised_probes.hpp>
 
 #include "cli_args.hpp"
 #include "commands.hpp"
@@ -29,15 +30,17 @@ constexpr const char* kBenchUsage =
     "usage: synthsae bench [--preset NAME] [--archs LIST] [--l0 LIST] [--seeds N] [--samples N]\n"
     "                      [--width N] [--eval-samples N] [--lr X] --out DIR\n"
     "\n"
-    "  --preset NAME      world (default cpu-4k)\n"
+    "  --preset NAME      world (default cpu-1k)\n"
     "  --archs LIST       comma-separated (default batchtopk,matryoshka_batchtopk,jumprelu,\n"
     "                     standard,matching_pursuit)\n"
-    "  --l0 LIST          comma-separated target L0s (default 16)\n"
+    "  --l0 LIST          comma-separated target L0s (default 8)\n"
     "  --seeds N          SAE seeds per configuration (default 1)\n"
     "  --samples N        training samples per SAE (default 1,000,000)\n"
     "  --width N          SAE latents (default num_features / 4)\n"
-    "  --eval-samples N   evaluation samples per SAE (default 100,000)\n"
+    "  --eval-samples N   evaluation samples per SAE (default 50,000)\n"
     "  --lr X             learning rate (default 1e-3)\n"
+    "  --no-probes        skip the supervised ceiling (logistic-regression probes on x for the\n"
+    "                     features the first SAE's latents match)\n"
     "  --out DIR          results.csv, results.json, metrics_vs_l0.svg, training_curves.svg,\n"
     "                     decoder_heatmap.svg, and runs/<arch>-l0<L0>-seed<S>/ (each an SAE in\n"
     "                     SAELens's layout)\n";
@@ -83,13 +86,13 @@ Series csv_series(const std::filesystem::path& csv, const std::string& column, c
 
 int run_bench(const std::vector<std::string>& argv) {
   try {
-    const Args args(argv, {"--preset", "--archs", "--l0", "--seeds", "--samples", "--width", "--eval-samples", "--lr", "--out"}, {});
+    const Args args(argv, {"--preset", "--archs", "--l0", "--seeds", "--samples", "--width", "--eval-samples", "--lr", "--out"}, {"--no-probes"});
     if (args.help()) {
       std::fputs(kBenchUsage, stdout);
       return 0;
     }
     if (!args.has("--out")) throw UsageError("--out is required");
-    const std::string preset_name = args.text("--preset").value_or("cpu-4k");
+    const std::string preset_name = args.text("--preset").value_or("cpu-1k");
     const auto archs = split(args.text("--archs").value_or("batchtopk,matryoshka_batchtopk,jumprelu,standard,matching_pursuit"));
     static const char* known[] = {"standard", "topk", "batchtopk", "matryoshka_batchtopk", "jumprelu", "matching_pursuit"};
     for (const auto& a : archs) {
@@ -99,7 +102,7 @@ int run_bench(const std::vector<std::string>& argv) {
     }
     if (archs.empty()) throw UsageError("--archs: empty list");
     std::vector<double> l0s;
-    for (const auto& t : split(args.text("--l0").value_or("16"))) {
+    for (const auto& t : split(args.text("--l0").value_or("8"))) {
       std::size_t used = 0;
       double v = 0;
       try {
@@ -116,12 +119,11 @@ int run_bench(const std::vector<std::string>& argv) {
     base.model = preset_name;
     base.samples = static_cast<std::size_t>(args.integer("--samples", 1, std::int64_t(1) << 40).value_or(1'000'000));
     base.width = static_cast<std::size_t>(args.integer("--width", 1, 1 << 24).value_or(0));
-    base.eval_samples = static_cast<std::size_t>(args.integer("--eval-samples", 1, std::int64_t(1) << 40).value_or(100'000));
+    base.eval_samples = static_cast<std::size_t>(args.integer("--eval-samples", 1, std::int64_t(1) << 40).value_or(50'000));
     base.lr = args.number("--lr", 1e-12, 10).value_or(1e-3);
     base.batch = 1024;
     if (base.samples < base.batch) throw UsageError("--samples = " + std::to_string(base.samples) + ": must be at least one batch (1024)");
     base.eval_every = std::max<long>(1, static_cast<long>(base.samples / base.batch / 8));
-    base.eval_samples = base.eval_samples;
     const std::filesystem::path out_dir = *args.text("--out");
 
     try {
@@ -163,9 +165,23 @@ int run_bench(const std::vector<std::string>& argv) {
         entry["architecture"] = row.arch, entry["l0"] = row.l0, entry["seed"] = row.seed, entry["run"] = row.dir.string();
         all.push_back(entry);
       }
+      // The supervised ceiling beside the SAEs: probes for the features the first SAE matches.
+      io::Json ceiling = nullptr;
+      if (!args.has("--no-probes")) {
+        const InferenceSae first = io::load_sae(out.path() / "runs" / rows.front().dir.filename());
+        const auto sim = decoder_similarity(first.params.w_dec, world.feature_vectors());
+        std::vector<std::int32_t> features(sim.best_feature.begin(), sim.best_feature.end());
+        std::sort(features.begin(), features.end());
+        features.erase(std::unique(features.begin(), features.end()), features.end());
+        const ProbeResult probes = supervised_probe_scores(world, features);
+        std::printf("%-22s %5s %6.3f %6s %6s %6s %6.3f %6.3f   (supervised logistic-regression probes, %zu features)\n",
+                    "supervised probes", "-", probes.f1, "-", "-", "-", probes.precision, probes.recall, probes.features);
+        ceiling = {{"f1_score", probes.f1}, {"precision", probes.precision}, {"recall", probes.recall}, {"features", probes.features}};
+      }
       const std::string csv_text = csv.str();
       io::write_file_atomically(out.path() / "results.csv", [&](std::ostream& o) { o << csv_text; });
-      io::write_json_file(out.path() / "results.json", {{"preset", preset_name}, {"samples_per_sae", base.samples}, {"runs", all}});
+      io::write_json_file(out.path() / "results.json",
+                          {{"preset", preset_name}, {"samples_per_sae", base.samples}, {"runs", all}, {"supervised_probes", ceiling}});
 
       // Metrics against L0, one series per architecture (seed means).
       std::vector<std::pair<std::string, std::vector<Series>>> panels;

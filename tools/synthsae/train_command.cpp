@@ -125,9 +125,13 @@ io::Json train_one(TrainRequest a, SyntheticModel& world) {
     cfg.batch_size = a.batch;
     cfg.lr.lr = a.lr;
     const long total = static_cast<long>(a.samples / a.batch);
+    // The reference's 1,000-step dead window is 0.5 % of its 195,312 steps; a short run would
+    // never see a dead latent (and AuxK would never act), so the window shrinks with the run.
+    cfg.dead_feature_window = std::clamp<long>(total / 20, 10, 1000);
     io::Json runner = {{"model", a.model},       {"architecture", a.arch}, {"d_in", d},          {"d_sae", a.width},
                        {"training_samples", a.samples}, {"batch_size", a.batch}, {"lr", a.lr}, {"seed", a.seed},
-                       {"eval_samples", a.eval_samples}, {"eval_every", a.eval_every}};
+                       {"eval_samples", a.eval_samples}, {"eval_every", a.eval_every},
+                       {"dead_feature_window", cfg.dead_feature_window}};
     if (a.arch == "standard") {
       cfg.coefficient_warm_up_steps = total / 3;
       if (a.target_l0) cfg.autotune = L0AutotunerConfig{*a.target_l0, total / 3, 10, autotune_gain(total), 1e-2, 0};
@@ -206,7 +210,8 @@ int run_train(const std::vector<std::string>& argv) {
 
     try {
       SyntheticModel world = world_from_argument(a.model);
-      const io::Json result = train_one(a, world);
+      io::Json result = train_one(a, world);
+      result.erase("seconds");  // stdout is exactly eval_stats.json's content
       std::printf("%s\n", result.dump(2).c_str());
       return 0;
     } catch (const UsageError&) {

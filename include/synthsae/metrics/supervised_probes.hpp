@@ -13,10 +13,10 @@
 namespace synthsae {
 
 struct ProbeOptions {
-  std::size_t train_samples = 200'000;
+  std::size_t train_samples = 500'000;
   std::size_t eval_samples = 50'000;
   std::size_t batch = 1024;
-  double lr = 1e-2;
+  double lr = 3e-2;
   /// Fresh regions of the sample stream, away from training and evaluation.
   std::uint64_t first_train_sample = (std::uint64_t(1) << 62) + (std::uint64_t(1) << 60);
   std::uint64_t first_eval_sample = (std::uint64_t(1) << 62) + (std::uint64_t(1) << 61);
