@@ -3,6 +3,8 @@
 //   bench_core --benchmark_format=json
 #include <benchmark/benchmark.h>
 
+#include "benchmark_main.hpp"
+
 #include <synthsae/synthsae.hpp>
 
 using namespace synthsae;
@@ -51,11 +53,4 @@ BENCHMARK(BM_CopyReference)->Arg(1 << 22)->Unit(benchmark::kMillisecond)->UseRea
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  Kokkos::ScopeGuard kokkos(argc, argv);
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
-}
+int main(int argc, char** argv) { return run_kokkos_benchmarks(argc, argv); }

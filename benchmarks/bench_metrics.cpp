@@ -8,6 +8,8 @@
 //   bench_metrics --benchmark_format=json
 #include <benchmark/benchmark.h>
 
+#include "benchmark_main.hpp"
+
 #include <cmath>
 #include <vector>
 
@@ -109,11 +111,4 @@ BENCHMARK(BM_Evaluate16k)->Unit(benchmark::kSecond)->UseRealTime()->Iterations(1
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  Kokkos::ScopeGuard kokkos(argc, argv);
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
-}
+int main(int argc, char** argv) { return run_kokkos_benchmarks(argc, argv); }

@@ -4,6 +4,8 @@
 //   bench_sae --benchmark_format=json
 #include <benchmark/benchmark.h>
 
+#include "benchmark_main.hpp"
+
 #include <synthsae/core/counter_rng.hpp>
 #include <synthsae/sae/sae.hpp>
 #include <synthsae/train/adam.hpp>
@@ -65,11 +67,4 @@ BENCHMARK(BM_StepJumpRelu)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  Kokkos::ScopeGuard kokkos(argc, argv);
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
-}
+int main(int argc, char** argv) { return run_kokkos_benchmarks(argc, argv); }

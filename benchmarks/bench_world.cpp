@@ -4,6 +4,8 @@
 //   bench_world --benchmark_format=json [--benchmark_filter=16k]
 #include <benchmark/benchmark.h>
 
+#include "benchmark_main.hpp"
+
 #include <map>
 #include <memory>
 #include <string>
@@ -64,12 +66,4 @@ BENCHMARK_CAPTURE(build_world, cpu_4k, std::string("cpu-4k"))->Unit(benchmark::k
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  Kokkos::ScopeGuard kokkos(argc, argv);
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  world_cache().clear();
-  return 0;
-}
+int main(int argc, char** argv) { return run_kokkos_benchmarks(argc, argv, [] { world_cache().clear(); }); }

@@ -7,18 +7,7 @@ set -u
 bin="$1"
 work="$2"
 rm -rf "$work" && mkdir -p "$work"
-failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
-
-# expect CODE PATTERN -- command...: exit code and a stderr pattern
-expect() {
-  local code="$1" pattern="$2"
-  shift 3
-  "$@" >"$work/out" 2>"$work/err"
-  local rc=$?
-  [ "$rc" -eq "$code" ] || fail "'$*' exited $rc, expected $code: $(head -c 300 "$work/err")"
-  grep -q -- "$pattern" "$work/err" || fail "'$*' did not say '$pattern': $(head -c 300 "$work/err")"
-}
+source "$(dirname "$0")/lib.sh"
 
 # Save, reload, compare the statistics (same samples, same world => identical numbers).
 "$bin" model --preset tiny --save "$work/tiny" --stats --samples 2000 >"$work/a.json" 2>/dev/null || fail "save run failed"
@@ -57,8 +46,4 @@ expect 1 "plainfile" -- "$bin" model --preset tiny --save "$work/plainfile/out"
 "$bin" model --help >/dev/null || fail "--help should exit 0"
 "$bin" --help | grep -q "model" || fail "top-level --help lists commands"
 
-if [ "$failures" -ne 0 ]; then
-  echo "$failures check(s) failed"
-  exit 1
-fi
-echo "all synthsae model checks passed"
+finish "all synthsae model checks passed"

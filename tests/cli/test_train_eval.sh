@@ -7,16 +7,7 @@ set -u
 bin="$1"
 work="$2"
 rm -rf "$work" && mkdir -p "$work"
-failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
-expect() {
-  local code="$1" pattern="$2"
-  shift 3
-  "$@" >"$work/out" 2>"$work/err"
-  local rc=$?
-  [ "$rc" -eq "$code" ] || fail "'$*' exited $rc, expected $code: $(head -c 300 "$work/err")"
-  grep -q -- "$pattern" "$work/err" || fail "'$*' did not say '$pattern': $(head -c 300 "$work/err")"
-}
+source "$(dirname "$0")/lib.sh"
 
 # A standard SAE: its saved inference form is the trained one, so eval must match exactly.
 "$bin" train --model tiny --arch standard --width 32 --samples 25600 --batch 512 --lr 1e-3 \
@@ -56,8 +47,4 @@ expect 1 "sae_weights.safetensors" -- "$bin" eval --model tiny --sae "$work/bad"
 "$bin" model --preset cpu-1k --save "$work/w1k" >/dev/null 2>&1
 expect 1 "does not match" -- "$bin" eval --model "$work/w1k" --sae "$work/std" --samples 512
 
-if [ "$failures" -ne 0 ]; then
-  echo "$failures check(s) failed"
-  exit 1
-fi
-echo "all synthsae train/eval checks passed"
+finish "all synthsae train/eval checks passed"

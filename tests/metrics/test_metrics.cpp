@@ -70,6 +70,20 @@ struct LinearReluSae {
 };
 static_assert(EvaluableSae<LinearReluSae>);
 
+// n features = the standard basis of R^n, no bias, p from 0.4 down to 0.1, magnitudes 2 +- 0.5.
+SyntheticModel orthonormal_world(int n) {
+  SyntheticModelConfig cfg;
+  cfg.num_features = n;
+  cfg.hidden_dim = n;
+  cfg.firing_probability = LinearFiring{0.4, 0.1};
+  cfg.mean_firing_magnitudes = ConstantMagnitude{2.0};
+  cfg.std_firing_magnitudes = ConstantMagnitude{0.5};
+  cfg.bias = BiasSpec{BiasSpec::Kind::none, 0.0};
+  cfg.seed = 6;
+  SyntheticModelParts parts{from_rows(identity(n)), Vector<float>("bias", n), LinearFiring{0.4, 0.1}.generate(n, 0), std::nullopt, Forest{}};
+  return SyntheticModel(cfg, std::move(parts));
+}
+
 }  // namespace
 
 TEST_CASE("MCC and uniqueness: the reference's expectations", "[metrics][mcc]") {
@@ -196,16 +210,7 @@ TEST_CASE("an oracle SAE on an orthonormal world scores perfectly; a shrunk one 
   // 16 features = the standard basis of R^16, no bias: the SAE with W_enc = W_dec = I recovers
   // every feature exactly.
   const int n = 16;
-  SyntheticModelConfig cfg;
-  cfg.num_features = n;
-  cfg.hidden_dim = n;
-  cfg.firing_probability = LinearFiring{0.4, 0.1};
-  cfg.mean_firing_magnitudes = ConstantMagnitude{2.0};
-  cfg.std_firing_magnitudes = ConstantMagnitude{0.5};
-  cfg.bias = BiasSpec{BiasSpec::Kind::none, 0.0};
-  cfg.seed = 6;
-  SyntheticModelParts parts{from_rows(identity(n)), Vector<float>("bias", n), LinearFiring{0.4, 0.1}.generate(n, 0), std::nullopt, Forest{}};
-  SyntheticModel world(cfg, std::move(parts));
+  SyntheticModel world = orthonormal_world(n);
   LinearReluSae sae{from_rows(identity(n)), from_rows(identity(n)), Vector<float>("b_enc", n), Vector<float>("b_dec", n)};
   const auto r = evaluate_all(sae, world, EvalOptions{20000, 1024});
   INFO(r.dump());
@@ -237,16 +242,7 @@ TEST_CASE("supervised probes separate orthogonal features almost perfectly", "[m
   // Features = the standard basis of R^16, magnitudes 2 +- 0.5: feature f is active iff
   // x_f > 0, a linearly separable problem; trained probes must reach F1 near 1 on fresh samples.
   const int n = 16;
-  SyntheticModelConfig cfg;
-  cfg.num_features = n;
-  cfg.hidden_dim = n;
-  cfg.firing_probability = LinearFiring{0.4, 0.1};
-  cfg.mean_firing_magnitudes = ConstantMagnitude{2.0};
-  cfg.std_firing_magnitudes = ConstantMagnitude{0.5};
-  cfg.bias = BiasSpec{BiasSpec::Kind::none, 0.0};
-  cfg.seed = 6;
-  SyntheticModelParts parts{from_rows(identity(n)), Vector<float>("bias", n), LinearFiring{0.4, 0.1}.generate(n, 0), std::nullopt, Forest{}};
-  SyntheticModel world(cfg, std::move(parts));
+  SyntheticModel world = orthonormal_world(n);
   std::vector<std::int32_t> features(n);
   std::iota(features.begin(), features.end(), 0);
   ProbeOptions opt;

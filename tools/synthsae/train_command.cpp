@@ -117,6 +117,7 @@ double autotune_gain(long total_steps) {
 }
 
 io::Json train_one(TrainRequest a, SyntheticModel& world) {
+    world.set_position(0);  // every SAE trained on a world sees the same sample stream
     const std::size_t d = world.hidden_dim();
     if (a.width == 0) a.width = std::max<std::size_t>(1, world.num_features() / 4);
     if (a.k > static_cast<int>(a.width)) throw UsageError("--k = " + std::to_string(a.k) + ": larger than the width " + std::to_string(a.width));

@@ -88,7 +88,7 @@ struct InferenceSae {
   }
 
   void decode(const Matrix<float>& z, const Matrix<float>& x_hat) {
-    const int d = static_cast<int>(input_dim()), s = static_cast<int>(num_latents());
+    const int s = static_cast<int>(num_latents());
     const std::size_t rows = z.extent(0);
     if (rescale_acts_by_decoder_norm) {
       norms_ = Vector<float>("inference_norms", num_latents());
@@ -103,11 +103,7 @@ struct InferenceSae {
     } else {
       gemm(Op::N, Op::N, 1.0f, z, params.w_dec, 0.0f, x_hat);
     }
-    const auto xh = x_hat;
-    const auto b_dec = params.b_dec;
-    Kokkos::parallel_for("synthsae::inference_b_dec", Kokkos::RangePolicy<ExecSpace>(0, rows), KOKKOS_LAMBDA(int i) {
-      for (int q = 0; q < d; ++q) xh(i, q) += b_dec(q);
-    });
+    kernels::add_to_rows(x_hat, params.b_dec);
   }
 
  private:

@@ -214,12 +214,7 @@ class MatchingPursuitSae {
   }
   void decode(const Matrix<T>& z, const Matrix<T>& x_hat) const {
     gemm(Op::N, Op::N, T(1), z, params_.w_dec, T(0), x_hat);
-    const auto xh = x_hat;
-    const auto b_dec = params_.b_dec;
-    const int d = static_cast<int>(input_dim());
-    Kokkos::parallel_for("synthsae::mp_add_b_dec", Kokkos::RangePolicy<ExecSpace>(0, x_hat.extent(0)), KOKKOS_LAMBDA(int i) {
-      for (int k = 0; k < d; ++k) xh(i, k) += b_dec(k);
-    });
+    kernels::add_to_rows(x_hat, params_.b_dec);
   }
 
  private:

@@ -212,12 +212,7 @@ class Sae {
 
   void decode_coefficients(const Matrix<T>& c, const Matrix<T>& x_hat) const {
     gemm(Op::N, Op::N, T(1), c, params_.w_dec, T(0), x_hat);
-    const auto xh = x_hat;
-    const auto b_dec = params_.b_dec;
-    const int d = static_cast<int>(input_dim());
-    Kokkos::parallel_for("synthsae::add_b_dec", Kokkos::RangePolicy<ExecSpace>(0, x_hat.extent(0)), KOKKOS_LAMBDA(int i) {
-      for (int k = 0; k < d; ++k) xh(i, k) += b_dec(k);
-    });
+    kernels::add_to_rows(x_hat, params_.b_dec);
   }
 
   void forward(const Matrix<T>& x, StepBuffers<T>& b, bool training, bool reconstruct = true) {
@@ -227,16 +222,13 @@ class Sae {
     b.resize(x.extent(0), input_dim(), num_latents());
     Kokkos::deep_copy(b.x, x);
     const auto xx = b.x, xc = b.xc;
-    const auto b_dec = params_.b_dec, b_enc = params_.b_enc;
+    const auto b_dec = params_.b_dec;
     const int d = static_cast<int>(input_dim()), s = static_cast<int>(num_latents());
     Kokkos::parallel_for("synthsae::center", Kokkos::RangePolicy<ExecSpace>(0, x.extent(0)), KOKKOS_LAMBDA(int i) {
       for (int k = 0; k < d; ++k) xc(i, k) = xx(i, k) - b_dec(k);
     });
     gemm(Op::N, Op::N, T(1), b.xc, params_.w_enc, T(0), b.h);
-    const auto h = b.h;
-    Kokkos::parallel_for("synthsae::add_b_enc", Kokkos::RangePolicy<ExecSpace>(0, x.extent(0)), KOKKOS_LAMBDA(int i) {
-      for (int j = 0; j < s; ++j) h(i, j) += b_enc(j);
-    });
+    kernels::add_to_rows(b.h, params_.b_enc);
     kernels::row_norms(params_.w_dec, b.norms);
     activation_.forward(b, params_, act_state_, training);
     const bool rescale = activation_.rescales_by_decoder_norm();

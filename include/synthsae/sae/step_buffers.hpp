@@ -61,5 +61,14 @@ void column_sums(const Matrix<T>& m, const Vector<T>& out, T scale, bool accumul
   });
 }
 
+/// m(i, :) += v for every row i (biases).
+template <class T>
+void add_to_rows(const Matrix<T>& m, const Vector<T>& v) {
+  const int cols = static_cast<int>(m.extent(1));
+  Kokkos::parallel_for("synthsae::add_to_rows", Kokkos::RangePolicy<ExecSpace>(0, m.extent(0)), KOKKOS_LAMBDA(int i) {
+    for (int k = 0; k < cols; ++k) m(i, k) += v(k);
+  });
+}
+
 }  // namespace kernels
 }  // namespace synthsae
