@@ -106,7 +106,8 @@ struct InferenceSae {
     kernels::add_to_rows(x_hat, params.b_dec);
   }
 
- private:
+ public: // Kernel-launching helpers are public only because nvcc forbids extended
+  // __host__ __device__ lambdas inside private member functions; not part of the API.
   void encode_pursuit(const Matrix<float>& x, const Matrix<float>& z) {
     const std::size_t rows = x.extent(0), s = num_latents(), d = input_dim();
     Matrix<float> xc("mp_xc", rows, d), scores("mp_scores", rows, s), gram("mp_gram", s, s), val("mp_val", rows, pursuit.max_iterations);
@@ -121,6 +122,8 @@ struct InferenceSae {
     detail::matching_pursuit_encode(pursuit, xc, params.w_dec, scores, gram, sel, val, z);
   }
 
+
+ private:
   Matrix<float> xc_, key_, c_;
   Vector<float> norms_;
   Kokkos::View<std::uint8_t**, Kokkos::LayoutRight, MemSpace> mask_;

@@ -217,7 +217,8 @@ class MatchingPursuitSae {
     kernels::add_to_rows(x_hat, params_.b_dec);
   }
 
- private:
+ public: // Kernel-launching helpers are public only because nvcc forbids extended
+  // __host__ __device__ lambdas inside private member functions; not part of the API.
   void forward(const Matrix<T>& x) {
     if (x.extent(1) != input_dim()) throw ShapeError("SAE input has " + show(x.extent(1)) + " dimensions, d_in is " + show(input_dim()));
     const std::size_t rows = x.extent(0), s = num_latents(), d = input_dim();
@@ -243,6 +244,8 @@ class MatchingPursuitSae {
     decode(z_, x_hat_);
   }
 
+
+ private:
   MatchingPursuit mp_;
   NoPenalty penalty_;
   NoState state_;

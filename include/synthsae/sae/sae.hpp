@@ -136,7 +136,8 @@ class Sae {
         if (dz_.extent(0) != rows || dz_.extent(1) != num_latents()) dz_ = Matrix<T>("dz", rows, num_latents());
         Kokkos::deep_copy(dz_, T(0));
         penalty_.backward(b, b.z, dz_, params_, grads, lambda);
-        const auto dz = dz_, dc = b.dc, c = b.c, norms = b.norms, dnorms = b.dnorms;
+        const auto dz = dz_, dc = b.dc, c = b.c;
+        const auto norms = b.norms, dnorms = b.dnorms;
         const int ri = static_cast<int>(rows);
         Kokkos::parallel_for("synthsae::dz_to_dc", Kokkos::RangePolicy<ExecSpace>(0, s), KOKKOS_LAMBDA(int j) {
           T col = 0;
@@ -164,7 +165,8 @@ class Sae {
     gemm(Op::T, Op::N, T(1), b.xc, b.dh, T(0), grads.w_enc);
     kernels::column_sums(b.dh, grads.b_enc, T(1), false);
     {  // db_dec -= W_enc db_enc
-      const auto w_enc = params_.w_enc, db_enc = grads.b_enc, db_dec = grads.b_dec;
+      const auto w_enc = params_.w_enc;
+      const auto db_enc = grads.b_enc, db_dec = grads.b_dec;
       Kokkos::parallel_for("synthsae::db_dec_through_input", Kokkos::RangePolicy<ExecSpace>(0, d), KOKKOS_LAMBDA(int k) {
         T acc = 0;
         for (int j = 0; j < s; ++j) acc += w_enc(k, j) * db_enc(j);
@@ -204,7 +206,8 @@ class Sae {
     decode_coefficients(decode_c_, x_hat);
   }
 
- private:
+ public: // Kernel-launching helpers are public only because nvcc forbids extended
+  // __host__ __device__ lambdas inside private member functions; not part of the API.
   const Vector<T>& eval_norms() {
     if (eval_norms_.extent(0) != num_latents()) eval_norms_ = Vector<T>("eval_norms", num_latents());
     return eval_norms_;
@@ -240,6 +243,8 @@ class Sae {
     if (reconstruct) decode_coefficients(b.c, b.x_hat);
   }
 
+
+ private:
   Activation activation_;
   Penalty penalty_;
   Aux aux_;

@@ -229,7 +229,8 @@ class Trainer {
     }
   }
 
- private:
+ public: // Kernel-launching helpers are public only because nvcc forbids extended
+  // __host__ __device__ lambdas inside private member functions; not part of the API.
   template <class C>
   void call_on_start(C& c) {
     if constexpr (requires { c.on_start(*this); }) c.on_start(*this);
@@ -315,6 +316,8 @@ class Trainer {
     scaling_factor_ = 1.0;
   }
 
+
+ private:
   SaeT& sae_;
   SyntheticModel& world_;
   TrainerConfig cfg_;

@@ -12,9 +12,6 @@
 #include <string>
 #include <vector>
 
-#include <Eigen/Cholesky>
-#include <Eigen/Core>
-
 #include "synthsae/core/counter_rng.hpp"
 #include "synthsae/core/error.hpp"
 #include "synthsae/io/json.hpp"
@@ -84,19 +81,29 @@ inline CorrelationFactors full_correlation_factors(const std::vector<double>& ma
   if (matrix.size() != n * n) {
     throw ShapeError("correlation matrix has " + show(matrix.size()) + " entries, expected " + show(n) + " x " + show(n));
   }
-  Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>> c(matrix.data(), n, n);
+  auto c = [&](std::size_t i, std::size_t j) { return matrix[i * n + j]; };
   for (std::size_t i = 0; i < n; ++i) {
     if (std::fabs(c(i, i) - 1.0) > 1e-6) throw ConfigError("correlation[" + show(i) + "][" + show(i) + "]", show(c(i, i)), "diagonal must be 1");
     for (std::size_t j = 0; j < i; ++j) {
       if (std::fabs(c(i, j) - c(j, i)) > 1e-9) throw ConfigError("correlation[" + show(i) + "][" + show(j) + "]", show(c(i, j)), "matrix must be symmetric");
     }
   }
-  Eigen::LLT<Eigen::MatrixXd> llt(c);
-  if (llt.info() != Eigen::Success) throw ConfigError("correlation", "matrix", "is not positive definite (Cholesky failed)");
-  const Eigen::MatrixXd l = llt.matrixL();
+  // Cholesky-Banachiewicz in double (small worlds: n^3 / 3 operations).
+  std::vector<double> l(n * n, 0.0);
+  for (std::size_t i = 0; i < n; ++i)
+    for (std::size_t j = 0; j <= i; ++j) {
+      double sum = c(i, j);
+      for (std::size_t k = 0; k < j; ++k) sum -= l[i * n + k] * l[j * n + k];
+      if (i == j) {
+        if (!(sum > 0)) throw ConfigError("correlation", "matrix", "is not positive definite (Cholesky failed at row " + show(i) + ")");
+        l[i * n + i] = std::sqrt(sum);
+      } else {
+        l[i * n + j] = sum / l[j * n + j];
+      }
+    }
   CorrelationFactors f{n, n, std::vector<float>(n * n), std::vector<float>(n, 0.0f), 0};
   for (std::size_t i = 0; i < n; ++i)
-    for (std::size_t k = 0; k < n; ++k) f.factor[i * n + k] = static_cast<float>(l(i, k));
+    for (std::size_t k = 0; k < n; ++k) f.factor[i * n + k] = static_cast<float>(l[i * n + k]);
   return f;
 }
 
