@@ -309,7 +309,7 @@ TEST_CASE("the same seed gives the same batches; hidden = sum c_i W_i + bias", "
   CHECK(hz(0, 0) != hx(0, 0));
 }
 
-namespace {
+namespace policy_example {  // named (not anonymous): nvcc would warn that unused members are unreferenced
 // A researcher's own firing policy: only the members FiringProbabilityPolicy names.
 struct AlternatingFiring {
   static constexpr std::string_view generator_name = "alternating";
@@ -323,7 +323,9 @@ struct AlternatingFiring {
   io::Json to_json() const { return {{"generator_name", generator_name}}; }
   static AlternatingFiring from_json(const io::Json&) { return {}; }
 };
-}  // namespace
+static_assert(FiringProbabilityPolicy<AlternatingFiring>);
+}  // namespace policy_example
+using policy_example::AlternatingFiring;
 
 TEST_CASE("custom policies and a full correlation matrix through WorldOverrides", "[world][sampler]") {
   SyntheticModelConfig c;
