@@ -43,7 +43,8 @@ constexpr const char* kBenchUsage =
     "                     features the first SAE's latents match)\n"
     "  --out DIR          results.csv, results.json, metrics_vs_l0.svg, training_curves.svg,\n"
     "                     decoder_heatmap.svg, and runs/<arch>-l0<L0>-seed<S>/ (each an SAE in\n"
-    "                     SAELens's layout)\n";
+    "                     SAELens's layout)\n"
+    "The table shows each run's target L0 and the L0 it reached on the evaluation samples.\n";
 
 std::vector<std::string> split(const std::string& s) {
   std::vector<std::string> out;
@@ -149,12 +150,13 @@ int run_bench(const std::vector<std::string>& argv) {
       std::ostringstream csv;
       csv << "architecture,l0,seed,f1,mcc,uniqueness,explained_variance,precision,recall,dead_latents,shrinkage,sae_l0,true_l0,seconds\n";
       io::Json all = io::Json::array();
-      std::printf("\n%-22s %5s %6s %6s %6s %6s %6s %6s %6s %6s %7s\n", "architecture", "L0", "F1", "MCC", "uniq", "EV", "prec", "recall", "dead",
+      std::printf("\n%-22s %6s %5s %6s %6s %6s %6s %6s %6s %6s %6s %7s\n", "architecture", "target", "L0", "F1", "MCC", "uniq", "EV", "prec", "recall", "dead",
                   "shrink", "seconds");
       for (const auto& row : rows) {
         const auto& j = row.result;
         const auto& c = j["classification"];
-        std::printf("%-22s %5.0f %6.3f %6.3f %6.3f %6.3f %6.3f %6.3f %6d %6.3f %7.1f\n", row.arch.c_str(), row.l0, c["f1_score"].get<double>(),
+        std::printf("%-22s %6.0f %5.1f %6.3f %6.3f %6.3f %6.3f %6.3f %6.3f %6d %6.3f %7.1f\n", row.arch.c_str(), row.l0,
+                    j["sae_l0"].get<double>(), c["f1_score"].get<double>(),
                     j["mcc"].get<double>(), j["uniqueness"].get<double>(), j["explained_variance"].get<double>(), c["precision"].get<double>(),
                     c["recall"].get<double>(), j["dead_latents"].get<int>(), j["shrinkage"].get<double>(), j["seconds"].get<double>());
         csv << row.arch << ',' << row.l0 << ',' << row.seed << ',' << c["f1_score"].get<double>() << ',' << j["mcc"].get<double>() << ','
@@ -174,8 +176,8 @@ int run_bench(const std::vector<std::string>& argv) {
         std::sort(features.begin(), features.end());
         features.erase(std::unique(features.begin(), features.end()), features.end());
         const ProbeResult probes = supervised_probe_scores(world, features);
-        std::printf("%-22s %5s %6.3f %6s %6s %6s %6.3f %6.3f   (supervised logistic-regression probes, %zu features)\n",
-                    "supervised probes", "-", probes.f1, "-", "-", "-", probes.precision, probes.recall, probes.features);
+        std::printf("%-22s %6s %5s %6.3f %6s %6s %6s %6.3f %6.3f   (supervised logistic-regression probes, %zu features)\n",
+                    "supervised probes", "-", "-", probes.f1, "-", "-", "-", probes.precision, probes.recall, probes.features);
         ceiling = {{"f1_score", probes.f1}, {"precision", probes.precision}, {"recall", probes.recall}, {"features", probes.features}};
       }
       const std::string csv_text = csv.str();
