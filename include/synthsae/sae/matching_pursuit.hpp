@@ -112,17 +112,8 @@ class MatchingPursuitSae {
     const int d = static_cast<int>(input_dim()), s = static_cast<int>(num_latents()), iters = mp_.max_iterations;
     StepLosses losses;
     // g = 2 (x_hat - x) / B; db_dec = sum g; the input path subtracts sum_b dr_0 below.
+    losses.mse = kernels::mse_and_gradient(x_, x_hat_, g_);
     const auto xx = x_, xh = x_hat_, g = g_;
-    const T factor = static_cast<T>(2.0 / double(rows));
-    double sq = 0;
-    Kokkos::parallel_reduce("synthsae::mp_mse", Kokkos::RangePolicy<ExecSpace>(0, rows), KOKKOS_LAMBDA(int i, double& acc) {
-      for (int k = 0; k < d; ++k) {
-        const T diff = xh(i, k) - xx(i, k);
-        acc += double(diff) * double(diff);
-        g(i, k) = factor * diff;
-      }
-    }, sq);
-    losses.mse = sq / double(rows);
     kernels::column_sums(g_, grads.b_dec, T(1), false);
 
     // Reverse pass per row: contribution(i, t) = v_t g_i + dv_t r_t - v_t dr_{t+1} to W_dec[j_t].

@@ -106,19 +106,7 @@ class Sae {
     StepLosses losses;
     const std::size_t rows = b.batch();
     const int d = static_cast<int>(input_dim()), s = static_cast<int>(num_latents());
-    {  // outer reconstruction
-      const auto xx = b.x, xh = b.x_hat, g = b.g_xhat;
-      const T factor = static_cast<T>(2.0 / double(rows));
-      double sq = 0;
-      Kokkos::parallel_reduce("synthsae::mse", Kokkos::RangePolicy<ExecSpace>(0, rows), KOKKOS_LAMBDA(int i, double& acc) {
-        for (int k = 0; k < d; ++k) {
-          const T diff = xh(i, k) - xx(i, k);
-          acc += double(diff) * double(diff);
-          g(i, k) = factor * diff;
-        }
-      }, sq);
-      losses.mse = sq / double(rows);
-    }
+    losses.mse = kernels::mse_and_gradient(b.x, b.x_hat, b.g_xhat);  // outer reconstruction
     gemm(Op::T, Op::N, T(1), b.c, b.g_xhat, T(0), grads.w_dec);
     kernels::column_sums(b.g_xhat, grads.b_dec, T(1), false);
     gemm(Op::N, Op::T, T(1), b.g_xhat, params_.w_dec, T(0), b.dc);

@@ -61,6 +61,22 @@ void column_sums(const Matrix<T>& m, const Vector<T>& out, T scale, bool accumul
   });
 }
 
+/// mean_b |x_hat_b - x_b|^2, writing its gradient g = 2 (x_hat - x) / B.
+template <class T>
+double mse_and_gradient(const Matrix<T>& x, const Matrix<T>& x_hat, const Matrix<T>& g) {
+  const int d = static_cast<int>(x.extent(1));
+  const T factor = static_cast<T>(2.0 / double(x.extent(0)));
+  double sq = 0;
+  Kokkos::parallel_reduce("synthsae::mse", Kokkos::RangePolicy<ExecSpace>(0, x.extent(0)), KOKKOS_LAMBDA(int i, double& acc) {
+    for (int k = 0; k < d; ++k) {
+      const T diff = x_hat(i, k) - x(i, k);
+      acc += double(diff) * double(diff);
+      g(i, k) = factor * diff;
+    }
+  }, sq);
+  return sq / double(x.extent(0));
+}
+
 /// m(i, :) += v for every row i (biases).
 template <class T>
 void add_to_rows(const Matrix<T>& m, const Vector<T>& v) {
