@@ -32,47 +32,48 @@ struct ConstantMagnitude {
   }
 };
 
-/// Evenly spaced from start (feature 0) to end (feature N-1); N = 1 gives [start].
-struct LinearMagnitude {
-  static constexpr std::string_view generator_name = "linear";
+namespace detail {
+
+/// The parameters, validation and JSON shared by the (start, end) magnitude policies; Derived
+/// adds generator_name and generate().
+template <class Derived>
+struct StartEndMagnitude {
   double start = 1.0;
   double end = 1.0;
   void validate() const {
     if (!(start > 0 && end > 0)) throw ConfigError("magnitude.start/end", show(start) + "/" + show(end), "must both be > 0");
   }
+  io::Json to_json() const { return {{"generator_name", Derived::generator_name}, {"start", start}, {"end", end}}; }
+  static Derived from_json(const io::Json& j) {
+    Derived d;
+    d.start = io::json_field<double>(j, "start", "magnitude");
+    d.end = io::json_field<double>(j, "end", "magnitude");
+    d.validate();
+    return d;
+  }
+};
+
+}  // namespace detail
+
+/// Evenly spaced from start (feature 0) to end (feature N-1); N = 1 gives [start].
+struct LinearMagnitude : detail::StartEndMagnitude<LinearMagnitude> {
+  static constexpr std::string_view generator_name = "linear";
   std::vector<double> generate(std::size_t n, std::uint64_t) const {
     validate();
     std::vector<double> v(n, start);
     for (std::size_t i = 0; n > 1 && i < n; ++i) v[i] = start + (end - start) * double(i) / double(n - 1);
     return v;
   }
-  io::Json to_json() const { return {{"generator_name", generator_name}, {"start", start}, {"end", end}}; }
-  static LinearMagnitude from_json(const io::Json& j) {
-    LinearMagnitude l{io::json_field<double>(j, "start", "magnitude"), io::json_field<double>(j, "end", "magnitude")};
-    l.validate();
-    return l;
-  }
 };
 
 /// start (end/start)^t_i with t evenly spaced in [0, 1].
-struct ExponentialMagnitude {
+struct ExponentialMagnitude : detail::StartEndMagnitude<ExponentialMagnitude> {
   static constexpr std::string_view generator_name = "exponential";
-  double start = 1.0;
-  double end = 1.0;
-  void validate() const {
-    if (!(start > 0 && end > 0)) throw ConfigError("magnitude.start/end", show(start) + "/" + show(end), "must both be > 0");
-  }
   std::vector<double> generate(std::size_t n, std::uint64_t) const {
     validate();
     std::vector<double> v(n, start);
     for (std::size_t i = 0; n > 1 && i < n; ++i) v[i] = start * std::pow(end / start, double(i) / double(n - 1));
     return v;
-  }
-  io::Json to_json() const { return {{"generator_name", generator_name}, {"start", start}, {"end", end}}; }
-  static ExponentialMagnitude from_json(const io::Json& j) {
-    ExponentialMagnitude e{io::json_field<double>(j, "start", "magnitude"), io::json_field<double>(j, "end", "magnitude")};
-    e.validate();
-    return e;
   }
 };
 
