@@ -7,7 +7,9 @@
 // BatchTopK keeps floor(k B) entries over the batch and tracks theta, an EMA (rate
 // topk_threshold_lr) of the smallest positive kept activation, its JumpReLU threshold at export.
 #include <cmath>
+#include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <string_view>
 
 #include "synthsae/sae/parameters.hpp"
@@ -53,6 +55,7 @@ void backward_through_selection(StepBuffers<T>& b) {
 
 struct TopK {
   static constexpr std::string_view name = "topk";
+  static constexpr bool selects_active_latents = true;
   int k = 100;
   bool rescale_acts_by_decoder_norm = true;
 
@@ -85,6 +88,7 @@ struct TopK {
 
 struct BatchTopK {
   static constexpr std::string_view name = "batchtopk";
+  static constexpr bool selects_active_latents = true;
   double k = 100;
   bool rescale_acts_by_decoder_norm = true;
   double topk_threshold_lr = 0.01;
@@ -105,19 +109,25 @@ struct BatchTopK {
   void forward(StepBuffers<T>& b, const SaeParameters<T>&, State<T>& st, bool training) const {
     detail::ranking_key(b, rescale_acts_by_decoder_norm);
     const auto m = static_cast<std::size_t>(std::floor(k * double(b.h.extent(0))));
-    const float tau = batch_top_m_threshold(b.key, m);
+    // keep <=> key > 0 && key >= tau, as one comparison (no unpredictable branch per entry).
+    const float tau = std::max(batch_top_m_threshold(b.key, m), std::numeric_limits<float>::denorm_min());
     const auto h = b.h, key = b.key, c = b.c;
     const int s = static_cast<int>(h.extent(1));
     double smallest = std::numeric_limits<double>::infinity();
+    const T largest = std::numeric_limits<T>::max();
     Kokkos::parallel_reduce(
         "synthsae::batch_topk_keep", Kokkos::RangePolicy<ExecSpace>(0, h.extent(0)),
         KOKKOS_LAMBDA(int i, double& min_kept) {
+          T row_min = largest;
+          bool any = false;
           for (int j = 0; j < s; ++j) {
-            const float v = static_cast<float>(key(i, j));
-            const bool keep = v > 0.0f && v >= tau;
+            const T k = key(i, j);
+            const bool keep = static_cast<float>(k) >= tau;
             c(i, j) = keep ? h(i, j) : T(0);
-            if (keep && double(key(i, j)) < min_kept) min_kept = double(key(i, j));
+            row_min = keep && k < row_min ? k : row_min;
+            any = any || keep;
           }
+          if (any && double(row_min) < min_kept) min_kept = double(row_min);
         },
         Kokkos::Min<double>(smallest));
     if (training && std::isfinite(smallest)) {

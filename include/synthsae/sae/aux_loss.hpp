@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "synthsae/core/gemm.hpp"
+#include "synthsae/sae/active_set.hpp"
 #include "synthsae/sae/parameters.hpp"
 #include "synthsae/sae/step_buffers.hpp"
 #include "synthsae/sae/top_k_select.hpp"
@@ -18,12 +19,35 @@ namespace synthsae {
 
 using DeadMask = Kokkos::View<const std::uint8_t*, MemSpace>;
 
+namespace detail {
+/// sum_b |e_b - (x_b - x_hat_b)|^2, writing
+/// r = factor * (e - (x - x_hat)), with x - x_hat the stopped-gradient residual.
+template <class T>
+double aux_residual(const StepBuffers<T>& b, const Matrix<T>& e, const Matrix<T>& r, double factor) {
+  const auto x = b.x, xh = b.x_hat;
+  const T f = static_cast<T>(factor);
+  const int d = static_cast<int>(x.extent(1));
+  double sq = 0;
+  Kokkos::parallel_reduce("synthsae::aux_residual", Kokkos::RangePolicy<ExecSpace>(0, x.extent(0)), KOKKOS_LAMBDA(int i, double& acc) {
+    for (int k = 0; k < d; ++k) {
+      const T diff = e(i, k) - (x(i, k) - xh(i, k));
+      acc += double(diff) * double(diff);
+      r(i, k) = f * diff;
+    }
+  }, sq);
+  return sq;
+}
+}  // namespace detail
+
 struct NoAux {
   static constexpr std::string_view name = "none";
   template <class T>
   struct State {};
   template <class T>
   double accumulate(StepBuffers<T>&, const SaeParameters<T>&, SaeParameters<T>&, State<T>&, const DeadMask&, std::size_t) const {
+    return 0.0;
+  }  template <class T>
+  double accumulate_sparse(StepBuffers<T>&, const SaeParameters<T>&, SaeParameters<T>&, State<T>&, const DeadMask&, std::size_t) const {
     return 0.0;
   }
 };
@@ -36,7 +60,41 @@ struct AuxK {
   struct State {
     Kokkos::View<std::uint8_t**, Kokkos::LayoutRight, MemSpace> mask;
     Matrix<T> a, residual, e_hat, da;
+    ActiveSet<T> selected;  // the sparse step's k_aux entries per row
+    Vector<T> zero_bias;
   };
+
+  /// The sparse step's version: the k_aux selected dead latents per row form an active set;
+  /// adds the loss's gradient to g.w_dec, g.w_enc and g.b_enc.
+  template <class T>
+  double accumulate_sparse(StepBuffers<T>& b, const SaeParameters<T>& p, SaeParameters<T>& g, State<T>& st, const DeadMask& dead,
+                           std::size_t num_dead) const {
+    if (num_dead == 0 || coefficient == 0) return 0.0;
+    const std::size_t rows = b.batch(), d = p.input_dim(), s = p.num_latents();
+    const std::size_t half = std::max<std::size_t>(d / 2, 1);
+    const int k_aux = static_cast<int>(std::min(half, num_dead));
+    const double scale = std::min(double(num_dead) / double(half), 1.0);
+    if (st.mask.extent(0) != rows || st.mask.extent(1) != s) st.mask = decltype(st.mask)("aux_mask", rows, s);
+    if (st.residual.extent(0) != rows || st.residual.extent(1) != d) {
+      st.residual = Matrix<T>("aux_residual", rows, d);
+      st.e_hat = Matrix<T>("aux_e_hat", rows, d);
+    }
+    if (st.zero_bias.extent(0) != d) st.zero_bias = Vector<T>("aux_zero_bias", d);
+    row_top_k(b.key, k_aux, st.mask, dead);
+    const auto mask = st.mask;
+    const auto h = b.h;
+    st.selected.gather(rows, s, KOKKOS_LAMBDA(int i, int j, T& v) {
+      v = h(i, j);
+      return mask(i, j) != 0;
+    });
+    const int si = static_cast<int>(s);
+    kernels::sparse_decode(st.selected, p.w_dec, st.zero_bias, st.e_hat, si);  // e = a W_dec, no b_dec
+    const double sq = detail::aux_residual(b, st.e_hat, st.residual, 2.0 * coefficient * scale / double(rows));
+    kernels::sparse_decoder_grad(st.selected, st.residual, g.w_dec, true, si);
+    kernels::sparse_row_dots(st.selected, st.residual, p.w_dec, false, si);  // dLoss/da = dLoss/dh there
+    kernels::sparse_encoder_grad(st.selected, b.xc, g.w_enc, g.b_enc, true);
+    return coefficient * scale * sq / double(rows);
+  }
 
   /// Adds the loss's gradient to g.w_dec and b.dh (call after the activation's backward).
   template <class T>
@@ -57,21 +115,12 @@ struct AuxK {
     row_top_k(b.key, k_aux, st.mask, dead);
     const auto mask = st.mask;
     const auto a = st.a, h = b.h;
-    const int si = static_cast<int>(s), di = static_cast<int>(d);
+    const int si = static_cast<int>(s);
     Kokkos::parallel_for("synthsae::aux_a", Kokkos::RangePolicy<ExecSpace>(0, rows), KOKKOS_LAMBDA(int i) {
       for (int j = 0; j < si; ++j) a(i, j) = mask(i, j) ? h(i, j) : T(0);
     });
     gemm(Op::N, Op::N, T(1), st.a, p.w_dec, T(0), st.e_hat);  // e = a W_dec
-    const auto e = st.e_hat, x = b.x, xh = b.x_hat, r = st.residual;
-    const T factor = static_cast<T>(2.0 * coefficient * scale / double(rows));
-    double sq = 0;
-    Kokkos::parallel_reduce("synthsae::aux_residual", Kokkos::RangePolicy<ExecSpace>(0, rows), KOKKOS_LAMBDA(int i, double& acc) {
-      for (int k = 0; k < di; ++k) {
-        const T diff = e(i, k) - (x(i, k) - xh(i, k));
-        acc += double(diff) * double(diff);
-        r(i, k) = factor * diff;  // reused as dLoss/de
-      }
-    }, sq);
+    const double sq = detail::aux_residual(b, st.e_hat, st.residual, 2.0 * coefficient * scale / double(rows));
     gemm(Op::T, Op::N, T(1), st.a, st.residual, T(1), g.w_dec);  // dW_dec += a^T g_e
     gemm(Op::N, Op::T, T(1), st.residual, p.w_dec, T(0), st.da);  // da = g_e W_dec^T
     const auto da = st.da, dh = b.dh;

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "synthsae/core/gemm.hpp"
+#include "synthsae/sae/active_set.hpp"
 #include "synthsae/sae/parameters.hpp"
 #include "synthsae/sae/step_buffers.hpp"
 
@@ -19,6 +20,10 @@ struct NoNesting {
   void validate(std::size_t) const {}
   template <class T>
   double accumulate(StepBuffers<T>&, const SaeParameters<T>&, SaeParameters<T>&, State<T>&) const {
+    return 0.0;
+  }
+  template <class T>
+  double accumulate_sparse(StepBuffers<T>&, const ActiveSet<T>&, const SaeParameters<T>&, SaeParameters<T>&, State<T>&) const {
     return 0.0;
   }
 };
@@ -40,6 +45,23 @@ struct Matryoshka {
         throw ConfigError("matryoshka_widths", "[" + list + "]", "must be strictly increasing, within [1, d_sae = " + std::to_string(d_sae) + "]");
       }
     }
+  }
+
+  /// The sparse step's version: the inner reconstructions use the active entries below each
+  /// width (a prefix of every row); adds to a.grad (dLoss/dc), g.w_dec and g.b_dec.
+  template <class T>
+  double accumulate_sparse(StepBuffers<T>& b, const ActiveSet<T>& a, const SaeParameters<T>& p, SaeParameters<T>& g, State<T>& st) const {
+    const std::size_t rows = b.batch(), d = p.input_dim();
+    if (st.x_hat_w.extent(0) != rows || st.x_hat_w.extent(1) != d) st.x_hat_w = Matrix<T>("matryoshka_x_hat", rows, d);
+    double total = 0;
+    for (const int w : widths) {
+      if (static_cast<std::size_t>(w) >= p.num_latents()) continue;
+      // x_hat_w, overwritten by dLoss/dx_hat_w; adds to dLoss/dc below the width
+      total += kernels::sparse_reconstruct(a, p.w_dec, p.b_dec, b.x, st.x_hat_w, st.x_hat_w, w, true);
+      kernels::sparse_decoder_grad(a, st.x_hat_w, g.w_dec, true, w);
+      kernels::column_sums(st.x_hat_w, g.b_dec, T(1), true);
+    }
+    return total;
   }
 
   /// Adds the inner losses' gradients to b.dc, g.w_dec and g.b_dec (call after the outer dc).

@@ -16,6 +16,7 @@
 
 #include "synthsae/core/concepts.hpp"
 #include "synthsae/core/gemm.hpp"
+#include "synthsae/sae/active_set.hpp"
 #include "synthsae/sae/activation_jumprelu.hpp"
 #include "synthsae/sae/activation_relu.hpp"
 #include "synthsae/sae/activation_topk.hpp"
@@ -58,6 +59,23 @@ concept NestingPolicy = requires(const N& n, StepBuffers<T>& b, const SaeParamet
   { n.accumulate(b, p, g, st) } -> std::same_as<double>;
 };
 
+/// An activation whose output has few nonzeros per row, with dLoss/dh = dLoss/dc on them and
+/// zero elsewhere (TopK, BatchTopK): the SAE may then take the sparse step (active_set.hpp).
+template <class A>
+concept SelectsActiveLatents = requires { requires A::selects_active_latents; };
+
+/// Nesting and auxiliary policies that can work on the active set instead of dense [B, S] arrays.
+template <class N, class T = float>
+concept SparseNestingPolicy = requires(const N& n, StepBuffers<T>& b, const ActiveSet<T>& a, const SaeParameters<T>& p,
+                                       SaeParameters<T>& g, typename N::template State<T>& st) {
+  { n.accumulate_sparse(b, a, p, g, st) } -> std::same_as<double>;
+};
+template <class X, class T = float>
+concept SparseAuxLossPolicy = requires(const X& aux, StepBuffers<T>& b, const SaeParameters<T>& p, SaeParameters<T>& g,
+                                       typename X::template State<T>& st, const DeadMask& dead) {
+  { aux.accumulate_sparse(b, p, g, st, dead, std::size_t(0)) } -> std::same_as<double>;
+};
+
 struct StepLosses {
   double mse = 0, inner_mse = 0, penalty = 0, aux = 0;
   double total() const { return mse + inner_mse + penalty + aux; }
@@ -70,6 +88,10 @@ class Sae {
   using Scalar = T;
   using activation_type = Activation;
   using penalty_type = Penalty;
+  /// Whether this composition can take the sparse step: decoder forward, both weight gradients
+  /// and dLoss/dc touch only the active latents; only the encoder product stays dense.
+  static constexpr bool has_sparse_step = SelectsActiveLatents<Activation> && !Penalty::active &&
+                                          SparseNestingPolicy<Nesting, T> && SparseAuxLossPolicy<Aux, T>;
 
   Sae(std::size_t d_in, std::size_t d_sae, Activation activation = {}, Penalty penalty = {}, Aux aux = {},
       Nesting nesting = {}, std::optional<double> decoder_init_norm = 0.1, std::uint64_t seed = 0)
@@ -101,6 +123,9 @@ class Sae {
   /// current sparsity coefficient (warm-up and autotuning included).
   StepLosses forward_backward(const Matrix<T>& x, SaeParameters<T>& grads, const DeadMask& dead = {}, std::size_t num_dead = 0,
                               double penalty_scale = 1.0) {
+    if constexpr (has_sparse_step) {
+      if (sparse_step_) return sparse_forward_backward(x, grads, dead, num_dead);
+    }
     StepBuffers<T>& b = train_;
     forward(x, b, true);
     StepLosses losses;
@@ -152,17 +177,14 @@ class Sae {
     }
     gemm(Op::T, Op::N, T(1), b.xc, b.dh, T(0), grads.w_enc);
     kernels::column_sums(b.dh, grads.b_enc, T(1), false);
-    {  // db_dec -= W_enc db_enc
-      const auto w_enc = params_.w_enc;
-      const auto db_enc = grads.b_enc, db_dec = grads.b_dec;
-      Kokkos::parallel_for("synthsae::db_dec_through_input", Kokkos::RangePolicy<ExecSpace>(0, d), KOKKOS_LAMBDA(int k) {
-        T acc = 0;
-        for (int j = 0; j < s; ++j) acc += w_enc(k, j) * db_enc(j);
-        db_dec(k) -= acc;
-      });
-    }
+    kernels::subtract_encoder_image(params_.w_enc, grads.b_enc, grads.b_dec);  // b_dec also enters through xc
     return losses;
   }
+
+  /// Use the sparse step when the composition has one (the default); false forces the dense
+  /// path, which computes the same values with full-size products (tests compare the two).
+  void set_sparse_step(bool on) { sparse_step_ = on; }
+  bool sparse_step() const { return has_sparse_step && sparse_step_; }
 
   /// Loss only (no gradients, no state update): for finite-difference tests.
   StepLosses loss(const Matrix<T>& x, const DeadMask& dead = {}, std::size_t num_dead = 0, double penalty_scale = 1.0) {
@@ -206,6 +228,30 @@ class Sae {
     kernels::add_to_rows(x_hat, params_.b_dec);
   }
 
+  StepLosses sparse_forward_backward(const Matrix<T>& x, SaeParameters<T>& grads, const DeadMask& dead, std::size_t num_dead) {
+    StepBuffers<T>& b = train_;
+    forward(x, b, true, /*reconstruct=*/false);
+    const std::size_t rows = b.batch();
+    const int s = static_cast<int>(num_latents());
+    const auto c = b.c;
+    active_.gather(rows, num_latents(), KOKKOS_LAMBDA(int i, int j, T& v) {
+      v = c(i, j);
+      return v != T(0);
+    });
+    StepLosses losses;
+    // x_hat, g = dLoss/dx_hat, and grad = dLoss/dc on the active entries
+    losses.mse = kernels::sparse_reconstruct(active_, params_.w_dec, params_.b_dec, b.x, b.x_hat, b.g_xhat, s, false);
+    kernels::sparse_decoder_grad(active_, b.g_xhat, grads.w_dec, false, s);
+    kernels::column_sums(b.g_xhat, grads.b_dec, T(1), false);
+    for (auto& [name, v] : grads.extra) Kokkos::deep_copy(v, T(0));
+    losses.inner_mse = nesting_.accumulate_sparse(b, active_, params_, grads, nest_state_);
+    // The activation passes dLoss/dc through unchanged on the active entries (c = h there).
+    kernels::sparse_encoder_grad(active_, b.xc, grads.w_enc, grads.b_enc, false);
+    losses.aux = aux_.accumulate_sparse(b, params_, grads, aux_state_, dead, num_dead);
+    kernels::subtract_encoder_image(params_.w_enc, grads.b_enc, grads.b_dec);  // b_dec also enters through xc
+    return losses;
+  }
+
   void forward(const Matrix<T>& x, StepBuffers<T>& b, bool training, bool reconstruct = true) {
     if (x.extent(1) != input_dim()) {
       throw ShapeError("SAE input has " + show(x.extent(1)) + " dimensions, d_in is " + show(input_dim()));
@@ -244,6 +290,8 @@ class Sae {
   StepBuffers<T> train_, eval_;
   Matrix<T> dz_, decode_c_;
   Vector<T> eval_norms_;
+  ActiveSet<T> active_;
+  bool sparse_step_ = true;
 };
 
 // ---- the published architectures ---------------------------------------------------------

@@ -38,14 +38,25 @@ struct StepBuffers {
 
 namespace kernels {
 
+/// a . b over n contiguous elements, with eight independent partial sums: the compiler may not
+/// reorder a single floating-point sum, which would make the loop latency-bound.
+template <class T>
+SYNTHSAE_HD T dot_contiguous(const T* a, const T* b, int n) {
+  T s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int k = 0;
+  for (; k + 8 <= n; k += 8)
+    for (int u = 0; u < 8; ++u) s[u] += a[k + u] * b[k + u];
+  for (; k < n; ++k) s[0] += a[k] * b[k];
+  return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+}
+
+
 /// out(j) = |rows(j, :)|, clamped at 1e-8.
 template <class T>
 void row_norms(const Matrix<T>& rows, const Vector<T>& out) {
   const int d = static_cast<int>(rows.extent(1));
   Kokkos::parallel_for("synthsae::row_norms", Kokkos::RangePolicy<ExecSpace>(0, rows.extent(0)), KOKKOS_LAMBDA(int j) {
-    T acc = 0;
-    for (int k = 0; k < d; ++k) acc += rows(j, k) * rows(j, k);
-    const T n = kmath::sqrt(acc);
+    const T n = kmath::sqrt(dot_contiguous(&rows(j, 0), &rows(j, 0), d));
     out(j) = n > T(1e-8) ? n : T(1e-8);
   });
 }
@@ -83,6 +94,15 @@ void add_to_rows(const Matrix<T>& m, const Vector<T>& v) {
   const int cols = static_cast<int>(m.extent(1));
   Kokkos::parallel_for("synthsae::add_to_rows", Kokkos::RangePolicy<ExecSpace>(0, m.extent(0)), KOKKOS_LAMBDA(int i) {
     for (int k = 0; k < cols; ++k) m(i, k) += v(k);
+  });
+}
+
+/// out(k) -= sum_j w(k, j) v(j): b_dec's gradient through the encoder input xc = x - b_dec.
+template <class T>
+void subtract_encoder_image(const Matrix<T>& w, const Vector<T>& v, const Vector<T>& out) {
+  const int s = static_cast<int>(w.extent(1));
+  Kokkos::parallel_for("synthsae::db_dec_through_input", Kokkos::RangePolicy<ExecSpace>(0, w.extent(0)), KOKKOS_LAMBDA(int k) {
+    out(k) -= dot_contiguous(&w(k, 0), &v(0), s);
   });
 }
 

@@ -1,9 +1,12 @@
 #pragma once
 // Selection kernels for the TopK family: per-row top-k (a bounded min-heap per row) and the
 // batch-wide top-m of non-negative values (two-pass radix select on float bit patterns).
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <optional>
+#include <cmath>
 #include <vector>
 
 #include "synthsae/core/backend.hpp"
@@ -59,50 +62,154 @@ void row_top_k(const Matrix<T>& key, int k, const Kokkos::View<std::uint8_t**, K
   });
 }
 
+namespace detail {
+
+/// The histogram bin of a value in one radix pass; false when the value does not take part.
+struct RadixBin {
+  bool low_half;
+  std::uint32_t prefix;
+  SYNTHSAE_HD bool operator()(float v, int& bin) const {
+    if (!(v > 0.0f)) return false;
+    const std::uint32_t bits = float_bits(v);
+    if (low_half && (bits >> 16) != prefix) return false;
+    bin = static_cast<int>(low_half ? (bits & 0xFFFFu) : (bits >> 16));
+    return true;
+  }
+};
+
+/// Counts of the positive entries of `values` (compared as float) whose bit pattern has
+/// `(bits >> 16) == prefix` when `low_half`, by the selected 16 bits: the high half in the
+/// first radix pass, the low half in the second. Host backends count into one private
+/// histogram per chunk of rows (atomics on 65,536 shared bins cost more than the pass);
+/// device backends use atomics.
+template <class T>
+std::vector<std::int64_t> radix_histogram(const Matrix<T>& values, bool low_half, std::uint32_t prefix) {
+  const int rows = static_cast<int>(values.extent(0)), cols = static_cast<int>(values.extent(1));
+  std::vector<std::int64_t> counts(65536, 0);
+  const RadixBin bin_of{low_half, prefix};
+  if constexpr (host_accessible_v<MemSpace>) {
+    const int chunks = std::max(1, std::min(rows, static_cast<int>(ExecSpace().concurrency())));
+    Kokkos::View<std::int32_t**, Kokkos::LayoutRight, MemSpace> local("radix_local", chunks, 65536);
+    Kokkos::parallel_for("synthsae::radix_histogram", Kokkos::RangePolicy<ExecSpace>(0, chunks), KOKKOS_LAMBDA(int c) {
+      const int r0 = static_cast<int>(std::int64_t(rows) * c / chunks), r1 = static_cast<int>(std::int64_t(rows) * (c + 1) / chunks);
+      for (int i = r0; i < r1; ++i)
+        for (int j = 0; j < cols; ++j) {
+          int bin = 0;
+          if (bin_of(static_cast<float>(values(i, j)), bin)) ++local(c, bin);
+        }
+    });
+    Kokkos::fence();
+    for (int c = 0; c < chunks; ++c)
+      for (int b = 0; b < 65536; ++b) counts[b] += local(c, b);
+  } else {
+    Kokkos::View<std::int64_t*, MemSpace> hist("radix_hist", 65536);
+    Kokkos::parallel_for("synthsae::radix_histogram", Kokkos::RangePolicy<ExecSpace>(0, rows), KOKKOS_LAMBDA(int i) {
+      for (int j = 0; j < cols; ++j) {
+        int bin = 0;
+        if (bin_of(static_cast<float>(values(i, j)), bin)) Kokkos::atomic_add(&hist(bin), std::int64_t(1));
+      }
+    });
+    auto h = Kokkos::create_mirror_view_and_copy(HostSpace(), hist);
+    for (int b = 0; b < 65536; ++b) counts[b] = h(b);
+  }
+  return counts;
+}
+
+}  // namespace detail
+
 /// The m-th largest of the positive entries of `values` (compared as float), or 0 when there
 /// are at most m positive entries. Keeping the entries >= the result (> 0 when it is 0)
 /// selects the batch-wide top m, plus any exact ties at the threshold. Two passes of a 65,536-bin
 /// histogram over the float bit patterns (monotone for non-negative floats).
+namespace detail {
+
+/// The two-pass radix selection over every entry.
 template <class T>
-float batch_top_m_threshold(const Matrix<T>& values, std::size_t m) {
-  using Hist = Kokkos::View<std::int64_t*, MemSpace>;
-  const int cols = static_cast<int>(values.extent(1));
-  Hist hist("radix_hist", 65536);
-  Kokkos::parallel_for("synthsae::radix_pass1", Kokkos::RangePolicy<ExecSpace>(0, values.extent(0)), KOKKOS_LAMBDA(int i) {
-    for (int j = 0; j < cols; ++j) {
-      const float v = static_cast<float>(values(i, j));
-      if (v > 0.0f) Kokkos::atomic_add(&hist(float_bits(v) >> 16), std::int64_t(1));
-    }
-  });
-  auto h1 = Kokkos::create_mirror_view_and_copy(HostSpace(), hist);
+float exact_batch_top_m_threshold(const Matrix<T>& values, std::size_t m) {
+  const std::vector<std::int64_t> h1 = detail::radix_histogram(values, false, 0);
   std::int64_t positives = 0;
-  for (int b = 0; b < 65536; ++b) positives += h1(b);
+  for (int b = 0; b < 65536; ++b) positives += h1[b];
   if (positives <= static_cast<std::int64_t>(m) || m == 0) return m == 0 ? std::numeric_limits<float>::infinity() : 0.0f;
   std::int64_t above = 0;
   int high = 65535;
   for (; high >= 0; --high) {
-    if (above + h1(high) >= static_cast<std::int64_t>(m)) break;
-    above += h1(high);
+    if (above + h1[high] >= static_cast<std::int64_t>(m)) break;
+    above += h1[high];
   }
   const std::int64_t need = static_cast<std::int64_t>(m) - above;
-  Kokkos::deep_copy(hist, std::int64_t(0));
   const std::uint32_t prefix = static_cast<std::uint32_t>(high);
-  Kokkos::parallel_for("synthsae::radix_pass2", Kokkos::RangePolicy<ExecSpace>(0, values.extent(0)), KOKKOS_LAMBDA(int i) {
-    for (int j = 0; j < cols; ++j) {
-      const float v = static_cast<float>(values(i, j));
-      if (!(v > 0.0f)) continue;
-      const std::uint32_t bits = float_bits(v);
-      if ((bits >> 16) == prefix) Kokkos::atomic_add(&hist(bits & 0xFFFFu), std::int64_t(1));
-    }
-  });
-  auto h2 = Kokkos::create_mirror_view_and_copy(HostSpace(), hist);
+  const std::vector<std::int64_t> h2 = detail::radix_histogram(values, true, prefix);
   std::int64_t cum = 0;
   int low = 65535;
   for (; low > 0; --low) {
-    if (cum + h2(low) >= need) break;
-    cum += h2(low);
+    if (cum + h2[low] >= need) break;
+    cum += h2[low];
   }
   return bits_float((prefix << 16) | static_cast<std::uint32_t>(low));
+}
+
+
+/// Host backends: the same threshold from a candidate set. The first rows (1/16 of the batch)
+/// give a lower bound t_lo whose expected count over the batch is ~1.25 m plus four standard
+/// deviations; one pass keeps the entries >= t_lo, and the m-th largest of those is the answer
+/// whenever there are at least m of them (checked: otherwise nullopt and the exact selection
+/// runs). About 1/8 of the radix passes' work for the same, exact result.
+template <class T>
+std::optional<float> threshold_from_candidates(const Matrix<T>& values, std::size_t m) {
+  const int rows = static_cast<int>(values.extent(0)), cols = static_cast<int>(values.extent(1));
+  const int sample_rows = std::max(64, rows / 16);
+  if (m == 0 || sample_rows * 4 > rows) return std::nullopt;  // small batches: the exact passes are cheap
+  const double m_sample = double(m) * sample_rows / rows;
+  const auto want = static_cast<std::size_t>(std::ceil(1.25 * m_sample + 4.0 * std::sqrt(m_sample) + 8.0));
+  const auto sample = Kokkos::subview(values, Kokkos::make_pair(0, sample_rows), Kokkos::ALL());
+  const float lower = exact_batch_top_m_threshold(Matrix<T>(sample), want);
+  const int chunks = std::max(1, std::min(rows, static_cast<int>(ExecSpace().concurrency())));
+  Kokkos::View<std::int64_t*, MemSpace> counts("candidate_counts", chunks + 1);
+  // v >= floor <=> v > 0 && v >= lower; one comparison keeps the count pass free of
+  // unpredictable branches (half the keys are negative).
+  const float floor = std::max(lower, std::numeric_limits<float>::denorm_min());
+  auto keep = [=](float v) { return v >= floor; };
+  auto chunk_rows = [=](int c, int& r0, int& r1) {
+    r0 = static_cast<int>(std::int64_t(rows) * c / chunks), r1 = static_cast<int>(std::int64_t(rows) * (c + 1) / chunks);
+  };
+  Kokkos::parallel_for("synthsae::candidate_count", Kokkos::RangePolicy<ExecSpace>(0, chunks), KOKKOS_LAMBDA(int c) {
+    int r0 = 0, r1 = 0;
+    chunk_rows(c, r0, r1);
+    std::int64_t n = 0;
+    for (int i = r0; i < r1; ++i)
+      for (int j = 0; j < cols; ++j) n += keep(static_cast<float>(values(i, j))) ? 1 : 0;
+    counts(c + 1) = n;
+  });
+  Kokkos::fence();
+  for (int c = 0; c < chunks; ++c) counts(c + 1) += counts(c);
+  const auto total = static_cast<std::size_t>(counts(chunks));
+  if (total < m || total > 16 * m + 65536) return std::nullopt;
+  Kokkos::View<float*, MemSpace> candidates("candidates", total);
+  Kokkos::parallel_for("synthsae::candidate_fill", Kokkos::RangePolicy<ExecSpace>(0, chunks), KOKKOS_LAMBDA(int c) {
+    int r0 = 0, r1 = 0;
+    chunk_rows(c, r0, r1);
+    std::int64_t e = counts(c);
+    for (int i = r0; i < r1; ++i)
+      for (int j = 0; j < cols; ++j) {
+        const float v = static_cast<float>(values(i, j));
+        if (keep(v)) candidates(e++) = v;
+      }
+  });
+  Kokkos::fence();
+  float* first = candidates.data();
+  std::nth_element(first, first + (m - 1), first + total, [](float a, float b) { return a > b; });
+  return first[m - 1];
+}
+
+}  // namespace detail
+
+template <class T>
+float batch_top_m_threshold(const Matrix<T>& values, std::size_t m) {
+  if constexpr (host_accessible_v<MemSpace>) {
+    const std::optional<float> fast = detail::threshold_from_candidates(values, m);
+    if (fast) return *fast;
+  }
+  return detail::exact_batch_top_m_threshold(values, m);
 }
 
 }  // namespace synthsae

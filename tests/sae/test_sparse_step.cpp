@@ -1,0 +1,137 @@
+// The sparse training step (active latents only) against the dense one: same losses and
+// gradients for every TopK-family composition, auxiliary loss on dead latents included.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <map>
+#include <string>
+
+#include "synthsae/core/counter_rng.hpp"
+#include "synthsae/sae/sae.hpp"
+
+using namespace synthsae;
+
+namespace {
+
+constexpr int kBatch = 24, kIn = 12, kLatents = 40;
+
+Matrix<double> random_input(std::uint64_t seed) {
+  Matrix<double> x("x", kBatch, kIn);
+  auto h = Kokkos::create_mirror_view(x);
+  RandomStream s(seed, 0);
+  for (int i = 0; i < kBatch; ++i)
+    for (int k = 0; k < kIn; ++k) h(i, k) = s.normal<double>();
+  Kokkos::deep_copy(x, h);
+  return x;
+}
+
+DeadMask every_third_dead(std::size_t& count) {
+  Kokkos::View<std::uint8_t*, MemSpace> dead("dead", kLatents);
+  auto h = Kokkos::create_mirror_view(dead);
+  count = 0;
+  for (int j = 0; j < kLatents; ++j) h(j) = j % 3 == 1, count += h(j);
+  Kokkos::deep_copy(dead, h);
+  return dead;
+}
+
+// Both paths sum the same products in different orders: in float64 they agree to ~1e-15
+// relative; 1e-12 (relative to the tensor's largest entry) would still catch any missing term.
+template <class S>
+void check_same_step(S& sae, std::uint64_t seed, bool with_dead) {
+  REQUIRE(S::has_sparse_step);
+  const auto x = random_input(seed);
+  std::size_t num_dead = 0;
+  const DeadMask dead = with_dead ? every_third_dead(num_dead) : DeadMask();
+  SaeParameters<double> sparse = sae.parameters().zeros_like(), dense = sae.parameters().zeros_like();
+  const auto state = sae.activation_state();
+  sae.set_sparse_step(true);
+  const StepLosses ls = sae.forward_backward(x, sparse, dead, num_dead);
+  sae.activation_state() = state;
+  sae.set_sparse_step(false);
+  const StepLosses ld = sae.forward_backward(x, dense, dead, num_dead);
+  CHECK(ls.mse == Approx(ld.mse).epsilon(1e-12));
+  CHECK(ls.inner_mse == Approx(ld.inner_mse).epsilon(1e-12).margin(1e-300));
+  CHECK(ls.aux == Approx(ld.aux).epsilon(1e-12).margin(1e-300));
+  if (with_dead) CHECK(ls.aux > 0);
+  std::map<std::string, Vector<double>> sparse_tensors;
+  sparse.for_each_flat([&](const std::string& name, const Vector<double>& v) { sparse_tensors[name] = v; });
+  dense.for_each_flat([&](const std::string& name, const Vector<double>& v) {
+    auto a = Kokkos::create_mirror_view_and_copy(HostSpace(), sparse_tensors.at(name));
+    auto b = Kokkos::create_mirror_view_and_copy(HostSpace(), v);
+    double largest = 0, worst = 0;
+    for (std::size_t i = 0; i < b.extent(0); ++i) largest = std::max(largest, std::fabs(b(i)));
+    for (std::size_t i = 0; i < b.extent(0); ++i) worst = std::max(worst, std::fabs(a(i) - b(i)));
+    INFO(name);
+    CHECK(largest > 0);
+    CHECK(worst <= 1e-12 * largest);
+  });
+}
+
+}  // namespace
+
+TEST_CASE("Sparse step = dense step: TopK and BatchTopK, with and without dead latents", "[sae][sparse]") {
+  TopKSae<double> topk(kIn, kLatents, TopK{4, true}, {}, AuxK{0.7}, {}, 0.5, 11);
+  check_same_step(topk, 1, false);
+  check_same_step(topk, 2, true);
+  BatchTopKSae<double> btk(kIn, kLatents, BatchTopK{3.5, true, 0.01}, {}, AuxK{1.0}, {}, 0.5, 12);
+  check_same_step(btk, 3, false);
+  check_same_step(btk, 4, true);
+}
+
+TEST_CASE("Sparse step = dense step: Matryoshka BatchTopK (prefix reconstructions)", "[sae][sparse]") {
+  MatryoshkaBatchTopKSae<double> mat(kIn, kLatents, BatchTopK{5, true, 0.01}, {}, AuxK{1.0}, Matryoshka{{4, 10, 25}}, 0.5, 13);
+  check_same_step(mat, 5, false);
+  check_same_step(mat, 6, true);
+}
+
+TEST_CASE("Compositions with a penalty or a dense activation keep the dense step", "[sae][sparse]") {
+  STATIC_REQUIRE(!StandardSae<double>::has_sparse_step);
+  STATIC_REQUIRE(!JumpReluSae<double>::has_sparse_step);
+  STATIC_REQUIRE(!Sae<TopK, L1Penalty, NoAux, NoNesting, double>::has_sparse_step);
+  STATIC_REQUIRE(BatchTopKSae<float>::has_sparse_step);
+}
+
+TEST_CASE("Sparse kernels: row-ordered (device) and column-ordered (host) versions agree", "[sae][sparse]") {
+  // Both sum the same products per output element in different orders; float64 agreement to
+  // 1e-12 of the largest entry. Widths below d_sae exercise the Matryoshka prefixes.
+  const auto xc = random_input(21);
+  const auto g = random_input(22);
+  ActiveSet<double> a;
+  a.gather(kBatch, kLatents, KOKKOS_LAMBDA(int i, int j, double& v) {
+    v = 0.1 * (i + 1) - 0.03 * j;
+    return (i * 7 + j * 3) % 5 == 0;
+  });
+  REQUIRE(a.entries > std::size_t(kBatch));
+  Kokkos::parallel_for(Kokkos::RangePolicy<ExecSpace>(0, a.entries), KOKKOS_LAMBDA(int e) { a.grad(e) = 0.5 - 0.01 * e; });
+  auto compare = [](const auto& x, const auto& y) {
+    auto hx = Kokkos::create_mirror_view_and_copy(HostSpace(), x);
+    auto hy = Kokkos::create_mirror_view_and_copy(HostSpace(), y);
+    double largest = 0, worst = 0;
+    for (std::size_t i = 0; i < hx.size(); ++i) largest = std::max(largest, std::fabs(hx.data()[i]));
+    for (std::size_t i = 0; i < hx.size(); ++i) worst = std::max(worst, std::fabs(hx.data()[i] - hy.data()[i]));
+    CHECK(largest > 0);
+    CHECK(worst <= 1e-12 * largest);
+  };
+  for (int width : {kLatents, 17}) {
+    Matrix<double> by_rows("by_rows", kLatents, kIn), by_cols("by_cols", kLatents, kIn);
+    Kokkos::deep_copy(by_rows, 1.0), Kokkos::deep_copy(by_cols, 1.0);
+    kernels::sparse_decoder_grad_by_rows(a, g, by_rows, true, width);
+    kernels::sparse_decoder_grad_by_columns(a, g, by_cols, true, width);
+    compare(by_rows, by_cols);
+  }
+  Matrix<double> xc_t("xc_t", kIn, kBatch), enc_rows("enc_rows", kIn, kLatents), enc_cols("enc_cols", kIn, kLatents);
+  Vector<double> b_rows("b_rows", kLatents), b_cols("b_cols", kLatents);
+  kernels::transpose(xc, xc_t);
+  kernels::sparse_encoder_grad_by_rows(a, xc_t, enc_rows, b_rows, false);
+  kernels::sparse_encoder_grad_by_columns(a, xc, enc_cols, b_cols, false);
+  compare(enc_rows, enc_cols);
+  compare(b_rows, b_cols);
+  // And one entry by hand: W_enc(k, j) = sum over active (i, j) of xc(i, k) grad.
+  auto hx = Kokkos::create_mirror_view_and_copy(HostSpace(), xc);
+  auto he = Kokkos::create_mirror_view_and_copy(HostSpace(), enc_cols);
+  double expected = 0;
+  for (int i = 0; i < kBatch; ++i)
+    for (int e = a.row_start(i); e < a.row_start(i + 1); ++e)
+      if (a.col(e) == 5) expected += hx(i, 2) * a.grad(e);
+  CHECK(he(2, 5) == Approx(expected).epsilon(1e-12));
+}
