@@ -27,10 +27,18 @@ grep -q '"mcc"' "$work/eval.json" || fail "eval output lacks mcc"
   --out "$work/btk" >/dev/null 2>&1 || fail "batchtopk train failed"
 grep -q '"architecture": "jumprelu"' "$work/btk/cfg.json" || fail "batchtopk should be saved as jumprelu"
 
+# A Gated SAE saves as itself (b_gate, r_mag, b_mag): eval of the directory matches exactly.
+"$bin" train --model tiny --arch gated --l1 1.0 --width 32 --samples 10240 --batch 512 --eval-samples 2048 \
+  --out "$work/gated" >"$work/gated_train.json" 2>/dev/null || fail "gated train failed"
+grep -q '"architecture": "gated"' "$work/gated/cfg.json" || fail "gated cfg.json lacks its architecture"
+"$bin" eval --model tiny --sae "$work/gated" --samples 2048 --batch 512 >"$work/gated_eval.json" 2>/dev/null || fail "gated eval failed"
+cmp -s "$work/gated_train.json" "$work/gated_eval.json" || fail "eval of the saved gated SAE differs from the in-process metrics"
+
 # Usage errors (exit 2).
 expect 2 "--arch is required" -- "$bin" train --model tiny --out "$work/x"
 expect 2 "--arch = nope" -- "$bin" train --model tiny --arch nope --out "$work/x"
 expect 2 "--k applies to" -- "$bin" train --model tiny --arch standard --k 5 --out "$work/x"
+expect 2 "--l1 applies to" -- "$bin" train --model tiny --arch topk --l1 2 --out "$work/x"
 expect 2 "--lr = -1" -- "$bin" train --model tiny --arch topk --lr -1 --out "$work/x"
 expect 2 "neither a preset" -- "$bin" train --model nowhere --arch topk --out "$work/x"
 expect 2 "--sae is required" -- "$bin" eval --model tiny

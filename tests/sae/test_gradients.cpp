@@ -249,3 +249,16 @@ TEST_CASE("Matching Pursuit: gradients through the greedy selections", "[sae][gr
   const auto l = mp.forward_backward(x, g);
   CHECK(l.mse > 0);
 }
+
+#include "synthsae/sae/gated_sae.hpp"
+
+TEST_CASE("Gated SAE: reconstruction + L1 on the gate + auxiliary reconstruction gradients", "[sae][gradients]") {
+  GatedSae<double> gated(kIn, kLatents, L1Penalty{1.5}, 0.5, 11);
+  scramble(gated, 11);
+  const auto x = random_input(11);
+  SaeParameters<double> g = gated.parameters().zeros_like();
+  const StepLosses l = gated.forward_backward(x, g, {}, 0, 0.6);
+  CHECK(l.penalty > 0);
+  CHECK(l.aux > 0);
+  CHECK(worst_gradient_error(gated, x, {"W_enc", "W_dec", "b_dec", "b_gate", "r_mag", "b_mag"}, {}, 0, 0.6) < 1e-6);
+}

@@ -198,3 +198,35 @@ TEST_CASE("a Matching Pursuit SAE saves tied weights and encodes identically aft
   CHECK(active > 20);
   CHECK(active <= 20 * 4);  // at most max_iterations distinct latents per sample
 }
+
+TEST_CASE("a Gated SAE saves b_gate, r_mag, b_mag (no b_enc) and encodes identically after loading", "[sae][files]") {
+  GatedSae<> sae(12, 20, L1Penalty{1.0}, 0.1, 4);
+  auto& extra = sae.parameters().extra;
+  Kokkos::deep_copy(extra.at("b_gate"), -0.05f);
+  Kokkos::deep_copy(extra.at("r_mag"), 0.3f);
+  Kokkos::deep_copy(extra.at("b_mag"), 0.02f);
+  const auto dir = fresh("synthsae_sae_gated");
+  io::save_sae(export_inference(sae), dir);
+  const auto weights = io::read_safetensors(dir / "sae_weights.safetensors");
+  CHECK(weights.tensors.count("b_gate") == 1);
+  CHECK(weights.tensors.count("b_enc") == 0);
+  auto loaded = io::load_sae(dir);
+  CHECK(loaded.architecture == "gated");
+  const auto x = random_x(16, 12, 2);
+  Matrix<float> z1("z1", 16, 20), z2("z2", 16, 20);
+  sae.encode(x, z1);
+  loaded.encode(x, z2);
+  auto a = host(z1), b = host(z2);
+  int differ = 0, active = 0;
+  for (int i = 0; i < 16; ++i)
+    for (int j = 0; j < 20; ++j) differ += a(i, j) != b(i, j), active += a(i, j) > 0;
+  CHECK(differ == 0);
+  CHECK(active > 0);
+  CHECK(active < 16 * 20);  // the gate closes some latents: the comparison covers both cases
+  std::filesystem::remove(dir / "sae_weights.safetensors");
+  io::SafetensorsFile partial;
+  partial.tensors = weights.tensors;
+  partial.tensors.erase("r_mag");
+  io::write_safetensors(dir / "sae_weights.safetensors", partial);
+  CHECK_THROWS_WITH(io::load_sae(dir), Catch::Contains("r_mag"));
+}

@@ -95,11 +95,8 @@ int run_bench(const std::vector<std::string>& argv) {
     if (!args.has("--out")) throw UsageError("--out is required");
     const std::string preset_name = args.text("--preset").value_or("cpu-1k");
     const auto archs = split(args.text("--archs").value_or("batchtopk,matryoshka_batchtopk,jumprelu,standard,matching_pursuit"));
-    static const char* known[] = {"standard", "topk", "batchtopk", "matryoshka_batchtopk", "jumprelu", "matching_pursuit"};
     for (const auto& a : archs) {
-      if (std::find(std::begin(known), std::end(known), a) == std::end(known)) {
-        throw UsageError("--archs: unknown architecture '" + a + "' (standard, topk, batchtopk, matryoshka_batchtopk, jumprelu, matching_pursuit)");
-      }
+      if (!known_architecture(a)) throw UsageError("--archs: unknown architecture '" + a + "' (" + kArchitectureList + ")");
     }
     if (archs.empty()) throw UsageError("--archs: empty list");
     std::vector<double> l0s;
@@ -138,7 +135,7 @@ int run_bench(const std::vector<std::string>& argv) {
             r.arch = arch;
             r.seed = static_cast<std::uint64_t>(seed);
             r.k = static_cast<int>(l0);
-            if (arch == "standard" || arch == "jumprelu") r.target_l0 = l0;
+            if (coefficient_architecture(arch)) r.target_l0 = l0;
             const std::string name = arch + "-l0" + std::to_string(int(l0)) + "-seed" + std::to_string(seed);
             r.out = out.path() / "runs" / name;
             std::fprintf(stderr, "synthsae bench: training %s\n", name.c_str());

@@ -9,6 +9,7 @@
 
 #include <synthsae/io/sae_files.hpp>
 #include <synthsae/metrics/evaluate.hpp>
+#include <synthsae/sae/gated_sae.hpp>
 #include <synthsae/sae/matching_pursuit.hpp>
 #include <synthsae/train/callbacks.hpp>
 
@@ -28,12 +29,13 @@ constexpr const char* kTrainUsage =
     "                      [--lr X] [--seed N] [--eval-every N] [--eval-samples N]\n"
     "                      [--checkpoint-every N] [--resume DIR]\n"
     "\n"
-    "  --arch NAME          standard | topk | batchtopk | matryoshka_batchtopk | jumprelu |\n"
-    "                       matching_pursuit (gated is not available yet)\n"
+    "  --arch NAME          standard | topk | batchtopk | matryoshka_batchtopk | jumprelu | gated |\n"
+    "                       matching_pursuit\n"
     "  --k N                active latents per sample for the TopK family, selections for\n"
     "                       matching_pursuit (default 25)\n"
-    "  --l1 X               L1 coefficient for standard (default 2.0, warmed up over the first third)\n"
-    "  --target-l0 N        autotune standard's L1 or jumprelu's L0 coefficient to this L0\n"
+    "  --l1 X               L1 coefficient for standard and gated (default 2.0, warmed up over the\n"
+    "                       first third)\n"
+    "  --target-l0 N        autotune the L1 (standard, gated) or L0 (jumprelu) coefficient to this L0\n"
     "  --width N            SAE latents (default: num_features / 4)\n"
     "  --samples N          training samples (default 2,000,000)\n"
     "  --batch N            batch size (default 1024)\n"
@@ -133,11 +135,12 @@ io::Json train_one(TrainRequest a, SyntheticModel& world) {
                        {"training_samples", a.samples}, {"batch_size", a.batch}, {"lr", a.lr}, {"seed", a.seed},
                        {"eval_samples", a.eval_samples}, {"eval_every", a.eval_every},
                        {"dead_feature_window", cfg.dead_feature_window}};
-    if (a.arch == "standard") {
+    if (a.arch == "standard" || a.arch == "gated") {
       cfg.coefficient_warm_up_steps = total / 3;
       if (a.target_l0) cfg.autotune = L0AutotunerConfig{*a.target_l0, total / 3, 10, autotune_gain(total), 1e-2, 0};
       runner["l1_coefficient"] = a.l1;
       runner["l1_warm_up_steps"] = total / 3;
+      if (a.arch == "gated") return train_and_save(GatedSae<>(d, a.width, L1Penalty{a.l1}, 0.1, a.seed), world, a, cfg, runner);
       return train_and_save(StandardSae<>(d, a.width, Relu{}, L1Penalty{a.l1}, {}, {}, 0.1, a.seed), world, a, cfg, runner);
     }
     if (a.arch == "jumprelu") {  // the v2 recipe: step L0, bandwidth 1, threshold 1, decoder norm 0.5
@@ -196,16 +199,14 @@ int run_train(const std::vector<std::string>& argv) {
     a.eval_every = static_cast<long>(args.integer("--eval-every", 0, std::int64_t(1) << 40).value_or(0));
     a.eval_samples = static_cast<std::size_t>(args.integer("--eval-samples", 1, std::int64_t(1) << 40).value_or(100'000));
     a.checkpoint_every = static_cast<long>(args.integer("--checkpoint-every", 0, std::int64_t(1) << 40).value_or(0));
-    static const char* archs[] = {"standard", "topk", "batchtopk", "matryoshka_batchtopk", "jumprelu", "matching_pursuit"};
-    if (std::find(std::begin(archs), std::end(archs), a.arch) == std::end(archs)) {
-      if (a.arch == "gated") throw UsageError("--arch gated: not available in this version yet");
-      throw UsageError("--arch = " + a.arch + ": choose standard, topk, batchtopk, matryoshka_batchtopk, jumprelu or matching_pursuit");
-    }
-    if (args.has("--k") && (a.arch == "standard" || a.arch == "jumprelu")) {
+    if (!known_architecture(a.arch)) throw UsageError("--arch = " + a.arch + ": choose one of " + kArchitectureList);
+    if (args.has("--k") && coefficient_architecture(a.arch)) {
       throw UsageError("--k applies to topk, batchtopk, matryoshka_batchtopk and matching_pursuit, not " + a.arch);
     }
-    if (args.has("--l1") && a.arch != "standard") throw UsageError("--l1 applies to standard only");
-    if (a.target_l0 && a.arch != "standard" && a.arch != "jumprelu") throw UsageError("--target-l0 applies to standard and jumprelu (use --k for the TopK family)");
+    if (args.has("--l1") && a.arch != "standard" && a.arch != "gated") throw UsageError("--l1 applies to standard and gated only");
+    if (a.target_l0 && !coefficient_architecture(a.arch)) {
+      throw UsageError("--target-l0 applies to standard, gated and jumprelu (use --k for the TopK family)");
+    }
     if (a.samples < a.batch) throw UsageError("--samples = " + std::to_string(a.samples) + ": must be at least one batch (" + std::to_string(a.batch) + ")");
     if (a.resume && !std::filesystem::is_directory(*a.resume)) throw UsageError("--resume = " + a.resume->string() + ": not a directory");
 

@@ -10,6 +10,19 @@
 
 namespace synthsae::cli {
 
+/// The architecture names `train` and `bench` accept (SAELens's registry names).
+inline constexpr const char* kArchitectures[] = {"standard", "topk", "batchtopk", "matryoshka_batchtopk", "jumprelu", "gated", "matching_pursuit"};
+inline constexpr const char* kArchitectureList = "standard, topk, batchtopk, matryoshka_batchtopk, jumprelu, gated, matching_pursuit";
+
+inline bool known_architecture(const std::string& name) {
+  for (const char* a : kArchitectures)
+    if (name == a) return true;
+  return false;
+}
+
+/// Architectures whose sparsity comes from a coefficient (--l1 / --target-l0) rather than --k.
+inline bool coefficient_architecture(const std::string& name) { return name == "standard" || name == "jumprelu" || name == "gated"; }
+
 struct TrainRequest {
   std::string model, arch;
   std::filesystem::path out;

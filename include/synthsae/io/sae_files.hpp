@@ -2,7 +2,8 @@
 // SAELens's SAE directory: cfg.json (SAEConfig.to_dict: d_in, d_sae, dtype, device,
 // apply_b_dec_to_input, normalize_activations, reshape_activations, meta, architecture, and for
 // topk: k, rescale_acts_by_decoder_norm) and sae_weights.safetensors (W_enc [d_in, d_sae],
-// W_dec [d_sae, d_in], b_enc [d_sae], b_dec [d_in], threshold [d_sae] for jumprelu).
+// W_dec [d_sae, d_in], b_enc [d_sae], b_dec [d_in], threshold [d_sae] for jumprelu; gated has
+// b_gate, r_mag, b_mag [d_sae] instead of b_enc).
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -66,7 +67,10 @@ inline void save_sae(const InferenceSae& sae, const std::filesystem::path& dir, 
   const bool tied = sae.architecture == "matching_pursuit";
   if (!tied) w.tensors["W_enc"] = detail::view_tensor(sae.params.w_enc, {d, s});
   w.tensors["W_dec"] = detail::view_tensor(sae.params.w_dec, {s, d});
-  if (!tied) w.tensors["b_enc"] = detail::view_tensor(sae.params.b_enc, {s});
+  const bool gated = sae.architecture == "gated";
+  if (!tied && !gated) w.tensors["b_enc"] = detail::view_tensor(sae.params.b_enc, {s});
+  if (gated)
+    for (const char* name : {"b_gate", "r_mag", "b_mag"}) w.tensors[name] = detail::view_tensor(sae.params.extra.at(name), {s});
   w.tensors["b_dec"] = detail::view_tensor(sae.params.b_dec, {d});
   if (sae.architecture == "jumprelu") w.tensors["threshold"] = detail::view_tensor(sae.threshold, {s});
   write_safetensors(dir / kSaeWeightsFile, w);
@@ -98,8 +102,8 @@ inline InferenceSae load_sae(const std::filesystem::path& dir) {
       sae.pursuit.max_iterations = (iters == cfg.end() || iters->is_null()) ? 0 : json_field<int>(cfg, "max_iterations", "");
       sae.pursuit.residual_threshold = json_field_or<double>(cfg, "residual_threshold", "", 1e-2);
       sae.pursuit.stop_on_duplicate_support = json_field_or<bool>(cfg, "stop_on_duplicate_support", "", true);
-    } else if (sae.architecture != "standard" && sae.architecture != "jumprelu") {
-      throw ConfigError("architecture", "\"" + sae.architecture + "\"", "supported: standard, topk, jumprelu, matching_pursuit");
+    } else if (sae.architecture != "standard" && sae.architecture != "jumprelu" && sae.architecture != "gated") {
+      throw ConfigError("architecture", "\"" + sae.architecture + "\"", "supported: standard, topk, jumprelu, gated, matching_pursuit");
     }
     if (d == 0 || s == 0) throw ConfigError("d_in/d_sae", show(d) + "/" + show(s), "must be >= 1");
     if (sae.architecture == "matching_pursuit" && sae.pursuit.max_iterations == 0) {
@@ -123,11 +127,18 @@ inline InferenceSae load_sae(const std::filesystem::path& dir) {
   const bool tied = sae.architecture == "matching_pursuit";
   sae.params.w_enc = Matrix<float>("W_enc", tied ? 0 : d, tied ? 0 : s);
   sae.params.w_dec = Matrix<float>("W_dec", s, d);
-  sae.params.b_enc = Vector<float>("b_enc", tied ? 0 : s);
+  const bool gated = sae.architecture == "gated";
+  sae.params.b_enc = Vector<float>("b_enc", tied || gated ? 0 : s);
   sae.params.b_dec = Vector<float>("b_dec", d);
   if (!tied) detail::fill_view(sae.params.w_enc, values("W_enc", {di, si}));
   detail::fill_view(sae.params.w_dec, values("W_dec", {si, di}));
-  if (!tied) detail::fill_view(sae.params.b_enc, values("b_enc", {si}));
+  if (!tied && !gated) detail::fill_view(sae.params.b_enc, values("b_enc", {si}));
+  if (gated) {
+    for (const char* name : {"b_gate", "r_mag", "b_mag"}) {
+      sae.params.extra[name] = Vector<float>(std::string(name), s);
+      detail::fill_view(sae.params.extra[name], values(name, {si}));
+    }
+  }
   detail::fill_view(sae.params.b_dec, values("b_dec", {di}));
   if (sae.architecture == "jumprelu") {
     sae.threshold = Vector<float>("threshold", s);

@@ -1,7 +1,9 @@
 #pragma once
 // The inference SAE, as SAELens saves and loads it: architecture "standard" (ReLU), "topk"
-// (per-sample top k) or "jumprelu" (ReLU(h) [h > threshold_j]); W_enc [D, S], b_enc [S],
-// W_dec [S, D], b_dec [D], threshold [S]. Training SAEs export to it the way the reference does:
+// (per-sample top k), "jumprelu" (ReLU(h) [h > threshold_j]), "gated" (ReLU(m) [p > 0] with
+// p = H + b_gate, m = H exp(r_mag) + b_mag, H = (x - b_dec) W_enc) or "matching_pursuit";
+// W_enc [D, S], b_enc [S], W_dec [S, D], b_dec [D], threshold [S]; gated keeps b_gate, r_mag,
+// b_mag in params.extra and has no b_enc. Training SAEs export to it the way the reference does:
 // TopK folds its decoder norms (so inference needs no rescaling); BatchTopK and Matryoshka
 // BatchTopK fold their norms and become JumpReLU with threshold = the running theta; JumpReLU
 // saves exp(log_threshold).
@@ -10,13 +12,14 @@
 #include <string>
 
 #include "synthsae/core/gemm.hpp"
+#include "synthsae/sae/gated_sae.hpp"
 #include "synthsae/sae/matching_pursuit.hpp"
 #include "synthsae/sae/sae.hpp"
 
 namespace synthsae {
 
 struct InferenceSae {
-  std::string architecture = "standard";  ///< standard | topk | jumprelu | matching_pursuit
+  std::string architecture = "standard";  ///< standard | topk | jumprelu | gated | matching_pursuit
   MatchingPursuit pursuit;                ///< matching_pursuit only (tied: W_enc, b_enc unused)
   int k = 0;                              ///< topk only
   bool rescale_acts_by_decoder_norm = false;
@@ -29,8 +32,17 @@ struct InferenceSae {
   Matrix<float> decoder_weights() const { return params.w_dec; }
 
   void validate() const {
-    if (architecture != "standard" && architecture != "topk" && architecture != "jumprelu" && architecture != "matching_pursuit") {
-      throw ConfigError("architecture", "\"" + architecture + "\"", "supported: standard, topk, jumprelu, matching_pursuit");
+    if (architecture != "standard" && architecture != "topk" && architecture != "jumprelu" && architecture != "gated" &&
+        architecture != "matching_pursuit") {
+      throw ConfigError("architecture", "\"" + architecture + "\"", "supported: standard, topk, jumprelu, gated, matching_pursuit");
+    }
+    if (architecture == "gated") {
+      for (const char* name : {"b_gate", "r_mag", "b_mag"}) {
+        const auto it = params.extra.find(name);
+        if (it == params.extra.end() || it->second.extent(0) != num_latents()) {
+          throw ShapeError(std::string("gated SAE needs ") + name + " with d_sae = " + show(num_latents()) + " entries");
+        }
+      }
     }
     if (architecture == "matching_pursuit") pursuit.validate();
     if (architecture == "topk" && (k < 1 || static_cast<std::size_t>(k) > num_latents())) {
@@ -56,6 +68,10 @@ struct InferenceSae {
       for (int q = 0; q < d; ++q) xc(i, q) = xx(i, q) - (subtract ? b_dec(q) : 0.0f);
     });
     gemm(Op::N, Op::N, 1.0f, xc_, params.w_enc, 0.0f, z);
+    if (architecture == "gated") {
+      gated_activation(z);
+      return;
+    }
     const auto zz = z;
     const auto b_enc = params.b_enc;
     const auto theta = threshold;
@@ -108,6 +124,20 @@ struct InferenceSae {
 
  public: // Kernel-launching helpers are public only because nvcc forbids extended
   // __host__ __device__ lambdas inside private member functions; not part of the API.
+  /// z holds H = xc W_enc on entry; z = ReLU(H exp(r_mag) + b_mag) [H + b_gate > 0] on exit.
+  void gated_activation(const Matrix<float>& z) const {
+    const auto zz = z;
+    const auto b_gate = params.extra.at("b_gate"), r_mag = params.extra.at("r_mag"), b_mag = params.extra.at("b_mag");
+    const int s = static_cast<int>(num_latents());
+    Kokkos::parallel_for("synthsae::inference_gated", Kokkos::RangePolicy<ExecSpace>(0, z.extent(0)), KOKKOS_LAMBDA(int i) {
+      for (int j = 0; j < s; ++j) {
+        const float h = zz(i, j);
+        const float m = h * kmath::exp(r_mag(j)) + b_mag(j);
+        zz(i, j) = (h + b_gate(j) > 0.0f && m > 0.0f) ? m : 0.0f;
+      }
+    });
+  }
+
   void encode_pursuit(const Matrix<float>& x, const Matrix<float>& z) {
     const std::size_t rows = x.extent(0), s = num_latents(), d = input_dim();
     Matrix<float> xc("mp_xc", rows, d), scores("mp_scores", rows, s), gram("mp_gram", s, s), val("mp_val", rows, pursuit.max_iterations);
@@ -180,6 +210,15 @@ InferenceSae export_inference(const Sae<A, P, X, N, float>& sae) {
   } else {
     static_assert(sizeof(A) == 0, "export_inference: no SAELens inference form for this activation");
   }
+  out.validate();
+  return out;
+}
+
+/// A Gated SAE saves as itself (SAELens does not fold its decoder norms on save).
+inline InferenceSae export_inference(const GatedSae<float>& sae) {
+  InferenceSae out;
+  out.architecture = "gated";
+  out.params = sae.parameters().clone();
   out.validate();
   return out;
 }
