@@ -7,6 +7,8 @@
 #include "benchmark_main.hpp"
 
 #include <synthsae/core/counter_rng.hpp>
+#include <synthsae/sae/gated_sae.hpp>
+#include <synthsae/sae/matching_pursuit.hpp>
 #include <synthsae/sae/sae.hpp>
 #include <synthsae/train/adam.hpp>
 
@@ -51,6 +53,12 @@ void train_steps(benchmark::State& state, SaeT sae) {
 }
 
 void BM_StepBatchTopK(benchmark::State& s) { train_steps(s, BatchTopKSae<>(kIn, kLatents, BatchTopK{25, true, 0.01})); }
+// The same step through the dense path (every product full-size): the previous version.
+void BM_StepBatchTopKDense(benchmark::State& s) {
+  BatchTopKSae<> sae(kIn, kLatents, BatchTopK{25, true, 0.01});
+  sae.set_sparse_step(false);
+  train_steps(s, std::move(sae));
+}
 void BM_StepMatryoshka(benchmark::State& s) {
   train_steps(s, MatryoshkaBatchTopKSae<>(kIn, kLatents, BatchTopK{25, true, 0.01}, {}, AuxK{}, Matryoshka{{128, 512, 2048}}));
 }
@@ -59,11 +67,19 @@ void BM_StepStandard(benchmark::State& s) { train_steps(s, StandardSae<>(kIn, kL
 void BM_StepJumpRelu(benchmark::State& s) {
   train_steps(s, JumpReluSae<>(kIn, kLatents, JumpRelu{1.0, 1.0}, L0StepPenalty{1.0, 1.0}, {}, {}, 0.5));
 }
+// Matching Pursuit: 25 selections. Each selection would need r W_dec^T (B x S x D); the step
+// computes the Gram matrix W_dec W_dec^T once (S x S x D) and updates the scores in place
+// (B x S per selection).
+void BM_StepMatchingPursuit(benchmark::State& s) { train_steps(s, MatchingPursuitSae<>(kIn, kLatents, MatchingPursuit{25, 0.0, false})); }
+void BM_StepGated(benchmark::State& s) { train_steps(s, GatedSae<>(kIn, kLatents, L1Penalty{2.0})); }
 BENCHMARK(BM_StepBatchTopK)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_StepBatchTopKDense)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_StepMatryoshka)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_StepTopK)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_StepStandard)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_StepJumpRelu)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_StepGated)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_StepMatchingPursuit)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
 

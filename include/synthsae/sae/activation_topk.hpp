@@ -12,6 +12,7 @@
 #include <limits>
 #include <string_view>
 
+#include "synthsae/sae/active_set.hpp"
 #include "synthsae/sae/parameters.hpp"
 #include "synthsae/sae/step_buffers.hpp"
 #include "synthsae/sae/top_k_select.hpp"
@@ -84,6 +85,24 @@ struct TopK {
   void backward(StepBuffers<T>& b, const SaeParameters<T>&, SaeParameters<T>&, State<T>&) const {
     detail::backward_through_selection(b);
   }
+
+  /// The sparse step's forward: the selected positive entries as an active set (values h);
+  /// b.key is filled (AuxK ranks it), b.c is not written.
+  template <class T>
+  void forward_active(StepBuffers<T>& b, const SaeParameters<T>&, State<T>& st, bool, ActiveSet<T>& a) const {
+    detail::ranking_key(b, rescale_acts_by_decoder_norm);
+    if (st.mask.extent(0) != b.h.extent(0) || st.mask.extent(1) != b.h.extent(1)) {
+      st.mask = decltype(st.mask)("topk_mask", b.h.extent(0), b.h.extent(1));
+    }
+    row_top_k(b.key, std::min<int>(k, static_cast<int>(b.h.extent(1))), st.mask, Kokkos::View<const std::uint8_t*, MemSpace>());
+    const auto mask = st.mask;
+    const auto h = b.h, key = b.key;
+    a.gather(b.h.extent(0), b.h.extent(1), KOKKOS_LAMBDA(int i, int j, T& v) {
+      const bool keep = mask(i, j) && key(i, j) > T(0);
+      if (keep) v = h(i, j);
+      return keep;
+    });
+  }
 };
 
 struct BatchTopK {
@@ -138,6 +157,30 @@ struct BatchTopK {
   template <class T>
   void backward(StepBuffers<T>& b, const SaeParameters<T>&, SaeParameters<T>&, State<T>&) const {
     detail::backward_through_selection(b);
+  }
+
+  /// The sparse step's forward: the kept entries as an active set (values h), and the
+  /// threshold update; b.key is filled, b.c is not written.
+  template <class T>
+  void forward_active(StepBuffers<T>& b, const SaeParameters<T>&, State<T>& st, bool training, ActiveSet<T>& a) const {
+    detail::ranking_key(b, rescale_acts_by_decoder_norm);
+    const auto m = static_cast<std::size_t>(std::floor(k * double(b.h.extent(0))));
+    const float tau = std::max(batch_top_m_threshold(b.key, m), std::numeric_limits<float>::denorm_min());
+    const auto h = b.h, key = b.key;
+    a.gather(b.h.extent(0), b.h.extent(1), KOKKOS_LAMBDA(int i, int j, T& v) {
+      const bool keep = static_cast<float>(key(i, j)) >= tau;
+      if (keep) v = h(i, j);
+      return keep;
+    });
+    if (!training || a.entries == 0) return;
+    const auto starts = a.row_start;
+    const auto cols = a.col;
+    double smallest = std::numeric_limits<double>::infinity();
+    Kokkos::parallel_reduce("synthsae::batch_topk_min_kept", Kokkos::RangePolicy<ExecSpace>(0, a.rows()), KOKKOS_LAMBDA(int i, double& min_kept) {
+      for (int e = starts(i); e < starts(i + 1); ++e)
+        if (double(key(i, cols(e))) < min_kept) min_kept = double(key(i, cols(e)));
+    }, Kokkos::Min<double>(smallest));
+    st.threshold = (1.0 - topk_threshold_lr) * st.threshold + topk_threshold_lr * smallest;
   }
 };
 

@@ -152,6 +152,20 @@ double sparse_reconstruct(const ActiveSet<T>& a, const Matrix<T>& w, const Vecto
   return sq / double(x.extent(0));
 }
 
+/// z = 0 except z(i, col(e)) = value(e) (times norms(col) when rescaling): the reported feature
+/// activations of the sparse step.
+template <class T>
+void scatter_feature_acts(const ActiveSet<T>& a, const Vector<T>& norms, bool rescale, const Matrix<T>& z) {
+  const auto starts = a.row_start;
+  const auto cols = a.col;
+  const auto vals = a.value;
+  const int s = static_cast<int>(z.extent(1));
+  Kokkos::parallel_for("synthsae::scatter_feature_acts", Kokkos::RangePolicy<ExecSpace>(0, a.rows()), KOKKOS_LAMBDA(int i) {
+    for (int j = 0; j < s; ++j) z(i, j) = T(0);
+    for (int e = starts(i); e < starts(i + 1); ++e) z(i, cols(e)) = rescale ? vals(e) * norms(cols(e)) : vals(e);
+  });
+}
+
 /// grad(e) (+)= g(i, :) . w(col(e), :) for the entries with col < width.
 template <class T>
 void sparse_row_dots(const ActiveSet<T>& a, const Matrix<T>& g, const Matrix<T>& w, bool accumulate, int width) {
@@ -279,8 +293,13 @@ void sparse_encoder_grad_by_columns(const ActiveSet<T>& a, const Matrix<T>& xc, 
         }
         gb_enc(j) = (accumulate ? gb_enc(j) : T(0)) + bias;
       }
-      for (int k = 0; k < d; ++k)
-        for (int j = j0; j < j1; ++j) gw_enc(k, j) = (accumulate ? gw_enc(k, j) : T(0)) + sums[(j - j0) * d + k];
+      if (accumulate) {  // two loops: a select would read gw_enc even when overwriting it
+        for (int k = 0; k < d; ++k)
+          for (int j = j0; j < j1; ++j) gw_enc(k, j) += sums[(j - j0) * d + k];
+      } else {
+        for (int k = 0; k < d; ++k)
+          for (int j = j0; j < j1; ++j) gw_enc(k, j) = sums[(j - j0) * d + k];
+      }
     }
   });
 }

@@ -54,7 +54,6 @@ class GatedSae {
   /// (warm-up and autotuning included). Dead latents play no part in the Gated losses.
   StepLosses forward_backward(const Matrix<T>& x, SaeParameters<T>& grads, const DeadMask& = {}, std::size_t = 0, double penalty_scale = 1.0) {
     forward(x);
-    const std::size_t rows = x.extent(0);
     StepLosses losses;
     // Reconstruction: g = 2 (x_hat - x) / B;  dW_dec = z^T g;  db_dec = sum g;  dz = g W_dec^T.
     losses.mse = kernels::mse_and_gradient(x_, x_hat_, g_);

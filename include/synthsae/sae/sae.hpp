@@ -61,8 +61,12 @@ concept NestingPolicy = requires(const N& n, StepBuffers<T>& b, const SaeParamet
 
 /// An activation whose output has few nonzeros per row, with dLoss/dh = dLoss/dc on them and
 /// zero elsewhere (TopK, BatchTopK): the SAE may then take the sparse step (active_set.hpp).
-template <class A>
-concept SelectsActiveLatents = requires { requires A::selects_active_latents; };
+template <class A, class T = float>
+concept SelectsActiveLatents = requires(const A& a, StepBuffers<T>& b, const SaeParameters<T>& p, typename A::template State<T>& st,
+                                        ActiveSet<T>& active) {
+  requires A::selects_active_latents;
+  a.forward_active(b, p, st, true, active);
+};
 
 /// Nesting and auxiliary policies that can work on the active set instead of dense [B, S] arrays.
 template <class N, class T = float>
@@ -90,7 +94,7 @@ class Sae {
   using penalty_type = Penalty;
   /// Whether this composition can take the sparse step: decoder forward, both weight gradients
   /// and dLoss/dc touch only the active latents; only the encoder product stays dense.
-  static constexpr bool has_sparse_step = SelectsActiveLatents<Activation> && !Penalty::active &&
+  static constexpr bool has_sparse_step = SelectsActiveLatents<Activation, T> && !Penalty::active &&
                                           SparseNestingPolicy<Nesting, T> && SparseAuxLossPolicy<Aux, T>;
 
   Sae(std::size_t d_in, std::size_t d_sae, Activation activation = {}, Penalty penalty = {}, Aux aux = {},
@@ -230,14 +234,10 @@ class Sae {
 
   StepLosses sparse_forward_backward(const Matrix<T>& x, SaeParameters<T>& grads, const DeadMask& dead, std::size_t num_dead) {
     StepBuffers<T>& b = train_;
-    forward(x, b, true, /*reconstruct=*/false);
-    const std::size_t rows = b.batch();
+    encoder_pre_activations(x, b);
+    activation_.forward_active(b, params_, act_state_, true, active_);  // b.c is not written
+    kernels::scatter_feature_acts(active_, b.norms, activation_.rescales_by_decoder_norm(), b.z);
     const int s = static_cast<int>(num_latents());
-    const auto c = b.c;
-    active_.gather(rows, num_latents(), KOKKOS_LAMBDA(int i, int j, T& v) {
-      v = c(i, j);
-      return v != T(0);
-    });
     StepLosses losses;
     // x_hat, g = dLoss/dx_hat, and grad = dLoss/dc on the active entries
     losses.mse = kernels::sparse_reconstruct(active_, params_.w_dec, params_.b_dec, b.x, b.x_hat, b.g_xhat, s, false);
@@ -252,7 +252,8 @@ class Sae {
     return losses;
   }
 
-  void forward(const Matrix<T>& x, StepBuffers<T>& b, bool training, bool reconstruct = true) {
+  /// xc = x - b_dec, h = b_enc + xc W_enc, norms = |W_dec_j|.
+  void encoder_pre_activations(const Matrix<T>& x, StepBuffers<T>& b) {
     if (x.extent(1) != input_dim()) {
       throw ShapeError("SAE input has " + show(x.extent(1)) + " dimensions, d_in is " + show(input_dim()));
     }
@@ -260,13 +261,18 @@ class Sae {
     Kokkos::deep_copy(b.x, x);
     const auto xx = b.x, xc = b.xc;
     const auto b_dec = params_.b_dec;
-    const int d = static_cast<int>(input_dim()), s = static_cast<int>(num_latents());
+    const int d = static_cast<int>(input_dim());
     Kokkos::parallel_for("synthsae::center", Kokkos::RangePolicy<ExecSpace>(0, x.extent(0)), KOKKOS_LAMBDA(int i) {
       for (int k = 0; k < d; ++k) xc(i, k) = xx(i, k) - b_dec(k);
     });
-    gemm(Op::N, Op::N, T(1), b.xc, params_.w_enc, T(0), b.h);
-    kernels::add_to_rows(b.h, params_.b_enc);
+    kernels::fill_rows(b.h, params_.b_enc);  // h = b_enc + xc W_enc: the product accumulates onto the bias
+    gemm(Op::N, Op::N, T(1), b.xc, params_.w_enc, T(1), b.h);
     kernels::row_norms(params_.w_dec, b.norms);
+  }
+
+  void forward(const Matrix<T>& x, StepBuffers<T>& b, bool training, bool reconstruct = true) {
+    encoder_pre_activations(x, b);
+    const int s = static_cast<int>(num_latents());
     activation_.forward(b, params_, act_state_, training);
     const bool rescale = activation_.rescales_by_decoder_norm();
     const auto c = b.c, z = b.z;

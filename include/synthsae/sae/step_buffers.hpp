@@ -88,6 +88,15 @@ double mse_and_gradient(const Matrix<T>& x, const Matrix<T>& x_hat, const Matrix
   return sq / double(x.extent(0));
 }
 
+/// m(i, :) = v for every row i.
+template <class T>
+void fill_rows(const Matrix<T>& m, const Vector<T>& v) {
+  const int cols = static_cast<int>(m.extent(1));
+  Kokkos::parallel_for("synthsae::fill_rows", Kokkos::RangePolicy<ExecSpace>(0, m.extent(0)), KOKKOS_LAMBDA(int i) {
+    for (int k = 0; k < cols; ++k) m(i, k) = v(k);
+  });
+}
+
 /// m(i, :) += v for every row i (biases).
 template <class T>
 void add_to_rows(const Matrix<T>& m, const Vector<T>& v) {
