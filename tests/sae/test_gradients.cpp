@@ -262,3 +262,53 @@ TEST_CASE("Gated SAE: reconstruction + L1 on the gate + auxiliary reconstruction
   CHECK(l.aux > 0);
   CHECK(worst_gradient_error(gated, x, {"W_enc", "W_dec", "b_dec", "b_gate", "r_mag", "b_mag"}, {}, 0, 0.6) < 1e-6);
 }
+
+TEST_CASE("JumpReLU pre-activation loss on dead latents: value and gradients", "[sae][gradients]") {
+  using PreActSae = Sae<JumpRelu, L0StepPenalty, JumpReluPreActivation, NoNesting, double>;
+  Kokkos::View<std::uint8_t*, MemSpace> dead("dead", kLatents);
+  auto hd = Kokkos::create_mirror_view(dead);
+  for (int j : {0, 3, 5}) hd(j) = 1;
+  Kokkos::deep_copy(dead, hd);
+  const double coef = 0.7;
+  // Thresholds near the pre-activations' scale so that some (h, theta) pairs fall either side.
+  PreActSae sae(kIn, kLatents, JumpRelu{0.5, 0.05}, L0StepPenalty{1.0, 0.05}, JumpReluPreActivation{coef}, {}, 0.5, 12);
+  scramble(sae, 12);
+  Kokkos::deep_copy(sae.parameters().extra.at("log_threshold"), std::log(0.5));
+  const auto x = random_input(12);
+  // Everything but log_threshold has exact gradients: central differences of the total loss.
+  CHECK(worst_gradient_error(sae, x, kCore, dead, 3, 0.3) < 1e-6);
+  // The value by hand: coef mean_b sum_{j dead} ReLU(theta - h_bj) |W_dec_j|.
+  const auto& p = sae.parameters();
+  auto xh = Kokkos::create_mirror_view_and_copy(HostSpace(), x);
+  auto we = Kokkos::create_mirror_view_and_copy(HostSpace(), p.w_enc);
+  auto be = Kokkos::create_mirror_view_and_copy(HostSpace(), p.b_enc);
+  auto wd = Kokkos::create_mirror_view_and_copy(HostSpace(), p.w_dec);
+  auto bd = Kokkos::create_mirror_view_and_copy(HostSpace(), p.b_dec);
+  auto lt = Kokkos::create_mirror_view_and_copy(HostSpace(), p.extra.at("log_threshold"));
+  auto pre_act = [&](int j, double log_theta) {
+    double n = 0, total = 0;
+    for (int k = 0; k < kIn; ++k) n += wd(j, k) * wd(j, k);
+    for (int i = 0; i < kBatch; ++i) {
+      double h = be(j);
+      for (int k = 0; k < kIn; ++k) h += (xh(i, k) - bd(k)) * we(k, j);
+      total += std::max(0.0, std::exp(log_theta) - h) * std::sqrt(n);
+    }
+    return coef * total / kBatch;
+  };
+  double expected = 0;
+  for (int j : {0, 3, 5}) expected += pre_act(j, lt(j));
+  CHECK(expected > 0);
+  SaeParameters<double> with = sae.parameters().zeros_like(), without = sae.parameters().zeros_like();
+  CHECK(sae.forward_backward(x, with, dead, 3, 0.3).aux == Approx(expected).epsilon(1e-12));
+  sae.forward_backward(x, without, {}, 0, 0.3);
+  // log_threshold: (gradient with the loss) - (without) against central differences of it.
+  auto gw = Kokkos::create_mirror_view_and_copy(HostSpace(), with.extra.at("log_threshold"));
+  auto go = Kokkos::create_mirror_view_and_copy(HostSpace(), without.extra.at("log_threshold"));
+  double worst = 0;
+  for (int j = 0; j < kLatents; ++j) {
+    const bool is_dead = j == 0 || j == 3 || j == 5;
+    const double fd = is_dead ? (pre_act(j, lt(j) + 1e-6) - pre_act(j, lt(j) - 1e-6)) / 2e-6 : 0.0;
+    worst = std::max(worst, std::fabs(fd - (gw(j) - go(j))));
+  }
+  CHECK(worst < 1e-6);
+}

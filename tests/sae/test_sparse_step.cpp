@@ -135,3 +135,62 @@ TEST_CASE("Sparse kernels: row-ordered (device) and column-ordered (host) versio
       if (a.col(e) == 5) expected += hx(i, 2) * a.grad(e);
   CHECK(he(2, 5) == Approx(expected).epsilon(1e-12));
 }
+
+TEST_CASE("Matryoshka per-level aux loss: sparse = dense, and the value by hand", "[sae][sparse]") {
+  using MatAuxSae = Sae<BatchTopK, NoPenalty, MatryoshkaAuxK, Matryoshka, double>;
+  const std::vector<int> widths = {4, 10, 25};
+  MatAuxSae sae(kIn, kLatents, BatchTopK{5, true, 0.01}, {}, MatryoshkaAuxK{0.9, widths}, Matryoshka{widths}, 0.5, 14);
+  check_same_step(sae, 7, true);
+  CHECK_THROWS_WITH((MatAuxSae(kIn, kLatents, BatchTopK{5}, {}, MatryoshkaAuxK{1.0, {4, 10}}, Matryoshka{widths})),
+                    Catch::Contains("matryoshka_widths"));
+
+  // By hand on the host: levels [0,4) [4,10) [10,25) [25,40); dead = every third latent from 1.
+  const auto x = random_input(8);
+  std::size_t num_dead = 0;
+  const DeadMask dead = every_third_dead(num_dead);
+  SaeParameters<double> g = sae.parameters().zeros_like();
+  const double aux = sae.forward_backward(x, g, dead, num_dead).aux;
+  const auto& p = sae.parameters();
+  auto xh = Kokkos::create_mirror_view_and_copy(HostSpace(), x);
+  auto we = Kokkos::create_mirror_view_and_copy(HostSpace(), p.w_enc);
+  auto be = Kokkos::create_mirror_view_and_copy(HostSpace(), p.b_enc);
+  auto wd = Kokkos::create_mirror_view_and_copy(HostSpace(), p.w_dec);
+  auto bd = Kokkos::create_mirror_view_and_copy(HostSpace(), p.b_dec);
+  auto z = Kokkos::create_mirror_view_and_copy(HostSpace(), sae.last_activations());
+  std::vector<double> norm(kLatents, 0.0);
+  for (int j = 0; j < kLatents; ++j) {
+    for (int k = 0; k < kIn; ++k) norm[j] += wd(j, k) * wd(j, k);
+    norm[j] = std::sqrt(norm[j]);
+  }
+  auto pre = [&](int i, int j) {
+    double h = be(j);
+    for (int k = 0; k < kIn; ++k) h += (xh(i, k) - bd(k)) * we(k, j);
+    return h;
+  };
+  const int half = kIn / 2;
+  double expected = 0;
+  int lo = 0;
+  for (int hi : {4, 10, 25, kLatents}) {
+    std::vector<int> level_dead;
+    for (int j = lo; j < hi; ++j)
+      if (j % 3 == 1) level_dead.push_back(j);
+    const int k_level = std::min<int>(half, level_dead.size());
+    const double scale = std::min(double(level_dead.size()) / half, 1.0);
+    double level = 0;
+    for (int i = 0; i < kBatch; ++i) {
+      std::vector<int> cand = level_dead;
+      std::stable_sort(cand.begin(), cand.end(), [&](int a, int b) { return pre(i, a) * norm[a] > pre(i, b) * norm[b]; });
+      for (int k = 0; k < kIn; ++k) {
+        double prefix = bd(k), e = 0;
+        for (int j = 0; j < hi; ++j)
+          if (z(i, j) != 0) prefix += pre(i, j) * wd(j, k);
+        for (int q = 0; q < k_level; ++q) e += pre(i, cand[q]) * wd(cand[q], k);
+        const double diff = e - (xh(i, k) - prefix);
+        level += diff * diff;
+      }
+    }
+    expected += scale * level / kBatch;
+    lo = hi;
+  }
+  CHECK(aux == Approx(0.9 * expected).epsilon(1e-10));
+}

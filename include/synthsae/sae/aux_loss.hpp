@@ -20,11 +20,10 @@ namespace synthsae {
 using DeadMask = Kokkos::View<const std::uint8_t*, MemSpace>;
 
 namespace detail {
-/// sum_b |e_b - (x_b - x_hat_b)|^2, writing
+/// sum_b |e_b - (x_b - x_hat_b)|^2 for a given reconstruction x_hat, writing
 /// r = factor * (e - (x - x_hat)), with x - x_hat the stopped-gradient residual.
 template <class T>
-double aux_residual(const StepBuffers<T>& b, const Matrix<T>& e, const Matrix<T>& r, double factor) {
-  const auto x = b.x, xh = b.x_hat;
+double aux_residual_to(const Matrix<T>& x, const Matrix<T>& xh, const Matrix<T>& e, const Matrix<T>& r, double factor) {
   const T f = static_cast<T>(factor);
   const int d = static_cast<int>(x.extent(1));
   double sq = 0;
@@ -36,6 +35,12 @@ double aux_residual(const StepBuffers<T>& b, const Matrix<T>& e, const Matrix<T>
     }
   }, sq);
   return sq;
+}
+
+/// The same against the step's own reconstruction b.x_hat.
+template <class T>
+double aux_residual(const StepBuffers<T>& b, const Matrix<T>& e, const Matrix<T>& r, double factor) {
+  return aux_residual_to(b.x, b.x_hat, e, r, factor);
 }
 }  // namespace detail
 

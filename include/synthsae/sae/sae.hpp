@@ -21,6 +21,8 @@
 #include "synthsae/sae/activation_relu.hpp"
 #include "synthsae/sae/activation_topk.hpp"
 #include "synthsae/sae/aux_loss.hpp"
+#include "synthsae/sae/aux_matryoshka.hpp"
+#include "synthsae/sae/aux_pre_activation.hpp"
 #include "synthsae/sae/matryoshka.hpp"
 #include "synthsae/sae/parameters.hpp"
 #include "synthsae/sae/penalty.hpp"
@@ -101,6 +103,9 @@ class Sae {
       Nesting nesting = {}, std::optional<double> decoder_init_norm = 0.1, std::uint64_t seed = 0)
       : activation_(std::move(activation)), penalty_(std::move(penalty)), aux_(std::move(aux)), nesting_(std::move(nesting)) {
     nesting_.validate(d_sae);
+    if constexpr (requires { aux_.widths; nesting_.widths; }) {
+      if (aux_.widths != nesting_.widths) throw ConfigError("matryoshka aux widths", show(aux_.widths.size()) + " levels", "must equal matryoshka_widths");
+    }
     params_ = initial_parameters<T>(d_in, d_sae, decoder_init_norm, seed);
     activation_.add_parameters(params_);
   }

@@ -1,0 +1,126 @@
+#pragma once
+// MatryoshkaAuxK: the per-level auxiliary loss of Matryoshka BatchTopK with
+// use_matryoshka_aux_loss (reference §8.5). Only when some latents are dead; for each level
+// [w_prev, w) (the outer level included) with d_l dead latents:
+//   r_l = stopgrad(x - x_hat_w)   (prefix reconstruction through width w, b_dec included)
+//   k_l = min(D/2, d_l), scale_l = min(d_l / (D/2), 1)
+//   a = the k_l largest ranking keys among the level's dead latents per sample (raw h values;
+//       with decoder-norm rescaling the norms cancel as in AuxK)
+//   loss = coefficient * sum_l scale_l mean_b |sum_selected h_bj W_dec_j - r_l|^2
+// Levels without dead latents are skipped. `widths` must be the Matryoshka nesting's widths.
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "synthsae/sae/active_set.hpp"
+#include "synthsae/sae/aux_loss.hpp"
+
+namespace synthsae {
+
+struct MatryoshkaAuxK {
+  static constexpr std::string_view name = "matryoshka_auxk";
+  double coefficient = 1.0;  ///< aux_loss_coefficient
+  std::vector<int> widths;   ///< the nesting's matryoshka_widths (d_sae implied as the last)
+
+  template <class T>
+  struct State {
+    Kokkos::View<std::uint8_t**, Kokkos::LayoutRight, MemSpace> mask;
+    Kokkos::View<std::uint8_t*, MemSpace> allowed;
+    Matrix<T> prefix, e_hat, residual;
+    ActiveSet<T> coefficients, selected;
+    Vector<T> zero_bias;
+  };
+
+  /// Dense step: adds the gradient to g.w_dec and b.dh.
+  template <class T>
+  double accumulate(StepBuffers<T>& b, const SaeParameters<T>& p, SaeParameters<T>& g, State<T>& st, const DeadMask& dead,
+                    std::size_t num_dead) const {
+    if (num_dead == 0 || coefficient == 0) return 0.0;
+    const auto c = b.c;
+    st.coefficients.gather(b.batch(), p.num_latents(), KOKKOS_LAMBDA(int i, int j, T& v) {
+      v = c(i, j);
+      return v != T(0);
+    });
+    return levels(b, p, g, st, dead, /*dense=*/true);
+  }
+
+  /// Sparse step (b.c is not written there): the coefficients are h on the entries where the
+  /// reported activations z are non-zero (c = h on the TopK family's kept entries); adds to
+  /// g.w_dec, g.w_enc and g.b_enc.
+  template <class T>
+  double accumulate_sparse(StepBuffers<T>& b, const SaeParameters<T>& p, SaeParameters<T>& g, State<T>& st, const DeadMask& dead,
+                           std::size_t num_dead) const {
+    if (num_dead == 0 || coefficient == 0) return 0.0;
+    const auto z = b.z, h = b.h;
+    st.coefficients.gather(b.batch(), p.num_latents(), KOKKOS_LAMBDA(int i, int j, T& v) {
+      const bool on = z(i, j) != T(0);
+      if (on) v = h(i, j);
+      return on;
+    });
+    return levels(b, p, g, st, dead, /*dense=*/false);
+  }
+
+  /// dh(i, col(e)) += grad(e).
+  template <class T>
+  static void add_to_dense(const ActiveSet<T>& sel, const Matrix<T>& dh) {
+    const auto starts = sel.row_start;
+    const auto cols = sel.col;
+    const auto grad = sel.grad;
+    Kokkos::parallel_for("synthsae::matryoshka_aux_dh", Kokkos::RangePolicy<ExecSpace>(0, sel.rows()), KOKKOS_LAMBDA(int i) {
+      for (int e = starts(i); e < starts(i + 1); ++e) dh(i, cols(e)) += grad(e);
+    });
+  }
+
+  /// The per-level losses over st.coefficients; each level's dLoss/dh entries go to b.dh
+  /// (dense step) or straight into the encoder gradient (sparse step).
+  template <class T>
+  double levels(StepBuffers<T>& b, const SaeParameters<T>& p, SaeParameters<T>& g, State<T>& st, const DeadMask& dead, bool dense) const {
+    const ActiveSet<T>& coefficients = st.coefficients;
+    const std::size_t rows = b.batch(), d = p.input_dim(), s = p.num_latents();
+    if (st.prefix.extent(0) != rows || st.prefix.extent(1) != d) {
+      st.prefix = Matrix<T>("maux_prefix", rows, d), st.e_hat = Matrix<T>("maux_e_hat", rows, d);
+      st.residual = Matrix<T>("maux_residual", rows, d), st.zero_bias = Vector<T>("maux_zero_bias", d);
+    }
+    if (st.mask.extent(0) != rows || st.mask.extent(1) != s) st.mask = decltype(st.mask)("maux_mask", rows, s);
+    if (st.allowed.extent(0) != s) st.allowed = decltype(st.allowed)("maux_allowed", s);
+    auto dead_host = Kokkos::create_mirror_view_and_copy(HostSpace(), dead);
+    auto allowed_host = Kokkos::create_mirror_view(st.allowed);
+    std::vector<int> bounds;
+    for (int w : widths)
+      if (w < static_cast<int>(s)) bounds.push_back(w);
+    bounds.push_back(static_cast<int>(s));
+    const std::size_t half = std::max<std::size_t>(d / 2, 1);
+    double total = 0;
+    int lo = 0;
+    for (const int hi : bounds) {
+      std::size_t dead_here = 0;
+      for (int j = 0; j < static_cast<int>(s); ++j) {
+        allowed_host(j) = (j >= lo && j < hi && dead_host(j)) ? 1 : 0;
+        dead_here += allowed_host(j);
+      }
+      lo = hi;
+      if (dead_here == 0) continue;
+      Kokkos::deep_copy(st.allowed, allowed_host);
+      const int k_level = static_cast<int>(std::min(half, dead_here));
+      const double scale = std::min(double(dead_here) / double(half), 1.0);
+      kernels::sparse_decode(coefficients, p.w_dec, p.b_dec, st.prefix, hi);  // x_hat through width hi
+      row_top_k(b.key, k_level, st.mask, DeadMask(st.allowed));
+      const auto mask = st.mask;
+      const auto h = b.h;
+      st.selected.gather(rows, s, KOKKOS_LAMBDA(int i, int j, T& v) {
+        v = h(i, j);
+        return mask(i, j) != 0;
+      });
+      const int si = static_cast<int>(s);
+      kernels::sparse_decode(st.selected, p.w_dec, st.zero_bias, st.e_hat, si);
+      total += scale * detail::aux_residual_to(b.x, st.prefix, st.e_hat, st.residual, 2.0 * coefficient * scale / double(rows)) / double(rows);
+      kernels::sparse_decoder_grad(st.selected, st.residual, g.w_dec, true, si);
+      kernels::sparse_row_dots(st.selected, st.residual, p.w_dec, false, si);
+      if (dense) add_to_dense(st.selected, b.dh);
+      else kernels::sparse_encoder_grad(st.selected, b.xc, g.w_enc, g.b_enc, true);
+    }
+    return coefficient * total;
+  }
+};
+
+}  // namespace synthsae
