@@ -17,6 +17,7 @@
 #include "synthsae/io/sae_files.hpp"
 #include "synthsae/metrics/evaluate.hpp"
 #include "synthsae/metrics/supervised_probes.hpp"
+#include "synthsae/sae/gated_sae.hpp"
 #include "synthsae/sae/inference_sae.hpp"
 #include "synthsae/sae/matching_pursuit.hpp"
 #include "synthsae/sae/sae.hpp"

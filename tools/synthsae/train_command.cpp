@@ -118,6 +118,20 @@ double autotune_gain(long total_steps) {
   return std::min(0.05, 3e-4 * 195312.0 / double(std::max<long>(total_steps, 1)));
 }
 
+/// The reference's L0 smoothing (0.99, ~100 steps) is 0.05 % of its run; a short run keeps that
+/// proportion (at least 5 steps), or the smoothed L0 lags the real one by the whole approach and
+/// the controller overshoots.
+double autotune_smoothing(long total_steps) {
+  const double steps = std::max(5.0, 100.0 * double(total_steps) / 195312.0);
+  return std::min(0.99, 1.0 - 1.0 / steps);
+}
+
+L0AutotunerConfig autotune_config(double target, long start, long total_steps) {
+  L0AutotunerConfig c{target, start, 10, autotune_gain(total_steps), 1e-2, 0};
+  c.smoothing = autotune_smoothing(total_steps);
+  return c;
+}
+
 io::Json train_one(TrainRequest a, SyntheticModel& world) {
     world.set_position(0);  // every SAE trained on a world sees the same sample stream
     const std::size_t d = world.hidden_dim();
@@ -137,7 +151,7 @@ io::Json train_one(TrainRequest a, SyntheticModel& world) {
                        {"dead_feature_window", cfg.dead_feature_window}};
     if (a.arch == "standard" || a.arch == "gated") {
       cfg.coefficient_warm_up_steps = total / 3;
-      if (a.target_l0) cfg.autotune = L0AutotunerConfig{*a.target_l0, total / 3, 10, autotune_gain(total), 1e-2, 0};
+      if (a.target_l0) cfg.autotune = autotune_config(*a.target_l0, total / 3, total);
       runner["l1_coefficient"] = a.l1;
       runner["l1_warm_up_steps"] = total / 3;
       if (a.arch == "gated") return train_and_save(GatedSae<>(d, a.width, L1Penalty{a.l1}, 0.1, a.seed), world, a, cfg, runner);
@@ -146,7 +160,7 @@ io::Json train_one(TrainRequest a, SyntheticModel& world) {
     if (a.arch == "jumprelu") {  // the v2 recipe: step L0, bandwidth 1, threshold 1, decoder norm 0.5
       cfg.normalize_activations = true;
       cfg.norm_estimate_batches = 20;
-      if (a.target_l0) cfg.autotune = L0AutotunerConfig{*a.target_l0, 0, 10, autotune_gain(total), 1e-2, 0};
+      if (a.target_l0) cfg.autotune = autotune_config(*a.target_l0, 0, total);
       runner["l0_coefficient"] = 1.0;
       runner["jumprelu_bandwidth"] = 1.0;
       runner["jumprelu_init_threshold"] = 1.0;
@@ -161,12 +175,15 @@ io::Json train_one(TrainRequest a, SyntheticModel& world) {
     if (a.arch == "batchtopk") {
       return train_and_save(BatchTopKSae<>(d, a.width, BatchTopK{double(a.k), true, 0.01}, {}, AuxK{}, {}, 0.1, a.seed), world, a, cfg, runner);
     }
-    // Matryoshka levels at width/32, width/8, width/2 (128, 512, 2048 for a width of 4096).
+    // Matryoshka levels at width/32, width/8, width/2 (128, 512, 2048 for a width of 4096) and
+    // the per-level auxiliary loss, as the paper's sweeps train it.
     std::vector<int> widths;
     for (std::size_t div : {32u, 8u, 2u})
       if (a.width / div >= 1 && (widths.empty() || int(a.width / div) > widths.back())) widths.push_back(int(a.width / div));
     runner["matryoshka_widths"] = widths;
-    return train_and_save(MatryoshkaBatchTopKSae<>(d, a.width, BatchTopK{double(a.k), true, 0.01}, {}, AuxK{}, Matryoshka{widths}, 0.1, a.seed),
+    runner["use_matryoshka_aux_loss"] = true;  // the paper sweeps' setting (SAELens's default is false)
+    using PaperMatryoshka = Sae<BatchTopK, NoPenalty, MatryoshkaAuxK, Matryoshka>;
+    return train_and_save(PaperMatryoshka(d, a.width, BatchTopK{double(a.k), true, 0.01}, {}, MatryoshkaAuxK{1.0, widths}, Matryoshka{widths}, 0.1, a.seed),
                           world, a, cfg, runner);
 }
 

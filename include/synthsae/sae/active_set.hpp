@@ -59,7 +59,8 @@ struct ActiveSet {
       value = Vector<T>("active_value", capacity);
       grad = Vector<T>("active_grad", capacity);
     }
-    const auto cols = col, vals = value;
+    const auto cols = col;
+    const auto vals = value;
     Kokkos::parallel_for("synthsae::active_fill", Kokkos::RangePolicy<ExecSpace>(0, num_rows), KOKKOS_LAMBDA(int i) {
       int e = starts(i);
       for (int j = 0; j < s; ++j) {

@@ -15,8 +15,10 @@ struct L0AutotunerConfig {
   double integral_gain = 3e-4;
   double convergence_gain = 1e-2;
   double deadband = 0;
+  double smoothing = 0.99;  ///< EMA factor of the smoothed L0 (the reference's 0.99: ~100 steps)
   void validate() const {
     if (!(target_l0 > 0)) throw ConfigError("target_l0", std::to_string(target_l0), "must be > 0");
+    if (!(smoothing >= 0 && smoothing < 1)) throw ConfigError("autotune smoothing", std::to_string(smoothing), "must be in [0, 1)");
   }
 };
 
@@ -32,7 +34,7 @@ struct L0Autotuner {
       smoothed = l0, rate = 0, started = true;
     } else {
       const double prev = smoothed;
-      smoothed = 0.99 * smoothed + 0.01 * l0;
+      smoothed = cfg.smoothing * smoothed + (1 - cfg.smoothing) * l0;
       rate = 0.95 * rate + 0.05 * (smoothed - prev);
     }
     if (step < cfg.start_step) return multiplier;
