@@ -10,6 +10,7 @@
 
 #include "synthsae/core/counter_rng.hpp"
 #include "synthsae/sae/sae.hpp"
+#include "sae_test_support.hpp"
 
 using namespace synthsae;
 
@@ -17,15 +18,7 @@ namespace {
 
 constexpr int kBatch = 6, kIn = 5, kLatents = 8;
 
-Matrix<double> random_input(std::uint64_t seed) {
-  Matrix<double> x("x", kBatch, kIn);
-  auto h = Kokkos::create_mirror_view(x);
-  RandomStream s(seed, 0);
-  for (int i = 0; i < kBatch; ++i)
-    for (int k = 0; k < kIn; ++k) h(i, k) = s.normal<double>();
-  Kokkos::deep_copy(x, h);
-  return x;
-}
+Matrix<double> random_input(std::uint64_t seed) { return test::random_input(kBatch, kIn, seed); }
 
 // Perturb the initial parameters so that biases are non-zero and W_enc differs from W_dec^T:
 // every gradient path is exercised.
@@ -116,21 +109,11 @@ TEST_CASE("AuxK on dead latents: gradients", "[sae][gradients]") {
   const auto x_hat0 = Kokkos::create_mirror_view_and_copy(HostSpace(), sae.last_reconstruction());
   sae.forward_backward(x, without);
   const auto& p = sae.parameters();
-  auto xh = Kokkos::create_mirror_view_and_copy(HostSpace(), x);
-  auto we = Kokkos::create_mirror_view_and_copy(HostSpace(), p.w_enc);
-  auto be = Kokkos::create_mirror_view_and_copy(HostSpace(), p.b_enc);
-  auto wd = Kokkos::create_mirror_view_and_copy(HostSpace(), p.w_dec);
-  auto bd = Kokkos::create_mirror_view_and_copy(HostSpace(), p.b_dec);
-  auto pre = [&](int i, int j) {
-    double h = be(j);
-    for (int k = 0; k < kIn; ++k) h += (xh(i, k) - bd(k)) * we(k, j);
-    return h;
-  };
-  auto norm = [&](int j) {
-    double s = 0;
-    for (int k = 0; k < kIn; ++k) s += wd(j, k) * wd(j, k);
-    return std::sqrt(s);
-  };
+  test::HostSae host(x, p);
+  const auto xh = host.x, we = host.w_enc, wd = host.w_dec;  // views: perturbing them perturbs host
+  const auto be = host.b_enc, bd = host.b_dec;
+  auto pre = [&](int i, int j) { return host.pre(i, j); };
+  auto norm = [&](int j) { return host.norm(j); };
   // Frozen selection: the 2 largest keys h_bj |W_dec_j| among dead latents, per sample.
   std::vector<std::vector<int>> selected(kBatch);
   for (int i = 0; i < kBatch; ++i) {
@@ -151,11 +134,11 @@ TEST_CASE("AuxK on dead latents: gradients", "[sae][gradients]") {
   };
   CHECK(aux_loss() == Approx(aux).epsilon(1e-12));
   double worst = 0;
-  auto check = [&](auto& host, const Vector<double>& g_with, const Vector<double>& g_without) {
+  auto check = [&](auto& values, const Vector<double>& g_with, const Vector<double>& g_without) {
     auto a = Kokkos::create_mirror_view_and_copy(HostSpace(), g_with);
     auto b = Kokkos::create_mirror_view_and_copy(HostSpace(), g_without);
-    double* data = host.data();
-    for (std::size_t i = 0; i < host.size(); ++i) {
+    double* data = values.data();
+    for (std::size_t i = 0; i < values.size(); ++i) {
       const double saved = data[i];
       data[i] = saved + 1e-6;
       const double up = aux_loss();
@@ -202,11 +185,9 @@ TEST_CASE("JumpReLU (step and tanh L0): gradients of W and b; pseudo-gradients b
   SaeParameters<double> grads = wide.parameters().zeros_like();
   wide.forward_backward(x, grads, {}, 0, lambda);
   const auto& p = wide.parameters();
-  auto xh = Kokkos::create_mirror_view_and_copy(HostSpace(), x);
-  auto we = Kokkos::create_mirror_view_and_copy(HostSpace(), p.w_enc);
-  auto be = Kokkos::create_mirror_view_and_copy(HostSpace(), p.b_enc);
-  auto wd = Kokkos::create_mirror_view_and_copy(HostSpace(), p.w_dec);
-  auto bd = Kokkos::create_mirror_view_and_copy(HostSpace(), p.b_dec);
+  const test::HostSae host(x, p);
+  const auto xh = host.x, we = host.w_enc, wd = host.w_dec;
+  const auto be = host.b_enc, bd = host.b_dec;
   auto lt = Kokkos::create_mirror_view_and_copy(HostSpace(), p.extra.at("log_threshold"));
   auto g = Kokkos::create_mirror_view_and_copy(HostSpace(), grads.extra.at("log_threshold"));
   double worst = 0, largest = 0;
@@ -279,20 +260,13 @@ TEST_CASE("JumpReLU pre-activation loss on dead latents: value and gradients", "
   CHECK(worst_gradient_error(sae, x, kCore, dead, 3, 0.3) < 1e-6);
   // The value by hand: coef mean_b sum_{j dead} ReLU(theta - h_bj) |W_dec_j|.
   const auto& p = sae.parameters();
-  auto xh = Kokkos::create_mirror_view_and_copy(HostSpace(), x);
-  auto we = Kokkos::create_mirror_view_and_copy(HostSpace(), p.w_enc);
-  auto be = Kokkos::create_mirror_view_and_copy(HostSpace(), p.b_enc);
-  auto wd = Kokkos::create_mirror_view_and_copy(HostSpace(), p.w_dec);
-  auto bd = Kokkos::create_mirror_view_and_copy(HostSpace(), p.b_dec);
+  const test::HostSae host(x, p);
+  const auto xh = host.x, we = host.w_enc, wd = host.w_dec;
+  const auto be = host.b_enc, bd = host.b_dec;
   auto lt = Kokkos::create_mirror_view_and_copy(HostSpace(), p.extra.at("log_threshold"));
   auto pre_act = [&](int j, double log_theta) {
-    double n = 0, total = 0;
-    for (int k = 0; k < kIn; ++k) n += wd(j, k) * wd(j, k);
-    for (int i = 0; i < kBatch; ++i) {
-      double h = be(j);
-      for (int k = 0; k < kIn; ++k) h += (xh(i, k) - bd(k)) * we(k, j);
-      total += std::max(0.0, std::exp(log_theta) - h) * std::sqrt(n);
-    }
+    double total = 0;
+    for (int i = 0; i < kBatch; ++i) total += std::max(0.0, std::exp(log_theta) - host.pre(i, j)) * host.norm(j);
     return coef * total / kBatch;
   };
   double expected = 0;

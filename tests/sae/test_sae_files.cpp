@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <utility>
 
 #include "synthsae/core/counter_rng.hpp"
 #include "synthsae/io/sae_files.hpp"
@@ -25,6 +26,20 @@ Matrix<float> random_x(int rows, int d, std::uint64_t seed) {
 template <class V>
 auto host(const V& v) {
   return Kokkos::create_mirror_view_and_copy(HostSpace(), v);
+}
+
+/// Encodes x with both SAEs; returns (entries that differ, entries active in the first).
+template <class A, class B>
+std::pair<int, int> compare_encodings(A& first, B& second, const Matrix<float>& x, int latents) {
+  const int rows = static_cast<int>(x.extent(0));
+  Matrix<float> z1("z1", rows, latents), z2("z2", rows, latents);
+  first.encode(x, z1);
+  second.encode(x, z2);
+  auto a = host(z1), b = host(z2);
+  int differ = 0, active = 0;
+  for (int i = 0; i < rows; ++i)
+    for (int j = 0; j < latents; ++j) differ += a(i, j) != b(i, j), active += a(i, j) > 0;
+  return {differ, active};
 }
 
 std::filesystem::path fresh(const char* name) {
@@ -186,14 +201,7 @@ TEST_CASE("a Matching Pursuit SAE saves tied weights and encodes identically aft
   CHECK(cfg["max_iterations"] == 4);
   CHECK_FALSE(io::read_safetensors(dir / "sae_weights.safetensors").contains("W_enc"));
   auto loaded = io::load_sae(dir);
-  const auto x = random_x(20, 10, 8);
-  Matrix<float> z1("z1", 20, 24), z2("z2", 20, 24);
-  mp.encode(x, z1);
-  loaded.encode(x, z2);
-  auto a = host(z1), b = host(z2);
-  int differ = 0, active = 0;
-  for (int i = 0; i < 20; ++i)
-    for (int j = 0; j < 24; ++j) differ += a(i, j) != b(i, j), active += a(i, j) > 0;
+  const auto [differ, active] = compare_encodings(mp, loaded, random_x(20, 10, 8), 24);
   CHECK(differ == 0);
   CHECK(active > 20);
   CHECK(active <= 20 * 4);  // at most max_iterations distinct latents per sample
@@ -212,14 +220,7 @@ TEST_CASE("a Gated SAE saves b_gate, r_mag, b_mag (no b_enc) and encodes identic
   CHECK(weights.tensors.count("b_enc") == 0);
   auto loaded = io::load_sae(dir);
   CHECK(loaded.architecture == "gated");
-  const auto x = random_x(16, 12, 2);
-  Matrix<float> z1("z1", 16, 20), z2("z2", 16, 20);
-  sae.encode(x, z1);
-  loaded.encode(x, z2);
-  auto a = host(z1), b = host(z2);
-  int differ = 0, active = 0;
-  for (int i = 0; i < 16; ++i)
-    for (int j = 0; j < 20; ++j) differ += a(i, j) != b(i, j), active += a(i, j) > 0;
+  const auto [differ, active] = compare_encodings(sae, loaded, random_x(16, 12, 2), 20);
   CHECK(differ == 0);
   CHECK(active > 0);
   CHECK(active < 16 * 20);  // the gate closes some latents: the comparison covers both cases

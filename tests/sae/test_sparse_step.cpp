@@ -8,6 +8,7 @@
 
 #include "synthsae/core/counter_rng.hpp"
 #include "synthsae/sae/sae.hpp"
+#include "sae_test_support.hpp"
 
 using namespace synthsae;
 
@@ -15,15 +16,7 @@ namespace {
 
 constexpr int kBatch = 24, kIn = 12, kLatents = 40;
 
-Matrix<double> random_input(std::uint64_t seed) {
-  Matrix<double> x("x", kBatch, kIn);
-  auto h = Kokkos::create_mirror_view(x);
-  RandomStream s(seed, 0);
-  for (int i = 0; i < kBatch; ++i)
-    for (int k = 0; k < kIn; ++k) h(i, k) = s.normal<double>();
-  Kokkos::deep_copy(x, h);
-  return x;
-}
+Matrix<double> random_input(std::uint64_t seed) { return test::random_input(kBatch, kIn, seed); }
 
 DeadMask every_third_dead(std::size_t& count) {
   Kokkos::View<std::uint8_t*, MemSpace> dead("dead", kLatents);
@@ -151,22 +144,13 @@ TEST_CASE("Matryoshka per-level aux loss: sparse = dense, and the value by hand"
   SaeParameters<double> g = sae.parameters().zeros_like();
   const double aux = sae.forward_backward(x, g, dead, num_dead).aux;
   const auto& p = sae.parameters();
-  auto xh = Kokkos::create_mirror_view_and_copy(HostSpace(), x);
-  auto we = Kokkos::create_mirror_view_and_copy(HostSpace(), p.w_enc);
-  auto be = Kokkos::create_mirror_view_and_copy(HostSpace(), p.b_enc);
-  auto wd = Kokkos::create_mirror_view_and_copy(HostSpace(), p.w_dec);
-  auto bd = Kokkos::create_mirror_view_and_copy(HostSpace(), p.b_dec);
+  const test::HostSae host(x, p);
+  const auto xh = host.x, wd = host.w_dec;
+  const auto bd = host.b_dec;
   auto z = Kokkos::create_mirror_view_and_copy(HostSpace(), sae.last_activations());
-  std::vector<double> norm(kLatents, 0.0);
-  for (int j = 0; j < kLatents; ++j) {
-    for (int k = 0; k < kIn; ++k) norm[j] += wd(j, k) * wd(j, k);
-    norm[j] = std::sqrt(norm[j]);
-  }
-  auto pre = [&](int i, int j) {
-    double h = be(j);
-    for (int k = 0; k < kIn; ++k) h += (xh(i, k) - bd(k)) * we(k, j);
-    return h;
-  };
+  auto pre = [&](int i, int j) { return host.pre(i, j); };
+  std::vector<double> norm(kLatents);
+  for (int j = 0; j < kLatents; ++j) norm[j] = host.norm(j);
   const int half = kIn / 2;
   double expected = 0;
   int lo = 0;

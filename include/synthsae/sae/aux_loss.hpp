@@ -42,6 +42,57 @@ template <class T>
 double aux_residual(const StepBuffers<T>& b, const Matrix<T>& e, const Matrix<T>& r, double factor) {
   return aux_residual_to(b.x, b.x_hat, e, r, factor);
 }
+
+/// AuxK's budget for `dead` candidate latents: k = min(D/2, dead), scale = min(dead / (D/2), 1).
+struct AuxBudget {
+  int k;
+  double scale;
+};
+inline AuxBudget aux_budget(std::size_t d_in, std::size_t dead) {
+  const std::size_t half = std::max<std::size_t>(d_in / 2, 1);
+  return {static_cast<int>(std::min(half, dead)), std::min(double(dead) / double(half), 1.0)};
+}
+
+/// The sparse form of one AuxK term: per row, the k largest ranking keys among the `allowed`
+/// latents become the active set `selected` (values h); e = sum h_bj W_dec_j (no b_dec) is
+/// compared with the stopped residual x - x_hat_ref. Adds factor-scaled gradients to g.w_dec
+/// and writes dLoss/dh into selected.grad (the caller routes it to the encoder). Returns
+/// sum_b |e_b - r_b|^2.
+template <class T>
+struct SparseAuxTerm {
+  Kokkos::View<std::uint8_t**, Kokkos::LayoutRight, MemSpace> mask;
+  ActiveSet<T> selected;
+  Matrix<T> e_hat, residual;
+  Vector<T> zero_bias;
+
+  double run(StepBuffers<T>& b, const SaeParameters<T>& p, SaeParameters<T>& g, const DeadMask& allowed, int k, const Matrix<T>& x_hat_ref,
+             double factor) {
+    const std::size_t rows = b.batch(), d = p.input_dim(), s = p.num_latents();
+    if (mask.extent(0) != rows || mask.extent(1) != s) mask = decltype(mask)("aux_mask", rows, s);
+    if (residual.extent(0) != rows || residual.extent(1) != d) {
+      residual = Matrix<T>("aux_residual", rows, d);
+      e_hat = Matrix<T>("aux_e_hat", rows, d);
+    }
+    if (zero_bias.extent(0) != d) zero_bias = Vector<T>("aux_zero_bias", d);
+    row_top_k(b.key, k, mask, allowed);
+    select(b);
+    const int si = static_cast<int>(s);
+    kernels::sparse_decode(selected, p.w_dec, zero_bias, e_hat, si);  // e = a W_dec, no b_dec
+    const double sq = aux_residual_to(b.x, x_hat_ref, e_hat, residual, factor);
+    kernels::sparse_decoder_grad(selected, residual, g.w_dec, true, si);
+    kernels::sparse_row_dots(selected, residual, p.w_dec, false, si);  // dLoss/da = dLoss/dh there
+    return sq;
+  }
+
+  void select(const StepBuffers<T>& b) {
+    const auto m = mask;
+    const auto h = b.h;
+    selected.gather(b.batch(), b.h.extent(1), KOKKOS_LAMBDA(int i, int j, T& v) {
+      v = h(i, j);
+      return m(i, j) != 0;
+    });
+  }
+};
 }  // namespace detail
 
 struct NoAux {
@@ -65,8 +116,7 @@ struct AuxK {
   struct State {
     Kokkos::View<std::uint8_t**, Kokkos::LayoutRight, MemSpace> mask;
     Matrix<T> a, residual, e_hat, da;
-    ActiveSet<T> selected;  // the sparse step's k_aux entries per row
-    Vector<T> zero_bias;
+    detail::SparseAuxTerm<T> sparse;  // the sparse step's form
   };
 
   /// The sparse step's version: the k_aux selected dead latents per row form an active set;
@@ -75,30 +125,11 @@ struct AuxK {
   double accumulate_sparse(StepBuffers<T>& b, const SaeParameters<T>& p, SaeParameters<T>& g, State<T>& st, const DeadMask& dead,
                            std::size_t num_dead) const {
     if (num_dead == 0 || coefficient == 0) return 0.0;
-    const std::size_t rows = b.batch(), d = p.input_dim(), s = p.num_latents();
-    const std::size_t half = std::max<std::size_t>(d / 2, 1);
-    const int k_aux = static_cast<int>(std::min(half, num_dead));
-    const double scale = std::min(double(num_dead) / double(half), 1.0);
-    if (st.mask.extent(0) != rows || st.mask.extent(1) != s) st.mask = decltype(st.mask)("aux_mask", rows, s);
-    if (st.residual.extent(0) != rows || st.residual.extent(1) != d) {
-      st.residual = Matrix<T>("aux_residual", rows, d);
-      st.e_hat = Matrix<T>("aux_e_hat", rows, d);
-    }
-    if (st.zero_bias.extent(0) != d) st.zero_bias = Vector<T>("aux_zero_bias", d);
-    row_top_k(b.key, k_aux, st.mask, dead);
-    const auto mask = st.mask;
-    const auto h = b.h;
-    st.selected.gather(rows, s, KOKKOS_LAMBDA(int i, int j, T& v) {
-      v = h(i, j);
-      return mask(i, j) != 0;
-    });
-    const int si = static_cast<int>(s);
-    kernels::sparse_decode(st.selected, p.w_dec, st.zero_bias, st.e_hat, si);  // e = a W_dec, no b_dec
-    const double sq = detail::aux_residual(b, st.e_hat, st.residual, 2.0 * coefficient * scale / double(rows));
-    kernels::sparse_decoder_grad(st.selected, st.residual, g.w_dec, true, si);
-    kernels::sparse_row_dots(st.selected, st.residual, p.w_dec, false, si);  // dLoss/da = dLoss/dh there
-    kernels::sparse_encoder_grad(st.selected, b.xc, g.w_enc, g.b_enc, true);
-    return coefficient * scale * sq / double(rows);
+    const auto budget = detail::aux_budget(p.input_dim(), num_dead);
+    const double rows = double(b.batch());
+    const double sq = st.sparse.run(b, p, g, dead, budget.k, b.x_hat, 2.0 * coefficient * budget.scale / rows);
+    kernels::sparse_encoder_grad(st.sparse.selected, b.xc, g.w_enc, g.b_enc, true);
+    return coefficient * budget.scale * sq / rows;
   }
 
   /// Adds the loss's gradient to g.w_dec and b.dh (call after the activation's backward).
@@ -107,9 +138,7 @@ struct AuxK {
                     std::size_t num_dead) const {
     if (num_dead == 0 || coefficient == 0) return 0.0;
     const std::size_t rows = b.batch(), d = p.input_dim(), s = p.num_latents();
-    const std::size_t half = std::max<std::size_t>(d / 2, 1);
-    const int k_aux = static_cast<int>(std::min(half, num_dead));
-    const double scale = std::min(double(num_dead) / double(half), 1.0);
+    const auto [k_aux, scale] = detail::aux_budget(d, num_dead);
     if (st.a.extent(0) != rows || st.a.extent(1) != s) {
       st.mask = decltype(st.mask)("aux_mask", rows, s);
       st.a = Matrix<T>("aux_a", rows, s);

@@ -24,11 +24,10 @@ struct MatryoshkaAuxK {
 
   template <class T>
   struct State {
-    Kokkos::View<std::uint8_t**, Kokkos::LayoutRight, MemSpace> mask;
     Kokkos::View<std::uint8_t*, MemSpace> allowed;
-    Matrix<T> prefix, e_hat, residual;
-    ActiveSet<T> coefficients, selected;
-    Vector<T> zero_bias;
+    Matrix<T> prefix;
+    ActiveSet<T> coefficients;
+    detail::SparseAuxTerm<T> term;
   };
 
   /// Dense step: adds the gradient to g.w_dec and b.dh.
@@ -75,13 +74,8 @@ struct MatryoshkaAuxK {
   /// (dense step) or straight into the encoder gradient (sparse step).
   template <class T>
   double levels(StepBuffers<T>& b, const SaeParameters<T>& p, SaeParameters<T>& g, State<T>& st, const DeadMask& dead, bool dense) const {
-    const ActiveSet<T>& coefficients = st.coefficients;
     const std::size_t rows = b.batch(), d = p.input_dim(), s = p.num_latents();
-    if (st.prefix.extent(0) != rows || st.prefix.extent(1) != d) {
-      st.prefix = Matrix<T>("maux_prefix", rows, d), st.e_hat = Matrix<T>("maux_e_hat", rows, d);
-      st.residual = Matrix<T>("maux_residual", rows, d), st.zero_bias = Vector<T>("maux_zero_bias", d);
-    }
-    if (st.mask.extent(0) != rows || st.mask.extent(1) != s) st.mask = decltype(st.mask)("maux_mask", rows, s);
+    if (st.prefix.extent(0) != rows || st.prefix.extent(1) != d) st.prefix = Matrix<T>("maux_prefix", rows, d);
     if (st.allowed.extent(0) != s) st.allowed = decltype(st.allowed)("maux_allowed", s);
     auto dead_host = Kokkos::create_mirror_view_and_copy(HostSpace(), dead);
     auto allowed_host = Kokkos::create_mirror_view(st.allowed);
@@ -89,7 +83,6 @@ struct MatryoshkaAuxK {
     for (int w : widths)
       if (w < static_cast<int>(s)) bounds.push_back(w);
     bounds.push_back(static_cast<int>(s));
-    const std::size_t half = std::max<std::size_t>(d / 2, 1);
     double total = 0;
     int lo = 0;
     for (const int hi : bounds) {
@@ -101,23 +94,12 @@ struct MatryoshkaAuxK {
       lo = hi;
       if (dead_here == 0) continue;
       Kokkos::deep_copy(st.allowed, allowed_host);
-      const int k_level = static_cast<int>(std::min(half, dead_here));
-      const double scale = std::min(double(dead_here) / double(half), 1.0);
-      kernels::sparse_decode(coefficients, p.w_dec, p.b_dec, st.prefix, hi);  // x_hat through width hi
-      row_top_k(b.key, k_level, st.mask, DeadMask(st.allowed));
-      const auto mask = st.mask;
-      const auto h = b.h;
-      st.selected.gather(rows, s, KOKKOS_LAMBDA(int i, int j, T& v) {
-        v = h(i, j);
-        return mask(i, j) != 0;
-      });
-      const int si = static_cast<int>(s);
-      kernels::sparse_decode(st.selected, p.w_dec, st.zero_bias, st.e_hat, si);
-      total += scale * detail::aux_residual_to(b.x, st.prefix, st.e_hat, st.residual, 2.0 * coefficient * scale / double(rows)) / double(rows);
-      kernels::sparse_decoder_grad(st.selected, st.residual, g.w_dec, true, si);
-      kernels::sparse_row_dots(st.selected, st.residual, p.w_dec, false, si);
-      if (dense) add_to_dense(st.selected, b.dh);
-      else kernels::sparse_encoder_grad(st.selected, b.xc, g.w_enc, g.b_enc, true);
+      const auto budget = detail::aux_budget(d, dead_here);
+      kernels::sparse_decode(st.coefficients, p.w_dec, p.b_dec, st.prefix, hi);  // x_hat through width hi
+      const double sq = st.term.run(b, p, g, DeadMask(st.allowed), budget.k, st.prefix, 2.0 * coefficient * budget.scale / double(rows));
+      total += budget.scale * sq / double(rows);
+      if (dense) add_to_dense(st.term.selected, b.dh);
+      else kernels::sparse_encoder_grad(st.term.selected, b.xc, g.w_enc, g.b_enc, true);
     }
     return coefficient * total;
   }
