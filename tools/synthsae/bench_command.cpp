@@ -35,7 +35,7 @@ constexpr const char* kBenchUsage =
     "                     standard,matching_pursuit)\n"
     "  --l0 LIST          comma-separated target L0s (default 8)\n"
     "  --seeds N          SAE seeds per configuration (default 1)\n"
-    "  --samples N        training samples per SAE (default 1,000,000)\n"
+    "  --samples N        training samples per SAE (default 3,000,000)\n"
     "  --width N          SAE latents (default num_features / 4)\n"
     "  --eval-samples N   evaluation samples per SAE (default 50,000)\n"
     "  --lr X             learning rate (default 1e-3)\n"
@@ -115,7 +115,7 @@ int run_bench(const std::vector<std::string>& argv) {
     const int seeds = static_cast<int>(args.integer("--seeds", 1, 100).value_or(1));
     TrainRequest base;
     base.model = preset_name;
-    base.samples = static_cast<std::size_t>(args.integer("--samples", 1, std::int64_t(1) << 40).value_or(1'000'000));
+    base.samples = static_cast<std::size_t>(args.integer("--samples", 1, std::int64_t(1) << 40).value_or(3'000'000));
     base.width = static_cast<std::size_t>(args.integer("--width", 1, 1 << 24).value_or(0));
     base.eval_samples = static_cast<std::size_t>(args.integer("--eval-samples", 1, std::int64_t(1) << 40).value_or(50'000));
     base.lr = args.number("--lr", 1e-12, 10).value_or(1e-3);
