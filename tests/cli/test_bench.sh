@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# End-to-end check of `synthsae bench` on the tiny preset: the table, results.csv/json with one
+# row per (architecture, L0), the three SVG plots and every run directory; bad flags exit 2 and
+# leave nothing behind.
+#   test_bench.sh SYNTHSAE_BINARY WORK_DIR
+set -u
+bin="$1"
+work="$2"
+rm -rf "$work" && mkdir -p "$work"
+source "$(dirname "$0")/lib.sh"
+
+"$bin" bench --preset tiny --archs batchtopk,gated,matching_pursuit --l0 2,3 --samples 8192 --eval-samples 2048 \
+  --no-probes --out "$work/b" >"$work/table.txt" 2>"$work/bench.err" || fail "bench failed: $(tail -3 "$work/bench.err")"
+for f in results.csv results.json metrics_vs_l0.svg training_curves.svg decoder_heatmap.svg; do
+  [ -s "$work/b/$f" ] || fail "missing or empty $f"
+done
+[ "$(grep -c '' "$work/b/results.csv")" -eq 7 ] || fail "results.csv should have a header and 3 x 2 rows"
+for a in batchtopk gated matching_pursuit; do
+  grep -q "^$a" "$work/table.txt" || fail "the table lacks $a"
+  for l in 2 3; do
+    [ -f "$work/b/runs/$a-l0$l-seed0/cfg.json" ] || fail "missing run $a-l0$l"
+  done
+done
+grep -q '"architecture": "gated"' "$work/b/runs/gated-l02-seed0/cfg.json" || fail "gated run not saved as gated"
+grep -q '<svg' "$work/b/metrics_vs_l0.svg" || fail "metrics_vs_l0.svg is not SVG"
+
+expect 2 "unknown architecture 'nope'" -- "$bin" bench --preset tiny --archs batchtopk,nope --out "$work/x"
+expect 2 "--l0" -- "$bin" bench --preset tiny --l0 2.5 --out "$work/x"
+expect 2 "--samples" -- "$bin" bench --preset tiny --samples 10 --out "$work/x"
+[ -e "$work/x" ] && fail "a usage error left output behind"
+
+finish "all synthsae bench checks passed"
