@@ -39,13 +39,25 @@ void BM_EncoderGemm(benchmark::State& state) {
 }
 BENCHMARK(BM_EncoderGemm)->Unit(benchmark::kMillisecond)->UseRealTime();
 
+/// Every `stride`-th latent marked dead (none for stride 0): AuxK then acts on them.
+DeadMask dead_latents(int stride, std::size_t& count) {
+  Kokkos::View<std::uint8_t*, MemSpace> dead("dead", kLatents);
+  auto h = Kokkos::create_mirror_view(dead);
+  count = 0;
+  for (int j = 0; j < kLatents; ++j) h(j) = stride > 0 && j % stride == 0, count += h(j);
+  Kokkos::deep_copy(dead, h);
+  return dead;
+}
+
 template <class SaeT>
-void train_steps(benchmark::State& state, SaeT sae) {
+void train_steps(benchmark::State& state, SaeT sae, int dead_stride = 0) {
   const auto x = input();
   SaeParameters<float> grads = sae.parameters().zeros_like();
   Adam<float> adam(sae.parameters(), AdamConfig{});
+  std::size_t num_dead = 0;
+  const DeadMask dead = dead_latents(dead_stride, num_dead);
   for (auto _ : state) {
-    sae.forward_backward(x, grads);
+    sae.forward_backward(x, grads, dead, num_dead);
     adam.step(sae.parameters(), grads, 3e-4);
     Kokkos::fence();
   }
@@ -53,6 +65,8 @@ void train_steps(benchmark::State& state, SaeT sae) {
 }
 
 void BM_StepBatchTopK(benchmark::State& s) { train_steps(s, BatchTopKSae<>(kIn, kLatents, BatchTopK{25, true, 0.01})); }
+// A quarter of the latents dead: AuxK selects k_aux = 384 of them per sample.
+void BM_StepBatchTopKQuarterDead(benchmark::State& s) { train_steps(s, BatchTopKSae<>(kIn, kLatents, BatchTopK{25, true, 0.01}), 4); }
 // The same step through the dense path (every product full-size): the previous version.
 void BM_StepBatchTopKDense(benchmark::State& s) {
   BatchTopKSae<> sae(kIn, kLatents, BatchTopK{25, true, 0.01});
@@ -74,6 +88,7 @@ void BM_StepMatchingPursuit(benchmark::State& s) { train_steps(s, MatchingPursui
 void BM_StepGated(benchmark::State& s) { train_steps(s, GatedSae<>(kIn, kLatents, L1Penalty{2.0})); }
 BENCHMARK(BM_StepBatchTopK)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_StepBatchTopKDense)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_StepBatchTopKQuarterDead)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_StepMatryoshka)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_StepTopK)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_StepStandard)->Unit(benchmark::kMillisecond)->UseRealTime();
