@@ -286,3 +286,21 @@ TEST_CASE("JumpReLU pre-activation loss on dead latents: value and gradients", "
   }
   CHECK(worst < 1e-6);
 }
+
+TEST_CASE("New compositions of examples/custom_architecture.cpp: gradients", "[sae][gradients]") {
+  // Matryoshka prefix losses over a JumpReLU activation with its L0 step penalty.
+  Sae<JumpRelu, L0StepPenalty, NoAux, Matryoshka, double> mat_jump(kIn, kLatents, JumpRelu{0.1, 0.05}, L0StepPenalty{1.0, 0.05}, {},
+                                                                   Matryoshka{{3, 6}}, 0.5, 13);
+  scramble(mat_jump, 13);
+  const auto x = random_input(13);
+  SaeParameters<double> g = mat_jump.parameters().zeros_like();
+  CHECK(mat_jump.forward_backward(x, g, {}, 0, 0.3).inner_mse > 0);
+  CHECK(worst_gradient_error(mat_jump, x, kCore, {}, 0, 0.3) < 1e-6);
+  // TopK (decoder-norm rescaled) plus an L1 term on the reported activations: the penalty's
+  // gradient reaches both the coefficients and the decoder norms.
+  Sae<TopK, L1Penalty, AuxK, NoNesting, double> topk_l1(kIn, kLatents, TopK{3, true}, L1Penalty{0.7}, AuxK{}, {}, 0.5, 14);
+  scramble(topk_l1, 14);
+  SaeParameters<double> g2 = topk_l1.parameters().zeros_like();
+  CHECK(topk_l1.forward_backward(random_input(14), g2, {}, 0, 0.5).penalty > 0);
+  CHECK(worst_gradient_error(topk_l1, random_input(14), kCore, {}, 0, 0.5) < 1e-6);
+}
