@@ -96,7 +96,7 @@ int run_bench(const std::vector<std::string>& argv) {
     const std::string preset_name = args.text("--preset").value_or("cpu-1k");
     const auto archs = split(args.text("--archs").value_or("batchtopk,matryoshka_batchtopk,jumprelu,standard,matching_pursuit"));
     for (const auto& a : archs) {
-      if (!known_architecture(a)) throw UsageError("--archs: unknown architecture '" + a + "' (" + kArchitectureList + ")");
+      if (!known_architecture(a)) throw UsageError("--archs: unknown architecture '" + a + "' (" + architecture_list() + ")");
     }
     if (archs.empty()) throw UsageError("--archs: empty list");
     std::vector<double> l0s;

@@ -216,7 +216,7 @@ int run_train(const std::vector<std::string>& argv) {
     a.eval_every = static_cast<long>(args.integer("--eval-every", 0, std::int64_t(1) << 40).value_or(0));
     a.eval_samples = static_cast<std::size_t>(args.integer("--eval-samples", 1, std::int64_t(1) << 40).value_or(100'000));
     a.checkpoint_every = static_cast<long>(args.integer("--checkpoint-every", 0, std::int64_t(1) << 40).value_or(0));
-    if (!known_architecture(a.arch)) throw UsageError("--arch = " + a.arch + ": choose one of " + kArchitectureList);
+    if (!known_architecture(a.arch)) throw UsageError("--arch = " + a.arch + ": choose one of " + architecture_list());
     if (args.has("--k") && coefficient_architecture(a.arch)) {
       throw UsageError("--k applies to topk, batchtopk, matryoshka_batchtopk and matching_pursuit, not " + a.arch);
     }

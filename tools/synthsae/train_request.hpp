@@ -12,7 +12,13 @@ namespace synthsae::cli {
 
 /// The architecture names `train` and `bench` accept (SAELens's registry names).
 inline constexpr const char* kArchitectures[] = {"standard", "topk", "batchtopk", "matryoshka_batchtopk", "jumprelu", "gated", "matching_pursuit"};
-inline constexpr const char* kArchitectureList = "standard, topk, batchtopk, matryoshka_batchtopk, jumprelu, gated, matching_pursuit";
+
+/// "standard, topk, ...": the names above, for messages.
+inline std::string architecture_list() {
+  std::string list;
+  for (const char* a : kArchitectures) list += (list.empty() ? "" : ", ") + std::string(a);
+  return list;
+}
 
 inline bool known_architecture(const std::string& name) {
   for (const char* a : kArchitectures)

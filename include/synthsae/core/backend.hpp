@@ -27,6 +27,18 @@ template <class Space>
 inline constexpr bool host_accessible_v =
     Kokkos::SpaceAccessibility<Kokkos::HostSpace, typename Space::memory_space>::accessible;
 
+/// Host kernels that keep per-thread state split `work` items into one chunk per thread.
+inline int host_chunks(std::size_t work) {
+  const std::size_t threads = static_cast<std::size_t>(ExecSpace().concurrency());
+  return static_cast<int>(work < threads ? (work > 0 ? work : 1) : threads);
+}
+
+/// Items [begin, end) of chunk c when `items` are split into `chunks` near-equal parts.
+SYNTHSAE_HD void chunk_range(int items, int c, int chunks, int& begin, int& end) {
+  begin = static_cast<int>(static_cast<long long>(items) * c / chunks);
+  end = static_cast<int>(static_cast<long long>(items) * (c + 1) / chunks);
+}
+
 /// Whether `Space` (an execution or memory space) is CUDA's.
 template <class Space>
 inline constexpr bool is_cuda_space_v =

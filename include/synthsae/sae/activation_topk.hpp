@@ -6,8 +6,8 @@
 // the norms cancel in the reconstruction, so c = h on the selected entries either way.
 // BatchTopK keeps floor(k B) entries over the batch and tracks theta, an EMA (rate
 // topk_threshold_lr) of the smallest positive kept activation, its JumpReLU threshold at export.
-#include <cmath>
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <limits>
 #include <string_view>
@@ -124,12 +124,19 @@ struct BatchTopK {
     if (!(topk_threshold_lr >= 0 && topk_threshold_lr <= 1)) throw ConfigError("topk_threshold_lr", show(topk_threshold_lr), "must be in [0, 1]");
   }
 
+  /// Fills b.key and returns tau: an entry is kept <=> float(key) >= tau. Tau is at least the
+  /// smallest positive float, so one comparison also demands key > 0 (no unpredictable branch
+  /// per entry).
   template <class T>
-  void forward(StepBuffers<T>& b, const SaeParameters<T>&, State<T>& st, bool training) const {
+  float keep_threshold(StepBuffers<T>& b) const {
     detail::ranking_key(b, rescale_acts_by_decoder_norm);
     const auto m = static_cast<std::size_t>(std::floor(k * double(b.h.extent(0))));
-    // keep <=> key > 0 && key >= tau, as one comparison (no unpredictable branch per entry).
-    const float tau = std::max(batch_top_m_threshold(b.key, m), std::numeric_limits<float>::denorm_min());
+    return std::max(batch_top_m_threshold(b.key, m), std::numeric_limits<float>::denorm_min());
+  }
+
+  template <class T>
+  void forward(StepBuffers<T>& b, const SaeParameters<T>&, State<T>& st, bool training) const {
+    const float tau = keep_threshold(b);
     const auto h = b.h, key = b.key, c = b.c;
     const int s = static_cast<int>(h.extent(1));
     double smallest = std::numeric_limits<double>::infinity();
@@ -163,9 +170,7 @@ struct BatchTopK {
   /// threshold update; b.key is filled, b.c is not written.
   template <class T>
   void forward_active(StepBuffers<T>& b, const SaeParameters<T>&, State<T>& st, bool training, ActiveSet<T>& a) const {
-    detail::ranking_key(b, rescale_acts_by_decoder_norm);
-    const auto m = static_cast<std::size_t>(std::floor(k * double(b.h.extent(0))));
-    const float tau = std::max(batch_top_m_threshold(b.key, m), std::numeric_limits<float>::denorm_min());
+    const float tau = keep_threshold(b);
     const auto h = b.h, key = b.key;
     a.gather(b.h.extent(0), b.h.extent(1), KOKKOS_LAMBDA(int i, int j, T& v) {
       const bool keep = static_cast<float>(key(i, j)) >= tau;

@@ -25,9 +25,11 @@ struct ActiveSet {
   Kokkos::View<int*, MemSpace> col;        ///< [capacity]
   Vector<T> value, grad;                   ///< [capacity]
   std::size_t entries = 0;
-  // Column order (host backends): entries of latent j are by_column[col_start(j) .. col_start(j+1)),
-  // in increasing row order; entry_row holds each one's row.
-  Kokkos::View<int*, MemSpace> col_start, by_column, entry_row;
+  // Column order (host backends, built on first use after each gather by index_columns):
+  // entries of latent j are by_column[col_start(j) .. col_start(j+1)), in increasing row order;
+  // entry_row holds each one's row.
+  mutable Kokkos::View<int*, MemSpace> col_start, by_column, entry_row;
+  mutable bool columns_indexed = false;
   mutable Matrix<T> scratch;  ///< kernels' work space (xc transposed, per-thread sums)
 
   std::size_t rows() const { return row_start.extent(0) == 0 ? 0 : row_start.extent(0) - 1; }
@@ -68,12 +70,15 @@ struct ActiveSet {
         if (select(i, j, v)) cols(e) = j, vals(e) = v, ++e;
       }
     });
-    if constexpr (host_accessible_v<MemSpace>) index_columns(num_cols);
+    columns_indexed = false;
   }
 
   /// Counting sort of the entries by latent, rows ascending within each (serial: a few
-  /// thousand entries, deterministic by construction).
-  void index_columns(std::size_t num_cols) {
+  /// thousand entries, deterministic by construction). Host backends only; a no-op when the
+  /// index of this gather exists.
+  void index_columns(std::size_t num_cols) const {
+    if (columns_indexed && col_start.extent(0) == num_cols + 1) return;
+    columns_indexed = true;
     Kokkos::fence();
     if (col_start.extent(0) != num_cols + 1) col_start = Kokkos::View<int*, MemSpace>("active_col_start", num_cols + 1);
     if (by_column.extent(0) < col.extent(0)) {
@@ -100,7 +105,7 @@ SYNTHSAE_HD void axpy_contiguous(T alpha, const T* __restrict x, T* __restrict y
   for (int k = 0; k < n; ++k) y[k] += alpha * x[k];
 }
 
-/// out(i, :) = (add_bias ? bias : 0) + sum over entries of row i with col < width of value * w(col, :).
+/// out(i, :) = bias + sum over the entries of row i with col < width of value * w(col, :).
 template <class T>
 void sparse_decode(const ActiveSet<T>& a, const Matrix<T>& w, const Vector<T>& bias, const Matrix<T>& out, int width) {
   const auto starts = a.row_start;
@@ -254,6 +259,7 @@ void transpose(const Matrix<T>& in, const Matrix<T>& out) {
 /// row j and adds its entries' g rows contiguously.
 template <class T>
 void sparse_decoder_grad_by_columns(const ActiveSet<T>& a, const Matrix<T>& g, const Matrix<T>& gw, bool accumulate, int width) {
+  a.index_columns(gw.extent(0));
   const auto col_start = a.col_start, by_column = a.by_column, entry_row = a.entry_row;
   const auto vals = a.value;
   const int d = static_cast<int>(gw.extent(1));
@@ -274,7 +280,8 @@ void sparse_encoder_grad_by_columns(const ActiveSet<T>& a, const Matrix<T>& xc, 
   constexpr int kBlock = 16;  // 16 floats: whole cache lines of gw_enc per input row
   const int d = static_cast<int>(gw_enc.extent(0)), s = static_cast<int>(gw_enc.extent(1));
   const int blocks = (s + kBlock - 1) / kBlock;
-  const int chunks = std::max(1, std::min(blocks, static_cast<int>(ExecSpace().concurrency())));
+  const int chunks = host_chunks(blocks);
+  a.index_columns(gw_enc.extent(1));
   if (a.scratch.extent(0) != std::size_t(chunks) || a.scratch.extent(1) != std::size_t(kBlock * d))
     a.scratch = Matrix<T>("active_scratch", chunks, kBlock * d);
   const auto scratch = a.scratch;
@@ -282,7 +289,9 @@ void sparse_encoder_grad_by_columns(const ActiveSet<T>& a, const Matrix<T>& xc, 
   const auto grad = a.grad;
   Kokkos::parallel_for("synthsae::sparse_encoder_grad", Kokkos::RangePolicy<ExecSpace>(0, chunks), KOKKOS_LAMBDA(int c) {
     T* sums = &scratch(c, 0);
-    for (int blk = blocks * c / chunks; blk < blocks * (c + 1) / chunks; ++blk) {
+    int first = 0, last = 0;
+    chunk_range(blocks, c, chunks, first, last);
+    for (int blk = first; blk < last; ++blk) {
       const int j0 = blk * kBlock, j1 = j0 + kBlock < s ? j0 + kBlock : s;
       for (int q = 0; q < kBlock * d; ++q) sums[q] = T(0);
       for (int j = j0; j < j1; ++j) {

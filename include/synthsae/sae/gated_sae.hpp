@@ -69,8 +69,11 @@ class GatedSae {
     gemm(Op::N, Op::T, T(1), x_hat_pi_, params_.w_dec, T(0), dpi_);
     // L1 on pi, weighted by the decoder norms; its norm gradient goes back to W_dec rows.
     kernels::row_norms(params_.w_dec, norms_);
-    losses.penalty = l1_penalty(penalty_scale);
-    l1_backward_to_decoder(grads, penalty_scale);
+    const double rows = double(x.extent(0));
+    losses.penalty = penalty_scale * kernels::weighted_l1(pi_, norms_) / rows;
+    Kokkos::deep_copy(dnorms_, T(0));
+    kernels::weighted_l1_backward(pi_, dpi_, norms_, dnorms_, static_cast<T>(penalty_scale / rows));
+    kernels::add_norm_gradient(params_.w_dec, norms_, dnorms_, grads.w_dec);
     // Through the gate and magnitude paths to dH, then the encoder.
     gate_backward(grads);
     gemm(Op::T, Op::N, T(1), xc_, dH_, T(0), grads.w_enc);
@@ -100,12 +103,8 @@ class GatedSae {
     if (x.extent(1) != input_dim()) throw ShapeError("SAE input has " + show(x.extent(1)) + " dimensions, d_in is " + show(input_dim()));
     resize(x.extent(0));
     Kokkos::deep_copy(x_, x);
-    const auto xx = x_, xc = xc_;
-    const auto b_dec = params_.b_dec;
-    const int d = static_cast<int>(input_dim()), s = static_cast<int>(num_latents());
-    Kokkos::parallel_for("synthsae::gated_center", Kokkos::RangePolicy<ExecSpace>(0, x.extent(0)), KOKKOS_LAMBDA(int i) {
-      for (int k = 0; k < d; ++k) xc(i, k) = xx(i, k) - b_dec(k);
-    });
+    kernels::subtract_from_rows(x_, params_.b_dec, xc_);
+    const int s = static_cast<int>(num_latents());
     gemm(Op::N, Op::N, T(1), xc_, params_.w_enc, T(0), H_);
     const auto H = H_, z = z_, pi = pi_;
     const auto b_gate = params_.extra.at("b_gate"), r_mag = params_.extra.at("r_mag"), b_mag = params_.extra.at("b_mag");
@@ -118,34 +117,6 @@ class GatedSae {
       }
     });
     if (reconstruct) decode(z_, x_hat_);
-  }
-
-  double l1_penalty(double lambda) const {
-    const auto pi = pi_;
-    const auto norms = norms_;
-    const int s = static_cast<int>(num_latents());
-    double sum = 0;
-    Kokkos::parallel_reduce("synthsae::gated_l1", Kokkos::RangePolicy<ExecSpace>(0, pi.extent(0)), KOKKOS_LAMBDA(int i, double& acc) {
-      for (int j = 0; j < s; ++j) acc += double(pi(i, j)) * norms(j);
-    }, sum);
-    return lambda * sum / double(pi.extent(0));
-  }
-
-  /// dpi += lambda n_j / B;  dW_dec_j += (lambda / B) (sum_b pi_bj) W_dec_j / n_j.
-  void l1_backward_to_decoder(SaeParameters<T>& grads, double lambda) {
-    const auto pi = pi_, dpi = dpi_, w = params_.w_dec, gw = grads.w_dec;
-    const auto norms = norms_;
-    const int rows = static_cast<int>(pi.extent(0)), d = static_cast<int>(input_dim());
-    const T scale = static_cast<T>(lambda / double(rows));
-    Kokkos::parallel_for("synthsae::gated_l1_backward", Kokkos::RangePolicy<ExecSpace>(0, num_latents()), KOKKOS_LAMBDA(int j) {
-      T col = 0;
-      for (int i = 0; i < rows; ++i) {
-        dpi(i, j) += scale * norms(j);
-        col += pi(i, j);
-      }
-      const T f = scale * col / norms(j);
-      for (int k = 0; k < d; ++k) gw(j, k) += f * w(j, k);
-    });
   }
 
   /// dp = dpi [p > 0];  dm = dz [p > 0][m > 0];  dH = dp + dm exp(r_mag);
@@ -182,14 +153,14 @@ class GatedSae {
     g_ = Matrix<T>("gated_g", rows, d), x_hat_pi_ = Matrix<T>("gated_x_hat_pi", rows, d);
     H_ = Matrix<T>("gated_H", rows, s), z_ = Matrix<T>("gated_z", rows, s), pi_ = Matrix<T>("gated_pi", rows, s);
     dz_ = Matrix<T>("gated_dz", rows, s), dpi_ = Matrix<T>("gated_dpi", rows, s), dH_ = Matrix<T>("gated_dH", rows, s);
-    norms_ = Vector<T>("gated_norms", s), dH_sum_ = Vector<T>("gated_dH_sum", s);
+    norms_ = Vector<T>("gated_norms", s), dnorms_ = Vector<T>("gated_dnorms", s), dH_sum_ = Vector<T>("gated_dH_sum", s);
   }
 
   L1Penalty l1_;
   SaeParameters<T> params_;
   NoState state_;
   Matrix<T> x_, xc_, x_hat_, g_, x_hat_pi_, H_, z_, pi_, dz_, dpi_, dH_;
-  Vector<T> norms_, dH_sum_;
+  Vector<T> norms_, dnorms_, dH_sum_;
 };
 
 }  // namespace synthsae

@@ -23,6 +23,35 @@ struct NoPenalty {
   void backward(const StepBuffers<T>&, const Matrix<T>&, const Matrix<T>&, const SaeParameters<T>&, SaeParameters<T>&, double) const {}
 };
 
+namespace kernels {
+
+/// sum_b sum_j z_bj n_j (float64): the decoder-norm-weighted L1 of z.
+template <class T>
+double weighted_l1(const Matrix<T>& z, const Vector<T>& norms) {
+  const int s = static_cast<int>(z.extent(1));
+  double sum = 0;
+  Kokkos::parallel_reduce("synthsae::l1", Kokkos::RangePolicy<ExecSpace>(0, z.extent(0)), KOKKOS_LAMBDA(int i, double& acc) {
+    for (int j = 0; j < s; ++j) acc += double(z(i, j)) * norms(j);
+  }, sum);
+  return sum;
+}
+
+/// The gradient of scale * sum_bj z_bj n_j: dz += scale n_j; dnorms_j += scale sum_b z_bj.
+template <class T>
+void weighted_l1_backward(const Matrix<T>& z, const Matrix<T>& dz, const Vector<T>& norms, const Vector<T>& dnorms, T scale) {
+  const int rows = static_cast<int>(z.extent(0));
+  Kokkos::parallel_for("synthsae::l1_backward", Kokkos::RangePolicy<ExecSpace>(0, z.extent(1)), KOKKOS_LAMBDA(int j) {
+    T col = 0;
+    for (int i = 0; i < rows; ++i) {
+      dz(i, j) += scale * norms(j);
+      col += z(i, j);
+    }
+    dnorms(j) += scale * col;
+  });
+}
+
+}  // namespace kernels
+
 struct L1Penalty {
   static constexpr std::string_view name = "l1";
   static constexpr bool active = true;
@@ -30,29 +59,13 @@ struct L1Penalty {
 
   template <class T>
   double forward(const StepBuffers<T>& b, const Matrix<T>& z, const SaeParameters<T>&, double lambda) const {
-    const auto norms = b.norms;
-    const int s = static_cast<int>(z.extent(1));
-    double sum = 0;
-    Kokkos::parallel_reduce("synthsae::l1", Kokkos::RangePolicy<ExecSpace>(0, z.extent(0)), KOKKOS_LAMBDA(int i, double& acc) {
-      for (int j = 0; j < s; ++j) acc += double(z(i, j)) * norms(j);
-    }, sum);
-    return lambda * sum / double(z.extent(0));
+    return lambda * kernels::weighted_l1(z, b.norms) / double(z.extent(0));
   }
 
   /// dz += lambda n_j / B; dnorms_j += lambda sum_b z_bj / B.
   template <class T>
   void backward(const StepBuffers<T>& b, const Matrix<T>& z, const Matrix<T>& dz, const SaeParameters<T>&, SaeParameters<T>&, double lambda) const {
-    const auto norms = b.norms, dnorms = b.dnorms;
-    const int rows = static_cast<int>(z.extent(0));
-    const T scale = static_cast<T>(lambda / double(rows));
-    Kokkos::parallel_for("synthsae::l1_backward", Kokkos::RangePolicy<ExecSpace>(0, z.extent(1)), KOKKOS_LAMBDA(int j) {
-      T col = 0;
-      for (int i = 0; i < rows; ++i) {
-        dz(i, j) += scale * norms(j);
-        col += z(i, j);
-      }
-      dnorms(j) += scale * col;
-    });
+    kernels::weighted_l1_backward(z, dz, b.norms, b.dnorms, static_cast<T>(lambda / double(z.extent(0))));
   }
 };
 

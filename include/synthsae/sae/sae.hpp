@@ -139,7 +139,7 @@ class Sae {
     forward(x, b, true);
     StepLosses losses;
     const std::size_t rows = b.batch();
-    const int d = static_cast<int>(input_dim()), s = static_cast<int>(num_latents());
+    const int s = static_cast<int>(num_latents());
     losses.mse = kernels::mse_and_gradient(b.x, b.x_hat, b.g_xhat);  // outer reconstruction
     gemm(Op::T, Op::N, T(1), b.c, b.g_xhat, T(0), grads.w_dec);
     kernels::column_sums(b.g_xhat, grads.b_dec, T(1), false);
@@ -175,15 +175,7 @@ class Sae {
     activation_.backward(b, params_, grads, act_state_);
     losses.aux = aux_.accumulate(b, params_, grads, aux_state_, dead, num_dead);
 
-    {  // norms -> W_dec rows
-      const auto gw = grads.w_dec, w = params_.w_dec;
-      const auto norms = b.norms, dnorms = b.dnorms;
-      Kokkos::parallel_for("synthsae::dnorms", Kokkos::RangePolicy<ExecSpace>(0, s), KOKKOS_LAMBDA(int j) {
-        if (dnorms(j) == T(0)) return;
-        const T f = dnorms(j) / norms(j);
-        for (int k = 0; k < d; ++k) gw(j, k) += f * w(j, k);
-      });
-    }
+    kernels::add_norm_gradient(params_.w_dec, b.norms, b.dnorms, grads.w_dec);
     gemm(Op::T, Op::N, T(1), b.xc, b.dh, T(0), grads.w_enc);
     kernels::column_sums(b.dh, grads.b_enc, T(1), false);
     kernels::subtract_encoder_image(params_.w_enc, grads.b_enc, grads.b_dec);  // b_dec also enters through xc
@@ -264,12 +256,7 @@ class Sae {
     }
     b.resize(x.extent(0), input_dim(), num_latents());
     Kokkos::deep_copy(b.x, x);
-    const auto xx = b.x, xc = b.xc;
-    const auto b_dec = params_.b_dec;
-    const int d = static_cast<int>(input_dim());
-    Kokkos::parallel_for("synthsae::center", Kokkos::RangePolicy<ExecSpace>(0, x.extent(0)), KOKKOS_LAMBDA(int i) {
-      for (int k = 0; k < d; ++k) xc(i, k) = xx(i, k) - b_dec(k);
-    });
+    kernels::subtract_from_rows(b.x, params_.b_dec, b.xc);
     kernels::fill_rows(b.h, params_.b_enc);  // h = b_enc + xc W_enc: the product accumulates onto the bias
     gemm(Op::N, Op::N, T(1), b.xc, params_.w_enc, T(1), b.h);
     kernels::row_norms(params_.w_dec, b.norms);

@@ -50,7 +50,6 @@ SYNTHSAE_HD T dot_contiguous(const T* a, const T* b, int n) {
   return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
 }
 
-
 /// out(j) = |rows(j, :)|, clamped at 1e-8.
 template <class T>
 void row_norms(const Matrix<T>& rows, const Vector<T>& out) {
@@ -103,6 +102,27 @@ void add_to_rows(const Matrix<T>& m, const Vector<T>& v) {
   const int cols = static_cast<int>(m.extent(1));
   Kokkos::parallel_for("synthsae::add_to_rows", Kokkos::RangePolicy<ExecSpace>(0, m.extent(0)), KOKKOS_LAMBDA(int i) {
     for (int k = 0; k < cols; ++k) m(i, k) += v(k);
+  });
+}
+
+/// gw(j, :) += dnorms_j W_dec_j / n_j: a loss's gradient w.r.t. the decoder norms n_j = |W_dec_j|
+/// carried to the decoder rows.
+template <class T>
+void add_norm_gradient(const Matrix<T>& w_dec, const Vector<T>& norms, const Vector<T>& dnorms, const Matrix<T>& gw) {
+  const int d = static_cast<int>(w_dec.extent(1));
+  Kokkos::parallel_for("synthsae::dnorms", Kokkos::RangePolicy<ExecSpace>(0, w_dec.extent(0)), KOKKOS_LAMBDA(int j) {
+    if (dnorms(j) == T(0)) return;
+    const T f = dnorms(j) / norms(j);
+    for (int k = 0; k < d; ++k) gw(j, k) += f * w_dec(j, k);
+  });
+}
+
+/// xc(i, :) = x(i, :) - b for every row i (the encoder input x - b_dec).
+template <class T>
+void subtract_from_rows(const Matrix<T>& x, const Vector<T>& b, const Matrix<T>& xc) {
+  const int cols = static_cast<int>(x.extent(1));
+  Kokkos::parallel_for("synthsae::center", Kokkos::RangePolicy<ExecSpace>(0, x.extent(0)), KOKKOS_LAMBDA(int i) {
+    for (int k = 0; k < cols; ++k) xc(i, k) = x(i, k) - b(k);
   });
 }
 

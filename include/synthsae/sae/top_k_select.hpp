@@ -5,8 +5,8 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
-#include <optional>
 #include <cmath>
+#include <optional>
 #include <vector>
 
 #include "synthsae/core/backend.hpp"
@@ -88,10 +88,11 @@ std::vector<std::int64_t> radix_histogram(const Matrix<T>& values, bool low_half
   std::vector<std::int64_t> counts(65536, 0);
   const RadixBin bin_of{low_half, prefix};
   if constexpr (host_accessible_v<MemSpace>) {
-    const int chunks = std::max(1, std::min(rows, static_cast<int>(ExecSpace().concurrency())));
+    const int chunks = host_chunks(rows);
     Kokkos::View<std::int32_t**, Kokkos::LayoutRight, MemSpace> local("radix_local", chunks, 65536);
     Kokkos::parallel_for("synthsae::radix_histogram", Kokkos::RangePolicy<ExecSpace>(0, chunks), KOKKOS_LAMBDA(int c) {
-      const int r0 = static_cast<int>(std::int64_t(rows) * c / chunks), r1 = static_cast<int>(std::int64_t(rows) * (c + 1) / chunks);
+      int r0 = 0, r1 = 0;
+      chunk_range(rows, c, chunks, r0, r1);
       for (int i = r0; i < r1; ++i)
         for (int j = 0; j < cols; ++j) {
           int bin = 0;
@@ -115,15 +116,9 @@ std::vector<std::int64_t> radix_histogram(const Matrix<T>& values, bool low_half
   return counts;
 }
 
-}  // namespace detail
-
-/// The m-th largest of the positive entries of `values` (compared as float), or 0 when there
-/// are at most m positive entries. Keeping the entries >= the result (> 0 when it is 0)
-/// selects the batch-wide top m, plus any exact ties at the threshold. Two passes of a 65,536-bin
-/// histogram over the float bit patterns (monotone for non-negative floats).
-namespace detail {
-
-/// The two-pass radix selection over every entry.
+/// The two-pass radix selection over every entry: a 65,536-bin histogram of the high halves
+/// of the float bit patterns (monotone for non-negative floats), then of the low halves within
+/// the bin that holds the m-th largest.
 template <class T>
 float exact_batch_top_m_threshold(const Matrix<T>& values, std::size_t m) {
   const std::vector<std::int64_t> h1 = detail::radix_histogram(values, false, 0);
@@ -148,7 +143,6 @@ float exact_batch_top_m_threshold(const Matrix<T>& values, std::size_t m) {
   return bits_float((prefix << 16) | static_cast<std::uint32_t>(low));
 }
 
-
 /// Host backends: the same threshold from a candidate set. The first rows (1/16 of the batch)
 /// give a lower bound t_lo whose expected count over the batch is ~1.25 m plus four standard
 /// deviations; one pass keeps the entries >= t_lo, and the m-th largest of those is the answer
@@ -163,18 +157,15 @@ std::optional<float> threshold_from_candidates(const Matrix<T>& values, std::siz
   const auto want = static_cast<std::size_t>(std::ceil(1.25 * m_sample + 4.0 * std::sqrt(m_sample) + 8.0));
   const auto sample = Kokkos::subview(values, Kokkos::make_pair(0, sample_rows), Kokkos::ALL());
   const float lower = exact_batch_top_m_threshold(Matrix<T>(sample), want);
-  const int chunks = std::max(1, std::min(rows, static_cast<int>(ExecSpace().concurrency())));
+  const int chunks = host_chunks(rows);
   Kokkos::View<std::int64_t*, MemSpace> counts("candidate_counts", chunks + 1);
   // v >= floor <=> v > 0 && v >= lower; one comparison keeps the count pass free of
   // unpredictable branches (half the keys are negative).
   const float floor = std::max(lower, std::numeric_limits<float>::denorm_min());
   auto keep = [=](float v) { return v >= floor; };
-  auto chunk_rows = [=](int c, int& r0, int& r1) {
-    r0 = static_cast<int>(std::int64_t(rows) * c / chunks), r1 = static_cast<int>(std::int64_t(rows) * (c + 1) / chunks);
-  };
   Kokkos::parallel_for("synthsae::candidate_count", Kokkos::RangePolicy<ExecSpace>(0, chunks), KOKKOS_LAMBDA(int c) {
     int r0 = 0, r1 = 0;
-    chunk_rows(c, r0, r1);
+    chunk_range(rows, c, chunks, r0, r1);
     std::int64_t n = 0;
     for (int i = r0; i < r1; ++i)
       for (int j = 0; j < cols; ++j) n += keep(static_cast<float>(values(i, j))) ? 1 : 0;
@@ -187,7 +178,7 @@ std::optional<float> threshold_from_candidates(const Matrix<T>& values, std::siz
   Kokkos::View<float*, MemSpace> candidates("candidates", total);
   Kokkos::parallel_for("synthsae::candidate_fill", Kokkos::RangePolicy<ExecSpace>(0, chunks), KOKKOS_LAMBDA(int c) {
     int r0 = 0, r1 = 0;
-    chunk_rows(c, r0, r1);
+    chunk_range(rows, c, chunks, r0, r1);
     std::int64_t e = counts(c);
     for (int i = r0; i < r1; ++i)
       for (int j = 0; j < cols; ++j) {
@@ -203,6 +194,9 @@ std::optional<float> threshold_from_candidates(const Matrix<T>& values, std::siz
 
 }  // namespace detail
 
+/// The m-th largest of the positive entries of `values` (compared as float), or 0 when there
+/// are at most m positive entries (infinity when m = 0). Keeping the entries >= the result
+/// (> 0 when it is 0) selects the batch-wide top m, plus any exact ties at the threshold.
 template <class T>
 float batch_top_m_threshold(const Matrix<T>& values, std::size_t m) {
   if constexpr (host_accessible_v<MemSpace>) {
