@@ -8,7 +8,7 @@
 
 #include <synthsae/core/counter_rng.hpp>
 #include <synthsae/sae/gated_sae.hpp>
-#include <synthsae/sae/matching_pursuit.hpp>
+#include <synthsae/sae/matching_pursuit_sae.hpp>
 #include <synthsae/sae/sae.hpp>
 #include <synthsae/train/adam.hpp>
 

@@ -1,4 +1,5 @@
-// Compose SAE architectures the paper did not publish from the same policies, and train them:
+// Compose SAE architectures the paper did not publish from the same policies, and train them
+// (the penalty takes its bandwidth from the JumpReLU activation: one source):
 //   * Matryoshka levels over a JumpReLU activation (with its L0 step penalty);
 //   * TopK with an extra L1 term on the decoder-norm-weighted activations.
 #include <cstdio>
@@ -27,7 +28,7 @@ int main(int argc, char* argv[]) {
   const std::size_t d = world.hidden_dim(), width = 256;
   train_and_report("Matryoshka JumpReLU",
                    MatryoshkaJumpRelu(d, width, JumpRelu{.init_threshold = 0.5, .bandwidth = 0.5},
-                                      L0StepPenalty{.coefficient = 0.3, .bandwidth = 0.5}, {}, Matryoshka{{32, 128}}, 0.5),
+                                      L0StepPenalty{.coefficient = 0.3}, {}, Matryoshka{{32, 128}}, 0.5),
                    world);
   train_and_report("TopK + L1", TopKWithL1(d, width, TopK{.k = 8}, L1Penalty{.coefficient = 0.05}), world);
   return 0;

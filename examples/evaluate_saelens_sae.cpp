@@ -13,8 +13,8 @@ int main(int argc, char* argv[]) {
     return 2;
   }
   try {
-    synthsae::SyntheticModel world = synthsae::io::load_synthetic_model(argv[1]);
-    synthsae::InferenceSae sae = synthsae::io::load_sae(argv[2]);
+    synthsae::SyntheticModel world = synthsae::saelens::load_synthetic_model(argv[1]);
+    synthsae::InferenceSae sae = synthsae::saelens::load_sae(argv[2]);
     synthsae::EvalOptions options;
     if (argc > 3) options.samples = std::strtoull(argv[3], nullptr, 10);
     std::printf("%s\n", synthsae::evaluate_all(sae, world, options).dump(2).c_str());

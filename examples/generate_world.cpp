@@ -16,6 +16,6 @@ int main(int argc, char* argv[]) {
   std::printf("%s: %zu features in %zu dimensions, %zu in the hierarchy\n", name.c_str(), world.num_features(), world.hidden_dim(),
               world.hierarchy().num_hierarchical_features());
   std::printf("true L0 %.2f (first 1024 features: %.2f), rho_mm %.3f\n", firing.true_l0, firing.true_l0_first_k, sup.rho_mm);
-  io::save_synthetic_model(world, argc > 2 ? argv[2] : "out/" + name);
+  saelens::save_synthetic_model(world, argc > 2 ? argv[2] : "out/" + name);
   return 0;
 }

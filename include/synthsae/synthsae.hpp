@@ -1,5 +1,7 @@
 #pragma once
 // synthsae: SynthSAEBench in C++20 and Kokkos. The one header most users include.
+// Layers, bottom to top (docs/architecture.md): core/ -> io/ (JSON, atomic files, safetensors)
+// -> world/, sae/ -> metrics/, train/ -> saelens/ (SAELens directories) -> architectures/.
 #include "synthsae/core/backend.hpp"
 #include "synthsae/core/counter_rng.hpp"
 #include "synthsae/core/error.hpp"
@@ -10,16 +12,19 @@
 #include "synthsae/io/atomic_file.hpp"
 #include "synthsae/io/json.hpp"
 #include "synthsae/io/safetensors.hpp"
-#include "synthsae/io/synthetic_model_files.hpp"
 #include "synthsae/world/presets.hpp"
 #include "synthsae/world/statistics.hpp"
 #include "synthsae/world/synthetic_model.hpp"
-#include "synthsae/io/sae_files.hpp"
+#include "synthsae/sae/gated_sae.hpp"
+#include "synthsae/sae/inference/export.hpp"
+#include "synthsae/sae/inference_sae.hpp"
+#include "synthsae/sae/matching_pursuit_sae.hpp"
+#include "synthsae/sae/sae.hpp"
 #include "synthsae/metrics/evaluate.hpp"
 #include "synthsae/metrics/supervised_probes.hpp"
-#include "synthsae/sae/gated_sae.hpp"
-#include "synthsae/sae/inference_sae.hpp"
-#include "synthsae/sae/matching_pursuit.hpp"
-#include "synthsae/sae/sae.hpp"
 #include "synthsae/train/callbacks.hpp"
+#include "synthsae/train/run_recipes.hpp"
 #include "synthsae/train/trainer.hpp"
+#include "synthsae/saelens/model_directory.hpp"
+#include "synthsae/saelens/sae_directory.hpp"
+#include "synthsae/architectures.hpp"

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "synthsae/core/counter_rng.hpp"
-#include "synthsae/sae/top_k_select.hpp"
+#include "synthsae/sae/kernels/top_k_select.hpp"
 
 using namespace synthsae;
 

@@ -156,7 +156,7 @@ TEST_CASE("a run resumed from a checkpoint matches an uninterrupted run bit for 
   std::filesystem::remove_all(dir);
 }
 
-#include "synthsae/sae/matching_pursuit.hpp"
+#include "synthsae/sae/matching_pursuit_sae.hpp"
 
 TEST_CASE("Matching Pursuit reconstructs better than BatchTopK at equal L0 in superposition", "[train][quality]") {
   // 256 features in 32 dimensions (strong superposition), L0 budget 4 for both.

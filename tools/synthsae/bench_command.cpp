@@ -11,7 +11,8 @@
 #include <string>
 #include <vector>
 
-#include <synthsae/io/sae_files.hpp>
+#include <synthsae/architectures.hpp>
+#include <synthsae/saelens/sae_directory.hpp>
 #include <synthsae/metrics/decoder_similarity.hpp>
 #include <synthsae/metrics/supervised_probes.hpp>
 
@@ -96,7 +97,10 @@ int run_bench(const std::vector<std::string>& argv) {
     const std::string preset_name = args.text("--preset").value_or("cpu-1k");
     const auto archs = split(args.text("--archs").value_or("batchtopk,matryoshka_batchtopk,jumprelu,standard,matching_pursuit"));
     for (const auto& a : archs) {
-      if (!known_architecture(a)) throw UsageError("--archs: unknown architecture '" + a + "' (" + architecture_list() + ")");
+      const auto known = architectures::names();
+      if (std::find(known.begin(), known.end(), a) == known.end()) {
+        throw UsageError("--archs: unknown architecture '" + a + "' (" + architectures::name_list() + ")");
+      }
     }
     if (archs.empty()) throw UsageError("--archs: empty list");
     std::vector<double> l0s;
@@ -135,7 +139,7 @@ int run_bench(const std::vector<std::string>& argv) {
             r.arch = arch;
             r.seed = static_cast<std::uint64_t>(seed);
             r.k = static_cast<int>(l0);
-            if (coefficient_architecture(arch)) r.target_l0 = l0;
+            if (architectures::knobs_of(arch).target_l0) r.target_l0 = l0;
             const std::string name = arch + "-l0" + std::to_string(int(l0)) + "-seed" + std::to_string(seed);
             r.out = out.path() / "runs" / name;
             std::fprintf(stderr, "synthsae bench: training %s\n", name.c_str());
@@ -167,7 +171,7 @@ int run_bench(const std::vector<std::string>& argv) {
       // The supervised ceiling beside the SAEs: probes for the features the first SAE matches.
       io::Json ceiling = nullptr;
       if (!args.has("--no-probes")) {
-        const InferenceSae first = io::load_sae(out.path() / "runs" / rows.front().dir.filename());
+        const InferenceSae first = saelens::load_sae(out.path() / "runs" / rows.front().dir.filename());
         const auto sim = decoder_similarity(first.params.w_dec, world.feature_vectors());
         std::vector<std::int32_t> features(sim.best_feature.begin(), sim.best_feature.end());
         std::sort(features.begin(), features.end());
@@ -218,7 +222,7 @@ int run_bench(const std::vector<std::string>& argv) {
         const auto pick = std::find_if(rows.begin(), rows.end(), [](const Row& r) { return r.arch == "matryoshka_batchtopk"; });
         const Row& row = pick != rows.end() ? *pick : rows.front();
         const auto dir = out.path() / "runs" / row.dir.filename();
-        const InferenceSae sae = io::load_sae(dir);
+        const InferenceSae sae = saelens::load_sae(dir);
         const auto sim = decoder_similarity(sae.params.w_dec, world.feature_vectors());
         std::vector<std::size_t> latents(sim.num_latents);
         for (std::size_t j = 0; j < latents.size(); ++j) latents[j] = j;

@@ -2,7 +2,7 @@
 #include <cstdio>
 #include <string>
 
-#include <synthsae/io/sae_files.hpp>
+#include <synthsae/saelens/sae_directory.hpp>
 #include <synthsae/metrics/evaluate.hpp>
 
 #include "cli_args.hpp"
@@ -12,19 +12,23 @@
 namespace synthsae::cli {
 
 namespace {
-constexpr const char* kEvalUsage =
-    "usage: synthsae eval --model (PRESET | DIR) --sae DIR [--samples N] [--batch N]\n"
-    "\n"
-    "Prints the ground-truth metrics of an SAE saved in SAELens's layout (cfg.json +\n"
-    "sae_weights.safetensors; architectures standard, topk, jumprelu), ours or SAELens's, as one\n"
-    "JSON object with SAELens's keys. Defaults: 500,000 samples in batches of 1024.\n";
+/// The usage text; the architectures come from the loader's list of inference forms.
+std::string eval_usage() {
+  return "usage: synthsae eval --model (PRESET | DIR) --sae DIR [--samples N] [--batch N]\n"
+         "\n"
+         "Prints the ground-truth metrics of an SAE saved in SAELens's layout (cfg.json +\n"
+         "sae_weights.safetensors; architectures " +
+         saelens::supported_inference_architectures() +
+         "),\nours or SAELens's, as one JSON object with SAELens's keys. Defaults: 500,000 samples in\n"
+         "batches of 1024.\n";
+}
 }  // namespace
 
 int run_eval(const std::vector<std::string>& argv) {
   try {
     const Args args(argv, {"--model", "--sae", "--samples", "--batch"}, {});
     if (args.help()) {
-      std::fputs(kEvalUsage, stdout);
+      std::fputs(eval_usage().c_str(), stdout);
       return 0;
     }
     if (!args.has("--model")) throw UsageError("--model is required");
@@ -36,7 +40,7 @@ int run_eval(const std::vector<std::string>& argv) {
     const auto sae_dir = *args.text("--sae");
     try {
       SyntheticModel world = world_from_argument(model);
-      InferenceSae sae = io::load_sae(sae_dir);
+      InferenceSae sae = saelens::load_sae(sae_dir);
       std::printf("%s\n", evaluate_all(sae, world, opts).dump(2).c_str());
       return 0;
     } catch (const UsageError&) {
@@ -46,7 +50,7 @@ int run_eval(const std::vector<std::string>& argv) {
       return 1;
     }
   } catch (const UsageError& e) {
-    std::fprintf(stderr, "synthsae eval: %s\n\n%s", e.what(), kEvalUsage);
+    std::fprintf(stderr, "synthsae eval: %s\n\n%s", e.what(), eval_usage().c_str());
     return 2;
   }
 }

@@ -1,6 +1,7 @@
 // synthsae: the command-line program over the library.
 //   synthsae model ...   build, load, save and describe synthetic worlds
 //   synthsae train ...   train an SAE; synthsae eval ...: evaluate a saved one
+//   synthsae bench ...   several architectures at several L0s; synthsae architectures: the list
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -21,6 +22,7 @@ constexpr const char* kUsage =
     "  train    train an SAE on a world; save it in SAELens's layout with its evaluation\n"
     "  eval     ground-truth metrics of any SAE saved in SAELens's layout\n"
     "  bench    train several architectures at several L0s; table, CSV, JSON and plots\n"
+    "  architectures  the SAE architectures train and bench accept, as a table\n"
     "\n"
     "Run 'synthsae <command> --help' for the options of a command.\n"
     "Kokkos options (--kokkos-num-threads=N, ...) are accepted before the command.\n";
@@ -40,6 +42,7 @@ int main(int argc, char* argv[]) {
   if (command == "train") return synthsae::cli::run_train(args);
   if (command == "eval") return synthsae::cli::run_eval(args);
   if (command == "bench") return synthsae::cli::run_bench(args);
+  if (command == "architectures") return synthsae::cli::run_architectures(args);
   std::fprintf(stderr, "synthsae: unknown command '%s'\n\n%s", command.c_str(), kUsage);
   return 2;
 }

@@ -6,7 +6,7 @@
 #include <filesystem>
 #include <string>
 
-#include <synthsae/io/synthetic_model_files.hpp>
+#include <synthsae/saelens/model_directory.hpp>
 #include <synthsae/world/presets.hpp>
 #include <synthsae/world/statistics.hpp>
 
@@ -61,7 +61,7 @@ int run_model(const std::vector<std::string>& argv) {
       const auto t0 = std::chrono::steady_clock::now();
       std::optional<SyntheticModel> model;
       if (const auto dir = args.text("--load")) {
-        model.emplace(io::load_synthetic_model(*dir));
+        model.emplace(saelens::load_synthetic_model(*dir));
       } else {
         SyntheticModelConfig cfg;
         if (const auto name = args.text("--preset")) {
@@ -85,7 +85,7 @@ int run_model(const std::vector<std::string>& argv) {
 
       if (const auto dir = args.text("--save")) {
         StagedDirectory out(*dir);
-        io::save_synthetic_model(*model, out.path());
+        saelens::save_synthetic_model(*model, out.path());
         out.commit();
         std::fprintf(stderr, "synthsae: saved the world to %s\n", dir->c_str());
       }

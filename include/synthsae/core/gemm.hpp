@@ -49,7 +49,7 @@ inline std::string shape_text(std::size_t r, std::size_t c) {
 template <class Space, class AView, class BView, class CView>
 void gemm(const Space& space, Op op_a, Op op_b, typename CView::non_const_value_type alpha,
           const AView& A, const BView& B, typename CView::non_const_value_type beta, const CView& C,
-          GemmMath math = GemmMath::fp32) {
+          GemmMath math = default_gemm_math()) {
   using T = typename CView::non_const_value_type;
   static_assert(std::is_same_v<std::remove_const_t<typename AView::value_type>, T> &&
                     std::is_same_v<std::remove_const_t<typename BView::value_type>, T>,
@@ -91,7 +91,7 @@ void gemm(const Space& space, Op op_a, Op op_b, typename CView::non_const_value_
 /// gemm on the default execution space instance.
 template <class AView, class BView, class CView>
 void gemm(Op op_a, Op op_b, typename CView::non_const_value_type alpha, const AView& A, const BView& B,
-          typename CView::non_const_value_type beta, const CView& C, GemmMath math = GemmMath::fp32) {
+          typename CView::non_const_value_type beta, const CView& C, GemmMath math = default_gemm_math()) {
   gemm(typename CView::execution_space(), op_a, op_b, alpha, A, B, beta, C, math);
 }
 

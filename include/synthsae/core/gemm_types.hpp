@@ -1,5 +1,8 @@
 #pragma once
 // Vocabulary of synthsae::gemm, shared by its host and CUDA backends.
+#include <optional>
+#include <string_view>
+
 namespace synthsae {
 
 enum class Op { N, T };  ///< use the matrix as stored, or its transpose
@@ -9,6 +12,39 @@ enum class GemmMath {
   fp32,  ///< full FP32
   tf32,  ///< TF32 tensor cores, FP32 accumulation
   bf16,  ///< BF16 tensor cores, FP32 accumulation
+};
+
+inline constexpr std::string_view gemm_math_name(GemmMath m) {
+  return m == GemmMath::fp32 ? "fp32" : m == GemmMath::tf32 ? "tf32" : "bf16";
+}
+inline std::optional<GemmMath> parse_gemm_math(std::string_view name) {
+  for (GemmMath m : {GemmMath::fp32, GemmMath::tf32, GemmMath::bf16})
+    if (name == gemm_math_name(m)) return m;
+  return std::nullopt;
+}
+
+namespace detail {
+inline GemmMath& default_gemm_math_slot() {
+  static thread_local GemmMath math = GemmMath::fp32;
+  return math;
+}
+}  // namespace detail
+
+/// The arithmetic a gemm call without an explicit GemmMath uses on this thread (FP32 unless a
+/// ScopedGemmMath is alive). The Trainer sets it from TrainerConfig::gemm_math for a run, so
+/// every product of the step and of its policies follows one setting. No effect on the host.
+inline GemmMath default_gemm_math() { return detail::default_gemm_math_slot(); }
+
+/// Sets the default GemmMath of this thread until the end of the scope.
+class ScopedGemmMath {
+ public:
+  explicit ScopedGemmMath(GemmMath m) : previous_(detail::default_gemm_math_slot()) { detail::default_gemm_math_slot() = m; }
+  ~ScopedGemmMath() { detail::default_gemm_math_slot() = previous_; }
+  ScopedGemmMath(const ScopedGemmMath&) = delete;
+  ScopedGemmMath& operator=(const ScopedGemmMath&) = delete;
+
+ private:
+  GemmMath previous_;
 };
 
 }  // namespace synthsae

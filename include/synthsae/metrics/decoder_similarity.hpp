@@ -7,6 +7,7 @@
 #include "synthsae/core/backend.hpp"
 #include "synthsae/core/error.hpp"
 #include "synthsae/core/gemm.hpp"
+#include "synthsae/core/row_loops.hpp"
 
 namespace synthsae {
 
@@ -25,13 +26,13 @@ inline DecoderSimilarity decoder_similarity(const Matrix<float>& w_dec, const Ma
   gemm(Op::N, Op::T, 1.0f, w_dec, w_feat, 0.0f, dots);
   auto row_norms = [](const Matrix<float>& m) {
     Vector<float> norms("norms", m.extent(0));
-    const int cols = static_cast<int>(m.extent(1));
-    Kokkos::parallel_for("synthsae::row_norms", Kokkos::RangePolicy<ExecSpace>(0, m.extent(0)), KOKKOS_LAMBDA(int i) {
-      double acc = 0;
-      for (int k = 0; k < cols; ++k) acc += double(m(i, k)) * m(i, k);
-      const double norm = kmath::sqrt(acc);
-      norms(i) = static_cast<float>(norm > 1e-8 ? norm : 1e-8);
-    });
+    const auto mm = m;
+    for_each_row_sum<double>(
+        "synthsae::row_norms", m.extent(0), m.extent(1), KOKKOS_LAMBDA(int i, int k) { return double(mm(i, k)) * mm(i, k); },
+        KOKKOS_LAMBDA(int i, double acc) {
+          const double norm = kmath::sqrt(acc);
+          norms(i) = static_cast<float>(norm > 1e-8 ? norm : 1e-8);
+        });
     return Kokkos::create_mirror_view_and_copy(HostSpace(), norms);
   };
   const auto dn = row_norms(w_dec), fn = row_norms(w_feat);

@@ -14,19 +14,10 @@
 #include <nlohmann/json.hpp>
 
 #include "synthsae/metrics/accumulators.hpp"
+#include "synthsae/metrics/concepts.hpp"
 #include "synthsae/world/synthetic_model.hpp"
 
 namespace synthsae {
-
-/// What evaluate() needs from an SAE: batch encode/decode on device matrices and its decoder.
-template <class S>
-concept EvaluableSae = requires(S& sae, const Matrix<float>& x, const Matrix<float>& z, const Matrix<float>& x_hat) {
-  { sae.num_latents() } -> std::convertible_to<std::size_t>;
-  { sae.input_dim() } -> std::convertible_to<std::size_t>;
-  sae.encode(x, z);      // z: [B, S]
-  sae.decode(z, x_hat);  // x_hat: [B, D]
-  { sae.decoder_weights() } -> std::convertible_to<Matrix<float>>;  // W_dec [S, D]
-};
 
 /// Seconds spent per phase of an evaluation (filled when EvalOptions::timings is set).
 struct EvalTimings {

@@ -17,11 +17,12 @@
 #include <optional>
 
 #include "synthsae/core/gemm.hpp"
-#include "synthsae/sae/aux_loss.hpp"
+#include "synthsae/sae/kernels/step_buffers.hpp"
+#include "synthsae/sae/kernels/weighted_l1.hpp"
+#include "synthsae/core/row_loops.hpp"
 #include "synthsae/sae/parameters.hpp"
-#include "synthsae/sae/penalty.hpp"
-#include "synthsae/sae/sae.hpp"
-#include "synthsae/sae/step_buffers.hpp"
+#include "synthsae/sae/policies/penalty_l1.hpp"
+#include "synthsae/sae/step_interface.hpp"
 
 namespace synthsae {
 
@@ -34,7 +35,7 @@ class GatedSae {
 
   GatedSae(std::size_t d_in, std::size_t d_sae, L1Penalty l1 = {}, std::optional<double> decoder_init_norm = 0.1, std::uint64_t seed = 0)
       : l1_(l1) {
-    if (!(l1.coefficient >= 0)) throw ConfigError("l1_coefficient", show(l1.coefficient), "must be >= 0");
+    l1_.validate(d_in, d_sae);
     params_ = initial_parameters<T>(d_in, d_sae, decoder_init_norm, seed);
     params_.b_enc = Vector<T>("b_enc_unused", 0);
     for (const std::string name : {"b_gate", "r_mag", "b_mag"}) params_.extra[name] = Vector<T>(name, d_sae);
@@ -50,9 +51,10 @@ class GatedSae {
   const Matrix<T>& last_activations() const { return z_; }
   const Matrix<T>& last_reconstruction() const { return x_hat_; }
 
-  /// Loss and gradients for one batch; `penalty_scale` is the current L1 coefficient
-  /// (warm-up and autotuning included). Dead latents play no part in the Gated losses.
-  StepLosses forward_backward(const Matrix<T>& x, SaeParameters<T>& grads, const DeadMask& = {}, std::size_t = 0, double penalty_scale = 1.0) {
+  /// Loss and gradients for one batch; `scale` scales the L1 coefficient (warm-up and
+  /// autotuning). Dead latents play no part in the Gated losses.
+  StepLosses forward_backward(const Matrix<T>& x, SaeParameters<T>& grads, const DeadMask& = {}, std::size_t = 0, PenaltyScale scale = {}) {
+    const double lambda = scale.lambda(l1_.coefficient);
     forward(x);
     StepLosses losses;
     // Reconstruction: g = 2 (x_hat - x) / B;  dW_dec = z^T g;  db_dec = sum g;  dz = g W_dec^T.
@@ -70,9 +72,9 @@ class GatedSae {
     // L1 on pi, weighted by the decoder norms; its norm gradient goes back to W_dec rows.
     kernels::row_norms(params_.w_dec, norms_);
     const double rows = double(x.extent(0));
-    losses.penalty = penalty_scale * kernels::weighted_l1(pi_, norms_) / rows;
+    losses.penalty = lambda * kernels::weighted_l1(pi_, norms_) / rows;
     Kokkos::deep_copy(dnorms_, T(0));
-    kernels::weighted_l1_backward(pi_, dpi_, norms_, dnorms_, static_cast<T>(penalty_scale / rows));
+    kernels::weighted_l1_backward(pi_, dpi_, norms_, dnorms_, static_cast<T>(lambda / rows));
     kernels::add_norm_gradient(params_.w_dec, norms_, dnorms_, grads.w_dec);
     // Through the gate and magnitude paths to dH, then the encoder.
     gate_backward(grads);
@@ -83,10 +85,14 @@ class GatedSae {
   }
 
   /// Loss only (no state to restore): for finite-difference tests.
-  StepLosses loss(const Matrix<T>& x, const DeadMask& = {}, std::size_t = 0, double penalty_scale = 1.0) {
+  StepLosses loss(const Matrix<T>& x, const DeadMask& = {}, std::size_t = 0, PenaltyScale scale = {}) {
     SaeParameters<T> scratch = params_.zeros_like();
-    return forward_backward(x, scratch, {}, 0, penalty_scale);
+    return forward_backward(x, scratch, {}, 0, scale);
   }
+
+  /// No run state survives a step (run_state.hpp).
+  template <class Archive>
+  void persist(Archive&) {}
 
   void encode(const Matrix<T>& x, const Matrix<T>& z) {
     forward(x, /*reconstruct=*/false);
@@ -104,17 +110,14 @@ class GatedSae {
     resize(x.extent(0));
     Kokkos::deep_copy(x_, x);
     kernels::subtract_from_rows(x_, params_.b_dec, xc_);
-    const int s = static_cast<int>(num_latents());
     gemm(Op::N, Op::N, T(1), xc_, params_.w_enc, T(0), H_);
     const auto H = H_, z = z_, pi = pi_;
     const auto b_gate = params_.extra.at("b_gate"), r_mag = params_.extra.at("r_mag"), b_mag = params_.extra.at("b_mag");
-    Kokkos::parallel_for("synthsae::gated_forward", Kokkos::RangePolicy<ExecSpace>(0, x.extent(0)), KOKKOS_LAMBDA(int i) {
-      for (int j = 0; j < s; ++j) {
-        const T p = H(i, j) + b_gate(j);
-        const T m = H(i, j) * kmath::exp(r_mag(j)) + b_mag(j);
-        pi(i, j) = p > T(0) ? p : T(0);
-        z(i, j) = (p > T(0) && m > T(0)) ? m : T(0);
-      }
+    for_each_entry("synthsae::gated_forward", x.extent(0), num_latents(), KOKKOS_LAMBDA(int i, int j) {
+      const T p = H(i, j) + b_gate(j);
+      const T m = H(i, j) * kmath::exp(r_mag(j)) + b_mag(j);
+      pi(i, j) = p > T(0) ? p : T(0);
+      z(i, j) = (p > T(0) && m > T(0)) ? m : T(0);
     });
     if (reconstruct) decode(z_, x_hat_);
   }

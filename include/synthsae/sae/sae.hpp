@@ -9,82 +9,44 @@
 //   Activation maps dc to dh (and its own parameters); Aux adds to dh and dW_dec;
 //   dW_dec_j += dnorms_j W_dec_j / |W_dec_j|;  dW_enc = xc^T dh;  db_enc = sum_b dh;
 //   db_dec -= W_enc db_enc.
-// Every term has a finite-difference test in tests/sae.
+// Every term has a finite-difference test in tests/sae. The slots' concepts are in concepts.hpp;
+// the rules between slots (CompositionRules below) fail at compile time; every slot validates
+// itself against (d_in, d_sae) in the constructor; the penalty's lambda is its own coefficient
+// scaled by the trainer's PenaltyScale (step_interface.hpp).
 #include <cstdint>
 #include <optional>
 #include <string>
 
-#include "synthsae/core/concepts.hpp"
 #include "synthsae/core/gemm.hpp"
-#include "synthsae/sae/active_set.hpp"
-#include "synthsae/sae/activation_jumprelu.hpp"
-#include "synthsae/sae/activation_relu.hpp"
-#include "synthsae/sae/activation_topk.hpp"
-#include "synthsae/sae/aux_loss.hpp"
-#include "synthsae/sae/aux_matryoshka.hpp"
-#include "synthsae/sae/aux_pre_activation.hpp"
-#include "synthsae/sae/matryoshka.hpp"
+#include "synthsae/sae/concepts.hpp"
+#include "synthsae/sae/kernels/active_set.hpp"
+#include "synthsae/sae/kernels/step_buffers.hpp"
+#include "synthsae/core/row_loops.hpp"
 #include "synthsae/sae/parameters.hpp"
-#include "synthsae/sae/penalty.hpp"
-#include "synthsae/sae/step_buffers.hpp"
+#include "synthsae/sae/policies.hpp"
+#include "synthsae/sae/run_state.hpp"
+#include "synthsae/sae/step_interface.hpp"
 
 namespace synthsae {
 
-/// What an activation policy provides (docs/policies.md).
-template <class A, class T = float>
-concept ActivationPolicy = requires(const A& a, StepBuffers<T>& b, const SaeParameters<T>& p, SaeParameters<T>& g,
-                                    typename A::template State<T>& st) {
-  { A::name } -> std::convertible_to<std::string_view>;
-  { a.rescales_by_decoder_norm() } -> std::same_as<bool>;
-  a.add_parameters(g);
-  a.forward(b, p, st, true);
-  a.backward(b, p, g, st);
-};
-
-template <class P, class T = float>
-concept PenaltyPolicy = requires(const P& pen, const StepBuffers<T>& b, const Matrix<T>& m, const SaeParameters<T>& p, SaeParameters<T>& g) {
-  { P::active } -> std::convertible_to<bool>;
-  { pen.forward(b, m, p, 1.0) } -> std::same_as<double>;
-  pen.backward(b, m, m, p, g, 1.0);
-};
-
-template <class X, class T = float>
-concept AuxLossPolicy = requires(const X& aux, StepBuffers<T>& b, const SaeParameters<T>& p, SaeParameters<T>& g,
-                                 typename X::template State<T>& st, const DeadMask& dead) {
-  { aux.accumulate(b, p, g, st, dead, std::size_t(0)) } -> std::same_as<double>;
-};
-
-template <class N, class T = float>
-concept NestingPolicy = requires(const N& n, StepBuffers<T>& b, const SaeParameters<T>& p, SaeParameters<T>& g,
-                                 typename N::template State<T>& st) {
-  n.validate(std::size_t(1));
-  { n.accumulate(b, p, g, st) } -> std::same_as<double>;
-};
-
-/// An activation whose output has few nonzeros per row, with dLoss/dh = dLoss/dc on them and
-/// zero elsewhere (TopK, BatchTopK): the SAE may then take the sparse step (active_set.hpp).
-template <class A, class T = float>
-concept SelectsActiveLatents = requires(const A& a, StepBuffers<T>& b, const SaeParameters<T>& p, typename A::template State<T>& st,
-                                        ActiveSet<T>& active) {
-  requires A::selects_active_latents;
-  a.forward_active(b, p, st, true, active);
-};
-
-/// Nesting and auxiliary policies that can work on the active set instead of dense [B, S] arrays.
-template <class N, class T = float>
-concept SparseNestingPolicy = requires(const N& n, StepBuffers<T>& b, const ActiveSet<T>& a, const SaeParameters<T>& p,
-                                       SaeParameters<T>& g, typename N::template State<T>& st) {
-  { n.accumulate_sparse(b, a, p, g, st) } -> std::same_as<double>;
-};
-template <class X, class T = float>
-concept SparseAuxLossPolicy = requires(const X& aux, StepBuffers<T>& b, const SaeParameters<T>& p, SaeParameters<T>& g,
-                                       typename X::template State<T>& st, const DeadMask& dead) {
-  { aux.accumulate_sparse(b, p, g, st, dead, std::size_t(0)) } -> std::same_as<double>;
-};
-
-struct StepLosses {
-  double mse = 0, inner_mse = 0, penalty = 0, aux = 0;
-  double total() const { return mse + inner_mse + penalty + aux; }
+/// Compile-time composition rules (docs/policies.md#composition-rules): each policy states what it
+/// needs from the others with a flag; a composition that breaks a rule does not compile.
+template <class Activation, class Penalty, class Aux, class Nesting>
+struct CompositionRules {
+  static constexpr bool activation_learns_threshold = requires { requires Activation::learns_threshold; };
+  static constexpr bool penalty_needs_threshold = requires { requires Penalty::needs_learned_threshold; };
+  static constexpr bool aux_needs_threshold = requires { requires Aux::needs_learned_threshold; };
+  static constexpr bool aux_needs_matryoshka = requires { requires Aux::needs_matryoshka_nesting; };
+  static constexpr bool nesting_is_matryoshka = requires(const Nesting& n) { n.widths; };
+  static_assert(!penalty_needs_threshold || activation_learns_threshold,
+                "Sae: this penalty (L0StepPenalty) needs an activation with a learned threshold (JumpRelu) - "
+                "docs/policies.md#composition-rules");
+  static_assert(!aux_needs_threshold || activation_learns_threshold,
+                "Sae: this auxiliary loss (JumpReluPreActivation) needs an activation with a learned threshold (JumpRelu) - "
+                "docs/policies.md#composition-rules");
+  static_assert(!aux_needs_matryoshka || nesting_is_matryoshka,
+                "Sae: this auxiliary loss (MatryoshkaAuxK) needs the Matryoshka nesting - docs/policies.md#composition-rules");
+  static constexpr bool ok = true;
 };
 
 template <class Activation, class Penalty = NoPenalty, class Aux = NoAux, class Nesting = NoNesting, class T = float>
@@ -99,13 +61,19 @@ class Sae {
   static constexpr bool has_sparse_step = SelectsActiveLatents<Activation, T> && !Penalty::active &&
                                           SparseNestingPolicy<Nesting, T> && SparseAuxLossPolicy<Aux, T>;
 
+  static_assert(CompositionRules<Activation, Penalty, Aux, Nesting>::ok);
+
+  /// Validates every slot against (d_in, d_sae) and binds shared hyperparameters to their one
+  /// source (the penalty's bandwidth to the activation's, MatryoshkaAuxK's levels to the nesting's).
   Sae(std::size_t d_in, std::size_t d_sae, Activation activation = {}, Penalty penalty = {}, Aux aux = {},
       Nesting nesting = {}, std::optional<double> decoder_init_norm = 0.1, std::uint64_t seed = 0)
       : activation_(std::move(activation)), penalty_(std::move(penalty)), aux_(std::move(aux)), nesting_(std::move(nesting)) {
-    nesting_.validate(d_sae);
-    if constexpr (requires { aux_.widths; nesting_.widths; }) {
-      if (aux_.widths != nesting_.widths) throw ConfigError("matryoshka aux widths", show(aux_.widths.size()) + " levels", "must equal matryoshka_widths");
-    }
+    activation_.validate(d_in, d_sae);
+    penalty_.validate(d_in, d_sae);
+    aux_.validate(d_in, d_sae);
+    nesting_.validate(d_in, d_sae);
+    if constexpr (requires { penalty_.bind(activation_); }) penalty_.bind(activation_);
+    if constexpr (requires { aux_.bind(nesting_); }) aux_.bind(nesting_);
     params_ = initial_parameters<T>(d_in, d_sae, decoder_init_norm, seed);
     activation_.add_parameters(params_);
   }
@@ -120,6 +88,8 @@ class Sae {
   const Nesting& nesting() const { return nesting_; }
   typename Activation::template State<T>& activation_state() { return act_state_; }
   const typename Activation::template State<T>& activation_state() const { return act_state_; }
+  typename Aux::template State<T>& aux_state() { return aux_state_; }
+  typename Nesting::template State<T>& nesting_state() { return nest_state_; }
   Matrix<T> decoder_weights() const { return params_.w_dec; }
 
   /// The feature activations z of the last training forward pass [B, S].
@@ -128,10 +98,10 @@ class Sae {
   const Matrix<T>& last_reconstruction() const { return train_.x_hat; }
 
   /// Loss and gradients (written into `grads`, which must have the parameters' shapes) for one
-  /// batch. `dead`: per-latent mask for the auxiliary loss (may be empty); `penalty_scale`: the
-  /// current sparsity coefficient (warm-up and autotuning included).
+  /// batch. `dead`: per-latent mask for the auxiliary loss (may be empty); `scale`: how the
+  /// trainer scales the penalty's own coefficient at this step (warm-up, autotuner).
   StepLosses forward_backward(const Matrix<T>& x, SaeParameters<T>& grads, const DeadMask& dead = {}, std::size_t num_dead = 0,
-                              double penalty_scale = 1.0) {
+                              PenaltyScale scale = {}) {
     if constexpr (has_sparse_step) {
       if (sparse_step_) return sparse_forward_backward(x, grads, dead, num_dead);
     }
@@ -150,7 +120,7 @@ class Sae {
     losses.inner_mse = nesting_.accumulate(b, params_, grads, nest_state_);
 
     if constexpr (Penalty::active) {
-      const double lambda = penalty_scale;
+      const double lambda = scale.lambda(penalty_.coefficient);
       losses.penalty = penalty_.forward(b, b.z, params_, lambda);
       if (!activation_.rescales_by_decoder_norm()) {
         penalty_.backward(b, b.z, b.dc, params_, grads, lambda);  // z = c
@@ -188,12 +158,20 @@ class Sae {
   bool sparse_step() const { return has_sparse_step && sparse_step_; }
 
   /// Loss only (no gradients, no state update): for finite-difference tests.
-  StepLosses loss(const Matrix<T>& x, const DeadMask& dead = {}, std::size_t num_dead = 0, double penalty_scale = 1.0) {
+  StepLosses loss(const Matrix<T>& x, const DeadMask& dead = {}, std::size_t num_dead = 0, PenaltyScale scale = {}) {
     SaeParameters<T> scratch = params_.zeros_like();
     auto saved = act_state_;
-    const StepLosses l = forward_backward(x, scratch, dead, num_dead, penalty_scale);
+    const StepLosses l = forward_backward(x, scratch, dead, num_dead, scale);
     act_state_ = saved;
     return l;
+  }
+
+  /// The persistent run state of every slot (run_state.hpp), for checkpoints.
+  template <class Archive>
+  void persist(Archive& ar) {
+    persist_slot(ar, "activation", act_state_);
+    persist_slot(ar, "aux", aux_state_);
+    persist_slot(ar, "nesting", nest_state_);
   }
 
   // ---- inference / evaluation (EvaluableSae) ------------------------------------------
@@ -210,10 +188,8 @@ class Sae {
     if (rescale) kernels::row_norms(params_.w_dec, eval_norms());
     const auto c = decode_c_, zz = z;
     const auto norms = eval_norms_;
-    const int s = static_cast<int>(num_latents());
-    Kokkos::parallel_for("synthsae::decode_coefficients", Kokkos::RangePolicy<ExecSpace>(0, rows), KOKKOS_LAMBDA(int i) {
-      for (int j = 0; j < s; ++j) c(i, j) = rescale ? zz(i, j) / norms(j) : zz(i, j);
-    });
+    for_each_entry("synthsae::decode_coefficients", rows, num_latents(),
+                   KOKKOS_LAMBDA(int i, int j) { c(i, j) = rescale ? zz(i, j) / norms(j) : zz(i, j); });
     decode_coefficients(decode_c_, x_hat);
   }
 
@@ -264,14 +240,12 @@ class Sae {
 
   void forward(const Matrix<T>& x, StepBuffers<T>& b, bool training, bool reconstruct = true) {
     encoder_pre_activations(x, b);
-    const int s = static_cast<int>(num_latents());
     activation_.forward(b, params_, act_state_, training);
     const bool rescale = activation_.rescales_by_decoder_norm();
     const auto c = b.c, z = b.z;
     const auto norms = b.norms;
-    Kokkos::parallel_for("synthsae::feature_acts", Kokkos::RangePolicy<ExecSpace>(0, x.extent(0)), KOKKOS_LAMBDA(int i) {
-      for (int j = 0; j < s; ++j) z(i, j) = rescale ? c(i, j) * norms(j) : c(i, j);
-    });
+    for_each_entry("synthsae::feature_acts", x.extent(0), num_latents(),
+                   KOKKOS_LAMBDA(int i, int j) { z(i, j) = rescale ? c(i, j) * norms(j) : c(i, j); });
     if (reconstruct) decode_coefficients(b.c, b.x_hat);
   }
 

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "synthsae/core/error.hpp"
+#include "synthsae/io/json.hpp"
 #include "synthsae/train/trainer.hpp"
 
 namespace synthsae {
@@ -58,25 +59,45 @@ struct ProgressDisplay {
   }
 };
 
-/// One CSV row of training statistics every `every_steps` steps (and at the last step).
+/// metrics.csv, the one schema of training logs (library and CLI): a row of training statistics
+/// every `every_steps` steps and at the last step, and, every `eval_every` steps, a row with the
+/// ground-truth evaluation `evaluate` returns (SAELens keys; its columns are empty on other rows).
 struct CsvLog {
+  static constexpr const char* kHeader =
+      "step,samples,loss,mse,inner_mse,penalty,aux,l0,dead_latents,lr,coefficient,grad_norm,skipped_steps,seconds,"
+      "mcc,uniqueness,explained_variance,f1_score,eval_sae_l0";
   std::filesystem::path path;
   long every_steps = 100;
+  long eval_every = 0;
+  std::function<io::Json(const StepInfo&)> evaluate;
   std::ofstream file;
 
   template <class Tr>
   void on_start(const Tr&) {
     file.open(path, std::ios::trunc);
     if (!file) throw IoError(path.string(), "cannot open for writing");
-    file << "step,samples,loss,mse,inner_mse,penalty,aux,l0,dead_latents,lr,coefficient,grad_norm,skipped_steps,seconds\n";
+    file << kHeader << '\n';
   }
   template <class Tr>
   void on_step(const StepInfo& i, Tr&) {
-    if (i.step % std::max<long>(1, every_steps) != 0 && i.step != i.total_steps) return;
+    const bool eval_now = eval_every > 0 && evaluate && i.step % eval_every == 0;
+    if (i.step % std::max<long>(1, every_steps) != 0 && !eval_now && i.step != i.total_steps) return;
     file << i.step << ',' << i.samples << ',' << i.losses.total() << ',' << i.losses.mse << ',' << i.losses.inner_mse << ','
          << i.losses.penalty << ',' << i.losses.aux << ',' << i.l0 << ',' << i.dead_latents << ',' << i.lr << ',' << i.coefficient
-         << ',' << i.grad_norm << ',' << i.skipped_steps << ',' << i.elapsed_seconds << '\n';
+         << ',' << i.grad_norm << ',' << i.skipped_steps << ',' << i.elapsed_seconds;
+    if (eval_now) {
+      const io::Json r = evaluate(i);
+      file << ',' << r["mcc"].get<double>() << ',' << r["uniqueness"].get<double>() << ',' << r["explained_variance"].get<double>() << ','
+           << r["classification"]["f1_score"].get<double>() << ',' << r["sae_l0"].get<double>();
+    } else {
+      file << ",,,,,";
+    }
+    file << '\n';
     file.flush();
+  }
+  template <class Tr>
+  void on_end(const StepInfo&, Tr&) {
+    file.close();
   }
 };
 

@@ -11,10 +11,11 @@
 #include <optional>
 #include <string>
 
-#include "synthsae/io/json.hpp"
-#include "synthsae/io/safetensors.hpp"
-#include "synthsae/sae/sae.hpp"
+#include "synthsae/core/gemm_types.hpp"
+#include "synthsae/core/row_loops.hpp"
+#include "synthsae/sae/concepts.hpp"
 #include "synthsae/train/adam.hpp"
+#include "synthsae/train/checkpoint.hpp"
 #include "synthsae/train/l0_autotuner.hpp"
 #include "synthsae/train/schedules.hpp"
 #include "synthsae/world/synthetic_model.hpp"
@@ -31,6 +32,9 @@ struct TrainerConfig {
   std::optional<L0AutotunerConfig> autotune;
   bool normalize_activations = false;  ///< SAELens "expected_average_only_in"
   std::size_t norm_estimate_batches = 1000;
+  /// Arithmetic of every GEMM of the run on CUDA (FP32, TF32 or BF16 tensor cores); no effect on
+  /// the host, whose GEMM is always exact.
+  GemmMath gemm_math = GemmMath::fp32;
 
   void validate() const {
     if (batch_size == 0) throw ConfigError("batch_size", "0", "must be >= 1");
@@ -56,7 +60,7 @@ struct StepInfo {
   double elapsed_seconds = 0;
 };
 
-template <class SaeT>
+template <TrainableSae SaeT>
 class Trainer {
  public:
   using T = typename SaeT::Scalar;
@@ -83,10 +87,13 @@ class Trainer {
   const L0Autotuner& autotuner() const { return autotuner_; }
   const Adam<T>& optimizer() const { return adam_; }
 
+  /// How the next step scales the penalty's own coefficient: warm-up, then the autotuner.
+  PenaltyScale penalty_scale() const { return {autotuner_.multiplier, step_, cfg_.coefficient_warm_up_steps}; }
+
   /// The sparsity coefficient for the next step: final value x warm-up x autotuner multiplier.
   double current_coefficient() const {
     if constexpr (SaeT::penalty_type::active) {
-      return CoefficientWarmUp{sae_.penalty().coefficient, cfg_.coefficient_warm_up_steps}.at(step_) * autotuner_.multiplier;
+      return penalty_scale().lambda(sae_.penalty().coefficient);
     } else {
       return 0.0;
     }
@@ -102,6 +109,7 @@ class Trainer {
   template <class... Callbacks>
   StepInfo fit_steps(long stop_after_steps, Callbacks&... callbacks) {
     const auto t0 = std::chrono::steady_clock::now();
+    const ScopedGemmMath gemm_math(cfg_.gemm_math);
     if (cfg_.normalize_activations && scaling_factor_ == 1.0 && step_ == 0) estimate_scaling_factor();
     (call_on_start(callbacks), ...);
     StepInfo info;
@@ -129,7 +137,7 @@ class Trainer {
     const std::size_t num_dead = update_dead_mask();
     const double coefficient = current_coefficient();
     StepInfo info;
-    info.losses = sae_.forward_backward(batch_.hidden, grads_, dead_, num_dead, coefficient);
+    info.losses = sae_.forward_backward(batch_.hidden, grads_, dead_, num_dead, penalty_scale());
     info.l0 = record_firing();
     info.lr = cfg_.lr.at(step_);
     adam_.step(sae_.parameters(), grads_, info.lr);
@@ -147,85 +155,60 @@ class Trainer {
   }
 
   // ---- checkpoints -----------------------------------------------------------------------
-  /// Weights, Adam moments, dead-latent counters (checkpoint.safetensors) and the counters,
-  /// schedule position, autotuner, activation state and sample position (trainer_state.json).
-  void save_checkpoint(const std::filesystem::path& dir) const {
-    std::filesystem::create_directories(dir);
-    io::SafetensorsFile f;
-    auto put = [&](const std::string& prefix, const SaeParameters<T>& p) {
+  /// Everything that must survive a checkpoint, by name (train/checkpoint.hpp): counters,
+  /// schedule position, sample position, autotuner, weights, Adam moments, dead-latent counters,
+  /// and the SAE's persistent policy state under "sae.".
+  template <class Archive>
+  void persist(Archive& ar) {
+    ar("step", step_);
+    ar("samples", samples_);
+    ar("first_sample", first_sample_);
+    std::uint64_t seed = world_.sampling_seed();
+    ar("sampling_seed", seed);
+    long adam_steps = adam_.steps(), adam_skipped = adam_.skipped();
+    ar("adam_steps", adam_steps);
+    ar("adam_skipped", adam_skipped);
+    ar("scaling_factor", scaling_factor_);
+    ar("elapsed_seconds", elapsed_before_);
+    ar.enter("autotuner");
+    ar("multiplier", autotuner_.multiplier);
+    ar("smoothed", autotuner_.smoothed);
+    ar("rate", autotuner_.rate);
+    ar("started", autotuner_.started);
+    ar.leave();
+    auto tensors = [&](const std::string& prefix, const SaeParameters<T>& p) {
+      ar.enter(prefix);
       p.for_each_flat([&](const std::string& name, const Vector<T>& v) {
-        auto h = Kokkos::create_mirror_view_and_copy(HostSpace(), v);
-        f.tensors[prefix + name] = io::make_tensor<T>(sizeof(T) == 8 ? io::Dtype::F64 : io::Dtype::F32, {static_cast<std::int64_t>(h.extent(0))},
-                                                      std::span<const T>(h.data(), h.extent(0)));
+        Vector<T> view = v;
+        ar(name, view);
       });
+      ar.leave();
     };
-    put("param.", sae_.parameters());
-    put("adam_m.", const_cast<Adam<T>&>(adam_).first_moment());
-    put("adam_v.", const_cast<Adam<T>&>(adam_).second_moment());
-    auto since = Kokkos::create_mirror_view_and_copy(HostSpace(), since_fired_);
-    f.tensors["steps_since_fired"] = io::make_tensor<std::int64_t>(io::Dtype::I64, {static_cast<std::int64_t>(since.extent(0))},
-                                                                   std::span<const std::int64_t>(since.data(), since.extent(0)));
-    io::write_safetensors(dir / "checkpoint.safetensors", f);
-    io::Json state = {{"step", step_},
-                      {"samples", samples_},
-                      {"first_sample", first_sample_},
-                      {"sampling_seed", world_.sampling_seed()},
-                      {"adam_steps", adam_.steps()},
-                      {"adam_skipped", adam_.skipped()},
-                      {"scaling_factor", scaling_factor_},
-                      {"elapsed_seconds", elapsed_before_},
-                      {"autotuner", {{"multiplier", autotuner_.multiplier}, {"smoothed", autotuner_.smoothed}, {"rate", autotuner_.rate}, {"started", autotuner_.started}}}};
-    if constexpr (requires { sae_.activation_state().threshold; }) state["activation_threshold"] = sae_.activation_state().threshold;
-    io::write_json_file(dir / "trainer_state.json", state);
+    tensors("param", sae_.parameters());
+    tensors("adam_m", adam_.first_moment());
+    tensors("adam_v", adam_.second_moment());
+    ar("steps_since_fired", since_fired_);
+    ar.enter("sae");
+    sae_.persist(ar);
+    ar.leave();
+    if constexpr (Archive::reading) {
+      world_.set_sampling_seed(seed);
+      adam_.set_steps(adam_steps, adam_skipped);
+    }
+  }
+
+  /// Writes checkpoint.safetensors and trainer_state.json into `dir`.
+  void save_checkpoint(const std::filesystem::path& dir) const {
+    CheckpointWriter writer;
+    const_cast<Trainer&>(*this).persist(writer);  // persist() only reads when writing
+    writer.write(dir);
   }
 
   void load_checkpoint(const std::filesystem::path& dir) {
-    const auto f = io::read_safetensors(dir / "checkpoint.safetensors");
-    const std::string src = (dir / "checkpoint.safetensors").string();
-    auto get = [&](const std::string& prefix, const SaeParameters<T>& p) {
-      p.for_each_flat([&](const std::string& name, const Vector<T>& v) {
-        const auto values = io::tensor_values<T>(f.at(prefix + name, src), src);
-        if (values.size() != v.extent(0)) {
-          throw FormatError(src, "tensor '" + prefix + name + "' has " + show(values.size()) + " values, this SAE needs " + show(v.extent(0)));
-        }
-        auto h = Kokkos::create_mirror_view(v);
-        for (std::size_t i = 0; i < values.size(); ++i) h(i) = values[i];
-        Kokkos::deep_copy(v, h);
-      });
-    };
-    get("param.", sae_.parameters());
-    get("adam_m.", adam_.first_moment());
-    get("adam_v.", adam_.second_moment());
-    const auto since = io::tensor_values<std::int64_t>(f.at("steps_since_fired", src), src);
-    if (since.size() != since_fired_.extent(0)) throw FormatError(src, "steps_since_fired has the wrong length");
-    auto hs = Kokkos::create_mirror_view(since_fired_);
-    for (std::size_t i = 0; i < since.size(); ++i) hs(i) = since[i];
-    Kokkos::deep_copy(since_fired_, hs);
-    const auto state_path = dir / "trainer_state.json";
-    const auto s = io::read_json_file(state_path);
-    try {
-      step_ = io::json_field<long>(s, "step", "trainer_state");
-      samples_ = io::json_field<std::size_t>(s, "samples", "trainer_state");
-      first_sample_ = io::json_field<std::uint64_t>(s, "first_sample", "trainer_state");
-      world_.set_sampling_seed(io::json_field<std::uint64_t>(s, "sampling_seed", "trainer_state"));
-      adam_.set_steps(io::json_field<long>(s, "adam_steps", "trainer_state"), io::json_field<long>(s, "adam_skipped", "trainer_state"));
-      scaling_factor_ = io::json_field<double>(s, "scaling_factor", "trainer_state");
-      elapsed_before_ = io::json_field_or<double>(s, "elapsed_seconds", "trainer_state", 0.0);
-      const auto& a = s.at("autotuner");
-      autotuner_.multiplier = io::json_field<double>(a, "multiplier", "trainer_state.autotuner");
-      autotuner_.smoothed = io::json_field<double>(a, "smoothed", "trainer_state.autotuner");
-      autotuner_.rate = io::json_field<double>(a, "rate", "trainer_state.autotuner");
-      autotuner_.started = io::json_field<bool>(a, "started", "trainer_state.autotuner");
-      if constexpr (requires { sae_.activation_state().threshold; }) {
-        sae_.activation_state().threshold = io::json_field<double>(s, "activation_threshold", "trainer_state");
-      }
-    } catch (const ConfigError& e) {
-      throw FormatError(state_path.string(), e.what());
-    } catch (const io::Json::exception& e) {
-      throw FormatError(state_path.string(), e.what());
-    }
+    CheckpointReader reader(dir);
+    persist(reader);
     if (samples_ > cfg_.training_samples) {
-      throw FormatError(state_path.string(), "checkpoint is at " + show(samples_) + " samples, past this run's training_samples " + show(cfg_.training_samples));
+      throw FormatError(reader.state_path(), "checkpoint is at " + show(samples_) + " samples, past this run's training_samples " + show(cfg_.training_samples));
     }
   }
 
@@ -245,10 +228,7 @@ class Trainer {
   }
 
   static void scale_rows(const Matrix<T>& x, T s) {
-    const int d = static_cast<int>(x.extent(1));
-    Kokkos::parallel_for("synthsae::scale_input", Kokkos::RangePolicy<ExecSpace>(0, x.extent(0)), KOKKOS_LAMBDA(int i) {
-      for (int k = 0; k < d; ++k) x(i, k) *= s;
-    });
+    for_each_entry("synthsae::scale_input", x.extent(0), x.extent(1), KOKKOS_LAMBDA(int i, int k) { x(i, k) *= s; });
   }
 
   /// dead_j = steps_since_fired_j > window; returns the count.

@@ -10,7 +10,7 @@
 #include <variant>
 #include <vector>
 
-#include "synthsae/core/concepts.hpp"
+#include "synthsae/world/concepts.hpp"
 #include "synthsae/core/counter_rng.hpp"
 #include "synthsae/core/error.hpp"
 #include "synthsae/io/json.hpp"

@@ -52,7 +52,7 @@ struct WorldOverrides {
   }
 };
 
-/// Parts of a model that was saved to disk (see io/synthetic_model_files.hpp).
+/// Parts of a model that was saved to disk (see saelens/model_directory.hpp).
 struct SyntheticModelParts {
   Matrix<float> feature_vectors;
   Vector<float> bias;

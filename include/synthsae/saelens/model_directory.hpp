@@ -15,7 +15,7 @@
 #include "synthsae/io/safetensors.hpp"
 #include "synthsae/world/synthetic_model.hpp"
 
-namespace synthsae::io {
+namespace synthsae::saelens {
 
 inline constexpr const char* kSyntheticModelConfigFile = "synthetic_model_config.json";
 inline constexpr const char* kSyntheticModelWeightsFile = "synthetic_model.safetensors";
@@ -31,23 +31,23 @@ std::vector<float> view_to_host_vector(const View& v) {
 inline void save_synthetic_model(const SyntheticModel& model, const std::filesystem::path& dir) {
   std::filesystem::create_directories(dir);
   const auto n = static_cast<std::int64_t>(model.num_features()), d = static_cast<std::int64_t>(model.hidden_dim());
-  SafetensorsFile weights;
-  weights.tensors["feature_vectors"] = make_tensor<float>(Dtype::F32, {n, d}, view_to_host_vector(model.feature_vectors()));
-  weights.tensors["bias"] = make_tensor<float>(Dtype::F32, {d}, view_to_host_vector(model.bias()));
-  weights.tensors["firing_probabilities"] = make_tensor<double>(Dtype::F32, {n}, model.firing_probabilities());
+  io::SafetensorsFile weights;
+  weights.tensors["feature_vectors"] = io::make_tensor<float>(io::Dtype::F32, {n, d}, view_to_host_vector(model.feature_vectors()));
+  weights.tensors["bias"] = io::make_tensor<float>(io::Dtype::F32, {d}, view_to_host_vector(model.bias()));
+  weights.tensors["firing_probabilities"] = io::make_tensor<double>(io::Dtype::F32, {n}, model.firing_probabilities());
   if (model.correlation()) {
     const auto& c = *model.correlation();
-    weights.tensors["correlation_factor"] = make_tensor<float>(Dtype::F32, {n, static_cast<std::int64_t>(c.rank)}, c.factor);
-    weights.tensors["correlation_diag"] = make_tensor<float>(Dtype::F32, {n}, c.diag);
+    weights.tensors["correlation_factor"] = io::make_tensor<float>(io::Dtype::F32, {n, static_cast<std::int64_t>(c.rank)}, c.factor);
+    weights.tensors["correlation_diag"] = io::make_tensor<float>(io::Dtype::F32, {n}, c.diag);
   }
   weights.metadata["format"] = "pt";
-  write_safetensors(dir / kSyntheticModelWeightsFile, weights);
+  io::write_safetensors(dir / kSyntheticModelWeightsFile, weights);
   if (!model.hierarchy().empty()) {
-    write_json_file(dir / kHierarchyFile, forest_to_json(model.hierarchy()));
+    io::write_json_file(dir / kHierarchyFile, forest_to_json(model.hierarchy()));
   } else {
     std::filesystem::remove(dir / kHierarchyFile);  // a stale file would change the loaded world
   }
-  write_json_file(dir / kSyntheticModelConfigFile, model.config().to_json());
+  io::write_json_file(dir / kSyntheticModelConfigFile, model.config().to_json());
 }
 
 /// Loads a directory in SAELens's layout, whoever wrote it.
@@ -56,57 +56,57 @@ inline SyntheticModel load_synthetic_model(const std::filesystem::path& dir) {
   const auto cfg_path = dir / kSyntheticModelConfigFile;
   SyntheticModelConfig cfg;
   try {
-    cfg = SyntheticModelConfig::from_json(read_json_file(cfg_path));
+    cfg = SyntheticModelConfig::from_json(io::read_json_file(cfg_path));
   } catch (const ConfigError& e) {
     throw FormatError(cfg_path.string(), e.what());
   }
   const auto n = static_cast<std::int64_t>(cfg.num_features), d = static_cast<std::int64_t>(cfg.hidden_dim);
   const auto weights_path = dir / kSyntheticModelWeightsFile;
-  const auto weights = read_safetensors(weights_path);
+  const auto weights = io::read_safetensors(weights_path);
   const std::string src = weights_path.string();
-  auto expect_shape = [&](const char* name, std::vector<std::int64_t> shape) -> const Tensor& {
-    const Tensor& t = weights.at(name, src);
+  auto expect_shape = [&](const char* name, std::vector<std::int64_t> shape) -> const io::Tensor& {
+    const io::Tensor& t = weights.at(name, src);
     if (t.shape != shape) {
-      throw FormatError(src, std::string("tensor '") + name + "' has shape " + detail::shape_text(t.shape) + ", expected " +
-                                 detail::shape_text(shape) + " from " + kSyntheticModelConfigFile);
+      throw FormatError(src, std::string("tensor '") + name + "' has shape " + io::detail::shape_text(t.shape) + ", expected " +
+                                 io::detail::shape_text(shape) + " from " + kSyntheticModelConfigFile);
     }
     return t;
   };
   SyntheticModelParts parts;
   {
-    const auto values = tensor_values<float>(expect_shape("feature_vectors", {n, d}), src);
+    const auto values = io::tensor_values<float>(expect_shape("feature_vectors", {n, d}), src);
     parts.feature_vectors = Matrix<float>("feature_vectors", n, d);
     auto h = Kokkos::create_mirror_view(parts.feature_vectors);
     std::copy(values.begin(), values.end(), h.data());
     Kokkos::deep_copy(parts.feature_vectors, h);
   }
   {
-    const auto values = tensor_values<float>(expect_shape("bias", {d}), src);
+    const auto values = io::tensor_values<float>(expect_shape("bias", {d}), src);
     parts.bias = Vector<float>("bias", d);
     auto h = Kokkos::create_mirror_view(parts.bias);
     std::copy(values.begin(), values.end(), h.data());
     Kokkos::deep_copy(parts.bias, h);
   }
-  parts.firing_probabilities = tensor_values<double>(expect_shape("firing_probabilities", {n}), src);
+  parts.firing_probabilities = io::tensor_values<double>(expect_shape("firing_probabilities", {n}), src);
   if (weights.contains("correlation_factor")) {
-    const Tensor& f = weights.at("correlation_factor", src);
+    const io::Tensor& f = weights.at("correlation_factor", src);
     if (f.shape.size() != 2 || f.shape[0] != n) {
-      throw FormatError(src, "tensor 'correlation_factor' has shape " + detail::shape_text(f.shape) + ", expected [" + show(n) + ", rank]");
+      throw FormatError(src, "tensor 'correlation_factor' has shape " + io::detail::shape_text(f.shape) + ", expected [" + show(n) + ", rank]");
     }
     CorrelationFactors c;
     c.num_features = static_cast<std::size_t>(n);
     c.rank = static_cast<std::size_t>(f.shape[1]);
-    c.factor = tensor_values<float>(f, src);
-    c.diag = tensor_values<float>(expect_shape("correlation_diag", {n}), src);
+    c.factor = io::tensor_values<float>(f, src);
+    c.diag = io::tensor_values<float>(expect_shape("correlation_diag", {n}), src);
     for (std::size_t i = 0; i < c.diag.size(); ++i) {
       if (!(c.diag[i] >= 0)) throw FormatError(src, "correlation_diag[" + show(i) + "] = " + show(c.diag[i]) + " is negative");
     }
     parts.correlation = std::move(c);
   }
   if (std::filesystem::exists(dir / kHierarchyFile)) {
-    parts.hierarchy = forest_from_json(read_json_file(dir / kHierarchyFile), static_cast<std::size_t>(n), (dir / kHierarchyFile).string());
+    parts.hierarchy = forest_from_json(io::read_json_file(dir / kHierarchyFile), static_cast<std::size_t>(n), (dir / kHierarchyFile).string());
   }
   return SyntheticModel(std::move(cfg), std::move(parts));
 }
 
-}  // namespace synthsae::io
+}  // namespace synthsae::saelens

@@ -9,18 +9,41 @@
 //   loss = coefficient * sum_l scale_l mean_b |sum_selected h_bj W_dec_j - r_l|^2
 // Levels without dead latents are skipped. `widths` must be the Matryoshka nesting's widths.
 #include <algorithm>
+#include <cmath>
 #include <string>
 #include <vector>
 
-#include "synthsae/sae/active_set.hpp"
-#include "synthsae/sae/aux_loss.hpp"
+#include "synthsae/sae/kernels/active_set.hpp"
+#include "synthsae/sae/kernels/aux_term.hpp"
 
 namespace synthsae {
 
 struct MatryoshkaAuxK {
   static constexpr std::string_view name = "matryoshka_auxk";
+  /// Needs the Matryoshka nesting (its levels); checked at compile time by Sae.
+  static constexpr bool needs_matryoshka_nesting = true;
   double coefficient = 1.0;  ///< aux_loss_coefficient
-  std::vector<int> widths;   ///< the nesting's matryoshka_widths (d_sae implied as the last)
+  /// The nesting's matryoshka_widths: left empty, the Sae takes the nesting's (their one source);
+  /// different widths are a ConfigError at construction.
+  std::vector<int> widths = {};
+
+  void validate(std::size_t, std::size_t) const {
+    if (!(coefficient >= 0) || !std::isfinite(coefficient)) throw ConfigError("aux_loss_coefficient", show(coefficient), "must be finite and >= 0");
+  }
+  /// Takes the levels from the Matryoshka nesting.
+  template <class Nesting>
+  void bind(const Nesting& n) {
+    if (!widths.empty() && widths != n.widths) {
+      auto list = [](const std::vector<int>& w) {
+        std::string t;
+        for (int v : w) t += (t.empty() ? "" : ", ") + std::to_string(v);
+        return "[" + t + "]";
+      };
+      throw ConfigError("MatryoshkaAuxK.widths", list(widths),
+                        "must equal matryoshka_widths = " + list(n.widths) + "; leave them unset (docs/policies.md#composition-rules)");
+    }
+    widths = n.widths;
+  }
 
   template <class T>
   struct State {
@@ -77,8 +100,6 @@ struct MatryoshkaAuxK {
     const std::size_t rows = b.batch(), d = p.input_dim(), s = p.num_latents();
     if (st.prefix.extent(0) != rows || st.prefix.extent(1) != d) st.prefix = Matrix<T>("maux_prefix", rows, d);
     if (st.allowed.extent(0) != s) st.allowed = decltype(st.allowed)("maux_allowed", s);
-    auto dead_host = Kokkos::create_mirror_view_and_copy(HostSpace(), dead);
-    auto allowed_host = Kokkos::create_mirror_view(st.allowed);
     std::vector<int> bounds;
     for (int w : widths)
       if (w < static_cast<int>(s)) bounds.push_back(w);
@@ -86,14 +107,17 @@ struct MatryoshkaAuxK {
     double total = 0;
     int lo = 0;
     for (const int hi : bounds) {
+      // The level's dead latents, as a mask on the device (no copy of the dead mask to the host).
       std::size_t dead_here = 0;
-      for (int j = 0; j < static_cast<int>(s); ++j) {
-        allowed_host(j) = (j >= lo && j < hi && dead_host(j)) ? 1 : 0;
-        dead_here += allowed_host(j);
-      }
+      const auto allowed = st.allowed;
+      const auto dd = dead;
+      Kokkos::parallel_reduce("synthsae::maux_level_mask", Kokkos::RangePolicy<ExecSpace>(0, s), KOKKOS_LAMBDA(int j, std::size_t& acc) {
+        const std::uint8_t on = (j >= lo && j < hi && dd(j)) ? 1 : 0;
+        allowed(j) = on;
+        acc += on;
+      }, dead_here);
       lo = hi;
       if (dead_here == 0) continue;
-      Kokkos::deep_copy(st.allowed, allowed_host);
       const auto budget = detail::aux_budget(d, dead_here);
       kernels::sparse_decode(st.coefficients, p.w_dec, p.b_dec, st.prefix, hi);  // x_hat through width hi
       const double sq = st.term.run(b, p, g, DeadMask(st.allowed), budget.k, st.prefix, 2.0 * coefficient * budget.scale / double(rows));

@@ -2,8 +2,9 @@
 // ReLU activation (Standard and Gated-style SAEs): c = max(h, 0).
 #include <string_view>
 
+#include "synthsae/core/row_loops.hpp"
 #include "synthsae/sae/parameters.hpp"
-#include "synthsae/sae/step_buffers.hpp"
+#include "synthsae/sae/kernels/step_buffers.hpp"
 
 namespace synthsae {
 
@@ -13,6 +14,7 @@ struct Relu {
   struct State {};
 
   bool rescales_by_decoder_norm() const { return false; }
+  void validate(std::size_t /*d_in*/, std::size_t /*d_sae*/) const {}
   template <class T>
   void add_parameters(SaeParameters<T>&) const {}
 
@@ -20,12 +22,9 @@ struct Relu {
   template <class T>
   void forward(StepBuffers<T>& b, const SaeParameters<T>&, State<T>&, bool /*training*/) const {
     const auto h = b.h, c = b.c, key = b.key;
-    const int s = static_cast<int>(h.extent(1));
-    Kokkos::parallel_for("synthsae::relu", Kokkos::RangePolicy<ExecSpace>(0, h.extent(0)), KOKKOS_LAMBDA(int i) {
-      for (int j = 0; j < s; ++j) {
-        key(i, j) = h(i, j);
-        c(i, j) = h(i, j) > T(0) ? h(i, j) : T(0);
-      }
+    for_each_entry("synthsae::relu", h.extent(0), h.extent(1), KOKKOS_LAMBDA(int i, int j) {
+      key(i, j) = h(i, j);
+      c(i, j) = h(i, j) > T(0) ? h(i, j) : T(0);
     });
   }
 
@@ -33,10 +32,8 @@ struct Relu {
   template <class T>
   void backward(StepBuffers<T>& b, const SaeParameters<T>&, SaeParameters<T>&, State<T>&) const {
     const auto h = b.h, dc = b.dc, dh = b.dh;
-    const int s = static_cast<int>(h.extent(1));
-    Kokkos::parallel_for("synthsae::relu_backward", Kokkos::RangePolicy<ExecSpace>(0, h.extent(0)), KOKKOS_LAMBDA(int i) {
-      for (int j = 0; j < s; ++j) dh(i, j) = h(i, j) > T(0) ? dc(i, j) : T(0);
-    });
+    for_each_entry("synthsae::relu_backward", h.extent(0), h.extent(1),
+                   KOKKOS_LAMBDA(int i, int j) { dh(i, j) = h(i, j) > T(0) ? dc(i, j) : T(0); });
   }
 };
 

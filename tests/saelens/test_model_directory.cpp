@@ -5,7 +5,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "synthsae/io/synthetic_model_files.hpp"
+#include "synthsae/saelens/model_directory.hpp"
 #include "synthsae/world/presets.hpp"
 
 using namespace synthsae;
@@ -69,16 +69,16 @@ TEST_CASE("config errors name the key and the value", "[world][config]") {
 TEST_CASE("a saved world reloads exactly and samples identically", "[world][files]") {
   SyntheticModel model(preset("tiny"));
   const auto dir = fresh_dir("synthsae_world_roundtrip");
-  io::save_synthetic_model(model, dir);
+  saelens::save_synthetic_model(model, dir);
   CHECK(std::filesystem::exists(dir / "hierarchy.json"));
-  SyntheticModel back = io::load_synthetic_model(dir);
+  SyntheticModel back = saelens::load_synthetic_model(dir);
   CHECK(back.config().to_json() == model.config().to_json());
   CHECK(back.firing_probabilities() == model.firing_probabilities());
   CHECK(forest_to_json(back.hierarchy()) == forest_to_json(model.hierarchy()));
   CHECK(hidden_of(back, 1000, 200) == hidden_of(model, 1000, 200));
   // Saving the reloaded world reproduces every file byte for byte.
   const auto dir2 = fresh_dir("synthsae_world_roundtrip2");
-  io::save_synthetic_model(back, dir2);
+  saelens::save_synthetic_model(back, dir2);
   for (const char* f : {"synthetic_model_config.json", "synthetic_model.safetensors", "hierarchy.json"}) {
     CHECK(io::read_file_bytes(dir / f) == io::read_file_bytes(dir2 / f));
   }
@@ -115,7 +115,7 @@ TEST_CASE("a SAELens-style directory loads; hierarchy.json's node flags decide",
   w.tensors["firing_probabilities"] = io::make_tensor<float>(io::Dtype::F32, {6}, std::vector<float>(6, 0.9f));
   io::write_safetensors(dir / "synthetic_model.safetensors", w);
 
-  SyntheticModel m = io::load_synthetic_model(dir);
+  SyntheticModel m = saelens::load_synthetic_model(dir);
   SparseBatch<float> sb;
   const int batch = 4000;
   m.sample_features_at(sb, 0, batch);
@@ -144,24 +144,24 @@ TEST_CASE("a SAELens-style directory loads; hierarchy.json's node flags decide",
 TEST_CASE("malformed model directories are clear errors", "[world][files]") {
   SyntheticModel model(preset("tiny"));
   const auto dir = fresh_dir("synthsae_world_bad");
-  io::save_synthetic_model(model, dir);
-  CHECK_THROWS_AS(io::load_synthetic_model(dir / "missing"), IoError);
+  saelens::save_synthetic_model(model, dir);
+  CHECK_THROWS_AS(saelens::load_synthetic_model(dir / "missing"), IoError);
   {  // feature_vectors with the wrong shape for the config
     auto cfg = io::read_json_file(dir / "synthetic_model_config.json");
     cfg["hidden_dim"] = 33;
     io::write_json_file(dir / "synthetic_model_config.json", cfg);
-    CHECK_THROWS_WITH(io::load_synthetic_model(dir), Catch::Contains("feature_vectors") && Catch::Contains("[256, 33]"));
+    CHECK_THROWS_WITH(saelens::load_synthetic_model(dir), Catch::Contains("feature_vectors") && Catch::Contains("[256, 33]"));
     cfg["hidden_dim"] = 32;
     cfg["seed"] = "x";
     io::write_json_file(dir / "synthetic_model_config.json", cfg);
-    CHECK_THROWS_WITH(io::load_synthetic_model(dir), Catch::Contains("synthetic_model_config.json") && Catch::Contains("seed"));
+    CHECK_THROWS_WITH(saelens::load_synthetic_model(dir), Catch::Contains("synthetic_model_config.json") && Catch::Contains("seed"));
     cfg["seed"] = 42;
     io::write_json_file(dir / "synthetic_model_config.json", cfg);
   }
   {  // truncated weights
     auto bytes = io::read_file_bytes(dir / "synthetic_model.safetensors");
     std::ofstream(dir / "synthetic_model.safetensors", std::ios::binary).write(bytes.data(), bytes.size() / 2);
-    CHECK_THROWS_AS(io::load_synthetic_model(dir), FormatError);
+    CHECK_THROWS_AS(saelens::load_synthetic_model(dir), FormatError);
   }
   std::filesystem::remove_all(dir);
 }

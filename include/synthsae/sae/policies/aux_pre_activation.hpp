@@ -5,16 +5,25 @@
 // It pulls dead latents' pre-activations up towards their thresholds. Plain gradients (no
 // pseudo-gradient): dh = -coef/B dead n [theta > h]; dtheta = coef/B dead n sum_b [theta > h];
 // d|W_dec_j| = coef/B dead sum_b ReLU(theta - h).
+#include <cmath>
 #include <string_view>
 
-#include "synthsae/sae/activation_jumprelu.hpp"
-#include "synthsae/sae/aux_loss.hpp"
+#include "synthsae/core/error.hpp"
+
+#include "synthsae/sae/policies/activation_jumprelu.hpp"
+#include "synthsae/sae/kernels/aux_term.hpp"
 
 namespace synthsae {
 
 struct JumpReluPreActivation {
   static constexpr std::string_view name = "jumprelu_pre_act";
+  /// Needs an activation with a learned threshold (JumpRelu); checked at compile time by Sae.
+  static constexpr bool needs_learned_threshold = true;
   double coefficient = 1.0;  ///< pre_act_loss_coefficient
+
+  void validate(std::size_t, std::size_t) const {
+    if (!(coefficient >= 0) || !std::isfinite(coefficient)) throw ConfigError("pre_act_loss_coefficient", show(coefficient), "must be finite and >= 0");
+  }
 
   template <class T>
   struct State {};
@@ -24,9 +33,7 @@ struct JumpReluPreActivation {
   double accumulate(StepBuffers<T>& b, const SaeParameters<T>& p, SaeParameters<T>& g, State<T>&, const DeadMask& dead,
                     std::size_t num_dead) const {
     if (num_dead == 0 || coefficient == 0) return 0.0;
-    const auto it = p.extra.find("log_threshold");
-    if (it == p.extra.end()) throw ConfigError("pre_act_loss_coefficient", show(coefficient), "needs a JumpReLU activation (log_threshold)");
-    const auto log_theta = it->second, g_log_theta = g.extra.at("log_threshold");
+    const auto log_theta = p.extra.at("log_threshold"), g_log_theta = g.extra.at("log_threshold");
     const auto h = b.h, dh = b.dh;
     const auto norms = b.norms, dnorms = b.dnorms;
     const int rows = static_cast<int>(h.extent(0));

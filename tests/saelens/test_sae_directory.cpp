@@ -7,7 +7,7 @@
 #include <utility>
 
 #include "synthsae/core/counter_rng.hpp"
-#include "synthsae/io/sae_files.hpp"
+#include "synthsae/saelens/sae_directory.hpp"
 
 using namespace synthsae;
 
@@ -54,9 +54,9 @@ TEST_CASE("a Standard SAE saves, loads and encodes identically", "[sae][files]")
   StandardSae<> sae(12, 20, Relu{}, L1Penalty{1.0}, {}, {}, 0.1, 3);
   Kokkos::deep_copy(sae.parameters().b_enc, 0.01f);
   const auto dir = fresh("synthsae_sae_standard");
-  io::save_sae(export_inference(sae), dir);
-  auto loaded = io::load_sae(dir);
-  CHECK(loaded.architecture == "standard");
+  saelens::save_sae(export_inference(sae), dir);
+  auto loaded = saelens::load_sae(dir);
+  CHECK(loaded.architecture() == "standard");
   const auto x = random_x(16, 12, 1);
   Matrix<float> z1("z1", 16, 20), z2("z2", 16, 20);
   sae.encode(x, z1);
@@ -68,7 +68,7 @@ TEST_CASE("a Standard SAE saves, loads and encodes identically", "[sae][files]")
   CHECK(differ == 0);
   // Saving what was loaded reproduces both files byte for byte.
   const auto dir2 = fresh("synthsae_sae_standard2");
-  io::save_sae(loaded, dir2);
+  saelens::save_sae(loaded, dir2);
   CHECK(io::read_file_bytes(dir / "sae_weights.safetensors") == io::read_file_bytes(dir2 / "sae_weights.safetensors"));
   CHECK(io::read_file_bytes(dir / "cfg.json") == io::read_file_bytes(dir2 / "cfg.json"));
 }
@@ -88,10 +88,10 @@ TEST_CASE("BatchTopK exports as JumpReLU with folded norms and theta", "[sae][fi
   sae.forward_backward(x, g);  // fills the training key h * |W_dec_j|
   sae.activation_state().threshold = 0.05;
   auto inf = export_inference(sae);
-  CHECK(inf.architecture == "jumprelu");
+  CHECK(inf.architecture() == "jumprelu");
   const auto dir = fresh("synthsae_sae_btk");
-  io::save_sae(inf, dir);
-  auto loaded = io::load_sae(dir);
+  saelens::save_sae(inf, dir);
+  auto loaded = saelens::load_sae(dir);
   auto norms = host(loaded.params.w_dec);
   double s = 0;
   for (int k = 0; k < 12; ++k) s += double(norms(7, k)) * norms(7, k);
@@ -131,8 +131,8 @@ TEST_CASE("TopK exports with folded norms and selects the same latents", "[sae][
   Matrix<float> z1("z1", 32, 16), z2("z2", 32, 16);
   sae.encode(x, z1);
   auto inf = export_inference(sae);
-  CHECK(inf.architecture == "topk");
-  CHECK(!inf.rescale_acts_by_decoder_norm);
+  CHECK(inf.architecture() == "topk");
+  CHECK(!inf.as<inference::TopKForm>().rescale_acts_by_decoder_norm);
   inf.encode(x, z2);
   auto a = host(z1), b = host(z2);
   int differ = 0;
@@ -154,7 +154,7 @@ TEST_CASE("a hand-written SAELens JumpReLU directory loads and encodes as worked
   w.tensors["b_dec"] = io::make_tensor<float>(io::Dtype::F32, {2}, std::vector<float>{1, 1});
   w.tensors["threshold"] = io::make_tensor<float>(io::Dtype::F32, {3}, std::vector<float>{0.5f, 0.1f, 2.5f});
   io::write_safetensors(dir / "sae_weights.safetensors", w);
-  auto sae = io::load_sae(dir);
+  auto sae = saelens::load_sae(dir);
   // x = (2, 1.8): xc = (1, 0.8); h = (1, 0.8 - 0.5, 1.8) = (1, 0.3, 1.8); thresholds 0.5, 0.1, 2.5
   // => z = (1, 0.3, 0); x_hat = 1 (1, 0) + 0.3 (0, 1) + b_dec = (2, 1.3).
   Matrix<float> x("x", 1, 2), z("z", 1, 3), xh("xh", 1, 2);
@@ -174,33 +174,33 @@ TEST_CASE("a hand-written SAELens JumpReLU directory loads and encodes as worked
 TEST_CASE("malformed SAE directories are clear errors", "[sae][files]") {
   StandardSae<> sae(4, 6, Relu{}, L1Penalty{1.0}, {}, {}, 0.1, 6);
   const auto dir = fresh("synthsae_sae_bad");
-  io::save_sae(export_inference(sae), dir);
+  saelens::save_sae(export_inference(sae), dir);
   auto cfg = io::read_json_file(dir / "cfg.json");
   cfg["d_sae"] = 7;
   io::write_json_file(dir / "cfg.json", cfg);
-  CHECK_THROWS_WITH(io::load_sae(dir), Catch::Contains("W_enc") && Catch::Contains("[4, 7]"));
+  CHECK_THROWS_WITH(saelens::load_sae(dir), Catch::Contains("W_enc") && Catch::Contains("[4, 7]"));
   cfg["d_sae"] = 6;
   cfg["architecture"] = "crosscoder";
   io::write_json_file(dir / "cfg.json", cfg);
-  CHECK_THROWS_WITH(io::load_sae(dir), Catch::Contains("cfg.json") && Catch::Contains("crosscoder"));
+  CHECK_THROWS_WITH(saelens::load_sae(dir), Catch::Contains("cfg.json") && Catch::Contains("crosscoder"));
   cfg["architecture"] = "topk";
   io::write_json_file(dir / "cfg.json", cfg);
-  CHECK_THROWS_WITH(io::load_sae(dir), Catch::Contains("k") && Catch::Contains("missing"));
+  CHECK_THROWS_WITH(saelens::load_sae(dir), Catch::Contains("k") && Catch::Contains("missing"));
   cfg["architecture"] = "jumprelu";
   io::write_json_file(dir / "cfg.json", cfg);
-  CHECK_THROWS_WITH(io::load_sae(dir), Catch::Contains("threshold"));
-  CHECK_THROWS_AS(io::load_sae(dir / "nope"), IoError);
+  CHECK_THROWS_WITH(saelens::load_sae(dir), Catch::Contains("threshold"));
+  CHECK_THROWS_AS(saelens::load_sae(dir / "nope"), IoError);
 }
 
 TEST_CASE("a Matching Pursuit SAE saves tied weights and encodes identically after loading", "[sae][files]") {
   MatchingPursuitSae<> mp(10, 24, MatchingPursuit{4, 0.0, false}, 7);
   const auto dir = fresh("synthsae_sae_mp");
-  io::save_sae(export_inference(mp), dir);
+  saelens::save_sae(export_inference(mp), dir);
   const auto cfg = io::read_json_file(dir / "cfg.json");
   CHECK(cfg["architecture"] == "matching_pursuit");
   CHECK(cfg["max_iterations"] == 4);
   CHECK_FALSE(io::read_safetensors(dir / "sae_weights.safetensors").contains("W_enc"));
-  auto loaded = io::load_sae(dir);
+  auto loaded = saelens::load_sae(dir);
   const auto [differ, active] = compare_encodings(mp, loaded, random_x(20, 10, 8), 24);
   CHECK(differ == 0);
   CHECK(active > 20);
@@ -214,12 +214,12 @@ TEST_CASE("a Gated SAE saves b_gate, r_mag, b_mag (no b_enc) and encodes identic
   Kokkos::deep_copy(extra.at("r_mag"), 0.3f);
   Kokkos::deep_copy(extra.at("b_mag"), 0.02f);
   const auto dir = fresh("synthsae_sae_gated");
-  io::save_sae(export_inference(sae), dir);
+  saelens::save_sae(export_inference(sae), dir);
   const auto weights = io::read_safetensors(dir / "sae_weights.safetensors");
   CHECK(weights.tensors.count("b_gate") == 1);
   CHECK(weights.tensors.count("b_enc") == 0);
-  auto loaded = io::load_sae(dir);
-  CHECK(loaded.architecture == "gated");
+  auto loaded = saelens::load_sae(dir);
+  CHECK(loaded.architecture() == "gated");
   const auto [differ, active] = compare_encodings(sae, loaded, random_x(16, 12, 2), 20);
   CHECK(differ == 0);
   CHECK(active > 0);
@@ -229,5 +229,5 @@ TEST_CASE("a Gated SAE saves b_gate, r_mag, b_mag (no b_enc) and encodes identic
   partial.tensors = weights.tensors;
   partial.tensors.erase("r_mag");
   io::write_safetensors(dir / "sae_weights.safetensors", partial);
-  CHECK_THROWS_WITH(io::load_sae(dir), Catch::Contains("r_mag"));
+  CHECK_THROWS_WITH(saelens::load_sae(dir), Catch::Contains("r_mag"));
 }

@@ -15,7 +15,7 @@
 
 #include "synthsae/core/backend.hpp"
 #include "synthsae/sae/parameters.hpp"
-#include "synthsae/sae/step_buffers.hpp"
+#include "synthsae/sae/kernels/step_buffers.hpp"
 
 namespace synthsae {
 

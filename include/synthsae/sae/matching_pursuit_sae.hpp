@@ -19,10 +19,11 @@
 #include <vector>
 
 #include "synthsae/core/gemm.hpp"
-#include "synthsae/sae/aux_loss.hpp"
+#include "synthsae/sae/kernels/bucket_index.hpp"
+#include "synthsae/sae/kernels/step_buffers.hpp"
 #include "synthsae/sae/parameters.hpp"
-#include "synthsae/sae/penalty.hpp"
-#include "synthsae/sae/sae.hpp"
+#include "synthsae/sae/policies/penalty_none.hpp"
+#include "synthsae/sae/step_interface.hpp"
 
 namespace synthsae {
 
@@ -106,7 +107,7 @@ class MatchingPursuitSae {
   const Matrix<T>& last_activations() const { return z_; }
   const Matrix<T>& last_reconstruction() const { return x_hat_; }
 
-  StepLosses forward_backward(const Matrix<T>& x, SaeParameters<T>& grads, const DeadMask& = {}, std::size_t = 0, double = 1.0) {
+  StepLosses forward_backward(const Matrix<T>& x, SaeParameters<T>& grads, const DeadMask& = {}, std::size_t = 0, PenaltyScale = {}) {
     forward(x);
     const std::size_t rows = x.extent(0);
     const int d = static_cast<int>(input_dim()), s = static_cast<int>(num_latents()), iters = mp_.max_iterations;
@@ -162,29 +163,12 @@ class MatchingPursuitSae {
         db(k) -= acc;
       });
     }
-    // Per-latent accumulation through a host-built index of (row, t) entries by latent.
-    auto hsel = Kokkos::create_mirror_view_and_copy(HostSpace(), sel_);
-    std::vector<std::int32_t> offsets(num_latents() + 1, 0), order;
-    for (std::size_t i = 0; i < rows; ++i)
-      for (int t = 0; t < iters; ++t)
-        if (hsel(i, t) >= 0) ++offsets[hsel(i, t) + 1];
-    for (std::size_t j = 0; j < num_latents(); ++j) offsets[j + 1] += offsets[j];
-    order.resize(offsets.back());
-    {
-      std::vector<std::int32_t> fill(offsets.begin(), offsets.end() - 1);
-      for (std::size_t i = 0; i < rows; ++i)
-        for (int t = 0; t < iters; ++t)
-          if (hsel(i, t) >= 0) order[fill[hsel(i, t)]++] = static_cast<std::int32_t>(i * iters + t);
-    }
-    Vector<std::int32_t> d_offsets("mp_offsets", offsets.size()), d_order("mp_order", std::max<std::size_t>(order.size(), 1));
-    {
-      auto ho = Kokkos::create_mirror_view(d_offsets);
-      auto hr = Kokkos::create_mirror_view(d_order);
-      for (std::size_t q = 0; q < offsets.size(); ++q) ho(q) = offsets[q];
-      for (std::size_t q = 0; q < order.size(); ++q) hr(q) = order[q];
-      Kokkos::deep_copy(d_offsets, ho);
-      Kokkos::deep_copy(d_order, hr);
-    }
+    // Per-latent accumulation over a stable device-built index of (row, t) entries by latent:
+    // each latent's contributions are summed in ascending (row, t) order on every backend.
+    const Kokkos::View<const std::int32_t*, MemSpace> flat_sel(sel_.data(), rows * iters);
+    by_latent_.build(flat_sel, rows * iters, num_latents());
+    const auto d_offsets = by_latent_.offsets;
+    const auto d_order = by_latent_.order;
     const auto gw = grads.w_dec;
     Kokkos::parallel_for("synthsae::mp_dw_dec", Kokkos::RangePolicy<ExecSpace>(0, s), KOKKOS_LAMBDA(int j) {
       for (int k = 0; k < d; ++k) gw(j, k) = T(0);
@@ -194,10 +178,14 @@ class MatchingPursuitSae {
     return losses;
   }
 
-  StepLosses loss(const Matrix<T>& x, const DeadMask& = {}, std::size_t = 0, double = 1.0) {
+  StepLosses loss(const Matrix<T>& x, const DeadMask& = {}, std::size_t = 0, PenaltyScale = {}) {
     SaeParameters<T> scratch = params_.zeros_like();
     return forward_backward(x, scratch);
   }
+
+  /// No run state survives a step (run_state.hpp).
+  template <class Archive>
+  void persist(Archive&) {}
 
   void encode(const Matrix<T>& x, const Matrix<T>& z) {
     forward(x);
@@ -243,6 +231,7 @@ class MatchingPursuitSae {
   SaeParameters<T> params_;
   Matrix<T> x_, xc_, x_hat_, g_, scores_, gram_, z_, val_, contrib_, dr_, r_;
   Kokkos::View<std::int32_t**, Kokkos::LayoutRight, MemSpace> sel_;
+  kernels::BucketIndex by_latent_;
 };
 
 }  // namespace synthsae

@@ -1,32 +1,16 @@
 #pragma once
-// Nesting (reference §8.5). NoNesting, or Matryoshka: for every listed width w below d_sae the
+// Nesting (reference §8.5). Matryoshka: for every listed width w below d_sae the
 // prefix reconstruction x_hat_w = b_dec + sum_{j < w} c_j W_dec_j adds mean_b |x_hat_w - x|^2
 // (weight 1) to the loss. Widths must be strictly increasing; d_sae is appended if missing.
 #include <string>
 #include <string_view>
 #include <vector>
-
 #include "synthsae/core/gemm.hpp"
-#include "synthsae/sae/active_set.hpp"
+#include "synthsae/sae/kernels/active_set.hpp"
+#include "synthsae/sae/kernels/step_buffers.hpp"
 #include "synthsae/sae/parameters.hpp"
-#include "synthsae/sae/step_buffers.hpp"
 
 namespace synthsae {
-
-struct NoNesting {
-  static constexpr std::string_view name = "none";
-  template <class T>
-  struct State {};
-  void validate(std::size_t) const {}
-  template <class T>
-  double accumulate(StepBuffers<T>&, const SaeParameters<T>&, SaeParameters<T>&, State<T>&) const {
-    return 0.0;
-  }
-  template <class T>
-  double accumulate_sparse(StepBuffers<T>&, const ActiveSet<T>&, const SaeParameters<T>&, SaeParameters<T>&, State<T>&) const {
-    return 0.0;
-  }
-};
 
 struct Matryoshka {
   static constexpr std::string_view name = "matryoshka";
@@ -37,7 +21,7 @@ struct Matryoshka {
     Matrix<T> x_hat_w;
   };
 
-  void validate(std::size_t d_sae) const {
+  void validate(std::size_t /*d_in*/, std::size_t d_sae) const {
     for (std::size_t i = 0; i < widths.size(); ++i) {
       if (widths[i] < 1 || static_cast<std::size_t>(widths[i]) > d_sae || (i > 0 && widths[i] <= widths[i - 1])) {
         std::string list;

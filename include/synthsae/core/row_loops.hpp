@@ -1,0 +1,55 @@
+#pragma once
+// Loop shapes for [rows, cols] kernels, chosen at compile time per backend (in the style of
+// Kokkos Kernels): on host spaces one thread per row with a contiguous inner loop the compiler
+// vectorises; on GPU spaces one thread per entry, consecutive threads on consecutive columns of
+// a LayoutRight row, so loads coalesce. Only for elementwise bodies (no order-dependent sums):
+// both shapes then give the same bits.
+#include <cstddef>
+
+#include "synthsae/core/backend.hpp"
+
+namespace synthsae {
+
+/// Whether kernels run on the host (Serial, OpenMP, Threads) rather than a GPU.
+inline constexpr bool host_execution_v = host_accessible_v<ExecSpace>;
+
+/// f(i, j) for every entry of a [rows, cols] array.
+template <class F>
+void for_each_entry(const char* name, std::size_t rows, std::size_t cols, const F& f) {
+  const int c = static_cast<int>(cols);
+  if constexpr (host_execution_v) {
+    Kokkos::parallel_for(name, Kokkos::RangePolicy<ExecSpace>(0, rows), KOKKOS_LAMBDA(int i) {
+      for (int j = 0; j < c; ++j) f(i, j);
+    });
+  } else {
+    const long long total = static_cast<long long>(rows) * static_cast<long long>(cols);
+    Kokkos::parallel_for(name, Kokkos::RangePolicy<ExecSpace, Kokkos::IndexType<long long>>(0, total), KOKKOS_LAMBDA(long long e) {
+      f(static_cast<int>(e / c), static_cast<int>(e % c));
+    });
+  }
+}
+
+/// finish(i, sum_j term(i, j)) for every row of a [rows, cols] array, summing in Acc. Host: one
+/// thread per row, columns in order (the same bits as a plain loop). GPU: one team per row, its
+/// threads splitting the columns (coalesced loads; the order of the sum is the backend's).
+template <class Acc, class Term, class Finish>
+void for_each_row_sum(const char* name, std::size_t rows, std::size_t cols, const Term& term, const Finish& finish) {
+  const int c = static_cast<int>(cols);
+  if constexpr (host_execution_v) {
+    Kokkos::parallel_for(name, Kokkos::RangePolicy<ExecSpace>(0, rows), KOKKOS_LAMBDA(int i) {
+      Acc acc = 0;
+      for (int j = 0; j < c; ++j) acc += term(i, j);
+      finish(i, acc);
+    });
+  } else {
+    using Team = Kokkos::TeamPolicy<ExecSpace>;
+    Kokkos::parallel_for(name, Team(static_cast<int>(rows), Kokkos::AUTO), KOKKOS_LAMBDA(const typename Team::member_type& team) {
+      const int i = team.league_rank();
+      Acc acc = 0;
+      Kokkos::parallel_reduce(Kokkos::TeamThreadRange(team, c), [&](int j, Acc& part) { part += term(i, j); }, acc);
+      Kokkos::single(Kokkos::PerTeam(team), [&]() { finish(i, acc); });
+    });
+  }
+}
+
+}  // namespace synthsae

@@ -1,0 +1,108 @@
+#pragma once
+// BatchTopK (reference §8.4): keeps floor(k B) entries over the whole batch and tracks theta, an
+// EMA (rate topk_threshold_lr) of the smallest positive kept activation: its JumpReLU threshold
+// at export, and the persistent part of its run state (saved in checkpoints).
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <string_view>
+#include "synthsae/sae/kernels/active_set.hpp"
+#include "synthsae/sae/kernels/selection.hpp"
+#include "synthsae/sae/kernels/step_buffers.hpp"
+#include "synthsae/sae/kernels/top_k_select.hpp"
+#include "synthsae/sae/parameters.hpp"
+
+namespace synthsae {
+
+struct BatchTopK {
+  static constexpr std::string_view name = "batchtopk";
+  static constexpr bool selects_active_latents = true;
+  double k = 100;
+  bool rescale_acts_by_decoder_norm = true;
+  double topk_threshold_lr = 0.01;
+
+  template <class T>
+  struct State {
+    double threshold = 0;  ///< EMA of the smallest positive kept activation (float64, as the reference)
+    /// Persistent run state: the threshold survives a checkpoint (train/checkpoint.hpp).
+    template <class Archive>
+    void persist(Archive& ar) {
+      ar("threshold", threshold);
+    }
+  };
+
+  bool rescales_by_decoder_norm() const { return rescale_acts_by_decoder_norm; }
+  void validate(std::size_t, std::size_t) const {
+    if (!(k > 0)) throw ConfigError("k", show(k), "must be > 0");
+    if (!(topk_threshold_lr >= 0 && topk_threshold_lr <= 1)) throw ConfigError("topk_threshold_lr", show(topk_threshold_lr), "must be in [0, 1]");
+  }
+  template <class T>
+  void add_parameters(SaeParameters<T>&) const {}
+
+  /// Fills b.key and returns tau: an entry is kept <=> float(key) >= tau. Tau is at least the
+  /// smallest positive float, so one comparison also demands key > 0 (no unpredictable branch
+  /// per entry).
+  template <class T>
+  float keep_threshold(StepBuffers<T>& b) const {
+    detail::ranking_key(b, rescale_acts_by_decoder_norm);
+    const auto m = static_cast<std::size_t>(std::floor(k * double(b.h.extent(0))));
+    return std::max(batch_top_m_threshold(b.key, m), std::numeric_limits<float>::denorm_min());
+  }
+
+  template <class T>
+  void forward(StepBuffers<T>& b, const SaeParameters<T>&, State<T>& st, bool training) const {
+    const float tau = keep_threshold(b);
+    const auto h = b.h, key = b.key, c = b.c;
+    const int s = static_cast<int>(h.extent(1));
+    double smallest = std::numeric_limits<double>::infinity();
+    const T largest = std::numeric_limits<T>::max();
+    Kokkos::parallel_reduce(
+        "synthsae::batch_topk_keep", Kokkos::RangePolicy<ExecSpace>(0, h.extent(0)),
+        KOKKOS_LAMBDA(int i, double& min_kept) {
+          T row_min = largest;
+          bool any = false;
+          for (int j = 0; j < s; ++j) {
+            const T k = key(i, j);
+            const bool keep = static_cast<float>(k) >= tau;
+            c(i, j) = keep ? h(i, j) : T(0);
+            row_min = keep && k < row_min ? k : row_min;
+            any = any || keep;
+          }
+          if (any && double(row_min) < min_kept) min_kept = double(row_min);
+        },
+        Kokkos::Min<double>(smallest));
+    if (training && std::isfinite(smallest)) {
+      st.threshold = (1.0 - topk_threshold_lr) * st.threshold + topk_threshold_lr * smallest;
+    }
+  }
+
+  template <class T>
+  void backward(StepBuffers<T>& b, const SaeParameters<T>&, SaeParameters<T>&, State<T>&) const {
+    detail::backward_through_selection(b);
+  }
+
+  /// The sparse step's forward: the kept entries as an active set (values h), and the
+  /// threshold update; b.key is filled, b.c is not written.
+  template <class T>
+  void forward_active(StepBuffers<T>& b, const SaeParameters<T>&, State<T>& st, bool training, ActiveSet<T>& a) const {
+    const float tau = keep_threshold(b);
+    const auto h = b.h, key = b.key;
+    a.gather(b.h.extent(0), b.h.extent(1), KOKKOS_LAMBDA(int i, int j, T& v) {
+      const bool keep = static_cast<float>(key(i, j)) >= tau;
+      if (keep) v = h(i, j);
+      return keep;
+    });
+    if (!training || a.entries == 0) return;
+    const auto starts = a.row_start;
+    const auto cols = a.col;
+    double smallest = std::numeric_limits<double>::infinity();
+    Kokkos::parallel_reduce("synthsae::batch_topk_min_kept", Kokkos::RangePolicy<ExecSpace>(0, a.rows()), KOKKOS_LAMBDA(int i, double& min_kept) {
+      for (int e = starts(i); e < starts(i + 1); ++e)
+        if (double(key(i, cols(e))) < min_kept) min_kept = double(key(i, cols(e)));
+    }, Kokkos::Min<double>(smallest));
+    st.threshold = (1.0 - topk_threshold_lr) * st.threshold + topk_threshold_lr * smallest;
+  }
+};
+
+}  // namespace synthsae

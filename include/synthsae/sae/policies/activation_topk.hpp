@@ -1,0 +1,71 @@
+#pragma once
+// TopK (reference §8.3): the k largest ranking keys per sample. With rescale_acts_by_decoder_norm
+// (the training default) the key is h_j |W_dec_j| and z_j = ReLU(h_j |W_dec_j|), while the decoder
+// uses z_j / |W_dec_j| = h_j: the norms cancel in the reconstruction, so c = h on the selected
+// entries either way.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <string_view>
+#include "synthsae/sae/kernels/active_set.hpp"
+#include "synthsae/sae/kernels/selection.hpp"
+#include "synthsae/sae/kernels/step_buffers.hpp"
+#include "synthsae/sae/kernels/top_k_select.hpp"
+#include "synthsae/sae/parameters.hpp"
+
+namespace synthsae {
+
+struct TopK {
+  static constexpr std::string_view name = "topk";
+  static constexpr bool selects_active_latents = true;
+  int k = 100;
+  bool rescale_acts_by_decoder_norm = true;
+
+  template <class T>
+  struct State {
+    Kokkos::View<std::uint8_t**, Kokkos::LayoutRight, MemSpace> mask;
+  };
+
+  bool rescales_by_decoder_norm() const { return rescale_acts_by_decoder_norm; }
+  void validate(std::size_t, std::size_t) const {
+    if (k < 1) throw ConfigError("k", show(k), "must be >= 1");
+  }
+  template <class T>
+  void add_parameters(SaeParameters<T>&) const {}
+
+  template <class T>
+  void forward(StepBuffers<T>& b, const SaeParameters<T>&, State<T>& st, bool) const {
+    detail::ranking_key(b, rescale_acts_by_decoder_norm);
+    if (st.mask.extent(0) != b.h.extent(0) || st.mask.extent(1) != b.h.extent(1)) {
+      st.mask = decltype(st.mask)("topk_mask", b.h.extent(0), b.h.extent(1));
+    }
+    row_top_k(b.key, std::min<int>(k, static_cast<int>(b.h.extent(1))), st.mask, Kokkos::View<const std::uint8_t*, MemSpace>());
+    detail::coefficients_from_mask(b, st.mask);
+  }
+
+  template <class T>
+  void backward(StepBuffers<T>& b, const SaeParameters<T>&, SaeParameters<T>&, State<T>&) const {
+    detail::backward_through_selection(b);
+  }
+
+  /// The sparse step's forward: the selected positive entries as an active set (values h);
+  /// b.key is filled (AuxK ranks it), b.c is not written.
+  template <class T>
+  void forward_active(StepBuffers<T>& b, const SaeParameters<T>&, State<T>& st, bool, ActiveSet<T>& a) const {
+    detail::ranking_key(b, rescale_acts_by_decoder_norm);
+    if (st.mask.extent(0) != b.h.extent(0) || st.mask.extent(1) != b.h.extent(1)) {
+      st.mask = decltype(st.mask)("topk_mask", b.h.extent(0), b.h.extent(1));
+    }
+    row_top_k(b.key, std::min<int>(k, static_cast<int>(b.h.extent(1))), st.mask, Kokkos::View<const std::uint8_t*, MemSpace>());
+    const auto mask = st.mask;
+    const auto h = b.h, key = b.key;
+    a.gather(b.h.extent(0), b.h.extent(1), KOKKOS_LAMBDA(int i, int j, T& v) {
+      const bool keep = mask(i, j) && key(i, j) > T(0);
+      if (keep) v = h(i, j);
+      return keep;
+    });
+  }
+};
+
+}  // namespace synthsae
