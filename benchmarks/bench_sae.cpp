@@ -66,7 +66,9 @@ void train_steps(benchmark::State& state, SaeT sae, int dead_stride = 0) {
 
 void BM_StepBatchTopK(benchmark::State& s) { train_steps(s, BatchTopKSae<>(kIn, kLatents, BatchTopK{25, true, 0.01})); }
 // A quarter of the latents dead: AuxK selects k_aux = 384 of them per sample.
-void BM_StepBatchTopKQuarterDead(benchmark::State& s) { train_steps(s, BatchTopKSae<>(kIn, kLatents, BatchTopK{25, true, 0.01}), 4); }
+void BM_StepBatchTopKQuarterDead(benchmark::State& s) {
+  train_steps(s, BatchTopKSae<>(kIn, kLatents, BatchTopK{25, true, 0.01}), 4);
+}
 // The same step through the dense path (every product full-size): the previous version.
 void BM_StepBatchTopKDense(benchmark::State& s) {
   BatchTopKSae<> sae(kIn, kLatents, BatchTopK{25, true, 0.01});
@@ -74,7 +76,8 @@ void BM_StepBatchTopKDense(benchmark::State& s) {
   train_steps(s, std::move(sae));
 }
 void BM_StepMatryoshka(benchmark::State& s) {
-  train_steps(s, MatryoshkaBatchTopKSae<>(kIn, kLatents, BatchTopK{25, true, 0.01}, {}, AuxK{}, Matryoshka{{128, 512, 2048}}));
+  train_steps(
+      s, MatryoshkaBatchTopKSae<>(kIn, kLatents, BatchTopK{25, true, 0.01}, {}, AuxK{}, Matryoshka{{128, 512, 2048}}));
 }
 void BM_StepTopK(benchmark::State& s) { train_steps(s, TopKSae<>(kIn, kLatents, TopK{25, true})); }
 void BM_StepStandard(benchmark::State& s) { train_steps(s, StandardSae<>(kIn, kLatents, Relu{}, L1Penalty{2.0})); }
@@ -84,7 +87,9 @@ void BM_StepJumpRelu(benchmark::State& s) {
 // Matching Pursuit: 25 selections. Each selection would need r W_dec^T (B x S x D); the step
 // computes the Gram matrix W_dec W_dec^T once (S x S x D) and updates the scores in place
 // (B x S per selection).
-void BM_StepMatchingPursuit(benchmark::State& s) { train_steps(s, MatchingPursuitSae<>(kIn, kLatents, MatchingPursuit{25, 0.0, false})); }
+void BM_StepMatchingPursuit(benchmark::State& s) {
+  train_steps(s, MatchingPursuitSae<>(kIn, kLatents, MatchingPursuit{25, 0.0, false}));
+}
 void BM_StepGated(benchmark::State& s) { train_steps(s, GatedSae<>(kIn, kLatents, L1Penalty{2.0})); }
 BENCHMARK(BM_StepBatchTopK)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_StepBatchTopKDense)->Unit(benchmark::kMillisecond)->UseRealTime();

@@ -60,10 +60,19 @@ void build_world(benchmark::State& state, const std::string& name) {
 
 BENCHMARK_CAPTURE(sample_batches, cpu_4k, std::string("cpu-4k"))->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_CAPTURE(dense_hidden_gemm, cpu_4k, std::string("cpu-4k"))->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK_CAPTURE(sample_batches, synth_sae_bench_16k, std::string("synth-sae-bench-16k"))->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK_CAPTURE(dense_hidden_gemm, synth_sae_bench_16k, std::string("synth-sae-bench-16k"))->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK_CAPTURE(build_world, cpu_4k, std::string("cpu-4k"))->Unit(benchmark::kMillisecond)->Iterations(3)->UseRealTime();
+BENCHMARK_CAPTURE(sample_batches, synth_sae_bench_16k, std::string("synth-sae-bench-16k"))
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK_CAPTURE(dense_hidden_gemm, synth_sae_bench_16k, std::string("synth-sae-bench-16k"))
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK_CAPTURE(build_world, cpu_4k, std::string("cpu-4k"))
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(3)
+    ->UseRealTime();
 
 }  // namespace
 
-int main(int argc, char** argv) { return run_kokkos_benchmarks(argc, argv, [] { world_cache().clear(); }); }
+int main(int argc, char** argv) {
+  return run_kokkos_benchmarks(argc, argv, [] { world_cache().clear(); });
+}

@@ -18,7 +18,8 @@ int main(int argc, char* argv[]) {
   cfg.coefficient_warm_up_steps = cfg.total_steps() / 3;
   Trainer(sae, world, cfg).fit();
   const nlohmann::json m = evaluate_all(sae, world, EvalOptions{.samples = 20'000});
-  std::printf("GainedRelu + L1: L0 %.1f  MCC %.3f  F1 %.3f  explained variance %.3f\n", m["sae_l0"].get<double>(), m["mcc"].get<double>(),
-              m["classification"]["f1_score"].get<double>(), m["explained_variance"].get<double>());
+  std::printf("GainedRelu + L1: L0 %.1f  MCC %.3f  F1 %.3f  explained variance %.3f\n", m["sae_l0"].get<double>(),
+              m["mcc"].get<double>(), m["classification"]["f1_score"].get<double>(),
+              m["explained_variance"].get<double>());
   return 0;
 }

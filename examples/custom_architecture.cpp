@@ -19,7 +19,8 @@ void train_and_report(const char* name, S sae, SyntheticModel& world) {
   Trainer(sae, world, cfg).fit();
   const nlohmann::json m = evaluate_all(sae, world, EvalOptions{.samples = 20'000});
   std::printf("%-22s L0 %5.1f  MCC %.3f  F1 %.3f  explained variance %.3f\n", name, m["sae_l0"].get<double>(),
-              m["mcc"].get<double>(), m["classification"]["f1_score"].get<double>(), m["explained_variance"].get<double>());
+              m["mcc"].get<double>(), m["classification"]["f1_score"].get<double>(),
+              m["explained_variance"].get<double>());
 }
 
 int main(int argc, char* argv[]) {

@@ -35,12 +35,13 @@ struct GainedRelu {
     const auto h = b.h, c = b.c, key = b.key;
     const auto g = p.extra.at("log_gain");
     const int s = static_cast<int>(h.extent(1));
-    Kokkos::parallel_for("example::gained_relu", Kokkos::RangePolicy<ExecSpace>(0, h.extent(0)), KOKKOS_LAMBDA(int i) {
-      for (int j = 0; j < s; ++j) {
-        key(i, j) = h(i, j);
-        c(i, j) = h(i, j) > T(0) ? h(i, j) * kmath::exp(g(j)) : T(0);
-      }
-    });
+    Kokkos::parallel_for(
+        "example::gained_relu", Kokkos::RangePolicy<ExecSpace>(0, h.extent(0)), KOKKOS_LAMBDA(int i) {
+          for (int j = 0; j < s; ++j) {
+            key(i, j) = h(i, j);
+            c(i, j) = h(i, j) > T(0) ? h(i, j) * kmath::exp(g(j)) : T(0);
+          }
+        });
   }
 
   /// One thread per latent: the dh column and the summed log-gain gradient (no atomics).
@@ -49,16 +50,17 @@ struct GainedRelu {
     const auto h = b.h, dc = b.dc, dh = b.dh;
     const auto g = p.extra.at("log_gain"), dg = grads.extra.at("log_gain");
     const int rows = static_cast<int>(h.extent(0));
-    Kokkos::parallel_for("example::gained_relu_backward", Kokkos::RangePolicy<ExecSpace>(0, h.extent(1)), KOKKOS_LAMBDA(int j) {
-      const T gain = kmath::exp(g(j));
-      T sum = 0;
-      for (int i = 0; i < rows; ++i) {
-        const bool on = h(i, j) > T(0);
-        dh(i, j) = on ? dc(i, j) * gain : T(0);
-        sum += on ? dc(i, j) * h(i, j) * gain : T(0);
-      }
-      dg(j) += sum;
-    });
+    Kokkos::parallel_for(
+        "example::gained_relu_backward", Kokkos::RangePolicy<ExecSpace>(0, h.extent(1)), KOKKOS_LAMBDA(int j) {
+          const T gain = kmath::exp(g(j));
+          T sum = 0;
+          for (int i = 0; i < rows; ++i) {
+            const bool on = h(i, j) > T(0);
+            dh(i, j) = on ? dc(i, j) * gain : T(0);
+            sum += on ? dc(i, j) * h(i, j) * gain : T(0);
+          }
+          dg(j) += sum;
+        });
   }
 };
 

@@ -13,9 +13,10 @@ int main(int argc, char* argv[]) {
   SyntheticModel world(preset(name));
   const FiringStats firing = firing_stats(world, 10'000, 1024);
   const SuperpositionStats sup = superposition_stats(world.feature_vectors());
-  std::printf("%s: %zu features in %zu dimensions, %zu in the hierarchy\n", name.c_str(), world.num_features(), world.hidden_dim(),
-              world.hierarchy().num_hierarchical_features());
-  std::printf("true L0 %.2f (first 1024 features: %.2f), rho_mm %.3f\n", firing.true_l0, firing.true_l0_first_k, sup.rho_mm);
+  std::printf("%s: %zu features in %zu dimensions, %zu in the hierarchy\n", name.c_str(), world.num_features(),
+              world.hidden_dim(), world.hierarchy().num_hierarchical_features());
+  std::printf("true L0 %.2f (first 1024 features: %.2f), rho_mm %.3f\n", firing.true_l0, firing.true_l0_first_k,
+              sup.rho_mm);
   saelens::save_synthetic_model(world, argc > 2 ? argv[2] : "out/" + name);
   return 0;
 }

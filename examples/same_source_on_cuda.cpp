@@ -17,7 +17,8 @@ int main(int argc, char* argv[]) {
   const std::string name = argc > 1 ? argv[1] : "cpu-1k";
   const long samples = argc > 2 ? std::atol(argv[2]) : 1'000'000;
   if (samples < 1024) {
-    std::fprintf(stderr, "same_source_on_cuda: SAMPLES = %s: must be at least one batch (1024)\n", argc > 2 ? argv[2] : "");
+    std::fprintf(stderr, "same_source_on_cuda: SAMPLES = %s: must be at least one batch (1024)\n",
+                 argc > 2 ? argv[2] : "");
     return 2;
   }
   try {
@@ -32,11 +33,12 @@ int main(int argc, char* argv[]) {
     const auto start = std::chrono::steady_clock::now();
     const StepInfo last = Trainer(sae, world, cfg).fit();
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    std::printf("%s: %zu -> %zu latents, %ld steps in %.1f s (%.0f samples/s, data generation included)\n", name.c_str(),
-                world.hidden_dim(), width, last.step, seconds, double(last.samples) / seconds);
+    std::printf("%s: %zu -> %zu latents, %ld steps in %.1f s (%.0f samples/s, data generation included)\n",
+                name.c_str(), world.hidden_dim(), width, last.step, seconds, double(last.samples) / seconds);
     const auto m = evaluate_all(sae, world, EvalOptions{.samples = 50'000});
-    std::printf("L0 %.2f  MCC %.4f  F1 %.4f  explained variance %.4f\n", m["sae_l0"].get<double>(), m["mcc"].get<double>(),
-                m["classification"]["f1_score"].get<double>(), m["explained_variance"].get<double>());
+    std::printf("L0 %.2f  MCC %.4f  F1 %.4f  explained variance %.4f\n", m["sae_l0"].get<double>(),
+                m["mcc"].get<double>(), m["classification"]["f1_score"].get<double>(),
+                m["explained_variance"].get<double>());
   } catch (const std::exception& e) {
     std::fprintf(stderr, "same_source_on_cuda: %s\n", e.what());
     return 1;

@@ -14,7 +14,8 @@ int main(int argc, char* argv[]) {
   // 300,000 samples = 292 steps: the recipe scales the dead-latent window to the run (14 steps,
   // not the reference's 1,000), so AuxK acts on latents that die.
   TrainerConfig cfg = recipes::trainer_config(300'000, 1024, 1e-3);
-  const architectures::Request request{.d_in = world.hidden_dim(), .width = 256, .k = 8, .total_steps = cfg.total_steps()};
+  const architectures::Request request{
+      .d_in = world.hidden_dim(), .width = 256, .k = 8, .total_steps = cfg.total_steps()};
   architectures::BatchTopK::configure(cfg, request);
   auto sae = architectures::BatchTopK::make(request);  // BatchTopKSae<float>
   ProgressDisplay progress;

@@ -80,7 +80,8 @@ inline std::string markdown_table() {
     if (A::knobs.k) knobs += "--k";
     if (A::knobs.l1) knobs += std::string(knobs.empty() ? "" : ", ") + "--l1";
     if (A::knobs.target_l0) knobs += std::string(knobs.empty() ? "" : ", ") + "--target-l0";
-    t += "| `" + std::string(A::name) + "` | " + std::string(A::summary) + " | " + knobs + " | `" + std::string(A::inference_form::saelens_name) + "` |\n";
+    t += "| `" + std::string(A::name) + "` | " + std::string(A::summary) + " | " + knobs + " | `" +
+         std::string(A::inference_form::saelens_name) + "` |\n";
   });
   return t;
 }

@@ -13,8 +13,8 @@
 using namespace synthsae;
 
 TEST_CASE("the architecture list holds the published architectures and the example, each once", "[architectures]") {
-  const std::vector<std::string_view> expected = {"standard", "topk", "batchtopk", "matryoshka_batchtopk", "jumprelu", "gated",
-                                                  "matching_pursuit", "topk_l1"};
+  const std::vector<std::string_view> expected = {"standard", "topk",  "batchtopk",        "matryoshka_batchtopk",
+                                                  "jumprelu", "gated", "matching_pursuit", "topk_l1"};
   CHECK(architectures::names() == expected);
   CHECK(architectures::knobs_of("standard").l1);
   CHECK(architectures::knobs_of("jumprelu").target_l0);
@@ -75,7 +75,8 @@ TEST_CASE("recipes: the settings the README's numbers were trained with", "[arch
   CHECK(architectures::MatchingPursuit::make(r).pursuit().max_iterations == 4);
 }
 
-TEST_CASE("the example architecture topk_l1 trains with its L1 term, saves as topk and loads back", "[architectures][files]") {
+TEST_CASE("the example architecture topk_l1 trains with its L1 term, saves as topk and loads back",
+          "[architectures][files]") {
   SyntheticModelConfig c;
   c.num_features = 48;
   c.hidden_dim = 16;
@@ -99,6 +100,7 @@ TEST_CASE("the example architecture topk_l1 trains with its L1 term, saves as to
   const InferenceSae loaded = architectures::load_as<architectures::TopKL1>(dir);
   CHECK(loaded.architecture() == "topk");
   CHECK(loaded.as<inference::TopKForm>().k == 3);
-  CHECK_THROWS_WITH(architectures::load_as<architectures::Gated>(dir), Catch::Contains("topk") && Catch::Contains("gated"));
+  CHECK_THROWS_WITH(architectures::load_as<architectures::Gated>(dir),
+                    Catch::Contains("topk") && Catch::Contains("gated"));
   std::filesystem::remove_all(dir);
 }

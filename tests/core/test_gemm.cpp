@@ -85,7 +85,7 @@ TEST_CASE("gemm works in place on row-range and column-range subviews", "[core][
   auto big_a = random_matrix<double>(10, 8, 6);
   auto big_b = random_matrix<double>(8, 9, 7);
   auto big_c = random_matrix<double>(10, 9, 8);
-  auto A = Kokkos::subview(big_a, Kokkos::make_pair(2, 7), Kokkos::make_pair(1, 5));   // 5 x 4
+  auto A = Kokkos::subview(big_a, Kokkos::make_pair(2, 7), Kokkos::make_pair(1, 5));  // 5 x 4
   auto B = Kokkos::subview(big_b, Kokkos::make_pair(3, 7), Kokkos::ALL());            // 4 x 9
   auto C = Kokkos::subview(big_c, Kokkos::make_pair(5, 10), Kokkos::ALL());           // 5 x 9
   Matrix<double> C0("C0", 5, 9);

@@ -20,7 +20,9 @@ TEST_CASE("normal_quantile and normal_tail match reference values", "[core][norm
   // quantile inverts the CDF over the range thresholds use (p down to 1e-15). The upper half is
   // reached through the tail, as thresholds t = -Phi^-1(p) are: 1 - Phi(x) itself would round.
   double worst = 0;
-  for (double x = -8; x <= 0; x += 0.01) worst = std::max(worst, std::fabs(normal_quantile(normal_cdf(x)) - x) / (1 + std::fabs(x)));
-  for (double x = 0; x <= 8; x += 0.01) worst = std::max(worst, std::fabs(-normal_quantile(normal_tail(x)) - x) / (1 + x));
+  for (double x = -8; x <= 0; x += 0.01)
+    worst = std::max(worst, std::fabs(normal_quantile(normal_cdf(x)) - x) / (1 + std::fabs(x)));
+  for (double x = 0; x <= 8; x += 0.01)
+    worst = std::max(worst, std::fabs(-normal_quantile(normal_tail(x)) - x) / (1 + x));
   CHECK(worst < 1e-9);
 }

@@ -17,8 +17,10 @@ TEST_CASE("json_field checks types and ranges and names the field", "[io][json]"
   CHECK(json_field<std::string>(cfg, "name", "sae") == "topk");
   CHECK(json_field<bool>(cfg, "on", "sae"));
   CHECK_THROWS_WITH(json_field<unsigned>(cfg, "neg", "hierarchy"), Catch::Contains("hierarchy.neg = -3"));
-  CHECK_THROWS_WITH(json_field<int>(cfg, "frac", "sae"), Catch::Contains("sae.frac = 2.5") && Catch::Contains("integer"));
-  CHECK_THROWS_WITH(json_field<int>(cfg, "missing", "sae"), Catch::Contains("sae.missing") && Catch::Contains("required"));
+  CHECK_THROWS_WITH(json_field<int>(cfg, "frac", "sae"),
+                    Catch::Contains("sae.frac = 2.5") && Catch::Contains("integer"));
+  CHECK_THROWS_WITH(json_field<int>(cfg, "missing", "sae"),
+                    Catch::Contains("sae.missing") && Catch::Contains("required"));
   CHECK(json_field<std::uint8_t>(cfg, "k", "x") == 25);
   CHECK_THROWS_WITH(json_field<std::int8_t>(Json::parse(R"({"v": 300})"), "v", "x"), Catch::Contains("out of range"));
   CHECK_THROWS_WITH(json_field<std::string>(cfg, "k", "sae"), Catch::Contains("must be a string"));
@@ -31,10 +33,9 @@ TEST_CASE("JSON files: atomic write, read back, and parse errors naming the file
   const Json value = {{"num_features", 16384}, {"hidden_dim", 768}};
   write_json_file(dir / "cfg.json", value);
   CHECK(read_json_file(dir / "cfg.json") == value);
-  {
-    std::ofstream(dir / "broken.json") << "{\"a\": [1, 2";
-  }
-  CHECK_THROWS_WITH(read_json_file(dir / "broken.json"), Catch::Contains("broken.json") && Catch::Contains("invalid JSON"));
+  { std::ofstream(dir / "broken.json") << "{\"a\": [1, 2"; }
+  CHECK_THROWS_WITH(read_json_file(dir / "broken.json"),
+                    Catch::Contains("broken.json") && Catch::Contains("invalid JSON"));
   CHECK_THROWS_AS(read_json_file(dir / "absent.json"), IoError);
   std::filesystem::remove_all(dir);
 }

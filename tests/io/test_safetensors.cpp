@@ -36,8 +36,9 @@ std::string parse_error(const std::vector<std::byte>& bytes) {
 
 TEST_CASE("a hand-built file parses to the values it encodes", "[io][safetensors]") {
   // One F32 [2] tensor holding 1.0 and -2.0 (0x3F800000, 0xC0000000 little-endian).
-  const auto bytes = raw_file(R"({"__metadata__":{"format":"pt"},"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})",
-                              {0x00, 0x00, 0x80, 0x3F, 0x00, 0x00, 0x00, 0xC0});
+  const auto bytes =
+      raw_file(R"({"__metadata__":{"format":"pt"},"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})",
+               {0x00, 0x00, 0x80, 0x3F, 0x00, 0x00, 0x00, 0xC0});
   const auto file = parse_safetensors(bytes, "hand");
   CHECK(file.metadata.at("format") == "pt");
   CHECK(tensor_values<double>(file.at("x")) == std::vector<double>{1.0, -2.0});
@@ -92,7 +93,7 @@ TEST_CASE("every dtype and rank round-trips exactly through a file", "[io][safet
   }
   CHECK(tensor_values<double>(back.at("f32")) == fractions);  // all exactly representable in F32
   CHECK(tensor_values<float>(back.at("bf16"))[1] == -0.25f);
-  CHECK(tensor_values<float>(back.at("f16"))[5] == 1e4f);      // 10000 is exact in F16
+  CHECK(tensor_values<float>(back.at("f16"))[5] == 1e4f);  // 10000 is exact in F16
   CHECK(tensor_values<std::int64_t>(back.at("i32"))[4] == -3);
   CHECK(tensor_values<float>(back.at("scalar")) == std::vector<float>{3.5f});
   CHECK(back.at("empty").numel() == 0);
@@ -138,9 +139,9 @@ TEST_CASE("malformed files are clear errors, never out-of-bounds reads", "[io][s
                Catch::Contains("[3]") && Catch::Contains("8 data bytes"));
     CHECK_THAT(parse_error(raw_file(R"({"x":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", eight)),
                Catch::Contains("invalid dimension"));
-    CHECK_THAT(parse_error(raw_file(
-                   R"({"x":{"dtype":"F64","shape":[4294967296,4294967296,4],"data_offsets":[0,8]}})", eight)),
-               Catch::Contains("overflows"));
+    CHECK_THAT(
+        parse_error(raw_file(R"({"x":{"dtype":"F64","shape":[4294967296,4294967296,4],"data_offsets":[0,8]}})", eight)),
+        Catch::Contains("overflows"));
   }
   SECTION("offsets out of range (truncated data)") {
     CHECK_THAT(parse_error(raw_file("{" + ok_entry + "}", {0, 0, 0, 0})), Catch::Contains("past the end of the data"));
@@ -149,7 +150,8 @@ TEST_CASE("malformed files are clear errors, never out-of-bounds reads", "[io][s
   }
   SECTION("overlapping, unordered and uncovered spans") {
     CHECK_THAT(parse_error(raw_file(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
-                                    R"("b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", eight)),
+                                    R"("b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
+                                    eight)),
                Catch::Contains("overlaps"));
     CHECK_THAT(parse_error(raw_file(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", eight)),
                Catch::Contains("belong to no tensor"));
@@ -157,7 +159,9 @@ TEST_CASE("malformed files are clear errors, never out-of-bounds reads", "[io][s
                Catch::Contains("cover 4"));
     // Listed out of order but contiguous once sorted: valid.
     CHECK_NOTHROW(parse_safetensors(raw_file(R"({"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]},)"
-                                             R"("a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", eight), "ok"));
+                                             R"("a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})",
+                                             eight),
+                                    "ok"));
   }
   SECTION("duplicate names and bad metadata") {
     CHECK_THAT(parse_error(raw_file("{" + ok_entry + "," + ok_entry + "}", eight)), Catch::Contains("twice"));
@@ -165,7 +169,8 @@ TEST_CASE("malformed files are clear errors, never out-of-bounds reads", "[io][s
                Catch::Contains("__metadata__['n']"));
   }
   SECTION("missing fields and invalid booleans") {
-    CHECK_THAT(parse_error(raw_file(R"({"x":{"dtype":"F32","data_offsets":[0,8]}})", eight)), Catch::Contains("'shape'"));
+    CHECK_THAT(parse_error(raw_file(R"({"x":{"dtype":"F32","data_offsets":[0,8]}})", eight)),
+               Catch::Contains("'shape'"));
     CHECK_THAT(parse_error(raw_file(R"({"x":{"dtype":"BOOL","shape":[1],"data_offsets":[0,1]}})", {7})),
                Catch::Contains("byte value 7"));
   }
@@ -199,10 +204,11 @@ TEST_CASE("a failed write leaves no file behind and keeps the old one", "[io][sa
   SafetensorsFile bad;  // inconsistent tensor: the writer must refuse before touching the file
   bad.tensors["x"] = Tensor{Dtype::F32, {4}, std::vector<std::byte>(3)};
   CHECK_THROWS_AS(write_safetensors(target, bad), ShapeError);
-  CHECK_THROWS_AS(write_file_atomically(target, [](std::ostream& out) {
-                    out << "partial";
-                    throw IoError("w", "simulated failure mid-write");
-                  }),
+  CHECK_THROWS_AS(write_file_atomically(target,
+                                        [](std::ostream& out) {
+                                          out << "partial";
+                                          throw IoError("w", "simulated failure mid-write");
+                                        }),
                   IoError);
   CHECK(tensor_values<float>(read_safetensors(target).at("x")) == std::vector<float>{1.0f});
   CHECK(std::distance(std::filesystem::directory_iterator(dir), std::filesystem::directory_iterator()) == 1);

@@ -61,8 +61,10 @@ double hungarian_max(const std::vector<double>& sim, int s, int n) {
         if (minv[j] < delta) delta = minv[j], j1 = j;
       }
       for (int j = 0; j <= n; ++j) {
-        if (used[j]) u[p[j]] += delta, v[j] -= delta;
-        else minv[j] -= delta;
+        if (used[j])
+          u[p[j]] += delta, v[j] -= delta;
+        else
+          minv[j] -= delta;
       }
       j0 = j1;
     } while (p[j0] != 0);
@@ -127,7 +129,8 @@ TEST_CASE("assignment equals a textbook Hungarian on medium matrices", "[metrics
       }
 }
 
-TEST_CASE("adversarial matrices: equal rows, equal everything, negatives, one dominant column", "[metrics][assignment]") {
+TEST_CASE("adversarial matrices: equal rows, equal everything, negatives, one dominant column",
+          "[metrics][assignment]") {
   {  // all rows identical: any injection into the s best columns is optimal
     const int s = 5, n = 9;
     std::vector<double> sim(s * n);
@@ -156,7 +159,8 @@ TEST_CASE("adversarial matrices: equal rows, equal everything, negatives, one do
 }
 
 TEST_CASE("assignment rejects bad input with clear errors", "[metrics][assignment]") {
-  CHECK_THROWS_WITH(solve_assignment_max(std::vector<double>(6, 0.0), 3, 2), Catch::Contains("3 rows") && Catch::Contains("2 distinct columns"));
+  CHECK_THROWS_WITH(solve_assignment_max(std::vector<double>(6, 0.0), 3, 2),
+                    Catch::Contains("3 rows") && Catch::Contains("2 distinct columns"));
   CHECK_THROWS_AS(solve_assignment_max(std::vector<double>(5, 0.0), 2, 3), ShapeError);
   std::vector<double> nan_sim(4, 0.0);
   nan_sim[3] = std::nan("");

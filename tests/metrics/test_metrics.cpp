@@ -36,8 +36,12 @@ std::vector<std::vector<float>> identity(int n) {
   return e;
 }
 
-double mcc_of(const Matrix<float>& dec, const Matrix<float>& feat) { return mean_correlation_coefficient(decoder_similarity(dec, feat)); }
-double uniq_of(const Matrix<float>& dec, const Matrix<float>& feat) { return uniqueness(decoder_similarity(dec, feat)); }
+double mcc_of(const Matrix<float>& dec, const Matrix<float>& feat) {
+  return mean_correlation_coefficient(decoder_similarity(dec, feat));
+}
+double uniq_of(const Matrix<float>& dec, const Matrix<float>& feat) {
+  return uniqueness(decoder_similarity(dec, feat));
+}
 
 // An SAE fixture for the evaluator: z = ReLU((x - b_dec) W_enc + b_enc), x_hat = z W_dec + b_dec.
 struct LinearReluSae {
@@ -50,22 +54,26 @@ struct LinearReluSae {
     Matrix<float> centred("centred", x.extent(0), x.extent(1));
     const auto xx = x, c = centred;
     const auto bd = b_dec, be = b_enc;
-    Kokkos::parallel_for("centre", Kokkos::MDRangePolicy<ExecSpace, Kokkos::Rank<2>>({0, 0}, {(long)x.extent(0), (long)x.extent(1)}),
-                         KOKKOS_LAMBDA(int i, int k) { c(i, k) = xx(i, k) - bd(k); });
+    Kokkos::parallel_for(
+        "centre", Kokkos::MDRangePolicy<ExecSpace, Kokkos::Rank<2>>({0, 0}, {(long)x.extent(0), (long)x.extent(1)}),
+        KOKKOS_LAMBDA(int i, int k) { c(i, k) = xx(i, k) - bd(k); });
     gemm(Op::N, Op::N, 1.0f, centred, w_enc, 0.0f, z);
     const auto zz = z;
-    Kokkos::parallel_for("relu", Kokkos::MDRangePolicy<ExecSpace, Kokkos::Rank<2>>({0, 0}, {(long)z.extent(0), (long)z.extent(1)}),
-                         KOKKOS_LAMBDA(int i, int j) {
-                           const float v = zz(i, j) + be(j);
-                           zz(i, j) = v > 0 ? v : 0;
-                         });
+    Kokkos::parallel_for(
+        "relu", Kokkos::MDRangePolicy<ExecSpace, Kokkos::Rank<2>>({0, 0}, {(long)z.extent(0), (long)z.extent(1)}),
+        KOKKOS_LAMBDA(int i, int j) {
+          const float v = zz(i, j) + be(j);
+          zz(i, j) = v > 0 ? v : 0;
+        });
   }
   void decode(const Matrix<float>& z, const Matrix<float>& x_hat) const {
     gemm(Op::N, Op::N, 1.0f, z, w_dec, 0.0f, x_hat);
     const auto xh = x_hat;
     const auto bd = b_dec;
-    Kokkos::parallel_for("add_b_dec", Kokkos::MDRangePolicy<ExecSpace, Kokkos::Rank<2>>({0, 0}, {(long)x_hat.extent(0), (long)x_hat.extent(1)}),
-                         KOKKOS_LAMBDA(int i, int k) { xh(i, k) += bd(k); });
+    Kokkos::parallel_for(
+        "add_b_dec",
+        Kokkos::MDRangePolicy<ExecSpace, Kokkos::Rank<2>>({0, 0}, {(long)x_hat.extent(0), (long)x_hat.extent(1)}),
+        KOKKOS_LAMBDA(int i, int k) { xh(i, k) += bd(k); });
   }
 };
 static_assert(EvaluableSae<LinearReluSae>);
@@ -80,7 +88,8 @@ SyntheticModel orthonormal_world(int n) {
   cfg.std_firing_magnitudes = ConstantMagnitude{0.5};
   cfg.bias = BiasSpec{BiasSpec::Kind::none, 0.0};
   cfg.seed = 6;
-  SyntheticModelParts parts{from_rows(identity(n)), Vector<float>("bias", n), LinearFiring{0.4, 0.1}.generate(n, 0), std::nullopt, Forest{}};
+  SyntheticModelParts parts{from_rows(identity(n)), Vector<float>("bias", n), LinearFiring{0.4, 0.1}.generate(n, 0),
+                            std::nullopt, Forest{}};
   return SyntheticModel(cfg, std::move(parts));
 }
 
@@ -92,8 +101,10 @@ TEST_CASE("MCC and uniqueness: the reference's expectations", "[metrics][mcc]") 
   CHECK(mcc_of(feat, feat) == Approx(1.0).epsilon(1e-6));
   CHECK(uniq_of(feat, feat) == 1.0);
   auto negated = rows, scaled = rows, permuted = rows;
-  for (auto& r : negated) for (auto& v : r) v = -v;
-  for (std::size_t i = 0; i < scaled.size(); ++i) for (auto& v : scaled[i]) v *= float(i + 1) * 0.7f;
+  for (auto& r : negated)
+    for (auto& v : r) v = -v;
+  for (std::size_t i = 0; i < scaled.size(); ++i)
+    for (auto& v : scaled[i]) v *= float(i + 1) * 0.7f;
   std::rotate(permuted.begin(), permuted.begin() + 3, permuted.end());
   for (const auto& variant : {negated, scaled, permuted}) {
     CHECK(mcc_of(from_rows(variant), feat) == Approx(1.0).epsilon(1e-6));
@@ -180,7 +191,8 @@ TEST_CASE("explained variance and shrinkage equal a two-pass float64 computation
   Reconstruction rec;
   rec.begin(EvalContext{});
   // Two batches of 150 exercise the streaming sums.
-  auto x1 = Matrix<float>("x1", 150, d), x2 = Matrix<float>("x2", 150, d), h1 = Matrix<float>("h1", 150, d), h2 = Matrix<float>("h2", 150, d);
+  auto x1 = Matrix<float>("x1", 150, d), x2 = Matrix<float>("x2", 150, d), h1 = Matrix<float>("h1", 150, d),
+       h2 = Matrix<float>("h2", 150, d);
   Kokkos::deep_copy(x1, Kokkos::subview(x, Kokkos::make_pair(0, 150), Kokkos::ALL()));
   Kokkos::deep_copy(x2, Kokkos::subview(x, Kokkos::make_pair(150, 300), Kokkos::ALL()));
   Kokkos::deep_copy(h1, Kokkos::subview(xh, Kokkos::make_pair(0, 150), Kokkos::ALL()));
@@ -189,7 +201,8 @@ TEST_CASE("explained variance and shrinkage equal a two-pass float64 computation
   rec.update(EvalBatch{none, x2, x2, h2});
   // Two-pass: mean first, then centred total variance.
   std::vector<double> mean(d, 0);
-  for (int i = 0; i < b; ++i) for (int k = 0; k < d; ++k) mean[k] += hx(i, k) / double(b);
+  for (int i = 0; i < b; ++i)
+    for (int k = 0; k < d; ++k) mean[k] += hx(i, k) / double(b);
   double tv = 0, mse = 0, shrink = 0;
   int counted = 0;
   for (int i = 0; i < b; ++i) {
@@ -211,10 +224,12 @@ TEST_CASE("an oracle SAE on an orthonormal world scores perfectly; a shrunk one 
   // every feature exactly.
   const int n = 16;
   SyntheticModel world = orthonormal_world(n);
-  LinearReluSae sae{from_rows(identity(n)), from_rows(identity(n)), Vector<float>("b_enc", n), Vector<float>("b_dec", n)};
+  LinearReluSae sae{from_rows(identity(n)), from_rows(identity(n)), Vector<float>("b_enc", n),
+                    Vector<float>("b_dec", n)};
   const auto r = evaluate_all(sae, world, EvalOptions{20000, 1024});
   INFO(r.dump());
-  const double expected_l0 = std::accumulate(world.firing_probabilities().begin(), world.firing_probabilities().end(), 0.0);
+  const double expected_l0 =
+      std::accumulate(world.firing_probabilities().begin(), world.firing_probabilities().end(), 0.0);
   // true L0 ~ sum p = 4: per-sample variance sum p(1-p) = 3.1, SE sqrt(3.1/20000) = 0.0125; 5 SE.
   CHECK(std::fabs(r["true_l0"].get<double>() - expected_l0) < 5 * 0.0125);
   CHECK(r["sae_l0"].get<double>() == r["true_l0"].get<double>());
@@ -223,11 +238,13 @@ TEST_CASE("an oracle SAE on an orthonormal world scores perfectly; a shrunk one 
   CHECK(r["mcc"].get<double>() == Approx(1.0).margin(1e-6));
   CHECK(r["uniqueness"].get<double>() == 1.0);
   CHECK(r["dead_latents"].get<int>() == 0);
-  for (const char* k : {"precision", "recall", "f1_score", "accuracy"}) CHECK(r["classification"][k].get<double>() == Approx(1.0));
+  for (const char* k : {"precision", "recall", "f1_score", "accuracy"})
+    CHECK(r["classification"][k].get<double>() == Approx(1.0));
 
   // Halving the decoder halves every reconstruction: shrinkage exactly 0.5; MCC is scale-free.
   auto half = host_rows(sae.w_dec);
-  for (auto& row : half) for (auto& v : row) v *= 0.5f;
+  for (auto& row : half)
+    for (auto& v : row) v *= 0.5f;
   LinearReluSae shrunk{sae.w_enc, from_rows(half), sae.b_enc, sae.b_dec};
   const auto s = evaluate_all(shrunk, world, EvalOptions{5000, 1000});
   CHECK(s["shrinkage"].get<double>() == Approx(0.5).margin(1e-6));

@@ -60,8 +60,10 @@ void scramble(S& sae, std::uint64_t seed) {
   sae.parameters().for_each_flat([&](const std::string& name, const Vector<double>& v) {
     auto h = Kokkos::create_mirror_view_and_copy(HostSpace(), v);
     for (std::size_t i = 0; i < h.extent(0); ++i) {
-      if (name == "log_threshold") h(i) = std::log(0.05 + 0.1 * s.uniform<double>());
-      else h(i) += 0.3 * s.normal<double>();
+      if (name == "log_threshold")
+        h(i) = std::log(0.05 + 0.1 * s.uniform<double>());
+      else
+        h(i) += 0.3 * s.normal<double>();
     }
     Kokkos::deep_copy(v, h);
   });

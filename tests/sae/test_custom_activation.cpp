@@ -3,9 +3,9 @@
 // hand-written backward matches finite differences.
 #include <catch2/catch.hpp>
 
-#include "synthsae/sae/sae.hpp"
 #include "gained_relu.hpp"
 #include "sae_test_support.hpp"
+#include "synthsae/sae/sae.hpp"
 
 using namespace synthsae;
 

@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "sae_test_support.hpp"
 #include "synthsae/core/counter_rng.hpp"
 #include "synthsae/sae/sae.hpp"
-#include "sae_test_support.hpp"
 
 using namespace synthsae;
 
@@ -101,9 +101,11 @@ TEST_CASE("AuxK on dead latents: gradients", "[sae][gradients]") {
       worst = std::max(worst, std::fabs((up - down) / 2e-6 - analytic) / (std::fabs(analytic) + 1.0));
     }
   };
-  check(we, Vector<double>(with.w_enc.data(), with.w_enc.size()), Vector<double>(without.w_enc.data(), without.w_enc.size()));
+  check(we, Vector<double>(with.w_enc.data(), with.w_enc.size()),
+        Vector<double>(without.w_enc.data(), without.w_enc.size()));
   check(be, with.b_enc, without.b_enc);
-  check(wd, Vector<double>(with.w_dec.data(), with.w_dec.size()), Vector<double>(without.w_dec.data(), without.w_dec.size()));
+  check(wd, Vector<double>(with.w_dec.data(), with.w_dec.size()),
+        Vector<double>(without.w_dec.data(), without.w_dec.size()));
   check(bd, with.b_dec, without.b_dec);
   CHECK(worst < 1e-6);
 }
@@ -241,8 +243,8 @@ TEST_CASE("JumpReLU pre-activation loss on dead latents: value and gradients", "
 
 TEST_CASE("New compositions of examples/custom_architecture.cpp: gradients", "[sae][gradients]") {
   // Matryoshka prefix losses over a JumpReLU activation with its L0 step penalty.
-  Sae<JumpRelu, L0StepPenalty, NoAux, Matryoshka, double> mat_jump(kIn, kLatents, JumpRelu{0.1, 0.05}, L0StepPenalty{1.0, 0.05}, {},
-                                                                   Matryoshka{{3, 6}}, 0.5, 13);
+  Sae<JumpRelu, L0StepPenalty, NoAux, Matryoshka, double> mat_jump(
+      kIn, kLatents, JumpRelu{0.1, 0.05}, L0StepPenalty{1.0, 0.05}, {}, Matryoshka{{3, 6}}, 0.5, 13);
   scramble(mat_jump, 13);
   const auto x = random_input(13);
   SaeParameters<double> g = mat_jump.parameters().zeros_like();
@@ -250,7 +252,8 @@ TEST_CASE("New compositions of examples/custom_architecture.cpp: gradients", "[s
   CHECK(worst_gradient_error(mat_jump, x, kCore, {}, 0, 0.3) < 1e-6);
   // TopK (decoder-norm rescaled) plus an L1 term on the reported activations: the penalty's
   // gradient reaches both the coefficients and the decoder norms.
-  Sae<TopK, L1Penalty, AuxK, NoNesting, double> topk_l1(kIn, kLatents, TopK{3, true}, L1Penalty{0.7}, AuxK{}, {}, 0.5, 14);
+  Sae<TopK, L1Penalty, AuxK, NoNesting, double> topk_l1(kIn, kLatents, TopK{3, true}, L1Penalty{0.7}, AuxK{}, {}, 0.5,
+                                                        14);
   scramble(topk_l1, 14);
   SaeParameters<double> g2 = topk_l1.parameters().zeros_like();
   CHECK(topk_l1.forward_backward(random_input(14), g2, {}, 0, 0.5).penalty > 0);

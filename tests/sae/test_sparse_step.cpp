@@ -6,9 +6,9 @@
 #include <map>
 #include <string>
 
+#include "sae_test_support.hpp"
 #include "synthsae/core/counter_rng.hpp"
 #include "synthsae/sae/sae.hpp"
-#include "sae_test_support.hpp"
 
 using namespace synthsae;
 
@@ -72,7 +72,8 @@ TEST_CASE("Sparse step = dense step: TopK and BatchTopK, with and without dead l
 }
 
 TEST_CASE("Sparse step = dense step: Matryoshka BatchTopK (prefix reconstructions)", "[sae][sparse]") {
-  MatryoshkaBatchTopKSae<double> mat(kIn, kLatents, BatchTopK{5, true, 0.01}, {}, AuxK{1.0}, Matryoshka{{4, 10, 25}}, 0.5, 13);
+  MatryoshkaBatchTopKSae<double> mat(kIn, kLatents, BatchTopK{5, true, 0.01}, {}, AuxK{1.0}, Matryoshka{{4, 10, 25}},
+                                     0.5, 13);
   check_same_step(mat, 5, false);
   check_same_step(mat, 6, true);
 }
@@ -90,13 +91,15 @@ TEST_CASE("Sparse kernels: row-ordered (device) and column-ordered (host) versio
   const auto xc = random_input(21);
   const auto g = random_input(22);
   ActiveSet<double> a;
-  a.gather(kBatch, kLatents, KOKKOS_LAMBDA(int i, int j, double& v) {
-    v = 0.1 * (i + 1) - 0.03 * j;
-    return (i * 7 + j * 3) % 5 == 0;
-  });
+  a.gather(
+      kBatch, kLatents, KOKKOS_LAMBDA(int i, int j, double& v) {
+        v = 0.1 * (i + 1) - 0.03 * j;
+        return (i * 7 + j * 3) % 5 == 0;
+      });
   REQUIRE(a.entries > std::size_t(kBatch));
   const auto grad = a.grad;
-  Kokkos::parallel_for(Kokkos::RangePolicy<ExecSpace>(0, a.entries), KOKKOS_LAMBDA(int e) { grad(e) = 0.5 - 0.01 * e; });
+  Kokkos::parallel_for(
+      Kokkos::RangePolicy<ExecSpace>(0, a.entries), KOKKOS_LAMBDA(int e) { grad(e) = 0.5 - 0.01 * e; });
   auto compare = [](const auto& x, const auto& y) {
     auto hx = Kokkos::create_mirror_view_and_copy(HostSpace(), x);
     auto hy = Kokkos::create_mirror_view_and_copy(HostSpace(), y);
@@ -170,7 +173,8 @@ TEST_CASE("Matryoshka per-level aux loss: sparse = dense, and the value by hand"
     double level = 0;
     for (int i = 0; i < kBatch; ++i) {
       std::vector<int> cand = level_dead;
-      std::stable_sort(cand.begin(), cand.end(), [&](int a, int b) { return pre(i, a) * norm[a] > pre(i, b) * norm[b]; });
+      std::stable_sort(cand.begin(), cand.end(),
+                       [&](int a, int b) { return pre(i, a) * norm[a] > pre(i, b) * norm[b]; });
       for (int k = 0; k < kIn; ++k) {
         double prefix = bd(k), e = 0;
         for (int j = 0; j < hi; ++j)

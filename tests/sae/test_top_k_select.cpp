@@ -23,7 +23,8 @@ float brute_threshold(std::vector<float> values, std::size_t m) {
 }
 
 // rows x cols normals; `scale_row(i)` multiplies row i (to make the first rows unrepresentative).
-Matrix<float> keys(int rows, int cols, std::uint64_t seed, std::vector<float>& flat, const std::function<float(int)>& scale_row) {
+Matrix<float> keys(int rows, int cols, std::uint64_t seed, std::vector<float>& flat,
+                   const std::function<float(int)>& scale_row) {
   Matrix<float> m("keys", rows, cols);
   auto h = Kokkos::create_mirror_view(m);
   RandomStream s(seed, 3);
@@ -40,7 +41,8 @@ TEST_CASE("batch top-m threshold equals the brute-force m-th largest positive va
   std::vector<float> flat;
   // 1,024 x 512: large enough for the host candidate path (sample = first 64 rows).
   const auto plain = keys(1024, 512, 1, flat, [](int) { return 1.0f; });
-  for (std::size_t m : {std::size_t(1), std::size_t(25 * 1024), std::size_t(100000), std::size_t(262143), std::size_t(400000)}) {
+  for (std::size_t m :
+       {std::size_t(1), std::size_t(25 * 1024), std::size_t(100000), std::size_t(262143), std::size_t(400000)}) {
     INFO("m = " << m);
     CHECK(batch_top_m_threshold(plain, m) == brute_threshold(flat, m));
     CHECK(detail::exact_batch_top_m_threshold(plain, m) == brute_threshold(flat, m));
@@ -49,7 +51,8 @@ TEST_CASE("batch top-m threshold equals the brute-force m-th largest positive va
   // First rows far larger than the rest: the sample's bound leaves fewer than m candidates,
   // so the candidate path must give up and the exact passes answer.
   const auto skewed = keys(1024, 512, 2, flat, [](int i) { return i < 64 ? 100.0f : 1.0f; });
-  if constexpr (host_accessible_v<MemSpace>) CHECK_FALSE(detail::threshold_from_candidates(skewed, 25 * 1024).has_value());
+  if constexpr (host_accessible_v<MemSpace>)
+    CHECK_FALSE(detail::threshold_from_candidates(skewed, 25 * 1024).has_value());
   CHECK(batch_top_m_threshold(skewed, 25 * 1024) == brute_threshold(flat, 25 * 1024));
   // Ties: many equal values straddling the threshold.
   const auto ties = keys(1024, 64, 3, flat, [](int) { return 1.0f; });

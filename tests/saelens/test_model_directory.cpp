@@ -110,7 +110,8 @@ TEST_CASE("a SAELens-style directory loads; hierarchy.json's node flags decide",
      "children": [{"feature_index": 4, "mutually_exclusive_children": false, "scale_children_by_parent": false, "feature_id": null, "children": []},
                   {"feature_index": 5, "mutually_exclusive_children": false, "scale_children_by_parent": false, "feature_id": null, "children": []}]}]})"));
   io::SafetensorsFile w;
-  w.tensors["feature_vectors"] = io::make_tensor<float>(io::Dtype::F32, {6, 2}, std::vector<float>{1, 0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 1});
+  w.tensors["feature_vectors"] =
+      io::make_tensor<float>(io::Dtype::F32, {6, 2}, std::vector<float>{1, 0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 1});
   w.tensors["bias"] = io::make_tensor<float>(io::Dtype::F32, {2}, std::vector<float>{0, 0});
   w.tensors["firing_probabilities"] = io::make_tensor<float>(io::Dtype::F32, {6}, std::vector<float>(6, 0.9f));
   io::write_safetensors(dir / "synthetic_model.safetensors", w);
@@ -150,11 +151,13 @@ TEST_CASE("malformed model directories are clear errors", "[world][files]") {
     auto cfg = io::read_json_file(dir / "synthetic_model_config.json");
     cfg["hidden_dim"] = 33;
     io::write_json_file(dir / "synthetic_model_config.json", cfg);
-    CHECK_THROWS_WITH(saelens::load_synthetic_model(dir), Catch::Contains("feature_vectors") && Catch::Contains("[256, 33]"));
+    CHECK_THROWS_WITH(saelens::load_synthetic_model(dir),
+                      Catch::Contains("feature_vectors") && Catch::Contains("[256, 33]"));
     cfg["hidden_dim"] = 32;
     cfg["seed"] = "x";
     io::write_json_file(dir / "synthetic_model_config.json", cfg);
-    CHECK_THROWS_WITH(saelens::load_synthetic_model(dir), Catch::Contains("synthetic_model_config.json") && Catch::Contains("seed"));
+    CHECK_THROWS_WITH(saelens::load_synthetic_model(dir),
+                      Catch::Contains("synthetic_model_config.json") && Catch::Contains("seed"));
     cfg["seed"] = 42;
     io::write_json_file(dir / "synthetic_model_config.json", cfg);
   }

@@ -35,22 +35,26 @@ struct RunningMeanAux {
   void validate(std::size_t, std::size_t) const {}
 
   template <class T>
-  double accumulate(StepBuffers<T>& b, const SaeParameters<T>&, SaeParameters<T>&, State<T>& st, const DeadMask&, std::size_t) const {
+  double accumulate(StepBuffers<T>& b, const SaeParameters<T>&, SaeParameters<T>&, State<T>& st, const DeadMask&,
+                    std::size_t) const {
     const int rows = static_cast<int>(b.h.extent(0)), s = static_cast<int>(b.h.extent(1));
     if (st.mean.extent(0) != static_cast<std::size_t>(s)) st.mean = Vector<T>("running_mean", s);
     const T decay = static_cast<T>(coefficient * std::pow(0.9, double(std::min<long>(st.calls, 30))) / rows);
     const auto h = b.h, dh = b.dh;
     const auto m = st.mean;
     double value = 0;
-    Kokkos::parallel_reduce("test::running_mean_aux", Kokkos::RangePolicy<ExecSpace>(0, s), KOKKOS_LAMBDA(int j, double& acc) {
-      T col = 0;
-      for (int i = 0; i < rows; ++i) {
-        acc += double(decay) * double(m(j)) * double(h(i, j));
-        dh(i, j) += decay * m(j);
-        col += h(i, j);
-      }
-      m(j) = T(0.8) * m(j) + T(0.2) * col / T(rows);
-    }, value);
+    Kokkos::parallel_reduce(
+        "test::running_mean_aux", Kokkos::RangePolicy<ExecSpace>(0, s),
+        KOKKOS_LAMBDA(int j, double& acc) {
+          T col = 0;
+          for (int i = 0; i < rows; ++i) {
+            acc += double(decay) * double(m(j)) * double(h(i, j));
+            dh(i, j) += decay * m(j);
+            col += h(i, j);
+          }
+          m(j) = T(0.8) * m(j) + T(0.2) * col / T(rows);
+        },
+        value);
     ++st.calls;
     return value;
   }

@@ -66,15 +66,16 @@ TEST_CASE("Adam: one step by hand, clipping, non-finite gradients are skipped", 
 TEST_CASE("learning-rate schedules and coefficient warm-up", "[train][schedule]") {
   LrSchedule s{LrSchedule::Kind::constant, 1.0, -1, 4, 10, 100};
   s.validate();
-  CHECK(s.at(0) == Approx(0.25));        // warm-up from 1/W
-  CHECK(s.at(3) == Approx(1.0));         // ... to 1 at step W - 1
+  CHECK(s.at(0) == Approx(0.25));  // warm-up from 1/W
+  CHECK(s.at(3) == Approx(1.0));   // ... to 1 at step W - 1
   CHECK(s.at(50) == 1.0);
-  CHECK(s.at(90) == Approx(1.0));        // decay starts at T - D from lr (constant kind)
+  CHECK(s.at(90) == Approx(1.0));  // decay starts at T - D from lr (constant kind)
   CHECK(s.at(95) == Approx(0.5));
   LrSchedule c{LrSchedule::Kind::cosine, 1.0, 0.1, 0, 0, 100};
   CHECK(c.at(0) == Approx(1.0));
   CHECK(c.at(50) == Approx(0.55).margin(1e-9));  // halfway: (lr + lr_end) / 2
-  CHECK_THROWS_WITH((LrSchedule{LrSchedule::Kind::constant, 1.0, -1, 60, 50, 100}.validate()), Catch::Contains("exceeds"));
+  CHECK_THROWS_WITH((LrSchedule{LrSchedule::Kind::constant, 1.0, -1, 60, 50, 100}.validate()),
+                    Catch::Contains("exceeds"));
   CoefficientWarmUp w{2.0, 10};
   CHECK(w.at(0) == 0.0);
   CHECK(w.at(5) == Approx(1.0));
@@ -208,6 +209,7 @@ TEST_CASE("the L0 autotuner brings Standard, Gated and JumpReLU within 10 % of a
   CHECK(standard == Approx(target).epsilon(0.10));
   const double gated = autotuned_l0(GatedSae<>(32, 64, L1Penalty{1.0}, 0.1, 2), target, false);
   CHECK(gated == Approx(target).epsilon(0.10));
-  const double jump = autotuned_l0(JumpReluSae<>(32, 64, JumpRelu{1.0, 1.0}, L0StepPenalty{1.0, 1.0}, {}, {}, 0.5, 3), target, true);
+  const double jump =
+      autotuned_l0(JumpReluSae<>(32, 64, JumpRelu{1.0, 1.0}, L0StepPenalty{1.0, 1.0}, {}, {}, 0.5, 3), target, true);
   CHECK(jump == Approx(target).epsilon(0.10));
 }

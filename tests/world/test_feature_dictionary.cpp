@@ -20,8 +20,10 @@ long double direct_loss(const H& e) {
     for (std::size_t j = 0; j < n; ++j) {
       long double dot = 0;
       for (std::size_t k = 0; k < d; ++k) dot += (long double)e(i, k) * e(j, k);
-      if (i != j) off += dot * dot;
-      else diag += (dot - 1) * (dot - 1);
+      if (i != j)
+        off += dot * dot;
+      else
+        diag += (dot - 1) * (dot - 1);
     }
   return off + (long double)n * diag;
 }
@@ -102,7 +104,7 @@ TEST_CASE("superposition statistics on a hand-built dictionary", "[world][statis
   const float r = 1.0f / std::sqrt(2.0f);
   h(0, 0) = 1, h(0, 1) = 0, h(1, 0) = 0, h(1, 1) = 2 /* not unit: normalised */, h(2, 0) = r, h(2, 1) = r;
   Kokkos::deep_copy(e, h);
-  const auto s = superposition_stats(e, 2);  // chunk 2 exercises the chunk boundary
+  const auto s = superposition_stats(e, 2);    // chunk 2 exercises the chunk boundary
   CHECK(s.rho_mm == Approx(r).epsilon(1e-6));  // every feature's max is 1/sqrt2
   CHECK(s.mean_abs_cos == Approx(2 * r / 3).epsilon(1e-6));
   // Feature 0's others are {0, r}: 95th percentile 0 + 0.95 r; feature 2's are {r, r}.

@@ -42,7 +42,8 @@ TEST_CASE("Linear, Random and Constant firing probabilities", "[world][firing]")
 }
 
 TEST_CASE("bad firing configs name the field and the value", "[world][firing]") {
-  CHECK_THROWS_WITH(Zipfian({0.5, 0.1, 0.2}).generate(4, 0), Catch::Contains("min_prob/max_prob") && Catch::Contains("0.2/0.1"));
+  CHECK_THROWS_WITH(Zipfian({0.5, 0.1, 0.2}).generate(4, 0),
+                    Catch::Contains("min_prob/max_prob") && Catch::Contains("0.2/0.1"));
   CHECK_THROWS_WITH(Zipfian({-1.0, 0.4, 0.1}).generate(4, 0), Catch::Contains("exponent = -1"));
   CHECK_THROWS_WITH(firing_probability_from_json(io::Json::parse(R"({"generator_name": "zipf"})")),
                     Catch::Contains("generator_name") && Catch::Contains("zipf"));
@@ -65,7 +66,8 @@ TEST_CASE("magnitude generators", "[world][magnitude]") {
   CHECK(*std::min_element(clamped.begin(), clamped.end()) >= 0.2);
   CHECK(*std::max_element(clamped.begin(), clamped.end()) <= 1.0);
   CHECK(std::holds_alternative<ConstantMagnitude>(magnitude_from_json(io::Json(2.5), "mean_firing_magnitudes")));
-  CHECK_THROWS_WITH(magnitude_from_json(io::Json::parse(R"({"generator_name":"linear","start":-1,"end":2})"), "mean_firing_magnitudes"),
+  CHECK_THROWS_WITH(magnitude_from_json(io::Json::parse(R"({"generator_name":"linear","start":-1,"end":2})"),
+                                        "mean_firing_magnitudes"),
                     Catch::Contains("mean_firing_magnitudes") && Catch::Contains("-1"));
 }
 
@@ -78,9 +80,12 @@ TEST_CASE("the 16k forest has the reference's breadth-first index layout", "[wor
   int wrong_parent = 0, wrong_depth = 0, not_exclusive = 0;
   for (int i = 0; i < 16384; ++i) {
     int parent = -1, depth = 0;
-    if (i >= 128 && i < 640) parent = (i - 128) / 4, depth = 1;
-    else if (i >= 640 && i < 2688) parent = 128 + (i - 640) / 4, depth = 2;
-    else if (i >= 2688 && i < 10880) parent = 640 + (i - 2688) / 4, depth = 3;
+    if (i >= 128 && i < 640)
+      parent = (i - 128) / 4, depth = 1;
+    else if (i >= 640 && i < 2688)
+      parent = 128 + (i - 640) / 4, depth = 2;
+    else if (i >= 2688 && i < 10880)
+      parent = 640 + (i - 2688) / 4, depth = 3;
     wrong_parent += t.parent[i] != parent;
     wrong_depth += t.depth[i] != depth;
     const bool internal = i < 2688;
@@ -167,11 +172,17 @@ TEST_CASE("hierarchy.json round-trips and rejects malformed forests", "[world][h
   const auto j = forest_to_json(f);
   const Forest g = forest_from_json(j, 256, "mem");
   CHECK(forest_to_json(g) == j);
-  CHECK_THROWS_WITH(forest_from_json(io::Json::parse(R"({"roots":[{"feature_index":3,"children":[{"feature_index":3}]}]})"), 10, "h.json"),
-                    Catch::Contains("h.json") && Catch::Contains("appears twice"));
+  CHECK_THROWS_WITH(
+      forest_from_json(io::Json::parse(R"({"roots":[{"feature_index":3,"children":[{"feature_index":3}]}]})"), 10,
+                       "h.json"),
+      Catch::Contains("h.json") && Catch::Contains("appears twice"));
   CHECK_THROWS_WITH(forest_from_json(io::Json::parse(R"({"roots":[{"feature_index":12}]})"), 10, "h.json"),
                     Catch::Contains("feature_index 12"));
-  CHECK_THROWS_WITH(forest_from_json(io::Json::parse(R"({"roots":[{"feature_index":1,"mutually_exclusive_children":true,"children":[{"feature_index":2}]}]})"), 10, "h.json"),
-                    Catch::Contains("fewer than 2 children"));
+  CHECK_THROWS_WITH(
+      forest_from_json(
+          io::Json::parse(
+              R"({"roots":[{"feature_index":1,"mutually_exclusive_children":true,"children":[{"feature_index":2}]}]})"),
+          10, "h.json"),
+      Catch::Contains("fewer than 2 children"));
   CHECK_THROWS_AS(forest_from_json(io::Json::parse(R"({"nodes":[]})"), 10, "h.json"), FormatError);
 }

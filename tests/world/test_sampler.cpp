@@ -33,33 +33,36 @@ Matrix<float> plain_sample(const SyntheticModel& model, std::uint64_t first, int
   const int max_depth = tab.max_depth;
   const FeatureDraw draw = model.feature_draw();
   Matrix<float> dense("dense", batch, n), eps("eps", batch, std::max(draw.t.rank, 1));
-  Kokkos::parallel_for("plain_sample", Kokkos::RangePolicy<ExecSpace>(0, batch), KOKKOS_LAMBDA(int b) {
-    const std::uint64_t sample = first + b;
-    auto e = Kokkos::subview(eps, b, Kokkos::ALL());
-    draw.copula_factors(sample, e);
-    for (int f = 0; f < n; ++f) dense(b, f) = draw.raw(sample, f, e);
-    for (int level = 0; level <= max_depth; ++level) {
-      for (int f = 0; f < n; ++f) {
-        const int p = parent(f);
-        if (depth(f) != level || p < 0) continue;
-        dense(b, f) = dense(b, p) > 0 ? (draw.t.rescales(p) ? dense(b, f) * (dense(b, p) / draw.t.mean(p)) : dense(b, f)) : 0.0f;
-      }
-      for (int p = 0; p < n; ++p) {
-        if (depth(p) != level || !draw.t.exclusive(p) || !(dense(b, p) > 0)) continue;
-        const int begin = draw.t.child_offsets(p), end = draw.t.child_offsets(p + 1);
-        std::uint32_t active = 0;
-        for (int c = begin; c < end; ++c) active += dense(b, draw.t.children(c)) > 0;
-        if (active < 2) continue;
-        const std::uint32_t keep = draw.winner(sample, p, active);
-        std::uint32_t seen = 0;
-        for (int c = begin; c < end; ++c) {
-          const int f = draw.t.children(c);
-          if (!(dense(b, f) > 0)) continue;
-          if (seen++ != keep) dense(b, f) = 0;  // every active child but the winner
+  Kokkos::parallel_for(
+      "plain_sample", Kokkos::RangePolicy<ExecSpace>(0, batch), KOKKOS_LAMBDA(int b) {
+        const std::uint64_t sample = first + b;
+        auto e = Kokkos::subview(eps, b, Kokkos::ALL());
+        draw.copula_factors(sample, e);
+        for (int f = 0; f < n; ++f) dense(b, f) = draw.raw(sample, f, e);
+        for (int level = 0; level <= max_depth; ++level) {
+          for (int f = 0; f < n; ++f) {
+            const int p = parent(f);
+            if (depth(f) != level || p < 0) continue;
+            dense(b, f) = dense(b, p) > 0
+                              ? (draw.t.rescales(p) ? dense(b, f) * (dense(b, p) / draw.t.mean(p)) : dense(b, f))
+                              : 0.0f;
+          }
+          for (int p = 0; p < n; ++p) {
+            if (depth(p) != level || !draw.t.exclusive(p) || !(dense(b, p) > 0)) continue;
+            const int begin = draw.t.child_offsets(p), end = draw.t.child_offsets(p + 1);
+            std::uint32_t active = 0;
+            for (int c = begin; c < end; ++c) active += dense(b, draw.t.children(c)) > 0;
+            if (active < 2) continue;
+            const std::uint32_t keep = draw.winner(sample, p, active);
+            std::uint32_t seen = 0;
+            for (int c = begin; c < end; ++c) {
+              const int f = draw.t.children(c);
+              if (!(dense(b, f) > 0)) continue;
+              if (seen++ != keep) dense(b, f) = 0;  // every active child but the winner
+            }
+          }
         }
-      }
-    }
-  });
+      });
   return dense;
 }
 
@@ -212,11 +215,12 @@ TEST_CASE("with correlation every feature fires at its target rate, latents corr
   const auto& cf = *model.correlation();
   Matrix<float> z("z", nz, m), eps("eps", nz, cf.rank);
   const FeatureDraw draw = model.feature_draw();
-  Kokkos::parallel_for("latents", Kokkos::RangePolicy<ExecSpace>(0, nz), KOKKOS_LAMBDA(int b) {
-    auto e = Kokkos::subview(eps, b, Kokkos::ALL());
-    draw.copula_factors(b, e);
-    for (int f = 0; f < m; ++f) z(b, f) = draw.latent(b, f, e);
-  });
+  Kokkos::parallel_for(
+      "latents", Kokkos::RangePolicy<ExecSpace>(0, nz), KOKKOS_LAMBDA(int b) {
+        auto e = Kokkos::subview(eps, b, Kokkos::ALL());
+        draw.copula_factors(b, e);
+        for (int f = 0; f < m; ++f) z(b, f) = draw.latent(b, f, e);
+      });
   auto hz = Kokkos::create_mirror_view_and_copy(HostSpace(), z);
   double worst = 0, largest_target = 0;
   for (int i = 0; i < m; ++i)
@@ -230,7 +234,8 @@ TEST_CASE("with correlation every feature fires at its target rate, latents corr
         sjj += (hz(b, j) - mj) * (hz(b, j) - mj);
       }
       double target = 0;
-      for (std::size_t k = 0; k < cf.rank; ++k) target += double(cf.factor[i * cf.rank + k]) * cf.factor[j * cf.rank + k];
+      for (std::size_t k = 0; k < cf.rank; ++k)
+        target += double(cf.factor[i * cf.rank + k]) * cf.factor[j * cf.rank + k];
       if (i == j) {
         CHECK(sii / nz == Approx(1.0).margin(5 * std::sqrt(2.0 / nz)));  // variance 1, SE sqrt(2/n)
         continue;
@@ -244,12 +249,13 @@ TEST_CASE("with correlation every feature fires at its target rate, latents corr
   // The fast firing decision (bounds, then erfc) agrees with comparing the latent itself; the
   // two can only differ when z lands within float rounding of the threshold (p ~ 1e-7 per draw).
   Kokkos::View<int*> mismatch("mismatch", 1);
-  Kokkos::parallel_for("decisions", Kokkos::RangePolicy<ExecSpace>(0, nz), KOKKOS_LAMBDA(int b) {
-    auto e = Kokkos::subview(eps, b, Kokkos::ALL());
-    for (int f = 0; f < 40; ++f) {
-      if (draw.fires(b, f, e) != (draw.latent(b, f, e) > draw.t.threshold(f))) Kokkos::atomic_add(&mismatch(0), 1);
-    }
-  });
+  Kokkos::parallel_for(
+      "decisions", Kokkos::RangePolicy<ExecSpace>(0, nz), KOKKOS_LAMBDA(int b) {
+        auto e = Kokkos::subview(eps, b, Kokkos::ALL());
+        for (int f = 0; f < 40; ++f) {
+          if (draw.fires(b, f, e) != (draw.latent(b, f, e) > draw.t.threshold(f))) Kokkos::atomic_add(&mismatch(0), 1);
+        }
+      });
   auto hm = Kokkos::create_mirror_view_and_copy(HostSpace(), mismatch);
   CHECK(hm(0) <= 1);
 }
@@ -338,20 +344,22 @@ TEST_CASE("custom policies and a full correlation matrix through WorldOverrides"
   o.firing(AlternatingFiring{}, 3, 0);
   o.correlation = full_correlation_factors(corr, 3);
   SyntheticModel model(c, o);
-  CHECK(model.firing_probabilities() == std::vector<double>{double(0.4f), double(0.1f), double(0.4f)});  // kept at float precision
+  CHECK(model.firing_probabilities() ==
+        std::vector<double>{double(0.4f), double(0.1f), double(0.4f)});  // kept at float precision
 
   const int nz = 40000;
   const FeatureDraw draw = model.feature_draw();
   Matrix<float> z("z", nz, 3), eps("eps", nz, 3);
   Kokkos::View<int**> fired("fired", nz, 3);
-  Kokkos::parallel_for("full_latents", Kokkos::RangePolicy<ExecSpace>(0, nz), KOKKOS_LAMBDA(int b) {
-    auto e = Kokkos::subview(eps, b, Kokkos::ALL());
-    draw.copula_factors(b, e);
-    for (int f = 0; f < 3; ++f) {
-      z(b, f) = draw.latent(b, f, e);
-      fired(b, f) = draw.fires(b, f, e);
-    }
-  });
+  Kokkos::parallel_for(
+      "full_latents", Kokkos::RangePolicy<ExecSpace>(0, nz), KOKKOS_LAMBDA(int b) {
+        auto e = Kokkos::subview(eps, b, Kokkos::ALL());
+        draw.copula_factors(b, e);
+        for (int f = 0; f < 3; ++f) {
+          z(b, f) = draw.latent(b, f, e);
+          fired(b, f) = draw.fires(b, f, e);
+        }
+      });
   auto hz = Kokkos::create_mirror_view_and_copy(HostSpace(), z);
   auto hf = Kokkos::create_mirror_view_and_copy(HostSpace(), fired);
   // Sample correlation SE <= 1/sqrt(n) = 0.005; 5 SE. Rates: SE sqrt(p(1-p)/n) <= 0.0025; 5 SE.

@@ -12,9 +12,9 @@
 #include <vector>
 
 #include <synthsae/architectures.hpp>
-#include <synthsae/saelens/sae_directory.hpp>
 #include <synthsae/metrics/decoder_similarity.hpp>
 #include <synthsae/metrics/supervised_probes.hpp>
+#include <synthsae/saelens/sae_directory.hpp>
 
 #include "cli_args.hpp"
 #include "commands.hpp"
@@ -88,14 +88,17 @@ Series csv_series(const std::filesystem::path& csv, const std::string& column, c
 
 int run_bench(const std::vector<std::string>& argv) {
   try {
-    const Args args(argv, {"--preset", "--archs", "--l0", "--seeds", "--samples", "--width", "--eval-samples", "--lr", "--out"}, {"--no-probes"});
+    const Args args(
+        argv, {"--preset", "--archs", "--l0", "--seeds", "--samples", "--width", "--eval-samples", "--lr", "--out"},
+        {"--no-probes"});
     if (args.help()) {
       std::fputs(kBenchUsage, stdout);
       return 0;
     }
     if (!args.has("--out")) throw UsageError("--out is required");
     const std::string preset_name = args.text("--preset").value_or("cpu-1k");
-    const auto archs = split(args.text("--archs").value_or("batchtopk,matryoshka_batchtopk,jumprelu,standard,matching_pursuit"));
+    const auto archs =
+        split(args.text("--archs").value_or("batchtopk,matryoshka_batchtopk,jumprelu,standard,matching_pursuit"));
     for (const auto& a : archs) {
       const auto known = architectures::names();
       if (std::find(known.begin(), known.end(), a) == known.end()) {
@@ -112,7 +115,8 @@ int run_bench(const std::vector<std::string>& argv) {
       } catch (const std::exception&) {
         used = 0;
       }
-      if (used != t.size() || !(v >= 1 && v <= 4096) || std::floor(v) != v) throw UsageError("--l0: '" + t + "' is not an integer in [1, 4096]");
+      if (used != t.size() || !(v >= 1 && v <= 4096) || std::floor(v) != v)
+        throw UsageError("--l0: '" + t + "' is not an integer in [1, 4096]");
       l0s.push_back(v);
     }
     if (l0s.empty()) throw UsageError("--l0: empty list");
@@ -121,10 +125,12 @@ int run_bench(const std::vector<std::string>& argv) {
     base.model = preset_name;
     base.samples = static_cast<std::size_t>(args.integer("--samples", 1, std::int64_t(1) << 40).value_or(3'000'000));
     base.width = static_cast<std::size_t>(args.integer("--width", 1, 1 << 24).value_or(0));
-    base.eval_samples = static_cast<std::size_t>(args.integer("--eval-samples", 1, std::int64_t(1) << 40).value_or(50'000));
+    base.eval_samples =
+        static_cast<std::size_t>(args.integer("--eval-samples", 1, std::int64_t(1) << 40).value_or(50'000));
     base.lr = args.number("--lr", 1e-12, 10).value_or(1e-3);
     base.batch = 1024;
-    if (base.samples < base.batch) throw UsageError("--samples = " + std::to_string(base.samples) + ": must be at least one batch (1024)");
+    if (base.samples < base.batch)
+      throw UsageError("--samples = " + std::to_string(base.samples) + ": must be at least one batch (1024)");
     base.eval_every = std::max<long>(1, static_cast<long>(base.samples / base.batch / 8));
     const std::filesystem::path out_dir = *args.text("--out");
 
@@ -149,23 +155,28 @@ int run_bench(const std::vector<std::string>& argv) {
 
       // Table, CSV, JSON.
       std::ostringstream csv;
-      csv << "architecture,l0,seed,f1,mcc,uniqueness,explained_variance,precision,recall,dead_latents,shrinkage,sae_l0,true_l0,seconds\n";
+      csv << "architecture,l0,seed,f1,mcc,uniqueness,explained_variance,precision,recall,dead_latents,shrinkage,sae_l0,"
+             "true_l0,seconds\n";
       io::Json all = io::Json::array();
-      std::printf("\n%-22s %6s %5s %6s %6s %6s %6s %6s %6s %6s %6s %7s\n", "architecture", "target", "L0", "F1", "MCC", "uniq", "EV", "prec", "recall", "dead",
-                  "shrink", "seconds");
+      std::printf("\n%-22s %6s %5s %6s %6s %6s %6s %6s %6s %6s %6s %7s\n", "architecture", "target", "L0", "F1", "MCC",
+                  "uniq", "EV", "prec", "recall", "dead", "shrink", "seconds");
       for (const auto& row : rows) {
         const auto& j = row.result;
         const auto& c = j["classification"];
         std::printf("%-22s %6.0f %5.1f %6.3f %6.3f %6.3f %6.3f %6.3f %6.3f %6d %6.3f %7.1f\n", row.arch.c_str(), row.l0,
-                    j["sae_l0"].get<double>(), c["f1_score"].get<double>(),
-                    j["mcc"].get<double>(), j["uniqueness"].get<double>(), j["explained_variance"].get<double>(), c["precision"].get<double>(),
-                    c["recall"].get<double>(), j["dead_latents"].get<int>(), j["shrinkage"].get<double>(), j["seconds"].get<double>());
-        csv << row.arch << ',' << row.l0 << ',' << row.seed << ',' << c["f1_score"].get<double>() << ',' << j["mcc"].get<double>() << ','
-            << j["uniqueness"].get<double>() << ',' << j["explained_variance"].get<double>() << ',' << c["precision"].get<double>() << ','
-            << c["recall"].get<double>() << ',' << j["dead_latents"].get<int>() << ',' << j["shrinkage"].get<double>() << ','
-            << j["sae_l0"].get<double>() << ',' << j["true_l0"].get<double>() << ',' << j["seconds"].get<double>() << '\n';
+                    j["sae_l0"].get<double>(), c["f1_score"].get<double>(), j["mcc"].get<double>(),
+                    j["uniqueness"].get<double>(), j["explained_variance"].get<double>(), c["precision"].get<double>(),
+                    c["recall"].get<double>(), j["dead_latents"].get<int>(), j["shrinkage"].get<double>(),
+                    j["seconds"].get<double>());
+        csv << row.arch << ',' << row.l0 << ',' << row.seed << ',' << c["f1_score"].get<double>() << ','
+            << j["mcc"].get<double>() << ',' << j["uniqueness"].get<double>() << ','
+            << j["explained_variance"].get<double>() << ',' << c["precision"].get<double>() << ','
+            << c["recall"].get<double>() << ',' << j["dead_latents"].get<int>() << ',' << j["shrinkage"].get<double>()
+            << ',' << j["sae_l0"].get<double>() << ',' << j["true_l0"].get<double>() << ','
+            << j["seconds"].get<double>() << '\n';
         io::Json entry = j;
-        entry["architecture"] = row.arch, entry["l0"] = row.l0, entry["seed"] = row.seed, entry["run"] = row.dir.string();
+        entry["architecture"] = row.arch, entry["l0"] = row.l0, entry["seed"] = row.seed,
+        entry["run"] = row.dir.string();
         all.push_back(entry);
       }
       // The supervised ceiling beside the SAEs: probes for the features the first SAE matches.
@@ -177,19 +188,26 @@ int run_bench(const std::vector<std::string>& argv) {
         std::sort(features.begin(), features.end());
         features.erase(std::unique(features.begin(), features.end()), features.end());
         const ProbeResult probes = supervised_probe_scores(world, features);
-        std::printf("%-22s %6s %5s %6.3f %6s %6s %6s %6.3f %6.3f   (supervised logistic-regression probes, %zu features)\n",
-                    "supervised probes", "-", "-", probes.f1, "-", "-", "-", probes.precision, probes.recall, probes.features);
-        ceiling = {{"f1_score", probes.f1}, {"precision", probes.precision}, {"recall", probes.recall}, {"features", probes.features}};
+        std::printf(
+            "%-22s %6s %5s %6.3f %6s %6s %6s %6.3f %6.3f   (supervised logistic-regression probes, %zu features)\n",
+            "supervised probes", "-", "-", probes.f1, "-", "-", "-", probes.precision, probes.recall, probes.features);
+        ceiling = {{"f1_score", probes.f1},
+                   {"precision", probes.precision},
+                   {"recall", probes.recall},
+                   {"features", probes.features}};
       }
       const std::string csv_text = csv.str();
       io::write_file_atomically(out.path() / "results.csv", [&](std::ostream& o) { o << csv_text; });
-      io::write_json_file(out.path() / "results.json",
-                          {{"preset", preset_name}, {"samples_per_sae", base.samples}, {"runs", all}, {"supervised_probes", ceiling}});
+      io::write_json_file(
+          out.path() / "results.json",
+          {{"preset", preset_name}, {"samples_per_sae", base.samples}, {"runs", all}, {"supervised_probes", ceiling}});
 
       // Metrics against L0, one series per architecture (seed means).
       std::vector<std::pair<std::string, std::vector<Series>>> panels;
       for (const auto& [title, key, sub] : std::vector<std::tuple<std::string, std::string, std::string>>{
-               {"F1 score", "classification", "f1_score"}, {"MCC", "mcc", ""}, {"Uniqueness", "uniqueness", ""},
+               {"F1 score", "classification", "f1_score"},
+               {"MCC", "mcc", ""},
+               {"Uniqueness", "uniqueness", ""},
                {"Explained variance", "explained_variance", ""}}) {
         std::vector<Series> series;
         for (const auto& arch : archs) {
@@ -198,7 +216,8 @@ int run_bench(const std::vector<std::string>& argv) {
             double sum = 0;
             int n = 0;
             for (const auto& row : rows)
-              if (row.arch == arch && row.l0 == l0) sum += sub.empty() ? row.result[key].get<double>() : row.result[key][sub].get<double>(), ++n;
+              if (row.arch == arch && row.l0 == l0)
+                sum += sub.empty() ? row.result[key].get<double>() : row.result[key][sub].get<double>(), ++n;
             s.x.push_back(l0), s.y.push_back(n ? sum / n : NAN);
           }
           series.push_back(s);
@@ -214,31 +233,38 @@ int run_bench(const std::vector<std::string>& argv) {
         mse.push_back(csv_series(dir / "metrics.csv", "mse", arch));
         f1.push_back(csv_series(dir / "metrics.csv", "f1_score", arch));
       }
-      write_line_charts(out.path() / "training_curves.svg", "training step", {{"Reconstruction MSE", mse}, {"F1 (periodic evaluation)", f1}});
+      write_line_charts(out.path() / "training_curves.svg", "training step",
+                        {{"Reconstruction MSE", mse}, {"F1 (periodic evaluation)", f1}});
 
       // Heat map: decoder rows of one SAE (Matryoshka if trained, else the first) against the true
       // features, latents ordered by their best-matching feature.
       {
-        const auto pick = std::find_if(rows.begin(), rows.end(), [](const Row& r) { return r.arch == "matryoshka_batchtopk"; });
+        const auto pick =
+            std::find_if(rows.begin(), rows.end(), [](const Row& r) { return r.arch == "matryoshka_batchtopk"; });
         const Row& row = pick != rows.end() ? *pick : rows.front();
         const auto dir = out.path() / "runs" / row.dir.filename();
         const InferenceSae sae = saelens::load_sae(dir);
         const auto sim = decoder_similarity(sae.params.w_dec, world.feature_vectors());
         std::vector<std::size_t> latents(sim.num_latents);
         for (std::size_t j = 0; j < latents.size(); ++j) latents[j] = j;
-        std::stable_sort(latents.begin(), latents.end(), [&](std::size_t a, std::size_t b) { return sim.best_feature[a] < sim.best_feature[b]; });
+        std::stable_sort(latents.begin(), latents.end(),
+                         [&](std::size_t a, std::size_t b) { return sim.best_feature[a] < sim.best_feature[b]; });
         const std::size_t shown = std::min<std::size_t>(96, latents.size());
         std::vector<std::int32_t> features;
         for (std::size_t q = 0; q < shown; ++q)
-          if (std::find(features.begin(), features.end(), sim.best_feature[latents[q]]) == features.end()) features.push_back(sim.best_feature[latents[q]]);
+          if (std::find(features.begin(), features.end(), sim.best_feature[latents[q]]) == features.end())
+            features.push_back(sim.best_feature[latents[q]]);
         std::vector<double> cells(shown * features.size());
         for (std::size_t q = 0; q < shown; ++q)
-          for (std::size_t c = 0; c < features.size(); ++c) cells[q * features.size() + c] = sim.abs_cos[latents[q] * sim.num_features + features[c]];
-        write_heatmap(out.path() / "decoder_heatmap.svg", row.arch + " decoder vs true features (|cos|)", "true feature (best matches, ascending)",
-                      "latent (ordered by best match)", cells, shown, features.size());
+          for (std::size_t c = 0; c < features.size(); ++c)
+            cells[q * features.size() + c] = sim.abs_cos[latents[q] * sim.num_features + features[c]];
+        write_heatmap(out.path() / "decoder_heatmap.svg", row.arch + " decoder vs true features (|cos|)",
+                      "true feature (best matches, ascending)", "latent (ordered by best match)", cells, shown,
+                      features.size());
       }
       out.commit();
-      std::fprintf(stderr, "synthsae bench: wrote %s (results.csv, results.json, 3 SVG plots, runs/)\n", out_dir.c_str());
+      std::fprintf(stderr, "synthsae bench: wrote %s (results.csv, results.json, 3 SVG plots, runs/)\n",
+                   out_dir.c_str());
       return 0;
     } catch (const UsageError&) {
       throw;

@@ -22,7 +22,8 @@ class UsageError : public std::runtime_error {
 class Args {
  public:
   /// `valued`: flags that take a value; `switches`: flags that do not. Anything else is an error.
-  Args(const std::vector<std::string>& argv, const std::set<std::string>& valued, const std::set<std::string>& switches) {
+  Args(const std::vector<std::string>& argv, const std::set<std::string>& valued,
+       const std::set<std::string>& switches) {
     for (std::size_t i = 0; i < argv.size(); ++i) {
       const std::string& a = argv[i];
       if (a == "--help" || a == "-h") {
@@ -66,7 +67,8 @@ class Args {
     std::int64_t v = 0;
     const auto [end, ec] = std::from_chars(t->data(), t->data() + t->size(), v);
     if (ec != std::errc() || end != t->data() + t->size()) throw UsageError(flag + " = " + *t + ": not an integer");
-    if (v < lo || v > hi) throw UsageError(flag + " = " + *t + ": must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+    if (v < lo || v > hi)
+      throw UsageError(flag + " = " + *t + ": must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
     return v;
   }
 
@@ -82,7 +84,8 @@ class Args {
       used = 0;
     }
     if (used != t->size() || !std::isfinite(v)) throw UsageError(flag + " = " + *t + ": not a number");
-    if (v < lo || v > hi) throw UsageError(flag + " = " + *t + ": must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+    if (v < lo || v > hi)
+      throw UsageError(flag + " = " + *t + ": must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
     return v;
   }
 

@@ -2,8 +2,8 @@
 #include <cstdio>
 #include <string>
 
-#include <synthsae/saelens/sae_directory.hpp>
 #include <synthsae/metrics/evaluate.hpp>
+#include <synthsae/saelens/sae_directory.hpp>
 
 #include "cli_args.hpp"
 #include "commands.hpp"

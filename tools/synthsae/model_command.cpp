@@ -37,14 +37,16 @@ constexpr const char* kModelUsage =
 
 void print_usage(std::FILE* out) {
   std::fputs(kModelUsage, out);
-  for (const auto& p : preset_list()) std::fprintf(out, "  %-24s %s\n", std::string(p.name).c_str(), std::string(p.description).c_str());
+  for (const auto& p : preset_list())
+    std::fprintf(out, "  %-24s %s\n", std::string(p.name).c_str(), std::string(p.description).c_str());
 }
 
 }  // namespace
 
 int run_model(const std::vector<std::string>& argv) {
   try {
-    const Args args(argv, {"--preset", "--config", "--load", "--seed", "--save", "--samples", "--first-k", "--batch"}, {"--stats"});
+    const Args args(argv, {"--preset", "--config", "--load", "--seed", "--save", "--samples", "--first-k", "--batch"},
+                    {"--stats"});
     if (args.help()) {
       print_usage(stdout);
       return 0;
@@ -78,7 +80,8 @@ int run_model(const std::vector<std::string>& argv) {
             throw FormatError(path, e.what());
           }
         }
-        if (const auto seed = args.integer("--seed", 0, std::int64_t(1) << 62)) cfg.seed = static_cast<std::uint64_t>(*seed);
+        if (const auto seed = args.integer("--seed", 0, std::int64_t(1) << 62))
+          cfg.seed = static_cast<std::uint64_t>(*seed);
         model.emplace(std::move(cfg));
       }
       const double build_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -93,7 +96,8 @@ int run_model(const std::vector<std::string>& argv) {
         const std::size_t n = model->num_features();
         const std::size_t first_k = std::min<std::size_t>(first_k_flag.value_or(4096), n);
         const auto t1 = std::chrono::steady_clock::now();
-        const auto firing = firing_stats(*model, static_cast<std::size_t>(samples), first_k, static_cast<std::size_t>(batch));
+        const auto firing =
+            firing_stats(*model, static_cast<std::size_t>(samples), first_k, static_cast<std::size_t>(batch));
         const double sample_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
         const auto sup = superposition_stats(model->feature_vectors());
         io::Json out = {{"num_features", n},

@@ -21,7 +21,8 @@ class StagedDirectory {
     std::error_code ec;
     std::filesystem::remove_all(staging_, ec);
     if (!std::filesystem::create_directories(staging_, ec) || ec) {
-      throw IoError(target_.string(), "cannot create a staging directory next to it: " + (ec ? ec.message() : staging_.string()));
+      throw IoError(target_.string(),
+                    "cannot create a staging directory next to it: " + (ec ? ec.message() : staging_.string()));
     }
   }
   StagedDirectory(const StagedDirectory&) = delete;

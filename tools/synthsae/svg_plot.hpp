@@ -19,7 +19,8 @@ struct Series {
 };
 
 inline const char* series_color(std::size_t i) {
-  static const char* colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"};
+  static const char* colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e",
+                                 "#9467bd", "#8c564b", "#e377c2", "#17becf"};
   return colors[i % 8];
 }
 
@@ -46,15 +47,20 @@ inline void line_panel(std::ostringstream& o, double ox, double oy, double w, do
   const double L = ox + 55, R = ox + w - 10, T = oy + 28, B = oy + h - 38;
   auto px = [&](double x) { return L + (x - x0) / (x1 - x0) * (R - L); };
   auto py = [&](double y) { return B - (y - y0) / (y1 - y0) * (B - T); };
-  o << "<text x='" << (L + R) / 2 << "' y='" << oy + 18 << "' text-anchor='middle' font-size='14' font-weight='bold'>" << title << "</text>\n";
-  o << "<rect x='" << L << "' y='" << T << "' width='" << R - L << "' height='" << B - T << "' fill='none' stroke='#888'/>\n";
+  o << "<text x='" << (L + R) / 2 << "' y='" << oy + 18 << "' text-anchor='middle' font-size='14' font-weight='bold'>"
+    << title << "</text>\n";
+  o << "<rect x='" << L << "' y='" << T << "' width='" << R - L << "' height='" << B - T
+    << "' fill='none' stroke='#888'/>\n";
   for (int t = 0; t <= 4; ++t) {
     const double yv = y0 + (y1 - y0) * t / 4, xv = x0 + (x1 - x0) * t / 4;
     o << "<line x1='" << L << "' x2='" << R << "' y1='" << py(yv) << "' y2='" << py(yv) << "' stroke='#eee'/>\n";
-    o << "<text x='" << L - 5 << "' y='" << py(yv) + 4 << "' text-anchor='end' font-size='10'>" << fmt(yv) << "</text>\n";
-    o << "<text x='" << px(xv) << "' y='" << B + 14 << "' text-anchor='middle' font-size='10'>" << fmt(xv) << "</text>\n";
+    o << "<text x='" << L - 5 << "' y='" << py(yv) + 4 << "' text-anchor='end' font-size='10'>" << fmt(yv)
+      << "</text>\n";
+    o << "<text x='" << px(xv) << "' y='" << B + 14 << "' text-anchor='middle' font-size='10'>" << fmt(xv)
+      << "</text>\n";
   }
-  o << "<text x='" << (L + R) / 2 << "' y='" << B + 30 << "' text-anchor='middle' font-size='11'>" << xlabel << "</text>\n";
+  o << "<text x='" << (L + R) / 2 << "' y='" << B + 30 << "' text-anchor='middle' font-size='11'>" << xlabel
+    << "</text>\n";
   for (std::size_t k = 0; k < series.size(); ++k) {
     const auto& s = series[k];
     std::ostringstream pts;
@@ -62,7 +68,8 @@ inline void line_panel(std::ostringstream& o, double ox, double oy, double w, do
       if (std::isfinite(s.y[i])) pts << px(s.x[i]) << ',' << py(s.y[i]) << ' ';
     o << "<polyline fill='none' stroke='" << series_color(k) << "' stroke-width='2' points='" << pts.str() << "'/>\n";
     for (std::size_t i = 0; i < s.x.size(); ++i)
-      if (std::isfinite(s.y[i])) o << "<circle cx='" << px(s.x[i]) << "' cy='" << py(s.y[i]) << "' r='3.5' fill='" << series_color(k) << "'/>\n";
+      if (std::isfinite(s.y[i]))
+        o << "<circle cx='" << px(s.x[i]) << "' cy='" << py(s.y[i]) << "' r='3.5' fill='" << series_color(k) << "'/>\n";
   }
 }
 
@@ -81,7 +88,8 @@ inline void write_line_charts(const std::filesystem::path& path, const std::stri
   std::ostringstream o;
   o << "<svg xmlns='http://www.w3.org/2000/svg' width='" << cols * pw + legend_w << "' height='" << rows * ph
     << "' font-family='sans-serif'>\n<rect width='100%' height='100%' fill='white'/>\n";
-  for (std::size_t i = 0; i < panels.size(); ++i) line_panel(o, double(i % cols) * pw, double(i / cols) * ph, pw, ph, panels[i].first, xlabel, panels[i].second);
+  for (std::size_t i = 0; i < panels.size(); ++i)
+    line_panel(o, double(i % cols) * pw, double(i / cols) * ph, pw, ph, panels[i].first, xlabel, panels[i].second);
   if (!panels.empty()) legend(o, cols * pw + 10, 30, panels[0].second);
   o << "</svg>\n";
   const std::string text = o.str();
@@ -90,27 +98,32 @@ inline void write_line_charts(const std::filesystem::path& path, const std::stri
 
 /// values: row-major [rows, cols] in [0, 1], drawn white (0) to dark blue (1).
 inline void write_heatmap(const std::filesystem::path& path, const std::string& title, const std::string& xlabel,
-                          const std::string& ylabel, const std::vector<double>& values, std::size_t rows, std::size_t cols) {
+                          const std::string& ylabel, const std::vector<double>& values, std::size_t rows,
+                          std::size_t cols) {
   const double cell = std::max(2.0, std::min(8.0, 640.0 / double(std::max(rows, cols))));
   const double L = 60, T = 40, W = cell * double(cols), H = cell * double(rows);
   const double total_w = std::max(L + W + 140, 620.0);
   std::ostringstream o;
   o << "<svg xmlns='http://www.w3.org/2000/svg' width='" << total_w << "' height='" << T + H + 50
     << "' font-family='sans-serif'>\n<rect width='100%' height='100%' fill='white'/>\n";
-  o << "<text x='" << total_w / 2 << "' y='22' text-anchor='middle' font-size='14' font-weight='bold'>" << title << "</text>\n";
+  o << "<text x='" << total_w / 2 << "' y='22' text-anchor='middle' font-size='14' font-weight='bold'>" << title
+    << "</text>\n";
   for (std::size_t r = 0; r < rows; ++r)
     for (std::size_t c = 0; c < cols; ++c) {
       const double v = std::clamp(values[r * cols + c], 0.0, 1.0);
       const int shade = static_cast<int>(255 * (1 - v));
-      o << "<rect x='" << L + cell * double(c) << "' y='" << T + cell * double(r) << "' width='" << cell << "' height='" << cell
-        << "' fill='rgb(" << shade << "," << shade << ",255)'/>\n";
+      o << "<rect x='" << L + cell * double(c) << "' y='" << T + cell * double(r) << "' width='" << cell << "' height='"
+        << cell << "' fill='rgb(" << shade << "," << shade << ",255)'/>\n";
     }
-  o << "<text x='" << L + W / 2 << "' y='" << T + H + 30 << "' text-anchor='middle' font-size='12'>" << xlabel << "</text>\n";
-  o << "<text x='18' y='" << T + H / 2 << "' text-anchor='middle' font-size='12' transform='rotate(-90 18 " << T + H / 2 << ")'>" << ylabel << "</text>\n";
+  o << "<text x='" << L + W / 2 << "' y='" << T + H + 30 << "' text-anchor='middle' font-size='12'>" << xlabel
+    << "</text>\n";
+  o << "<text x='18' y='" << T + H / 2 << "' text-anchor='middle' font-size='12' transform='rotate(-90 18 " << T + H / 2
+    << ")'>" << ylabel << "</text>\n";
   for (int t = 0; t <= 4; ++t) {
     const double v = t / 4.0;
     const int shade = static_cast<int>(255 * (1 - v));
-    o << "<rect x='" << L + W + 20 << "' y='" << T + 20 * t << "' width='14' height='14' fill='rgb(" << shade << "," << shade << ",255)' stroke='#888'/>\n";
+    o << "<rect x='" << L + W + 20 << "' y='" << T + 20 * t << "' width='14' height='14' fill='rgb(" << shade << ","
+      << shade << ",255)' stroke='#888'/>\n";
     o << "<text x='" << L + W + 40 << "' y='" << T + 20 * t + 11 << "' font-size='10'>|cos| " << fmt(v) << "</text>\n";
   }
   o << "</svg>\n";

@@ -26,42 +26,43 @@ namespace {
 /// The usage text; the architecture names and who takes --l1 come from the library's list.
 std::string train_usage() {
   std::string text =
-    "usage: synthsae train --model (PRESET | DIR) --arch NAME --out DIR\n"
-    "                      [--k N | --l1 X | --target-l0 N] [--width N] [--samples N] [--batch N]\n"
-    "                      [--lr X] [--seed N] [--eval-every N] [--eval-samples N]\n"
-    "                      [--checkpoint-every N] [--resume DIR] [--gemm-math M]\n"
-    "\n"
-    "  --arch NAME          ARCHITECTURES\n"
-    "  --k N                active latents per sample for the TopK family, selections for\n"
-    "                       matching_pursuit (default 25)\n"
-    "  --l1 X               L1 coefficient of L1_ARCHITECTURES (default: the recipe's,\n"
-    "                       docs/architectures.md)\n"
-    "  --target-l0 N        autotune the sparsity coefficient of TARGET_ARCHITECTURES to this L0\n"
-    "  --width N            SAE latents (default: num_features / 4)\n"
-    "  --samples N          training samples (default 2,000,000)\n"
-    "  --batch N            batch size (default 1024)\n"
-    "  --lr X               Adam learning rate (default 3e-4)\n"
-    "  --seed N             SAE initialisation seed (default 0)\n"
-    "  --eval-every N       ground-truth evaluation (16,384 samples) every N steps into metrics.csv\n"
-    "                       (default 0: final evaluation only)\n"
-    "  --eval-samples N     samples per evaluation (default 100,000)\n"
-    "  --checkpoint-every N checkpoint every N steps into OUT/checkpoint\n"
-    "  --gemm-math M        fp32 | tf32 | bf16: GEMM arithmetic on CUDA (default fp32;\n"
-    "                       no effect on the CPU)\n"
-    "  --resume DIR         continue from a checkpoint directory\n"
-    "  --out DIR            cfg.json, sae_weights.safetensors (SAELens layout), eval_stats.json,\n"
-    "                       metrics.csv, runner_config.json\n";
-  auto put = [&](const std::string& slot, const std::string& value) { text.replace(text.find(slot), slot.size(), value); };
+      "usage: synthsae train --model (PRESET | DIR) --arch NAME --out DIR\n"
+      "                      [--k N | --l1 X | --target-l0 N] [--width N] [--samples N] [--batch N]\n"
+      "                      [--lr X] [--seed N] [--eval-every N] [--eval-samples N]\n"
+      "                      [--checkpoint-every N] [--resume DIR] [--gemm-math M]\n"
+      "\n"
+      "  --arch NAME          ARCHITECTURES\n"
+      "  --k N                active latents per sample for the TopK family, selections for\n"
+      "                       matching_pursuit (default 25)\n"
+      "  --l1 X               L1 coefficient of L1_ARCHITECTURES (default: the recipe's,\n"
+      "                       docs/architectures.md)\n"
+      "  --target-l0 N        autotune the sparsity coefficient of TARGET_ARCHITECTURES to this L0\n"
+      "  --width N            SAE latents (default: num_features / 4)\n"
+      "  --samples N          training samples (default 2,000,000)\n"
+      "  --batch N            batch size (default 1024)\n"
+      "  --lr X               Adam learning rate (default 3e-4)\n"
+      "  --seed N             SAE initialisation seed (default 0)\n"
+      "  --eval-every N       ground-truth evaluation (16,384 samples) every N steps into metrics.csv\n"
+      "                       (default 0: final evaluation only)\n"
+      "  --eval-samples N     samples per evaluation (default 100,000)\n"
+      "  --checkpoint-every N checkpoint every N steps into OUT/checkpoint\n"
+      "  --gemm-math M        fp32 | tf32 | bf16: GEMM arithmetic on CUDA (default fp32;\n"
+      "                       no effect on the CPU)\n"
+      "  --resume DIR         continue from a checkpoint directory\n"
+      "  --out DIR            cfg.json, sae_weights.safetensors (SAELens layout), eval_stats.json,\n"
+      "                       metrics.csv, runner_config.json\n";
+  auto put = [&](const std::string& slot, const std::string& value) {
+    text.replace(text.find(slot), slot.size(), value);
+  };
   put("TARGET_ARCHITECTURES", architectures::names_with([](auto k) { return k.target_l0; }));
   put("L1_ARCHITECTURES", architectures::names_with([](auto k) { return k.l1; }));
   put("ARCHITECTURES", architectures::name_list());
   return text;
 }
 
-
-
 template <class SaeT>
-io::Json train_and_save(SaeT sae, SyntheticModel& world, const TrainRequest& a, TrainerConfig cfg, const io::Json& runner) {
+io::Json train_and_save(SaeT sae, SyntheticModel& world, const TrainRequest& a, TrainerConfig cfg,
+                        const io::Json& runner) {
   StagedDirectory out(a.out);
   Trainer trainer(sae, world, cfg);
   if (a.resume) trainer.load_checkpoint(*a.resume);
@@ -83,7 +84,8 @@ io::Json train_and_save(SaeT sae, SyntheticModel& world, const TrainRequest& a, 
   eval.batch = a.batch;
   const auto stats = evaluate_all(sae, world, eval);
   io::write_json_file(out.path() / "eval_stats.json", stats);
-  saelens::save_sae(export_inference(sae), out.path(), {{"synthsae_architecture", a.arch}, {"synthetic_model", a.model}});
+  saelens::save_sae(export_inference(sae), out.path(),
+                    {{"synthsae_architecture", a.arch}, {"synthetic_model", a.model}});
   io::write_json_file(out.path() / "runner_config.json", runner);
   out.commit();
   io::Json result = stats;
@@ -99,8 +101,10 @@ void check_architecture_knobs(const std::string& arch, bool k_given, bool l1_giv
     throw UsageError("--arch = " + arch + ": choose one of " + architectures::name_list());
   }
   const architectures::Knobs knobs = architectures::knobs_of(arch);
-  if (k_given && !knobs.k) throw UsageError("--k applies to " + architectures::names_with([](auto k) { return k.k; }) + ", not " + arch);
-  if (l1_given && !knobs.l1) throw UsageError("--l1 applies to " + architectures::names_with([](auto k) { return k.l1; }) + " only");
+  if (k_given && !knobs.k)
+    throw UsageError("--k applies to " + architectures::names_with([](auto k) { return k.k; }) + ", not " + arch);
+  if (l1_given && !knobs.l1)
+    throw UsageError("--l1 applies to " + architectures::names_with([](auto k) { return k.l1; }) + " only");
   if (target_l0_given && !knobs.target_l0) {
     throw UsageError("--target-l0 applies to " + architectures::names_with([](auto k) { return k.target_l0; }) +
                      " (use --k for the TopK family)");
@@ -110,7 +114,8 @@ void check_architecture_knobs(const std::string& arch, bool k_given, bool l1_giv
 io::Json train_one(TrainRequest a, SyntheticModel& world) {
   world.set_position(0);  // every SAE trained on a world sees the same sample stream
   if (a.width == 0) a.width = std::max<std::size_t>(1, world.num_features() / 4);
-  if (a.k > static_cast<int>(a.width)) throw UsageError("--k = " + std::to_string(a.k) + ": larger than the width " + std::to_string(a.width));
+  if (a.k > static_cast<int>(a.width))
+    throw UsageError("--k = " + std::to_string(a.k) + ": larger than the width " + std::to_string(a.width));
   TrainerConfig cfg = recipes::trainer_config(a.samples, a.batch, a.lr);
   cfg.gemm_math = a.gemm_math;
   const ScopedGemmMath gemm_math(a.gemm_math);  // the final evaluation follows the same setting
@@ -122,10 +127,18 @@ io::Json train_one(TrainRequest a, SyntheticModel& world) {
   r.target_l0 = a.target_l0;
   r.total_steps = cfg.total_steps();
   r.seed = a.seed;
-  io::Json runner = {{"model", a.model},       {"architecture", a.arch}, {"d_in", r.d_in},          {"d_sae", a.width},
-                     {"training_samples", a.samples}, {"batch_size", a.batch}, {"lr", a.lr}, {"seed", a.seed},
-                     {"eval_samples", a.eval_samples}, {"eval_every", a.eval_every},
-                     {"dead_feature_window", cfg.dead_feature_window}, {"gemm_math", gemm_math_name(a.gemm_math)}};
+  io::Json runner = {{"model", a.model},
+                     {"architecture", a.arch},
+                     {"d_in", r.d_in},
+                     {"d_sae", a.width},
+                     {"training_samples", a.samples},
+                     {"batch_size", a.batch},
+                     {"lr", a.lr},
+                     {"seed", a.seed},
+                     {"eval_samples", a.eval_samples},
+                     {"eval_every", a.eval_every},
+                     {"dead_feature_window", cfg.dead_feature_window},
+                     {"gemm_math", gemm_math_name(a.gemm_math)}};
   io::Json result;
   const bool known = architectures::visit(a.arch, [&](auto arch) {
     using Arch = decltype(arch);
@@ -139,10 +152,11 @@ io::Json train_one(TrainRequest a, SyntheticModel& world) {
 
 int run_train(const std::vector<std::string>& argv) {
   try {
-    const Args args(argv,
-                    {"--model", "--arch", "--k", "--l1", "--target-l0", "--width", "--samples", "--batch", "--lr", "--seed", "--eval-every",
-                     "--eval-samples", "--checkpoint-every", "--resume", "--gemm-math", "--out"},
-                    {});
+    const Args args(
+        argv,
+        {"--model", "--arch", "--k", "--l1", "--target-l0", "--width", "--samples", "--batch", "--lr", "--seed",
+         "--eval-every", "--eval-samples", "--checkpoint-every", "--resume", "--gemm-math", "--out"},
+        {});
     if (args.help()) {
       std::fputs(train_usage().c_str(), stdout);
       return 0;
@@ -164,7 +178,8 @@ int run_train(const std::vector<std::string>& argv) {
     a.lr = args.number("--lr", 1e-12, 10).value_or(3e-4);
     a.seed = static_cast<std::uint64_t>(args.integer("--seed", 0, std::int64_t(1) << 62).value_or(0));
     a.eval_every = static_cast<long>(args.integer("--eval-every", 0, std::int64_t(1) << 40).value_or(0));
-    a.eval_samples = static_cast<std::size_t>(args.integer("--eval-samples", 1, std::int64_t(1) << 40).value_or(100'000));
+    a.eval_samples =
+        static_cast<std::size_t>(args.integer("--eval-samples", 1, std::int64_t(1) << 40).value_or(100'000));
     a.checkpoint_every = static_cast<long>(args.integer("--checkpoint-every", 0, std::int64_t(1) << 40).value_or(0));
     if (auto m = args.text("--gemm-math")) {
       const auto math = parse_gemm_math(*m);
@@ -172,8 +187,11 @@ int run_train(const std::vector<std::string>& argv) {
       a.gemm_math = *math;
     }
     check_architecture_knobs(a.arch, args.has("--k"), args.has("--l1"), a.target_l0.has_value());
-    if (a.samples < a.batch) throw UsageError("--samples = " + std::to_string(a.samples) + ": must be at least one batch (" + std::to_string(a.batch) + ")");
-    if (a.resume && !std::filesystem::is_directory(*a.resume)) throw UsageError("--resume = " + a.resume->string() + ": not a directory");
+    if (a.samples < a.batch)
+      throw UsageError("--samples = " + std::to_string(a.samples) + ": must be at least one batch (" +
+                       std::to_string(a.batch) + ")");
+    if (a.resume && !std::filesystem::is_directory(*a.resume))
+      throw UsageError("--resume = " + a.resume->string() + ": not a directory");
 
     try {
       SyntheticModel world = world_from_argument(a.model);

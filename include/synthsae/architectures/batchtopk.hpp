@@ -19,14 +19,16 @@ namespace synthsae::architectures {
 
 struct BatchTopK {
   static constexpr std::string_view name = "batchtopk";
-  static constexpr std::string_view summary = "k B largest latents over the batch, AuxK; saved as JumpReLU (Bussmann et al. 2024)";
+  static constexpr std::string_view summary =
+      "k B largest latents over the batch, AuxK; saved as JumpReLU (Bussmann et al. 2024)";
   static constexpr Knobs knobs{.k = true, .l1 = false, .target_l0 = false};
   using recipe = recipes::batchtopk;
   using sae_type = BatchTopKSae<float>;
   using inference_form = inference::JumpReluForm;
 
   static sae_type make(const Request& r, const recipe& rc = {}) {
-    return sae_type(r.d_in, r.width, synthsae::BatchTopK{double(r.k), rc.rescale_acts_by_decoder_norm, rc.topk_threshold_lr}, {},
+    return sae_type(r.d_in, r.width,
+                    synthsae::BatchTopK{double(r.k), rc.rescale_acts_by_decoder_norm, rc.topk_threshold_lr}, {},
                     AuxK{rc.aux_loss_coefficient}, {}, rc.decoder_init_norm, r.seed);
   }
   static void configure(TrainerConfig&, const Request&, const recipe& = {}) {}

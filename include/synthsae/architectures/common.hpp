@@ -20,9 +20,9 @@ template <class Arch>
 InferenceSae load_as(const std::filesystem::path& dir) {
   InferenceSae sae = saelens::load_sae(dir);
   if (!sae.is<typename Arch::inference_form>()) {
-    throw FormatError((dir / saelens::kSaeConfigFile).string(), "architecture \"" + sae.architecture() + "\" is not what " +
-                                                                    std::string(Arch::name) + " saves (\"" +
-                                                                    std::string(Arch::inference_form::saelens_name) + "\")");
+    throw FormatError((dir / saelens::kSaeConfigFile).string(),
+                      "architecture \"" + sae.architecture() + "\" is not what " + std::string(Arch::name) +
+                          " saves (\"" + std::string(Arch::inference_form::saelens_name) + "\")");
   }
   return sae;
 }

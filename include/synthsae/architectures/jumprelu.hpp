@@ -29,8 +29,8 @@ struct JumpRelu {
   using inference_form = inference::JumpReluForm;
 
   static sae_type make(const Request& r, const recipe& rc = {}) {
-    return sae_type(r.d_in, r.width, synthsae::JumpRelu{rc.init_threshold, rc.bandwidth}, L0StepPenalty{rc.l0_coefficient}, {}, {},
-                    rc.decoder_init_norm, r.seed);
+    return sae_type(r.d_in, r.width, synthsae::JumpRelu{rc.init_threshold, rc.bandwidth},
+                    L0StepPenalty{rc.l0_coefficient}, {}, {}, rc.decoder_init_norm, r.seed);
   }
   static void configure(TrainerConfig& cfg, const Request& r, const recipe& rc = {}) {
     cfg.normalize_activations = rc.normalize_activations;

@@ -17,14 +17,16 @@ namespace synthsae::architectures {
 
 struct MatchingPursuit {
   static constexpr std::string_view name = "matching_pursuit";
-  static constexpr std::string_view summary = "tied greedy pursuit over the decoder rows, k selections (Costa et al. 2025)";
+  static constexpr std::string_view summary =
+      "tied greedy pursuit over the decoder rows, k selections (Costa et al. 2025)";
   static constexpr Knobs knobs{.k = true, .l1 = false, .target_l0 = false};
   using recipe = recipes::matching_pursuit;
   using sae_type = MatchingPursuitSae<float>;
   using inference_form = inference::MatchingPursuitForm;
 
   static sae_type make(const Request& r, const recipe& rc = {}) {
-    return sae_type(r.d_in, r.width, synthsae::MatchingPursuit{r.k, rc.residual_threshold, rc.stop_on_duplicate_support}, r.seed);
+    return sae_type(r.d_in, r.width,
+                    synthsae::MatchingPursuit{r.k, rc.residual_threshold, rc.stop_on_duplicate_support}, r.seed);
   }
   static void configure(TrainerConfig&, const Request&, const recipe& = {}) {}
   static void describe(io::Json& runner, const Request& r, const recipe& = {}) {

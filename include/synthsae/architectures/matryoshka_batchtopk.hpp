@@ -30,15 +30,17 @@ namespace synthsae::architectures {
 
 struct MatryoshkaBatchTopK {
   static constexpr std::string_view name = "matryoshka_batchtopk";
-  static constexpr std::string_view summary = "BatchTopK with nested prefix reconstructions and per-level AuxK (Bussmann et al. 2025)";
+  static constexpr std::string_view summary =
+      "BatchTopK with nested prefix reconstructions and per-level AuxK (Bussmann et al. 2025)";
   static constexpr Knobs knobs{.k = true, .l1 = false, .target_l0 = false};
   using recipe = recipes::matryoshka_batchtopk;
   using sae_type = Sae<synthsae::BatchTopK, NoPenalty, MatryoshkaAuxK, Matryoshka, float>;
   using inference_form = inference::JumpReluForm;
 
   static sae_type make(const Request& r, const recipe& rc = {}) {
-    return sae_type(r.d_in, r.width, synthsae::BatchTopK{double(r.k), true, rc.topk_threshold_lr}, {}, MatryoshkaAuxK{rc.aux_loss_coefficient},
-                    Matryoshka{rc.widths(r.width)}, rc.decoder_init_norm, r.seed);
+    return sae_type(r.d_in, r.width, synthsae::BatchTopK{double(r.k), true, rc.topk_threshold_lr}, {},
+                    MatryoshkaAuxK{rc.aux_loss_coefficient}, Matryoshka{rc.widths(r.width)}, rc.decoder_init_norm,
+                    r.seed);
   }
   static void configure(TrainerConfig&, const Request&, const recipe& = {}) {}
   static void describe(io::Json& runner, const Request& r, const recipe& rc = {}) {

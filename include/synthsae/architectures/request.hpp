@@ -11,9 +11,9 @@ namespace synthsae::architectures {
 
 struct Request {
   std::size_t d_in = 0, width = 0;
-  int k = 25;                        ///< active latents per sample (TopK family), selections (MP)
-  std::optional<double> l1 = std::nullopt;///< L1 coefficient (the recipe's when unset)
-  std::optional<double> target_l0 = std::nullopt;///< autotune the sparsity coefficient to this L0
+  int k = 25;                                      ///< active latents per sample (TopK family), selections (MP)
+  std::optional<double> l1 = std::nullopt;         ///< L1 coefficient (the recipe's when unset)
+  std::optional<double> target_l0 = std::nullopt;  ///< autotune the sparsity coefficient to this L0
   long total_steps = 1;
   std::uint64_t seed = 0;
 };

@@ -26,7 +26,8 @@ struct Standard {
   using inference_form = inference::ReluForm;
 
   static sae_type make(const Request& r, const recipe& rc = {}) {
-    return sae_type(r.d_in, r.width, Relu{}, L1Penalty{r.l1.value_or(rc.l1_coefficient)}, {}, {}, rc.decoder_init_norm, r.seed);
+    return sae_type(r.d_in, r.width, Relu{}, L1Penalty{r.l1.value_or(rc.l1_coefficient)}, {}, {}, rc.decoder_init_norm,
+                    r.seed);
   }
   static void configure(TrainerConfig& cfg, const Request& r, const recipe& rc = {}) {
     const long warm = r.total_steps / rc.warm_up_divisor;

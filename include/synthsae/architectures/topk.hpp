@@ -24,8 +24,8 @@ struct TopK {
   using inference_form = inference::TopKForm;
 
   static sae_type make(const Request& r, const recipe& rc = {}) {
-    return sae_type(r.d_in, r.width, synthsae::TopK{r.k, rc.rescale_acts_by_decoder_norm}, {}, AuxK{rc.aux_loss_coefficient}, {},
-                    rc.decoder_init_norm, r.seed);
+    return sae_type(r.d_in, r.width, synthsae::TopK{r.k, rc.rescale_acts_by_decoder_norm}, {},
+                    AuxK{rc.aux_loss_coefficient}, {}, rc.decoder_init_norm, r.seed);
   }
   static void configure(TrainerConfig&, const Request&, const recipe& = {}) {}
   static void describe(io::Json& runner, const Request& r, const recipe& = {}) { runner["k"] = r.k; }

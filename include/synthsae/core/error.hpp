@@ -18,8 +18,7 @@ class Error : public std::runtime_error {
 class ConfigError : public Error {
  public:
   ConfigError(std::string_view field, std::string_view value, std::string_view requirement)
-      : Error(std::string(field) + " = " + std::string(value) + ": " + std::string(requirement)),
-        field_(field) {}
+      : Error(std::string(field) + " = " + std::string(value) + ": " + std::string(requirement)), field_(field) {}
   const std::string& field() const noexcept { return field_; }
 
  private:
@@ -29,15 +28,13 @@ class ConfigError : public Error {
 /// A file whose contents are malformed (truncated, inconsistent, wrong type).
 class FormatError : public Error {
  public:
-  FormatError(std::string_view source, std::string_view what)
-      : Error(std::string(source) + ": " + std::string(what)) {}
+  FormatError(std::string_view source, std::string_view what) : Error(std::string(source) + ": " + std::string(what)) {}
 };
 
 /// A file that cannot be opened, read, written or renamed.
 class IoError : public Error {
  public:
-  IoError(std::string_view path, std::string_view what)
-      : Error(std::string(path) + ": " + std::string(what)) {}
+  IoError(std::string_view path, std::string_view what) : Error(std::string(path) + ": " + std::string(what)) {}
 };
 
 /// Arrays whose shapes do not fit the operation.

@@ -52,8 +52,8 @@ SYNTHSAE_HD std::uint16_t float_to_f16(float x) {
     return static_cast<std::uint16_t>(sign | 0x7C00u | (abs > 0x7F800000u ? 0x200u : 0u));
   }
   if (abs >= 0x477FF800u) return static_cast<std::uint16_t>(sign | 0x7C00u);  // >= 65520 rounds to inf
-  if (abs < 0x38800000u) {  // below 2^-14: subnormal half (or zero)
-    if (abs < 0x33000000u) return sign;  // below half of 2^-24: rounds to zero
+  if (abs < 0x38800000u) {                                                    // below 2^-14: subnormal half (or zero)
+    if (abs < 0x33000000u) return sign;                                       // below half of 2^-24: rounds to zero
     const std::uint32_t exponent = abs >> 23;
     const std::uint32_t mantissa = (abs & 0x7FFFFFu) | 0x800000u;
     const std::uint32_t shift = 126u - exponent;  // so that result = mantissa >> shift (units of 2^-24)

@@ -22,14 +22,14 @@ namespace detail {
 
 /// A rank-2 View as (pointer, rows, cols, leading dimension) of a row-major matrix.
 template <class V>
-gemm_impl::RowMajorOperand<std::remove_const_t<typename V::value_type>> row_major_operand(
-    const V& view, const char* name) {
+gemm_impl::RowMajorOperand<std::remove_const_t<typename V::value_type>> row_major_operand(const V& view,
+                                                                                          const char* name) {
   static_assert(V::rank == 2, "synthsae::gemm takes rank-2 Views");
   const std::size_t rows = view.extent(0);
   const std::size_t cols = view.extent(1);
   if (cols > 1 && view.stride(1) != 1) {
-    throw ShapeError(std::string("gemm: operand ") + name + " has column stride " +
-                     show(view.stride(1)) + "; rows must be contiguous (LayoutRight)");
+    throw ShapeError(std::string("gemm: operand ") + name + " has column stride " + show(view.stride(1)) +
+                     "; rows must be contiguous (LayoutRight)");
   }
   const std::size_t ld = rows > 1 ? static_cast<std::size_t>(view.stride(0)) : (cols > 0 ? cols : 1);
   return {view.data(), rows, cols, ld < cols ? cols : ld};
@@ -47,15 +47,14 @@ inline std::string shape_text(std::size_t r, std::size_t c) {
 }  // namespace detail
 
 template <class Space, class AView, class BView, class CView>
-void gemm(const Space& space, Op op_a, Op op_b, typename CView::non_const_value_type alpha,
-          const AView& A, const BView& B, typename CView::non_const_value_type beta, const CView& C,
+void gemm(const Space& space, Op op_a, Op op_b, typename CView::non_const_value_type alpha, const AView& A,
+          const BView& B, typename CView::non_const_value_type beta, const CView& C,
           GemmMath math = default_gemm_math()) {
   using T = typename CView::non_const_value_type;
   static_assert(std::is_same_v<std::remove_const_t<typename AView::value_type>, T> &&
                     std::is_same_v<std::remove_const_t<typename BView::value_type>, T>,
                 "synthsae::gemm: A, B and C must have the same scalar type");
-  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
-                "synthsae::gemm supports float and double");
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "synthsae::gemm supports float and double");
   static_assert(std::is_same_v<typename AView::memory_space, typename CView::memory_space> &&
                     std::is_same_v<typename BView::memory_space, typename CView::memory_space>,
                 "synthsae::gemm: A, B and C must live in the same memory space");
@@ -68,8 +67,8 @@ void gemm(const Space& space, Op op_a, Op op_b, typename CView::non_const_value_
   const std::size_t kb = op_b == Op::N ? b.rows : b.cols;
   const std::size_t n = op_b == Op::N ? b.cols : b.rows;
   if (k != kb || c.rows != m || c.cols != n) {
-    throw ShapeError("gemm: op(A) " + detail::shape_text(m, k) + " * op(B) " +
-                     detail::shape_text(kb, n) + " does not fit C " + detail::shape_text(c.rows, c.cols));
+    throw ShapeError("gemm: op(A) " + detail::shape_text(m, k) + " * op(B) " + detail::shape_text(kb, n) +
+                     " does not fit C " + detail::shape_text(c.rows, c.cols));
   }
   if (m == 0 || n == 0) return;
 

@@ -38,7 +38,9 @@ inline GemmMath default_gemm_math() { return detail::default_gemm_math_slot(); }
 /// Sets the default GemmMath of this thread until the end of the scope.
 class ScopedGemmMath {
  public:
-  explicit ScopedGemmMath(GemmMath m) : previous_(detail::default_gemm_math_slot()) { detail::default_gemm_math_slot() = m; }
+  explicit ScopedGemmMath(GemmMath m) : previous_(detail::default_gemm_math_slot()) {
+    detail::default_gemm_math_slot() = m;
+  }
   ~ScopedGemmMath() { detail::default_gemm_math_slot() = previous_; }
   ScopedGemmMath(const ScopedGemmMath&) = delete;
   ScopedGemmMath& operator=(const ScopedGemmMath&) = delete;

@@ -18,14 +18,15 @@ template <class F>
 void for_each_entry(const char* name, std::size_t rows, std::size_t cols, const F& f) {
   const int c = static_cast<int>(cols);
   if constexpr (host_execution_v) {
-    Kokkos::parallel_for(name, Kokkos::RangePolicy<ExecSpace>(0, rows), KOKKOS_LAMBDA(int i) {
-      for (int j = 0; j < c; ++j) f(i, j);
-    });
+    Kokkos::parallel_for(
+        name, Kokkos::RangePolicy<ExecSpace>(0, rows), KOKKOS_LAMBDA(int i) {
+          for (int j = 0; j < c; ++j) f(i, j);
+        });
   } else {
     const long long total = static_cast<long long>(rows) * static_cast<long long>(cols);
-    Kokkos::parallel_for(name, Kokkos::RangePolicy<ExecSpace, Kokkos::IndexType<long long>>(0, total), KOKKOS_LAMBDA(long long e) {
-      f(static_cast<int>(e / c), static_cast<int>(e % c));
-    });
+    Kokkos::parallel_for(
+        name, Kokkos::RangePolicy<ExecSpace, Kokkos::IndexType<long long>>(0, total),
+        KOKKOS_LAMBDA(long long e) { f(static_cast<int>(e / c), static_cast<int>(e % c)); });
   }
 }
 
@@ -36,19 +37,22 @@ template <class Acc, class Term, class Finish>
 void for_each_row_sum(const char* name, std::size_t rows, std::size_t cols, const Term& term, const Finish& finish) {
   const int c = static_cast<int>(cols);
   if constexpr (host_execution_v) {
-    Kokkos::parallel_for(name, Kokkos::RangePolicy<ExecSpace>(0, rows), KOKKOS_LAMBDA(int i) {
-      Acc acc = 0;
-      for (int j = 0; j < c; ++j) acc += term(i, j);
-      finish(i, acc);
-    });
+    Kokkos::parallel_for(
+        name, Kokkos::RangePolicy<ExecSpace>(0, rows), KOKKOS_LAMBDA(int i) {
+          Acc acc = 0;
+          for (int j = 0; j < c; ++j) acc += term(i, j);
+          finish(i, acc);
+        });
   } else {
     using Team = Kokkos::TeamPolicy<ExecSpace>;
-    Kokkos::parallel_for(name, Team(static_cast<int>(rows), Kokkos::AUTO), KOKKOS_LAMBDA(const typename Team::member_type& team) {
-      const int i = team.league_rank();
-      Acc acc = 0;
-      Kokkos::parallel_reduce(Kokkos::TeamThreadRange(team, c), [&](int j, Acc& part) { part += term(i, j); }, acc);
-      Kokkos::single(Kokkos::PerTeam(team), [&]() { finish(i, acc); });
-    });
+    Kokkos::parallel_for(
+        name, Team(static_cast<int>(rows), Kokkos::AUTO), KOKKOS_LAMBDA(const typename Team::member_type& team) {
+          const int i = team.league_rank();
+          Acc acc = 0;
+          Kokkos::parallel_reduce(
+              Kokkos::TeamThreadRange(team, c), [&](int j, Acc& part) { part += term(i, j); }, acc);
+          Kokkos::single(Kokkos::PerTeam(team), [&]() { finish(i, acc); });
+        });
   }
 }
 

@@ -33,8 +33,7 @@ inline std::vector<char> read_file_bytes(const std::filesystem::path& path) {
 /// Writes through `fill(std::ostream&)` into a temporary sibling, then renames it to `path`.
 /// On any failure (including an exception from `fill`) the temporary is removed and the
 /// previous content of `path`, if any, is untouched.
-inline void write_file_atomically(const std::filesystem::path& path,
-                                  const std::function<void(std::ostream&)>& fill) {
+inline void write_file_atomically(const std::filesystem::path& path, const std::function<void(std::ostream&)>& fill) {
   static std::atomic<std::uint64_t> sequence{0};
   std::filesystem::path tmp = path;
   tmp += ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(sequence++);

@@ -34,7 +34,8 @@ inline Json read_json_file(const std::filesystem::path& path) {
 
 inline void write_json_file(const std::filesystem::path& path, const Json& value, int indent = 2) {
   const std::string text = value.dump(indent) + "\n";
-  write_file_atomically(path, [&](std::ostream& out) { out.write(text.data(), static_cast<std::streamsize>(text.size())); });
+  write_file_atomically(path,
+                        [&](std::ostream& out) { out.write(text.data(), static_cast<std::streamsize>(text.size())); });
 }
 
 /// `object[key]` converted to T. Missing key or wrong type is a ConfigError naming
@@ -52,7 +53,10 @@ T json_field(const Json& object, std::string_view key, std::string_view context)
     if (!v.is_number_integer()) throw ConfigError(field, v.dump(), "must be an integer");
     const bool negative = !v.is_number_unsigned() && v.get<std::int64_t>() < 0;
     const bool fits = negative ? std::in_range<T>(v.get<std::int64_t>()) : std::in_range<T>(v.get<std::uint64_t>());
-    if (!fits) throw ConfigError(field, v.dump(), "is out of range for " + std::string(std::is_signed_v<T> ? "a signed" : "a non-negative") + " integer");
+    if (!fits)
+      throw ConfigError(
+          field, v.dump(),
+          "is out of range for " + std::string(std::is_signed_v<T> ? "a signed" : "a non-negative") + " integer");
   } else if constexpr (std::is_floating_point_v<T>) {
     if (!v.is_number()) throw ConfigError(field, v.dump(), "must be a number");
   } else if constexpr (std::is_same_v<T, std::string>) {

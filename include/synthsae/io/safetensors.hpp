@@ -30,15 +30,14 @@
 
 namespace synthsae::io {
 
-static_assert(std::endian::native == std::endian::little,
-              "synthsae's safetensors code assumes a little-endian host");
+static_assert(std::endian::native == std::endian::little, "synthsae's safetensors code assumes a little-endian host");
 
 enum class Dtype { BOOL, U8, I8, I16, U16, F16, BF16, I32, U32, F32, I64, U64, F64 };
 
 inline constexpr std::pair<Dtype, std::string_view> kDtypeNames[] = {
-    {Dtype::BOOL, "BOOL"}, {Dtype::U8, "U8"},   {Dtype::I8, "I8"},   {Dtype::I16, "I16"},  {Dtype::U16, "U16"},
+    {Dtype::BOOL, "BOOL"}, {Dtype::U8, "U8"},     {Dtype::I8, "I8"},   {Dtype::I16, "I16"}, {Dtype::U16, "U16"},
     {Dtype::F16, "F16"},   {Dtype::BF16, "BF16"}, {Dtype::I32, "I32"}, {Dtype::U32, "U32"}, {Dtype::F32, "F32"},
-    {Dtype::I64, "I64"},   {Dtype::U64, "U64"}, {Dtype::F64, "F64"}};
+    {Dtype::I64, "I64"},   {Dtype::U64, "U64"},   {Dtype::F64, "F64"}};
 
 inline std::string_view dtype_name(Dtype d) {
   for (const auto& [dtype, name] : kDtypeNames)
@@ -54,10 +53,23 @@ inline std::optional<Dtype> parse_dtype(std::string_view name) {
 
 inline std::size_t dtype_size(Dtype d) {
   switch (d) {
-    case Dtype::BOOL: case Dtype::U8: case Dtype::I8: return 1;
-    case Dtype::I16: case Dtype::U16: case Dtype::F16: case Dtype::BF16: return 2;
-    case Dtype::I32: case Dtype::U32: case Dtype::F32: return 4;
-    case Dtype::I64: case Dtype::U64: case Dtype::F64: return 8;
+    case Dtype::BOOL:
+    case Dtype::U8:
+    case Dtype::I8:
+      return 1;
+    case Dtype::I16:
+    case Dtype::U16:
+    case Dtype::F16:
+    case Dtype::BF16:
+      return 2;
+    case Dtype::I32:
+    case Dtype::U32:
+    case Dtype::F32:
+      return 4;
+    case Dtype::I64:
+    case Dtype::U64:
+    case Dtype::F64:
+      return 8;
   }
   return 0;
 }
@@ -111,19 +123,32 @@ inline std::string shape_text(const std::vector<std::int64_t>& shape) {
 inline double element_as_double(const Tensor& t, std::size_t i) {
   const std::byte* p = t.bytes.data() + i * dtype_size(t.dtype);
   switch (t.dtype) {
-    case Dtype::BOOL: return static_cast<double>(load_le<std::uint8_t>(p));
-    case Dtype::U8: return load_le<std::uint8_t>(p);
-    case Dtype::I8: return load_le<std::int8_t>(p);
-    case Dtype::I16: return load_le<std::int16_t>(p);
-    case Dtype::U16: return load_le<std::uint16_t>(p);
-    case Dtype::F16: return f16_to_float(load_le<std::uint16_t>(p));
-    case Dtype::BF16: return bf16_to_float(load_le<std::uint16_t>(p));
-    case Dtype::I32: return load_le<std::int32_t>(p);
-    case Dtype::U32: return load_le<std::uint32_t>(p);
-    case Dtype::F32: return load_le<float>(p);
-    case Dtype::I64: return static_cast<double>(load_le<std::int64_t>(p));
-    case Dtype::U64: return static_cast<double>(load_le<std::uint64_t>(p));
-    case Dtype::F64: return load_le<double>(p);
+    case Dtype::BOOL:
+      return static_cast<double>(load_le<std::uint8_t>(p));
+    case Dtype::U8:
+      return load_le<std::uint8_t>(p);
+    case Dtype::I8:
+      return load_le<std::int8_t>(p);
+    case Dtype::I16:
+      return load_le<std::int16_t>(p);
+    case Dtype::U16:
+      return load_le<std::uint16_t>(p);
+    case Dtype::F16:
+      return f16_to_float(load_le<std::uint16_t>(p));
+    case Dtype::BF16:
+      return bf16_to_float(load_le<std::uint16_t>(p));
+    case Dtype::I32:
+      return load_le<std::int32_t>(p);
+    case Dtype::U32:
+      return load_le<std::uint32_t>(p);
+    case Dtype::F32:
+      return load_le<float>(p);
+    case Dtype::I64:
+      return static_cast<double>(load_le<std::int64_t>(p));
+    case Dtype::U64:
+      return static_cast<double>(load_le<std::uint64_t>(p));
+    case Dtype::F64:
+      return load_le<double>(p);
   }
   return 0.0;
 }
@@ -160,16 +185,44 @@ Tensor make_tensor(Dtype dtype, std::vector<std::int64_t> shape, std::span<const
     if (detail::is_integer_dtype(dtype)) {
       double lo = 0, hi = 0;
       switch (dtype) {
-        case Dtype::BOOL: lo = 0; hi = 1; break;
-        case Dtype::U8: lo = 0; hi = 255; break;
-        case Dtype::I8: lo = -128; hi = 127; break;
-        case Dtype::I16: lo = -32768; hi = 32767; break;
-        case Dtype::U16: lo = 0; hi = 65535; break;
-        case Dtype::I32: lo = -2147483648.0; hi = 2147483647.0; break;
-        case Dtype::U32: lo = 0; hi = 4294967295.0; break;
-        case Dtype::I64: lo = -9223372036854775808.0; hi = 9223372036854775807.0; break;
-        case Dtype::U64: lo = 0; hi = 18446744073709551615.0; break;
-        default: break;
+        case Dtype::BOOL:
+          lo = 0;
+          hi = 1;
+          break;
+        case Dtype::U8:
+          lo = 0;
+          hi = 255;
+          break;
+        case Dtype::I8:
+          lo = -128;
+          hi = 127;
+          break;
+        case Dtype::I16:
+          lo = -32768;
+          hi = 32767;
+          break;
+        case Dtype::U16:
+          lo = 0;
+          hi = 65535;
+          break;
+        case Dtype::I32:
+          lo = -2147483648.0;
+          hi = 2147483647.0;
+          break;
+        case Dtype::U32:
+          lo = 0;
+          hi = 4294967295.0;
+          break;
+        case Dtype::I64:
+          lo = -9223372036854775808.0;
+          hi = 9223372036854775807.0;
+          break;
+        case Dtype::U64:
+          lo = 0;
+          hi = 18446744073709551615.0;
+          break;
+        default:
+          break;
       }
       if (!(v >= lo && v <= hi) || std::floor(v) != v) {
         throw ShapeError(std::string(name) + ": value " + show(values[i]) + " at index " + std::to_string(i) +
@@ -177,19 +230,45 @@ Tensor make_tensor(Dtype dtype, std::vector<std::int64_t> shape, std::span<const
       }
     }
     switch (dtype) {
-      case Dtype::BOOL: detail::store<std::uint8_t>(p, static_cast<std::uint8_t>(v)); break;
-      case Dtype::U8: detail::store<std::uint8_t>(p, static_cast<std::uint8_t>(v)); break;
-      case Dtype::I8: detail::store<std::int8_t>(p, static_cast<std::int8_t>(v)); break;
-      case Dtype::I16: detail::store<std::int16_t>(p, static_cast<std::int16_t>(v)); break;
-      case Dtype::U16: detail::store<std::uint16_t>(p, static_cast<std::uint16_t>(v)); break;
-      case Dtype::F16: detail::store<std::uint16_t>(p, float_to_f16(static_cast<float>(values[i]))); break;
-      case Dtype::BF16: detail::store<std::uint16_t>(p, float_to_bf16(static_cast<float>(values[i]))); break;
-      case Dtype::I32: detail::store<std::int32_t>(p, static_cast<std::int32_t>(values[i])); break;
-      case Dtype::U32: detail::store<std::uint32_t>(p, static_cast<std::uint32_t>(values[i])); break;
-      case Dtype::F32: detail::store<float>(p, static_cast<float>(values[i])); break;
-      case Dtype::I64: detail::store<std::int64_t>(p, static_cast<std::int64_t>(values[i])); break;
-      case Dtype::U64: detail::store<std::uint64_t>(p, static_cast<std::uint64_t>(values[i])); break;
-      case Dtype::F64: detail::store<double>(p, static_cast<double>(values[i])); break;
+      case Dtype::BOOL:
+        detail::store<std::uint8_t>(p, static_cast<std::uint8_t>(v));
+        break;
+      case Dtype::U8:
+        detail::store<std::uint8_t>(p, static_cast<std::uint8_t>(v));
+        break;
+      case Dtype::I8:
+        detail::store<std::int8_t>(p, static_cast<std::int8_t>(v));
+        break;
+      case Dtype::I16:
+        detail::store<std::int16_t>(p, static_cast<std::int16_t>(v));
+        break;
+      case Dtype::U16:
+        detail::store<std::uint16_t>(p, static_cast<std::uint16_t>(v));
+        break;
+      case Dtype::F16:
+        detail::store<std::uint16_t>(p, float_to_f16(static_cast<float>(values[i])));
+        break;
+      case Dtype::BF16:
+        detail::store<std::uint16_t>(p, float_to_bf16(static_cast<float>(values[i])));
+        break;
+      case Dtype::I32:
+        detail::store<std::int32_t>(p, static_cast<std::int32_t>(values[i]));
+        break;
+      case Dtype::U32:
+        detail::store<std::uint32_t>(p, static_cast<std::uint32_t>(values[i]));
+        break;
+      case Dtype::F32:
+        detail::store<float>(p, static_cast<float>(values[i]));
+        break;
+      case Dtype::I64:
+        detail::store<std::int64_t>(p, static_cast<std::int64_t>(values[i]));
+        break;
+      case Dtype::U64:
+        detail::store<std::uint64_t>(p, static_cast<std::uint64_t>(values[i]));
+        break;
+      case Dtype::F64:
+        detail::store<double>(p, static_cast<double>(values[i]));
+        break;
     }
   }
   return t;
@@ -222,11 +301,13 @@ std::vector<T> tensor_values(const Tensor& t, std::string_view name = "tensor") 
         const std::byte* p = t.bytes.data() + i * 8;
         if (t.dtype == Dtype::I64) {
           const auto v = detail::load_le<std::int64_t>(p);
-          if (!std::in_range<T>(v)) throw FormatError(name, "I64 value " + std::to_string(v) + " does not fit the requested type");
+          if (!std::in_range<T>(v))
+            throw FormatError(name, "I64 value " + std::to_string(v) + " does not fit the requested type");
           out[i] = static_cast<T>(v);
         } else {
           const auto v = detail::load_le<std::uint64_t>(p);
-          if (!std::in_range<T>(v)) throw FormatError(name, "U64 value " + std::to_string(v) + " does not fit the requested type");
+          if (!std::in_range<T>(v))
+            throw FormatError(name, "U64 value " + std::to_string(v) + " does not fit the requested type");
           out[i] = static_cast<T>(v);
         }
         continue;
@@ -248,7 +329,8 @@ std::vector<T> tensor_values(const Tensor& t, std::string_view name = "tensor") 
 /// Parses a complete safetensors file held in memory. `source` names it in errors.
 inline SafetensorsFile parse_safetensors(std::span<const std::byte> file, std::string_view source) {
   if (file.size() < 8) {
-    throw FormatError(source, "file is " + std::to_string(file.size()) + " bytes, shorter than the 8-byte header length");
+    throw FormatError(source,
+                      "file is " + std::to_string(file.size()) + " bytes, shorter than the 8-byte header length");
   }
   const auto header_len = detail::load_le<std::uint64_t>(file.data());
   if (header_len > file.size() - 8) {
@@ -267,11 +349,11 @@ inline SafetensorsFile parse_safetensors(std::span<const std::byte> file, std::s
   std::vector<std::string> top_keys;
   Json header;
   try {
-    header = Json::parse(header_text.begin(), header_text.end(),
-                         [&](int depth, Json::parse_event_t event, Json& parsed) {
-                           if (depth == 1 && event == Json::parse_event_t::key) top_keys.push_back(parsed.get<std::string>());
-                           return true;
-                         });
+    header =
+        Json::parse(header_text.begin(), header_text.end(), [&](int depth, Json::parse_event_t event, Json& parsed) {
+          if (depth == 1 && event == Json::parse_event_t::key) top_keys.push_back(parsed.get<std::string>());
+          return true;
+        });
   } catch (const Json::parse_error& e) {
     throw FormatError(source, std::string("header is not valid JSON: ") + e.what());
   }
@@ -291,7 +373,8 @@ inline SafetensorsFile parse_safetensors(std::span<const std::byte> file, std::s
     if (name == "__metadata__") {
       if (!entry.is_object()) throw FormatError(source, "__metadata__ is not a JSON object");
       for (const auto& [key, value] : entry.items()) {
-        if (!value.is_string()) throw FormatError(source, "__metadata__['" + key + "'] is not a string: " + value.dump());
+        if (!value.is_string())
+          throw FormatError(source, "__metadata__['" + key + "'] is not a string: " + value.dump());
         result.metadata[key] = value.get<std::string>();
       }
       continue;
@@ -327,10 +410,13 @@ inline SafetensorsFile parse_safetensors(std::span<const std::byte> file, std::s
     }
     const std::uint64_t begin = (*offsets_it)[0].get<std::uint64_t>();
     const std::uint64_t end = (*offsets_it)[1].get<std::uint64_t>();
-    if (begin > end) throw FormatError(source, where + " has data_offsets [" + std::to_string(begin) + ", " + std::to_string(end) + "] with begin after end");
+    if (begin > end)
+      throw FormatError(source, where + " has data_offsets [" + std::to_string(begin) + ", " + std::to_string(end) +
+                                    "] with begin after end");
     if (end > data.size()) {
       throw FormatError(source, where + " has data_offsets [" + std::to_string(begin) + ", " + std::to_string(end) +
-                                    "] past the end of the data (" + std::to_string(data.size()) + " bytes; file truncated?)");
+                                    "] past the end of the data (" + std::to_string(data.size()) +
+                                    " bytes; file truncated?)");
     }
     const std::uint64_t width = dtype_size(tensor.dtype);
     if (count > std::numeric_limits<std::uint64_t>::max() / width || count * width != end - begin) {
@@ -344,7 +430,9 @@ inline SafetensorsFile parse_safetensors(std::span<const std::byte> file, std::s
     if (tensor.dtype == Dtype::BOOL) {
       for (std::size_t i = 0; i < tensor.bytes.size(); ++i) {
         if (std::to_integer<unsigned>(tensor.bytes[i]) > 1u) {
-          throw FormatError(source, where + " (BOOL) holds byte value " + std::to_string(std::to_integer<unsigned>(tensor.bytes[i])) + " at element " + std::to_string(i));
+          throw FormatError(source, where + " (BOOL) holds byte value " +
+                                        std::to_string(std::to_integer<unsigned>(tensor.bytes[i])) + " at element " +
+                                        std::to_string(i));
         }
       }
     }
@@ -352,9 +440,8 @@ inline SafetensorsFile parse_safetensors(std::span<const std::byte> file, std::s
   }
 
   // The data must be covered exactly: sorted spans, each starting where the previous ended.
-  std::sort(spans.begin(), spans.end(), [](const Span& a, const Span& b) {
-    return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
-  });
+  std::sort(spans.begin(), spans.end(),
+            [](const Span& a, const Span& b) { return a.begin != b.begin ? a.begin < b.begin : a.end < b.end; });
   std::uint64_t cursor = 0;
   const Span* previous = nullptr;
   for (const auto& s : spans) {
@@ -386,7 +473,8 @@ inline SafetensorsFile read_safetensors(const std::filesystem::path& path) {
 inline std::vector<std::byte> serialize_safetensors(const SafetensorsFile& file) {
   std::vector<const std::pair<const std::string, Tensor>*> order;
   for (const auto& entry : file.tensors) {
-    if (entry.first == "__metadata__") throw FormatError("safetensors writer", "'__metadata__' is not a valid tensor name");
+    if (entry.first == "__metadata__")
+      throw FormatError("safetensors writer", "'__metadata__' is not a valid tensor name");
     const Tensor& t = entry.second;
     std::uint64_t count = 1;
     for (auto d : t.shape) {
@@ -400,9 +488,8 @@ inline std::vector<std::byte> serialize_safetensors(const SafetensorsFile& file)
     }
     order.push_back(&entry);
   }
-  std::stable_sort(order.begin(), order.end(), [](auto* a, auto* b) {
-    return dtype_size(a->second.dtype) > dtype_size(b->second.dtype);
-  });
+  std::stable_sort(order.begin(), order.end(),
+                   [](auto* a, auto* b) { return dtype_size(a->second.dtype) > dtype_size(b->second.dtype); });
 
   Json header = Json::object();
   if (!file.metadata.empty()) {

@@ -46,8 +46,9 @@ struct TrueL0 {
   void update(const EvalBatch& b) {
     std::int64_t sum = 0;
     const auto counts = b.truth.counts;
-    Kokkos::parallel_reduce("synthsae::true_l0", Kokkos::RangePolicy<ExecSpace>(0, counts.extent(0)),
-                            KOKKOS_LAMBDA(int i, std::int64_t& acc) { acc += counts(i); }, sum);
+    Kokkos::parallel_reduce(
+        "synthsae::true_l0", Kokkos::RangePolicy<ExecSpace>(0, counts.extent(0)),
+        KOKKOS_LAMBDA(int i, std::int64_t& acc) { acc += counts(i); }, sum);
     active += double(sum);
     samples += counts.extent(0);
   }
@@ -78,27 +79,30 @@ struct LatentClassification {
     const auto best = best_feature;
     const auto tp_ = tp, fp_ = fp, fn_ = fn;
     const int batch = static_cast<int>(z.extent(0));
-    Kokkos::parallel_for("synthsae::latent_confusion", Kokkos::RangePolicy<ExecSpace>(0, z.extent(1)), KOKKOS_LAMBDA(int j) {
-      const int feature = best(j);
-      std::int64_t t = 0, f = 0, m = 0;
-      for (int i = 0; i < batch; ++i) {
-        // ids(i, 0..counts(i)) is ascending: binary search for the feature.
-        int lo = 0, hi = counts(i);
-        while (lo < hi) {
-          const int mid = (lo + hi) / 2;
-          if (ids(i, mid) < feature) lo = mid + 1;
-          else hi = mid;
-        }
-        const bool truth_on = lo < counts(i) && ids(i, lo) == feature;
-        const bool latent_on = z(i, j) > 0.0f;
-        t += latent_on && truth_on;
-        f += latent_on && !truth_on;
-        m += !latent_on && truth_on;
-      }
-      tp_(j) += t;
-      fp_(j) += f;
-      fn_(j) += m;
-    });
+    Kokkos::parallel_for(
+        "synthsae::latent_confusion", Kokkos::RangePolicy<ExecSpace>(0, z.extent(1)), KOKKOS_LAMBDA(int j) {
+          const int feature = best(j);
+          std::int64_t t = 0, f = 0, m = 0;
+          for (int i = 0; i < batch; ++i) {
+            // ids(i, 0..counts(i)) is ascending: binary search for the feature.
+            int lo = 0, hi = counts(i);
+            while (lo < hi) {
+              const int mid = (lo + hi) / 2;
+              if (ids(i, mid) < feature)
+                lo = mid + 1;
+              else
+                hi = mid;
+            }
+            const bool truth_on = lo < counts(i) && ids(i, lo) == feature;
+            const bool latent_on = z(i, j) > 0.0f;
+            t += latent_on && truth_on;
+            f += latent_on && !truth_on;
+            m += !latent_on && truth_on;
+          }
+          tp_(j) += t;
+          fp_(j) += f;
+          fn_(j) += m;
+        });
     samples += static_cast<std::uint64_t>(batch);
   }
 
@@ -136,7 +140,8 @@ struct LatentClassification {
     const auto s = summary();
     out["sae_l0"] = s.sae_l0;
     out["dead_latents"] = s.dead;
-    out["classification"] = {{"precision", s.precision}, {"recall", s.recall}, {"f1_score", s.f1}, {"accuracy", s.accuracy}};
+    out["classification"] = {
+        {"precision", s.precision}, {"recall", s.recall}, {"f1_score", s.f1}, {"accuracy", s.accuracy}};
   }
 };
 
@@ -159,20 +164,22 @@ struct Reconstruction {
     // Per-sample |x|^2, |x - x_hat|^2, |x_hat|^2 on the device; summed in double on the host
     // (B x 3 numbers), which keeps the sums independent of the backend's reduction order.
     Kokkos::View<double**, Kokkos::LayoutRight, MemSpace> per_sample("per_sample_norms", rows, 3);
-    Kokkos::parallel_for("synthsae::reconstruction_norms", Kokkos::RangePolicy<ExecSpace>(0, rows), KOKKOS_LAMBDA(int i) {
-      double nx = 0, nh = 0, ne = 0;
-      for (int k = 0; k < d; ++k) {
-        const double a = x(i, k), h = xh(i, k);
-        nx += a * a, nh += h * h, ne += (a - h) * (a - h);
-      }
-      per_sample(i, 0) = nx, per_sample(i, 1) = ne, per_sample(i, 2) = nh;
-    });
+    Kokkos::parallel_for(
+        "synthsae::reconstruction_norms", Kokkos::RangePolicy<ExecSpace>(0, rows), KOKKOS_LAMBDA(int i) {
+          double nx = 0, nh = 0, ne = 0;
+          for (int k = 0; k < d; ++k) {
+            const double a = x(i, k), h = xh(i, k);
+            nx += a * a, nh += h * h, ne += (a - h) * (a - h);
+          }
+          per_sample(i, 0) = nx, per_sample(i, 1) = ne, per_sample(i, 2) = nh;
+        });
     Vector<double> column("sum_x", d);
-    Kokkos::parallel_for("synthsae::sum_x", Kokkos::RangePolicy<ExecSpace>(0, d), KOKKOS_LAMBDA(int k) {
-      double acc = 0;
-      for (int i = 0; i < rows; ++i) acc += x(i, k);
-      column(k) = acc;
-    });
+    Kokkos::parallel_for(
+        "synthsae::sum_x", Kokkos::RangePolicy<ExecSpace>(0, d), KOKKOS_LAMBDA(int k) {
+          double acc = 0;
+          for (int i = 0; i < rows; ++i) acc += x(i, k);
+          column(k) = acc;
+        });
     const auto h = Kokkos::create_mirror_view_and_copy(HostSpace(), per_sample);
     for (int i = 0; i < rows; ++i) {
       sq_x += h(i, 0);

@@ -37,10 +37,14 @@ struct Assignment {
 /// Maximises sum_i sim[i * n + col(i)] over injective col: rows -> columns. sim is row-major
 /// [s, n], s <= n, finite. Throws ShapeError / ConfigError on bad input.
 inline Assignment solve_assignment_max(std::span<const double> sim, std::size_t s, std::size_t n) {
-  if (sim.size() != s * n) throw ShapeError("assignment: similarity has " + show(sim.size()) + " entries, expected " + show(s) + " x " + show(n));
+  if (sim.size() != s * n)
+    throw ShapeError("assignment: similarity has " + show(sim.size()) + " entries, expected " + show(s) + " x " +
+                     show(n));
   if (s > n) throw ShapeError("assignment: " + show(s) + " rows cannot be matched to " + show(n) + " distinct columns");
   for (std::size_t k = 0; k < sim.size(); ++k) {
-    if (!std::isfinite(sim[k])) throw ConfigError("assignment similarity[" + show(k / n) + "][" + show(k % n) + "]", show(sim[k]), "must be finite");
+    if (!std::isfinite(sim[k]))
+      throw ConfigError("assignment similarity[" + show(k / n) + "][" + show(k % n) + "]", show(sim[k]),
+                        "must be finite");
   }
   const double inf = std::numeric_limits<double>::infinity();
   std::vector<double> u(s, 0.0), v(n, 0.0), dist(n);
@@ -86,8 +90,10 @@ inline Assignment solve_assignment_max(std::span<const double> sim, std::size_t 
       const std::int32_t j = remaining[lowest_at];
       visited_cols.push_back(j);
       remaining[lowest_at] = remaining[--num_remaining];
-      if (row_of_col[j] < 0) sink = j;
-      else row = row_of_col[j];
+      if (row_of_col[j] < 0)
+        sink = j;
+      else
+        row = row_of_col[j];
     }
     // Potentials: keep reduced costs >= 0 everywhere and 0 on the matching.
     u[start] += min_val;
@@ -122,7 +128,8 @@ inline double assignment_dual_gap(const Assignment& a, std::span<const double> s
     const auto j = static_cast<std::size_t>(a.column_of_row[i]);
     matched[j] = 1;
     worst = std::max(worst, std::fabs(a.row_potential[i] + a.column_potential[j] + sim[i * n + j]));
-    for (std::size_t k = 0; k < n; ++k) worst = std::max(worst, a.row_potential[i] + a.column_potential[k] + sim[i * n + k]);
+    for (std::size_t k = 0; k < n; ++k)
+      worst = std::max(worst, a.row_potential[i] + a.column_potential[k] + sim[i * n + k]);
   }
   for (std::size_t j = 0; j < n; ++j) {
     worst = std::max(worst, a.column_potential[j]);

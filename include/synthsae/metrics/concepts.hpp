@@ -14,8 +14,8 @@ template <class S>
 concept EvaluableSae = requires(S& sae, const Matrix<float>& x, const Matrix<float>& z, const Matrix<float>& x_hat) {
   { sae.num_latents() } -> std::convertible_to<std::size_t>;
   { sae.input_dim() } -> std::convertible_to<std::size_t>;
-  sae.encode(x, z);      // z: [B, S]
-  sae.decode(z, x_hat);  // x_hat: [B, D]
+  sae.encode(x, z);                                                 // z: [B, S]
+  sae.decode(z, x_hat);                                             // x_hat: [B, D]
   { sae.decoder_weights() } -> std::convertible_to<Matrix<float>>;  // W_dec [S, D]
 };
 

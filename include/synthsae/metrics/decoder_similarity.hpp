@@ -28,7 +28,8 @@ inline DecoderSimilarity decoder_similarity(const Matrix<float>& w_dec, const Ma
     Vector<float> norms("norms", m.extent(0));
     const auto mm = m;
     for_each_row_sum<double>(
-        "synthsae::row_norms", m.extent(0), m.extent(1), KOKKOS_LAMBDA(int i, int k) { return double(mm(i, k)) * mm(i, k); },
+        "synthsae::row_norms", m.extent(0), m.extent(1),
+        KOKKOS_LAMBDA(int i, int k) { return double(mm(i, k)) * mm(i, k); },
         KOKKOS_LAMBDA(int i, double acc) {
           const double norm = kmath::sqrt(acc);
           norms(i) = static_cast<float>(norm > 1e-8 ? norm : 1e-8);

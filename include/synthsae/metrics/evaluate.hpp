@@ -38,7 +38,8 @@ struct EvalOptions {
 template <MetricAccumulator... Metrics, EvaluableSae Sae>
 nlohmann::json evaluate(Sae& sae, SyntheticModel& model, const EvalOptions& opts = {}) {
   if (sae.input_dim() != model.hidden_dim()) {
-    throw ShapeError("SAE input dimension " + show(sae.input_dim()) + " does not match the world's hidden_dim " + show(model.hidden_dim()));
+    throw ShapeError("SAE input dimension " + show(sae.input_dim()) + " does not match the world's hidden_dim " +
+                     show(model.hidden_dim()));
   }
   if (opts.batch == 0) throw ConfigError("eval batch", "0", "must be >= 1");
   using clock = std::chrono::steady_clock;

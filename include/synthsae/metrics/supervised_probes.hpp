@@ -28,7 +28,8 @@ struct ProbeResult {
 };
 
 /// Trains and evaluates probes for `features` (distinct indices into the world's features).
-inline ProbeResult supervised_probe_scores(SyntheticModel& world, const std::vector<std::int32_t>& features, const ProbeOptions& opt = {}) {
+inline ProbeResult supervised_probe_scores(SyntheticModel& world, const std::vector<std::int32_t>& features,
+                                           const ProbeOptions& opt = {}) {
   const std::size_t d = world.hidden_dim(), f = features.size();
   ProbeResult result;
   result.features = f;
@@ -49,7 +50,8 @@ inline ProbeResult supervised_probe_scores(SyntheticModel& world, const std::vec
   }
   const std::size_t b = opt.batch;
   Matrix<float> w("probe_w", d, f), x("probe_x", b, d), logits("probe_logits", b, f), grad_w("probe_grad_w", d, f);
-  Vector<float> bias("probe_b", f), m_w_flat("m_w", d * f), v_w_flat("v_w", d * f), m_b("m_b", f), v_b("v_b", f), grad_b("probe_grad_b", f);
+  Vector<float> bias("probe_b", f), m_w_flat("m_w", d * f), v_w_flat("v_w", d * f), m_b("m_b", f), v_b("v_b", f),
+      grad_b("probe_grad_b", f);
   Kokkos::View<std::uint8_t**, Kokkos::LayoutRight, MemSpace> labels("probe_labels", b, f);
   SparseBatch<float> truth;
 
@@ -61,29 +63,34 @@ inline ProbeResult supervised_probe_scores(SyntheticModel& world, const std::vec
     const auto xx = x;
     const float s = static_cast<float>(scale);
     const int di = static_cast<int>(d);
-    Kokkos::parallel_for("synthsae::probe_scale", Kokkos::RangePolicy<ExecSpace>(0, b), KOKKOS_LAMBDA(int i) {
-      for (int k = 0; k < di; ++k) xx(i, k) *= s;
-    });
+    Kokkos::parallel_for(
+        "synthsae::probe_scale", Kokkos::RangePolicy<ExecSpace>(0, b), KOKKOS_LAMBDA(int i) {
+          for (int k = 0; k < di; ++k) xx(i, k) *= s;
+        });
     Kokkos::deep_copy(labels, std::uint8_t(0));
     const auto ids = truth.ids;
     const auto counts = truth.counts;
     const auto col = column_of;
     const auto lab = labels;
-    Kokkos::parallel_for("synthsae::probe_labels", Kokkos::RangePolicy<ExecSpace>(0, b), KOKKOS_LAMBDA(int i) {
-      for (int q = 0; q < counts(i); ++q) {
-        const int c = col(ids(i, q));
-        if (c >= 0) lab(i, c) = 1;
-      }
-    });
+    Kokkos::parallel_for(
+        "synthsae::probe_labels", Kokkos::RangePolicy<ExecSpace>(0, b), KOKKOS_LAMBDA(int i) {
+          for (int q = 0; q < counts(i); ++q) {
+            const int c = col(ids(i, q));
+            if (c >= 0) lab(i, c) = 1;
+          }
+        });
   };
   {
     load_batch(opt.first_train_sample);
     double sq = 0;
     const auto xx = x;
     const int di = static_cast<int>(d);
-    Kokkos::parallel_reduce("synthsae::probe_rms", Kokkos::RangePolicy<ExecSpace>(0, b), KOKKOS_LAMBDA(int i, double& acc) {
-      for (int k = 0; k < di; ++k) acc += double(xx(i, k)) * xx(i, k);
-    }, sq);
+    Kokkos::parallel_reduce(
+        "synthsae::probe_rms", Kokkos::RangePolicy<ExecSpace>(0, b),
+        KOKKOS_LAMBDA(int i, double& acc) {
+          for (int k = 0; k < di; ++k) acc += double(xx(i, k)) * xx(i, k);
+        },
+        sq);
     scale = 1.0 / std::sqrt(std::max(sq / double(b * d), 1e-12));
   }
 
@@ -96,28 +103,32 @@ inline ProbeResult supervised_probe_scores(SyntheticModel& world, const std::vec
     const auto lab = labels;
     const auto bb = bias;
     const float inv_b = 1.0f / float(b);
-    Kokkos::parallel_for("synthsae::probe_grad", Kokkos::RangePolicy<ExecSpace>(0, b), KOKKOS_LAMBDA(int i) {
-      for (int c = 0; c < fi; ++c) {
-        const float p = 1.0f / (1.0f + kmath::exp(-(lg(i, c) + bb(c))));
-        lg(i, c) = (p - float(lab(i, c))) * inv_b;  // dBCE/dlogit, averaged over the batch
-      }
-    });
+    Kokkos::parallel_for(
+        "synthsae::probe_grad", Kokkos::RangePolicy<ExecSpace>(0, b), KOKKOS_LAMBDA(int i) {
+          for (int c = 0; c < fi; ++c) {
+            const float p = 1.0f / (1.0f + kmath::exp(-(lg(i, c) + bb(c))));
+            lg(i, c) = (p - float(lab(i, c))) * inv_b;  // dBCE/dlogit, averaged over the batch
+          }
+        });
     gemm(Op::T, Op::N, 1.0f, x, logits, 0.0f, grad_w);
     const int bi = static_cast<int>(b);
     const auto gb = grad_b;
-    Kokkos::parallel_for("synthsae::probe_grad_b", Kokkos::RangePolicy<ExecSpace>(0, f), KOKKOS_LAMBDA(int c) {
-      float acc = 0;
-      for (int i = 0; i < bi; ++i) acc += lg(i, c);
-      gb(c) = acc;
-    });
+    Kokkos::parallel_for(
+        "synthsae::probe_grad_b", Kokkos::RangePolicy<ExecSpace>(0, f), KOKKOS_LAMBDA(int c) {
+          float acc = 0;
+          for (int i = 0; i < bi; ++i) acc += lg(i, c);
+          gb(c) = acc;
+        });
     const float lr = static_cast<float>(opt.lr), b1 = 0.9f, b2 = 0.999f;
-    const float bias1 = 1.0f - float(std::pow(0.9, double(t))), sqrt_bias2 = float(std::sqrt(1.0 - std::pow(0.999, double(t))));
+    const float bias1 = 1.0f - float(std::pow(0.9, double(t))),
+                sqrt_bias2 = float(std::sqrt(1.0 - std::pow(0.999, double(t))));
     auto adam = [&](const Vector<float>& p, const Vector<float>& g, const Vector<float>& m, const Vector<float>& v) {
-      Kokkos::parallel_for("synthsae::probe_adam", Kokkos::RangePolicy<ExecSpace>(0, p.extent(0)), KOKKOS_LAMBDA(int i) {
-        m(i) = b1 * m(i) + (1 - b1) * g(i);
-        v(i) = b2 * v(i) + (1 - b2) * g(i) * g(i);
-        p(i) -= lr / bias1 * m(i) / (kmath::sqrt(v(i)) / sqrt_bias2 + 1e-8f);
-      });
+      Kokkos::parallel_for(
+          "synthsae::probe_adam", Kokkos::RangePolicy<ExecSpace>(0, p.extent(0)), KOKKOS_LAMBDA(int i) {
+            m(i) = b1 * m(i) + (1 - b1) * g(i);
+            v(i) = b2 * v(i) + (1 - b2) * g(i) * g(i);
+            p(i) -= lr / bias1 * m(i) / (kmath::sqrt(v(i)) / sqrt_bias2 + 1e-8f);
+          });
     };
     adam(Vector<float>(w.data(), w.size()), Vector<float>(grad_w.data(), grad_w.size()), m_w_flat, v_w_flat);
     adam(bias, grad_b, m_b, v_b);
@@ -132,14 +143,15 @@ inline ProbeResult supervised_probe_scores(SyntheticModel& world, const std::vec
     const auto bb = bias;
     const auto cnt = counts;
     const int rows = static_cast<int>(std::min(b, opt.eval_samples - done));
-    Kokkos::parallel_for("synthsae::probe_eval", Kokkos::RangePolicy<ExecSpace>(0, f), KOKKOS_LAMBDA(int c) {
-      for (int i = 0; i < rows; ++i) {
-        const bool pred = lg(i, c) + bb(c) > 0.0f, truth_on = lab(i, c) != 0;
-        cnt(c, 0) += pred && truth_on;
-        cnt(c, 1) += pred && !truth_on;
-        cnt(c, 2) += !pred && truth_on;
-      }
-    });
+    Kokkos::parallel_for(
+        "synthsae::probe_eval", Kokkos::RangePolicy<ExecSpace>(0, f), KOKKOS_LAMBDA(int c) {
+          for (int i = 0; i < rows; ++i) {
+            const bool pred = lg(i, c) + bb(c) > 0.0f, truth_on = lab(i, c) != 0;
+            cnt(c, 0) += pred && truth_on;
+            cnt(c, 1) += pred && !truth_on;
+            cnt(c, 2) += !pred && truth_on;
+          }
+        });
   }
   auto h = Kokkos::create_mirror_view_and_copy(HostSpace(), counts);
   for (std::size_t c = 0; c < f; ++c) {

@@ -82,9 +82,9 @@ concept SparseAuxLossPolicy = requires(const X& aux, StepBuffers<T>& b, const Sa
 /// (dead-latent tracking, L0), batch encode/decode, its penalty (for the coefficient schedule),
 /// and its persistent run state (checkpoints; run_state.hpp).
 template <class S>
-concept TrainableSae = requires(S& sae, const S& csae, const Matrix<typename S::Scalar>& x, SaeParameters<typename S::Scalar>& g,
-                                const DeadMask& dead, PenaltyScale scale, const Matrix<typename S::Scalar>& z,
-                                StateListArchive& archive) {
+concept TrainableSae = requires(S& sae, const S& csae, const Matrix<typename S::Scalar>& x,
+                                SaeParameters<typename S::Scalar>& g, const DeadMask& dead, PenaltyScale scale,
+                                const Matrix<typename S::Scalar>& z, StateListArchive& archive) {
   typename S::Scalar;
   typename S::penalty_type;
   { csae.input_dim() } -> std::convertible_to<std::size_t>;

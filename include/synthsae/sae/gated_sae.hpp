@@ -17,9 +17,9 @@
 #include <optional>
 
 #include "synthsae/core/gemm.hpp"
+#include "synthsae/core/row_loops.hpp"
 #include "synthsae/sae/kernels/step_buffers.hpp"
 #include "synthsae/sae/kernels/weighted_l1.hpp"
-#include "synthsae/core/row_loops.hpp"
 #include "synthsae/sae/parameters.hpp"
 #include "synthsae/sae/policies/penalty_l1.hpp"
 #include "synthsae/sae/step_interface.hpp"
@@ -33,7 +33,8 @@ class GatedSae {
   using penalty_type = L1Penalty;
   struct NoState {};
 
-  GatedSae(std::size_t d_in, std::size_t d_sae, L1Penalty l1 = {}, std::optional<double> decoder_init_norm = 0.1, std::uint64_t seed = 0)
+  GatedSae(std::size_t d_in, std::size_t d_sae, L1Penalty l1 = {}, std::optional<double> decoder_init_norm = 0.1,
+           std::uint64_t seed = 0)
       : l1_(l1) {
     l1_.validate(d_in, d_sae);
     params_ = initial_parameters<T>(d_in, d_sae, decoder_init_norm, seed);
@@ -53,7 +54,8 @@ class GatedSae {
 
   /// Loss and gradients for one batch; `scale` scales the L1 coefficient (warm-up and
   /// autotuning). Dead latents play no part in the Gated losses.
-  StepLosses forward_backward(const Matrix<T>& x, SaeParameters<T>& grads, const DeadMask& = {}, std::size_t = 0, PenaltyScale scale = {}) {
+  StepLosses forward_backward(const Matrix<T>& x, SaeParameters<T>& grads, const DeadMask& = {}, std::size_t = 0,
+                              PenaltyScale scale = {}) {
     const double lambda = scale.lambda(l1_.coefficient);
     forward(x);
     StepLosses losses;
@@ -103,22 +105,25 @@ class GatedSae {
     kernels::add_to_rows(x_hat, params_.b_dec);
   }
 
- public: // Kernel-launching helpers are public only because nvcc forbids extended
+ public:  // Kernel-launching helpers are public only because nvcc forbids extended
   // __host__ __device__ lambdas inside private member functions; not part of the API.
   void forward(const Matrix<T>& x, bool reconstruct = true) {
-    if (x.extent(1) != input_dim()) throw ShapeError("SAE input has " + show(x.extent(1)) + " dimensions, d_in is " + show(input_dim()));
+    if (x.extent(1) != input_dim())
+      throw ShapeError("SAE input has " + show(x.extent(1)) + " dimensions, d_in is " + show(input_dim()));
     resize(x.extent(0));
     Kokkos::deep_copy(x_, x);
     kernels::subtract_from_rows(x_, params_.b_dec, xc_);
     gemm(Op::N, Op::N, T(1), xc_, params_.w_enc, T(0), H_);
     const auto H = H_, z = z_, pi = pi_;
-    const auto b_gate = params_.extra.at("b_gate"), r_mag = params_.extra.at("r_mag"), b_mag = params_.extra.at("b_mag");
-    for_each_entry("synthsae::gated_forward", x.extent(0), num_latents(), KOKKOS_LAMBDA(int i, int j) {
-      const T p = H(i, j) + b_gate(j);
-      const T m = H(i, j) * kmath::exp(r_mag(j)) + b_mag(j);
-      pi(i, j) = p > T(0) ? p : T(0);
-      z(i, j) = (p > T(0) && m > T(0)) ? m : T(0);
-    });
+    const auto b_gate = params_.extra.at("b_gate"), r_mag = params_.extra.at("r_mag"),
+               b_mag = params_.extra.at("b_mag");
+    for_each_entry(
+        "synthsae::gated_forward", x.extent(0), num_latents(), KOKKOS_LAMBDA(int i, int j) {
+          const T p = H(i, j) + b_gate(j);
+          const T m = H(i, j) * kmath::exp(r_mag(j)) + b_mag(j);
+          pi(i, j) = p > T(0) ? p : T(0);
+          z(i, j) = (p > T(0) && m > T(0)) ? m : T(0);
+        });
     if (reconstruct) decode(z_, x_hat_);
   }
 
@@ -126,37 +131,41 @@ class GatedSae {
   /// db_gate = sum_b dp;  db_mag = sum_b dm;  dr_mag = sum_b dm H exp(r_mag).
   void gate_backward(SaeParameters<T>& grads) {
     const auto H = H_, dz = dz_, dpi = dpi_, dH = dH_;
-    const auto b_gate = params_.extra.at("b_gate"), r_mag = params_.extra.at("r_mag"), b_mag = params_.extra.at("b_mag");
+    const auto b_gate = params_.extra.at("b_gate"), r_mag = params_.extra.at("r_mag"),
+               b_mag = params_.extra.at("b_mag");
     const auto gb_gate = grads.extra.at("b_gate"), gr_mag = grads.extra.at("r_mag"), gb_mag = grads.extra.at("b_mag");
     const int rows = static_cast<int>(H.extent(0));
-    Kokkos::parallel_for("synthsae::gated_backward", Kokkos::RangePolicy<ExecSpace>(0, num_latents()), KOKKOS_LAMBDA(int j) {
-      const T scale = kmath::exp(r_mag(j));
-      T sum_dp = 0, sum_dm = 0, sum_dr = 0;
-      for (int i = 0; i < rows; ++i) {
-        const T p = H(i, j) + b_gate(j);
-        const T m = H(i, j) * scale + b_mag(j);
-        const T dp = p > T(0) ? dpi(i, j) : T(0);
-        const T dm = (p > T(0) && m > T(0)) ? dz(i, j) : T(0);
-        dH(i, j) = dp + dm * scale;
-        sum_dp += dp;
-        sum_dm += dm;
-        sum_dr += dm * H(i, j) * scale;
-      }
-      gb_gate(j) = sum_dp;
-      gb_mag(j) = sum_dm;
-      gr_mag(j) = sum_dr;
-    });
+    Kokkos::parallel_for(
+        "synthsae::gated_backward", Kokkos::RangePolicy<ExecSpace>(0, num_latents()), KOKKOS_LAMBDA(int j) {
+          const T scale = kmath::exp(r_mag(j));
+          T sum_dp = 0, sum_dm = 0, sum_dr = 0;
+          for (int i = 0; i < rows; ++i) {
+            const T p = H(i, j) + b_gate(j);
+            const T m = H(i, j) * scale + b_mag(j);
+            const T dp = p > T(0) ? dpi(i, j) : T(0);
+            const T dm = (p > T(0) && m > T(0)) ? dz(i, j) : T(0);
+            dH(i, j) = dp + dm * scale;
+            sum_dp += dp;
+            sum_dm += dm;
+            sum_dr += dm * H(i, j) * scale;
+          }
+          gb_gate(j) = sum_dp;
+          gb_mag(j) = sum_dm;
+          gr_mag(j) = sum_dr;
+        });
   }
 
  private:
   void resize(std::size_t rows) {
     if (x_.extent(0) == rows) return;
     const std::size_t d = input_dim(), s = num_latents();
-    x_ = Matrix<T>("gated_x", rows, d), xc_ = Matrix<T>("gated_xc", rows, d), x_hat_ = Matrix<T>("gated_x_hat", rows, d);
+    x_ = Matrix<T>("gated_x", rows, d), xc_ = Matrix<T>("gated_xc", rows, d),
+    x_hat_ = Matrix<T>("gated_x_hat", rows, d);
     g_ = Matrix<T>("gated_g", rows, d), x_hat_pi_ = Matrix<T>("gated_x_hat_pi", rows, d);
     H_ = Matrix<T>("gated_H", rows, s), z_ = Matrix<T>("gated_z", rows, s), pi_ = Matrix<T>("gated_pi", rows, s);
     dz_ = Matrix<T>("gated_dz", rows, s), dpi_ = Matrix<T>("gated_dpi", rows, s), dH_ = Matrix<T>("gated_dH", rows, s);
-    norms_ = Vector<T>("gated_norms", s), dnorms_ = Vector<T>("gated_dnorms", s), dH_sum_ = Vector<T>("gated_dH_sum", s);
+    norms_ = Vector<T>("gated_norms", s), dnorms_ = Vector<T>("gated_dnorms", s),
+    dH_sum_ = Vector<T>("gated_dH_sum", s);
   }
 
   L1Penalty l1_;

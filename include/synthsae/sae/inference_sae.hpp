@@ -20,8 +20,8 @@
 namespace synthsae {
 
 /// Every inference form the library reads and writes, by SAELens architecture name.
-using InferenceForm = std::variant<inference::ReluForm, inference::TopKForm, inference::JumpReluForm, inference::GatedForm,
-                                   inference::MatchingPursuitForm>;
+using InferenceForm = std::variant<inference::ReluForm, inference::TopKForm, inference::JumpReluForm,
+                                   inference::GatedForm, inference::MatchingPursuitForm>;
 
 struct InferenceSae {
   InferenceForm form;
@@ -33,9 +33,13 @@ struct InferenceSae {
     return std::visit([](const auto& f) { return std::string(f.saelens_name); }, form);
   }
   template <class Form>
-  bool is() const { return std::holds_alternative<Form>(form); }
+  bool is() const {
+    return std::holds_alternative<Form>(form);
+  }
   template <class Form>
-  const Form& as() const { return std::get<Form>(form); }
+  const Form& as() const {
+    return std::get<Form>(form);
+  }
 
   std::size_t input_dim() const { return params.input_dim(); }
   std::size_t num_latents() const { return params.num_latents(); }
@@ -47,7 +51,8 @@ struct InferenceSae {
 
   /// z [B, S] = the form's activations of x [B, D]. Buffers persist between calls.
   void encode(const Matrix<float>& x, const Matrix<float>& z) {
-    if (xc_.extent(0) != x.extent(0) || xc_.extent(1) != input_dim()) xc_ = Matrix<float>("inference_xc", x.extent(0), input_dim());
+    if (xc_.extent(0) != x.extent(0) || xc_.extent(1) != input_dim())
+      xc_ = Matrix<float>("inference_xc", x.extent(0), input_dim());
     inference::kernels::center(x, params.b_dec, apply_b_dec_to_input, xc_);
     std::visit([&](auto& f) { f.encode(params, xc_, z); }, form);
   }
@@ -62,7 +67,8 @@ struct InferenceSae {
       if (c_.extent(0) != rows || c_.extent(1) != s) c_ = Matrix<float>("inference_c", rows, s);
       const auto c = c_, zz = z;
       const auto norms = norms_;
-      for_each_entry("synthsae::inference_unscale", rows, s, KOKKOS_LAMBDA(int i, int j) { c(i, j) = zz(i, j) / norms(j); });
+      for_each_entry(
+          "synthsae::inference_unscale", rows, s, KOKKOS_LAMBDA(int i, int j) { c(i, j) = zz(i, j) / norms(j); });
       gemm(Op::N, Op::N, 1.0f, c_, params.w_dec, 0.0f, x_hat);
     } else {
       gemm(Op::N, Op::N, 1.0f, z, params.w_dec, 0.0f, x_hat);

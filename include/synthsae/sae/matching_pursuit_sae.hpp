@@ -42,10 +42,11 @@ namespace detail {
 
 /// The greedy selections of every row: sel(i, t) (or -1) and val(i, t); fills z [B, S].
 template <class T>
-void matching_pursuit_encode(const MatchingPursuit& mp, const Matrix<T>& xc, const Matrix<T>& w_dec, const Matrix<T>& scores,
-                             const Matrix<T>& gram, const Kokkos::View<std::int32_t**, Kokkos::LayoutRight, MemSpace>& sel,
+void matching_pursuit_encode(const MatchingPursuit& mp, const Matrix<T>& xc, const Matrix<T>& w_dec,
+                             const Matrix<T>& scores, const Matrix<T>& gram,
+                             const Kokkos::View<std::int32_t**, Kokkos::LayoutRight, MemSpace>& sel,
                              const Matrix<T>& val, const Matrix<T>& z) {
-  gemm(Op::N, Op::T, T(1), xc, w_dec, T(0), scores);  // s = r0 W_dec^T
+  gemm(Op::N, Op::T, T(1), xc, w_dec, T(0), scores);   // s = r0 W_dec^T
   gemm(Op::N, Op::T, T(1), w_dec, w_dec, T(0), gram);  // G = W_dec W_dec^T
   Kokkos::deep_copy(z, T(0));
   const int s_count = static_cast<int>(w_dec.extent(0)), d = static_cast<int>(xc.extent(1));
@@ -53,30 +54,31 @@ void matching_pursuit_encode(const MatchingPursuit& mp, const Matrix<T>& xc, con
   const T threshold = static_cast<T>(mp.residual_threshold);
   const bool dup_stop = mp.stop_on_duplicate_support;
   const auto s = scores;
-  Kokkos::parallel_for("synthsae::mp_encode", Kokkos::RangePolicy<ExecSpace>(0, xc.extent(0)), KOKKOS_LAMBDA(int i) {
-    T r2 = 0;
-    for (int k = 0; k < d; ++k) r2 += xc(i, k) * xc(i, k);
-    bool done = false;
-    for (int t = 0; t < iterations; ++t) {
-      int best = 0;
-      for (int j = 1; j < s_count; ++j)
-        if (s(i, j) > s(i, best)) best = j;
-      T v = s(i, best) > T(0) ? s(i, best) : T(0);
-      if (done) v = T(0);
-      sel(i, t) = v > T(0) ? best : -1;
-      val(i, t) = v;
-      if (v == T(0)) {
-        if (dup_stop) done = true;  // support unchanged
-        continue;
-      }
-      const bool new_latent = z(i, best) == T(0);
-      z(i, best) += v;
-      r2 = r2 - T(2) * v * s(i, best) + v * v * gram(best, best);
-      for (int j = 0; j < s_count; ++j) s(i, j) -= v * gram(best, j);
-      if (dup_stop && !new_latent) done = true;
-      if (threshold > T(0) && kmath::sqrt(r2 > T(0) ? r2 : T(0)) < threshold) done = true;
-    }
-  });
+  Kokkos::parallel_for(
+      "synthsae::mp_encode", Kokkos::RangePolicy<ExecSpace>(0, xc.extent(0)), KOKKOS_LAMBDA(int i) {
+        T r2 = 0;
+        for (int k = 0; k < d; ++k) r2 += xc(i, k) * xc(i, k);
+        bool done = false;
+        for (int t = 0; t < iterations; ++t) {
+          int best = 0;
+          for (int j = 1; j < s_count; ++j)
+            if (s(i, j) > s(i, best)) best = j;
+          T v = s(i, best) > T(0) ? s(i, best) : T(0);
+          if (done) v = T(0);
+          sel(i, t) = v > T(0) ? best : -1;
+          val(i, t) = v;
+          if (v == T(0)) {
+            if (dup_stop) done = true;  // support unchanged
+            continue;
+          }
+          const bool new_latent = z(i, best) == T(0);
+          z(i, best) += v;
+          r2 = r2 - T(2) * v * s(i, best) + v * v * gram(best, best);
+          for (int j = 0; j < s_count; ++j) s(i, j) -= v * gram(best, j);
+          if (dup_stop && !new_latent) done = true;
+          if (threshold > T(0) && kmath::sqrt(r2 > T(0) ? r2 : T(0)) < threshold) done = true;
+        }
+      });
 }
 
 }  // namespace detail
@@ -88,11 +90,10 @@ class MatchingPursuitSae {
   using penalty_type = NoPenalty;
   struct NoState {};
 
-  MatchingPursuitSae(std::size_t d_in, std::size_t d_sae, MatchingPursuit mp = {}, std::uint64_t seed = 0)
-      : mp_(mp) {
+  MatchingPursuitSae(std::size_t d_in, std::size_t d_sae, MatchingPursuit mp = {}, std::uint64_t seed = 0) : mp_(mp) {
     mp_.validate();
     params_ = initial_parameters<T>(d_in, d_sae, 1.0, seed);  // the reference forces decoder_init_norm = 1
-    params_.w_enc = Matrix<T>("w_enc_unused", 0, 0);            // tied: no encoder parameter
+    params_.w_enc = Matrix<T>("w_enc_unused", 0, 0);          // tied: no encoder parameter
     params_.b_enc = Vector<T>("b_enc_unused", 0);
   }
 
@@ -107,7 +108,8 @@ class MatchingPursuitSae {
   const Matrix<T>& last_activations() const { return z_; }
   const Matrix<T>& last_reconstruction() const { return x_hat_; }
 
-  StepLosses forward_backward(const Matrix<T>& x, SaeParameters<T>& grads, const DeadMask& = {}, std::size_t = 0, PenaltyScale = {}) {
+  StepLosses forward_backward(const Matrix<T>& x, SaeParameters<T>& grads, const DeadMask& = {}, std::size_t = 0,
+                              PenaltyScale = {}) {
     forward(x);
     const std::size_t rows = x.extent(0);
     const int d = static_cast<int>(input_dim()), s = static_cast<int>(num_latents()), iters = mp_.max_iterations;
@@ -118,7 +120,8 @@ class MatchingPursuitSae {
     kernels::column_sums(g_, grads.b_dec, T(1), false);
 
     // Reverse pass per row: contribution(i, t) = v_t g_i + dv_t r_t - v_t dr_{t+1} to W_dec[j_t].
-    if (contrib_.extent(0) != rows * iters || contrib_.extent(1) != input_dim()) contrib_ = Matrix<T>("mp_contrib", rows * iters, input_dim());
+    if (contrib_.extent(0) != rows * iters || contrib_.extent(1) != input_dim())
+      contrib_ = Matrix<T>("mp_contrib", rows * iters, input_dim());
     if (dr_.extent(0) != rows || dr_.extent(1) != input_dim()) {
       dr_ = Matrix<T>("mp_dr", rows, input_dim());
       r_ = Matrix<T>("mp_r", rows, input_dim());
@@ -126,42 +129,44 @@ class MatchingPursuitSae {
     const auto w = params_.w_dec, xc = xc_, contrib = contrib_, dr = dr_, r = r_;
     const auto sel = sel_;
     const auto val = val_;
-    Kokkos::parallel_for("synthsae::mp_backward", Kokkos::RangePolicy<ExecSpace>(0, rows), KOKKOS_LAMBDA(int i) {
-      // r_T = xc - sum_t v_t w_t = x - x_hat (with b_dec applied to the input).
-      for (int k = 0; k < d; ++k) {
-        r(i, k) = xx(i, k) - xh(i, k);
-        dr(i, k) = T(0);
-      }
-      for (int t = iters - 1; t >= 0; --t) {
-        T* c = &contrib(i * iters + t, 0);
-        const int j = sel(i, t);
-        if (j < 0) {
-          for (int k = 0; k < d; ++k) c[k] = T(0);
-          continue;
-        }
-        const T v = val(i, t);
-        T dz = 0, dr_dot_w = 0;
-        for (int k = 0; k < d; ++k) {
-          r(i, k) += v * w(j, k);  // r_t
-          dz += g(i, k) * w(j, k);
-          dr_dot_w += dr(i, k) * w(j, k);
-        }
-        const T dv = dz - dr_dot_w;
-        for (int k = 0; k < d; ++k) {
-          c[k] = v * g(i, k) + dv * r(i, k) - v * dr(i, k);
-          dr(i, k) += dv * w(j, k);
-        }
-      }
-    });
+    Kokkos::parallel_for(
+        "synthsae::mp_backward", Kokkos::RangePolicy<ExecSpace>(0, rows), KOKKOS_LAMBDA(int i) {
+          // r_T = xc - sum_t v_t w_t = x - x_hat (with b_dec applied to the input).
+          for (int k = 0; k < d; ++k) {
+            r(i, k) = xx(i, k) - xh(i, k);
+            dr(i, k) = T(0);
+          }
+          for (int t = iters - 1; t >= 0; --t) {
+            T* c = &contrib(i * iters + t, 0);
+            const int j = sel(i, t);
+            if (j < 0) {
+              for (int k = 0; k < d; ++k) c[k] = T(0);
+              continue;
+            }
+            const T v = val(i, t);
+            T dz = 0, dr_dot_w = 0;
+            for (int k = 0; k < d; ++k) {
+              r(i, k) += v * w(j, k);  // r_t
+              dz += g(i, k) * w(j, k);
+              dr_dot_w += dr(i, k) * w(j, k);
+            }
+            const T dv = dz - dr_dot_w;
+            for (int k = 0; k < d; ++k) {
+              c[k] = v * g(i, k) + dv * r(i, k) - v * dr(i, k);
+              dr(i, k) += dv * w(j, k);
+            }
+          }
+        });
     // db_dec -= sum_b dr_0 (x - b_dec feeds the pursuit).
     {
       const auto db = grads.b_dec;
       const int ri = static_cast<int>(rows);
-      Kokkos::parallel_for("synthsae::mp_db_dec", Kokkos::RangePolicy<ExecSpace>(0, d), KOKKOS_LAMBDA(int k) {
-        T acc = 0;
-        for (int i = 0; i < ri; ++i) acc += dr(i, k);
-        db(k) -= acc;
-      });
+      Kokkos::parallel_for(
+          "synthsae::mp_db_dec", Kokkos::RangePolicy<ExecSpace>(0, d), KOKKOS_LAMBDA(int k) {
+            T acc = 0;
+            for (int i = 0; i < ri; ++i) acc += dr(i, k);
+            db(k) -= acc;
+          });
     }
     // Per-latent accumulation over a stable device-built index of (row, t) entries by latent:
     // each latent's contributions are summed in ascending (row, t) order on every backend.
@@ -170,11 +175,12 @@ class MatchingPursuitSae {
     const auto d_offsets = by_latent_.offsets;
     const auto d_order = by_latent_.order;
     const auto gw = grads.w_dec;
-    Kokkos::parallel_for("synthsae::mp_dw_dec", Kokkos::RangePolicy<ExecSpace>(0, s), KOKKOS_LAMBDA(int j) {
-      for (int k = 0; k < d; ++k) gw(j, k) = T(0);
-      for (int q = d_offsets(j); q < d_offsets(j + 1); ++q)
-        for (int k = 0; k < d; ++k) gw(j, k) += contrib(d_order(q), k);
-    });
+    Kokkos::parallel_for(
+        "synthsae::mp_dw_dec", Kokkos::RangePolicy<ExecSpace>(0, s), KOKKOS_LAMBDA(int j) {
+          for (int k = 0; k < d; ++k) gw(j, k) = T(0);
+          for (int q = d_offsets(j); q < d_offsets(j + 1); ++q)
+            for (int k = 0; k < d; ++k) gw(j, k) += contrib(d_order(q), k);
+        });
     return losses;
   }
 
@@ -196,10 +202,11 @@ class MatchingPursuitSae {
     kernels::add_to_rows(x_hat, params_.b_dec);
   }
 
- public: // Kernel-launching helpers are public only because nvcc forbids extended
+ public:  // Kernel-launching helpers are public only because nvcc forbids extended
   // __host__ __device__ lambdas inside private member functions; not part of the API.
   void forward(const Matrix<T>& x) {
-    if (x.extent(1) != input_dim()) throw ShapeError("SAE input has " + show(x.extent(1)) + " dimensions, d_in is " + show(input_dim()));
+    if (x.extent(1) != input_dim())
+      throw ShapeError("SAE input has " + show(x.extent(1)) + " dimensions, d_in is " + show(input_dim()));
     const std::size_t rows = x.extent(0), s = num_latents(), d = input_dim();
     if (x_.extent(0) != rows) {
       x_ = Matrix<T>("mp_x", rows, d);
@@ -216,13 +223,13 @@ class MatchingPursuitSae {
     const auto xx = x_, xc = xc_;
     const auto b_dec = params_.b_dec;
     const int di = static_cast<int>(d);
-    Kokkos::parallel_for("synthsae::mp_center", Kokkos::RangePolicy<ExecSpace>(0, rows), KOKKOS_LAMBDA(int i) {
-      for (int k = 0; k < di; ++k) xc(i, k) = xx(i, k) - b_dec(k);
-    });
+    Kokkos::parallel_for(
+        "synthsae::mp_center", Kokkos::RangePolicy<ExecSpace>(0, rows), KOKKOS_LAMBDA(int i) {
+          for (int k = 0; k < di; ++k) xc(i, k) = xx(i, k) - b_dec(k);
+        });
     detail::matching_pursuit_encode(mp_, xc_, params_.w_dec, scores_, gram_, sel_, val_, z_);
     decode(z_, x_hat_);
   }
-
 
  private:
   MatchingPursuit mp_;

@@ -67,7 +67,8 @@ SaeParameters<T> initial_parameters(std::size_t d_in, std::size_t d_sae, std::op
                                     std::uint64_t seed) {
   if (d_in == 0) throw ConfigError("d_in", "0", "must be >= 1");
   if (d_sae == 0) throw ConfigError("d_sae", "0", "must be >= 1");
-  if (decoder_init_norm && !(*decoder_init_norm > 0)) throw ConfigError("decoder_init_norm", show(*decoder_init_norm), "must be > 0");
+  if (decoder_init_norm && !(*decoder_init_norm > 0))
+    throw ConfigError("decoder_init_norm", show(*decoder_init_norm), "must be > 0");
   SaeParameters<T> p;
   p.w_dec = Matrix<T>("w_dec", d_sae, d_in);
   p.w_enc = Matrix<T>("w_enc", d_in, d_sae);
@@ -79,20 +80,21 @@ SaeParameters<T> initial_parameters(std::size_t d_in, std::size_t d_sae, std::op
   const int d = static_cast<int>(d_in);
   auto w_dec = p.w_dec;
   auto w_enc = p.w_enc;
-  Kokkos::parallel_for("synthsae::init_w_dec", Kokkos::RangePolicy<ExecSpace>(0, d_sae), KOKKOS_LAMBDA(int j) {
-    RandomStream s(seed, static_cast<std::uint64_t>(j));
-    T sum_sq = 0;
-    for (int k = 0; k < d; ++k) {
-      const T v = (T(2) * s.uniform<T>() - T(1)) * bound;
-      w_dec(j, k) = v;
-      sum_sq += v * v;
-    }
-    if (rescale) {
-      const T scale = target / kmath::sqrt(sum_sq > T(0) ? sum_sq : T(1e-30));
-      for (int k = 0; k < d; ++k) w_dec(j, k) *= scale;
-    }
-    for (int k = 0; k < d; ++k) w_enc(k, j) = w_dec(j, k);
-  });
+  Kokkos::parallel_for(
+      "synthsae::init_w_dec", Kokkos::RangePolicy<ExecSpace>(0, d_sae), KOKKOS_LAMBDA(int j) {
+        RandomStream s(seed, static_cast<std::uint64_t>(j));
+        T sum_sq = 0;
+        for (int k = 0; k < d; ++k) {
+          const T v = (T(2) * s.uniform<T>() - T(1)) * bound;
+          w_dec(j, k) = v;
+          sum_sq += v * v;
+        }
+        if (rescale) {
+          const T scale = target / kmath::sqrt(sum_sq > T(0) ? sum_sq : T(1e-30));
+          for (int k = 0; k < d; ++k) w_dec(j, k) *= scale;
+        }
+        for (int k = 0; k < d; ++k) w_enc(k, j) = w_dec(j, k);
+      });
   return p;
 }
 

@@ -18,10 +18,10 @@
 #include <string>
 
 #include "synthsae/core/gemm.hpp"
+#include "synthsae/core/row_loops.hpp"
 #include "synthsae/sae/concepts.hpp"
 #include "synthsae/sae/kernels/active_set.hpp"
 #include "synthsae/sae/kernels/step_buffers.hpp"
-#include "synthsae/core/row_loops.hpp"
 #include "synthsae/sae/parameters.hpp"
 #include "synthsae/sae/policies.hpp"
 #include "synthsae/sae/run_state.hpp"
@@ -41,16 +41,19 @@ struct CompositionRules {
   static_assert(!penalty_needs_threshold || activation_learns_threshold,
                 "Sae: this penalty (L0StepPenalty) needs an activation with a learned threshold (JumpRelu) - "
                 "docs/policies.md#composition-rules");
-  static_assert(!aux_needs_threshold || activation_learns_threshold,
-                "Sae: this auxiliary loss (JumpReluPreActivation) needs an activation with a learned threshold (JumpRelu) - "
-                "docs/policies.md#composition-rules");
-  static_assert(!aux_needs_matryoshka || nesting_is_matryoshka,
-                "Sae: this auxiliary loss (MatryoshkaAuxK) needs the Matryoshka nesting - docs/policies.md#composition-rules");
+  static_assert(
+      !aux_needs_threshold || activation_learns_threshold,
+      "Sae: this auxiliary loss (JumpReluPreActivation) needs an activation with a learned threshold (JumpRelu) - "
+      "docs/policies.md#composition-rules");
+  static_assert(
+      !aux_needs_matryoshka || nesting_is_matryoshka,
+      "Sae: this auxiliary loss (MatryoshkaAuxK) needs the Matryoshka nesting - docs/policies.md#composition-rules");
   static constexpr bool ok = true;
 };
 
 template <class Activation, class Penalty = NoPenalty, class Aux = NoAux, class Nesting = NoNesting, class T = float>
-  requires ActivationPolicy<Activation, T> && PenaltyPolicy<Penalty, T> && AuxLossPolicy<Aux, T> && NestingPolicy<Nesting, T>
+requires ActivationPolicy<Activation, T> && PenaltyPolicy<Penalty, T> && AuxLossPolicy<Aux, T> &&
+    NestingPolicy<Nesting, T>
 class Sae {
  public:
   using Scalar = T;
@@ -67,7 +70,10 @@ class Sae {
   /// source (the penalty's bandwidth to the activation's, MatryoshkaAuxK's levels to the nesting's).
   Sae(std::size_t d_in, std::size_t d_sae, Activation activation = {}, Penalty penalty = {}, Aux aux = {},
       Nesting nesting = {}, std::optional<double> decoder_init_norm = 0.1, std::uint64_t seed = 0)
-      : activation_(std::move(activation)), penalty_(std::move(penalty)), aux_(std::move(aux)), nesting_(std::move(nesting)) {
+      : activation_(std::move(activation)),
+        penalty_(std::move(penalty)),
+        aux_(std::move(aux)),
+        nesting_(std::move(nesting)) {
     activation_.validate(d_in, d_sae);
     penalty_.validate(d_in, d_sae);
     aux_.validate(d_in, d_sae);
@@ -100,8 +106,8 @@ class Sae {
   /// Loss and gradients (written into `grads`, which must have the parameters' shapes) for one
   /// batch. `dead`: per-latent mask for the auxiliary loss (may be empty); `scale`: how the
   /// trainer scales the penalty's own coefficient at this step (warm-up, autotuner).
-  StepLosses forward_backward(const Matrix<T>& x, SaeParameters<T>& grads, const DeadMask& dead = {}, std::size_t num_dead = 0,
-                              PenaltyScale scale = {}) {
+  StepLosses forward_backward(const Matrix<T>& x, SaeParameters<T>& grads, const DeadMask& dead = {},
+                              std::size_t num_dead = 0, PenaltyScale scale = {}) {
     if constexpr (has_sparse_step) {
       if (sparse_step_) return sparse_forward_backward(x, grads, dead, num_dead);
     }
@@ -131,14 +137,15 @@ class Sae {
         const auto dz = dz_, dc = b.dc, c = b.c;
         const auto norms = b.norms, dnorms = b.dnorms;
         const int ri = static_cast<int>(rows);
-        Kokkos::parallel_for("synthsae::dz_to_dc", Kokkos::RangePolicy<ExecSpace>(0, s), KOKKOS_LAMBDA(int j) {
-          T col = 0;
-          for (int i = 0; i < ri; ++i) {  // z = c n: dc += dz n, dn += dz c
-            dc(i, j) += dz(i, j) * norms(j);
-            col += dz(i, j) * c(i, j);
-          }
-          dnorms(j) += col;
-        });
+        Kokkos::parallel_for(
+            "synthsae::dz_to_dc", Kokkos::RangePolicy<ExecSpace>(0, s), KOKKOS_LAMBDA(int j) {
+              T col = 0;
+              for (int i = 0; i < ri; ++i) {  // z = c n: dc += dz n, dn += dz c
+                dc(i, j) += dz(i, j) * norms(j);
+                col += dz(i, j) * c(i, j);
+              }
+              dnorms(j) += col;
+            });
       }
     }
 
@@ -183,17 +190,19 @@ class Sae {
   /// x_hat = (rescale ? z / |W_dec| : z) W_dec + b_dec.
   void decode(const Matrix<T>& z, const Matrix<T>& x_hat) {
     const std::size_t rows = z.extent(0);
-    if (decode_c_.extent(0) != rows || decode_c_.extent(1) != num_latents()) decode_c_ = Matrix<T>("decode_c", rows, num_latents());
+    if (decode_c_.extent(0) != rows || decode_c_.extent(1) != num_latents())
+      decode_c_ = Matrix<T>("decode_c", rows, num_latents());
     const bool rescale = activation_.rescales_by_decoder_norm();
     if (rescale) kernels::row_norms(params_.w_dec, eval_norms());
     const auto c = decode_c_, zz = z;
     const auto norms = eval_norms_;
-    for_each_entry("synthsae::decode_coefficients", rows, num_latents(),
-                   KOKKOS_LAMBDA(int i, int j) { c(i, j) = rescale ? zz(i, j) / norms(j) : zz(i, j); });
+    for_each_entry(
+        "synthsae::decode_coefficients", rows, num_latents(),
+        KOKKOS_LAMBDA(int i, int j) { c(i, j) = rescale ? zz(i, j) / norms(j) : zz(i, j); });
     decode_coefficients(decode_c_, x_hat);
   }
 
- public: // Kernel-launching helpers are public only because nvcc forbids extended
+ public:  // Kernel-launching helpers are public only because nvcc forbids extended
   // __host__ __device__ lambdas inside private member functions; not part of the API.
   const Vector<T>& eval_norms() {
     if (eval_norms_.extent(0) != num_latents()) eval_norms_ = Vector<T>("eval_norms", num_latents());
@@ -205,7 +214,8 @@ class Sae {
     kernels::add_to_rows(x_hat, params_.b_dec);
   }
 
-  StepLosses sparse_forward_backward(const Matrix<T>& x, SaeParameters<T>& grads, const DeadMask& dead, std::size_t num_dead) {
+  StepLosses sparse_forward_backward(const Matrix<T>& x, SaeParameters<T>& grads, const DeadMask& dead,
+                                     std::size_t num_dead) {
     StepBuffers<T>& b = train_;
     encoder_pre_activations(x, b);
     activation_.forward_active(b, params_, act_state_, true, active_);  // b.c is not written
@@ -244,11 +254,11 @@ class Sae {
     const bool rescale = activation_.rescales_by_decoder_norm();
     const auto c = b.c, z = b.z;
     const auto norms = b.norms;
-    for_each_entry("synthsae::feature_acts", x.extent(0), num_latents(),
-                   KOKKOS_LAMBDA(int i, int j) { z(i, j) = rescale ? c(i, j) * norms(j) : c(i, j); });
+    for_each_entry(
+        "synthsae::feature_acts", x.extent(0), num_latents(),
+        KOKKOS_LAMBDA(int i, int j) { z(i, j) = rescale ? c(i, j) * norms(j) : c(i, j); });
     if (reconstruct) decode_coefficients(b.c, b.x_hat);
   }
-
 
  private:
   Activation activation_;

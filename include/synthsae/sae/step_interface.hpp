@@ -30,8 +30,8 @@ struct PenaltyScale {
 
   /// lambda_t for a penalty whose own (final) coefficient is `coefficient`.
   double lambda(double coefficient) const {
-    const double warmed = warm_up_steps <= 0 ? coefficient
-                                             : coefficient * double(std::min(step, warm_up_steps)) / double(warm_up_steps);
+    const double warmed =
+        warm_up_steps <= 0 ? coefficient : coefficient * double(std::min(step, warm_up_steps)) / double(warm_up_steps);
     return warmed * multiplier;
   }
 };

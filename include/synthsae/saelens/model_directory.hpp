@@ -32,12 +32,14 @@ inline void save_synthetic_model(const SyntheticModel& model, const std::filesys
   std::filesystem::create_directories(dir);
   const auto n = static_cast<std::int64_t>(model.num_features()), d = static_cast<std::int64_t>(model.hidden_dim());
   io::SafetensorsFile weights;
-  weights.tensors["feature_vectors"] = io::make_tensor<float>(io::Dtype::F32, {n, d}, view_to_host_vector(model.feature_vectors()));
+  weights.tensors["feature_vectors"] =
+      io::make_tensor<float>(io::Dtype::F32, {n, d}, view_to_host_vector(model.feature_vectors()));
   weights.tensors["bias"] = io::make_tensor<float>(io::Dtype::F32, {d}, view_to_host_vector(model.bias()));
   weights.tensors["firing_probabilities"] = io::make_tensor<double>(io::Dtype::F32, {n}, model.firing_probabilities());
   if (model.correlation()) {
     const auto& c = *model.correlation();
-    weights.tensors["correlation_factor"] = io::make_tensor<float>(io::Dtype::F32, {n, static_cast<std::int64_t>(c.rank)}, c.factor);
+    weights.tensors["correlation_factor"] =
+        io::make_tensor<float>(io::Dtype::F32, {n, static_cast<std::int64_t>(c.rank)}, c.factor);
     weights.tensors["correlation_diag"] = io::make_tensor<float>(io::Dtype::F32, {n}, c.diag);
   }
   weights.metadata["format"] = "pt";
@@ -67,8 +69,8 @@ inline SyntheticModel load_synthetic_model(const std::filesystem::path& dir) {
   auto expect_shape = [&](const char* name, std::vector<std::int64_t> shape) -> const io::Tensor& {
     const io::Tensor& t = weights.at(name, src);
     if (t.shape != shape) {
-      throw FormatError(src, std::string("tensor '") + name + "' has shape " + io::detail::shape_text(t.shape) + ", expected " +
-                                 io::detail::shape_text(shape) + " from " + kSyntheticModelConfigFile);
+      throw FormatError(src, std::string("tensor '") + name + "' has shape " + io::detail::shape_text(t.shape) +
+                                 ", expected " + io::detail::shape_text(shape) + " from " + kSyntheticModelConfigFile);
     }
     return t;
   };
@@ -91,7 +93,8 @@ inline SyntheticModel load_synthetic_model(const std::filesystem::path& dir) {
   if (weights.contains("correlation_factor")) {
     const io::Tensor& f = weights.at("correlation_factor", src);
     if (f.shape.size() != 2 || f.shape[0] != n) {
-      throw FormatError(src, "tensor 'correlation_factor' has shape " + io::detail::shape_text(f.shape) + ", expected [" + show(n) + ", rank]");
+      throw FormatError(src, "tensor 'correlation_factor' has shape " + io::detail::shape_text(f.shape) +
+                                 ", expected [" + show(n) + ", rank]");
     }
     CorrelationFactors c;
     c.num_features = static_cast<std::size_t>(n);
@@ -99,12 +102,14 @@ inline SyntheticModel load_synthetic_model(const std::filesystem::path& dir) {
     c.factor = io::tensor_values<float>(f, src);
     c.diag = io::tensor_values<float>(expect_shape("correlation_diag", {n}), src);
     for (std::size_t i = 0; i < c.diag.size(); ++i) {
-      if (!(c.diag[i] >= 0)) throw FormatError(src, "correlation_diag[" + show(i) + "] = " + show(c.diag[i]) + " is negative");
+      if (!(c.diag[i] >= 0))
+        throw FormatError(src, "correlation_diag[" + show(i) + "] = " + show(c.diag[i]) + " is negative");
     }
     parts.correlation = std::move(c);
   }
   if (std::filesystem::exists(dir / kHierarchyFile)) {
-    parts.hierarchy = forest_from_json(io::read_json_file(dir / kHierarchyFile), static_cast<std::size_t>(n), (dir / kHierarchyFile).string());
+    parts.hierarchy = forest_from_json(io::read_json_file(dir / kHierarchyFile), static_cast<std::size_t>(n),
+                                       (dir / kHierarchyFile).string());
   }
   return SyntheticModel(std::move(cfg), std::move(parts));
 }

@@ -25,8 +25,10 @@ inline constexpr const char* kSaeWeightsFile = "sae_weights.safetensors";
 inline std::string supported_inference_architectures() {
   std::string list;
   [&]<std::size_t... I>(std::index_sequence<I...>) {
-    ((list += (list.empty() ? "" : ", ") + std::string(std::variant_alternative_t<I, InferenceForm>::saelens_name)), ...);
-  }(std::make_index_sequence<std::variant_size_v<InferenceForm>>());
+    ((list += (list.empty() ? "" : ", ") + std::string(std::variant_alternative_t<I, InferenceForm>::saelens_name)),
+     ...);
+  }
+  (std::make_index_sequence<std::variant_size_v<InferenceForm>>());
   return list;
 }
 
@@ -36,10 +38,12 @@ inline InferenceForm read_form(const std::string& name, const io::Json& cfg, std
   std::optional<InferenceForm> form;
   [&]<std::size_t... I>(std::index_sequence<I...>) {
     ((!form && name == std::variant_alternative_t<I, InferenceForm>::saelens_name
-          ? void(form.emplace(std::in_place_index<I>, std::variant_alternative_t<I, InferenceForm>::read_config(cfg, d_in)))
+          ? void(form.emplace(std::in_place_index<I>,
+                              std::variant_alternative_t<I, InferenceForm>::read_config(cfg, d_in)))
           : void()),
      ...);
-  }(std::make_index_sequence<std::variant_size_v<InferenceForm>>());
+  }
+  (std::make_index_sequence<std::variant_size_v<InferenceForm>>());
   if (!form) throw ConfigError("architecture", "\"" + name + "\"", "supported: " + supported_inference_architectures());
   return std::move(*form);
 }
@@ -59,7 +63,8 @@ inline io::Json sae_config_json(const InferenceSae& sae, const io::Json& meta = 
 }
 
 /// Writes cfg.json and sae_weights.safetensors into `dir` (created if needed), each atomically.
-inline void save_sae(const InferenceSae& sae, const std::filesystem::path& dir, const io::Json& meta = io::Json::object()) {
+inline void save_sae(const InferenceSae& sae, const std::filesystem::path& dir,
+                     const io::Json& meta = io::Json::object()) {
   sae.validate();
   std::filesystem::create_directories(dir);
   io::SafetensorsFile w;
@@ -84,7 +89,8 @@ inline InferenceSae load_sae(const std::filesystem::path& dir) {
     const auto norm = io::json_field_or<std::string>(cfg, "normalize_activations", "", "none");
     if (norm != "none") throw ConfigError("normalize_activations", "\"" + norm + "\"", "only \"none\" is supported");
     const auto reshape = io::json_field_or<std::string>(cfg, "reshape_activations", "", "none");
-    if (reshape != "none") throw ConfigError("reshape_activations", "\"" + reshape + "\"", "only \"none\" is supported");
+    if (reshape != "none")
+      throw ConfigError("reshape_activations", "\"" + reshape + "\"", "only \"none\" is supported");
     sae.form = read_form(architecture, cfg, d);
     if (d == 0 || s == 0) throw ConfigError("d_in/d_sae", show(d) + "/" + show(s), "must be >= 1");
   } catch (const ConfigError& e) {

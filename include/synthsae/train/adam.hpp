@@ -35,15 +35,18 @@ class Adam {
       // Blocks of 1,024 with four independent float64 sums: one dependent addition chain per
       // element would make this latency-bound.
       const int n = static_cast<int>(v.extent(0)), blocks = (n + 1023) / 1024;
-      Kokkos::parallel_reduce("synthsae::grad_norm", Kokkos::RangePolicy<ExecSpace>(0, blocks), KOKKOS_LAMBDA(int blk, double& acc) {
-        const int i0 = blk * 1024, i1 = i0 + 1024 < n ? i0 + 1024 : n;
-        double s[4] = {0, 0, 0, 0};
-        int i = i0;
-        for (; i + 4 <= i1; i += 4)
-          for (int u = 0; u < 4; ++u) s[u] += double(v(i + u)) * double(v(i + u));
-        for (; i < i1; ++i) s[0] += double(v(i)) * double(v(i));
-        acc += (s[0] + s[1]) + (s[2] + s[3]);
-      }, part);
+      Kokkos::parallel_reduce(
+          "synthsae::grad_norm", Kokkos::RangePolicy<ExecSpace>(0, blocks),
+          KOKKOS_LAMBDA(int blk, double& acc) {
+            const int i0 = blk * 1024, i1 = i0 + 1024 < n ? i0 + 1024 : n;
+            double s[4] = {0, 0, 0, 0};
+            int i = i0;
+            for (; i + 4 <= i1; i += 4)
+              for (int u = 0; u < 4; ++u) s[u] += double(v(i + u)) * double(v(i + u));
+            for (; i < i1; ++i) s[0] += double(v(i)) * double(v(i));
+            acc += (s[0] + s[1]) + (s[2] + s[3]);
+          },
+          part);
       total += part;
     });
     return std::sqrt(total);
@@ -58,7 +61,8 @@ class Adam {
       ++skipped_;
       return false;
     }
-    const double clip = (cfg_.max_grad_norm > 0 && norm > cfg_.max_grad_norm) ? cfg_.max_grad_norm / (norm + 1e-6) : 1.0;
+    const double clip =
+        (cfg_.max_grad_norm > 0 && norm > cfg_.max_grad_norm) ? cfg_.max_grad_norm / (norm + 1e-6) : 1.0;
     ++t_;
     const T b1 = T(cfg_.beta1), b2 = T(cfg_.beta2), eps = T(cfg_.eps), scale = T(clip);
     const T bias1 = T(1.0 - std::pow(cfg_.beta1, double(t_)));
@@ -74,16 +78,18 @@ class Adam {
       // Blocks of 1,024 through restrict pointers, so that the compiler vectorises the
       // square roots and divisions (scalar, they dominate the step of a sparse SAE).
       const int n = static_cast<int>(pp.extent(0)), blocks = (n + 1023) / 1024;
-      Kokkos::parallel_for("synthsae::adam", Kokkos::RangePolicy<ExecSpace>(0, blocks), KOKKOS_LAMBDA(int blk) {
-        const int i0 = blk * 1024, len = (i0 + 1024 < n ? i0 + 1024 : n) - i0;
-        adam_update(pp.data() + i0, gg.data() + i0, mm.data() + i0, vv.data() + i0, len, scale, b1, b2, step_size, sqrt_bias2, eps);
-      });
+      Kokkos::parallel_for(
+          "synthsae::adam", Kokkos::RangePolicy<ExecSpace>(0, blocks), KOKKOS_LAMBDA(int blk) {
+            const int i0 = blk * 1024, len = (i0 + 1024 < n ? i0 + 1024 : n) - i0;
+            adam_update(pp.data() + i0, gg.data() + i0, mm.data() + i0, vv.data() + i0, len, scale, b1, b2, step_size,
+                        sqrt_bias2, eps);
+          });
     }
     return true;
   }
 
-  static SYNTHSAE_HD void adam_update(T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict v, int n, T scale, T b1, T b2,
-                                      T step_size, T sqrt_bias2, T eps) {
+  static SYNTHSAE_HD void adam_update(T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict v, int n,
+                                      T scale, T b1, T b2, T step_size, T sqrt_bias2, T eps) {
     for (int i = 0; i < n; ++i) {
       const T gi = g[i] * scale;
       m[i] = b1 * m[i] + (T(1) - b1) * gi;

@@ -30,8 +30,10 @@ struct ProgressDisplay {
 
   static std::string duration(double s) {
     char buf[32];
-    if (s >= 3600) std::snprintf(buf, sizeof buf, "%dh%02dm", int(s / 3600), int(s / 60) % 60);
-    else std::snprintf(buf, sizeof buf, "%dm%02ds", int(s / 60), int(s) % 60);
+    if (s >= 3600)
+      std::snprintf(buf, sizeof buf, "%dh%02dm", int(s / 3600), int(s / 60) % 60);
+    else
+      std::snprintf(buf, sizeof buf, "%dm%02ds", int(s / 60), int(s) % 60);
     return buf;
   }
 
@@ -39,8 +41,9 @@ struct ProgressDisplay {
     const double rate = i.elapsed_seconds > 0 ? double(i.samples) / i.elapsed_seconds : 0;
     const double eta = rate > 0 ? double(i.total_steps - i.step) * (double(i.samples) / double(i.step)) / rate : 0;
     char buf[256];
-    std::snprintf(buf, sizeof buf, "step %ld/%ld  %.3gM samples  %.1fk samples/s  ETA %s  loss %.4g  L0 %.1f  dead %zu", i.step,
-                  i.total_steps, double(i.samples) / 1e6, rate / 1e3, duration(eta).c_str(), i.losses.total(), i.l0, i.dead_latents);
+    std::snprintf(buf, sizeof buf, "step %ld/%ld  %.3gM samples  %.1fk samples/s  ETA %s  loss %.4g  L0 %.1f  dead %zu",
+                  i.step, i.total_steps, double(i.samples) / 1e6, rate / 1e3, duration(eta).c_str(), i.losses.total(),
+                  i.l0, i.dead_latents);
     return buf;
   }
 
@@ -48,13 +51,18 @@ struct ProgressDisplay {
   void on_step(const StepInfo& i, Tr&) {
     const bool last = i.step == i.total_steps;
     bool show_now;
-    if (every_steps > 0) show_now = i.step % every_steps == 0;
-    else if (terminal) show_now = i.elapsed_seconds - last_print >= 0.25;
-    else show_now = i.step % std::max<long>(1, i.total_steps / 10) == 0;
+    if (every_steps > 0)
+      show_now = i.step % every_steps == 0;
+    else if (terminal)
+      show_now = i.elapsed_seconds - last_print >= 0.25;
+    else
+      show_now = i.step % std::max<long>(1, i.total_steps / 10) == 0;
     if (!show_now && !last) return;
     last_print = i.elapsed_seconds;
-    if (terminal) std::fprintf(out, "\r\033[K%s%s", line(i).c_str(), last ? "\n" : "");
-    else std::fprintf(out, "%s\n", line(i).c_str());
+    if (terminal)
+      std::fprintf(out, "\r\033[K%s%s", line(i).c_str(), last ? "\n" : "");
+    else
+      std::fprintf(out, "%s\n", line(i).c_str());
     std::fflush(out);
   }
 };
@@ -82,13 +90,14 @@ struct CsvLog {
   void on_step(const StepInfo& i, Tr&) {
     const bool eval_now = eval_every > 0 && evaluate && i.step % eval_every == 0;
     if (i.step % std::max<long>(1, every_steps) != 0 && !eval_now && i.step != i.total_steps) return;
-    file << i.step << ',' << i.samples << ',' << i.losses.total() << ',' << i.losses.mse << ',' << i.losses.inner_mse << ','
-         << i.losses.penalty << ',' << i.losses.aux << ',' << i.l0 << ',' << i.dead_latents << ',' << i.lr << ',' << i.coefficient
-         << ',' << i.grad_norm << ',' << i.skipped_steps << ',' << i.elapsed_seconds;
+    file << i.step << ',' << i.samples << ',' << i.losses.total() << ',' << i.losses.mse << ',' << i.losses.inner_mse
+         << ',' << i.losses.penalty << ',' << i.losses.aux << ',' << i.l0 << ',' << i.dead_latents << ',' << i.lr << ','
+         << i.coefficient << ',' << i.grad_norm << ',' << i.skipped_steps << ',' << i.elapsed_seconds;
     if (eval_now) {
       const io::Json r = evaluate(i);
-      file << ',' << r["mcc"].get<double>() << ',' << r["uniqueness"].get<double>() << ',' << r["explained_variance"].get<double>() << ','
-           << r["classification"]["f1_score"].get<double>() << ',' << r["sae_l0"].get<double>();
+      file << ',' << r["mcc"].get<double>() << ',' << r["uniqueness"].get<double>() << ','
+           << r["explained_variance"].get<double>() << ',' << r["classification"]["f1_score"].get<double>() << ','
+           << r["sae_l0"].get<double>();
     } else {
       file << ",,,,,";
     }

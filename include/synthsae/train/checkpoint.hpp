@@ -39,10 +39,14 @@ inline constexpr bool is_device_vector_v = Kokkos::is_view<V>::value;
 
 template <class T>
 constexpr io::Dtype dtype_of() {
-  if constexpr (std::is_same_v<T, float>) return io::Dtype::F32;
-  else if constexpr (std::is_same_v<T, double>) return io::Dtype::F64;
-  else if constexpr (std::is_same_v<T, std::int64_t>) return io::Dtype::I64;
-  else static_assert(sizeof(T) == 0, "checkpoint: vectors of float, double or int64 only");
+  if constexpr (std::is_same_v<T, float>)
+    return io::Dtype::F32;
+  else if constexpr (std::is_same_v<T, double>)
+    return io::Dtype::F64;
+  else if constexpr (std::is_same_v<T, std::int64_t>)
+    return io::Dtype::I64;
+  else
+    static_assert(sizeof(T) == 0, "checkpoint: vectors of float, double or int64 only");
 }
 }  // namespace detail
 
@@ -57,8 +61,8 @@ class CheckpointWriter {
     if constexpr (detail::is_device_vector_v<V>) {
       using T = std::remove_const_t<typename V::value_type>;
       auto h = Kokkos::create_mirror_view_and_copy(HostSpace(), value);
-      tensors_.tensors[at_.key(name)] = io::make_tensor<T>(detail::dtype_of<T>(), {static_cast<std::int64_t>(h.extent(0))},
-                                                           std::span<const T>(h.data(), h.extent(0)));
+      tensors_.tensors[at_.key(name)] = io::make_tensor<T>(
+          detail::dtype_of<T>(), {static_cast<std::int64_t>(h.extent(0))}, std::span<const T>(h.data(), h.extent(0)));
     } else {
       state_[at_.key(name)] = value;
     }
@@ -97,9 +101,11 @@ class CheckpointReader {
     if constexpr (detail::is_device_vector_v<V>) {
       using T = std::remove_const_t<typename V::value_type>;
       const auto values = io::tensor_values<T>(tensors_.at(key, tensors_path_), tensors_path_);
-      if (value.extent(0) == 0 && !values.empty()) value = V(key, values.size());  // lazily sized state takes the saved length
+      if (value.extent(0) == 0 && !values.empty())
+        value = V(key, values.size());  // lazily sized state takes the saved length
       if (values.size() != value.extent(0)) {
-        throw FormatError(tensors_path_, "tensor '" + key + "' has " + show(values.size()) + " values, this run needs " + show(value.extent(0)));
+        throw FormatError(tensors_path_, "tensor '" + key + "' has " + show(values.size()) +
+                                             " values, this run needs " + show(value.extent(0)));
       }
       auto h = Kokkos::create_mirror_view(value);
       for (std::size_t i = 0; i < values.size(); ++i) h(i) = values[i];

@@ -18,7 +18,8 @@ struct L0AutotunerConfig {
   double smoothing = 0.99;  ///< EMA factor of the smoothed L0 (the reference's 0.99: ~100 steps)
   void validate() const {
     if (!(target_l0 > 0)) throw ConfigError("target_l0", std::to_string(target_l0), "must be > 0");
-    if (!(smoothing >= 0 && smoothing < 1)) throw ConfigError("autotune smoothing", std::to_string(smoothing), "must be in [0, 1)");
+    if (!(smoothing >= 0 && smoothing < 1))
+      throw ConfigError("autotune smoothing", std::to_string(smoothing), "must be in [0, 1)");
   }
 };
 

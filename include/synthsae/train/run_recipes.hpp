@@ -18,7 +18,9 @@ inline long dead_feature_window(long total_steps) { return std::clamp<long>(tota
 
 /// The reference's integral gain 3e-4 gives the same total adjustment capacity over any run
 /// length (capped at 0.05 per step).
-inline double autotune_gain(long total_steps) { return std::min(0.05, 3e-4 * kReferenceSteps / double(std::max<long>(total_steps, 1))); }
+inline double autotune_gain(long total_steps) {
+  return std::min(0.05, 3e-4 * kReferenceSteps / double(std::max<long>(total_steps, 1)));
+}
 
 /// The reference's L0 smoothing (0.99, ~100 steps) is 0.05 % of its run; a short run keeps that
 /// proportion (at least 5 steps), or the smoothed L0 lags the real one and the controller overshoots.

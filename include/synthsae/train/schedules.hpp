@@ -27,7 +27,8 @@ struct LrSchedule {
       throw ConfigError("lr_warm_up_steps + lr_decay_steps", std::to_string(warm_up_steps + decay_steps),
                         "exceeds the " + std::to_string(total_steps) + " training steps");
     }
-    if (kind == Kind::cosine && decay_steps > 0 && end() == 0) throw ConfigError("lr_end", "0", "cannot be 0 with lr_decay_steps > 0");
+    if (kind == Kind::cosine && decay_steps > 0 && end() == 0)
+      throw ConfigError("lr_end", "0", "cannot be 0 with lr_decay_steps > 0");
   }
 
   double end() const {

@@ -27,7 +27,7 @@ struct TrainerConfig {
   std::size_t batch_size = 1024;
   LrSchedule lr{};  ///< total_steps is set from training_samples / batch_size
   AdamConfig adam{};
-  long dead_feature_window = 1000;   ///< steps without firing before a latent counts as dead
+  long dead_feature_window = 1000;  ///< steps without firing before a latent counts as dead
   long coefficient_warm_up_steps = 0;
   std::optional<L0AutotunerConfig> autotune;
   bool normalize_activations = false;  ///< SAELens "expected_average_only_in"
@@ -39,7 +39,8 @@ struct TrainerConfig {
   void validate() const {
     if (batch_size == 0) throw ConfigError("batch_size", "0", "must be >= 1");
     if (training_samples < batch_size) {
-      throw ConfigError("training_samples", show(training_samples), "must be at least one batch (" + show(batch_size) + ")");
+      throw ConfigError("training_samples", show(training_samples),
+                        "must be at least one batch (" + show(batch_size) + ")");
     }
     if (dead_feature_window < 1) throw ConfigError("dead_feature_window", show(dead_feature_window), "must be >= 1");
     if (autotune) autotune->validate();
@@ -49,12 +50,12 @@ struct TrainerConfig {
 
 /// What callbacks see after each step.
 struct StepInfo {
-  long step = 0;                  ///< steps completed
+  long step = 0;  ///< steps completed
   long total_steps = 0;
-  std::size_t samples = 0;        ///< training samples consumed
+  std::size_t samples = 0;  ///< training samples consumed
   StepLosses losses;
-  double l0 = 0;                  ///< mean nonzero latents per sample in this batch
-  std::size_t dead_latents = 0;   ///< latents not fired for more than dead_feature_window steps
+  double l0 = 0;                 ///< mean nonzero latents per sample in this batch
+  std::size_t dead_latents = 0;  ///< latents not fired for more than dead_feature_window steps
   double lr = 0, coefficient = 0, grad_norm = 0;
   long skipped_steps = 0;
   double elapsed_seconds = 0;
@@ -64,13 +65,19 @@ template <TrainableSae SaeT>
 class Trainer {
  public:
   using T = typename SaeT::Scalar;
-  static_assert(std::is_same_v<T, float>, "Trainer: synthetic data is float; train a float SAE (double SAEs are for gradient tests)");
+  static_assert(std::is_same_v<T, float>,
+                "Trainer: synthetic data is float; train a float SAE (double SAEs are for gradient tests)");
 
   Trainer(SaeT& sae, SyntheticModel& world, TrainerConfig cfg)
-      : sae_(sae), world_(world), cfg_(std::move(cfg)), adam_(sae.parameters(), cfg_.adam), grads_(sae.parameters().zeros_like()) {
+      : sae_(sae),
+        world_(world),
+        cfg_(std::move(cfg)),
+        adam_(sae.parameters(), cfg_.adam),
+        grads_(sae.parameters().zeros_like()) {
     cfg_.validate();
     if (sae.input_dim() != world.hidden_dim()) {
-      throw ShapeError("SAE d_in " + show(sae.input_dim()) + " does not match the world's hidden_dim " + show(world.hidden_dim()));
+      throw ShapeError("SAE d_in " + show(sae.input_dim()) + " does not match the world's hidden_dim " +
+                       show(world.hidden_dim()));
     }
     cfg_.lr.total_steps = cfg_.total_steps();
     cfg_.lr.validate();
@@ -116,7 +123,8 @@ class Trainer {
     long done = 0;
     while (samples_ < cfg_.training_samples && (stop_after_steps < 0 || done < stop_after_steps)) {
       info = train_step();
-      info.elapsed_seconds = elapsed_before_ + std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      info.elapsed_seconds =
+          elapsed_before_ + std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       ++done;
       (call_on_step(callbacks, info), ...);
     }
@@ -208,11 +216,13 @@ class Trainer {
     CheckpointReader reader(dir);
     persist(reader);
     if (samples_ > cfg_.training_samples) {
-      throw FormatError(reader.state_path(), "checkpoint is at " + show(samples_) + " samples, past this run's training_samples " + show(cfg_.training_samples));
+      throw FormatError(reader.state_path(), "checkpoint is at " + show(samples_) +
+                                                 " samples, past this run's training_samples " +
+                                                 show(cfg_.training_samples));
     }
   }
 
- public: // Kernel-launching helpers are public only because nvcc forbids extended
+ public:  // Kernel-launching helpers are public only because nvcc forbids extended
   // __host__ __device__ lambdas inside private member functions; not part of the API.
   template <class C>
   void call_on_start(C& c) {
@@ -228,7 +238,8 @@ class Trainer {
   }
 
   static void scale_rows(const Matrix<T>& x, T s) {
-    for_each_entry("synthsae::scale_input", x.extent(0), x.extent(1), KOKKOS_LAMBDA(int i, int k) { x(i, k) *= s; });
+    for_each_entry(
+        "synthsae::scale_input", x.extent(0), x.extent(1), KOKKOS_LAMBDA(int i, int k) { x(i, k) *= s; });
   }
 
   /// dead_j = steps_since_fired_j > window; returns the count.
@@ -237,10 +248,13 @@ class Trainer {
     const auto dead = dead_;
     const long window = cfg_.dead_feature_window;
     std::size_t count = 0;
-    Kokkos::parallel_reduce("synthsae::dead_mask", Kokkos::RangePolicy<ExecSpace>(0, since.extent(0)), KOKKOS_LAMBDA(int j, std::size_t& acc) {
-      dead(j) = since(j) > window ? 1 : 0;
-      acc += dead(j);
-    }, count);
+    Kokkos::parallel_reduce(
+        "synthsae::dead_mask", Kokkos::RangePolicy<ExecSpace>(0, since.extent(0)),
+        KOKKOS_LAMBDA(int j, std::size_t& acc) {
+          dead(j) = since(j) > window ? 1 : 0;
+          acc += dead(j);
+        },
+        count);
     return count;
   }
 
@@ -250,12 +264,15 @@ class Trainer {
     const auto since = since_fired_;
     const int rows = static_cast<int>(z.extent(0));
     std::int64_t nonzero = 0;
-    Kokkos::parallel_reduce("synthsae::record_firing", Kokkos::RangePolicy<ExecSpace>(0, z.extent(1)), KOKKOS_LAMBDA(int j, std::int64_t& acc) {
-      std::int64_t fired = 0;
-      for (int i = 0; i < rows; ++i) fired += z(i, j) != T(0);
-      since(j) = fired > 0 ? 0 : since(j) + 1;
-      acc += fired;
-    }, nonzero);
+    Kokkos::parallel_reduce(
+        "synthsae::record_firing", Kokkos::RangePolicy<ExecSpace>(0, z.extent(1)),
+        KOKKOS_LAMBDA(int j, std::int64_t& acc) {
+          std::int64_t fired = 0;
+          for (int i = 0; i < rows; ++i) fired += z(i, j) != T(0);
+          since(j) = fired > 0 ? 0 : since(j) + 1;
+          acc += fired;
+        },
+        nonzero);
     return double(nonzero) / double(rows);
   }
 
@@ -271,11 +288,14 @@ class Trainer {
       hidden_from_sparse(truth, world_.feature_vectors(), world_.bias(), x);
       double part = 0;
       const int d = static_cast<int>(x.extent(1));
-      Kokkos::parallel_reduce("synthsae::norm_estimate", Kokkos::RangePolicy<ExecSpace>(0, x.extent(0)), KOKKOS_LAMBDA(int r, double& acc) {
-        double s = 0;
-        for (int k = 0; k < d; ++k) s += double(x(r, k)) * x(r, k);
-        acc += kmath::sqrt(s);
-      }, part);
+      Kokkos::parallel_reduce(
+          "synthsae::norm_estimate", Kokkos::RangePolicy<ExecSpace>(0, x.extent(0)),
+          KOKKOS_LAMBDA(int r, double& acc) {
+            double s = 0;
+            for (int k = 0; k < d; ++k) s += double(x(r, k)) * x(r, k);
+            acc += kmath::sqrt(s);
+          },
+          part);
       sum += part;
       rows += x.extent(0);
     }
@@ -290,12 +310,17 @@ class Trainer {
     const auto w_dec = Vector<T>(sae_.parameters().w_dec.data(), sae_.parameters().w_dec.size());
     const auto b_dec = sae_.parameters().b_dec;
     const T s = static_cast<T>(scaling_factor_);
-    Kokkos::parallel_for("synthsae::fold_w_enc", Kokkos::RangePolicy<ExecSpace>(0, w_enc.extent(0)), KOKKOS_LAMBDA(int i) { w_enc(i) *= s; });
-    Kokkos::parallel_for("synthsae::fold_w_dec", Kokkos::RangePolicy<ExecSpace>(0, w_dec.extent(0)), KOKKOS_LAMBDA(int i) { w_dec(i) /= s; });
-    Kokkos::parallel_for("synthsae::fold_b_dec", Kokkos::RangePolicy<ExecSpace>(0, b_dec.extent(0)), KOKKOS_LAMBDA(int i) { b_dec(i) /= s; });
+    Kokkos::parallel_for(
+        "synthsae::fold_w_enc", Kokkos::RangePolicy<ExecSpace>(0, w_enc.extent(0)),
+        KOKKOS_LAMBDA(int i) { w_enc(i) *= s; });
+    Kokkos::parallel_for(
+        "synthsae::fold_w_dec", Kokkos::RangePolicy<ExecSpace>(0, w_dec.extent(0)),
+        KOKKOS_LAMBDA(int i) { w_dec(i) /= s; });
+    Kokkos::parallel_for(
+        "synthsae::fold_b_dec", Kokkos::RangePolicy<ExecSpace>(0, b_dec.extent(0)),
+        KOKKOS_LAMBDA(int i) { b_dec(i) /= s; });
     scaling_factor_ = 1.0;
   }
-
 
  private:
   SaeT& sae_;

@@ -36,11 +36,11 @@ struct SparseBatch {
 
 /// Device copies of everything the sampler reads.
 struct SamplerTables {
-  Vector<float> probability;  ///< [N] compensated firing probabilities (independent firing)
-  Vector<float> threshold;    ///< [N] Phi^-1(1 - p) (copula firing)
-  Vector<float> mean, stddev; ///< [N] magnitude parameters
-  Matrix<float> factor;       ///< [N, r] copula factor (r = 0: independent firing)
-  Vector<float> sqrt_diag;    ///< [N]
+  Vector<float> probability;   ///< [N] compensated firing probabilities (independent firing)
+  Vector<float> threshold;     ///< [N] Phi^-1(1 - p) (copula firing)
+  Vector<float> mean, stddev;  ///< [N] magnitude parameters
+  Matrix<float> factor;        ///< [N, r] copula factor (r = 0: independent firing)
+  Vector<float> sqrt_diag;     ///< [N]
   Vector<std::int32_t> child_offsets, children, top_level;
   Vector<std::uint8_t> exclusive, rescales;
   int num_features = 0;
@@ -207,11 +207,12 @@ inline int sample_sparse(const FeatureDraw& draw, std::uint64_t first_sample, co
 }
 
 /// hidden(b, :) = bias + sum_k values(b, k) W_feat(ids(b, k), :).
-inline void hidden_from_sparse(const SparseBatch<float>& batch, const Matrix<float>& features, const Vector<float>& bias,
-                               const Matrix<float>& hidden) {
+inline void hidden_from_sparse(const SparseBatch<float>& batch, const Matrix<float>& features,
+                               const Vector<float>& bias, const Matrix<float>& hidden) {
   using Policy = Kokkos::MDRangePolicy<ExecSpace, Kokkos::Rank<2>>;
   Kokkos::parallel_for(
-      "synthsae::hidden_from_sparse", Policy({0, 0}, {static_cast<std::int64_t>(hidden.extent(0)), static_cast<std::int64_t>(hidden.extent(1))}),
+      "synthsae::hidden_from_sparse",
+      Policy({0, 0}, {static_cast<std::int64_t>(hidden.extent(0)), static_cast<std::int64_t>(hidden.extent(1))}),
       KOKKOS_LAMBDA(int b, int d) {
         float acc = bias(d);
         const int n = batch.counts(b);

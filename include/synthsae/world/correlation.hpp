@@ -34,7 +34,8 @@ struct LowRankCorrelation {
 
   void validate() const {
     if (rank <= 0) throw ConfigError("correlation.rank", show(rank), "must be > 0");
-    if (!(correlation_scale >= 0)) throw ConfigError("correlation.correlation_scale", show(correlation_scale), "must be >= 0");
+    if (!(correlation_scale >= 0))
+      throw ConfigError("correlation.correlation_scale", show(correlation_scale), "must be >= 0");
   }
 
   CorrelationFactors generate(std::size_t n, std::uint64_t seed) const {
@@ -63,7 +64,8 @@ struct LowRankCorrelation {
   }
 
   io::Json to_json() const {
-    return {{"rank", rank}, {"correlation_scale", correlation_scale}, {"seed", seed ? io::Json(*seed) : io::Json(nullptr)}};
+    return {
+        {"rank", rank}, {"correlation_scale", correlation_scale}, {"seed", seed ? io::Json(*seed) : io::Json(nullptr)}};
   }
   static LowRankCorrelation from_json(const io::Json& j) {
     LowRankCorrelation c;
@@ -79,13 +81,16 @@ struct LowRankCorrelation {
 /// diag = 0. Requires unit diagonal, symmetry and positive definiteness.
 inline CorrelationFactors full_correlation_factors(const std::vector<double>& matrix, std::size_t n) {
   if (matrix.size() != n * n) {
-    throw ShapeError("correlation matrix has " + show(matrix.size()) + " entries, expected " + show(n) + " x " + show(n));
+    throw ShapeError("correlation matrix has " + show(matrix.size()) + " entries, expected " + show(n) + " x " +
+                     show(n));
   }
   auto c = [&](std::size_t i, std::size_t j) { return matrix[i * n + j]; };
   for (std::size_t i = 0; i < n; ++i) {
-    if (std::fabs(c(i, i) - 1.0) > 1e-6) throw ConfigError("correlation[" + show(i) + "][" + show(i) + "]", show(c(i, i)), "diagonal must be 1");
+    if (std::fabs(c(i, i) - 1.0) > 1e-6)
+      throw ConfigError("correlation[" + show(i) + "][" + show(i) + "]", show(c(i, i)), "diagonal must be 1");
     for (std::size_t j = 0; j < i; ++j) {
-      if (std::fabs(c(i, j) - c(j, i)) > 1e-9) throw ConfigError("correlation[" + show(i) + "][" + show(j) + "]", show(c(i, j)), "matrix must be symmetric");
+      if (std::fabs(c(i, j) - c(j, i)) > 1e-9)
+        throw ConfigError("correlation[" + show(i) + "][" + show(j) + "]", show(c(i, j)), "matrix must be symmetric");
     }
   }
   // Cholesky-Banachiewicz in double (small worlds: n^3 / 3 operations).
@@ -95,7 +100,9 @@ inline CorrelationFactors full_correlation_factors(const std::vector<double>& ma
       double sum = c(i, j);
       for (std::size_t k = 0; k < j; ++k) sum -= l[i * n + k] * l[j * n + k];
       if (i == j) {
-        if (!(sum > 0)) throw ConfigError("correlation", "matrix", "is not positive definite (Cholesky failed at row " + show(i) + ")");
+        if (!(sum > 0))
+          throw ConfigError("correlation", "matrix",
+                            "is not positive definite (Cholesky failed at row " + show(i) + ")");
         l[i * n + i] = std::sqrt(sum);
       } else {
         l[i * n + j] = sum / l[j * n + j];

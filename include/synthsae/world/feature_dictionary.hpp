@@ -44,13 +44,14 @@ struct OrthogonalizationConfig {
 template <class T>
 void normalize_rows(const Matrix<T>& e) {
   const int d = static_cast<int>(e.extent(1));
-  Kokkos::parallel_for("synthsae::normalize_rows", Kokkos::RangePolicy<ExecSpace>(0, e.extent(0)), KOKKOS_LAMBDA(int i) {
-    T sum_sq = 0;
-    for (int j = 0; j < d; ++j) sum_sq += e(i, j) * e(i, j);
-    const T norm = kmath::sqrt(sum_sq);
-    const T inv = T(1) / (norm > T(1e-8) ? norm : T(1e-8));
-    for (int j = 0; j < d; ++j) e(i, j) *= inv;
-  });
+  Kokkos::parallel_for(
+      "synthsae::normalize_rows", Kokkos::RangePolicy<ExecSpace>(0, e.extent(0)), KOKKOS_LAMBDA(int i) {
+        T sum_sq = 0;
+        for (int j = 0; j < d; ++j) sum_sq += e(i, j) * e(i, j);
+        const T norm = kmath::sqrt(sum_sq);
+        const T inv = T(1) / (norm > T(1e-8) ? norm : T(1e-8));
+        for (int j = 0; j < d; ++j) e(i, j) *= inv;
+      });
 }
 
 /// Random unit rows: row i is a normalised N(0, I_D) draw from stream i of `seed`.
@@ -58,10 +59,11 @@ template <class T>
 Matrix<T> random_unit_rows(std::size_t n, std::size_t d, std::uint64_t seed) {
   Matrix<T> e(Kokkos::view_alloc(Kokkos::WithoutInitializing, "feature_vectors"), n, d);
   const int dd = static_cast<int>(d);
-  Kokkos::parallel_for("synthsae::random_unit_rows", Kokkos::RangePolicy<ExecSpace>(0, n), KOKKOS_LAMBDA(int i) {
-    RandomStream s(seed, static_cast<std::uint64_t>(i));
-    for (int j = 0; j < dd; ++j) e(i, j) = s.normal<T>();
-  });
+  Kokkos::parallel_for(
+      "synthsae::random_unit_rows", Kokkos::RangePolicy<ExecSpace>(0, n), KOKKOS_LAMBDA(int i) {
+        RandomStream s(seed, static_cast<std::uint64_t>(i));
+        for (int j = 0; j < dd; ++j) e(i, j) = s.normal<T>();
+      });
   normalize_rows(e);
   return e;
 }
@@ -90,23 +92,29 @@ template <class T>
 double orthogonality_loss_and_gradient(const Matrix<T>& e, const Matrix<T>& grad, const Matrix<T>& gram) {
   const std::size_t n = e.extent(0);
   const int d = static_cast<int>(e.extent(1));
-  gemm(Op::T, Op::N, T(1), e, e, T(0), gram);  // G = E^T E
+  gemm(Op::T, Op::N, T(1), e, e, T(0), gram);     // G = E^T E
   gemm(Op::N, Op::N, T(4), e, gram, T(0), grad);  // 4 E G
   double gram_sq = 0;
   const int dd = d;
-  Kokkos::parallel_reduce("synthsae::gram_frobenius", Kokkos::RangePolicy<ExecSpace>(0, dd), KOKKOS_LAMBDA(int i, double& acc) {
-    for (int j = 0; j < dd; ++j) acc += double(gram(i, j)) * gram(i, j);
-  }, gram_sq);
+  Kokkos::parallel_reduce(
+      "synthsae::gram_frobenius", Kokkos::RangePolicy<ExecSpace>(0, dd),
+      KOKKOS_LAMBDA(int i, double& acc) {
+        for (int j = 0; j < dd; ++j) acc += double(gram(i, j)) * gram(i, j);
+      },
+      gram_sq);
   const double big_n = static_cast<double>(n);
   double row_terms = 0;  // sum_i (-|e_i|^4 + N (|e_i|^2 - 1)^2)
-  Kokkos::parallel_reduce("synthsae::ortho_rows", Kokkos::RangePolicy<ExecSpace>(0, n), KOKKOS_LAMBDA(int i, double& acc) {
-    T sq = 0;
-    for (int j = 0; j < dd; ++j) sq += e(i, j) * e(i, j);
-    const T coef = T(4) * (T(big_n) * (sq - T(1)) - sq);
-    for (int j = 0; j < dd; ++j) grad(i, j) += coef * e(i, j);
-    const double s = sq;
-    acc += -s * s + big_n * (s - 1) * (s - 1);
-  }, row_terms);
+  Kokkos::parallel_reduce(
+      "synthsae::ortho_rows", Kokkos::RangePolicy<ExecSpace>(0, n),
+      KOKKOS_LAMBDA(int i, double& acc) {
+        T sq = 0;
+        for (int j = 0; j < dd; ++j) sq += e(i, j) * e(i, j);
+        const T coef = T(4) * (T(big_n) * (sq - T(1)) - sq);
+        for (int j = 0; j < dd; ++j) grad(i, j) += coef * e(i, j);
+        const double s = sq;
+        acc += -s * s + big_n * (s - 1) * (s - 1);
+      },
+      row_terms);
   return gram_sq + row_terms;
 }
 
@@ -126,14 +134,15 @@ double orthogonalize(const Matrix<T>& e, const OrthogonalizationConfig& cfg) {
     const T bias1 = T(1) - static_cast<T>(std::pow(0.9, step));
     const T sqrt_bias2 = static_cast<T>(std::sqrt(1.0 - std::pow(0.999, step)));
     const int dd = static_cast<int>(d);
-    Kokkos::parallel_for("synthsae::ortho_adam", Kokkos::RangePolicy<ExecSpace>(0, n), KOKKOS_LAMBDA(int i) {
-      for (int j = 0; j < dd; ++j) {
-        const T g = grad(i, j);
-        m(i, j) = beta1 * m(i, j) + (T(1) - beta1) * g;
-        v(i, j) = beta2 * v(i, j) + (T(1) - beta2) * g * g;
-        e(i, j) -= lr / bias1 * m(i, j) / (kmath::sqrt(v(i, j)) / sqrt_bias2 + eps);
-      }
-    });
+    Kokkos::parallel_for(
+        "synthsae::ortho_adam", Kokkos::RangePolicy<ExecSpace>(0, n), KOKKOS_LAMBDA(int i) {
+          for (int j = 0; j < dd; ++j) {
+            const T g = grad(i, j);
+            m(i, j) = beta1 * m(i, j) + (T(1) - beta1) * g;
+            v(i, j) = beta2 * v(i, j) + (T(1) - beta2) * g * g;
+            e(i, j) -= lr / bias1 * m(i, j) / (kmath::sqrt(v(i, j)) / sqrt_bias2 + eps);
+          }
+        });
   }
   if (cfg.num_steps == 0) loss = orthogonality_loss_and_gradient(e, grad, gram);
   normalize_rows(e);

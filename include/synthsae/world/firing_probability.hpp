@@ -7,10 +7,10 @@
 #include <variant>
 #include <vector>
 
-#include "synthsae/world/concepts.hpp"
 #include "synthsae/core/counter_rng.hpp"
 #include "synthsae/core/error.hpp"
 #include "synthsae/io/json.hpp"
+#include "synthsae/world/concepts.hpp"
 
 namespace synthsae {
 
@@ -71,7 +71,9 @@ struct LinearFiring {
     for (std::size_t i = 0; n > 1 && i < n; ++i) p[i] = max_prob + (min_prob - max_prob) * double(i) / double(n - 1);
     return p;
   }
-  io::Json to_json() const { return {{"generator_name", generator_name}, {"max_prob", max_prob}, {"min_prob", min_prob}}; }
+  io::Json to_json() const {
+    return {{"generator_name", generator_name}, {"max_prob", max_prob}, {"min_prob", min_prob}};
+  }
   static LinearFiring from_json(const io::Json& j) {
     LinearFiring l;
     l.max_prob = io::json_field_or<double>(j, "max_prob", "firing_probability", l.max_prob);
@@ -100,7 +102,9 @@ struct RandomFiring {
     for (auto& v : p) v = min_prob + (max_prob - min_prob) * s.uniform<double>();
     return p;
   }
-  io::Json to_json() const { return {{"generator_name", generator_name}, {"max_prob", max_prob}, {"min_prob", min_prob}}; }
+  io::Json to_json() const {
+    return {{"generator_name", generator_name}, {"max_prob", max_prob}, {"min_prob", min_prob}};
+  }
   static RandomFiring from_json(const io::Json& j) {
     RandomFiring r;
     r.max_prob = io::json_field_or<double>(j, "max_prob", "firing_probability", r.max_prob);
@@ -115,7 +119,8 @@ struct ConstantFiring {
   double probability = 0.1;
 
   void validate() const {
-    if (!(probability >= 0 && probability <= 1)) throw ConfigError("firing_probability.probability", show(probability), "must be in [0, 1]");
+    if (!(probability >= 0 && probability <= 1))
+      throw ConfigError("firing_probability.probability", show(probability), "must be in [0, 1]");
   }
   std::vector<double> generate(std::size_t n, std::uint64_t /*seed*/) const {
     validate();
@@ -148,7 +153,8 @@ inline FiringProbability firing_probability_from_json(const io::Json& j) {
   if (name == LinearFiring::generator_name) return LinearFiring::from_json(j);
   if (name == RandomFiring::generator_name) return RandomFiring::from_json(j);
   if (name == ConstantFiring::generator_name) return ConstantFiring::from_json(j);
-  throw ConfigError("firing_probability.generator_name", "\"" + name + "\"", "must be one of zipfian, linear, random, constant");
+  throw ConfigError("firing_probability.generator_name", "\"" + name + "\"",
+                    "must be one of zipfian, linear, random, constant");
 }
 
 }  // namespace synthsae

@@ -41,8 +41,9 @@ struct HierarchyConfig {
     if (total_root_nodes <= 0) throw ConfigError("hierarchy.total_root_nodes", show(total_root_nodes), "must be > 0");
     if (branching_factor.min < 2 || branching_factor.min > branching_factor.max) {
       throw ConfigError("hierarchy.branching_factor",
-                        branching_factor.is_range() ? "[" + show(branching_factor.min) + ", " + show(branching_factor.max) + "]"
-                                                    : show(branching_factor.min),
+                        branching_factor.is_range()
+                            ? "[" + show(branching_factor.min) + ", " + show(branching_factor.max) + "]"
+                            : show(branching_factor.min),
                         "must be >= 2 (a range needs 2 <= min <= max)");
     }
     if (max_depth < 1) throw ConfigError("hierarchy.max_depth", show(max_depth), "must be >= 1");
@@ -67,7 +68,8 @@ struct HierarchyConfig {
             {"max_depth", max_depth},
             {"mutually_exclusive_portion", mutually_exclusive_portion},
             {"mutually_exclusive_min_depth", mutually_exclusive_min_depth},
-            {"mutually_exclusive_max_depth", mutually_exclusive_max_depth ? io::Json(*mutually_exclusive_max_depth) : io::Json(nullptr)},
+            {"mutually_exclusive_max_depth",
+             mutually_exclusive_max_depth ? io::Json(*mutually_exclusive_max_depth) : io::Json(nullptr)},
             {"compensate_probabilities", compensate_probabilities},
             {"scale_children_by_parent", scale_children_by_parent}};
   }
@@ -88,8 +90,10 @@ struct HierarchyConfig {
       h.branching_factor = {b, b};
     }
     h.max_depth = io::json_field_or<int>(j, "max_depth", ctx, h.max_depth);
-    h.mutually_exclusive_portion = io::json_field_or<double>(j, "mutually_exclusive_portion", ctx, h.mutually_exclusive_portion);
-    h.mutually_exclusive_min_depth = io::json_field_or<int>(j, "mutually_exclusive_min_depth", ctx, h.mutually_exclusive_min_depth);
+    h.mutually_exclusive_portion =
+        io::json_field_or<double>(j, "mutually_exclusive_portion", ctx, h.mutually_exclusive_portion);
+    h.mutually_exclusive_min_depth =
+        io::json_field_or<int>(j, "mutually_exclusive_min_depth", ctx, h.mutually_exclusive_min_depth);
     if (j.contains("mutually_exclusive_max_depth") && !j["mutually_exclusive_max_depth"].is_null()) {
       h.mutually_exclusive_max_depth = io::json_field<int>(j, "mutually_exclusive_max_depth", ctx);
     }
@@ -115,7 +119,8 @@ struct Forest {
 
   bool empty() const { return roots.empty(); }
   std::size_t num_hierarchical_features() const {
-    return static_cast<std::size_t>(std::count_if(nodes.begin(), nodes.end(), [](const auto& n) { return n.feature_index >= 0; }));
+    return static_cast<std::size_t>(
+        std::count_if(nodes.begin(), nodes.end(), [](const auto& n) { return n.feature_index >= 0; }));
   }
 };
 
@@ -142,8 +147,8 @@ inline Forest generate_hierarchy(std::size_t num_features, const HierarchyConfig
     for (const auto [node, depth] : frontier) {
       if (depth >= cfg.max_depth) continue;
       const int k = cfg.branching_factor.is_range()
-                        ? cfg.branching_factor.min + static_cast<int>(rng.uniform_below(
-                                                         static_cast<std::uint32_t>(cfg.branching_factor.max - cfg.branching_factor.min + 1)))
+                        ? cfg.branching_factor.min + static_cast<int>(rng.uniform_below(static_cast<std::uint32_t>(
+                                                         cfg.branching_factor.max - cfg.branching_factor.min + 1)))
                         : cfg.branching_factor.min;
       std::vector<int> children;
       for (int c = 0; c < k && next_index < num_features; ++c) {
@@ -190,17 +195,21 @@ inline void validate_forest(const Forest& forest, std::size_t num_features, std:
   while (!stack.empty()) {
     const int id = stack.back();
     stack.pop_back();
-    if (id < 0 || static_cast<std::size_t>(id) >= forest.nodes.size()) throw FormatError(source, "node index " + show(id) + " out of range");
+    if (id < 0 || static_cast<std::size_t>(id) >= forest.nodes.size())
+      throw FormatError(source, "node index " + show(id) + " out of range");
     if (seen[id]++) throw FormatError(source, "node " + show(id) + " is reached twice (a cycle or two parents)");
     const auto& n = forest.nodes[id];
     if (n.feature_index >= 0) {
       if (static_cast<std::size_t>(n.feature_index) >= num_features) {
-        throw FormatError(source, "feature_index " + show(n.feature_index) + " is not below num_features = " + show(num_features));
+        throw FormatError(
+            source, "feature_index " + show(n.feature_index) + " is not below num_features = " + show(num_features));
       }
-      if (feature_used[n.feature_index]++) throw FormatError(source, "feature_index " + show(n.feature_index) + " appears twice in the forest");
+      if (feature_used[n.feature_index]++)
+        throw FormatError(source, "feature_index " + show(n.feature_index) + " appears twice in the forest");
     }
     if (n.mutually_exclusive_children && n.children.size() < 2) {
-      throw FormatError(source, "node with feature_index " + show(n.feature_index) + " is mutually exclusive with fewer than 2 children");
+      throw FormatError(source, "node with feature_index " + show(n.feature_index) +
+                                    " is mutually exclusive with fewer than 2 children");
     }
     for (int c : n.children) stack.push_back(c);
   }
@@ -253,13 +262,13 @@ inline std::vector<double> probability_correction_factors(const Forest& forest, 
 /// parent feature, depth, and the ME / rescale flags of each feature *as a parent*.
 /// Features outside the forest are top-level (parent -1, depth 0), like roots.
 struct HierarchyTables {
-  std::vector<std::int32_t> parent;          ///< [N] parent feature or -1
-  std::vector<std::int32_t> depth;           ///< [N]
-  std::vector<std::int32_t> child_offsets;   ///< [N + 1] CSR over `children`
-  std::vector<std::int32_t> children;        ///< child features in forest order
-  std::vector<std::uint8_t> exclusive;       ///< [N] my children are mutually exclusive
-  std::vector<std::uint8_t> rescales;        ///< [N] my children are scaled by my value / my mean
-  std::vector<std::int32_t> top_level;       ///< features with no parent, ascending
+  std::vector<std::int32_t> parent;         ///< [N] parent feature or -1
+  std::vector<std::int32_t> depth;          ///< [N]
+  std::vector<std::int32_t> child_offsets;  ///< [N + 1] CSR over `children`
+  std::vector<std::int32_t> children;       ///< child features in forest order
+  std::vector<std::uint8_t> exclusive;      ///< [N] my children are mutually exclusive
+  std::vector<std::uint8_t> rescales;       ///< [N] my children are scaled by my value / my mean
+  std::vector<std::int32_t> top_level;      ///< features with no parent, ascending
   int max_depth = 0;
 };
 
@@ -289,7 +298,9 @@ inline HierarchyTables flatten_hierarchy(const Forest& forest, std::size_t num_f
     t.rescales[f] = n.scale_children_by_parent;
     for (int c : n.children) {
       const auto cf = static_cast<std::int32_t>(forest.nodes[c].feature_index);
-      if (cf < 0) throw FormatError("hierarchy", "organisational nodes (feature_index null) are not supported by the sampler yet");
+      if (cf < 0)
+        throw FormatError("hierarchy",
+                          "organisational nodes (feature_index null) are not supported by the sampler yet");
       t.parent[cf] = f;
       kids[f].push_back(cf);
       stack.push_back({c, depth + 1});
@@ -325,25 +336,29 @@ inline int node_from_json(Forest& forest, const io::Json& j, std::string_view so
   HierarchyNode n;
   const auto fi = j.find("feature_index");
   if (fi != j.end() && !fi->is_null()) {
-    if (!fi->is_number_integer() || fi->get<std::int64_t>() < 0) throw FormatError(source, "invalid feature_index " + fi->dump());
+    if (!fi->is_number_integer() || fi->get<std::int64_t>() < 0)
+      throw FormatError(source, "invalid feature_index " + fi->dump());
     n.feature_index = fi->get<std::int64_t>();
   }
   auto flag = [&](const char* key) {
     const auto it = j.find(key);
     if (it == j.end() || it->is_null()) return false;
-    if (!it->is_boolean()) throw FormatError(source, std::string(key) + " of feature_index " + show(n.feature_index) + " is not a boolean");
+    if (!it->is_boolean())
+      throw FormatError(source, std::string(key) + " of feature_index " + show(n.feature_index) + " is not a boolean");
     return it->get<bool>();
   };
   n.mutually_exclusive_children = flag("mutually_exclusive_children");
   n.scale_children_by_parent = flag("scale_children_by_parent");
   if (const auto id = j.find("feature_id"); id != j.end() && !id->is_null()) {
-    if (!id->is_string()) throw FormatError(source, "feature_id of feature_index " + show(n.feature_index) + " is not a string");
+    if (!id->is_string())
+      throw FormatError(source, "feature_id of feature_index " + show(n.feature_index) + " is not a string");
     n.feature_id = id->get<std::string>();
   }
   const int self = static_cast<int>(forest.nodes.size());
   forest.nodes.push_back(n);
   if (const auto ch = j.find("children"); ch != j.end() && !ch->is_null()) {
-    if (!ch->is_array()) throw FormatError(source, "children of feature_index " + show(n.feature_index) + " is not an array");
+    if (!ch->is_array())
+      throw FormatError(source, "children of feature_index " + show(n.feature_index) + " is not an array");
     std::vector<int> children;
     for (const auto& c : *ch) children.push_back(node_from_json(forest, c, source, depth + 1));
     forest.nodes[self].children = std::move(children);
@@ -360,7 +375,8 @@ inline io::Json forest_to_json(const Forest& forest) {
 }
 
 inline Forest forest_from_json(const io::Json& j, std::size_t num_features, std::string_view source) {
-  if (!j.is_object() || !j.contains("roots") || !j["roots"].is_array()) throw FormatError(source, "expected {\"roots\": [...]}");
+  if (!j.is_object() || !j.contains("roots") || !j["roots"].is_array())
+    throw FormatError(source, "expected {\"roots\": [...]}");
   Forest forest;
   for (const auto& r : j["roots"]) forest.roots.push_back(detail::node_from_json(forest, r, source, 0));
   validate_forest(forest, num_features, source);

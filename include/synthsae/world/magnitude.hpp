@@ -10,10 +10,10 @@
 #include <variant>
 #include <vector>
 
-#include "synthsae/world/concepts.hpp"
 #include "synthsae/core/counter_rng.hpp"
 #include "synthsae/core/error.hpp"
 #include "synthsae/io/json.hpp"
+#include "synthsae/world/concepts.hpp"
 
 namespace synthsae {
 
@@ -41,7 +41,8 @@ struct StartEndMagnitude {
   double start = 1.0;
   double end = 1.0;
   void validate() const {
-    if (!(start > 0 && end > 0)) throw ConfigError("magnitude.start/end", show(start) + "/" + show(end), "must both be > 0");
+    if (!(start > 0 && end > 0))
+      throw ConfigError("magnitude.start/end", show(start) + "/" + show(end), "must both be > 0");
   }
   io::Json to_json() const { return {{"generator_name", Derived::generator_name}, {"start", start}, {"end", end}}; }
   static Derived from_json(const io::Json& j) {
@@ -89,7 +90,8 @@ struct FoldedNormalMagnitude {
     if (min_value && !(*min_value >= 0)) throw ConfigError("magnitude.min_value", show(*min_value), "must be >= 0");
     if (max_value && !(*max_value > 0)) throw ConfigError("magnitude.max_value", show(*max_value), "must be > 0");
     if (min_value && max_value && *min_value > *max_value) {
-      throw ConfigError("magnitude.min_value/max_value", show(*min_value) + "/" + show(*max_value), "min must not exceed max");
+      throw ConfigError("magnitude.min_value/max_value", show(*min_value) + "/" + show(*max_value),
+                        "min must not exceed max");
     }
   }
   std::vector<double> generate(std::size_t n, std::uint64_t seed) const {
@@ -104,7 +106,9 @@ struct FoldedNormalMagnitude {
     return v;
   }
   io::Json to_json() const {
-    return {{"generator_name", generator_name}, {"mean", mean}, {"std", std},
+    return {{"generator_name", generator_name},
+            {"mean", mean},
+            {"std", std},
             {"min_value", min_value ? io::Json(*min_value) : io::Json(nullptr)},
             {"max_value", max_value ? io::Json(*max_value) : io::Json(nullptr)}};
   }
@@ -112,8 +116,10 @@ struct FoldedNormalMagnitude {
     FoldedNormalMagnitude f;
     f.mean = io::json_field_or<double>(j, "mean", "magnitude", f.mean);
     f.std = io::json_field_or<double>(j, "std", "magnitude", f.std);
-    if (j.contains("min_value") && !j["min_value"].is_null()) f.min_value = io::json_field<double>(j, "min_value", "magnitude");
-    if (j.contains("max_value") && !j["max_value"].is_null()) f.max_value = io::json_field<double>(j, "max_value", "magnitude");
+    if (j.contains("min_value") && !j["min_value"].is_null())
+      f.min_value = io::json_field<double>(j, "min_value", "magnitude");
+    if (j.contains("max_value") && !j["max_value"].is_null())
+      f.max_value = io::json_field<double>(j, "max_value", "magnitude");
     f.validate();
     return f;
   }

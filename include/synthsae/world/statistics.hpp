@@ -13,10 +13,10 @@
 namespace synthsae {
 
 struct SuperpositionStats {
-  double rho_mm = 0;          ///< mean over features of the max |cos| to any other feature
-  double mean_p95 = 0;        ///< mean over features of the 95th percentile of |cos| to the others
-  double mean_p99 = 0;        ///< likewise, 99th
-  double mean_abs_cos = 0;    ///< mean |cos| over unordered pairs
+  double rho_mm = 0;        ///< mean over features of the max |cos| to any other feature
+  double mean_p95 = 0;      ///< mean over features of the 95th percentile of |cos| to the others
+  double mean_p99 = 0;      ///< likewise, 99th
+  double mean_abs_cos = 0;  ///< mean |cos| over unordered pairs
 };
 
 namespace detail {
@@ -50,22 +50,24 @@ inline SuperpositionStats superposition_stats(const Matrix<float>& features, std
     gemm(Op::N, Op::T, 1.0f, a, unit, 0.0f, c);
     auto h = Kokkos::create_mirror_view_and_copy(HostSpace(), c);
     std::vector<double> row_max(rows), row_p95(rows), row_p99(rows), row_abs(rows);
-    Kokkos::parallel_for("synthsae::superposition_rows", Kokkos::RangePolicy<HostExecSpace>(0, rows), [&](std::size_t r) {
-      std::vector<float> others;
-      others.reserve(n - 1);
-      double abs_sum = 0;
-      for (std::size_t j = 0; j < n; ++j) {
-        if (j == start + r) continue;
-        const float v = std::fabs(h(r, j));
-        others.push_back(v);
-        abs_sum += v;
-      }
-      row_max[r] = *std::max_element(others.begin(), others.end());
-      row_abs[r] = abs_sum;
-      row_p99[r] = detail::quantile_linear(others, 0.99);
-      row_p95[r] = detail::quantile_linear(others, 0.95);
-    });
-    for (std::size_t r = 0; r < rows; ++r) sum_max += row_max[r], sum_p95 += row_p95[r], sum_p99 += row_p99[r], sum_abs += row_abs[r];
+    Kokkos::parallel_for("synthsae::superposition_rows", Kokkos::RangePolicy<HostExecSpace>(0, rows),
+                         [&](std::size_t r) {
+                           std::vector<float> others;
+                           others.reserve(n - 1);
+                           double abs_sum = 0;
+                           for (std::size_t j = 0; j < n; ++j) {
+                             if (j == start + r) continue;
+                             const float v = std::fabs(h(r, j));
+                             others.push_back(v);
+                             abs_sum += v;
+                           }
+                           row_max[r] = *std::max_element(others.begin(), others.end());
+                           row_abs[r] = abs_sum;
+                           row_p99[r] = detail::quantile_linear(others, 0.99);
+                           row_p95[r] = detail::quantile_linear(others, 0.95);
+                         });
+    for (std::size_t r = 0; r < rows; ++r)
+      sum_max += row_max[r], sum_p95 += row_p95[r], sum_p99 += row_p99[r], sum_abs += row_abs[r];
   }
   s.rho_mm = sum_max / double(n);
   s.mean_p95 = sum_p95 / double(n);
@@ -76,10 +78,11 @@ inline SuperpositionStats superposition_stats(const Matrix<float>& features, std
 
 struct FiringStats {
   std::size_t samples = 0;
-  double true_l0 = 0;                 ///< mean number of active features per sample
-  double true_l0_first_k = 0;         ///< the same over features [0, first_k)
+  double true_l0 = 0;          ///< mean number of active features per sample
+  double true_l0_first_k = 0;  ///< the same over features [0, first_k)
   std::size_t first_k = 0;
-  std::vector<double> per_depth_sum;  ///< mean active features per sample at each forest depth (0 = roots and free features)
+  std::vector<double>
+      per_depth_sum;  ///< mean active features per sample at each forest depth (0 = roots and free features)
   std::vector<double> realised_rate;  ///< [N] fraction of samples where each feature is active
 };
 

@@ -75,7 +75,8 @@ class SyntheticModel {
     features_ = random_unit_rows<float>(n, d, seed_);
     bias_ = random_bias<float>(d, cfg_.bias.norm(), seed_);
     if (cfg_.orthogonalization) orthogonalization_loss_ = orthogonalize(features_, *cfg_.orthogonalization);
-    probabilities_ = overrides.firing_probabilities ? *overrides.firing_probabilities : generate(cfg_.firing_probability, n, seed_);
+    probabilities_ =
+        overrides.firing_probabilities ? *overrides.firing_probabilities : generate(cfg_.firing_probability, n, seed_);
     check_overrides(overrides);
     mean_override_ = std::move(overrides.mean_magnitudes);
     std_override_ = std::move(overrides.std_magnitudes);
@@ -93,20 +94,25 @@ class SyntheticModel {
     seed_ = cfg_.seed ? *cfg_.seed : std::random_device{}();
     const auto n = static_cast<std::size_t>(cfg_.num_features), d = static_cast<std::size_t>(cfg_.hidden_dim);
     if (parts.feature_vectors.extent(0) != n || parts.feature_vectors.extent(1) != d) {
-      throw ShapeError("feature_vectors is [" + show(parts.feature_vectors.extent(0)) + ", " + show(parts.feature_vectors.extent(1)) +
-                       "] but the config says [" + show(n) + ", " + show(d) + "]");
+      throw ShapeError("feature_vectors is [" + show(parts.feature_vectors.extent(0)) + ", " +
+                       show(parts.feature_vectors.extent(1)) + "] but the config says [" + show(n) + ", " + show(d) +
+                       "]");
     }
-    if (parts.bias.extent(0) != d) throw ShapeError("bias has " + show(parts.bias.extent(0)) + " entries, hidden_dim is " + show(d));
+    if (parts.bias.extent(0) != d)
+      throw ShapeError("bias has " + show(parts.bias.extent(0)) + " entries, hidden_dim is " + show(d));
     if (parts.firing_probabilities.size() != n) {
-      throw ShapeError("firing_probabilities has " + show(parts.firing_probabilities.size()) + " entries, num_features is " + show(n));
+      throw ShapeError("firing_probabilities has " + show(parts.firing_probabilities.size()) +
+                       " entries, num_features is " + show(n));
     }
     for (std::size_t i = 0; i < n; ++i) {
       if (!(parts.firing_probabilities[i] >= 0 && parts.firing_probabilities[i] <= 1)) {
-        throw ConfigError("firing_probabilities[" + show(i) + "]", show(parts.firing_probabilities[i]), "must be in [0, 1]");
+        throw ConfigError("firing_probabilities[" + show(i) + "]", show(parts.firing_probabilities[i]),
+                          "must be in [0, 1]");
       }
     }
     if (parts.correlation && parts.correlation->num_features != n) {
-      throw ShapeError("correlation_factor has " + show(parts.correlation->num_features) + " rows, num_features is " + show(n));
+      throw ShapeError("correlation_factor has " + show(parts.correlation->num_features) + " rows, num_features is " +
+                       show(n));
     }
     features_ = parts.feature_vectors;
     bias_ = parts.bias;
@@ -167,7 +173,8 @@ class SyntheticModel {
     for (;;) {
       if (out.counts.extent(0) != batch || out.ids.extent(1) != capacity_) {
         out.ids = decltype(out.ids)(Kokkos::view_alloc(Kokkos::WithoutInitializing, "feature_ids"), batch, capacity_);
-        out.values = decltype(out.values)(Kokkos::view_alloc(Kokkos::WithoutInitializing, "feature_values"), batch, capacity_);
+        out.values =
+            decltype(out.values)(Kokkos::view_alloc(Kokkos::WithoutInitializing, "feature_values"), batch, capacity_);
         out.counts = decltype(out.counts)("feature_counts", batch);
       }
       if (sample_sparse(draw_, first, out, eps_) == 0) return;
@@ -189,9 +196,12 @@ class SyntheticModel {
     const auto n = num_features();
     auto check = [&](const std::optional<std::vector<double>>& v, const char* what, double lo, double hi) {
       if (!v) return;
-      if (v->size() != n) throw ShapeError(std::string(what) + " override has " + show(v->size()) + " entries, num_features is " + show(n));
+      if (v->size() != n)
+        throw ShapeError(std::string(what) + " override has " + show(v->size()) + " entries, num_features is " +
+                         show(n));
       for (std::size_t i = 0; i < n; ++i) {
-        if (!((*v)[i] >= lo && (*v)[i] <= hi)) throw ConfigError(std::string(what) + "[" + show(i) + "]", show((*v)[i]), "out of range");
+        if (!((*v)[i] >= lo && (*v)[i] <= hi))
+          throw ConfigError(std::string(what) + "[" + show(i) + "]", show((*v)[i]), "out of range");
       }
     };
     check(o.firing_probabilities, "firing_probabilities", 0.0, 1.0);
@@ -227,7 +237,8 @@ class SyntheticModel {
     t.num_features = static_cast<int>(n);
     t.probability = to_device(probabilities_, "firing_probability");
     std::vector<double> threshold(n);
-    for (std::size_t i = 0; i < n; ++i) threshold[i] = -normal_quantile(probabilities_[i]);  // Phi^-1(1 - p), accurate for small p
+    for (std::size_t i = 0; i < n; ++i)
+      threshold[i] = -normal_quantile(probabilities_[i]);  // Phi^-1(1 - p), accurate for small p
     t.threshold = to_device(threshold, "firing_threshold");
     t.mean = to_device(mean_, "magnitude_mean");
     t.stddev = to_device(std_, "magnitude_std");

@@ -21,12 +21,15 @@ struct BiasSpec {
   enum class Kind { none, unit, norm } kind = Kind::unit;
   double value = 1.0;
   double norm() const { return kind == Kind::none ? 0.0 : kind == Kind::unit ? 1.0 : value; }
-  io::Json to_json() const { return kind == Kind::none ? io::Json(false) : kind == Kind::unit ? io::Json(true) : io::Json(value); }
+  io::Json to_json() const {
+    return kind == Kind::none ? io::Json(false) : kind == Kind::unit ? io::Json(true) : io::Json(value);
+  }
   static BiasSpec from_json(const io::Json& j) {
     if (j.is_boolean()) return j.get<bool>() ? BiasSpec{Kind::unit, 1.0} : BiasSpec{Kind::none, 0.0};
     if (j.is_number()) {
       const double v = j.get<double>();
-      if (!(v >= 0) || !std::isfinite(v)) throw ConfigError("bias", j.dump(), "must be true, false or a finite norm >= 0");
+      if (!(v >= 0) || !std::isfinite(v))
+        throw ConfigError("bias", j.dump(), "must be true, false or a finite norm >= 0");
       return {Kind::norm, v};
     }
     throw ConfigError("bias", j.dump(), "must be true, false or a number");
@@ -48,7 +51,8 @@ struct SyntheticModelConfig {
 
   void validate() const {
     if (num_features < 1) throw ConfigError("num_features", show(num_features), "must be >= 1");
-    if (num_features > (std::int64_t(1) << 30)) throw ConfigError("num_features", show(num_features), "must be <= 2^30");
+    if (num_features > (std::int64_t(1) << 30))
+      throw ConfigError("num_features", show(num_features), "must be <= 2^30");
     if (hidden_dim < 1) throw ConfigError("hidden_dim", show(hidden_dim), "must be >= 1");
     if (dtype != "float32") throw ConfigError("dtype", "\"" + dtype + "\"", "only \"float32\" is supported");
     std::visit([](const auto& p) { p.validate(); }, firing_probability);
@@ -77,10 +81,20 @@ struct SyntheticModelConfig {
   /// unknown key is an error, so a typo does not silently fall back to a default.
   static SyntheticModelConfig from_json(const io::Json& j) {
     if (!j.is_object()) throw ConfigError("synthetic model config", j.dump().substr(0, 80), "must be a JSON object");
-    static const char* known[] = {"num_features", "hidden_dim", "firing_probability", "hierarchy", "orthogonalization",
-                                  "correlation", "std_firing_magnitudes", "mean_firing_magnitudes", "bias", "dtype", "seed"};
+    static const char* known[] = {"num_features",
+                                  "hidden_dim",
+                                  "firing_probability",
+                                  "hierarchy",
+                                  "orthogonalization",
+                                  "correlation",
+                                  "std_firing_magnitudes",
+                                  "mean_firing_magnitudes",
+                                  "bias",
+                                  "dtype",
+                                  "seed"};
     for (const auto& [key, value] : j.items()) {
-      if (std::find_if(std::begin(known), std::end(known), [&](const char* k) { return key == k; }) == std::end(known)) {
+      if (std::find_if(std::begin(known), std::end(known), [&](const char* k) { return key == k; }) ==
+          std::end(known)) {
         throw ConfigError(key, value.dump(), "is not a synthetic model config key");
       }
     }
@@ -92,8 +106,10 @@ struct SyntheticModelConfig {
     if (present("hierarchy")) c.hierarchy = HierarchyConfig::from_json(j["hierarchy"]);
     if (present("orthogonalization")) c.orthogonalization = OrthogonalizationConfig::from_json(j["orthogonalization"]);
     if (present("correlation")) c.correlation = LowRankCorrelation::from_json(j["correlation"]);
-    if (present("std_firing_magnitudes")) c.std_firing_magnitudes = magnitude_from_json(j["std_firing_magnitudes"], "std_firing_magnitudes");
-    if (present("mean_firing_magnitudes")) c.mean_firing_magnitudes = magnitude_from_json(j["mean_firing_magnitudes"], "mean_firing_magnitudes");
+    if (present("std_firing_magnitudes"))
+      c.std_firing_magnitudes = magnitude_from_json(j["std_firing_magnitudes"], "std_firing_magnitudes");
+    if (present("mean_firing_magnitudes"))
+      c.mean_firing_magnitudes = magnitude_from_json(j["mean_firing_magnitudes"], "mean_firing_magnitudes");
     if (j.contains("bias")) c.bias = BiasSpec::from_json(j["bias"]);
     if (present("dtype")) c.dtype = io::json_field<std::string>(j, "dtype", "");
     if (present("seed")) c.seed = io::json_field<std::uint64_t>(j, "seed", "");

@@ -19,7 +19,8 @@ namespace synthsae {
 /// returns the form and may rewrite the (copied) parameters, e.g. fold decoder norms.
 template <class Activation>
 struct InferenceExport {
-  static_assert(sizeof(Activation) == 0, "export_inference: no SAELens inference form for this activation; specialise InferenceExport");
+  static_assert(sizeof(Activation) == 0,
+                "export_inference: no SAELens inference form for this activation; specialise InferenceExport");
 };
 
 namespace detail {
@@ -32,15 +33,16 @@ inline void fold_decoder_norms(SaeParameters<float>& p, const Vector<float>& thr
   const auto b_enc = p.b_enc, theta = threshold_or_empty;
   const int d = static_cast<int>(p.input_dim());
   const bool has_theta = threshold_or_empty.extent(0) > 0;
-  Kokkos::parallel_for("synthsae::fold_decoder_norms", Kokkos::RangePolicy<ExecSpace>(0, p.num_latents()), KOKKOS_LAMBDA(int j) {
-    const float n = norms(j);
-    for (int q = 0; q < d; ++q) {
-      w_dec(j, q) /= n;
-      w_enc(q, j) *= n;
-    }
-    b_enc(j) *= n;
-    if (has_theta) theta(j) *= n;
-  });
+  Kokkos::parallel_for(
+      "synthsae::fold_decoder_norms", Kokkos::RangePolicy<ExecSpace>(0, p.num_latents()), KOKKOS_LAMBDA(int j) {
+        const float n = norms(j);
+        for (int q = 0; q < d; ++q) {
+          w_dec(j, q) /= n;
+          w_enc(q, j) *= n;
+        }
+        b_enc(j) *= n;
+        if (has_theta) theta(j) *= n;
+      });
 }
 
 }  // namespace detail
@@ -48,7 +50,9 @@ inline void fold_decoder_norms(SaeParameters<float>& p, const Vector<float>& thr
 template <>
 struct InferenceExport<Relu> {
   template <class S>
-  static InferenceForm form(const S&, SaeParameters<float>&) { return inference::ReluForm{}; }
+  static InferenceForm form(const S&, SaeParameters<float>&) {
+    return inference::ReluForm{};
+  }
 };
 
 template <>
@@ -83,8 +87,9 @@ struct InferenceExport<JumpRelu> {
     f.threshold = Vector<float>("threshold", sae.num_latents());
     const auto log_theta = sae.parameters().extra.at("log_threshold");
     const auto theta = f.threshold;
-    Kokkos::parallel_for("synthsae::export_threshold", Kokkos::RangePolicy<ExecSpace>(0, theta.extent(0)),
-                         KOKKOS_LAMBDA(int j) { theta(j) = kmath::exp(log_theta(j)); });
+    Kokkos::parallel_for(
+        "synthsae::export_threshold", Kokkos::RangePolicy<ExecSpace>(0, theta.extent(0)),
+        KOKKOS_LAMBDA(int j) { theta(j) = kmath::exp(log_theta(j)); });
     return f;
   }
 };

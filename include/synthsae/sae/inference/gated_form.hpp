@@ -19,7 +19,8 @@ struct GatedForm {
     for (const char* name : kVectors) {
       const auto it = p.extra.find(name);
       if (it == p.extra.end() || it->second.extent(0) != p.num_latents()) {
-        throw ShapeError(std::string("gated SAE needs ") + name + " with d_sae = " + show(p.num_latents()) + " entries");
+        throw ShapeError(std::string("gated SAE needs ") + name + " with d_sae = " + show(p.num_latents()) +
+                         " entries");
       }
     }
   }
@@ -28,17 +29,19 @@ struct GatedForm {
     gemm(Op::N, Op::N, 1.0f, xc, p.w_enc, 0.0f, z);
     const auto zz = z;
     const auto b_gate = p.extra.at("b_gate"), r_mag = p.extra.at("r_mag"), b_mag = p.extra.at("b_mag");
-    for_each_entry("synthsae::inference_gated", z.extent(0), z.extent(1), KOKKOS_LAMBDA(int i, int j) {
-      const float h = zz(i, j);
-      const float m = h * kmath::exp(r_mag(j)) + b_mag(j);
-      zz(i, j) = (h + b_gate(j) > 0.0f && m > 0.0f) ? m : 0.0f;
-    });
+    for_each_entry(
+        "synthsae::inference_gated", z.extent(0), z.extent(1), KOKKOS_LAMBDA(int i, int j) {
+          const float h = zz(i, j);
+          const float m = h * kmath::exp(r_mag(j)) + b_mag(j);
+          zz(i, j) = (h + b_gate(j) > 0.0f && m > 0.0f) ? m : 0.0f;
+        });
   }
   void write_config(io::Json&) const {}
   static GatedForm read_config(const io::Json&, std::size_t) { return {}; }
   void save_tensors(const SaeParameters<float>& p, io::SafetensorsFile& w) const {
     save_core_tensors(p, w, core);
-    for (const char* name : kVectors) w.tensors[name] = to_tensor(p.extra.at(name), {static_cast<std::int64_t>(p.num_latents())});
+    for (const char* name : kVectors)
+      w.tensors[name] = to_tensor(p.extra.at(name), {static_cast<std::int64_t>(p.num_latents())});
   }
   void load_tensors(const TensorSource& src, SaeParameters<float>& p) {
     for (const char* name : kVectors) {

@@ -37,7 +37,8 @@ struct MatchingPursuitForm {
   static MatchingPursuitForm read_config(const io::Json& cfg, std::size_t d_in) {
     MatchingPursuitForm f;
     const auto iters = cfg.find("max_iterations");
-    f.pursuit.max_iterations = (iters == cfg.end() || iters->is_null()) ? 0 : io::json_field<int>(cfg, "max_iterations", "");
+    f.pursuit.max_iterations =
+        (iters == cfg.end() || iters->is_null()) ? 0 : io::json_field<int>(cfg, "max_iterations", "");
     f.pursuit.residual_threshold = io::json_field_or<double>(cfg, "residual_threshold", "", 1e-2);
     f.pursuit.stop_on_duplicate_support = io::json_field_or<bool>(cfg, "stop_on_duplicate_support", "", true);
     if (f.pursuit.max_iterations == 0) f.pursuit.max_iterations = static_cast<int>(d_in);  // SAELens: null means d_in

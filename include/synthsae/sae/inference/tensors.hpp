@@ -28,8 +28,8 @@ struct TensorSource {
   std::vector<float> values(const char* name, const std::vector<std::int64_t>& shape) const {
     const io::Tensor& t = file.at(name, source);
     if (t.shape != shape) {
-      throw FormatError(source, std::string("tensor '") + name + "' has shape " + io::detail::shape_text(t.shape) + ", cfg.json implies " +
-                                    io::detail::shape_text(shape));
+      throw FormatError(source, std::string("tensor '") + name + "' has shape " + io::detail::shape_text(t.shape) +
+                                    ", cfg.json implies " + io::detail::shape_text(shape));
     }
     return io::tensor_values<float>(t, source);
   }
@@ -58,7 +58,8 @@ inline void save_core_tensors(const SaeParameters<float>& p, io::SafetensorsFile
   w.tensors["b_dec"] = to_tensor(p.b_dec, {d});
 }
 
-inline SaeParameters<float> load_core_tensors(const TensorSource& src, std::size_t d, std::size_t s, CoreTensors which) {
+inline SaeParameters<float> load_core_tensors(const TensorSource& src, std::size_t d, std::size_t s,
+                                              CoreTensors which) {
   const auto di = static_cast<std::int64_t>(d), si = static_cast<std::int64_t>(s);
   SaeParameters<float> p;
   p.w_enc = Matrix<float>("W_enc", which.encoder ? d : 0, which.encoder ? s : 0);

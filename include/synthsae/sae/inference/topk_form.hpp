@@ -21,7 +21,8 @@ struct TopKForm {
   bool rescale_acts_by_decoder_norm = false;
 
   void validate(const SaeParameters<float>& p) const {
-    if (k < 1 || static_cast<std::size_t>(k) > p.num_latents()) throw ConfigError("k", show(k), "must be in [1, d_sae = " + show(p.num_latents()) + "]");
+    if (k < 1 || static_cast<std::size_t>(k) > p.num_latents())
+      throw ConfigError("k", show(k), "must be in [1, d_sae = " + show(p.num_latents()) + "]");
   }
   bool rescales_on_decode() const { return rescale_acts_by_decoder_norm; }
 
@@ -38,10 +39,13 @@ struct TopKForm {
     const auto zz = z, key = key_;
     const auto norms = norms_;
     const bool rescale = rescale_acts_by_decoder_norm;
-    for_each_entry("synthsae::inference_key", rows, s, KOKKOS_LAMBDA(int i, int j) { key(i, j) = rescale ? zz(i, j) * norms(j) : zz(i, j); });
+    for_each_entry(
+        "synthsae::inference_key", rows, s,
+        KOKKOS_LAMBDA(int i, int j) { key(i, j) = rescale ? zz(i, j) * norms(j) : zz(i, j); });
     row_top_k(key_, k, mask_, Kokkos::View<const std::uint8_t*, MemSpace>());
     const auto mask = mask_;
-    for_each_entry("synthsae::inference_topk", rows, s, KOKKOS_LAMBDA(int i, int j) { zz(i, j) = mask(i, j) ? key(i, j) : 0.0f; });
+    for_each_entry(
+        "synthsae::inference_topk", rows, s, KOKKOS_LAMBDA(int i, int j) { zz(i, j) = mask(i, j) ? key(i, j) : 0.0f; });
   }
 
   void write_config(io::Json& cfg) const {

@@ -14,8 +14,8 @@
 #include <vector>
 
 #include "synthsae/core/backend.hpp"
-#include "synthsae/sae/parameters.hpp"
 #include "synthsae/sae/kernels/step_buffers.hpp"
+#include "synthsae/sae/parameters.hpp"
 
 namespace synthsae {
 
@@ -41,19 +41,22 @@ struct ActiveSet {
     if (row_start.extent(0) != num_rows + 1) row_start = Kokkos::View<int*, MemSpace>("active_row_start", num_rows + 1);
     const auto starts = row_start;
     const int s = static_cast<int>(num_cols);
-    Kokkos::parallel_for("synthsae::active_count", Kokkos::RangePolicy<ExecSpace>(0, num_rows), KOKKOS_LAMBDA(int i) {
-      int n = 0;
-      T v{};
-      for (int j = 0; j < s; ++j) n += select(i, j, v) ? 1 : 0;
-      starts(i + 1) = n;
-    });
+    Kokkos::parallel_for(
+        "synthsae::active_count", Kokkos::RangePolicy<ExecSpace>(0, num_rows), KOKKOS_LAMBDA(int i) {
+          int n = 0;
+          T v{};
+          for (int j = 0; j < s; ++j) n += select(i, j, v) ? 1 : 0;
+          starts(i + 1) = n;
+        });
     int total = 0;
-    Kokkos::parallel_scan("synthsae::active_offsets", Kokkos::RangePolicy<ExecSpace>(0, num_rows + 1),
-                          KOKKOS_LAMBDA(int i, int& partial, bool final) {
-                            const int n = i == 0 ? 0 : starts(i);
-                            partial += n;
-                            if (final) starts(i) = partial;
-                          }, total);
+    Kokkos::parallel_scan(
+        "synthsae::active_offsets", Kokkos::RangePolicy<ExecSpace>(0, num_rows + 1),
+        KOKKOS_LAMBDA(int i, int& partial, bool final) {
+          const int n = i == 0 ? 0 : starts(i);
+          partial += n;
+          if (final) starts(i) = partial;
+        },
+        total);
     entries = static_cast<std::size_t>(total);
     if (col.extent(0) < entries) {
       const std::size_t capacity = entries + entries / 4 + 16;  // headroom: the count varies per batch
@@ -63,13 +66,14 @@ struct ActiveSet {
     }
     const auto cols = col;
     const auto vals = value;
-    Kokkos::parallel_for("synthsae::active_fill", Kokkos::RangePolicy<ExecSpace>(0, num_rows), KOKKOS_LAMBDA(int i) {
-      int e = starts(i);
-      for (int j = 0; j < s; ++j) {
-        T v{};
-        if (select(i, j, v)) cols(e) = j, vals(e) = v, ++e;
-      }
-    });
+    Kokkos::parallel_for(
+        "synthsae::active_fill", Kokkos::RangePolicy<ExecSpace>(0, num_rows), KOKKOS_LAMBDA(int i) {
+          int e = starts(i);
+          for (int j = 0; j < s; ++j) {
+            T v{};
+            if (select(i, j, v)) cols(e) = j, vals(e) = v, ++e;
+          }
+        });
     columns_indexed = false;
   }
 
@@ -112,12 +116,13 @@ void sparse_decode(const ActiveSet<T>& a, const Matrix<T>& w, const Vector<T>& b
   const auto cols = a.col;
   const auto vals = a.value;
   const int d = static_cast<int>(w.extent(1));
-  Kokkos::parallel_for("synthsae::sparse_decode", Kokkos::RangePolicy<ExecSpace>(0, a.rows()), KOKKOS_LAMBDA(int i) {
-    for (int k = 0; k < d; ++k) out(i, k) = bias(k);
-    for (int e = starts(i); e < starts(i + 1) && cols(e) < width; ++e) {
-      axpy_contiguous(vals(e), &w(cols(e), 0), &out(i, 0), d);
-    }
-  });
+  Kokkos::parallel_for(
+      "synthsae::sparse_decode", Kokkos::RangePolicy<ExecSpace>(0, a.rows()), KOKKOS_LAMBDA(int i) {
+        for (int k = 0; k < d; ++k) out(i, k) = bias(k);
+        for (int e = starts(i); e < starts(i + 1) && cols(e) < width; ++e) {
+          axpy_contiguous(vals(e), &w(cols(e), 0), &out(i, 0), d);
+        }
+      });
 }
 
 /// The fused reconstruction step of one level: x_hat = bias + sum over entries with col < width
@@ -125,36 +130,39 @@ void sparse_decode(const ActiveSet<T>& a, const Matrix<T>& w, const Vector<T>& b
 /// . w(col(e), :) on those entries. Returns mean_b |x_hat_b - x_b|^2. One sweep over the active
 /// decoder rows instead of three (they stay in cache within a row).
 template <class T>
-double sparse_reconstruct(const ActiveSet<T>& a, const Matrix<T>& w, const Vector<T>& bias, const Matrix<T>& x, const Matrix<T>& x_hat,
-                          const Matrix<T>& g, int width, bool accumulate) {
+double sparse_reconstruct(const ActiveSet<T>& a, const Matrix<T>& w, const Vector<T>& bias, const Matrix<T>& x,
+                          const Matrix<T>& x_hat, const Matrix<T>& g, int width, bool accumulate) {
   const auto starts = a.row_start;
   const auto cols = a.col;
   const auto vals = a.value, grad = a.grad;
   const int d = static_cast<int>(w.extent(1));
   const T factor = static_cast<T>(2.0 / double(x.extent(0)));
   double sq = 0;
-  Kokkos::parallel_reduce("synthsae::sparse_reconstruct", Kokkos::RangePolicy<ExecSpace>(0, a.rows()), KOKKOS_LAMBDA(int i, double& acc) {
-    for (int k = 0; k < d; ++k) x_hat(i, k) = bias(k);
-    int end = starts(i);
-    for (; end < starts(i + 1) && cols(end) < width; ++end) {
-      axpy_contiguous(vals(end), &w(cols(end), 0), &x_hat(i, 0), d);
-    }
-    double row = 0;
-    for (int k = 0; k < d; ++k) {
-      const T diff = x_hat(i, k) - x(i, k);
-      row += double(diff) * double(diff);
-      g(i, k) = factor * diff;
-    }
-    acc += row;
-    for (int e = starts(i); e < starts(i + 1); ++e) {
-      if (e >= end) {
-        if (!accumulate) grad(e) = T(0);
-        continue;
-      }
-      const T dot = dot_contiguous(&g(i, 0), &w(cols(e), 0), d);
-      grad(e) = (accumulate ? grad(e) : T(0)) + dot;
-    }
-  }, sq);
+  Kokkos::parallel_reduce(
+      "synthsae::sparse_reconstruct", Kokkos::RangePolicy<ExecSpace>(0, a.rows()),
+      KOKKOS_LAMBDA(int i, double& acc) {
+        for (int k = 0; k < d; ++k) x_hat(i, k) = bias(k);
+        int end = starts(i);
+        for (; end < starts(i + 1) && cols(end) < width; ++end) {
+          axpy_contiguous(vals(end), &w(cols(end), 0), &x_hat(i, 0), d);
+        }
+        double row = 0;
+        for (int k = 0; k < d; ++k) {
+          const T diff = x_hat(i, k) - x(i, k);
+          row += double(diff) * double(diff);
+          g(i, k) = factor * diff;
+        }
+        acc += row;
+        for (int e = starts(i); e < starts(i + 1); ++e) {
+          if (e >= end) {
+            if (!accumulate) grad(e) = T(0);
+            continue;
+          }
+          const T dot = dot_contiguous(&g(i, 0), &w(cols(e), 0), d);
+          grad(e) = (accumulate ? grad(e) : T(0)) + dot;
+        }
+      },
+      sq);
   return sq / double(x.extent(0));
 }
 
@@ -166,10 +174,11 @@ void scatter_feature_acts(const ActiveSet<T>& a, const Vector<T>& norms, bool re
   const auto cols = a.col;
   const auto vals = a.value;
   const int s = static_cast<int>(z.extent(1));
-  Kokkos::parallel_for("synthsae::scatter_feature_acts", Kokkos::RangePolicy<ExecSpace>(0, a.rows()), KOKKOS_LAMBDA(int i) {
-    for (int j = 0; j < s; ++j) z(i, j) = T(0);
-    for (int e = starts(i); e < starts(i + 1); ++e) z(i, cols(e)) = rescale ? vals(e) * norms(cols(e)) : vals(e);
-  });
+  Kokkos::parallel_for(
+      "synthsae::scatter_feature_acts", Kokkos::RangePolicy<ExecSpace>(0, a.rows()), KOKKOS_LAMBDA(int i) {
+        for (int j = 0; j < s; ++j) z(i, j) = T(0);
+        for (int e = starts(i); e < starts(i + 1); ++e) z(i, cols(e)) = rescale ? vals(e) * norms(cols(e)) : vals(e);
+      });
 }
 
 /// grad(e) (+)= g(i, :) . w(col(e), :) for the entries with col < width.
@@ -179,22 +188,24 @@ void sparse_row_dots(const ActiveSet<T>& a, const Matrix<T>& g, const Matrix<T>&
   const auto cols = a.col;
   const auto grad = a.grad;
   const int d = static_cast<int>(w.extent(1));
-  Kokkos::parallel_for("synthsae::sparse_row_dots", Kokkos::RangePolicy<ExecSpace>(0, a.rows()), KOKKOS_LAMBDA(int i) {
-    for (int e = starts(i); e < starts(i + 1); ++e) {
-      const int j = cols(e);
-      if (j >= width) {
-        if (!accumulate) grad(e) = T(0);
-        continue;
-      }
-      grad(e) = (accumulate ? grad(e) : T(0)) + dot_contiguous(&g(i, 0), &w(j, 0), d);
-    }
-  });
+  Kokkos::parallel_for(
+      "synthsae::sparse_row_dots", Kokkos::RangePolicy<ExecSpace>(0, a.rows()), KOKKOS_LAMBDA(int i) {
+        for (int e = starts(i); e < starts(i + 1); ++e) {
+          const int j = cols(e);
+          if (j >= width) {
+            if (!accumulate) grad(e) = T(0);
+            continue;
+          }
+          grad(e) = (accumulate ? grad(e) : T(0)) + dot_contiguous(&g(i, 0), &w(j, 0), d);
+        }
+      });
 }
 
 /// gw(j, :) (+)= sum over entries (i, j) with j < width of value * g(i, :): the decoder-row
 /// gradient. Parallel over blocks of 16 input columns, so each thread owns its output columns.
 template <class T>
-void sparse_decoder_grad_by_rows(const ActiveSet<T>& a, const Matrix<T>& g, const Matrix<T>& gw, bool accumulate, int width) {
+void sparse_decoder_grad_by_rows(const ActiveSet<T>& a, const Matrix<T>& g, const Matrix<T>& gw, bool accumulate,
+                                 int width) {
   constexpr int kBlock = 16;
   const auto starts = a.row_start;
   const auto cols = a.col;
@@ -202,43 +213,48 @@ void sparse_decoder_grad_by_rows(const ActiveSet<T>& a, const Matrix<T>& g, cons
   const int d = static_cast<int>(gw.extent(1)), s = static_cast<int>(gw.extent(0));
   const int rows = static_cast<int>(a.rows());
   const int blocks = (d + kBlock - 1) / kBlock;
-  Kokkos::parallel_for("synthsae::sparse_decoder_grad", Kokkos::RangePolicy<ExecSpace>(0, blocks), KOKKOS_LAMBDA(int blk) {
-    const int k0 = blk * kBlock, k1 = k0 + kBlock < d ? k0 + kBlock : d;
-    if (!accumulate)
-      for (int j = 0; j < s; ++j)
-        for (int k = k0; k < k1; ++k) gw(j, k) = T(0);
-    for (int i = 0; i < rows; ++i) {
-      for (int e = starts(i); e < starts(i + 1) && cols(e) < width; ++e) {
-        const int j = cols(e);
-        const T v = vals(e);
-        for (int k = k0; k < k1; ++k) gw(j, k) += v * g(i, k);
-      }
-    }
-  });
+  Kokkos::parallel_for(
+      "synthsae::sparse_decoder_grad", Kokkos::RangePolicy<ExecSpace>(0, blocks), KOKKOS_LAMBDA(int blk) {
+        const int k0 = blk * kBlock, k1 = k0 + kBlock < d ? k0 + kBlock : d;
+        if (!accumulate)
+          for (int j = 0; j < s; ++j)
+            for (int k = k0; k < k1; ++k) gw(j, k) = T(0);
+        for (int i = 0; i < rows; ++i) {
+          for (int e = starts(i); e < starts(i + 1) && cols(e) < width; ++e) {
+            const int j = cols(e);
+            const T v = vals(e);
+            for (int k = k0; k < k1; ++k) gw(j, k) += v * g(i, k);
+          }
+        }
+      });
 }
 
 /// gw_enc(k, j) (+)= sum_i xc_t(k, i) grad(e) and gb_enc(j) (+)= sum_i grad(e) over the entries
 /// e = (i, j): the encoder gradient xc^T dh with dh sparse. `xc_t` is xc transposed [D, B];
 /// thread k owns row k of gw_enc (thread D owns the bias), so no two threads share an output.
 template <class T>
-void sparse_encoder_grad_by_rows(const ActiveSet<T>& a, const Matrix<T>& xc_t, const Matrix<T>& gw_enc, const Vector<T>& gb_enc, bool accumulate) {
+void sparse_encoder_grad_by_rows(const ActiveSet<T>& a, const Matrix<T>& xc_t, const Matrix<T>& gw_enc,
+                                 const Vector<T>& gb_enc, bool accumulate) {
   const auto starts = a.row_start;
   const auto cols = a.col;
   const auto grad = a.grad;
   const int d = static_cast<int>(gw_enc.extent(0)), s = static_cast<int>(gw_enc.extent(1));
   const int rows = static_cast<int>(a.rows());
-  Kokkos::parallel_for("synthsae::sparse_encoder_grad", Kokkos::RangePolicy<ExecSpace>(0, d + 1), KOKKOS_LAMBDA(int k) {
-    const bool bias = k == d;
-    if (!accumulate)
-      for (int j = 0; j < s; ++j) (bias ? gb_enc(j) : gw_enc(k, j)) = T(0);
-    for (int i = 0; i < rows; ++i) {
-      const T x = bias ? T(1) : xc_t(k, i);
-      for (int e = starts(i); e < starts(i + 1); ++e) {
-        if (bias) gb_enc(cols(e)) += grad(e);
-        else gw_enc(k, cols(e)) += x * grad(e);
-      }
-    }
-  });
+  Kokkos::parallel_for(
+      "synthsae::sparse_encoder_grad", Kokkos::RangePolicy<ExecSpace>(0, d + 1), KOKKOS_LAMBDA(int k) {
+        const bool bias = k == d;
+        if (!accumulate)
+          for (int j = 0; j < s; ++j) (bias ? gb_enc(j) : gw_enc(k, j)) = T(0);
+        for (int i = 0; i < rows; ++i) {
+          const T x = bias ? T(1) : xc_t(k, i);
+          for (int e = starts(i); e < starts(i + 1); ++e) {
+            if (bias)
+              gb_enc(cols(e)) += grad(e);
+            else
+              gw_enc(k, cols(e)) += x * grad(e);
+          }
+        }
+      });
 }
 
 /// out = in^T (tiles of 32 x 32 for cache reuse).
@@ -247,36 +263,40 @@ void transpose(const Matrix<T>& in, const Matrix<T>& out) {
   constexpr int kTile = 32;
   const int r = static_cast<int>(in.extent(0)), c = static_cast<int>(in.extent(1));
   const int tiles_r = (r + kTile - 1) / kTile, tiles_c = (c + kTile - 1) / kTile;
-  Kokkos::parallel_for("synthsae::transpose", Kokkos::RangePolicy<ExecSpace>(0, tiles_r * tiles_c), KOKKOS_LAMBDA(int t) {
-    const int i0 = (t / tiles_c) * kTile, j0 = (t % tiles_c) * kTile;
-    const int i1 = i0 + kTile < r ? i0 + kTile : r, j1 = j0 + kTile < c ? j0 + kTile : c;
-    for (int i = i0; i < i1; ++i)
-      for (int j = j0; j < j1; ++j) out(j, i) = in(i, j);
-  });
+  Kokkos::parallel_for(
+      "synthsae::transpose", Kokkos::RangePolicy<ExecSpace>(0, tiles_r * tiles_c), KOKKOS_LAMBDA(int t) {
+        const int i0 = (t / tiles_c) * kTile, j0 = (t % tiles_c) * kTile;
+        const int i1 = i0 + kTile < r ? i0 + kTile : r, j1 = j0 + kTile < c ? j0 + kTile : c;
+        for (int i = i0; i < i1; ++i)
+          for (int j = j0; j < j1; ++j) out(j, i) = in(i, j);
+      });
 }
 
 /// Host version of sparse_decoder_grad_by_rows over the column index: thread j owns decoder
 /// row j and adds its entries' g rows contiguously.
 template <class T>
-void sparse_decoder_grad_by_columns(const ActiveSet<T>& a, const Matrix<T>& g, const Matrix<T>& gw, bool accumulate, int width) {
+void sparse_decoder_grad_by_columns(const ActiveSet<T>& a, const Matrix<T>& g, const Matrix<T>& gw, bool accumulate,
+                                    int width) {
   a.index_columns(gw.extent(0));
   const auto col_start = a.col_start, by_column = a.by_column, entry_row = a.entry_row;
   const auto vals = a.value;
   const int d = static_cast<int>(gw.extent(1));
-  Kokkos::parallel_for("synthsae::sparse_decoder_grad", Kokkos::RangePolicy<ExecSpace>(0, gw.extent(0)), KOKKOS_LAMBDA(int j) {
-    if (!accumulate)
-      for (int k = 0; k < d; ++k) gw(j, k) = T(0);
-    if (j >= width) return;
-    for (int p = col_start(j); p < col_start(j + 1); ++p) axpy_contiguous(vals(by_column(p)), &g(entry_row(p), 0), &gw(j, 0), d);
-  });
+  Kokkos::parallel_for(
+      "synthsae::sparse_decoder_grad", Kokkos::RangePolicy<ExecSpace>(0, gw.extent(0)), KOKKOS_LAMBDA(int j) {
+        if (!accumulate)
+          for (int k = 0; k < d; ++k) gw(j, k) = T(0);
+        if (j >= width) return;
+        for (int p = col_start(j); p < col_start(j + 1); ++p)
+          axpy_contiguous(vals(by_column(p)), &g(entry_row(p), 0), &gw(j, 0), d);
+      });
 }
 
 /// Host version of sparse_encoder_grad_by_rows over the column index: blocks of 16 latents sum
 /// their entries' xc rows contiguously into per-thread scratch, then write 16 adjacent columns
 /// of gw_enc per input row.
 template <class T>
-void sparse_encoder_grad_by_columns(const ActiveSet<T>& a, const Matrix<T>& xc, const Matrix<T>& gw_enc, const Vector<T>& gb_enc,
-                                    bool accumulate) {
+void sparse_encoder_grad_by_columns(const ActiveSet<T>& a, const Matrix<T>& xc, const Matrix<T>& gw_enc,
+                                    const Vector<T>& gb_enc, bool accumulate) {
   constexpr int kBlock = 16;  // 16 floats: whole cache lines of gw_enc per input row
   const int d = static_cast<int>(gw_enc.extent(0)), s = static_cast<int>(gw_enc.extent(1));
   const int blocks = (s + kBlock - 1) / kBlock;
@@ -287,47 +307,52 @@ void sparse_encoder_grad_by_columns(const ActiveSet<T>& a, const Matrix<T>& xc, 
   const auto scratch = a.scratch;
   const auto col_start = a.col_start, by_column = a.by_column, entry_row = a.entry_row;
   const auto grad = a.grad;
-  Kokkos::parallel_for("synthsae::sparse_encoder_grad", Kokkos::RangePolicy<ExecSpace>(0, chunks), KOKKOS_LAMBDA(int c) {
-    T* sums = &scratch(c, 0);
-    int first = 0, last = 0;
-    chunk_range(blocks, c, chunks, first, last);
-    for (int blk = first; blk < last; ++blk) {
-      const int j0 = blk * kBlock, j1 = j0 + kBlock < s ? j0 + kBlock : s;
-      for (int q = 0; q < kBlock * d; ++q) sums[q] = T(0);
-      for (int j = j0; j < j1; ++j) {
-        T bias = 0;
-        for (int p = col_start(j); p < col_start(j + 1); ++p) {
-          const T g = grad(by_column(p));
-          axpy_contiguous(g, &xc(entry_row(p), 0), sums + (j - j0) * d, d);
-          bias += g;
+  Kokkos::parallel_for(
+      "synthsae::sparse_encoder_grad", Kokkos::RangePolicy<ExecSpace>(0, chunks), KOKKOS_LAMBDA(int c) {
+        T* sums = &scratch(c, 0);
+        int first = 0, last = 0;
+        chunk_range(blocks, c, chunks, first, last);
+        for (int blk = first; blk < last; ++blk) {
+          const int j0 = blk * kBlock, j1 = j0 + kBlock < s ? j0 + kBlock : s;
+          for (int q = 0; q < kBlock * d; ++q) sums[q] = T(0);
+          for (int j = j0; j < j1; ++j) {
+            T bias = 0;
+            for (int p = col_start(j); p < col_start(j + 1); ++p) {
+              const T g = grad(by_column(p));
+              axpy_contiguous(g, &xc(entry_row(p), 0), sums + (j - j0) * d, d);
+              bias += g;
+            }
+            gb_enc(j) = (accumulate ? gb_enc(j) : T(0)) + bias;
+          }
+          if (accumulate) {  // two loops: a select would read gw_enc even when overwriting it
+            for (int k = 0; k < d; ++k)
+              for (int j = j0; j < j1; ++j) gw_enc(k, j) += sums[(j - j0) * d + k];
+          } else {
+            for (int k = 0; k < d; ++k)
+              for (int j = j0; j < j1; ++j) gw_enc(k, j) = sums[(j - j0) * d + k];
+          }
         }
-        gb_enc(j) = (accumulate ? gb_enc(j) : T(0)) + bias;
-      }
-      if (accumulate) {  // two loops: a select would read gw_enc even when overwriting it
-        for (int k = 0; k < d; ++k)
-          for (int j = j0; j < j1; ++j) gw_enc(k, j) += sums[(j - j0) * d + k];
-      } else {
-        for (int k = 0; k < d; ++k)
-          for (int j = j0; j < j1; ++j) gw_enc(k, j) = sums[(j - j0) * d + k];
-      }
-    }
-  });
+      });
 }
 
 /// dLoss/dW_dec rows from the active entries (see the by-rows and by-columns versions).
 template <class T>
 void sparse_decoder_grad(const ActiveSet<T>& a, const Matrix<T>& g, const Matrix<T>& gw, bool accumulate, int width) {
-  if constexpr (host_accessible_v<MemSpace>) sparse_decoder_grad_by_columns(a, g, gw, accumulate, width);
-  else sparse_decoder_grad_by_rows(a, g, gw, accumulate, width);
+  if constexpr (host_accessible_v<MemSpace>)
+    sparse_decoder_grad_by_columns(a, g, gw, accumulate, width);
+  else
+    sparse_decoder_grad_by_rows(a, g, gw, accumulate, width);
 }
 
 /// dLoss/dW_enc = xc^T dh and dLoss/db_enc from the active entries' grad (dLoss/dh).
 template <class T>
-void sparse_encoder_grad(const ActiveSet<T>& a, const Matrix<T>& xc, const Matrix<T>& gw_enc, const Vector<T>& gb_enc, bool accumulate) {
+void sparse_encoder_grad(const ActiveSet<T>& a, const Matrix<T>& xc, const Matrix<T>& gw_enc, const Vector<T>& gb_enc,
+                         bool accumulate) {
   if constexpr (host_accessible_v<MemSpace>) {
     sparse_encoder_grad_by_columns(a, xc, gw_enc, gb_enc, accumulate);
   } else {
-    if (a.scratch.extent(0) != xc.extent(1) || a.scratch.extent(1) != xc.extent(0)) a.scratch = Matrix<T>("xc_t", xc.extent(1), xc.extent(0));
+    if (a.scratch.extent(0) != xc.extent(1) || a.scratch.extent(1) != xc.extent(0))
+      a.scratch = Matrix<T>("xc_t", xc.extent(1), xc.extent(0));
     transpose(xc, a.scratch);
     sparse_encoder_grad_by_rows(a, a.scratch, gw_enc, gb_enc, accumulate);
   }

@@ -12,7 +12,6 @@
 
 namespace synthsae {
 
-
 namespace detail {
 /// sum_b |e_b - (x_b - x_hat_b)|^2 for a given reconstruction x_hat, writing
 /// r = factor * (e - (x - x_hat)), with x - x_hat the stopped-gradient residual.
@@ -21,13 +20,16 @@ double aux_residual_to(const Matrix<T>& x, const Matrix<T>& xh, const Matrix<T>&
   const T f = static_cast<T>(factor);
   const int d = static_cast<int>(x.extent(1));
   double sq = 0;
-  Kokkos::parallel_reduce("synthsae::aux_residual", Kokkos::RangePolicy<ExecSpace>(0, x.extent(0)), KOKKOS_LAMBDA(int i, double& acc) {
-    for (int k = 0; k < d; ++k) {
-      const T diff = e(i, k) - (x(i, k) - xh(i, k));
-      acc += double(diff) * double(diff);
-      r(i, k) = f * diff;
-    }
-  }, sq);
+  Kokkos::parallel_reduce(
+      "synthsae::aux_residual", Kokkos::RangePolicy<ExecSpace>(0, x.extent(0)),
+      KOKKOS_LAMBDA(int i, double& acc) {
+        for (int k = 0; k < d; ++k) {
+          const T diff = e(i, k) - (x(i, k) - xh(i, k));
+          acc += double(diff) * double(diff);
+          r(i, k) = f * diff;
+        }
+      },
+      sq);
   return sq;
 }
 
@@ -59,8 +61,8 @@ struct SparseAuxTerm {
   Matrix<T> e_hat, residual;
   Vector<T> zero_bias;
 
-  double run(StepBuffers<T>& b, const SaeParameters<T>& p, SaeParameters<T>& g, const DeadMask& allowed, int k, const Matrix<T>& x_hat_ref,
-             double factor) {
+  double run(StepBuffers<T>& b, const SaeParameters<T>& p, SaeParameters<T>& g, const DeadMask& allowed, int k,
+             const Matrix<T>& x_hat_ref, double factor) {
     const std::size_t rows = b.batch(), d = p.input_dim(), s = p.num_latents();
     if (mask.extent(0) != rows || mask.extent(1) != s) mask = decltype(mask)("aux_mask", rows, s);
     if (residual.extent(0) != rows || residual.extent(1) != d) {
@@ -81,10 +83,11 @@ struct SparseAuxTerm {
   void select(const StepBuffers<T>& b) {
     const auto m = mask;
     const auto h = b.h;
-    selected.gather(b.batch(), b.h.extent(1), KOKKOS_LAMBDA(int i, int j, T& v) {
-      v = h(i, j);
-      return m(i, j) != 0;
-    });
+    selected.gather(
+        b.batch(), b.h.extent(1), KOKKOS_LAMBDA(int i, int j, T& v) {
+          v = h(i, j);
+          return m(i, j) != 0;
+        });
   }
 };
 }  // namespace detail

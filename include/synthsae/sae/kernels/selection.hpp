@@ -14,24 +14,27 @@ template <class T>
 void ranking_key(StepBuffers<T>& b, bool rescale) {
   const auto h = b.h, key = b.key;
   const auto norms = b.norms;
-  for_each_entry("synthsae::ranking_key", h.extent(0), h.extent(1),
-                 KOKKOS_LAMBDA(int i, int j) { key(i, j) = rescale ? h(i, j) * norms(j) : h(i, j); });
+  for_each_entry(
+      "synthsae::ranking_key", h.extent(0), h.extent(1),
+      KOKKOS_LAMBDA(int i, int j) { key(i, j) = rescale ? h(i, j) * norms(j) : h(i, j); });
 }
 
 /// c = h where selected and key > 0 (ReLU of the selected values), else 0.
 template <class T, class Mask>
 void coefficients_from_mask(StepBuffers<T>& b, const Mask& mask) {
   const auto h = b.h, key = b.key, c = b.c;
-  for_each_entry("synthsae::topk_coefficients", h.extent(0), h.extent(1),
-                 KOKKOS_LAMBDA(int i, int j) { c(i, j) = (mask(i, j) && key(i, j) > T(0)) ? h(i, j) : T(0); });
+  for_each_entry(
+      "synthsae::topk_coefficients", h.extent(0), h.extent(1),
+      KOKKOS_LAMBDA(int i, int j) { c(i, j) = (mask(i, j) && key(i, j) > T(0)) ? h(i, j) : T(0); });
 }
 
 /// dh = dc where c != 0 (the selected, positive entries: c = h there).
 template <class T>
 void backward_through_selection(StepBuffers<T>& b) {
   const auto c = b.c, dc = b.dc, dh = b.dh;
-  for_each_entry("synthsae::topk_backward", c.extent(0), c.extent(1),
-                 KOKKOS_LAMBDA(int i, int j) { dh(i, j) = c(i, j) != T(0) ? dc(i, j) : T(0); });
+  for_each_entry(
+      "synthsae::topk_backward", c.extent(0), c.extent(1),
+      KOKKOS_LAMBDA(int i, int j) { dh(i, j) = c(i, j) != T(0) ? dc(i, j) : T(0); });
 }
 
 }  // namespace detail

@@ -54,21 +54,23 @@ SYNTHSAE_HD T dot_contiguous(const T* a, const T* b, int n) {
 template <class T>
 void row_norms(const Matrix<T>& rows, const Vector<T>& out) {
   const int d = static_cast<int>(rows.extent(1));
-  Kokkos::parallel_for("synthsae::row_norms", Kokkos::RangePolicy<ExecSpace>(0, rows.extent(0)), KOKKOS_LAMBDA(int j) {
-    const T n = kmath::sqrt(dot_contiguous(&rows(j, 0), &rows(j, 0), d));
-    out(j) = n > T(1e-8) ? n : T(1e-8);
-  });
+  Kokkos::parallel_for(
+      "synthsae::row_norms", Kokkos::RangePolicy<ExecSpace>(0, rows.extent(0)), KOKKOS_LAMBDA(int j) {
+        const T n = kmath::sqrt(dot_contiguous(&rows(j, 0), &rows(j, 0), d));
+        out(j) = n > T(1e-8) ? n : T(1e-8);
+      });
 }
 
 /// out(k) (+)= scale * sum_i m(i, k): column sums, deterministic (one thread per column).
 template <class T>
 void column_sums(const Matrix<T>& m, const Vector<T>& out, T scale, bool accumulate) {
   const int rows = static_cast<int>(m.extent(0));
-  Kokkos::parallel_for("synthsae::column_sums", Kokkos::RangePolicy<ExecSpace>(0, m.extent(1)), KOKKOS_LAMBDA(int k) {
-    T acc = 0;
-    for (int i = 0; i < rows; ++i) acc += m(i, k);
-    out(k) = (accumulate ? out(k) : T(0)) + scale * acc;
-  });
+  Kokkos::parallel_for(
+      "synthsae::column_sums", Kokkos::RangePolicy<ExecSpace>(0, m.extent(1)), KOKKOS_LAMBDA(int k) {
+        T acc = 0;
+        for (int i = 0; i < rows; ++i) acc += m(i, k);
+        out(k) = (accumulate ? out(k) : T(0)) + scale * acc;
+      });
 }
 
 /// mean_b |x_hat_b - x_b|^2, writing its gradient g = 2 (x_hat - x) / B.
@@ -77,13 +79,16 @@ double mse_and_gradient(const Matrix<T>& x, const Matrix<T>& x_hat, const Matrix
   const int d = static_cast<int>(x.extent(1));
   const T factor = static_cast<T>(2.0 / double(x.extent(0)));
   double sq = 0;
-  Kokkos::parallel_reduce("synthsae::mse", Kokkos::RangePolicy<ExecSpace>(0, x.extent(0)), KOKKOS_LAMBDA(int i, double& acc) {
-    for (int k = 0; k < d; ++k) {
-      const T diff = x_hat(i, k) - x(i, k);
-      acc += double(diff) * double(diff);
-      g(i, k) = factor * diff;
-    }
-  }, sq);
+  Kokkos::parallel_reduce(
+      "synthsae::mse", Kokkos::RangePolicy<ExecSpace>(0, x.extent(0)),
+      KOKKOS_LAMBDA(int i, double& acc) {
+        for (int k = 0; k < d; ++k) {
+          const T diff = x_hat(i, k) - x(i, k);
+          acc += double(diff) * double(diff);
+          g(i, k) = factor * diff;
+        }
+      },
+      sq);
   return sq / double(x.extent(0));
 }
 
@@ -91,18 +96,20 @@ double mse_and_gradient(const Matrix<T>& x, const Matrix<T>& x_hat, const Matrix
 template <class T>
 void fill_rows(const Matrix<T>& m, const Vector<T>& v) {
   const int cols = static_cast<int>(m.extent(1));
-  Kokkos::parallel_for("synthsae::fill_rows", Kokkos::RangePolicy<ExecSpace>(0, m.extent(0)), KOKKOS_LAMBDA(int i) {
-    for (int k = 0; k < cols; ++k) m(i, k) = v(k);
-  });
+  Kokkos::parallel_for(
+      "synthsae::fill_rows", Kokkos::RangePolicy<ExecSpace>(0, m.extent(0)), KOKKOS_LAMBDA(int i) {
+        for (int k = 0; k < cols; ++k) m(i, k) = v(k);
+      });
 }
 
 /// m(i, :) += v for every row i (biases).
 template <class T>
 void add_to_rows(const Matrix<T>& m, const Vector<T>& v) {
   const int cols = static_cast<int>(m.extent(1));
-  Kokkos::parallel_for("synthsae::add_to_rows", Kokkos::RangePolicy<ExecSpace>(0, m.extent(0)), KOKKOS_LAMBDA(int i) {
-    for (int k = 0; k < cols; ++k) m(i, k) += v(k);
-  });
+  Kokkos::parallel_for(
+      "synthsae::add_to_rows", Kokkos::RangePolicy<ExecSpace>(0, m.extent(0)), KOKKOS_LAMBDA(int i) {
+        for (int k = 0; k < cols; ++k) m(i, k) += v(k);
+      });
 }
 
 /// gw(j, :) += dnorms_j W_dec_j / n_j: a loss's gradient w.r.t. the decoder norms n_j = |W_dec_j|
@@ -110,29 +117,31 @@ void add_to_rows(const Matrix<T>& m, const Vector<T>& v) {
 template <class T>
 void add_norm_gradient(const Matrix<T>& w_dec, const Vector<T>& norms, const Vector<T>& dnorms, const Matrix<T>& gw) {
   const int d = static_cast<int>(w_dec.extent(1));
-  Kokkos::parallel_for("synthsae::dnorms", Kokkos::RangePolicy<ExecSpace>(0, w_dec.extent(0)), KOKKOS_LAMBDA(int j) {
-    if (dnorms(j) == T(0)) return;
-    const T f = dnorms(j) / norms(j);
-    for (int k = 0; k < d; ++k) gw(j, k) += f * w_dec(j, k);
-  });
+  Kokkos::parallel_for(
+      "synthsae::dnorms", Kokkos::RangePolicy<ExecSpace>(0, w_dec.extent(0)), KOKKOS_LAMBDA(int j) {
+        if (dnorms(j) == T(0)) return;
+        const T f = dnorms(j) / norms(j);
+        for (int k = 0; k < d; ++k) gw(j, k) += f * w_dec(j, k);
+      });
 }
 
 /// xc(i, :) = x(i, :) - b for every row i (the encoder input x - b_dec).
 template <class T>
 void subtract_from_rows(const Matrix<T>& x, const Vector<T>& b, const Matrix<T>& xc) {
   const int cols = static_cast<int>(x.extent(1));
-  Kokkos::parallel_for("synthsae::center", Kokkos::RangePolicy<ExecSpace>(0, x.extent(0)), KOKKOS_LAMBDA(int i) {
-    for (int k = 0; k < cols; ++k) xc(i, k) = x(i, k) - b(k);
-  });
+  Kokkos::parallel_for(
+      "synthsae::center", Kokkos::RangePolicy<ExecSpace>(0, x.extent(0)), KOKKOS_LAMBDA(int i) {
+        for (int k = 0; k < cols; ++k) xc(i, k) = x(i, k) - b(k);
+      });
 }
 
 /// out(k) -= sum_j w(k, j) v(j): b_dec's gradient through the encoder input xc = x - b_dec.
 template <class T>
 void subtract_encoder_image(const Matrix<T>& w, const Vector<T>& v, const Vector<T>& out) {
   const int s = static_cast<int>(w.extent(1));
-  Kokkos::parallel_for("synthsae::db_dec_through_input", Kokkos::RangePolicy<ExecSpace>(0, w.extent(0)), KOKKOS_LAMBDA(int k) {
-    out(k) -= dot_contiguous(&w(k, 0), &v(0), s);
-  });
+  Kokkos::parallel_for(
+      "synthsae::db_dec_through_input", Kokkos::RangePolicy<ExecSpace>(0, w.extent(0)),
+      KOKKOS_LAMBDA(int k) { out(k) -= dot_contiguous(&w(k, 0), &v(0), s); });
 }
 
 }  // namespace kernels

@@ -2,10 +2,10 @@
 // Selection kernels for the TopK family: per-row top-k (a bounded min-heap per row) and the
 // batch-wide top-m of non-negative values (two-pass radix select on float bit patterns).
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <limits>
-#include <cmath>
 #include <optional>
 #include <vector>
 
@@ -23,43 +23,45 @@ inline constexpr int kMaxRowTopK = 1024;
 template <class T>
 void row_top_k(const Matrix<T>& key, int k, const Kokkos::View<std::uint8_t**, Kokkos::LayoutRight, MemSpace>& mask,
                const Kokkos::View<const std::uint8_t*, MemSpace>& allowed) {
-  if (k < 0 || k > kMaxRowTopK) throw ConfigError("k", show(k), "per-sample top-k supports 0 <= k <= " + show(kMaxRowTopK));
+  if (k < 0 || k > kMaxRowTopK)
+    throw ConfigError("k", show(k), "per-sample top-k supports 0 <= k <= " + show(kMaxRowTopK));
   const int s = static_cast<int>(key.extent(1));
   const bool filter = allowed.extent(0) > 0;
-  Kokkos::parallel_for("synthsae::row_top_k", Kokkos::RangePolicy<ExecSpace>(0, key.extent(0)), KOKKOS_LAMBDA(int i) {
-    int heap[kMaxRowTopK];  // min-heap of column indices by (key, -index)
-    int size = 0;
-    auto less = [&](int a, int b) {  // "a ranks below b"
-      const T ka = key(i, a), kb = key(i, b);
-      return ka < kb || (ka == kb && a > b);
-    };
-    for (int j = 0; j < s; ++j) {
-      mask(i, j) = 0;
-      if (filter && !allowed(j)) continue;
-      if (size < k) {
-        int pos = size++;
-        heap[pos] = j;
-        while (pos > 0 && less(heap[pos], heap[(pos - 1) / 2])) {
-          const int parent = (pos - 1) / 2;
-          const int t = heap[pos];
-          heap[pos] = heap[parent], heap[parent] = t, pos = parent;
+  Kokkos::parallel_for(
+      "synthsae::row_top_k", Kokkos::RangePolicy<ExecSpace>(0, key.extent(0)), KOKKOS_LAMBDA(int i) {
+        int heap[kMaxRowTopK];  // min-heap of column indices by (key, -index)
+        int size = 0;
+        auto less = [&](int a, int b) {  // "a ranks below b"
+          const T ka = key(i, a), kb = key(i, b);
+          return ka < kb || (ka == kb && a > b);
+        };
+        for (int j = 0; j < s; ++j) {
+          mask(i, j) = 0;
+          if (filter && !allowed(j)) continue;
+          if (size < k) {
+            int pos = size++;
+            heap[pos] = j;
+            while (pos > 0 && less(heap[pos], heap[(pos - 1) / 2])) {
+              const int parent = (pos - 1) / 2;
+              const int t = heap[pos];
+              heap[pos] = heap[parent], heap[parent] = t, pos = parent;
+            }
+          } else if (k > 0 && less(heap[0], j)) {
+            heap[0] = j;
+            int pos = 0;
+            for (;;) {
+              const int l = 2 * pos + 1, r = l + 1;
+              int smallest = pos;
+              if (l < size && less(heap[l], heap[smallest])) smallest = l;
+              if (r < size && less(heap[r], heap[smallest])) smallest = r;
+              if (smallest == pos) break;
+              const int t = heap[pos];
+              heap[pos] = heap[smallest], heap[smallest] = t, pos = smallest;
+            }
+          }
         }
-      } else if (k > 0 && less(heap[0], j)) {
-        heap[0] = j;
-        int pos = 0;
-        for (;;) {
-          const int l = 2 * pos + 1, r = l + 1;
-          int smallest = pos;
-          if (l < size && less(heap[l], heap[smallest])) smallest = l;
-          if (r < size && less(heap[r], heap[smallest])) smallest = r;
-          if (smallest == pos) break;
-          const int t = heap[pos];
-          heap[pos] = heap[smallest], heap[smallest] = t, pos = smallest;
-        }
-      }
-    }
-    for (int q = 0; q < size; ++q) mask(i, heap[q]) = 1;
-  });
+        for (int q = 0; q < size; ++q) mask(i, heap[q]) = 1;
+      });
 }
 
 namespace detail {
@@ -90,26 +92,28 @@ std::vector<std::int64_t> radix_histogram(const Matrix<T>& values, bool low_half
   if constexpr (host_accessible_v<MemSpace>) {
     const int chunks = host_chunks(rows);
     Kokkos::View<std::int32_t**, Kokkos::LayoutRight, MemSpace> local("radix_local", chunks, 65536);
-    Kokkos::parallel_for("synthsae::radix_histogram", Kokkos::RangePolicy<ExecSpace>(0, chunks), KOKKOS_LAMBDA(int c) {
-      int r0 = 0, r1 = 0;
-      chunk_range(rows, c, chunks, r0, r1);
-      for (int i = r0; i < r1; ++i)
-        for (int j = 0; j < cols; ++j) {
-          int bin = 0;
-          if (bin_of(static_cast<float>(values(i, j)), bin)) ++local(c, bin);
-        }
-    });
+    Kokkos::parallel_for(
+        "synthsae::radix_histogram", Kokkos::RangePolicy<ExecSpace>(0, chunks), KOKKOS_LAMBDA(int c) {
+          int r0 = 0, r1 = 0;
+          chunk_range(rows, c, chunks, r0, r1);
+          for (int i = r0; i < r1; ++i)
+            for (int j = 0; j < cols; ++j) {
+              int bin = 0;
+              if (bin_of(static_cast<float>(values(i, j)), bin)) ++local(c, bin);
+            }
+        });
     Kokkos::fence();
     for (int c = 0; c < chunks; ++c)
       for (int b = 0; b < 65536; ++b) counts[b] += local(c, b);
   } else {
     Kokkos::View<std::int64_t*, MemSpace> hist("radix_hist", 65536);
-    Kokkos::parallel_for("synthsae::radix_histogram", Kokkos::RangePolicy<ExecSpace>(0, rows), KOKKOS_LAMBDA(int i) {
-      for (int j = 0; j < cols; ++j) {
-        int bin = 0;
-        if (bin_of(static_cast<float>(values(i, j)), bin)) Kokkos::atomic_add(&hist(bin), std::int64_t(1));
-      }
-    });
+    Kokkos::parallel_for(
+        "synthsae::radix_histogram", Kokkos::RangePolicy<ExecSpace>(0, rows), KOKKOS_LAMBDA(int i) {
+          for (int j = 0; j < cols; ++j) {
+            int bin = 0;
+            if (bin_of(static_cast<float>(values(i, j)), bin)) Kokkos::atomic_add(&hist(bin), std::int64_t(1));
+          }
+        });
     auto h = Kokkos::create_mirror_view_and_copy(HostSpace(), hist);
     for (int b = 0; b < 65536; ++b) counts[b] = h(b);
   }
@@ -124,7 +128,8 @@ float exact_batch_top_m_threshold(const Matrix<T>& values, std::size_t m) {
   const std::vector<std::int64_t> h1 = detail::radix_histogram(values, false, 0);
   std::int64_t positives = 0;
   for (int b = 0; b < 65536; ++b) positives += h1[b];
-  if (positives <= static_cast<std::int64_t>(m) || m == 0) return m == 0 ? std::numeric_limits<float>::infinity() : 0.0f;
+  if (positives <= static_cast<std::int64_t>(m) || m == 0)
+    return m == 0 ? std::numeric_limits<float>::infinity() : 0.0f;
   std::int64_t above = 0;
   int high = 65535;
   for (; high >= 0; --high) {
@@ -163,29 +168,31 @@ std::optional<float> threshold_from_candidates(const Matrix<T>& values, std::siz
   // unpredictable branches (half the keys are negative).
   const float floor = std::max(lower, std::numeric_limits<float>::denorm_min());
   auto keep = [=](float v) { return v >= floor; };
-  Kokkos::parallel_for("synthsae::candidate_count", Kokkos::RangePolicy<ExecSpace>(0, chunks), KOKKOS_LAMBDA(int c) {
-    int r0 = 0, r1 = 0;
-    chunk_range(rows, c, chunks, r0, r1);
-    std::int64_t n = 0;
-    for (int i = r0; i < r1; ++i)
-      for (int j = 0; j < cols; ++j) n += keep(static_cast<float>(values(i, j))) ? 1 : 0;
-    counts(c + 1) = n;
-  });
+  Kokkos::parallel_for(
+      "synthsae::candidate_count", Kokkos::RangePolicy<ExecSpace>(0, chunks), KOKKOS_LAMBDA(int c) {
+        int r0 = 0, r1 = 0;
+        chunk_range(rows, c, chunks, r0, r1);
+        std::int64_t n = 0;
+        for (int i = r0; i < r1; ++i)
+          for (int j = 0; j < cols; ++j) n += keep(static_cast<float>(values(i, j))) ? 1 : 0;
+        counts(c + 1) = n;
+      });
   Kokkos::fence();
   for (int c = 0; c < chunks; ++c) counts(c + 1) += counts(c);
   const auto total = static_cast<std::size_t>(counts(chunks));
   if (total < m || total > 16 * m + 65536) return std::nullopt;
   Kokkos::View<float*, MemSpace> candidates("candidates", total);
-  Kokkos::parallel_for("synthsae::candidate_fill", Kokkos::RangePolicy<ExecSpace>(0, chunks), KOKKOS_LAMBDA(int c) {
-    int r0 = 0, r1 = 0;
-    chunk_range(rows, c, chunks, r0, r1);
-    std::int64_t e = counts(c);
-    for (int i = r0; i < r1; ++i)
-      for (int j = 0; j < cols; ++j) {
-        const float v = static_cast<float>(values(i, j));
-        if (keep(v)) candidates(e++) = v;
-      }
-  });
+  Kokkos::parallel_for(
+      "synthsae::candidate_fill", Kokkos::RangePolicy<ExecSpace>(0, chunks), KOKKOS_LAMBDA(int c) {
+        int r0 = 0, r1 = 0;
+        chunk_range(rows, c, chunks, r0, r1);
+        std::int64_t e = counts(c);
+        for (int i = r0; i < r1; ++i)
+          for (int j = 0; j < cols; ++j) {
+            const float v = static_cast<float>(values(i, j));
+            if (keep(v)) candidates(e++) = v;
+          }
+      });
   Kokkos::fence();
   float* first = candidates.data();
   std::nth_element(first, first + (m - 1), first + total, [](float a, float b) { return a > b; });

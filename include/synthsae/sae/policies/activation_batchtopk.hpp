@@ -35,7 +35,8 @@ struct BatchTopK {
   bool rescales_by_decoder_norm() const { return rescale_acts_by_decoder_norm; }
   void validate(std::size_t, std::size_t) const {
     if (!(k > 0)) throw ConfigError("k", show(k), "must be > 0");
-    if (!(topk_threshold_lr >= 0 && topk_threshold_lr <= 1)) throw ConfigError("topk_threshold_lr", show(topk_threshold_lr), "must be in [0, 1]");
+    if (!(topk_threshold_lr >= 0 && topk_threshold_lr <= 1))
+      throw ConfigError("topk_threshold_lr", show(topk_threshold_lr), "must be in [0, 1]");
   }
   template <class T>
   void add_parameters(SaeParameters<T>&) const {}
@@ -88,19 +89,23 @@ struct BatchTopK {
   void forward_active(StepBuffers<T>& b, const SaeParameters<T>&, State<T>& st, bool training, ActiveSet<T>& a) const {
     const float tau = keep_threshold(b);
     const auto h = b.h, key = b.key;
-    a.gather(b.h.extent(0), b.h.extent(1), KOKKOS_LAMBDA(int i, int j, T& v) {
-      const bool keep = static_cast<float>(key(i, j)) >= tau;
-      if (keep) v = h(i, j);
-      return keep;
-    });
+    a.gather(
+        b.h.extent(0), b.h.extent(1), KOKKOS_LAMBDA(int i, int j, T& v) {
+          const bool keep = static_cast<float>(key(i, j)) >= tau;
+          if (keep) v = h(i, j);
+          return keep;
+        });
     if (!training || a.entries == 0) return;
     const auto starts = a.row_start;
     const auto cols = a.col;
     double smallest = std::numeric_limits<double>::infinity();
-    Kokkos::parallel_reduce("synthsae::batch_topk_min_kept", Kokkos::RangePolicy<ExecSpace>(0, a.rows()), KOKKOS_LAMBDA(int i, double& min_kept) {
-      for (int e = starts(i); e < starts(i + 1); ++e)
-        if (double(key(i, cols(e))) < min_kept) min_kept = double(key(i, cols(e)));
-    }, Kokkos::Min<double>(smallest));
+    Kokkos::parallel_reduce(
+        "synthsae::batch_topk_min_kept", Kokkos::RangePolicy<ExecSpace>(0, a.rows()),
+        KOKKOS_LAMBDA(int i, double& min_kept) {
+          for (int e = starts(i); e < starts(i + 1); ++e)
+            if (double(key(i, cols(e))) < min_kept) min_kept = double(key(i, cols(e)));
+        },
+        Kokkos::Min<double>(smallest));
     st.threshold = (1.0 - topk_threshold_lr) * st.threshold + topk_threshold_lr * smallest;
   }
 };

@@ -9,8 +9,8 @@
 
 #include "synthsae/core/error.hpp"
 #include "synthsae/core/row_loops.hpp"
-#include "synthsae/sae/parameters.hpp"
 #include "synthsae/sae/kernels/step_buffers.hpp"
+#include "synthsae/sae/parameters.hpp"
 
 namespace synthsae {
 
@@ -49,11 +49,12 @@ struct JumpRelu {
   void forward(StepBuffers<T>& b, const SaeParameters<T>& p, State<T>&, bool) const {
     const auto h = b.h, c = b.c, key = b.key;
     const auto log_theta = p.extra.at("log_threshold");
-    for_each_entry("synthsae::jumprelu", h.extent(0), h.extent(1), KOKKOS_LAMBDA(int i, int j) {
-      const T theta = kmath::exp(log_theta(j));
-      key(i, j) = h(i, j);
-      c(i, j) = h(i, j) > theta ? h(i, j) : T(0);
-    });
+    for_each_entry(
+        "synthsae::jumprelu", h.extent(0), h.extent(1), KOKKOS_LAMBDA(int i, int j) {
+          const T theta = kmath::exp(log_theta(j));
+          key(i, j) = h(i, j);
+          c(i, j) = h(i, j) > theta ? h(i, j) : T(0);
+        });
   }
 
   template <class T>
@@ -64,15 +65,16 @@ struct JumpRelu {
     const int rows = static_cast<int>(h.extent(0));
     const T eps = static_cast<T>(bandwidth);
     // One thread per latent: dh column and the summed threshold pseudo-gradient.
-    Kokkos::parallel_for("synthsae::jumprelu_backward", Kokkos::RangePolicy<ExecSpace>(0, h.extent(1)), KOKKOS_LAMBDA(int j) {
-      const T theta = kmath::exp(log_theta(j));
-      T d_theta = 0;
-      for (int i = 0; i < rows; ++i) {
-        dh(i, j) = h(i, j) > theta ? dc(i, j) : T(0);
-        d_theta += dc(i, j) * (-(theta / eps) * rectangle((h(i, j) - theta) / eps));
-      }
-      g_log_theta(j) += theta * d_theta;
-    });
+    Kokkos::parallel_for(
+        "synthsae::jumprelu_backward", Kokkos::RangePolicy<ExecSpace>(0, h.extent(1)), KOKKOS_LAMBDA(int j) {
+          const T theta = kmath::exp(log_theta(j));
+          T d_theta = 0;
+          for (int i = 0; i < rows; ++i) {
+            dh(i, j) = h(i, j) > theta ? dc(i, j) : T(0);
+            d_theta += dc(i, j) * (-(theta / eps) * rectangle((h(i, j) - theta) / eps));
+          }
+          g_log_theta(j) += theta * d_theta;
+        });
   }
 };
 

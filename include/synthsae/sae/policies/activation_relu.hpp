@@ -3,8 +3,8 @@
 #include <string_view>
 
 #include "synthsae/core/row_loops.hpp"
-#include "synthsae/sae/parameters.hpp"
 #include "synthsae/sae/kernels/step_buffers.hpp"
+#include "synthsae/sae/parameters.hpp"
 
 namespace synthsae {
 
@@ -22,18 +22,20 @@ struct Relu {
   template <class T>
   void forward(StepBuffers<T>& b, const SaeParameters<T>&, State<T>&, bool /*training*/) const {
     const auto h = b.h, c = b.c, key = b.key;
-    for_each_entry("synthsae::relu", h.extent(0), h.extent(1), KOKKOS_LAMBDA(int i, int j) {
-      key(i, j) = h(i, j);
-      c(i, j) = h(i, j) > T(0) ? h(i, j) : T(0);
-    });
+    for_each_entry(
+        "synthsae::relu", h.extent(0), h.extent(1), KOKKOS_LAMBDA(int i, int j) {
+          key(i, j) = h(i, j);
+          c(i, j) = h(i, j) > T(0) ? h(i, j) : T(0);
+        });
   }
 
   /// dh = dc where h > 0.
   template <class T>
   void backward(StepBuffers<T>& b, const SaeParameters<T>&, SaeParameters<T>&, State<T>&) const {
     const auto h = b.h, dc = b.dc, dh = b.dh;
-    for_each_entry("synthsae::relu_backward", h.extent(0), h.extent(1),
-                   KOKKOS_LAMBDA(int i, int j) { dh(i, j) = h(i, j) > T(0) ? dc(i, j) : T(0); });
+    for_each_entry(
+        "synthsae::relu_backward", h.extent(0), h.extent(1),
+        KOKKOS_LAMBDA(int i, int j) { dh(i, j) = h(i, j) > T(0) ? dc(i, j) : T(0); });
   }
 };
 

@@ -40,7 +40,8 @@ struct TopK {
     if (st.mask.extent(0) != b.h.extent(0) || st.mask.extent(1) != b.h.extent(1)) {
       st.mask = decltype(st.mask)("topk_mask", b.h.extent(0), b.h.extent(1));
     }
-    row_top_k(b.key, std::min<int>(k, static_cast<int>(b.h.extent(1))), st.mask, Kokkos::View<const std::uint8_t*, MemSpace>());
+    row_top_k(b.key, std::min<int>(k, static_cast<int>(b.h.extent(1))), st.mask,
+              Kokkos::View<const std::uint8_t*, MemSpace>());
     detail::coefficients_from_mask(b, st.mask);
   }
 
@@ -57,14 +58,16 @@ struct TopK {
     if (st.mask.extent(0) != b.h.extent(0) || st.mask.extent(1) != b.h.extent(1)) {
       st.mask = decltype(st.mask)("topk_mask", b.h.extent(0), b.h.extent(1));
     }
-    row_top_k(b.key, std::min<int>(k, static_cast<int>(b.h.extent(1))), st.mask, Kokkos::View<const std::uint8_t*, MemSpace>());
+    row_top_k(b.key, std::min<int>(k, static_cast<int>(b.h.extent(1))), st.mask,
+              Kokkos::View<const std::uint8_t*, MemSpace>());
     const auto mask = st.mask;
     const auto h = b.h, key = b.key;
-    a.gather(b.h.extent(0), b.h.extent(1), KOKKOS_LAMBDA(int i, int j, T& v) {
-      const bool keep = mask(i, j) && key(i, j) > T(0);
-      if (keep) v = h(i, j);
-      return keep;
-    });
+    a.gather(
+        b.h.extent(0), b.h.extent(1), KOKKOS_LAMBDA(int i, int j, T& v) {
+          const bool keep = mask(i, j) && key(i, j) > T(0);
+          if (keep) v = h(i, j);
+          return keep;
+        });
   }
 };
 

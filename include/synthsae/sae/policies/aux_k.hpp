@@ -19,7 +19,8 @@ struct AuxK {
   double coefficient = 1.0;  ///< aux_loss_coefficient
 
   void validate(std::size_t, std::size_t) const {
-    if (!(coefficient >= 0) || !std::isfinite(coefficient)) throw ConfigError("aux_loss_coefficient", show(coefficient), "must be finite and >= 0");
+    if (!(coefficient >= 0) || !std::isfinite(coefficient))
+      throw ConfigError("aux_loss_coefficient", show(coefficient), "must be finite and >= 0");
   }
 
   template <class T>
@@ -32,8 +33,8 @@ struct AuxK {
   /// The sparse step's version: the k_aux selected dead latents per row form an active set;
   /// adds the loss's gradient to g.w_dec, g.w_enc and g.b_enc.
   template <class T>
-  double accumulate_sparse(StepBuffers<T>& b, const SaeParameters<T>& p, SaeParameters<T>& g, State<T>& st, const DeadMask& dead,
-                           std::size_t num_dead) const {
+  double accumulate_sparse(StepBuffers<T>& b, const SaeParameters<T>& p, SaeParameters<T>& g, State<T>& st,
+                           const DeadMask& dead, std::size_t num_dead) const {
     if (num_dead == 0 || coefficient == 0) return 0.0;
     const auto budget = detail::aux_budget(p.input_dim(), num_dead);
     const double rows = double(b.batch());
@@ -44,8 +45,8 @@ struct AuxK {
 
   /// Adds the loss's gradient to g.w_dec and b.dh (call after the activation's backward).
   template <class T>
-  double accumulate(StepBuffers<T>& b, const SaeParameters<T>& p, SaeParameters<T>& g, State<T>& st, const DeadMask& dead,
-                    std::size_t num_dead) const {
+  double accumulate(StepBuffers<T>& b, const SaeParameters<T>& p, SaeParameters<T>& g, State<T>& st,
+                    const DeadMask& dead, std::size_t num_dead) const {
     if (num_dead == 0 || coefficient == 0) return 0.0;
     const std::size_t rows = b.batch(), d = p.input_dim(), s = p.num_latents();
     const auto [k_aux, scale] = detail::aux_budget(d, num_dead);
@@ -60,18 +61,20 @@ struct AuxK {
     const auto mask = st.mask;
     const auto a = st.a, h = b.h;
     const int si = static_cast<int>(s);
-    Kokkos::parallel_for("synthsae::aux_a", Kokkos::RangePolicy<ExecSpace>(0, rows), KOKKOS_LAMBDA(int i) {
-      for (int j = 0; j < si; ++j) a(i, j) = mask(i, j) ? h(i, j) : T(0);
-    });
+    Kokkos::parallel_for(
+        "synthsae::aux_a", Kokkos::RangePolicy<ExecSpace>(0, rows), KOKKOS_LAMBDA(int i) {
+          for (int j = 0; j < si; ++j) a(i, j) = mask(i, j) ? h(i, j) : T(0);
+        });
     gemm(Op::N, Op::N, T(1), st.a, p.w_dec, T(0), st.e_hat);  // e = a W_dec
     const double sq = detail::aux_residual(b, st.e_hat, st.residual, 2.0 * coefficient * scale / double(rows));
-    gemm(Op::T, Op::N, T(1), st.a, st.residual, T(1), g.w_dec);  // dW_dec += a^T g_e
+    gemm(Op::T, Op::N, T(1), st.a, st.residual, T(1), g.w_dec);   // dW_dec += a^T g_e
     gemm(Op::N, Op::T, T(1), st.residual, p.w_dec, T(0), st.da);  // da = g_e W_dec^T
     const auto da = st.da, dh = b.dh;
-    Kokkos::parallel_for("synthsae::aux_dh", Kokkos::RangePolicy<ExecSpace>(0, rows), KOKKOS_LAMBDA(int i) {
-      for (int j = 0; j < si; ++j)
-        if (mask(i, j)) dh(i, j) += da(i, j);
-    });
+    Kokkos::parallel_for(
+        "synthsae::aux_dh", Kokkos::RangePolicy<ExecSpace>(0, rows), KOKKOS_LAMBDA(int i) {
+          for (int j = 0; j < si; ++j)
+            if (mask(i, j)) dh(i, j) += da(i, j);
+        });
     return coefficient * scale * sq / double(rows);
   }
 };

@@ -28,7 +28,8 @@ struct MatryoshkaAuxK {
   std::vector<int> widths = {};
 
   void validate(std::size_t, std::size_t) const {
-    if (!(coefficient >= 0) || !std::isfinite(coefficient)) throw ConfigError("aux_loss_coefficient", show(coefficient), "must be finite and >= 0");
+    if (!(coefficient >= 0) || !std::isfinite(coefficient))
+      throw ConfigError("aux_loss_coefficient", show(coefficient), "must be finite and >= 0");
   }
   /// Takes the levels from the Matryoshka nesting.
   template <class Nesting>
@@ -40,7 +41,8 @@ struct MatryoshkaAuxK {
         return "[" + t + "]";
       };
       throw ConfigError("MatryoshkaAuxK.widths", list(widths),
-                        "must equal matryoshka_widths = " + list(n.widths) + "; leave them unset (docs/policies.md#composition-rules)");
+                        "must equal matryoshka_widths = " + list(n.widths) +
+                            "; leave them unset (docs/policies.md#composition-rules)");
     }
     widths = n.widths;
   }
@@ -55,14 +57,15 @@ struct MatryoshkaAuxK {
 
   /// Dense step: adds the gradient to g.w_dec and b.dh.
   template <class T>
-  double accumulate(StepBuffers<T>& b, const SaeParameters<T>& p, SaeParameters<T>& g, State<T>& st, const DeadMask& dead,
-                    std::size_t num_dead) const {
+  double accumulate(StepBuffers<T>& b, const SaeParameters<T>& p, SaeParameters<T>& g, State<T>& st,
+                    const DeadMask& dead, std::size_t num_dead) const {
     if (num_dead == 0 || coefficient == 0) return 0.0;
     const auto c = b.c;
-    st.coefficients.gather(b.batch(), p.num_latents(), KOKKOS_LAMBDA(int i, int j, T& v) {
-      v = c(i, j);
-      return v != T(0);
-    });
+    st.coefficients.gather(
+        b.batch(), p.num_latents(), KOKKOS_LAMBDA(int i, int j, T& v) {
+          v = c(i, j);
+          return v != T(0);
+        });
     return levels(b, p, g, st, dead, /*dense=*/true);
   }
 
@@ -70,15 +73,16 @@ struct MatryoshkaAuxK {
   /// reported activations z are non-zero (c = h on the TopK family's kept entries); adds to
   /// g.w_dec, g.w_enc and g.b_enc.
   template <class T>
-  double accumulate_sparse(StepBuffers<T>& b, const SaeParameters<T>& p, SaeParameters<T>& g, State<T>& st, const DeadMask& dead,
-                           std::size_t num_dead) const {
+  double accumulate_sparse(StepBuffers<T>& b, const SaeParameters<T>& p, SaeParameters<T>& g, State<T>& st,
+                           const DeadMask& dead, std::size_t num_dead) const {
     if (num_dead == 0 || coefficient == 0) return 0.0;
     const auto z = b.z, h = b.h;
-    st.coefficients.gather(b.batch(), p.num_latents(), KOKKOS_LAMBDA(int i, int j, T& v) {
-      const bool on = z(i, j) != T(0);
-      if (on) v = h(i, j);
-      return on;
-    });
+    st.coefficients.gather(
+        b.batch(), p.num_latents(), KOKKOS_LAMBDA(int i, int j, T& v) {
+          const bool on = z(i, j) != T(0);
+          if (on) v = h(i, j);
+          return on;
+        });
     return levels(b, p, g, st, dead, /*dense=*/false);
   }
 
@@ -88,15 +92,17 @@ struct MatryoshkaAuxK {
     const auto starts = sel.row_start;
     const auto cols = sel.col;
     const auto grad = sel.grad;
-    Kokkos::parallel_for("synthsae::matryoshka_aux_dh", Kokkos::RangePolicy<ExecSpace>(0, sel.rows()), KOKKOS_LAMBDA(int i) {
-      for (int e = starts(i); e < starts(i + 1); ++e) dh(i, cols(e)) += grad(e);
-    });
+    Kokkos::parallel_for(
+        "synthsae::matryoshka_aux_dh", Kokkos::RangePolicy<ExecSpace>(0, sel.rows()), KOKKOS_LAMBDA(int i) {
+          for (int e = starts(i); e < starts(i + 1); ++e) dh(i, cols(e)) += grad(e);
+        });
   }
 
   /// The per-level losses over st.coefficients; each level's dLoss/dh entries go to b.dh
   /// (dense step) or straight into the encoder gradient (sparse step).
   template <class T>
-  double levels(StepBuffers<T>& b, const SaeParameters<T>& p, SaeParameters<T>& g, State<T>& st, const DeadMask& dead, bool dense) const {
+  double levels(StepBuffers<T>& b, const SaeParameters<T>& p, SaeParameters<T>& g, State<T>& st, const DeadMask& dead,
+                bool dense) const {
     const std::size_t rows = b.batch(), d = p.input_dim(), s = p.num_latents();
     if (st.prefix.extent(0) != rows || st.prefix.extent(1) != d) st.prefix = Matrix<T>("maux_prefix", rows, d);
     if (st.allowed.extent(0) != s) st.allowed = decltype(st.allowed)("maux_allowed", s);
@@ -111,19 +117,25 @@ struct MatryoshkaAuxK {
       std::size_t dead_here = 0;
       const auto allowed = st.allowed;
       const auto dd = dead;
-      Kokkos::parallel_reduce("synthsae::maux_level_mask", Kokkos::RangePolicy<ExecSpace>(0, s), KOKKOS_LAMBDA(int j, std::size_t& acc) {
-        const std::uint8_t on = (j >= lo && j < hi && dd(j)) ? 1 : 0;
-        allowed(j) = on;
-        acc += on;
-      }, dead_here);
+      Kokkos::parallel_reduce(
+          "synthsae::maux_level_mask", Kokkos::RangePolicy<ExecSpace>(0, s),
+          KOKKOS_LAMBDA(int j, std::size_t& acc) {
+            const std::uint8_t on = (j >= lo && j < hi && dd(j)) ? 1 : 0;
+            allowed(j) = on;
+            acc += on;
+          },
+          dead_here);
       lo = hi;
       if (dead_here == 0) continue;
       const auto budget = detail::aux_budget(d, dead_here);
       kernels::sparse_decode(st.coefficients, p.w_dec, p.b_dec, st.prefix, hi);  // x_hat through width hi
-      const double sq = st.term.run(b, p, g, DeadMask(st.allowed), budget.k, st.prefix, 2.0 * coefficient * budget.scale / double(rows));
+      const double sq = st.term.run(b, p, g, DeadMask(st.allowed), budget.k, st.prefix,
+                                    2.0 * coefficient * budget.scale / double(rows));
       total += budget.scale * sq / double(rows);
-      if (dense) add_to_dense(st.term.selected, b.dh);
-      else kernels::sparse_encoder_grad(st.term.selected, b.xc, g.w_enc, g.b_enc, true);
+      if (dense)
+        add_to_dense(st.term.selected, b.dh);
+      else
+        kernels::sparse_encoder_grad(st.term.selected, b.xc, g.w_enc, g.b_enc, true);
     }
     return coefficient * total;
   }

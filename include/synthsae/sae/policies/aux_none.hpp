@@ -11,11 +11,13 @@ struct NoAux {
   struct State {};
   void validate(std::size_t /*d_in*/, std::size_t /*d_sae*/) const {}
   template <class T>
-  double accumulate(StepBuffers<T>&, const SaeParameters<T>&, SaeParameters<T>&, State<T>&, const DeadMask&, std::size_t) const {
+  double accumulate(StepBuffers<T>&, const SaeParameters<T>&, SaeParameters<T>&, State<T>&, const DeadMask&,
+                    std::size_t) const {
     return 0.0;
   }
   template <class T>
-  double accumulate_sparse(StepBuffers<T>&, const SaeParameters<T>&, SaeParameters<T>&, State<T>&, const DeadMask&, std::size_t) const {
+  double accumulate_sparse(StepBuffers<T>&, const SaeParameters<T>&, SaeParameters<T>&, State<T>&, const DeadMask&,
+                           std::size_t) const {
     return 0.0;
   }
 };

@@ -10,8 +10,8 @@
 
 #include "synthsae/core/error.hpp"
 
-#include "synthsae/sae/policies/activation_jumprelu.hpp"
 #include "synthsae/sae/kernels/aux_term.hpp"
+#include "synthsae/sae/policies/activation_jumprelu.hpp"
 
 namespace synthsae {
 
@@ -22,7 +22,8 @@ struct JumpReluPreActivation {
   double coefficient = 1.0;  ///< pre_act_loss_coefficient
 
   void validate(std::size_t, std::size_t) const {
-    if (!(coefficient >= 0) || !std::isfinite(coefficient)) throw ConfigError("pre_act_loss_coefficient", show(coefficient), "must be finite and >= 0");
+    if (!(coefficient >= 0) || !std::isfinite(coefficient))
+      throw ConfigError("pre_act_loss_coefficient", show(coefficient), "must be finite and >= 0");
   }
 
   template <class T>
@@ -39,22 +40,25 @@ struct JumpReluPreActivation {
     const int rows = static_cast<int>(h.extent(0));
     const T scale = static_cast<T>(coefficient / double(rows));
     double total = 0;
-    Kokkos::parallel_reduce("synthsae::jumprelu_pre_act", Kokkos::RangePolicy<ExecSpace>(0, h.extent(1)), KOKKOS_LAMBDA(int j, double& acc) {
-      if (!dead(j)) return;
-      const T theta = kmath::exp(log_theta(j));
-      T gap_sum = 0, below = 0;
-      for (int i = 0; i < rows; ++i) {
-        const T gap = theta - h(i, j);
-        if (gap > T(0)) {
-          gap_sum += gap;
-          below += T(1);
-          dh(i, j) -= scale * norms(j);
-        }
-      }
-      acc += double(scale) * double(gap_sum) * double(norms(j));
-      dnorms(j) += scale * gap_sum;
-      g_log_theta(j) += theta * scale * norms(j) * below;  // d/dlog theta = theta d/dtheta
-    }, total);
+    Kokkos::parallel_reduce(
+        "synthsae::jumprelu_pre_act", Kokkos::RangePolicy<ExecSpace>(0, h.extent(1)),
+        KOKKOS_LAMBDA(int j, double& acc) {
+          if (!dead(j)) return;
+          const T theta = kmath::exp(log_theta(j));
+          T gap_sum = 0, below = 0;
+          for (int i = 0; i < rows; ++i) {
+            const T gap = theta - h(i, j);
+            if (gap > T(0)) {
+              gap_sum += gap;
+              below += T(1);
+              dh(i, j) -= scale * norms(j);
+            }
+          }
+          acc += double(scale) * double(gap_sum) * double(norms(j));
+          dnorms(j) += scale * gap_sum;
+          g_log_theta(j) += theta * scale * norms(j) * below;  // d/dlog theta = theta d/dtheta
+        },
+        total);
     return total;
   }
 };

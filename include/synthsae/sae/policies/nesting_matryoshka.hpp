@@ -26,7 +26,8 @@ struct Matryoshka {
       if (widths[i] < 1 || static_cast<std::size_t>(widths[i]) > d_sae || (i > 0 && widths[i] <= widths[i - 1])) {
         std::string list;
         for (int w : widths) list += (list.empty() ? "" : ", ") + std::to_string(w);
-        throw ConfigError("matryoshka_widths", "[" + list + "]", "must be strictly increasing, within [1, d_sae = " + std::to_string(d_sae) + "]");
+        throw ConfigError("matryoshka_widths", "[" + list + "]",
+                          "must be strictly increasing, within [1, d_sae = " + std::to_string(d_sae) + "]");
       }
     }
   }
@@ -34,7 +35,8 @@ struct Matryoshka {
   /// The sparse step's version: the inner reconstructions use the active entries below each
   /// width (a prefix of every row); adds to a.grad (dLoss/dc), g.w_dec and g.b_dec.
   template <class T>
-  double accumulate_sparse(StepBuffers<T>& b, const ActiveSet<T>& a, const SaeParameters<T>& p, SaeParameters<T>& g, State<T>& st) const {
+  double accumulate_sparse(StepBuffers<T>& b, const ActiveSet<T>& a, const SaeParameters<T>& p, SaeParameters<T>& g,
+                           State<T>& st) const {
     const std::size_t rows = b.batch(), d = p.input_dim();
     if (st.x_hat_w.extent(0) != rows || st.x_hat_w.extent(1) != d) st.x_hat_w = Matrix<T>("matryoshka_x_hat", rows, d);
     double total = 0;
@@ -65,13 +67,16 @@ struct Matryoshka {
       const int di = static_cast<int>(d);
       const T factor = static_cast<T>(2.0 / double(rows));
       double sq = 0;
-      Kokkos::parallel_reduce("synthsae::matryoshka_inner", Kokkos::RangePolicy<ExecSpace>(0, rows), KOKKOS_LAMBDA(int i, double& acc) {
-        for (int k = 0; k < di; ++k) {
-          const T diff = xw(i, k) + b_dec(k) - x(i, k);
-          acc += double(diff) * double(diff);
-          xw(i, k) = factor * diff;  // now dLoss/dx_hat_w
-        }
-      }, sq);
+      Kokkos::parallel_reduce(
+          "synthsae::matryoshka_inner", Kokkos::RangePolicy<ExecSpace>(0, rows),
+          KOKKOS_LAMBDA(int i, double& acc) {
+            for (int k = 0; k < di; ++k) {
+              const T diff = xw(i, k) + b_dec(k) - x(i, k);
+              acc += double(diff) * double(diff);
+              xw(i, k) = factor * diff;  // now dLoss/dx_hat_w
+            }
+          },
+          sq);
       total += sq / double(rows);
       gemm(Op::N, Op::T, T(1), st.x_hat_w, w_dec_w, T(1), Kokkos::subview(b.dc, Kokkos::ALL(), cols));
       gemm(Op::T, Op::N, T(1), c_w, st.x_hat_w, T(1), Kokkos::subview(g.w_dec, cols, Kokkos::ALL()));

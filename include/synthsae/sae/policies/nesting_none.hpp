@@ -17,7 +17,8 @@ struct NoNesting {
     return 0.0;
   }
   template <class T>
-  double accumulate_sparse(StepBuffers<T>&, const ActiveSet<T>&, const SaeParameters<T>&, SaeParameters<T>&, State<T>&) const {
+  double accumulate_sparse(StepBuffers<T>&, const ActiveSet<T>&, const SaeParameters<T>&, SaeParameters<T>&,
+                           State<T>&) const {
     return 0.0;
   }
 };

@@ -25,13 +25,16 @@ struct L0StepPenalty {
   std::optional<double> bandwidth = std::nullopt;
 
   void validate(std::size_t, std::size_t) const {
-    if (!(coefficient >= 0) || !std::isfinite(coefficient)) throw ConfigError("l0_coefficient", show(coefficient), "must be finite and >= 0");
+    if (!(coefficient >= 0) || !std::isfinite(coefficient))
+      throw ConfigError("l0_coefficient", show(coefficient), "must be finite and >= 0");
   }
   /// Takes the shared bandwidth from the activation.
   template <class Activation>
   void bind(const Activation& a) {
     if (bandwidth && *bandwidth != a.bandwidth) {
-      throw ConfigError("L0StepPenalty.bandwidth", show(*bandwidth), "differs from jumprelu_bandwidth = " + show(a.bandwidth) + "; leave it unset (docs/policies.md#composition-rules)");
+      throw ConfigError("L0StepPenalty.bandwidth", show(*bandwidth),
+                        "differs from jumprelu_bandwidth = " + show(a.bandwidth) +
+                            "; leave it unset (docs/policies.md#composition-rules)");
     }
     bandwidth = a.bandwidth;
   }
@@ -42,28 +45,35 @@ struct L0StepPenalty {
     const auto log_theta = p.extra.at("log_threshold");
     const int s = static_cast<int>(h.extent(1));
     double count = 0;
-    Kokkos::parallel_reduce("synthsae::l0_step", Kokkos::RangePolicy<ExecSpace>(0, h.extent(0)), KOKKOS_LAMBDA(int i, double& acc) {
-      for (int j = 0; j < s; ++j) acc += h(i, j) > kmath::exp(log_theta(j)) ? 1.0 : 0.0;
-    }, count);
+    Kokkos::parallel_reduce(
+        "synthsae::l0_step", Kokkos::RangePolicy<ExecSpace>(0, h.extent(0)),
+        KOKKOS_LAMBDA(int i, double& acc) {
+          for (int j = 0; j < s; ++j) acc += h(i, j) > kmath::exp(log_theta(j)) ? 1.0 : 0.0;
+        },
+        count);
     return lambda * count / double(h.extent(0));
   }
 
   /// No gradient to h; d log_theta_j += theta_j * lambda / B * sum_b -(1/eps) K((h - theta) / eps).
   template <class T>
-  void backward(const StepBuffers<T>& b, const Matrix<T>&, const Matrix<T>&, const SaeParameters<T>& p, SaeParameters<T>& g, double lambda) const {
+  void backward(const StepBuffers<T>& b, const Matrix<T>&, const Matrix<T>&, const SaeParameters<T>& p,
+                SaeParameters<T>& g, double lambda) const {
     const auto h = b.h;
     const auto log_theta = p.extra.at("log_threshold");
     const auto g_log_theta = g.extra.at("log_threshold");
     const int rows = static_cast<int>(h.extent(0));
-    if (!bandwidth) throw ConfigError("L0StepPenalty.bandwidth", "(unset)", "bind() it to the JumpReLU activation (the Sae constructor does)");
+    if (!bandwidth)
+      throw ConfigError("L0StepPenalty.bandwidth", "(unset)",
+                        "bind() it to the JumpReLU activation (the Sae constructor does)");
     const T eps = static_cast<T>(*bandwidth);
     const T scale = static_cast<T>(lambda / double(rows));
-    Kokkos::parallel_for("synthsae::l0_step_backward", Kokkos::RangePolicy<ExecSpace>(0, h.extent(1)), KOKKOS_LAMBDA(int j) {
-      const T theta = kmath::exp(log_theta(j));
-      T acc = 0;
-      for (int i = 0; i < rows; ++i) acc += -(T(1) / eps) * rectangle((h(i, j) - theta) / eps);
-      g_log_theta(j) += theta * scale * acc;
-    });
+    Kokkos::parallel_for(
+        "synthsae::l0_step_backward", Kokkos::RangePolicy<ExecSpace>(0, h.extent(1)), KOKKOS_LAMBDA(int j) {
+          const T theta = kmath::exp(log_theta(j));
+          T acc = 0;
+          for (int i = 0; i < rows; ++i) acc += -(T(1) / eps) * rectangle((h(i, j) - theta) / eps);
+          g_log_theta(j) += theta * scale * acc;
+        });
   }
 };
 

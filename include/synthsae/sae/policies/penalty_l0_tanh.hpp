@@ -17,7 +17,8 @@ struct L0TanhPenalty {
   double tanh_scale = 4.0;   ///< jumprelu_tanh_scale
 
   void validate(std::size_t, std::size_t) const {
-    if (!(coefficient >= 0) || !std::isfinite(coefficient)) throw ConfigError("l0_coefficient", show(coefficient), "must be finite and >= 0");
+    if (!(coefficient >= 0) || !std::isfinite(coefficient))
+      throw ConfigError("l0_coefficient", show(coefficient), "must be finite and >= 0");
   }
 
   template <class T>
@@ -26,28 +27,33 @@ struct L0TanhPenalty {
     const int s = static_cast<int>(z.extent(1));
     const T cs = static_cast<T>(tanh_scale);
     double sum = 0;
-    Kokkos::parallel_reduce("synthsae::l0_tanh", Kokkos::RangePolicy<ExecSpace>(0, z.extent(0)), KOKKOS_LAMBDA(int i, double& acc) {
-      for (int j = 0; j < s; ++j) acc += double(kmath::tanh(cs * z(i, j) * norms(j)));
-    }, sum);
+    Kokkos::parallel_reduce(
+        "synthsae::l0_tanh", Kokkos::RangePolicy<ExecSpace>(0, z.extent(0)),
+        KOKKOS_LAMBDA(int i, double& acc) {
+          for (int j = 0; j < s; ++j) acc += double(kmath::tanh(cs * z(i, j) * norms(j)));
+        },
+        sum);
     return lambda * sum / double(z.extent(0));
   }
 
   template <class T>
-  void backward(const StepBuffers<T>& b, const Matrix<T>& z, const Matrix<T>& dz, const SaeParameters<T>&, SaeParameters<T>&, double lambda) const {
+  void backward(const StepBuffers<T>& b, const Matrix<T>& z, const Matrix<T>& dz, const SaeParameters<T>&,
+                SaeParameters<T>&, double lambda) const {
     const auto norms = b.norms, dnorms = b.dnorms;
     const int rows = static_cast<int>(z.extent(0));
     const T cs = static_cast<T>(tanh_scale);
     const T scale = static_cast<T>(lambda / double(rows));
-    Kokkos::parallel_for("synthsae::l0_tanh_backward", Kokkos::RangePolicy<ExecSpace>(0, z.extent(1)), KOKKOS_LAMBDA(int j) {
-      T col = 0;
-      for (int i = 0; i < rows; ++i) {
-        const T t = kmath::tanh(cs * z(i, j) * norms(j));
-        const T sech2 = T(1) - t * t;
-        dz(i, j) += scale * cs * norms(j) * sech2;
-        col += cs * z(i, j) * sech2;
-      }
-      dnorms(j) += scale * col;
-    });
+    Kokkos::parallel_for(
+        "synthsae::l0_tanh_backward", Kokkos::RangePolicy<ExecSpace>(0, z.extent(1)), KOKKOS_LAMBDA(int j) {
+          T col = 0;
+          for (int i = 0; i < rows; ++i) {
+            const T t = kmath::tanh(cs * z(i, j) * norms(j));
+            const T sech2 = T(1) - t * t;
+            dz(i, j) += scale * cs * norms(j) * sech2;
+            col += cs * z(i, j) * sech2;
+          }
+          dnorms(j) += scale * col;
+        });
   }
 };
 

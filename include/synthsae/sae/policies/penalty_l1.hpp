@@ -18,7 +18,8 @@ struct L1Penalty {
   double coefficient = 1.0;  ///< l1_coefficient (the final value; warm-up scales it)
 
   void validate(std::size_t, std::size_t) const {
-    if (!(coefficient >= 0) || !std::isfinite(coefficient)) throw ConfigError("l1_coefficient", show(coefficient), "must be finite and >= 0");
+    if (!(coefficient >= 0) || !std::isfinite(coefficient))
+      throw ConfigError("l1_coefficient", show(coefficient), "must be finite and >= 0");
   }
 
   template <class T>
@@ -28,7 +29,8 @@ struct L1Penalty {
 
   /// dz += lambda n_j / B; dnorms_j += lambda sum_b z_bj / B.
   template <class T>
-  void backward(const StepBuffers<T>& b, const Matrix<T>& z, const Matrix<T>& dz, const SaeParameters<T>&, SaeParameters<T>&, double lambda) const {
+  void backward(const StepBuffers<T>& b, const Matrix<T>& z, const Matrix<T>& dz, const SaeParameters<T>&,
+                SaeParameters<T>&, double lambda) const {
     kernels::weighted_l1_backward(z, dz, b.norms, b.dnorms, static_cast<T>(lambda / double(z.extent(0))));
   }
 };

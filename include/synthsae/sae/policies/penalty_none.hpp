@@ -11,9 +11,12 @@ struct NoPenalty {
   static constexpr bool active = false;
   void validate(std::size_t /*d_in*/, std::size_t /*d_sae*/) const {}
   template <class T>
-  double forward(const StepBuffers<T>&, const Matrix<T>&, const SaeParameters<T>&, double) const { return 0.0; }
+  double forward(const StepBuffers<T>&, const Matrix<T>&, const SaeParameters<T>&, double) const {
+    return 0.0;
+  }
   template <class T>
-  void backward(const StepBuffers<T>&, const Matrix<T>&, const Matrix<T>&, const SaeParameters<T>&, SaeParameters<T>&, double) const {}
+  void backward(const StepBuffers<T>&, const Matrix<T>&, const Matrix<T>&, const SaeParameters<T>&, SaeParameters<T>&,
+                double) const {}
 };
 
 }  // namespace synthsae
