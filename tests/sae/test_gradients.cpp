@@ -259,3 +259,40 @@ TEST_CASE("New compositions of examples/custom_architecture.cpp: gradients", "[s
   CHECK(topk_l1.forward_backward(random_input(14), g2, {}, 0, 0.5).penalty > 0);
   CHECK(worst_gradient_error(topk_l1, random_input(14), kCore, {}, 0, 0.5) < 1e-6);
 }
+
+TEST_CASE("construction validates every slot and binds shared hyperparameters to one source", "[sae][composition]") {
+  using Catch::Contains;
+  // Each slot's validate(d_in, d_sae) runs in the constructor and names the field and value.
+  CHECK_THROWS_WITH((StandardSae<double>(kIn, kLatents, Relu{}, L1Penalty{-1.0})),
+                    Contains("l1_coefficient") && Contains("-1"));
+  CHECK_THROWS_WITH((TopKSae<double>(kIn, kLatents, TopK{0, true}, {}, AuxK{std::nan("")})), Contains("k = 0"));
+  CHECK_THROWS_WITH((TopKSae<double>(kIn, kLatents, TopK{2, true}, {}, AuxK{std::nan("")})),
+                    Contains("aux_loss_coefficient"));
+  CHECK_THROWS_WITH((JumpReluSae<double>(kIn, kLatents, JumpRelu{-0.1, 0.05})), Contains("jumprelu_init_threshold"));
+  CHECK_THROWS_WITH(
+      (Sae<BatchTopK, NoPenalty, AuxK, Matryoshka, double>(kIn, kLatents, BatchTopK{2}, {}, {}, Matryoshka{{4, 3}})),
+      Contains("matryoshka_widths") && Contains("[4, 3]"));
+  // The bandwidth has one source: the penalty takes the activation's; a different one is an error.
+  JumpReluSae<double> bound(kIn, kLatents, JumpRelu{0.1, 0.3}, L0StepPenalty{1.0});
+  CHECK(bound.penalty().bandwidth == 0.3);
+  CHECK_THROWS_WITH((JumpReluSae<double>(kIn, kLatents, JumpRelu{0.1, 0.3}, L0StepPenalty{1.0, 0.05})),
+                    Contains("L0StepPenalty.bandwidth") && Contains("jumprelu_bandwidth"));
+  // MatryoshkaAuxK's levels come from the nesting.
+  Sae<BatchTopK, NoPenalty, MatryoshkaAuxK, Matryoshka, double> mat(kIn, kLatents, BatchTopK{2}, {},
+                                                                    MatryoshkaAuxK{0.5}, Matryoshka{{2, 5}});
+  CHECK(mat.aux().widths == std::vector<int>{2, 5});
+}
+
+TEST_CASE("the penalty uses its own coefficient; the trainer's scale only multiplies it", "[sae][composition]") {
+  // Same SAE and input, L1 coefficient 2 vs 1: the penalty term doubles at any scale, and the
+  // warm-up scale (step 3 of 12) gives a quarter of the coefficient (hand-worked: 2 * 3 / 12).
+  const auto x = random_input(31);
+  StandardSae<double> two(kIn, kLatents, Relu{}, L1Penalty{2.0}, {}, {}, 0.5, 31);
+  StandardSae<double> one(kIn, kLatents, Relu{}, L1Penalty{1.0}, {}, {}, 0.5, 31);
+  const double p2 = two.loss(x).penalty, p1 = one.loss(x).penalty;
+  REQUIRE(p1 > 0);
+  CHECK(p2 == Approx(2 * p1).epsilon(1e-12));
+  CHECK(PenaltyScale(0.5, 3, 12).lambda(2.0) == Approx(0.25));
+  CHECK(two.loss(x, {}, 0, PenaltyScale(1.0, 3, 12)).penalty == Approx(p2 / 4).epsilon(1e-12));
+  CHECK(two.loss(x, {}, 0, 0.5).penalty == Approx(p2 / 2).epsilon(1e-12));
+}

@@ -1,6 +1,7 @@
 #pragma once
 // One exception family. Every message names what was wrong and where: the config
 // field and its value, the file and the part of it, the shapes that disagree.
+#include <limits>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -55,6 +56,12 @@ std::string show(const T& value) {
   std::ostringstream out;
   out << value;
   return out.str();
+}
+
+/// A loss coefficient must be finite and >= 0; ConfigError naming `field` otherwise.
+inline void require_coefficient(const char* field, double value) {
+  if (!(value >= 0) || !(value <= std::numeric_limits<double>::max()))
+    throw ConfigError(field, show(value), "must be finite and >= 0");
 }
 
 }  // namespace synthsae

@@ -18,10 +18,7 @@ struct AuxK {
   static constexpr std::string_view name = "auxk";
   double coefficient = 1.0;  ///< aux_loss_coefficient
 
-  void validate(std::size_t, std::size_t) const {
-    if (!(coefficient >= 0) || !std::isfinite(coefficient))
-      throw ConfigError("aux_loss_coefficient", show(coefficient), "must be finite and >= 0");
-  }
+  void validate(std::size_t, std::size_t) const { require_coefficient("aux_loss_coefficient", coefficient); }
 
   template <class T>
   struct State {

@@ -27,10 +27,7 @@ struct MatryoshkaAuxK {
   /// different widths are a ConfigError at construction.
   std::vector<int> widths = {};
 
-  void validate(std::size_t, std::size_t) const {
-    if (!(coefficient >= 0) || !std::isfinite(coefficient))
-      throw ConfigError("aux_loss_coefficient", show(coefficient), "must be finite and >= 0");
-  }
+  void validate(std::size_t, std::size_t) const { require_coefficient("aux_loss_coefficient", coefficient); }
   /// Takes the levels from the Matryoshka nesting.
   template <class Nesting>
   void bind(const Nesting& n) {

@@ -21,10 +21,7 @@ struct JumpReluPreActivation {
   static constexpr bool needs_learned_threshold = true;
   double coefficient = 1.0;  ///< pre_act_loss_coefficient
 
-  void validate(std::size_t, std::size_t) const {
-    if (!(coefficient >= 0) || !std::isfinite(coefficient))
-      throw ConfigError("pre_act_loss_coefficient", show(coefficient), "must be finite and >= 0");
-  }
+  void validate(std::size_t, std::size_t) const { require_coefficient("pre_act_loss_coefficient", coefficient); }
 
   template <class T>
   struct State {};

@@ -24,10 +24,7 @@ struct L0StepPenalty {
   /// different value is a ConfigError at construction.
   std::optional<double> bandwidth = std::nullopt;
 
-  void validate(std::size_t, std::size_t) const {
-    if (!(coefficient >= 0) || !std::isfinite(coefficient))
-      throw ConfigError("l0_coefficient", show(coefficient), "must be finite and >= 0");
-  }
+  void validate(std::size_t, std::size_t) const { require_coefficient("l0_coefficient", coefficient); }
   /// Takes the shared bandwidth from the activation.
   template <class Activation>
   void bind(const Activation& a) {

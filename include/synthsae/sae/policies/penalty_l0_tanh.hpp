@@ -16,10 +16,7 @@ struct L0TanhPenalty {
   double coefficient = 1.0;  ///< l0_coefficient
   double tanh_scale = 4.0;   ///< jumprelu_tanh_scale
 
-  void validate(std::size_t, std::size_t) const {
-    if (!(coefficient >= 0) || !std::isfinite(coefficient))
-      throw ConfigError("l0_coefficient", show(coefficient), "must be finite and >= 0");
-  }
+  void validate(std::size_t, std::size_t) const { require_coefficient("l0_coefficient", coefficient); }
 
   template <class T>
   double forward(const StepBuffers<T>& b, const Matrix<T>& z, const SaeParameters<T>&, double lambda) const {

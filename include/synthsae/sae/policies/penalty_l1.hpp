@@ -17,10 +17,7 @@ struct L1Penalty {
   static constexpr bool active = true;
   double coefficient = 1.0;  ///< l1_coefficient (the final value; warm-up scales it)
 
-  void validate(std::size_t, std::size_t) const {
-    if (!(coefficient >= 0) || !std::isfinite(coefficient))
-      throw ConfigError("l1_coefficient", show(coefficient), "must be finite and >= 0");
-  }
+  void validate(std::size_t, std::size_t) const { require_coefficient("l1_coefficient", coefficient); }
 
   template <class T>
   double forward(const StepBuffers<T>& b, const Matrix<T>& z, const SaeParameters<T>&, double lambda) const {
