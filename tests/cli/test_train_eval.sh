@@ -34,7 +34,22 @@ grep -q '"architecture": "gated"' "$work/gated/cfg.json" || fail "gated cfg.json
 "$bin" eval --model tiny --sae "$work/gated" --samples 2048 --batch 512 >"$work/gated_eval.json" 2>/dev/null || fail "gated eval failed"
 cmp -s "$work/gated_train.json" "$work/gated_eval.json" || fail "eval of the saved gated SAE differs from the in-process metrics"
 
+# The unpublished example architecture topk_l1 through the program: saved as topk, its L1
+# coefficient and the GEMM arithmetic recorded in runner_config.json.
+"$bin" train --model tiny --arch topk_l1 --k 3 --l1 0.1 --width 32 --samples 10240 --batch 512 --eval-samples 1024 \
+  --gemm-math tf32 --out "$work/tl1" >/dev/null 2>&1 || fail "topk_l1 train failed"
+grep -q '"architecture": "topk"' "$work/tl1/cfg.json" || fail "topk_l1 should be saved as topk"
+grep -q '"l1_coefficient": 0.1' "$work/tl1/runner_config.json" || fail "topk_l1 runner_config lacks its L1 coefficient"
+grep -q '"gemm_math": "tf32"' "$work/tl1/runner_config.json" || fail "runner_config lacks gemm_math"
+"$bin" architectures >"$work/arch.md" || fail "synthsae architectures failed"
+for a in standard topk batchtopk matryoshka_batchtopk jumprelu gated matching_pursuit topk_l1; do
+  grep -q "^| \`$a\` |" "$work/arch.md" || fail "synthsae architectures lacks $a"
+done
+"$bin" train --help | grep -q "topk_l1" || fail "train --help should list the architectures from the library's list"
+
 # Usage errors (exit 2).
+expect 2 "--gemm-math = fp16" -- "$bin" train --model tiny --arch topk --gemm-math fp16 --out "$work/x"
+expect 2 "--target-l0 applies to standard, jumprelu, gated" -- "$bin" train --model tiny --arch topk --target-l0 4 --out "$work/x"
 expect 2 "--arch is required" -- "$bin" train --model tiny --out "$work/x"
 expect 2 "--arch = nope" -- "$bin" train --model tiny --arch nope --out "$work/x"
 expect 2 "--k applies to" -- "$bin" train --model tiny --arch standard --k 5 --out "$work/x"

@@ -30,10 +30,17 @@ concept ActivationPolicy = requires(const A& a, StepBuffers<T>& b, const SaePara
   a.backward(b, p, g, st);
 };
 
-/// Penalty slot: a sparsity term on z with value and gradient, scaled by its own coefficient.
+/// An active penalty holds its own `coefficient`, which the trainer only scales (PenaltyScale).
+template <class P>
+concept OwnsCoefficientIfActive = !P::active || requires(const P& pen) {
+  { pen.coefficient } -> std::convertible_to<double>;
+};
+
+/// Penalty slot: a sparsity term on z with value and gradient.
 template <class P, class T = float>
-concept PenaltyPolicy = requires(const P& pen, const StepBuffers<T>& b, const Matrix<T>& m, const SaeParameters<T>& p,
-                                 SaeParameters<T>& g, std::size_t n) {
+concept PenaltyPolicy = OwnsCoefficientIfActive<P> &&
+    requires(const P& pen, const StepBuffers<T>& b, const Matrix<T>& m, const SaeParameters<T>& p, SaeParameters<T>& g,
+             std::size_t n) {
   { P::active } -> std::convertible_to<bool>;
   pen.validate(n, n);
   { pen.forward(b, m, p, 1.0) } -> std::same_as<double>;
