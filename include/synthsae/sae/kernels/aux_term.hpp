@@ -3,6 +3,7 @@
 // sparse form of one AuxK term (used by AuxK and MatryoshkaAuxK).
 #include <algorithm>
 #include <cstdint>
+
 #include "synthsae/core/gemm.hpp"
 #include "synthsae/sae/kernels/active_set.hpp"
 #include "synthsae/sae/kernels/step_buffers.hpp"

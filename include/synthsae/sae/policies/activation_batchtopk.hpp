@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <limits>
 #include <string_view>
+
 #include "synthsae/sae/kernels/active_set.hpp"
 #include "synthsae/sae/kernels/selection.hpp"
 #include "synthsae/sae/kernels/step_buffers.hpp"

@@ -1,6 +1,7 @@
 #pragma once
 // NoAux: no auxiliary loss.
 #include <string_view>
+
 #include "synthsae/sae/kernels/aux_term.hpp"
 
 namespace synthsae {

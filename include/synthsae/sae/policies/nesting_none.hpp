@@ -1,6 +1,7 @@
 #pragma once
 // NoNesting: a single reconstruction.
 #include <string_view>
+
 #include "synthsae/sae/kernels/active_set.hpp"
 #include "synthsae/sae/kernels/step_buffers.hpp"
 #include "synthsae/sae/parameters.hpp"

@@ -1,6 +1,7 @@
 #pragma once
 // NoPenalty: the sparsity comes from elsewhere (TopK's selection, Matching Pursuit's budget).
 #include <string_view>
+
 #include "synthsae/sae/kernels/step_buffers.hpp"
 #include "synthsae/sae/parameters.hpp"
 
