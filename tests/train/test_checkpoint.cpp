@@ -12,7 +12,7 @@
 
 using namespace synthsae;
 
-namespace {
+namespace synthsae::test {
 
 /// Test-only auxiliary loss with run state: a per-latent running mean m_j of the pre-activations
 /// (stopped gradient) and a call counter; loss = c 0.9^min(calls, 30) mean_b sum_j m_j h_bj.
@@ -60,7 +60,11 @@ struct RunningMeanAux {
   }
 };
 
-using StatefulSae = Sae<Relu, L1Penalty, RunningMeanAux>;
+}  // namespace synthsae::test
+
+namespace {
+
+using StatefulSae = Sae<Relu, L1Penalty, test::RunningMeanAux>;
 
 SyntheticModelConfig small_world() {
   SyntheticModelConfig c;
@@ -89,7 +93,7 @@ TEST_CASE("a user's policy with run state resumes bit for bit through the generi
   cfg.batch_size = 64;
   cfg.lr.lr = 1e-3;
   cfg.coefficient_warm_up_steps = 10;
-  auto make = [] { return StatefulSae(16, 24, Relu{}, L1Penalty{0.5}, RunningMeanAux{}, {}, 0.1, 3); };
+  auto make = [] { return StatefulSae(16, 24, Relu{}, L1Penalty{0.5}, test::RunningMeanAux{}, {}, 0.1, 3); };
 
   SyntheticModel world_a(small_world());
   StatefulSae straight = make();
@@ -133,7 +137,7 @@ TEST_CASE("a checkpoint missing a policy's state is a clear error naming the ent
   cfg.training_samples = 64 * 4;
   cfg.batch_size = 64;
   SyntheticModel world(small_world());
-  StatefulSae sae(16, 24, Relu{}, L1Penalty{0.5}, RunningMeanAux{}, {}, 0.1, 3);
+  StatefulSae sae(16, 24, Relu{}, L1Penalty{0.5}, test::RunningMeanAux{}, {}, 0.1, 3);
   Trainer t(sae, world, cfg);
   t.fit_steps(2);
   const auto dir = std::filesystem::temp_directory_path() / "synthsae_stateful_bad";
