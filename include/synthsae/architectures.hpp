@@ -47,6 +47,11 @@ inline std::vector<std::string_view> names() {
   return out;
 }
 
+/// Whether `name` is in the list.
+inline bool known(std::string_view name) {
+  return visit(name, [](auto) {});
+}
+
 /// "standard, topk, ...": for messages.
 inline std::string name_list() {
   std::string list;

@@ -25,5 +25,7 @@ TEST_CASE("a user's activation (GainedRelu) has finite-difference-exact gradient
   auto dg = Kokkos::create_mirror_view_and_copy(HostSpace(), g.extra.at("log_gain"));
   double largest = 0;
   for (int j = 0; j < kLatents; ++j) largest = std::max(largest, std::fabs(dg(j)));
+  // A plain ReLU would give exactly 0 here; 1e-3 is far above float64 rounding (~1e-15) and far
+  // below the gradients of these O(1) inputs, so the check only fails if the gain path is dead.
   CHECK(largest > 1e-3);
 }

@@ -100,8 +100,7 @@ int run_bench(const std::vector<std::string>& argv) {
     const auto archs =
         split(args.text("--archs").value_or("batchtopk,matryoshka_batchtopk,jumprelu,standard,matching_pursuit"));
     for (const auto& a : archs) {
-      const auto known = architectures::names();
-      if (std::find(known.begin(), known.end(), a) == known.end()) {
+      if (!architectures::known(a)) {
         throw UsageError("--archs: unknown architecture '" + a + "' (" + architectures::name_list() + ")");
       }
     }

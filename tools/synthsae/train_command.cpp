@@ -96,8 +96,7 @@ io::Json train_and_save(SaeT sae, SyntheticModel& world, const TrainRequest& a, 
 }  // namespace
 
 void check_architecture_knobs(const std::string& arch, bool k_given, bool l1_given, bool target_l0_given) {
-  const auto names = architectures::names();
-  if (std::find(names.begin(), names.end(), arch) == names.end()) {
+  if (!architectures::known(arch)) {
     throw UsageError("--arch = " + arch + ": choose one of " + architectures::name_list());
   }
   const architectures::Knobs knobs = architectures::knobs_of(arch);

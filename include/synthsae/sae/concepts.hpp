@@ -91,7 +91,7 @@ concept SparseAuxLossPolicy = requires(const X& aux, StepBuffers<T>& b, const Sa
 template <class S>
 concept TrainableSae = requires(S& sae, const S& csae, const Matrix<typename S::Scalar>& x,
                                 SaeParameters<typename S::Scalar>& g, const DeadMask& dead, PenaltyScale scale,
-                                const Matrix<typename S::Scalar>& z, StateListArchive& archive) {
+                                const Matrix<typename S::Scalar>& z, PersistProbe& archive) {
   typename S::Scalar;
   typename S::penalty_type;
   { csae.input_dim() } -> std::convertible_to<std::size_t>;

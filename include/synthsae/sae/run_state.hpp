@@ -10,7 +10,6 @@
 // train/checkpoint.hpp writes and reads every listed member, so a new policy with state resumes
 // bit for bit without a change to the trainer.
 #include <string>
-#include <vector>
 
 namespace synthsae {
 
@@ -24,21 +23,14 @@ void persist_slot(Archive& ar, const std::string& slot, State& state) {
   }
 }
 
-/// An archive that only collects the names it is shown (for messages and the TrainableSae
-/// concept's check that persist() exists).
-struct StateListArchive {
+/// An archive that does nothing: what the TrainableSae concept passes to check that persist()
+/// exists (train/checkpoint.hpp has the archives that write and read).
+struct PersistProbe {
   static constexpr bool reading = false;
-  std::vector<std::string> names;
-  std::string prefix;
-  void enter(const std::string& slot) { prefix += slot + "."; }
-  void leave() {
-    const auto dot = prefix.find_last_of('.', prefix.size() >= 2 ? prefix.size() - 2 : 0);
-    prefix = dot == std::string::npos ? "" : prefix.substr(0, dot + 1);
-  }
+  void enter(const std::string&) {}
+  void leave() {}
   template <class V>
-  void operator()(const std::string& name, V&) {
-    names.push_back(prefix + name);
-  }
+  void operator()(const std::string&, V&) {}
 };
 
 }  // namespace synthsae

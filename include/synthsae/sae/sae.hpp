@@ -167,9 +167,11 @@ class Sae {
   /// Loss only (no gradients, no state update): for finite-difference tests.
   StepLosses loss(const Matrix<T>& x, const DeadMask& dead = {}, std::size_t num_dead = 0, PenaltyScale scale = {}) {
     SaeParameters<T> scratch = params_.zeros_like();
-    auto saved = act_state_;
+    const auto saved_act = act_state_;
+    const auto saved_aux = aux_state_;
+    const auto saved_nest = nest_state_;
     const StepLosses l = forward_backward(x, scratch, dead, num_dead, scale);
-    act_state_ = saved;
+    act_state_ = saved_act, aux_state_ = saved_aux, nest_state_ = saved_nest;
     return l;
   }
 

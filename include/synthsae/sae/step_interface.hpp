@@ -17,6 +17,16 @@ struct StepLosses {
   double total() const { return mse + inner_mse + penalty + aux; }
 };
 
+/// value(t) = final * min(t, W) / W (final when W = 0): the linear warm-up of a coefficient.
+struct CoefficientWarmUp {
+  double final_value = 1.0;
+  long warm_up_steps = 0;
+  double at(long t) const {
+    if (warm_up_steps <= 0) return final_value;
+    return final_value * double(std::min(t, warm_up_steps)) / double(warm_up_steps);
+  }
+};
+
 /// The factor the trainer applies to a penalty's own coefficient at one step: the linear warm-up
 /// over warm_up_steps, then the L0 autotuner's multiplier. lambda = (c min(t, W) / W) m, in that
 /// order (the arithmetic of the published runs). A plain double is a multiplier with no warm-up.
@@ -30,9 +40,7 @@ struct PenaltyScale {
 
   /// lambda_t for a penalty whose own (final) coefficient is `coefficient`.
   double lambda(double coefficient) const {
-    const double warmed =
-        warm_up_steps <= 0 ? coefficient : coefficient * double(std::min(step, warm_up_steps)) / double(warm_up_steps);
-    return warmed * multiplier;
+    return CoefficientWarmUp{coefficient, warm_up_steps}.at(step) * multiplier;
   }
 };
 

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "synthsae/core/error.hpp"
+#include "synthsae/sae/step_interface.hpp"  // CoefficientWarmUp
 
 namespace synthsae {
 
@@ -47,16 +48,6 @@ struct LrSchedule {
     if (kind == Kind::constant || main <= 1) return lr;
     const double progress = double(t - w) / double(main);
     return end() + (lr - end()) * 0.5 * (1.0 + std::cos(M_PI * progress));
-  }
-};
-
-/// value(t) = final * min(t, W) / W (final when W = 0).
-struct CoefficientWarmUp {
-  double final_value = 1.0;
-  long warm_up_steps = 0;
-  double at(long t) const {
-    if (warm_up_steps <= 0) return final_value;
-    return final_value * double(std::min(t, warm_up_steps)) / double(warm_up_steps);
   }
 };
 
