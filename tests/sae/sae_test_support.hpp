@@ -62,6 +62,8 @@ void scramble(S& sae, std::uint64_t seed) {
     for (std::size_t i = 0; i < h.extent(0); ++i) {
       if (name == "log_threshold")
         h(i) = std::log(0.05 + 0.1 * s.uniform<double>());
+      else if (name == "threshold")
+        h(i) = 0.05 + 0.1 * s.uniform<double>();
       else
         h(i) += 0.3 * s.normal<double>();
     }

@@ -122,54 +122,150 @@ TEST_CASE("BatchTopK and Matryoshka BatchTopK: gradients", "[sae][gradients]") {
   CHECK(worst_gradient_error(mat, x, kCore) < 1e-6);
 }
 
-TEST_CASE("JumpReLU (step and tanh L0): gradients of W and b; pseudo-gradients by definition", "[sae][gradients]") {
-  JumpReluSae<double> step(kIn, kLatents, JumpRelu{0.1, 0.05}, L0StepPenalty{1.0, 0.05}, {}, {}, 0.5, 7);
-  scramble(step, 7);
-  const auto x = random_input(7);
-  CHECK(worst_gradient_error(step, x, kCore, {}, 0, 0.3) < 1e-6);
-  JumpReluTanhSae<double> tanh_sae(kIn, kLatents, JumpRelu{0.1, 0.05}, L0TanhPenalty{1.0, 4.0}, {}, {}, 0.5, 8);
-  scramble(tanh_sae, 8);
-  CHECK(worst_gradient_error(tanh_sae, random_input(8), kCore, {}, 0, 0.3) < 1e-6);
+namespace {
 
-  // log_threshold: recompute the pseudo-gradient from its definition on the host.
-  // With bandwidth 2 most (h, theta) pairs fall inside the kernel window.
-  JumpReluSae<double> wide(kIn, kLatents, JumpRelu{0.1, 2.0}, L0StepPenalty{1.0, 2.0}, {}, {}, 0.5, 9);
-  scramble(wide, 9);
-  const double lambda = 0.4, eps = 2.0;
-  SaeParameters<double> grads = wide.parameters().zeros_like();
-  wide.forward_backward(x, grads, {}, 0, lambda);
-  const auto& p = wide.parameters();
+JumpRelu jumprelu(double init, double eps, ThresholdParameterisation param, bool ste = false) {
+  return JumpRelu{.init_threshold = init, .bandwidth = eps, .parameterisation = param, .ste_to_input = ste};
+}
+
+// The JumpReLU pseudo-gradients recomputed from their definition on the host (SAELens's Step and
+// JumpReLU autograd functions): per entry the rectangle window K = [|h - theta| < eps / 2] gives
+//   dL/dtheta_j = sum_b [ dz_bj (-(theta/eps) K) + w_b (-(1/eps) K) ],
+//   dL/db_enc_j gains sum_b [ dz_bj (theta/eps) K + w_b (1/eps) K ] with ste_to_input,
+// w_b = lambda / B (step) or lambda / B (4/t)(l0_b - t) (quadratic); the stored parameter's
+// gradient is dL/dtheta, or theta dL/dtheta for log theta. Returns the worst error of the
+// threshold gradient and the largest threshold gradient (to prove the window was hit).
+struct PseudoGradientCheck {
+  double worst_threshold = 0, largest_threshold = 0, worst_b_enc_ste = 0, largest_ste = 0;
+};
+
+PseudoGradientCheck check_pseudo_gradients(JumpRelu act, L0StepPenalty pen, std::uint64_t seed) {
+  const double lambda = 0.4, eps = act.bandwidth;
+  JumpReluSae<double> sae(kIn, kLatents, act, pen, {}, {}, 0.5, seed);
+  scramble(sae, seed);
+  const auto x = random_input(seed);
+  SaeParameters<double> grads = sae.parameters().zeros_like();
+  sae.forward_backward(x, grads, {}, 0, lambda);
+  const bool log = act.parameterisation == ThresholdParameterisation::log;
+  const auto& p = sae.parameters();
   const test::HostSae host(x, p);
-  const auto xh = host.x, we = host.w_enc, wd = host.w_dec;
-  const auto be = host.b_enc, bd = host.b_dec;
-  auto lt = Kokkos::create_mirror_view_and_copy(HostSpace(), p.extra.at("log_threshold"));
-  auto g = Kokkos::create_mirror_view_and_copy(HostSpace(), grads.extra.at("log_threshold"));
-  double worst = 0, largest = 0;
+  auto raw = Kokkos::create_mirror_view_and_copy(HostSpace(), p.extra.at(act.threshold_parameter()));
+  auto g = Kokkos::create_mirror_view_and_copy(HostSpace(), grads.extra.at(act.threshold_parameter()));
+  auto theta = [&](int j) { return log ? std::exp(raw(j)) : raw(j); };
+  // Row weights of the step function's gradient.
+  std::vector<double> w(kBatch, lambda / kBatch);
+  for (int i = 0; i < kBatch && pen.mode == L0LossMode::quadratic; ++i) {
+    double l0 = 0;
+    for (int j = 0; j < kLatents; ++j) l0 += host.pre(i, j) > theta(j) ? 1 : 0;
+    w[i] = lambda / kBatch * 4.0 / *pen.target_l0 * (l0 - *pen.target_l0);
+  }
+  // The gradient of b_enc without the straight-through terms, for the ste comparison.
+  JumpRelu plain_act = act;
+  plain_act.ste_to_input = false;
+  JumpReluSae<double> plain(kIn, kLatents, plain_act, pen, {}, {}, 0.5, seed);
+  plain.parameters() = sae.parameters().clone();
+  SaeParameters<double> plain_grads = plain.parameters().zeros_like();
+  plain.forward_backward(x, plain_grads, {}, 0, lambda);
+  auto gb = Kokkos::create_mirror_view_and_copy(HostSpace(), grads.b_enc);
+  auto gb_plain = Kokkos::create_mirror_view_and_copy(HostSpace(), plain_grads.b_enc);
+  PseudoGradientCheck out;
   for (int j = 0; j < kLatents; ++j) {
-    const double theta = std::exp(lt(j));
-    double d_theta = 0;
+    double d_theta = 0, ste = 0;
     for (int i = 0; i < kBatch; ++i) {
-      double h = be(j);
-      for (int k = 0; k < kIn; ++k) h += (xh(i, k) - bd(k)) * we(k, j);
+      const double h = host.pre(i, j);
       // dL/dz_ij from the reconstruction: 2/B (x_hat - x) . W_dec_j
       double dz = 0;
       for (int k = 0; k < kIn; ++k) {
-        double xhat = bd(k);
+        double xhat = host.b_dec(k);
         for (int m = 0; m < kLatents; ++m) {
-          double hm = be(m);
-          for (int q = 0; q < kIn; ++q) hm += (xh(i, q) - bd(q)) * we(q, m);
-          if (hm > std::exp(lt(m))) xhat += hm * wd(m, k);
+          const double hm = host.pre(i, m);
+          if (hm > theta(m)) xhat += hm * host.w_dec(m, k);
         }
-        dz += 2.0 / kBatch * (xhat - xh(i, k)) * wd(j, k);
+        dz += 2.0 / kBatch * (xhat - host.x(i, k)) * host.w_dec(j, k);
       }
-      const double kernel = std::fabs((h - theta) / eps) < 0.5 ? 1.0 : 0.0;
-      d_theta += dz * (-(theta / eps) * kernel) + lambda / kBatch * (-(1.0 / eps) * kernel);
+      const double kernel = std::fabs((h - theta(j)) / eps) < 0.5 ? 1.0 : 0.0;
+      d_theta += dz * (-(theta(j) / eps) * kernel) + w[i] * (-(1.0 / eps) * kernel);
+      ste += dz * (theta(j) / eps) * kernel + w[i] * (1.0 / eps) * kernel;
     }
-    worst = std::max(worst, std::fabs(theta * d_theta - g(j)));
-    largest = std::max(largest, std::fabs(g(j)));
+    const double expected = log ? theta(j) * d_theta : d_theta;
+    out.worst_threshold = std::max(out.worst_threshold, std::fabs(expected - g(j)));
+    out.largest_threshold = std::max(out.largest_threshold, std::fabs(g(j)));
+    const double ste_expected = act.ste_to_input ? ste : 0.0;
+    out.worst_b_enc_ste = std::max(out.worst_b_enc_ste, std::fabs(ste_expected - (gb(j) - gb_plain(j))));
+    out.largest_ste = std::max(out.largest_ste, std::fabs(ste_expected));
   }
-  CHECK(largest > 1e-3);  // the window is hit: the comparison is not vacuous
-  CHECK(worst < 1e-10);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("JumpReLU (step and tanh L0): gradients of W and b; pseudo-gradients by definition", "[sae][gradients]") {
+  for (auto param : {ThresholdParameterisation::direct, ThresholdParameterisation::log}) {
+    INFO("log threshold: " << (param == ThresholdParameterisation::log));
+    JumpReluSae<double> step(kIn, kLatents, jumprelu(0.1, 0.05, param), L0StepPenalty{1.0, 0.05}, {}, {}, 0.5, 7);
+    scramble(step, 7);
+    CHECK(worst_gradient_error(step, random_input(7), kCore, {}, 0, 0.3) < 1e-6);
+    JumpReluTanhSae<double> tanh_sae(kIn, kLatents, jumprelu(0.1, 0.05, param), L0TanhPenalty{1.0, 4.0}, {}, {}, 0.5,
+                                     8);
+    scramble(tanh_sae, 8);
+    CHECK(worst_gradient_error(tanh_sae, random_input(8), kCore, {}, 0, 0.3) < 1e-6);
+    // The quadratic L0 loss has no gradient to W or b either (only through the step function).
+    L0StepPenalty quad{.coefficient = 1.0, .mode = L0LossMode::quadratic, .target_l0 = 3.0};
+    JumpReluSae<double> quad_sae(kIn, kLatents, jumprelu(0.1, 0.05, param), quad, {}, {}, 0.5, 7);
+    scramble(quad_sae, 7);
+    CHECK(worst_gradient_error(quad_sae, random_input(7), kCore, {}, 0, 0.3) < 1e-6);
+  }
+  // The threshold's pseudo-gradient. With bandwidth 2 most (h, theta) pairs fall inside the
+  // kernel window.
+  for (auto param : {ThresholdParameterisation::direct, ThresholdParameterisation::log})
+    for (bool ste : {false, true})
+      for (auto mode : {L0LossMode::step, L0LossMode::quadratic}) {
+        INFO("log " << (param == ThresholdParameterisation::log) << ", ste_to_input " << ste << ", quadratic "
+                    << (mode == L0LossMode::quadratic));
+        L0StepPenalty pen{.coefficient = 1.0, .mode = mode};
+        if (mode == L0LossMode::quadratic) pen.target_l0 = 2.5;
+        const auto r = check_pseudo_gradients(jumprelu(0.1, 2.0, param, ste), pen, 9);
+        CHECK(r.largest_threshold > 1e-3);  // the window is hit: the comparison is not vacuous
+        CHECK(r.worst_threshold < 1e-10);
+        CHECK(r.worst_b_enc_ste < 1e-10);
+        if (ste) CHECK(r.largest_ste > 1e-3);
+      }
+}
+
+TEST_CASE("JumpReLU quadratic L0 loss: value by hand; a direct threshold is projected onto theta >= 0",
+          "[sae][gradients]") {
+  const double t = 2.0, lambda = 0.5;
+  L0StepPenalty quad{.coefficient = 1.0, .mode = L0LossMode::quadratic, .target_l0 = t};
+  JumpReluSae<double> sae(kIn, kLatents, jumprelu(0.1, 0.05, ThresholdParameterisation::direct), quad, {}, {}, 0.5, 5);
+  scramble(sae, 5);
+  // One negative threshold: the step projects it to 0 before the forward pass (SAELens clamps
+  // threshold.data at the start of every training_forward_pass).
+  auto th = Kokkos::create_mirror_view_and_copy(HostSpace(), sae.parameters().extra.at("threshold"));
+  th(2) = -0.3;
+  Kokkos::deep_copy(sae.parameters().extra.at("threshold"), th);
+  const auto x = random_input(5);
+  SaeParameters<double> g = sae.parameters().zeros_like();
+  const StepLosses l = sae.forward_backward(x, g, {}, 0, lambda);
+  th = Kokkos::create_mirror_view_and_copy(HostSpace(), sae.parameters().extra.at("threshold"));
+  CHECK(th(2) == 0.0);
+  const test::HostSae host(x, sae.parameters());
+  double expected = 0;
+  for (int i = 0; i < kBatch; ++i) {
+    double l0 = 0;
+    for (int j = 0; j < kLatents; ++j) l0 += host.pre(i, j) > th(j) ? 1 : 0;
+    expected += 2.0 / t * (l0 - t) * (l0 - t);
+  }
+  expected *= lambda / kBatch;
+  CHECK(expected > 0);
+  CHECK(l.penalty == Approx(expected).epsilon(1e-14));
+  // The quadratic mode needs its target, within (0, d_sae].
+  CHECK_THROWS_WITH((JumpReluSae<double>(kIn, kLatents, JumpRelu{},
+                                         L0StepPenalty{.coefficient = 1.0, .mode = L0LossMode::quadratic})),
+                    Catch::Contains("target_l0"));
+  CHECK_THROWS_WITH(
+      (JumpReluSae<double>(kIn, kLatents, JumpRelu{},
+                           L0StepPenalty{.coefficient = 1.0, .mode = L0LossMode::quadratic, .target_l0 = 9.0})),
+      Catch::Contains("target_l0") && Catch::Contains("9"));
 }
 
 #include "synthsae/sae/matching_pursuit_sae.hpp"
@@ -205,40 +301,47 @@ TEST_CASE("JumpReLU pre-activation loss on dead latents: value and gradients", "
   for (int j : {0, 3, 5}) hd(j) = 1;
   Kokkos::deep_copy(dead, hd);
   const double coef = 0.7;
-  // Thresholds near the pre-activations' scale so that some (h, theta) pairs fall either side.
-  PreActSae sae(kIn, kLatents, JumpRelu{0.5, 0.05}, L0StepPenalty{1.0, 0.05}, JumpReluPreActivation{coef}, {}, 0.5, 12);
-  scramble(sae, 12);
-  Kokkos::deep_copy(sae.parameters().extra.at("log_threshold"), std::log(0.5));
-  const auto x = random_input(12);
-  // Everything but log_threshold has exact gradients: central differences of the total loss.
-  CHECK(worst_gradient_error(sae, x, kCore, dead, 3, 0.3) < 1e-6);
-  // The value by hand: coef mean_b sum_{j dead} ReLU(theta - h_bj) |W_dec_j|.
-  const auto& p = sae.parameters();
-  const test::HostSae host(x, p);
-  const auto xh = host.x, we = host.w_enc, wd = host.w_dec;
-  const auto be = host.b_enc, bd = host.b_dec;
-  auto lt = Kokkos::create_mirror_view_and_copy(HostSpace(), p.extra.at("log_threshold"));
-  auto pre_act = [&](int j, double log_theta) {
-    double total = 0;
-    for (int i = 0; i < kBatch; ++i) total += std::max(0.0, std::exp(log_theta) - host.pre(i, j)) * host.norm(j);
-    return coef * total / kBatch;
-  };
-  double expected = 0;
-  for (int j : {0, 3, 5}) expected += pre_act(j, lt(j));
-  CHECK(expected > 0);
-  SaeParameters<double> with = sae.parameters().zeros_like(), without = sae.parameters().zeros_like();
-  CHECK(sae.forward_backward(x, with, dead, 3, 0.3).aux == Approx(expected).epsilon(1e-12));
-  sae.forward_backward(x, without, {}, 0, 0.3);
-  // log_threshold: (gradient with the loss) - (without) against central differences of it.
-  auto gw = Kokkos::create_mirror_view_and_copy(HostSpace(), with.extra.at("log_threshold"));
-  auto go = Kokkos::create_mirror_view_and_copy(HostSpace(), without.extra.at("log_threshold"));
-  double worst = 0;
-  for (int j = 0; j < kLatents; ++j) {
-    const bool is_dead = j == 0 || j == 3 || j == 5;
-    const double fd = is_dead ? (pre_act(j, lt(j) + 1e-6) - pre_act(j, lt(j) - 1e-6)) / 2e-6 : 0.0;
-    worst = std::max(worst, std::fabs(fd - (gw(j) - go(j))));
+  for (auto param : {ThresholdParameterisation::direct, ThresholdParameterisation::log}) {
+    const bool log = param == ThresholdParameterisation::log;
+    INFO("log threshold: " << log);
+    // Thresholds near the pre-activations' scale so that some (h, theta) pairs fall either side.
+    PreActSae sae(kIn, kLatents, jumprelu(0.5, 0.05, param), L0StepPenalty{1.0, 0.05}, JumpReluPreActivation{coef},
+                  {}, 0.5, 12);
+    scramble(sae, 12);
+    const std::string name = sae.activation().threshold_parameter();
+    Kokkos::deep_copy(sae.parameters().extra.at(name), log ? std::log(0.5) : 0.5);
+    const auto x = random_input(12);
+    // Everything but the threshold has exact gradients: central differences of the total loss.
+    CHECK(worst_gradient_error(sae, x, kCore, dead, 3, 0.3) < 1e-6);
+    // The value by hand: coef mean_b sum_{j dead} ReLU(theta - h_bj) |W_dec_j|.
+    const auto& p = sae.parameters();
+    const test::HostSae host(x, p);
+    auto raw = Kokkos::create_mirror_view_and_copy(HostSpace(), p.extra.at(name));
+    auto pre_act = [&](int j, double raw_theta) {
+      const double theta = log ? std::exp(raw_theta) : raw_theta;
+      double total = 0;
+      for (int i = 0; i < kBatch; ++i) total += std::max(0.0, theta - host.pre(i, j)) * host.norm(j);
+      return coef * total / kBatch;
+    };
+    double expected = 0;
+    for (int j : {0, 3, 5}) expected += pre_act(j, raw(j));
+    CHECK(expected > 0);
+    SaeParameters<double> with = sae.parameters().zeros_like(), without = sae.parameters().zeros_like();
+    CHECK(sae.forward_backward(x, with, dead, 3, 0.3).aux == Approx(expected).epsilon(1e-12));
+    sae.forward_backward(x, without, {}, 0, 0.3);
+    // The threshold: (gradient with the loss) - (without) against central differences of it.
+    auto gw = Kokkos::create_mirror_view_and_copy(HostSpace(), with.extra.at(name));
+    auto go = Kokkos::create_mirror_view_and_copy(HostSpace(), without.extra.at(name));
+    double worst = 0, largest = 0;
+    for (int j = 0; j < kLatents; ++j) {
+      const bool is_dead = j == 0 || j == 3 || j == 5;
+      const double fd = is_dead ? (pre_act(j, raw(j) + 1e-6) - pre_act(j, raw(j) - 1e-6)) / 2e-6 : 0.0;
+      worst = std::max(worst, std::fabs(fd - (gw(j) - go(j))));
+      largest = std::max(largest, std::fabs(fd));
+    }
+    CHECK(largest > 1e-3);
+    CHECK(worst < 1e-6);
   }
-  CHECK(worst < 1e-6);
 }
 
 TEST_CASE("New compositions of examples/custom_architecture.cpp: gradients", "[sae][gradients]") {

@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <functional>
 #include <vector>
 
@@ -61,4 +62,72 @@ TEST_CASE("batch top-m threshold equals the brute-force m-th largest positive va
     for (int j = 0; j < 64; j += 2) h(i, j) = 0.5f, flat[std::size_t(i) * 64 + j] = 0.5f;
   Kokkos::deep_copy(ties, h);
   CHECK(batch_top_m_threshold(ties, 20000) == brute_threshold(flat, 20000));
+}
+
+namespace {
+
+// The rows' k largest keys by sorting (key descending, column ascending), as the heap ranks.
+std::vector<std::uint8_t> brute_row_top_k(const std::vector<float>& flat, int rows, int cols, int k,
+                                          const std::vector<std::uint8_t>& allowed) {
+  std::vector<std::uint8_t> mask(flat.size(), 0);
+  for (int i = 0; i < rows; ++i) {
+    std::vector<int> idx;
+    for (int j = 0; j < cols; ++j)
+      if (allowed.empty() || allowed[j]) idx.push_back(j);
+    std::stable_sort(idx.begin(), idx.end(), [&](int a, int b) { return flat[i * cols + a] > flat[i * cols + b]; });
+    for (int q = 0; q < k && q < static_cast<int>(idx.size()); ++q) mask[i * cols + idx[q]] = 1;
+  }
+  return mask;
+}
+
+std::vector<std::uint8_t> device_row_top_k(const Matrix<float>& key, int k, const std::vector<std::uint8_t>& allowed,
+                                           bool radix) {
+  Kokkos::View<std::uint8_t**, Kokkos::LayoutRight, MemSpace> mask("mask", key.extent(0), key.extent(1));
+  Kokkos::View<std::uint8_t*, MemSpace> allow("allowed", allowed.size());
+  auto ha = Kokkos::create_mirror_view(allow);
+  for (std::size_t j = 0; j < allowed.size(); ++j) ha(j) = allowed[j];
+  Kokkos::deep_copy(allow, ha);
+  if (radix) {
+    detail::row_top_k_radix(key, k, mask, Kokkos::View<const std::uint8_t*, MemSpace>(allow));
+  } else {
+    row_top_k(key, k, mask, Kokkos::View<const std::uint8_t*, MemSpace>(allow));
+  }
+  auto h = Kokkos::create_mirror_view_and_copy(HostSpace(), mask);
+  return std::vector<std::uint8_t>(h.data(), h.data() + h.size());
+}
+
+}  // namespace
+
+TEST_CASE("per-row top-k has no limit on k: radix selection equals brute force and the heap", "[sae][select]") {
+  std::vector<float> flat;
+  // d_in = 4,096 gives AuxK k_aux = 2,048, twice the heap's limit.
+  const int rows = 6, cols = 8192;
+  const auto key = keys(rows, cols, 11, flat, [](int) { return 1.0f; });
+  std::vector<std::uint8_t> none, every_third(cols, 0);
+  for (int j = 0; j < cols; j += 3) every_third[j] = 1;
+  for (int k : {0, 1, 25, 1024, 1025, 2048, 4000, 8191, 8192, 9000}) {
+    INFO("k = " << k);
+    const auto expected = brute_row_top_k(flat, rows, cols, k, none);
+    CHECK(device_row_top_k(key, k, none, true) == expected);
+    CHECK(device_row_top_k(key, k, none, false) == expected);  // the public entry point
+    const auto filtered = brute_row_top_k(flat, rows, cols, k, every_third);
+    CHECK(device_row_top_k(key, k, every_third, false) == filtered);
+    if (k <= kMaxHeapTopK) CHECK(device_row_top_k(key, k, every_third, true) == filtered);
+  }
+  // Ties, signed zeros and negative keys: quantised keys so that the k-th value is shared by
+  // many columns; the lowest columns win, as in the heap.
+  auto h = Kokkos::create_mirror_view_and_copy(HostSpace(), key);
+  for (int i = 0; i < rows; ++i)
+    for (int j = 0; j < cols; ++j) {
+      float v = std::round(flat[i * cols + j] * 2.0f) / 2.0f;
+      if (v == 0.0f && (j % 2)) v = -0.0f;
+      h(i, j) = v, flat[i * cols + j] = v;
+    }
+  Kokkos::deep_copy(key, h);
+  for (int k : {3, 700, 1024, 2048, 5000}) {
+    INFO("ties, k = " << k);
+    const auto expected = brute_row_top_k(flat, rows, cols, k, none);
+    CHECK(device_row_top_k(key, k, none, true) == expected);
+    CHECK(device_row_top_k(key, k, none, false) == expected);
+  }
 }

@@ -168,3 +168,36 @@ TEST_CASE("malformed model directories are clear errors", "[world][files]") {
   }
   std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("a directory missing the hierarchy or the correlation its config asks for regenerates them, and says so",
+          "[world][files]") {
+  SyntheticModelConfig cfg = preset("tiny");
+  cfg.correlation = LowRankCorrelation{3, 0.1, std::nullopt};
+  SyntheticModel model(cfg);
+  REQUIRE(!model.hierarchy().empty());
+  REQUIRE(model.correlation());
+  const auto dir = fresh_dir("synthsae_world_incomplete");
+  saelens::save_synthetic_model(model, dir);
+  // Drop hierarchy.json and the two correlation tensors, as an incomplete download would.
+  std::filesystem::remove(dir / "hierarchy.json");
+  auto weights = io::read_safetensors(dir / "synthetic_model.safetensors");
+  weights.tensors.erase("correlation_factor");
+  weights.tensors.erase("correlation_diag");
+  io::write_safetensors(dir / "synthetic_model.safetensors", weights);
+  std::vector<std::string> notes;
+  SyntheticModel back = saelens::load_synthetic_model(dir, [&](const std::string& m) { notes.push_back(m); });
+  REQUIRE(notes.size() == 2);
+  CHECK_THAT(notes[0], Catch::Contains("hierarchy.json is missing") && Catch::Contains("regenerated"));
+  CHECK_THAT(notes[1], Catch::Contains("correlation") && Catch::Contains("regenerated"));
+  // The same config seed and offsets as the construction: the very same structure comes back.
+  CHECK(forest_to_json(back.hierarchy()) == forest_to_json(model.hierarchy()));
+  REQUIRE(back.correlation());
+  CHECK(back.correlation()->factor == model.correlation()->factor);
+  CHECK(back.correlation()->diag == model.correlation()->diag);
+  CHECK(hidden_of(back, 500, 100) == hidden_of(model, 500, 100));
+  // A complete directory loads without a note.
+  notes.clear();
+  saelens::save_synthetic_model(model, dir);
+  saelens::load_synthetic_model(dir, [&](const std::string& m) { notes.push_back(m); });
+  CHECK(notes.empty());
+}

@@ -132,7 +132,8 @@ TEST_CASE("TopK exports with folded norms and selects the same latents", "[sae][
   sae.encode(x, z1);
   auto inf = export_inference(sae);
   CHECK(inf.architecture() == "topk");
-  CHECK(!inf.as<inference::TopKForm>().rescale_acts_by_decoder_norm);
+  // As SAELens saves a trained TopK: norms folded (unit rows) and the flag kept.
+  CHECK(inf.as<inference::TopKForm>().rescale_acts_by_decoder_norm);
   inf.encode(x, z2);
   auto a = host(z1), b = host(z2);
   int differ = 0;

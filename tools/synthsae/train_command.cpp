@@ -41,10 +41,11 @@ std::string train_usage() {
       "  --samples N          training samples (default 2,000,000)\n"
       "  --batch N            batch size (default 1024)\n"
       "  --lr X               Adam learning rate (default 3e-4)\n"
-      "  --seed N             SAE initialisation seed (default 0)\n"
+      "  --seed N             seed of the SAE initialisation and of the training and evaluation\n"
+      "                       sample stream (default 0: the world's own stream)\n"
       "  --eval-every N       ground-truth evaluation (16,384 samples) every N steps into metrics.csv\n"
       "                       (default 0: final evaluation only)\n"
-      "  --eval-samples N     samples per evaluation (default 100,000)\n"
+      "  --eval-samples N     samples of the final evaluation (default 500,000, as SAELens's runner)\n"
       "  --checkpoint-every N checkpoint every N steps into OUT/checkpoint\n"
       "  --gemm-math M        fp32 | tf32 | bf16: GEMM arithmetic on CUDA (default fp32;\n"
       "                       no effect on the CPU)\n"
@@ -74,6 +75,7 @@ io::Json train_and_save(SaeT sae, SyntheticModel& world, const TrainRequest& a, 
     EvalOptions o;
     o.samples = std::min<std::size_t>(a.eval_samples, 16384);  // periodic: a quick look; the final evaluation uses all
     o.batch = a.batch;
+    o.input_scale = trainer.scaling_factor();  // not yet folded: scale in, unscale out, as the final one sees it
     return evaluate_all(sae, world, o);
   };
   PeriodicCheckpoint checkpoints{a.out / "checkpoint", a.checkpoint_every};
@@ -85,7 +87,7 @@ io::Json train_and_save(SaeT sae, SyntheticModel& world, const TrainRequest& a, 
   const auto stats = evaluate_all(sae, world, eval);
   io::write_json_file(out.path() / "eval_stats.json", stats);
   saelens::save_sae(export_inference(sae), out.path(),
-                    {{"synthsae_architecture", a.arch}, {"synthetic_model", a.model}});
+                    {{"training_architecture", a.arch}, {"synthsae_architecture", a.arch}, {"synthetic_model", a.model}});
   io::write_json_file(out.path() / "runner_config.json", runner);
   out.commit();
   io::Json result = stats;
@@ -111,7 +113,9 @@ void check_architecture_knobs(const std::string& arch, bool k_given, bool l1_giv
 }
 
 io::Json train_one(TrainRequest a, SyntheticModel& world) {
-  world.set_position(0);  // every SAE trained on a world sees the same sample stream
+  // Seed 0 reads the world's own stream; another seed another stream (recipes::data_stream_seed).
+  world.set_sampling_seed(recipes::data_stream_seed(world.default_sampling_seed(), a.seed));
+  world.set_position(0);
   if (a.width == 0) a.width = std::max<std::size_t>(1, world.num_features() / 4);
   if (a.k > static_cast<int>(a.width))
     throw UsageError("--k = " + std::to_string(a.k) + ": larger than the width " + std::to_string(a.width));
@@ -168,7 +172,7 @@ int run_train(const std::vector<std::string>& argv) {
     a.arch = *args.text("--arch");
     a.out = *args.text("--out");
     if (auto r = args.text("--resume")) a.resume = *r;
-    a.k = static_cast<int>(args.integer("--k", 1, kMaxRowTopK).value_or(25));
+    a.k = static_cast<int>(args.integer("--k", 1, 1 << 24).value_or(25));
     if (auto l1 = args.number("--l1", 0, 1e6)) a.l1 = *l1;
     if (auto t = args.number("--target-l0", 1e-3, 1e6)) a.target_l0 = *t;
     a.width = static_cast<std::size_t>(args.integer("--width", 1, 1 << 24).value_or(0));
@@ -178,7 +182,7 @@ int run_train(const std::vector<std::string>& argv) {
     a.seed = static_cast<std::uint64_t>(args.integer("--seed", 0, std::int64_t(1) << 62).value_or(0));
     a.eval_every = static_cast<long>(args.integer("--eval-every", 0, std::int64_t(1) << 40).value_or(0));
     a.eval_samples =
-        static_cast<std::size_t>(args.integer("--eval-samples", 1, std::int64_t(1) << 40).value_or(100'000));
+        static_cast<std::size_t>(args.integer("--eval-samples", 1, std::int64_t(1) << 40).value_or(500'000));
     a.checkpoint_every = static_cast<long>(args.integer("--checkpoint-every", 0, std::int64_t(1) << 40).value_or(0));
     if (auto m = args.text("--gemm-math")) {
       const auto math = parse_gemm_math(*m);

@@ -19,7 +19,7 @@ struct TrainRequest {
   int k = 25;
   std::optional<double> l1;  ///< the architecture's recipe when unset
   std::optional<double> target_l0;
-  std::size_t width = 0, samples = 2'000'000, batch = 1024, eval_samples = 100'000;
+  std::size_t width = 0, samples = 2'000'000, batch = 1024, eval_samples = 500'000;
   double lr = 3e-4;
   std::uint64_t seed = 0;
   long eval_every = 0, checkpoint_every = 0;

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "synthsae/metrics/accumulators.hpp"
+#include "synthsae/core/row_loops.hpp"
 #include "synthsae/metrics/concepts.hpp"
 #include "synthsae/world/synthetic_model.hpp"
 
@@ -33,7 +34,17 @@ struct EvalOptions {
   /// training (which starts at 0) does not reach, so the samples are fresh.
   std::uint64_t first_sample = std::uint64_t(1) << 62;
   EvalTimings* timings = nullptr;
+  /// The activation-norm scaling factor of an SAE still in training (the trainer's, not yet
+  /// folded into the weights): inputs are encoded as x s and reconstructions divided by s, as
+  /// SAELens's periodic evaluations do, so that they agree with the final one after the fold.
+  double input_scale = 1.0;
 };
+
+/// m <- m s, entrywise.
+inline void scale_entries(const Matrix<float>& m, float s) {
+  for_each_entry(
+      "synthsae::eval_scale", m.extent(0), m.extent(1), KOKKOS_LAMBDA(int i, int k) { m(i, k) *= s; });
+}
 
 template <MetricAccumulator... Metrics, EvaluableSae Sae>
 nlohmann::json evaluate(Sae& sae, SyntheticModel& model, const EvalOptions& opts = {}) {
@@ -68,7 +79,7 @@ nlohmann::json evaluate(Sae& sae, SyntheticModel& model, const EvalOptions& opts
   tm.begin += since(t0);
 
   SparseBatch<float> truth;
-  Matrix<float> x, z, x_hat;
+  Matrix<float> x, z, x_hat, x_scaled;
   for (std::size_t done = 0; done < opts.samples; done += opts.batch) {
     const std::size_t b = std::min(opts.batch, opts.samples - done);
     if (x.extent(0) != b) {
@@ -81,10 +92,18 @@ nlohmann::json evaluate(Sae& sae, SyntheticModel& model, const EvalOptions& opts
     hidden_from_sparse(truth, model.feature_vectors(), model.bias(), x);
     tm.sampling += since(t0);
     t0 = clock::now();
-    sae.encode(x, z);
+    if (opts.input_scale != 1.0) {
+      if (x_scaled.extent(0) != b) x_scaled = Matrix<float>("eval_x_scaled", b, model.hidden_dim());
+      Kokkos::deep_copy(x_scaled, x);
+      scale_entries(x_scaled, static_cast<float>(opts.input_scale));
+      sae.encode(x_scaled, z);
+    } else {
+      sae.encode(x, z);
+    }
     tm.encode += since(t0);
     t0 = clock::now();
     sae.decode(z, x_hat);
+    if (opts.input_scale != 1.0) scale_entries(x_hat, static_cast<float>(1.0 / opts.input_scale));
     tm.decode += since(t0);
     t0 = clock::now();
     const EvalBatch batch{truth, x, z, x_hat};

@@ -103,6 +103,7 @@ concept TrainableSae = requires(S& sae, const S& csae, const Matrix<typename S::
   sae.encode(x, z);
   sae.decode(z, z);
   sae.persist(archive);
+  sae.fold_input_scale(1.0);
 };
 
 }  // namespace synthsae

@@ -96,6 +96,10 @@ class GatedSae {
   template <class Archive>
   void persist(Archive&) {}
 
+  /// The trainer's input scale into the weights (SAELens: the base fold; b_gate, b_mag and r_mag
+  /// act on unchanged pre-activations).
+  void fold_input_scale(double s) { fold_input_scale_linear(params_, s); }
+
   void encode(const Matrix<T>& x, const Matrix<T>& z) {
     forward(x, /*reconstruct=*/false);
     Kokkos::deep_copy(z, z_);

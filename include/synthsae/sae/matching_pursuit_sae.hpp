@@ -193,6 +193,14 @@ class MatchingPursuitSae {
   template <class Archive>
   void persist(Archive&) {}
 
+  /// The trainer's input scale into the weights, as SAELens folds it: the decoder is tied (the
+  /// scores are r . W_dec_j), so it stays; b_dec and the residual threshold shrink by s, and the
+  /// coefficients come out 1/s of the training-space ones.
+  void fold_input_scale(double s) {
+    fold_input_scale_linear(params_, s, /*scale_decoder=*/false);
+    mp_.residual_threshold /= s;
+  }
+
   void encode(const Matrix<T>& x, const Matrix<T>& z) {
     forward(x);
     Kokkos::deep_copy(z, z_);

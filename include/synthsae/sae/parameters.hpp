@@ -98,4 +98,25 @@ SaeParameters<T> initial_parameters(std::size_t d_in, std::size_t d_sae, std::op
   return p;
 }
 
+/// Folds an input scale s (the trainer's activation-norm factor) into the linear parameters so
+/// that the SAE takes unscaled input: W_enc <- s W_enc, W_dec <- W_dec / s, b_dec <- b_dec / s.
+/// The pre-activations are unchanged, (x - b_dec / s)(s W_enc) = (s x - b_dec) W_enc, so b_enc and
+/// every threshold on them stay as they are (SAELens's base fold_activation_norm_scaling_factor).
+template <class T>
+void fold_input_scale_linear(SaeParameters<T>& p, double s, bool scale_decoder = true) {
+  const auto w_enc = Vector<T>(p.w_enc.data(), p.w_enc.size());
+  const auto w_dec = Vector<T>(p.w_dec.data(), p.w_dec.size());
+  const auto b_dec = p.b_dec;
+  const T f = static_cast<T>(s);
+  Kokkos::parallel_for(
+      "synthsae::fold_w_enc", Kokkos::RangePolicy<ExecSpace>(0, w_enc.extent(0)), KOKKOS_LAMBDA(int i) { w_enc(i) *= f; });
+  if (scale_decoder) {
+    Kokkos::parallel_for(
+        "synthsae::fold_w_dec", Kokkos::RangePolicy<ExecSpace>(0, w_dec.extent(0)),
+        KOKKOS_LAMBDA(int i) { w_dec(i) /= f; });
+  }
+  Kokkos::parallel_for(
+      "synthsae::fold_b_dec", Kokkos::RangePolicy<ExecSpace>(0, b_dec.extent(0)), KOKKOS_LAMBDA(int i) { b_dec(i) /= f; });
+}
+
 }  // namespace synthsae

@@ -111,6 +111,9 @@ class Sae {
     if constexpr (has_sparse_step) {
       if (sparse_step_) return sparse_forward_backward(x, grads, dead, num_dead);
     }
+    // Parameters with a constrained domain (a directly trained JumpReLU threshold) are projected
+    // onto it before the step, as SAELens does.
+    if constexpr (requires { activation_.project(params_); }) activation_.project(params_);
     StepBuffers<T>& b = train_;
     forward(x, b, true);
     StepLosses losses;
@@ -125,8 +128,9 @@ class Sae {
 
     losses.inner_mse = nesting_.accumulate(b, params_, grads, nest_state_);
 
+    double lambda = 0;
     if constexpr (Penalty::active) {
-      const double lambda = scale.lambda(penalty_.coefficient);
+      lambda = scale.lambda(penalty_.coefficient);
       losses.penalty = penalty_.forward(b, b.z, params_, lambda);
       if (!activation_.rescales_by_decoder_norm()) {
         penalty_.backward(b, b.z, b.dc, params_, grads, lambda);  // z = c
@@ -150,6 +154,9 @@ class Sae {
     }
 
     activation_.backward(b, params_, grads, act_state_);
+    // A penalty on the pre-activations themselves (the L0 step) adds to dh and the threshold.
+    if constexpr (requires { penalty_.backward_pre_activation(b, params_, grads, lambda); })
+      penalty_.backward_pre_activation(b, params_, grads, lambda);
     losses.aux = aux_.accumulate(b, params_, grads, aux_state_, dead, num_dead);
 
     kernels::add_norm_gradient(params_.w_dec, b.norms, b.dnorms, grads.w_dec);
@@ -181,6 +188,14 @@ class Sae {
     persist_slot(ar, "activation", act_state_);
     persist_slot(ar, "aux", aux_state_);
     persist_slot(ar, "nesting", nest_state_);
+  }
+
+  /// The trainer's input scale s into the weights (fold_input_scale_linear); an activation whose
+  /// state is in feature-activation units follows (BatchTopK's threshold when it ranks by
+  /// decoder-norm-scaled activations: they shrink by s with W_dec).
+  void fold_input_scale(double s) {
+    fold_input_scale_linear(params_, s);
+    if constexpr (requires { activation_.fold_input_scale(act_state_, s); }) activation_.fold_input_scale(act_state_, s);
   }
 
   // ---- inference / evaluation (EvaluableSae) ------------------------------------------

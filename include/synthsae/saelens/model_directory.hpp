@@ -5,8 +5,13 @@
 //                                 (compensated), correlation_factor [N, r], correlation_diag [N]
 //   hierarchy.json                {"roots": [node...]}, only when there is a hierarchy
 // Writing and reading are exact inverses; a directory written by SAELens loads, and the
-// per-node flags of hierarchy.json decide the hierarchy's behaviour.
+// per-node flags of hierarchy.json decide the hierarchy's behaviour. The firing magnitudes are not
+// stored: they are redrawn from the config with torch's CPU generator, as SAELens redraws them
+// (world/magnitude.hpp), so the directory is the same world in both tools.
+#include <cstdio>
 #include <filesystem>
+#include <functional>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -52,8 +57,39 @@ inline void save_synthetic_model(const SyntheticModel& model, const std::filesys
   io::write_json_file(dir / kSyntheticModelConfigFile, model.config().to_json());
 }
 
-/// Loads a directory in SAELens's layout, whoever wrote it.
-inline SyntheticModel load_synthetic_model(const std::filesystem::path& dir) {
+/// What SAELens does when a directory lacks a structure its config asks for: a config with a
+/// hierarchy but no hierarchy.json, or with a correlation but no correlation tensors, gets them
+/// generated from the config (seed + 3 and seed + 4, the construction's offsets) instead of being
+/// silently dropped (the 16k world without its hierarchy would fire ~7,000 features per
+/// sample). Each regeneration is reported through `notes` (the CLI prints them on stderr). The
+/// generators are synthsae's: the structure is the config's, but not the very forest or factor
+/// that SAELens's own random streams would draw.
+inline void regenerate_missing_structure(const SyntheticModelConfig& cfg, SyntheticModelParts& parts,
+                                         const std::filesystem::path& dir,
+                                         const std::function<void(const std::string&)>& notes) {
+  const auto n = static_cast<std::size_t>(cfg.num_features);
+  const std::uint64_t seed = cfg.seed ? *cfg.seed : std::random_device{}();
+  if (cfg.hierarchy && parts.hierarchy.empty()) {
+    parts.hierarchy = generate_hierarchy(n, *cfg.hierarchy, seed + 3);
+    if (notes)
+      notes((dir / kHierarchyFile).string() + " is missing but " + kSyntheticModelConfigFile +
+            " has a hierarchy: regenerated it from the config (seed + 3), as SAELens does");
+  }
+  if (cfg.correlation && !parts.correlation) {
+    parts.correlation = cfg.correlation->generate(n, seed + 4);
+    if (notes)
+      notes((dir / kSyntheticModelWeightsFile).string() + " has no correlation_factor/correlation_diag but " +
+            kSyntheticModelConfigFile + " has a correlation: regenerated it from the config (seed + 4), as SAELens does");
+  }
+}
+
+/// Prints a loader's note on stderr, the default for load_synthetic_model.
+inline void note_on_stderr(const std::string& message) { std::fprintf(stderr, "synthsae: %s\n", message.c_str()); }
+
+/// Loads a directory in SAELens's layout, whoever wrote it. Structure the config asks for but
+/// the directory lacks is regenerated and reported through `notes` (regenerate_missing_structure).
+inline SyntheticModel load_synthetic_model(const std::filesystem::path& dir,
+                                           const std::function<void(const std::string&)>& notes = note_on_stderr) {
   if (!std::filesystem::is_directory(dir)) throw IoError(dir.string(), "is not a directory");
   const auto cfg_path = dir / kSyntheticModelConfigFile;
   SyntheticModelConfig cfg;
@@ -111,6 +147,7 @@ inline SyntheticModel load_synthetic_model(const std::filesystem::path& dir) {
     parts.hierarchy = forest_from_json(io::read_json_file(dir / kHierarchyFile), static_cast<std::size_t>(n),
                                        (dir / kHierarchyFile).string());
   }
+  regenerate_missing_structure(cfg, parts, dir, notes);
   return SyntheticModel(std::move(cfg), std::move(parts));
 }
 

@@ -1,6 +1,6 @@
 #pragma once
 // SAELens's SAE directory: cfg.json (SAEConfig.to_dict: d_in, d_sae, dtype, device,
-// apply_b_dec_to_input, normalize_activations, reshape_activations, meta, architecture, and the
+// apply_b_dec_to_input, normalize_activations, reshape_activations, metadata, architecture, and the
 // form's own fields, e.g. k for topk) and sae_weights.safetensors (W_enc [d_in, d_sae],
 // W_dec [d_sae, d_in], b_enc [d_sae], b_dec [d_in], and the form's own tensors). Which fields and
 // tensors each architecture has is the form's business (sae/inference/*_form.hpp); this file
@@ -57,7 +57,7 @@ inline io::Json sae_config_json(const InferenceSae& sae, const io::Json& meta = 
                   {"apply_b_dec_to_input", sae.apply_b_dec_to_input},
                   {"normalize_activations", "none"},
                   {"reshape_activations", "none"},
-                  {"meta", meta}};
+                  {"metadata", meta}};
   std::visit([&](const auto& f) { f.write_config(cfg); }, sae.form);
   return cfg;
 }

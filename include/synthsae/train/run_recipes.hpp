@@ -36,6 +36,18 @@ inline L0AutotunerConfig autotune(double target_l0, long start, long total_steps
   return c;
 }
 
+/// The sample stream of a training run with seed `run_seed` on a world: seed 0 reads the world's
+/// own stream, every other seed its own stream (splitmix64 of both), so that runs with different
+/// seeds see different data, as SAELens's runs (whose data come from the unseeded global
+/// generator) do, and the reported seed spread includes the data's share.
+inline std::uint64_t data_stream_seed(std::uint64_t world_stream, std::uint64_t run_seed) {
+  if (run_seed == 0) return world_stream;
+  std::uint64_t z = world_stream + 0x9E3779B97F4A7C15ull * (run_seed + 1);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
 /// A TrainerConfig for `samples` training samples at `batch` and learning rate `lr`, with the
 /// run-length-scaled dead-latent window. Architectures add their own settings (configure()).
 inline TrainerConfig trainer_config(std::size_t samples, std::size_t batch, double lr) {

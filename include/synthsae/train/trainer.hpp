@@ -302,23 +302,12 @@ class Trainer {
     scaling_factor_ = std::sqrt(double(world_.hidden_dim())) / (sum / double(rows));
   }
 
-  /// W_enc <- s W_enc, W_dec <- W_dec / s, b_dec <- b_dec / s: the SAE then takes unscaled input.
+  /// Folds the scaling factor into the SAE (its fold_input_scale: W_enc s, W_dec / s, b_dec / s
+  /// and what each architecture adds): the SAE then takes unscaled input.
   void fold_scaling_factor() {
     folded_ = true;
     if (scaling_factor_ == 1.0) return;
-    const auto w_enc = Vector<T>(sae_.parameters().w_enc.data(), sae_.parameters().w_enc.size());
-    const auto w_dec = Vector<T>(sae_.parameters().w_dec.data(), sae_.parameters().w_dec.size());
-    const auto b_dec = sae_.parameters().b_dec;
-    const T s = static_cast<T>(scaling_factor_);
-    Kokkos::parallel_for(
-        "synthsae::fold_w_enc", Kokkos::RangePolicy<ExecSpace>(0, w_enc.extent(0)),
-        KOKKOS_LAMBDA(int i) { w_enc(i) *= s; });
-    Kokkos::parallel_for(
-        "synthsae::fold_w_dec", Kokkos::RangePolicy<ExecSpace>(0, w_dec.extent(0)),
-        KOKKOS_LAMBDA(int i) { w_dec(i) /= s; });
-    Kokkos::parallel_for(
-        "synthsae::fold_b_dec", Kokkos::RangePolicy<ExecSpace>(0, b_dec.extent(0)),
-        KOKKOS_LAMBDA(int i) { b_dec(i) /= s; });
+    sae_.fold_input_scale(scaling_factor_);
     scaling_factor_ = 1.0;
   }
 

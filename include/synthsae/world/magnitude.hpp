@@ -10,7 +10,7 @@
 #include <variant>
 #include <vector>
 
-#include "synthsae/core/counter_rng.hpp"
+#include "synthsae/core/torch_cpu_generator.hpp"
 #include "synthsae/core/error.hpp"
 #include "synthsae/io/json.hpp"
 #include "synthsae/world/concepts.hpp"
@@ -94,14 +94,21 @@ struct FoldedNormalMagnitude {
                         "min must not exceed max");
     }
   }
+  /// SAELens's draw exactly: torch.randn(n, generator=Generator().manual_seed(seed)) in float32,
+  /// then |mean + z std| and the clamp, all in float32 (core/torch_cpu_generator.hpp). SAELens
+  /// redraws these at load time instead of storing them, so this is what makes a world directory
+  /// mean the same world in both tools.
   std::vector<double> generate(std::size_t n, std::uint64_t seed) const {
     validate();
+    torch_compat::CpuGenerator g(seed);
+    const std::vector<float> z = g.randn(n);
+    const float m = static_cast<float>(mean), sd = static_cast<float>(std);
     std::vector<double> v(n);
-    RandomStream s(seed, /*stream: magnitudes*/ 0x4D41474Eull);
-    for (auto& x : v) {
-      x = std::fabs(mean + std * s.normal<double>());
-      if (min_value) x = std::max(x, *min_value);
-      if (max_value) x = std::min(x, *max_value);
+    for (std::size_t i = 0; i < n; ++i) {
+      float x = std::fabs(m + z[i] * sd);
+      if (min_value) x = std::max(x, static_cast<float>(*min_value));
+      if (max_value) x = std::min(x, static_cast<float>(*max_value));
+      v[i] = x;
     }
     return v;
   }

@@ -146,6 +146,8 @@ class SyntheticModel {
   std::uint64_t position() const { return position_; }
   void set_position(std::uint64_t p) { position_ = p; }
   std::uint64_t sampling_seed() const { return draw_.seed; }
+  /// The stream a world samples from unless told otherwise: config seed + 5.
+  std::uint64_t default_sampling_seed() const { return seed_ + 5; }
   void set_sampling_seed(std::uint64_t s) { draw_.seed = s; }
 
   /// Draws samples [position, position + batch) and advances the position.
@@ -263,7 +265,7 @@ class SyntheticModel {
       t.factor = Matrix<float>("copula_factor", n, 0);
       t.sqrt_diag = Vector<float>("copula_sqrt_diag", n);
     }
-    draw_.seed = seed_ + 5;
+    draw_.seed = default_sampling_seed();
   }
 
   SyntheticModelConfig cfg_;

@@ -4,7 +4,7 @@
 // InferenceExport<A>, so any composition over a shipped activation exports with no new code:
 //   Relu -> standard;  TopK -> topk with its decoder norms folded (inference needs no rescaling);
 //   BatchTopK -> jumprelu with folded norms and threshold = the running theta;
-//   JumpRelu -> jumprelu with threshold = exp(log_threshold).
+//   JumpRelu -> jumprelu with threshold = theta (exp(log_threshold) when trained as log theta).
 // GatedSae and MatchingPursuitSae save as themselves. A new activation adds a specialisation.
 #include <type_traits>
 
@@ -61,7 +61,9 @@ struct InferenceExport<TopK> {
   static InferenceForm form(const S& sae, SaeParameters<float>& p) {
     inference::TopKForm f;
     f.k = sae.activation().k;
+    // As SAELens saves a trained TopK: norms folded, and the flag kept (a no-op on unit rows).
     if (sae.activation().rescale_acts_by_decoder_norm) detail::fold_decoder_norms(p, Vector<float>());
+    f.rescale_acts_by_decoder_norm = sae.activation().rescale_acts_by_decoder_norm;
     return f;
   }
 };
@@ -85,11 +87,13 @@ struct InferenceExport<JumpRelu> {
   static InferenceForm form(const S& sae, SaeParameters<float>&) {
     inference::JumpReluForm f;
     f.threshold = Vector<float>("threshold", sae.num_latents());
-    const auto log_theta = sae.parameters().extra.at("log_threshold");
+    const auto theta_of = jumprelu_threshold(sae.parameters());
     const auto theta = f.threshold;
+    // As SAELens saves it: the last update may have left a direct theta just below 0, which the
+    // inference form's ReLU makes harmless.
     Kokkos::parallel_for(
         "synthsae::export_threshold", Kokkos::RangePolicy<ExecSpace>(0, theta.extent(0)),
-        KOKKOS_LAMBDA(int j) { theta(j) = kmath::exp(log_theta(j)); });
+        KOKKOS_LAMBDA(int j) { theta(j) = theta_of(j); });
     return f;
   }
 };

@@ -51,7 +51,6 @@ struct TopKForm {
   void write_config(io::Json& cfg) const {
     cfg["k"] = k;
     cfg["rescale_acts_by_decoder_norm"] = rescale_acts_by_decoder_norm;
-    cfg["use_sparse_activations"] = false;
   }
   static TopKForm read_config(const io::Json& cfg, std::size_t) {
     TopKForm f;

@@ -15,21 +15,101 @@
 
 namespace synthsae {
 
-/// Largest k supported by per-row selection (the heap lives in registers/stack).
-inline constexpr int kMaxRowTopK = 1024;
+/// Largest k the per-row heap serves (it lives in registers/stack); a larger k goes to the
+/// per-row radix selection, which has no limit (AuxK's k = d_in / 2 at d_in = 4,096 and more).
+inline constexpr int kMaxHeapTopK = 1024;
+
+namespace detail {
+
+/// The float's (or double's) bit pattern mapped to an unsigned integer of the same order
+/// (-0 and +0 equal, as the comparison operators have them).
+template <class T>
+SYNTHSAE_HD auto ordered_bits(T v) {
+  if constexpr (sizeof(T) == 4) {
+    std::uint32_t u = 0;
+    const float f = v == T(0) ? 0.0f : static_cast<float>(v);
+    std::memcpy(&u, &f, sizeof u);
+    return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+  } else {
+    std::uint64_t u = 0;
+    const double d = v == T(0) ? 0.0 : static_cast<double>(v);
+    std::memcpy(&u, &d, sizeof u);
+    return (u & 0x8000000000000000ull) ? ~u : (u | 0x8000000000000000ull);
+  }
+}
+
+/// Per-row top-k by radix selection on the ordered bit patterns, one 8-bit digit per pass
+/// (256 bins on the stack): finds the k-th largest key of the row, keeps every key above it
+/// and the ties at it from the lowest column on, which is the heap's rule. Any 0 <= k.
+template <class T>
+void row_top_k_radix(const Matrix<T>& key, int k, const Kokkos::View<std::uint8_t**, Kokkos::LayoutRight, MemSpace>& mask,
+                     const Kokkos::View<const std::uint8_t*, MemSpace>& allowed) {
+  const int s = static_cast<int>(key.extent(1));
+  const bool filter = allowed.extent(0) > 0;
+  using Bits = decltype(ordered_bits(T(0)));
+  constexpr int kPasses = static_cast<int>(sizeof(Bits));
+  Kokkos::parallel_for(
+      "synthsae::row_top_k_radix", Kokkos::RangePolicy<ExecSpace>(0, key.extent(0)), KOKKOS_LAMBDA(int i) {
+        int candidates = 0;
+        for (int j = 0; j < s; ++j) {
+          mask(i, j) = 0;
+          candidates += (!filter || allowed(j)) ? 1 : 0;
+        }
+        if (k == 0) return;
+        if (candidates <= k) {
+          for (int j = 0; j < s; ++j) mask(i, j) = (!filter || allowed(j)) ? 1 : 0;
+          return;
+        }
+        // Invariant: the k-th largest has the digits fixed so far (prefix under prefix_mask),
+        // and `need` of the keys with that prefix rank at or above it.
+        Bits prefix = 0, prefix_mask = 0;
+        int need = k;
+        for (int pass = kPasses - 1; pass >= 0; --pass) {
+          int hist[256];
+          for (int b = 0; b < 256; ++b) hist[b] = 0;
+          const int shift = 8 * pass;
+          for (int j = 0; j < s; ++j) {
+            if (filter && !allowed(j)) continue;
+            const Bits u = ordered_bits(key(i, j));
+            if ((u & prefix_mask) == prefix) ++hist[static_cast<int>((u >> shift) & Bits(0xFF))];
+          }
+          int bin = 255;
+          for (; bin > 0 && hist[bin] < need; --bin) need -= hist[bin];
+          prefix |= Bits(bin) << shift;
+          prefix_mask |= Bits(0xFF) << shift;
+        }
+        // prefix is now the k-th largest key; `need` of its ties are kept, lowest columns first.
+        for (int j = 0; j < s; ++j) {
+          if (filter && !allowed(j)) continue;
+          const Bits u = ordered_bits(key(i, j));
+          if (u > prefix) {
+            mask(i, j) = 1;
+          } else if (u == prefix && need > 0) {
+            mask(i, j) = 1;
+            --need;
+          }
+        }
+      });
+}
+
+}  // namespace detail
 
 /// mask(i, j) = 1 for the k largest key(i, j) among columns with allowed(j) (all when
-/// `allowed` is empty), ties to the lower column; 0 elsewhere.
+/// `allowed` is empty), ties to the lower column; 0 elsewhere. Any k >= 0: a heap up to
+/// kMaxHeapTopK, the radix selection above it (the same mask).
 template <class T>
 void row_top_k(const Matrix<T>& key, int k, const Kokkos::View<std::uint8_t**, Kokkos::LayoutRight, MemSpace>& mask,
                const Kokkos::View<const std::uint8_t*, MemSpace>& allowed) {
-  if (k < 0 || k > kMaxRowTopK)
-    throw ConfigError("k", show(k), "per-sample top-k supports 0 <= k <= " + show(kMaxRowTopK));
+  if (k < 0) throw ConfigError("k", show(k), "per-sample top-k needs k >= 0");
+  if (k > kMaxHeapTopK) {
+    detail::row_top_k_radix(key, k, mask, allowed);
+    return;
+  }
   const int s = static_cast<int>(key.extent(1));
   const bool filter = allowed.extent(0) > 0;
   Kokkos::parallel_for(
       "synthsae::row_top_k", Kokkos::RangePolicy<ExecSpace>(0, key.extent(0)), KOKKOS_LAMBDA(int i) {
-        int heap[kMaxRowTopK];  // min-heap of column indices by (key, -index)
+        int heap[kMaxHeapTopK];  // min-heap of column indices by (key, -index)
         int size = 0;
         auto less = [&](int a, int b) {  // "a ranks below b"
           const T ka = key(i, a), kb = key(i, b);

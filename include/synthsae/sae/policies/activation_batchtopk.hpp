@@ -34,6 +34,12 @@ struct BatchTopK {
   };
 
   bool rescales_by_decoder_norm() const { return rescale_acts_by_decoder_norm; }
+  /// Folding an input scale s divides W_dec by s: the decoder-norm-scaled activations the
+  /// threshold is compared with shrink by s, so it does too (SAELens, PR #763).
+  template <class T>
+  void fold_input_scale(State<T>& st, double s) const {
+    if (rescale_acts_by_decoder_norm) st.threshold /= s;
+  }
   void validate(std::size_t, std::size_t) const {
     if (!(k > 0)) throw ConfigError("k", show(k), "must be > 0");
     if (!(topk_threshold_lr >= 0 && topk_threshold_lr <= 1))

@@ -1,10 +1,14 @@
 #pragma once
-// JumpReLU (reference §8.6): z = h [h > theta], theta = exp(log_threshold) per latent.
+// JumpReLU (reference §8.6; SAELens >= 6.48): z = h [h > theta] with a learned threshold per latent.
 // Pseudo-gradients with the rectangle kernel K(u) = [-1/2 < u < 1/2] and bandwidth eps:
-//   dz/dh = [h > theta];   dz/dtheta = -(theta / eps) K((h - theta) / eps);
-// log_threshold receives theta * dL/dtheta. The step function of the L0 penalty has
-// dH/dtheta = -(1 / eps) K((h - theta) / eps) (see penalty_l0_step.hpp).
+//   dz/dh = [h > theta] (+ (theta / eps) K((h - theta) / eps) with ste_to_input);
+//   dz/dtheta = -(theta / eps) K((h - theta) / eps).
+// The threshold is trained directly, as SAELens does since 6.48 (parameter "threshold", projected
+// onto theta >= 0 before each step), or as log theta (parameter "log_threshold", the DeepMind
+// paper's and SAELens < 6.48's; its gradient is theta dL/dtheta). The step function of the L0
+// penalty has dH/dtheta = -(1 / eps) K((h - theta) / eps) (see penalty_l0_step.hpp).
 #include <cmath>
+#include <string>
 #include <string_view>
 
 #include "synthsae/core/error.hpp"
@@ -20,12 +24,39 @@ SYNTHSAE_HD T rectangle(T u) {
   return (u > T(-0.5) && u < T(0.5)) ? T(1) : T(0);
 }
 
+/// How the JumpReLU threshold is parameterised for training.
+enum class ThresholdParameterisation {
+  direct,  ///< theta itself, clamped >= 0 before each step (SAELens >= 6.48; the default)
+  log,     ///< log theta (DeepMind's JumpReLU, SAELens < 6.48): Adam moves theta by relative steps
+};
+
+/// The learned threshold as kernels read it, whichever parameter holds it: theta_j and the
+/// chain rule from dL/dtheta to the stored parameter.
+template <class T>
+struct JumpReluThreshold {
+  Vector<T> raw;
+  bool log = false;
+  SYNTHSAE_HD T operator()(int j) const { return log ? kmath::exp(raw(j)) : raw(j); }
+  SYNTHSAE_HD T raw_gradient(T theta, T d_theta) const { return log ? theta * d_theta : d_theta; }
+};
+
+/// The threshold of a JumpReLU's parameters: "threshold" when present, else "log_threshold".
+template <class T>
+JumpReluThreshold<T> jumprelu_threshold(const SaeParameters<T>& p) {
+  if (const auto it = p.extra.find("threshold"); it != p.extra.end()) return {it->second, false};
+  return {p.extra.at("log_threshold"), true};
+}
+
 struct JumpRelu {
   static constexpr std::string_view name = "jumprelu";
   double init_threshold = 0.01;  ///< jumprelu_init_threshold
   double bandwidth = 0.05;       ///< jumprelu_bandwidth
+  ThresholdParameterisation parameterisation = ThresholdParameterisation::direct;
+  /// jumprelu_ste_to_input: the straight-through estimator also reaches the pre-activations (and
+  /// so the encoder), not only the threshold (Anthropic's setup; false is DeepMind's).
+  bool ste_to_input = false;
 
-  /// Owns a learned threshold (log_threshold): what L0StepPenalty and JumpReluPreActivation need.
+  /// Owns a learned threshold: what L0StepPenalty and JumpReluPreActivation need.
   static constexpr bool learns_threshold = true;
 
   template <class T>
@@ -37,43 +68,61 @@ struct JumpRelu {
   }
 
   bool rescales_by_decoder_norm() const { return false; }
+  const char* threshold_parameter() const {
+    return parameterisation == ThresholdParameterisation::log ? "log_threshold" : "threshold";
+  }
 
   template <class T>
   void add_parameters(SaeParameters<T>& p) const {
-    Vector<T> log_threshold("log_threshold", p.num_latents());
-    Kokkos::deep_copy(log_threshold, static_cast<T>(std::log(init_threshold)));
-    p.extra["log_threshold"] = log_threshold;
+    Vector<T> threshold(std::string(threshold_parameter()), p.num_latents());
+    const double value = parameterisation == ThresholdParameterisation::log ? std::log(init_threshold) : init_threshold;
+    Kokkos::deep_copy(threshold, static_cast<T>(value));
+    p.extra[threshold_parameter()] = threshold;
+  }
+
+  /// Before each training step: a directly trained threshold is kept >= 0 (below zero the gate
+  /// would pass negative pre-activations). A projection, not a clamp in the graph, so that a
+  /// latent at zero still receives gradient.
+  template <class T>
+  void project(SaeParameters<T>& p) const {
+    if (parameterisation != ThresholdParameterisation::direct) return;
+    const auto theta = p.extra.at("threshold");
+    Kokkos::parallel_for(
+        "synthsae::jumprelu_project", Kokkos::RangePolicy<ExecSpace>(0, theta.extent(0)), KOKKOS_LAMBDA(int j) {
+          if (theta(j) < T(0)) theta(j) = T(0);
+        });
   }
 
   template <class T>
   void forward(StepBuffers<T>& b, const SaeParameters<T>& p, State<T>&, bool) const {
     const auto h = b.h, c = b.c, key = b.key;
-    const auto log_theta = p.extra.at("log_threshold");
+    const auto theta = jumprelu_threshold(p);
     for_each_entry(
         "synthsae::jumprelu", h.extent(0), h.extent(1), KOKKOS_LAMBDA(int i, int j) {
-          const T theta = kmath::exp(log_theta(j));
           key(i, j) = h(i, j);
-          c(i, j) = h(i, j) > theta ? h(i, j) : T(0);
+          c(i, j) = h(i, j) > theta(j) ? h(i, j) : T(0);
         });
   }
 
   template <class T>
   void backward(StepBuffers<T>& b, const SaeParameters<T>& p, SaeParameters<T>& g, State<T>&) const {
     const auto h = b.h, dc = b.dc, dh = b.dh;
-    const auto log_theta = p.extra.at("log_threshold");
-    const auto g_log_theta = g.extra.at("log_threshold");
+    const auto theta_of = jumprelu_threshold(p);
+    const auto g_raw = g.extra.at(threshold_parameter());
     const int rows = static_cast<int>(h.extent(0));
     const T eps = static_cast<T>(bandwidth);
+    const bool ste = ste_to_input;
     // One thread per latent: dh column and the summed threshold pseudo-gradient.
     Kokkos::parallel_for(
         "synthsae::jumprelu_backward", Kokkos::RangePolicy<ExecSpace>(0, h.extent(1)), KOKKOS_LAMBDA(int j) {
-          const T theta = kmath::exp(log_theta(j));
+          const T theta = theta_of(j);
           T d_theta = 0;
           for (int i = 0; i < rows; ++i) {
-            dh(i, j) = h(i, j) > theta ? dc(i, j) : T(0);
-            d_theta += dc(i, j) * (-(theta / eps) * rectangle((h(i, j) - theta) / eps));
+            const T window = (theta / eps) * rectangle((h(i, j) - theta) / eps) * dc(i, j);
+            dh(i, j) = (h(i, j) > theta ? dc(i, j) : T(0)) + (ste ? window : T(0));
+            d_theta -= window;
           }
-          g_log_theta(j) += theta * d_theta;
+          g_raw(j) += theta_of.raw_gradient(theta, d_theta);
         });
   }
 };

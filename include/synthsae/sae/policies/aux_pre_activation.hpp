@@ -31,7 +31,8 @@ struct JumpReluPreActivation {
   double accumulate(StepBuffers<T>& b, const SaeParameters<T>& p, SaeParameters<T>& g, State<T>&, const DeadMask& dead,
                     std::size_t num_dead) const {
     if (num_dead == 0 || coefficient == 0) return 0.0;
-    const auto log_theta = p.extra.at("log_threshold"), g_log_theta = g.extra.at("log_threshold");
+    const auto theta_of = jumprelu_threshold(p);
+    const auto g_raw = g.extra.at(theta_of.log ? "log_threshold" : "threshold");
     const auto h = b.h, dh = b.dh;
     const auto norms = b.norms, dnorms = b.dnorms;
     const int rows = static_cast<int>(h.extent(0));
@@ -41,7 +42,7 @@ struct JumpReluPreActivation {
         "synthsae::jumprelu_pre_act", Kokkos::RangePolicy<ExecSpace>(0, h.extent(1)),
         KOKKOS_LAMBDA(int j, double& acc) {
           if (!dead(j)) return;
-          const T theta = kmath::exp(log_theta(j));
+          const T theta = theta_of(j);
           T gap_sum = 0, below = 0;
           for (int i = 0; i < rows; ++i) {
             const T gap = theta - h(i, j);
@@ -53,7 +54,7 @@ struct JumpReluPreActivation {
           }
           acc += double(scale) * double(gap_sum) * double(norms(j));
           dnorms(j) += scale * gap_sum;
-          g_log_theta(j) += theta * scale * norms(j) * below;  // d/dlog theta = theta d/dtheta
+          g_raw(j) += theta_of.raw_gradient(theta, scale * norms(j) * below);
         },
         total);
     return total;

@@ -1,7 +1,11 @@
 #pragma once
-// L0StepPenalty (reference §8.6, JumpReLU "step"): lambda mean_b sum_j H(h_bj - theta_j), with the
-// rectangle-kernel pseudo-gradient to log theta. Needs a JumpReLU activation; its bandwidth is the
-// activation's (one source: the Sae binds it at construction).
+// L0StepPenalty (reference §8.6; SAELens jumprelu_sparsity_loss_mode "step" and "quadratic"):
+//   step:      lambda mean_b l0_b,                       l0_b = sum_j H(h_bj - theta_j)
+//   quadratic: lambda mean_b (2 / t) (l0_b - t)^2,       t = target_l0 (Gemma Scope 2)
+// with the rectangle-kernel pseudo-gradient of the step function: dH/dtheta = -(1/eps) K((h -
+// theta)/eps), and with ste_to_input also dH/dh = +(1/eps) K. No gradient reaches z, so all of it
+// is added after the activation's backward (backward_pre_activation). Needs a JumpReLU activation;
+// its bandwidth and ste_to_input are the activation's (one source: the Sae binds them).
 #include <cmath>
 #include <optional>
 #include <string_view>
@@ -14,6 +18,11 @@
 
 namespace synthsae {
 
+enum class L0LossMode {
+  step,       ///< the expected L0 (DeepMind)
+  quadratic,  ///< (2 / t)(L0 - t)^2 around a target L0 t (Gemma Scope 2)
+};
+
 struct L0StepPenalty {
   static constexpr std::string_view name = "l0_step";
   static constexpr bool active = true;
@@ -23,9 +32,19 @@ struct L0StepPenalty {
   /// The JumpReLU bandwidth: left unset, the Sae takes the activation's (its one source); a
   /// different value is a ConfigError at construction.
   std::optional<double> bandwidth = std::nullopt;
+  L0LossMode mode = L0LossMode::step;  ///< jumprelu_sparsity_loss_mode
+  std::optional<double> target_l0 = std::nullopt;  ///< target_l0, required by the quadratic mode
+  bool ste_to_input = false;           ///< bound from the activation's jumprelu_ste_to_input
 
-  void validate(std::size_t, std::size_t) const { require_coefficient("l0_coefficient", coefficient); }
-  /// Takes the shared bandwidth from the activation.
+  void validate(std::size_t, std::size_t d_sae) const {
+    require_coefficient("l0_coefficient", coefficient);
+    if (mode == L0LossMode::quadratic) {
+      if (!target_l0) throw ConfigError("target_l0", "(unset)", "must be set for jumprelu_sparsity_loss_mode quadratic");
+      if (!(*target_l0 > 0) || *target_l0 > double(d_sae))
+        throw ConfigError("target_l0", show(*target_l0), "must be in (0, d_sae = " + show(d_sae) + "]");
+    }
+  }
+  /// Takes the shared bandwidth and ste_to_input from the activation.
   template <class Activation>
   void bind(const Activation& a) {
     if (bandwidth && *bandwidth != a.bandwidth) {
@@ -34,42 +53,69 @@ struct L0StepPenalty {
                             "; leave it unset (docs/policies.md#composition-rules)");
     }
     bandwidth = a.bandwidth;
+    ste_to_input = a.ste_to_input;
   }
 
   template <class T>
   double forward(const StepBuffers<T>& b, const Matrix<T>&, const SaeParameters<T>& p, double lambda) const {
     const auto h = b.h;
-    const auto log_theta = p.extra.at("log_threshold");
+    const auto theta = jumprelu_threshold(p);
     const int s = static_cast<int>(h.extent(1));
-    double count = 0;
+    const bool quadratic = mode == L0LossMode::quadratic;
+    const double t = target_l0.value_or(1.0);
+    double total = 0;
     Kokkos::parallel_reduce(
         "synthsae::l0_step", Kokkos::RangePolicy<ExecSpace>(0, h.extent(0)),
         KOKKOS_LAMBDA(int i, double& acc) {
-          for (int j = 0; j < s; ++j) acc += h(i, j) > kmath::exp(log_theta(j)) ? 1.0 : 0.0;
+          double count = 0;
+          for (int j = 0; j < s; ++j) count += h(i, j) > theta(j) ? 1.0 : 0.0;
+          acc += quadratic ? 2.0 / t * (count - t) * (count - t) : count;
         },
-        count);
-    return lambda * count / double(h.extent(0));
+        total);
+    return lambda * total / double(h.extent(0));
   }
 
-  /// No gradient to h; d log_theta_j += theta_j * lambda / B * sum_b -(1/eps) K((h - theta) / eps).
+  /// No gradient to z: everything comes in backward_pre_activation.
   template <class T>
-  void backward(const StepBuffers<T>& b, const Matrix<T>&, const Matrix<T>&, const SaeParameters<T>& p,
-                SaeParameters<T>& g, double lambda) const {
-    const auto h = b.h;
-    const auto log_theta = p.extra.at("log_threshold");
-    const auto g_log_theta = g.extra.at("log_threshold");
-    const int rows = static_cast<int>(h.extent(0));
+  void backward(const StepBuffers<T>&, const Matrix<T>&, const Matrix<T>&, const SaeParameters<T>&, SaeParameters<T>&,
+                double) const {}
+
+  /// dtheta_j += sum_b w_b -(1/eps) K((h_bj - theta_j)/eps), and with ste_to_input dh_bj -= the
+  /// same term; w_b = lambda / B (step) or lambda / B (4 / t)(l0_b - t) (quadratic).
+  template <class T>
+  void backward_pre_activation(StepBuffers<T>& b, const SaeParameters<T>& p, SaeParameters<T>& g,
+                               double lambda) const {
+    const auto h = b.h, dh = b.dh;
+    const auto theta_of = jumprelu_threshold(p);
+    const auto g_raw = g.extra.at(theta_of.log ? "log_threshold" : "threshold");
+    const int rows = static_cast<int>(h.extent(0)), s = static_cast<int>(h.extent(1));
     if (!bandwidth)
       throw ConfigError("L0StepPenalty.bandwidth", "(unset)",
                         "bind() it to the JumpReLU activation (the Sae constructor does)");
     const T eps = static_cast<T>(*bandwidth);
     const T scale = static_cast<T>(lambda / double(rows));
+    const bool ste = ste_to_input;
+    Vector<T> weight("l0_row_weight", mode == L0LossMode::quadratic ? rows : 0);
+    if (mode == L0LossMode::quadratic) {
+      const T t = static_cast<T>(*target_l0);
+      Kokkos::parallel_for(
+          "synthsae::l0_quadratic_weight", Kokkos::RangePolicy<ExecSpace>(0, rows), KOKKOS_LAMBDA(int i) {
+            T count = 0;
+            for (int j = 0; j < s; ++j) count += h(i, j) > theta_of(j) ? T(1) : T(0);
+            weight(i) = scale * T(4) / t * (count - t);
+          });
+    }
+    const bool weighted = weight.extent(0) > 0;
     Kokkos::parallel_for(
-        "synthsae::l0_step_backward", Kokkos::RangePolicy<ExecSpace>(0, h.extent(1)), KOKKOS_LAMBDA(int j) {
-          const T theta = kmath::exp(log_theta(j));
+        "synthsae::l0_step_backward", Kokkos::RangePolicy<ExecSpace>(0, s), KOKKOS_LAMBDA(int j) {
+          const T theta = theta_of(j);
           T acc = 0;
-          for (int i = 0; i < rows; ++i) acc += -(T(1) / eps) * rectangle((h(i, j) - theta) / eps);
-          g_log_theta(j) += theta * scale * acc;
+          for (int i = 0; i < rows; ++i) {
+            const T term = -(T(1) / eps) * rectangle((h(i, j) - theta) / eps) * (weighted ? weight(i) : T(1));
+            acc += term;
+            if (ste) dh(i, j) -= (weighted ? T(1) : scale) * term;
+          }
+          g_raw(j) += theta_of.raw_gradient(theta, weighted ? acc : scale * acc);
         });
   }
 };

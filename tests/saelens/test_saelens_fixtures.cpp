@@ -1,0 +1,133 @@
+// Golden fixtures made by SAELens 6.54 itself (scripts/saelens_fixtures.py, files under
+// tests/data/saelens/): torch's CPU normal draws, and a SAELens world directory that must load
+// into SAELens's world - the same redrawn magnitudes, the same probabilities, the same firing
+// statistics within sampling error. CI checks parity this way without Python.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <vector>
+
+#include "synthsae/core/torch_cpu_generator.hpp"
+#include "synthsae/io/json.hpp"
+#include "synthsae/saelens/model_directory.hpp"
+
+using namespace synthsae;
+
+namespace {
+
+const std::filesystem::path kData = std::filesystem::path(SYNTHSAE_SOURCE_DIR) / "tests" / "data" / "saelens";
+
+/// Distance in float ulps (both finite; across zero it counts the ulps on both sides).
+std::int64_t ulps(float a, float b) {
+  auto ordered = [](float f) {
+    std::int32_t i = 0;
+    std::memcpy(&i, &f, sizeof i);
+    return i < 0 ? std::int64_t(std::numeric_limits<std::int32_t>::min()) - i : std::int64_t(i);
+  };
+  return std::llabs(ordered(a) - ordered(b));
+}
+
+}  // namespace
+
+TEST_CASE("torch's CPU generator: randn matches the values torch printed", "[world][saelens]") {
+  const auto fixture = io::read_json_file(kData / "torch_randn.json");
+  std::size_t total = 0, exact = 0;
+  std::int64_t worst = 0;
+  for (const auto& draw : fixture.at("draws")) {
+    const auto seed = draw.at("seed").get<std::uint64_t>();
+    const auto n = draw.at("n").get<std::size_t>();
+    INFO("seed " << seed << ", n " << n);
+    torch_compat::CpuGenerator g(seed);
+    const std::vector<float> ours = g.randn(n);
+    const auto& theirs = draw.at("values");
+    REQUIRE(theirs.size() == n);
+    for (std::size_t i = 0; i < n; ++i) {
+      const float t = theirs[i].get<float>();
+      const std::int64_t d = ulps(ours[i], t);
+      // n < 16 is torch's scalar double path: the same operations, bit for bit. Blocks of 16 use
+      // torch's vectorised log/sin/cos, an ulp or two from the C library's (see the header).
+      if (n < 16) CHECK(d == 0);
+      worst = std::max(worst, d);
+      exact += d == 0;
+      ++total;
+    }
+  }
+  CHECK(worst <= 4);
+  // Most draws are bit-identical: the uniforms, the pairing, the tail redraw are torch's.
+  CHECK(double(exact) / double(total) > 0.7);
+}
+
+TEST_CASE("a SAELens world directory loads into SAELens's world", "[world][saelens]") {
+  const auto expected = io::read_json_file(kData / "world_tiny.json");
+  std::vector<std::string> notes;
+  SyntheticModel world = saelens::load_synthetic_model(kData / "world_tiny", [&](const std::string& m) {
+    notes.push_back(m);
+  });
+  CHECK(notes.empty());  // complete: hierarchy.json and the correlation tensors are there
+  const std::size_t n = world.num_features();
+  const auto std_theirs = expected.at("std_magnitudes").get<std::vector<float>>();
+  const auto mean_theirs = expected.at("mean_magnitudes").get<std::vector<float>>();
+  const auto p_theirs = expected.at("firing_probabilities").get<std::vector<float>>();
+  REQUIRE(std_theirs.size() == n);
+  std::int64_t worst_mean = 0;
+  double worst_std = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    // The redrawn folded-normal stds |0.5 + 0.5 z| (seed + 1): z to a few ulps, so the result to
+    // a few ulps of the terms before they cancel, in absolute terms: 8 eps (0.5 + 0.5 |z|), and
+    // 0.5 + 0.5 |z| <= 1 + |value|.
+    const double theirs = std_theirs[i], bound = 8 * 1.1920929e-7 * (1.0 + std::fabs(theirs));
+    worst_std = std::max(worst_std, std::fabs(world.std_magnitudes()[i] - theirs) / bound);
+    // torch.linspace in float32 against the same line in double, rounded once.
+    worst_mean = std::max(worst_mean, ulps(static_cast<float>(world.mean_magnitudes()[i]), mean_theirs[i]));
+    // Stored in the file: exact.
+    CHECK(static_cast<float>(world.firing_probabilities()[i]) == p_theirs[i]);
+  }
+  CHECK(worst_std <= 1.0);
+  CHECK(worst_mean <= 4);
+
+  // Firing statistics of as many samples as SAELens drew. Each feature's rate differs from
+  // SAELens's by sampling error only: |r - r'| <= 5 sqrt(2 p (1 - p) / N) + 2 / N (two
+  // independent estimates; 5 sigma over 300 features fails by chance with probability < 1e-4).
+  const auto samples = expected.at("samples").get<std::size_t>();
+  const auto rates_theirs = expected.at("firing_rates").get<std::vector<double>>();
+  std::vector<double> fired(n, 0.0);
+  double active = 0, magnitude_sum = 0, magnitude_sq = 0, l0_sq = 0;
+  world.set_position(0);
+  const std::size_t batch = 2000;
+  for (std::size_t done = 0; done < samples; done += batch) {
+    auto b = world.sample(batch);
+    auto ids = Kokkos::create_mirror_view_and_copy(HostSpace(), b.features.ids);
+    auto values = Kokkos::create_mirror_view_and_copy(HostSpace(), b.features.values);
+    auto counts = Kokkos::create_mirror_view_and_copy(HostSpace(), b.features.counts);
+    for (std::size_t r = 0; r < batch; ++r) {
+      double row = 0;
+      for (int q = 0; q < counts(r); ++q) {
+        const float v = values(r, q);
+        if (v == 0.0f) continue;
+        fired[static_cast<std::size_t>(ids(r, q))] += 1;
+        active += 1, magnitude_sum += v, magnitude_sq += double(v) * v, row += 1;
+      }
+      l0_sq += row * row;
+    }
+  }
+  const double N = double(samples);
+  std::size_t outside = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const double r = fired[i] / N, p = 0.5 * (r + rates_theirs[i]);
+    if (std::fabs(r - rates_theirs[i]) > 5 * std::sqrt(2 * p * (1 - p) / N) + 2 / N) ++outside;
+  }
+  CHECK(outside == 0);
+  // Mean L0: 5 standard errors of the difference of two estimates, with the per-sample L0's
+  // variance measured on our draws (correlation and hierarchy make it differ from E[L0]).
+  const double l0 = active / N, l0_theirs = expected.at("mean_l0").get<double>();
+  const double l0_var = l0_sq / N - l0 * l0;
+  CHECK(std::fabs(l0 - l0_theirs) < 5 * std::sqrt(2 * l0_var / N));
+  // Mean magnitude of active features: 5 standard errors of the difference.
+  const double mean_mag = magnitude_sum / active;
+  const double sd_mag = std::sqrt(magnitude_sq / active - mean_mag * mean_mag);
+  CHECK(std::fabs(mean_mag - expected.at("mean_active_magnitude").get<double>()) <
+        5 * sd_mag * std::sqrt(2 / active));
+}
