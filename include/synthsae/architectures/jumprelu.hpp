@@ -56,8 +56,7 @@ struct JumpRelu {
     runner["jumprelu_init_threshold"] = rc.init_threshold;
     runner["jumprelu_sparsity_loss_mode"] = rc.sparsity_loss_mode == L0LossMode::quadratic ? "quadratic" : "step";
     runner["jumprelu_ste_to_input"] = rc.ste_to_input;
-    runner["jumprelu_threshold_parameterisation"] =
-        rc.threshold == ThresholdParameterisation::log ? "log_threshold" : "threshold";
+    runner["jumprelu_threshold_parameterisation"] = threshold_parameter_name(rc.threshold);
   }
 };
 

@@ -56,4 +56,11 @@ void for_each_row_sum(const char* name, std::size_t rows, std::size_t cols, cons
   }
 }
 
+/// m <- m s, entrywise (input scaling, and undoing it).
+template <class T>
+void scale_entries(const Kokkos::View<T**, Kokkos::LayoutRight, MemSpace>& m, T s) {
+  for_each_entry(
+      "synthsae::scale_entries", m.extent(0), m.extent(1), KOKKOS_LAMBDA(int i, int k) { m(i, k) *= s; });
+}
+
 }  // namespace synthsae

@@ -40,12 +40,6 @@ struct EvalOptions {
   double input_scale = 1.0;
 };
 
-/// m <- m s, entrywise.
-inline void scale_entries(const Matrix<float>& m, float s) {
-  for_each_entry(
-      "synthsae::eval_scale", m.extent(0), m.extent(1), KOKKOS_LAMBDA(int i, int k) { m(i, k) *= s; });
-}
-
 template <MetricAccumulator... Metrics, EvaluableSae Sae>
 nlohmann::json evaluate(Sae& sae, SyntheticModel& model, const EvalOptions& opts = {}) {
   if (sae.input_dim() != model.hidden_dim()) {

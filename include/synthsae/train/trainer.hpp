@@ -141,7 +141,7 @@ class Trainer {
     const std::size_t b = cfg_.batch_size;
     world_.set_position(first_sample_ + samples_);
     world_.sample_into(batch_, b);
-    if (scaling_factor_ != 1.0) scale_rows(batch_.hidden, static_cast<T>(scaling_factor_));
+    if (scaling_factor_ != 1.0) scale_entries(batch_.hidden, static_cast<T>(scaling_factor_));
     const std::size_t num_dead = update_dead_mask();
     const double coefficient = current_coefficient();
     StepInfo info;
@@ -235,11 +235,6 @@ class Trainer {
   template <class C>
   void call_on_end(C& c, const StepInfo& info) {
     if constexpr (requires { c.on_end(info, *this); }) c.on_end(info, *this);
-  }
-
-  static void scale_rows(const Matrix<T>& x, T s) {
-    for_each_entry(
-        "synthsae::scale_input", x.extent(0), x.extent(1), KOKKOS_LAMBDA(int i, int k) { x(i, k) *= s; });
   }
 
   /// dead_j = steps_since_fired_j > window; returns the count.

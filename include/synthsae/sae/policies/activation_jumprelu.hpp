@@ -40,11 +40,22 @@ struct JumpReluThreshold {
   SYNTHSAE_HD T raw_gradient(T theta, T d_theta) const { return log ? theta * d_theta : d_theta; }
 };
 
+/// The name of the parameter that holds theta.
+inline const char* threshold_parameter_name(ThresholdParameterisation p) {
+  return p == ThresholdParameterisation::log ? "log_threshold" : "threshold";
+}
+
 /// The threshold of a JumpReLU's parameters: "threshold" when present, else "log_threshold".
 template <class T>
 JumpReluThreshold<T> jumprelu_threshold(const SaeParameters<T>& p) {
   if (const auto it = p.extra.find("threshold"); it != p.extra.end()) return {it->second, false};
   return {p.extra.at("log_threshold"), true};
+}
+
+/// The gradient tensor of the parameter `t` reads from.
+template <class T>
+Vector<T> jumprelu_threshold_gradient(const SaeParameters<T>& g, const JumpReluThreshold<T>& t) {
+  return g.extra.at(threshold_parameter_name(t.log ? ThresholdParameterisation::log : ThresholdParameterisation::direct));
 }
 
 struct JumpRelu {
@@ -68,9 +79,7 @@ struct JumpRelu {
   }
 
   bool rescales_by_decoder_norm() const { return false; }
-  const char* threshold_parameter() const {
-    return parameterisation == ThresholdParameterisation::log ? "log_threshold" : "threshold";
-  }
+  const char* threshold_parameter() const { return threshold_parameter_name(parameterisation); }
 
   template <class T>
   void add_parameters(SaeParameters<T>& p) const {
@@ -108,7 +117,7 @@ struct JumpRelu {
   void backward(StepBuffers<T>& b, const SaeParameters<T>& p, SaeParameters<T>& g, State<T>&) const {
     const auto h = b.h, dc = b.dc, dh = b.dh;
     const auto theta_of = jumprelu_threshold(p);
-    const auto g_raw = g.extra.at(threshold_parameter());
+    const auto g_raw = jumprelu_threshold_gradient(g, theta_of);
     const int rows = static_cast<int>(h.extent(0));
     const T eps = static_cast<T>(bandwidth);
     const bool ste = ste_to_input;

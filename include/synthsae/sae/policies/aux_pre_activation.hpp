@@ -32,7 +32,7 @@ struct JumpReluPreActivation {
                     std::size_t num_dead) const {
     if (num_dead == 0 || coefficient == 0) return 0.0;
     const auto theta_of = jumprelu_threshold(p);
-    const auto g_raw = g.extra.at(theta_of.log ? "log_threshold" : "threshold");
+    const auto g_raw = jumprelu_threshold_gradient(g, theta_of);
     const auto h = b.h, dh = b.dh;
     const auto norms = b.norms, dnorms = b.dnorms;
     const int rows = static_cast<int>(h.extent(0));

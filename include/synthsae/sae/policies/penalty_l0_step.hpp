@@ -35,6 +35,8 @@ struct L0StepPenalty {
   L0LossMode mode = L0LossMode::step;  ///< jumprelu_sparsity_loss_mode
   std::optional<double> target_l0 = std::nullopt;  ///< target_l0, required by the quadratic mode
   bool ste_to_input = false;           ///< bound from the activation's jumprelu_ste_to_input
+  /// Scratch: the quadratic mode's per-row weights (not configuration, not run state).
+  mutable Kokkos::View<double*, MemSpace> row_weight_{};
 
   void validate(std::size_t, std::size_t d_sae) const {
     require_coefficient("l0_coefficient", coefficient);
@@ -87,7 +89,7 @@ struct L0StepPenalty {
                                double lambda) const {
     const auto h = b.h, dh = b.dh;
     const auto theta_of = jumprelu_threshold(p);
-    const auto g_raw = g.extra.at(theta_of.log ? "log_threshold" : "threshold");
+    const auto g_raw = jumprelu_threshold_gradient(g, theta_of);
     const int rows = static_cast<int>(h.extent(0)), s = static_cast<int>(h.extent(1));
     if (!bandwidth)
       throw ConfigError("L0StepPenalty.bandwidth", "(unset)",
@@ -95,14 +97,18 @@ struct L0StepPenalty {
     const T eps = static_cast<T>(*bandwidth);
     const T scale = static_cast<T>(lambda / double(rows));
     const bool ste = ste_to_input;
-    Vector<T> weight("l0_row_weight", mode == L0LossMode::quadratic ? rows : 0);
+    // Per-row weights only in the quadratic mode, in a buffer kept between steps (no allocation
+    // on the step's path once it has the batch's size).
+    Kokkos::View<double*, MemSpace> weight;
     if (mode == L0LossMode::quadratic) {
+      if (row_weight_.extent(0) != std::size_t(rows)) row_weight_ = Kokkos::View<double*, MemSpace>("l0_row_weight", rows);
+      weight = row_weight_;
       const T t = static_cast<T>(*target_l0);
       Kokkos::parallel_for(
           "synthsae::l0_quadratic_weight", Kokkos::RangePolicy<ExecSpace>(0, rows), KOKKOS_LAMBDA(int i) {
             T count = 0;
             for (int j = 0; j < s; ++j) count += h(i, j) > theta_of(j) ? T(1) : T(0);
-            weight(i) = scale * T(4) / t * (count - t);
+            weight(i) = double(scale * T(4) / t * (count - t));
           });
     }
     const bool weighted = weight.extent(0) > 0;
@@ -111,7 +117,7 @@ struct L0StepPenalty {
           const T theta = theta_of(j);
           T acc = 0;
           for (int i = 0; i < rows; ++i) {
-            const T term = -(T(1) / eps) * rectangle((h(i, j) - theta) / eps) * (weighted ? weight(i) : T(1));
+            const T term = -(T(1) / eps) * rectangle((h(i, j) - theta) / eps) * (weighted ? T(weight(i)) : T(1));
             acc += term;
             if (ste) dh(i, j) -= (weighted ? T(1) : scale) * term;
           }
