@@ -11,6 +11,10 @@ Writes
   world_tiny.json      what SAELens holds once it loads that directory: the per-feature std and
                        mean magnitudes it redraws, the firing probabilities, and firing statistics
                        of 20,000 samples it draws (for comparisons within sampling error)
+  sae_<arch>/          an SAE of each architecture SAELens trains, trained by SAELens on that
+                       world (train_toy_sae, 300,000 samples) and saved by save_inference_model
+  sae_<arch>.json      SAELens's eval_sae_on_synthetic_data of the saved SAE (loaded back with
+                       SAE.load_from_disk) on 100,000 samples of the loaded world
 The regular test suite (tests/saelens/test_saelens_fixtures.cpp) reads them; no Python in CI.
 """
 import json
@@ -19,7 +23,20 @@ from pathlib import Path
 
 import sae_lens
 import torch
+from sae_lens import SAE
+from sae_lens.saes.batchtopk_sae import BatchTopKTrainingSAE, BatchTopKTrainingSAEConfig
+from sae_lens.saes.gated_sae import GatedTrainingSAE, GatedTrainingSAEConfig
+from sae_lens.saes.jumprelu_sae import JumpReLUTrainingSAE, JumpReLUTrainingSAEConfig
+from sae_lens.saes.matching_pursuit_sae import MatchingPursuitTrainingSAE, MatchingPursuitTrainingSAEConfig
+from sae_lens.saes.matryoshka_batchtopk_sae import (
+    MatryoshkaBatchTopKTrainingSAE,
+    MatryoshkaBatchTopKTrainingSAEConfig,
+)
+from sae_lens.saes.standard_sae import StandardTrainingSAE, StandardTrainingSAEConfig
+from sae_lens.saes.topk_sae import TopKTrainingSAE, TopKTrainingSAEConfig
 from sae_lens.synthetic import SyntheticModel, SyntheticModelConfig
+from sae_lens.synthetic.evals import eval_sae_on_synthetic_data
+from sae_lens.synthetic.training import train_toy_sae
 
 TINY_WORLD = {
     "num_features": 300,
@@ -45,6 +62,50 @@ TINY_WORLD = {
     "seed": 7,
 }
 STAT_SAMPLES = 20_000
+D_SAE = 64
+SAE_TRAINING_SAMPLES = 300_000
+# Precision and F1 average per-latent ratios, which nearly dead latents make noisy (SAELens's own
+# precision of the BatchTopK fixture moves by 0.02 between two 100,000-sample seeds): evaluate on
+# enough samples that the test's tolerance stays useful.
+SAE_EVAL_SAMPLES = 100_000
+# Every architecture SAELens trains and saves, with small-world settings (k = 5 of 64 latents).
+SAES = {
+    "standard": (StandardTrainingSAE, StandardTrainingSAEConfig, {"l1_coefficient": 2.0}),
+    "topk": (TopKTrainingSAE, TopKTrainingSAEConfig, {"k": 5}),
+    "batchtopk": (BatchTopKTrainingSAE, BatchTopKTrainingSAEConfig, {"k": 5}),
+    "matryoshka_batchtopk": (
+        MatryoshkaBatchTopKTrainingSAE,
+        MatryoshkaBatchTopKTrainingSAEConfig,
+        {"k": 5, "matryoshka_widths": [16, 32, 64]},
+    ),
+    "jumprelu": (
+        JumpReLUTrainingSAE,
+        JumpReLUTrainingSAEConfig,
+        {"l0_coefficient": 0.3, "jumprelu_init_threshold": 0.5, "jumprelu_bandwidth": 0.5},
+    ),
+    "gated": (GatedTrainingSAE, GatedTrainingSAEConfig, {"l1_coefficient": 2.0}),
+    "matching_pursuit": (MatchingPursuitTrainingSAE, MatchingPursuitTrainingSAEConfig, {"max_iterations": 5}),
+}
+
+
+def make_sae_fixtures(out: Path) -> None:
+    model = SyntheticModel.load_from_disk(out / "world_tiny")
+    for name, (sae_class, cfg_class, extra) in SAES.items():
+        torch.manual_seed(1)
+        sae = sae_class(cfg_class(d_in=TINY_WORLD["hidden_dim"], d_sae=D_SAE, **extra))
+        train_toy_sae(sae, model.feature_dict, model.activation_generator, training_samples=SAE_TRAINING_SAMPLES,
+                      batch_size=1024, lr=3e-3)
+        sae.save_inference_model(str(out / f"sae_{name}"))
+        loaded = SAE.load_from_disk(str(out / f"sae_{name}"), device="cpu")
+        torch.manual_seed(2)
+        with torch.no_grad():
+            result = eval_sae_on_synthetic_data(loaded, model.feature_dict, model.activation_generator,
+                                                num_samples=SAE_EVAL_SAMPLES, batch_size=1000)
+        stats = result.to_dict()
+        stats["sae_lens_version"] = sae_lens.__version__
+        stats["samples"] = SAE_EVAL_SAMPLES
+        (out / f"sae_{name}.json").write_text(json.dumps(stats, indent=1))
+        print(f"{name}: L0 {stats['sae_l0']:.2f}, EV {stats['explained_variance']:.3f}, MCC {stats['mcc']:.3f}")
 
 
 def main(out: Path) -> None:
@@ -76,6 +137,7 @@ def main(out: Path) -> None:
     }
     (out / "world_tiny.json").write_text(json.dumps(expected))
     print(f"wrote {out}: mean L0 {expected['mean_l0']:.3f}")
+    make_sae_fixtures(out)
 
 
 if __name__ == "__main__":

@@ -131,3 +131,49 @@ TEST_CASE("a SAELens world directory loads into SAELens's world", "[world][saele
   CHECK(std::fabs(mean_mag - expected.at("mean_active_magnitude").get<double>()) <
         5 * sd_mag * std::sqrt(2 / active));
 }
+
+#include "synthsae/metrics/evaluate.hpp"
+#include "synthsae/saelens/sae_directory.hpp"
+
+TEST_CASE("SAE directories trained and saved by SAELens load and score as SAELens scores them", "[saelens]") {
+  SyntheticModel world = saelens::load_synthetic_model(kData / "world_tiny", [](const std::string&) {});
+  for (const char* arch :
+       {"standard", "topk", "batchtopk", "matryoshka_batchtopk", "jumprelu", "gated", "matching_pursuit"}) {
+    INFO("architecture " << arch);
+    const auto expected = io::read_json_file(kData / (std::string("sae_") + arch + ".json"));
+    InferenceSae sae = saelens::load_sae(kData / (std::string("sae_") + arch));
+    const auto samples = expected.at("samples").get<std::size_t>();
+    const io::Json ours = evaluate_all(sae, world, EvalOptions{samples, 1000});
+    // The decoder metrics depend on the weights and the dictionary only, both read from the same
+    // files: equal up to float rounding in the cosines.
+    CHECK(ours["mcc"].get<double>() == Approx(expected["mcc"].get<double>()).margin(1e-5));
+    CHECK(ours["uniqueness"].get<double>() == Approx(expected["uniqueness"].get<double>()).margin(1e-5));
+    // The sample metrics come from different samples of the same world. Their standard error is
+    // measured here: the spread of 10 chunks of samples / 10 evaluated separately, sd / sqrt(10)
+    // for a whole evaluation, sqrt(2) of that for the difference of two; 5 of those. (Precision
+    // and F1 are means of per-latent ratios that nearly dead latents make noisy; a chunk has more
+    // of them than the whole, so its spread errs on the large side - the honest side.)
+    // (dead_latents is a count over the sample, not an estimate of a fixed quantity: not compared.)
+    const std::size_t chunks = 10, per_chunk = samples / chunks;
+    auto metric = [](const io::Json& r, const std::string& key) {
+      return r.contains(key) ? r[key].get<double>() : r["classification"][key].get<double>();
+    };
+    const std::vector<std::string> keys = {"true_l0",   "sae_l0", "explained_variance", "shrinkage",
+                                           "precision", "recall", "f1_score"};
+    std::vector<std::vector<double>> per(keys.size());
+    for (std::size_t c = 0; c < chunks; ++c) {
+      EvalOptions o{per_chunk, 1000};
+      o.first_sample += c * per_chunk;
+      const io::Json r = evaluate_all(sae, world, o);
+      for (std::size_t k = 0; k < keys.size(); ++k) per[k].push_back(metric(r, keys[k]));
+    }
+    for (std::size_t k = 0; k < keys.size(); ++k) {
+      INFO(keys[k]);
+      double mean = 0, var = 0;
+      for (double v : per[k]) mean += v / double(chunks);
+      for (double v : per[k]) var += (v - mean) * (v - mean) / double(chunks - 1);
+      const double tolerance = 5 * std::sqrt(2.0) * std::sqrt(var / double(chunks));
+      CHECK(std::fabs(metric(ours, keys[k]) - metric(expected, keys[k])) <= tolerance);
+    }
+  }
+}
