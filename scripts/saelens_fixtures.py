@@ -15,9 +15,12 @@ Writes
                        world (train_toy_sae, 300,000 samples) and saved by save_inference_model
   sae_<arch>.json      SAELens's eval_sae_on_synthetic_data of the saved SAE (loaded back with
                        SAE.load_from_disk) on 100,000 samples of the loaded world
+  sae_standard_<mode>/ the standard SAE with cfg.json's normalize_activations set to <mode>, and
+  sae_standard_<mode>.json  SAELens's encode and decode of 8 samples through it
 The regular test suite (tests/saelens/test_saelens_fixtures.cpp) reads them; no Python in CI.
 """
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -138,6 +141,26 @@ def main(out: Path) -> None:
     (out / "world_tiny.json").write_text(json.dumps(expected))
     print(f"wrote {out}: mean L0 {expected['mean_l0']:.3f}")
     make_sae_fixtures(out)
+    make_normalization_fixtures(out, model)
+
+
+def make_normalization_fixtures(out: Path, model: SyntheticModel) -> None:
+    torch.manual_seed(3)
+    x = model.sample(8)
+    for mode in ["constant_norm_rescale", "layer_norm", "expected_average_only_in"]:
+        d = out / f"sae_standard_{mode}"
+        shutil.rmtree(d, ignore_errors=True)
+        shutil.copytree(out / "sae_standard", d)
+        cfg = json.loads((d / "cfg.json").read_text())
+        cfg["normalize_activations"] = mode
+        (d / "cfg.json").write_text(json.dumps(cfg))
+        sae = SAE.load_from_disk(str(d), device="cpu")
+        with torch.no_grad():
+            z = sae.encode(x)
+            x_hat = sae.decode(z)
+        (out / f"sae_standard_{mode}.json").write_text(
+            json.dumps({"x": x.tolist(), "z": z.tolist(), "x_hat": x_hat.tolist()}))
+        print(f"{mode}: |x_hat - x| / |x| = {((x_hat - x).norm() / x.norm()).item():.3f}")
 
 
 if __name__ == "__main__":

@@ -177,3 +177,99 @@ TEST_CASE("SAE directories trained and saved by SAELens load and score as SAELen
     }
   }
 }
+
+namespace {
+
+Matrix<float> matrix_from_json(const io::Json& rows) {
+  Matrix<float> m("m", rows.size(), rows.at(0).size());
+  auto h = Kokkos::create_mirror_view(m);
+  for (std::size_t i = 0; i < rows.size(); ++i)
+    for (std::size_t k = 0; k < rows[i].size(); ++k) h(i, k) = rows[i][k].get<float>();
+  Kokkos::deep_copy(m, h);
+  return m;
+}
+
+/// Worst |a - b| / (1 + max |b|) over the entries.
+double worst_relative(const Matrix<float>& a, const Matrix<float>& b) {
+  auto ha = Kokkos::create_mirror_view_and_copy(HostSpace(), a);
+  auto hb = Kokkos::create_mirror_view_and_copy(HostSpace(), b);
+  double worst = 0, largest = 0;
+  for (std::size_t i = 0; i < hb.size(); ++i) largest = std::max(largest, double(std::fabs(hb.data()[i])));
+  for (std::size_t i = 0; i < hb.size(); ++i)
+    worst = std::max(worst, double(std::fabs(ha.data()[i] - hb.data()[i])));
+  return worst / (1 + largest);
+}
+
+}  // namespace
+
+TEST_CASE("normalize_activations modes encode and decode as SAELens's module does", "[saelens]") {
+  for (const char* mode : {"constant_norm_rescale", "layer_norm", "expected_average_only_in"}) {
+    INFO("normalize_activations = " << mode);
+    const auto expected = io::read_json_file(kData / (std::string("sae_standard_") + mode + ".json"));
+    InferenceSae sae = saelens::load_sae(kData / (std::string("sae_standard_") + mode));
+    CHECK(inference::normalization_name(sae.normalization.mode) == std::string(mode));
+    const Matrix<float> x = matrix_from_json(expected.at("x"));
+    const Matrix<float> z_theirs = matrix_from_json(expected.at("z")), x_hat_theirs = matrix_from_json(expected.at("x_hat"));
+    Matrix<float> z("z", z_theirs.extent(0), z_theirs.extent(1)), x_hat("x_hat", x.extent(0), x.extent(1));
+    sae.encode(x, z);
+    sae.decode(z, x_hat);
+    // Float32 products of length 24 and 64 in two summation orders: 1e-5 of the largest entry.
+    CHECK(worst_relative(z, z_theirs) < 1e-5);
+    CHECK(worst_relative(x_hat, x_hat_theirs) < 1e-5);
+    // Saving writes the mode back.
+    const auto dir = std::filesystem::temp_directory_path() / "synthsae_normalization_roundtrip";
+    std::filesystem::remove_all(dir);
+    saelens::save_sae(sae, dir);
+    CHECK(io::read_json_file(dir / "cfg.json")["normalize_activations"] == mode);
+  }
+}
+
+TEST_CASE("normalize_activations by hand: layer_norm and constant_norm_rescale on an identity SAE", "[saelens]") {
+  // W_enc = W_dec = I, no biases: z = ReLU(normalised x), x_hat = z undone.
+  InferenceSae sae;
+  sae.form = inference::ReluForm{};
+  sae.params = initial_parameters<float>(3, 3, std::nullopt, 0);
+  auto we = Kokkos::create_mirror_view(sae.params.w_enc);
+  for (int i = 0; i < 3; ++i)
+    for (int j = 0; j < 3; ++j) we(i, j) = i == j ? 1.0f : 0.0f;
+  Kokkos::deep_copy(sae.params.w_enc, we);
+  Kokkos::deep_copy(sae.params.w_dec, we);
+  Kokkos::deep_copy(sae.params.b_enc, 0.0f);
+  Kokkos::deep_copy(sae.params.b_dec, 0.0f);
+  Matrix<float> x("x", 1, 3), z("z", 1, 3), x_hat("x_hat", 1, 3);
+  auto set_x = [&](float a, float b, float c) {
+    auto h = Kokkos::create_mirror_view(x);
+    h(0, 0) = a, h(0, 1) = b, h(0, 2) = c;
+    Kokkos::deep_copy(x, h);
+  };
+  // layer_norm on (1, 2, 6): mean 3, centred (-2, -1, 3), unbiased variance 14 / 2 = 7.
+  sae.normalization.mode = inference::ActivationNormalization::layer_norm;
+  set_x(1, 2, 6);
+  sae.encode(x, z);
+  sae.decode(z, x_hat);
+  auto hz = Kokkos::create_mirror_view_and_copy(HostSpace(), z);
+  auto hx = Kokkos::create_mirror_view_and_copy(HostSpace(), x_hat);
+  const double sd = std::sqrt(7.0);
+  CHECK(hz(0, 0) == 0.0f);
+  CHECK(hz(0, 1) == 0.0f);
+  CHECK(hz(0, 2) == Approx(3.0 / (sd + 1e-5)).epsilon(1e-6));
+  CHECK(hx(0, 0) == Approx(3.0).epsilon(1e-6));  // 0 sd + 3
+  CHECK(hx(0, 2) == Approx(3.0 + 3.0 * sd / (sd + 1e-5)).epsilon(1e-6));
+  // constant_norm_rescale on (3, 4, 0): c = sqrt(3) / 5; the output divides by c again.
+  sae.normalization.mode = inference::ActivationNormalization::constant_norm_rescale;
+  set_x(3, 4, 0);
+  sae.encode(x, z);
+  sae.decode(z, x_hat);
+  hz = Kokkos::create_mirror_view_and_copy(HostSpace(), z);
+  hx = Kokkos::create_mirror_view_and_copy(HostSpace(), x_hat);
+  CHECK(hz(0, 0) == Approx(3.0 * std::sqrt(3.0) / 5).epsilon(1e-6));
+  CHECK(hz(0, 1) == Approx(4.0 * std::sqrt(3.0) / 5).epsilon(1e-6));
+  CHECK(hx(0, 0) == Approx(3.0).epsilon(1e-6));
+  CHECK(hx(0, 1) == Approx(4.0).epsilon(1e-6));
+  // A decode of another batch than the one encoded is refused, naming the mode.
+  Matrix<float> z2("z2", 2, 3), x2("x2", 2, 3);
+  CHECK_THROWS_WITH(sae.decode(z2, x2), Catch::Contains("constant_norm_rescale"));
+  // An unknown mode names the field and the choices.
+  CHECK_THROWS_WITH(inference::parse_normalization("batch_norm"),
+                    Catch::Contains("normalize_activations") && Catch::Contains("layer_norm"));
+}

@@ -11,6 +11,7 @@
 
 #include "synthsae/core/gemm.hpp"
 #include "synthsae/core/row_loops.hpp"
+#include "synthsae/sae/inference/activation_normalization.hpp"
 #include "synthsae/sae/inference/gated_form.hpp"
 #include "synthsae/sae/inference/jumprelu_form.hpp"
 #include "synthsae/sae/inference/matching_pursuit_form.hpp"
@@ -27,6 +28,8 @@ struct InferenceSae {
   InferenceForm form;
   bool apply_b_dec_to_input = true;
   SaeParameters<float> params;
+  /// SAELens's normalize_activations (inference/activation_normalization.hpp).
+  inference::RuntimeNormalization normalization;
 
   /// The SAELens architecture name of the form ("standard", "topk", ...).
   std::string architecture() const {
@@ -53,11 +56,16 @@ struct InferenceSae {
   void encode(const Matrix<float>& x, const Matrix<float>& z) {
     if (xc_.extent(0) != x.extent(0) || xc_.extent(1) != input_dim())
       xc_ = Matrix<float>("inference_xc", x.extent(0), input_dim());
-    inference::kernels::center(x, params.b_dec, apply_b_dec_to_input, xc_);
+    if (normalization.acts()) {
+      normalization.normalize(x, xc_);  // then centred in place
+      inference::kernels::center(xc_, params.b_dec, apply_b_dec_to_input, xc_);
+    } else {
+      inference::kernels::center(x, params.b_dec, apply_b_dec_to_input, xc_);
+    }
     std::visit([&](auto& f) { f.encode(params, xc_, z); }, form);
   }
 
-  /// x_hat = (rescaling form ? z / |W_dec_j| : z) W_dec + b_dec.
+  /// x_hat = (rescaling form ? z / |W_dec_j| : z) W_dec + b_dec, then the normalisation undone.
   void decode(const Matrix<float>& z, const Matrix<float>& x_hat) {
     const bool rescale = std::visit([](const auto& f) { return f.rescales_on_decode(); }, form);
     if (rescale) {
@@ -74,6 +82,7 @@ struct InferenceSae {
       gemm(Op::N, Op::N, 1.0f, z, params.w_dec, 0.0f, x_hat);
     }
     kernels::add_to_rows(x_hat, params.b_dec);
+    if (normalization.acts()) normalization.denormalize(x_hat);
   }
 
  private:

@@ -48,6 +48,17 @@ inline InferenceForm read_form(const std::string& name, const io::Json& cfg, std
   return std::move(*form);
 }
 
+/// normalize_activations as SAELens reads it: a mode name; pre-6.0 files have a bool (true =
+/// expected_average_only_in) or null (none).
+inline inference::ActivationNormalization read_normalization(const io::Json& cfg) {
+  const auto it = cfg.find("normalize_activations");
+  if (it == cfg.end() || it->is_null()) return inference::ActivationNormalization::none;
+  if (it->is_boolean())
+    return it->get<bool>() ? inference::ActivationNormalization::expected_average_only_in
+                           : inference::ActivationNormalization::none;
+  return inference::parse_normalization(io::json_field<std::string>(cfg, "normalize_activations", ""));
+}
+
 inline io::Json sae_config_json(const InferenceSae& sae, const io::Json& meta = io::Json::object()) {
   io::Json cfg = {{"architecture", sae.architecture()},
                   {"d_in", sae.input_dim()},
@@ -55,7 +66,7 @@ inline io::Json sae_config_json(const InferenceSae& sae, const io::Json& meta = 
                   {"dtype", "float32"},
                   {"device", "cpu"},
                   {"apply_b_dec_to_input", sae.apply_b_dec_to_input},
-                  {"normalize_activations", "none"},
+                  {"normalize_activations", inference::normalization_name(sae.normalization.mode)},
                   {"reshape_activations", "none"},
                   {"metadata", meta}};
   std::visit([&](const auto& f) { f.write_config(cfg); }, sae.form);
@@ -73,8 +84,8 @@ inline void save_sae(const InferenceSae& sae, const std::filesystem::path& dir,
   io::write_json_file(dir / kSaeConfigFile, sae_config_json(sae, meta));
 }
 
-/// Loads a SAELens SAE directory (ours or SAELens's). Unsupported architectures and options
-/// (normalize_activations other than "none", hook_z reshaping) are clear errors.
+/// Loads a SAELens SAE directory (ours or SAELens's), with any normalize_activations mode as
+/// SAELens applies it at inference. Unsupported architectures and hook_z reshaping are clear errors.
 inline InferenceSae load_sae(const std::filesystem::path& dir) {
   if (!std::filesystem::is_directory(dir)) throw IoError(dir.string(), "is not a directory");
   const auto cfg_path = dir / kSaeConfigFile;
@@ -86,8 +97,7 @@ inline InferenceSae load_sae(const std::filesystem::path& dir) {
     d = io::json_field<std::size_t>(cfg, "d_in", "");
     s = io::json_field<std::size_t>(cfg, "d_sae", "");
     sae.apply_b_dec_to_input = io::json_field_or<bool>(cfg, "apply_b_dec_to_input", "", true);
-    const auto norm = io::json_field_or<std::string>(cfg, "normalize_activations", "", "none");
-    if (norm != "none") throw ConfigError("normalize_activations", "\"" + norm + "\"", "only \"none\" is supported");
+    sae.normalization.mode = read_normalization(cfg);
     const auto reshape = io::json_field_or<std::string>(cfg, "reshape_activations", "", "none");
     if (reshape != "none")
       throw ConfigError("reshape_activations", "\"" + reshape + "\"", "only \"none\" is supported");
