@@ -12,7 +12,7 @@ source "$(dirname "$0")/lib.sh"
 # A standard SAE: its saved inference form is the trained one, so eval must match exactly.
 "$bin" train --model tiny --arch standard --width 32 --samples 25600 --batch 512 --lr 1e-3 \
   --eval-samples 4096 --eval-every 25 --out "$work/std" >"$work/train.json" 2>"$work/train.err" || fail "train failed: $(tail -3 "$work/train.err")"
-for f in cfg.json sae_weights.safetensors eval_stats.json metrics.csv runner_config.json; do
+for f in cfg.json sae_weights.safetensors sparsity.safetensors eval_stats.json metrics.csv runner_config.json; do
   [ -f "$work/std/$f" ] || fail "missing $f"
 done
 grep -q '"architecture": "standard"' "$work/std/cfg.json" || fail "cfg.json lacks the architecture"

@@ -349,3 +349,47 @@ TEST_CASE("a periodic evaluation of an unfolded SAE (input_scale) equals the fin
   const io::Json unscaled = evaluate_all(raw, world, EvalOptions{20000, 1000});
   CHECK(std::fabs(unscaled["explained_variance"].get<double>() - folded["explained_variance"].get<double>()) > 1e-3);
 }
+
+TEST_CASE("firing frequencies of the last sampling window, as SAELens's sparsity.safetensors holds them",
+          "[train][sparsity]") {
+  // 25 steps, windows of 10: the counts restart before steps 10 and 20, so the last window is the
+  // partial one of steps 20..24. A callback recounts it from the SAE's activations.
+  SyntheticModel world(easy_world(64, 32, 0.1));
+  TopKSae<> sae(32, 48, TopK{3, true}, {}, AuxK{}, {}, 0.5, 6);
+  TrainerConfig cfg;
+  cfg.batch_size = 128;
+  cfg.training_samples = 128 * 25;
+  cfg.feature_sampling_window = 10;
+  cfg.lr.lr = 1e-3;
+  Trainer trainer(sae, world, cfg);
+  struct Recount {
+    TopKSae<>& sae;
+    std::vector<double> fired = std::vector<double>(48, 0.0);
+    double samples = 0;
+    void on_step(const StepInfo& info, Trainer<TopKSae<>>&) {
+      if (info.step <= 20) return;  // info.step counts completed steps: 21..25 are steps 20..24
+      auto z = Kokkos::create_mirror_view_and_copy(HostSpace(), sae.last_activations());
+      for (std::size_t i = 0; i < z.extent(0); ++i)
+        for (std::size_t j = 0; j < z.extent(1); ++j) fired[j] += z(i, j) != 0.0f;
+      samples += double(z.extent(0));
+    }
+  } recount{sae};
+  trainer.fit(recount);
+  const auto freq = trainer.feature_sparsity();
+  const auto log_freq = trainer.log_feature_sparsity();
+  REQUIRE(freq.size() == 48);
+  CHECK(recount.samples == 5 * 128);
+  double total = 0;
+  for (std::size_t j = 0; j < 48; ++j) {
+    CHECK(freq[j] == recount.fired[j] / recount.samples);
+    CHECK(log_freq[j] == Approx(std::log10(freq[j] + 1e-10)).epsilon(1e-6));
+    total += freq[j];
+  }
+  CHECK(total == Approx(3.0).epsilon(1e-12));  // TopK: k = 3 latents per sample
+  CHECK_THROWS_WITH([&] {
+    TrainerConfig bad = cfg;
+    bad.feature_sampling_window = 0;
+    TopKSae<> other(32, 48, TopK{3, true}, {}, AuxK{}, {}, 0.5, 6);
+    Trainer t(other, world, bad);
+  }(), Catch::Contains("feature_sampling_window"));
+}

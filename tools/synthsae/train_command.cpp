@@ -50,8 +50,8 @@ std::string train_usage() {
       "  --gemm-math M        fp32 | tf32 | bf16: GEMM arithmetic on CUDA (default fp32;\n"
       "                       no effect on the CPU)\n"
       "  --resume DIR         continue from a checkpoint directory\n"
-      "  --out DIR            cfg.json, sae_weights.safetensors (SAELens layout), eval_stats.json,\n"
-      "                       metrics.csv, runner_config.json\n";
+      "  --out DIR            cfg.json, sae_weights.safetensors, sparsity.safetensors (SAELens layout),\n"
+      "                       eval_stats.json, metrics.csv, runner_config.json\n";
   auto put = [&](const std::string& slot, const std::string& value) {
     text.replace(text.find(slot), slot.size(), value);
   };
@@ -86,8 +86,17 @@ io::Json train_and_save(SaeT sae, SyntheticModel& world, const TrainRequest& a, 
   eval.batch = a.batch;
   const auto stats = evaluate_all(sae, world, eval);
   io::write_json_file(out.path() / "eval_stats.json", stats);
+  // SAELens's metadata after training: the last window's mean L0 and the dead latents.
+  const std::vector<double> sparsity = trainer.feature_sparsity();
+  double window_l0 = 0;
+  for (double f : sparsity) window_l0 += f;
   saelens::save_sae(export_inference(sae), out.path(),
-                    {{"training_architecture", a.arch}, {"synthsae_architecture", a.arch}, {"synthetic_model", a.model}});
+                    {{"training_architecture", a.arch},
+                     {"synthsae_architecture", a.arch},
+                     {"synthetic_model", a.model},
+                     {"l0", window_l0},
+                     {"num_dead_features", trainer.dead_latents()}});
+  saelens::save_sparsity(trainer.log_feature_sparsity(), out.path());
   io::write_json_file(out.path() / "runner_config.json", runner);
   out.commit();
   io::Json result = stats;

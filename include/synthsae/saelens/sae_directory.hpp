@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <string>
 #include <utility>
+#include <vector>
 #include <variant>
 
 #include "synthsae/core/error.hpp"
@@ -19,6 +20,7 @@
 namespace synthsae::saelens {
 
 inline constexpr const char* kSaeConfigFile = "cfg.json";
+inline constexpr const char* kSparsityFile = "sparsity.safetensors";
 inline constexpr const char* kSaeWeightsFile = "sae_weights.safetensors";
 
 /// "standard, topk, ...": the SAELens architectures the loader reads, in list order.
@@ -82,6 +84,15 @@ inline void save_sae(const InferenceSae& sae, const std::filesystem::path& dir,
   std::visit([&](const auto& f) { f.save_tensors(sae.params, w); }, sae.form);
   io::write_safetensors(dir / kSaeWeightsFile, w);
   io::write_json_file(dir / kSaeConfigFile, sae_config_json(sae, meta));
+}
+
+/// Writes sparsity.safetensors as SAELens's runner does: "sparsity" F32 [d_sae], log10 of each
+/// latent's firing frequency over the last feature_sampling_window (Trainer::log_feature_sparsity).
+inline void save_sparsity(const std::vector<float>& log_sparsity, const std::filesystem::path& dir) {
+  io::SafetensorsFile f;
+  f.tensors["sparsity"] = io::make_tensor<float>(io::Dtype::F32, {static_cast<std::int64_t>(log_sparsity.size())},
+                                                 log_sparsity);
+  io::write_safetensors(dir / kSparsityFile, f);
 }
 
 /// Loads a SAELens SAE directory (ours or SAELens's), with any normalize_activations mode as

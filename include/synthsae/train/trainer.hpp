@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "synthsae/core/gemm_types.hpp"
 #include "synthsae/core/row_loops.hpp"
@@ -28,6 +29,9 @@ struct TrainerConfig {
   LrSchedule lr{};  ///< total_steps is set from training_samples / batch_size
   AdamConfig adam{};
   long dead_feature_window = 1000;  ///< steps without firing before a latent counts as dead
+  /// Steps per window of the firing frequencies saved as sparsity.safetensors (SAELens's
+  /// feature_sampling_window): the counts restart every this many steps; the last window is kept.
+  long feature_sampling_window = 2000;
   long coefficient_warm_up_steps = 0;
   std::optional<L0AutotunerConfig> autotune;
   bool normalize_activations = false;  ///< SAELens "expected_average_only_in"
@@ -43,6 +47,8 @@ struct TrainerConfig {
                         "must be at least one batch (" + show(batch_size) + ")");
     }
     if (dead_feature_window < 1) throw ConfigError("dead_feature_window", show(dead_feature_window), "must be >= 1");
+    if (feature_sampling_window < 1)
+      throw ConfigError("feature_sampling_window", show(feature_sampling_window), "must be >= 1");
     if (autotune) autotune->validate();
   }
   long total_steps() const { return static_cast<long>(training_samples / batch_size); }
@@ -82,6 +88,7 @@ class Trainer {
     cfg_.lr.total_steps = cfg_.total_steps();
     cfg_.lr.validate();
     since_fired_ = Kokkos::View<std::int64_t*, MemSpace>("steps_since_fired", sae.num_latents());
+    window_fired_ = Kokkos::View<std::int64_t*, MemSpace>("window_fired", sae.num_latents());
     dead_ = Kokkos::View<std::uint8_t*, MemSpace>("dead", sae.num_latents());
     if (cfg_.autotune) autotuner_.cfg = *cfg_.autotune;
     first_sample_ = world.position();
@@ -93,6 +100,30 @@ class Trainer {
   double scaling_factor() const { return scaling_factor_; }
   const L0Autotuner& autotuner() const { return autotuner_; }
   const Adam<T>& optimizer() const { return adam_; }
+
+  /// Per latent, the fraction of this sampling window's training samples it fired on (SAELens's
+  /// feature_sparsity: the window restarts every feature_sampling_window steps; at the end of a
+  /// run it is the last, possibly partial, window).
+  std::vector<double> feature_sparsity() const {
+    auto h = Kokkos::create_mirror_view_and_copy(HostSpace(), window_fired_);
+    std::vector<double> out(h.extent(0), 0.0);
+    for (std::size_t j = 0; j < out.size(); ++j)
+      out[j] = window_samples_ > 0 ? double(h(j)) / double(window_samples_) : 0.0;
+    return out;
+  }
+  /// log10(feature_sparsity + 1e-10) in float32, what SAELens saves as sparsity.safetensors.
+  std::vector<float> log_feature_sparsity() const {
+    std::vector<float> out;
+    for (double f : feature_sparsity()) out.push_back(static_cast<float>(std::log10(static_cast<float>(f) + 1e-10f)));
+    return out;
+  }
+  /// Latents not fired for more than dead_feature_window steps, after the last step.
+  std::size_t dead_latents() const {
+    auto h = Kokkos::create_mirror_view_and_copy(HostSpace(), since_fired_);
+    std::size_t n = 0;
+    for (std::size_t j = 0; j < h.extent(0); ++j) n += h(j) > cfg_.dead_feature_window;
+    return n;
+  }
 
   /// How the next step scales the penalty's own coefficient: warm-up, then the autotuner.
   PenaltyScale penalty_scale() const { return {autotuner_.multiplier, step_, cfg_.coefficient_warm_up_steps}; }
@@ -141,6 +172,10 @@ class Trainer {
     const std::size_t b = cfg_.batch_size;
     world_.set_position(first_sample_ + samples_);
     world_.sample_into(batch_, b);
+    if (step_ > 0 && step_ % cfg_.feature_sampling_window == 0) {  // a new window (SAELens: before the step)
+      Kokkos::deep_copy(window_fired_, std::int64_t(0));
+      window_samples_ = 0;
+    }
     if (scaling_factor_ != 1.0) scale_entries(batch_.hidden, static_cast<T>(scaling_factor_));
     const std::size_t num_dead = update_dead_mask();
     const double coefficient = current_coefficient();
@@ -196,6 +231,8 @@ class Trainer {
     tensors("adam_m", adam_.first_moment());
     tensors("adam_v", adam_.second_moment());
     ar("steps_since_fired", since_fired_);
+    ar("window_fired", window_fired_);
+    ar("window_samples", window_samples_);
     ar.enter("sae");
     sae_.persist(ar);
     ar.leave();
@@ -253,10 +290,11 @@ class Trainer {
     return count;
   }
 
-  /// steps_since_fired += 1, reset where the latent fired in this batch; returns the batch L0.
+  /// steps_since_fired += 1, reset where the latent fired in this batch; the window's firing
+  /// counts gain the batch's; returns the batch L0.
   double record_firing() {
     const auto z = sae_.last_activations();
-    const auto since = since_fired_;
+    const auto since = since_fired_, window = window_fired_;
     const int rows = static_cast<int>(z.extent(0));
     std::int64_t nonzero = 0;
     Kokkos::parallel_reduce(
@@ -265,9 +303,11 @@ class Trainer {
           std::int64_t fired = 0;
           for (int i = 0; i < rows; ++i) fired += z(i, j) != T(0);
           since(j) = fired > 0 ? 0 : since(j) + 1;
+          window(j) += fired;
           acc += fired;
         },
         nonzero);
+    window_samples_ += static_cast<std::uint64_t>(rows);
     return double(nonzero) / double(rows);
   }
 
@@ -314,6 +354,8 @@ class Trainer {
   SaeParameters<T> grads_;
   SampleBatch batch_;
   Kokkos::View<std::int64_t*, MemSpace> since_fired_;
+  Kokkos::View<std::int64_t*, MemSpace> window_fired_;  ///< firings per latent in this window
+  std::uint64_t window_samples_ = 0;
   Kokkos::View<std::uint8_t*, MemSpace> dead_;
   L0Autotuner autotuner_;
   long step_ = 0;
