@@ -16,6 +16,12 @@ for f in cfg.json sae_weights.safetensors sparsity.safetensors eval_stats.json m
   [ -f "$work/std/$f" ] || fail "missing $f"
 done
 grep -q '"architecture": "standard"' "$work/std/cfg.json" || fail "cfg.json lacks the architecture"
+# runner_config.json in SAELens's runner schema: its top-level keys, the SAE's fields nested.
+for key in synthetic_model sae training_samples lr_scheduler_name lr_end adam_beta1 eval_frequency \
+           dead_feature_window feature_sampling_window n_batches_for_norm_estimate; do
+  grep -q "\"$key\":" "$work/std/runner_config.json" || fail "runner_config.json lacks $key"
+done
+grep -q '"l1_coefficient":' "$work/std/runner_config.json" || fail "runner_config.json lacks the SAE's l1_coefficient"
 [ "$(grep -c '' "$work/std/metrics.csv")" -ge 3 ] || fail "metrics.csv has too few rows"
 grep -q '^25,' "$work/std/metrics.csv" || fail "metrics.csv lacks the step-25 evaluation row"
 "$bin" eval --model tiny --sae "$work/std" --samples 4096 --batch 512 >"$work/eval.json" 2>/dev/null || fail "eval failed"

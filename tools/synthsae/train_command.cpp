@@ -104,6 +104,55 @@ io::Json train_and_save(SaeT sae, SyntheticModel& world, const TrainRequest& a, 
   return result;
 }
 
+/// runner_config.json in the schema of SAELens's SyntheticSAERunnerConfig.to_dict (its keys with
+/// this run's values), the SAE's training fields under "sae" as SAELens nests them, and what only
+/// synthsae has under "synthsae".
+io::Json runner_config_json(const TrainRequest& a, const architectures::Request& r, const TrainerConfig& cfg,
+                            const SyntheticModel& world, const io::Json& sae_training_fields) {
+  io::Json sae = {{"d_in", r.d_in},
+                  {"d_sae", a.width},
+                  {"dtype", "float32"},
+                  {"device", "cpu"},
+                  {"apply_b_dec_to_input", true},
+                  {"normalize_activations", cfg.normalize_activations ? "expected_average_only_in" : "none"},
+                  {"reshape_activations", "none"}};
+  sae.update(sae_training_fields);
+  sae["architecture"] = a.arch;
+  io::Json runner;
+  // A directory is recorded by its path, a preset by its config, as SAELens records either.
+  runner["synthetic_model"] = std::filesystem::is_directory(a.model) ? io::Json(a.model) : world.config().to_json();
+  runner["sae"] = sae;
+  runner["training_samples"] = a.samples;
+  runner["batch_size"] = a.batch;
+  runner["lr"] = cfg.lr.lr;
+  runner["lr_warm_up_steps"] = cfg.lr.warm_up_steps;
+  runner["lr_decay_steps"] = cfg.lr.decay_steps;
+  runner["lr_scheduler_name"] = cfg.lr.kind == LrSchedule::Kind::cosine ? "cosineannealing" : "constant";
+  runner["lr_end"] = cfg.lr.lr_end < 0 ? cfg.lr.lr / 10 : cfg.lr.lr_end;
+  runner["adam_beta1"] = cfg.adam.beta1;
+  runner["adam_beta2"] = cfg.adam.beta2;
+  runner["n_restart_cycles"] = 1;
+  runner["device"] = host_accessible_v<MemSpace> ? "cpu" : "cuda";
+  runner["autocast_sae"] = false;
+  runner["autocast_data"] = false;
+  runner["n_checkpoints"] = 0;
+  runner["checkpoint_path"] = nullptr;
+  runner["save_final_checkpoint"] = false;
+  runner["output_path"] = a.out.string();
+  runner["save_synthetic_model"] = false;
+  runner["eval_frequency"] = a.eval_every;
+  runner["eval_samples"] = a.eval_samples;
+  runner["run_final_eval"] = true;
+  runner["dead_feature_window"] = cfg.dead_feature_window;
+  runner["feature_sampling_window"] = cfg.feature_sampling_window;
+  runner["n_batches_for_norm_estimate"] = cfg.norm_estimate_batches;
+  runner["synthsae"] = {{"model", a.model},
+                        {"seed", a.seed},
+                        {"checkpoint_every", a.checkpoint_every},
+                        {"gemm_math", gemm_math_name(a.gemm_math)}};
+  return runner;
+}
+
 }  // namespace
 
 void check_architecture_knobs(const std::string& arch, bool k_given, bool l1_given, bool target_l0_given) {
@@ -139,24 +188,13 @@ io::Json train_one(TrainRequest a, SyntheticModel& world) {
   r.target_l0 = a.target_l0;
   r.total_steps = cfg.total_steps();
   r.seed = a.seed;
-  io::Json runner = {{"model", a.model},
-                     {"architecture", a.arch},
-                     {"d_in", r.d_in},
-                     {"d_sae", a.width},
-                     {"training_samples", a.samples},
-                     {"batch_size", a.batch},
-                     {"lr", a.lr},
-                     {"seed", a.seed},
-                     {"eval_samples", a.eval_samples},
-                     {"eval_every", a.eval_every},
-                     {"dead_feature_window", cfg.dead_feature_window},
-                     {"gemm_math", gemm_math_name(a.gemm_math)}};
   io::Json result;
   const bool known = architectures::visit(a.arch, [&](auto arch) {
     using Arch = decltype(arch);
     Arch::configure(cfg, r);
-    Arch::describe(runner, r);
-    result = train_and_save(Arch::make(r), world, a, cfg, runner);
+    io::Json sae_fields = io::Json::object();
+    Arch::describe(sae_fields, r);
+    result = train_and_save(Arch::make(r), world, a, cfg, runner_config_json(a, r, cfg, world, sae_fields));
   });
   if (!known) throw UsageError("--arch = " + a.arch + ": choose one of " + architectures::name_list());
   return result;
