@@ -27,6 +27,7 @@ from pathlib import Path
 import sae_lens
 import torch
 from sae_lens import SAE
+from sae_lens.saes.abstopk_sae import AbsTopKTrainingSAE, AbsTopKTrainingSAEConfig
 from sae_lens.saes.batchtopk_sae import BatchTopKTrainingSAE, BatchTopKTrainingSAEConfig
 from sae_lens.saes.gated_sae import GatedTrainingSAE, GatedTrainingSAEConfig
 from sae_lens.saes.jumprelu_sae import JumpReLUTrainingSAE, JumpReLUTrainingSAEConfig
@@ -75,6 +76,7 @@ SAE_EVAL_SAMPLES = 100_000
 SAES = {
     "standard": (StandardTrainingSAE, StandardTrainingSAEConfig, {"l1_coefficient": 2.0}),
     "topk": (TopKTrainingSAE, TopKTrainingSAEConfig, {"k": 5}),
+    "abstopk": (AbsTopKTrainingSAE, AbsTopKTrainingSAEConfig, {"k": 5}),
     "batchtopk": (BatchTopKTrainingSAE, BatchTopKTrainingSAEConfig, {"k": 5}),
     "matryoshka_batchtopk": (
         MatryoshkaBatchTopKTrainingSAE,

@@ -9,6 +9,7 @@
 #include <tuple>
 #include <vector>
 
+#include "synthsae/architectures/abstopk.hpp"
 #include "synthsae/architectures/batchtopk.hpp"
 #include "synthsae/architectures/gated.hpp"
 #include "synthsae/architectures/jumprelu.hpp"
@@ -20,7 +21,8 @@
 
 namespace synthsae::architectures {
 
-using All = std::tuple<Standard, TopK, BatchTopK, MatryoshkaBatchTopK, JumpRelu, Gated, MatchingPursuit, TopKL1>;
+using All =
+    std::tuple<Standard, TopK, AbsTopK, BatchTopK, MatryoshkaBatchTopK, JumpRelu, Gated, MatchingPursuit, TopKL1>;
 
 /// Calls f(Arch{}) for every architecture, in list order.
 template <class F>

@@ -13,7 +13,7 @@
 using namespace synthsae;
 
 TEST_CASE("the architecture list holds the published architectures and the example, each once", "[architectures]") {
-  const std::vector<std::string_view> expected = {"standard", "topk",  "batchtopk",        "matryoshka_batchtopk",
+  const std::vector<std::string_view> expected = {"standard", "topk",  "abstopk",          "batchtopk", "matryoshka_batchtopk",
                                                   "jumprelu", "gated", "matching_pursuit", "topk_l1"};
   CHECK(architectures::names() == expected);
   CHECK(architectures::knobs_of("standard").l1);

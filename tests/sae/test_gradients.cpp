@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -42,7 +43,39 @@ TEST_CASE("TopK SAE with decoder-norm rescaling: gradients", "[sae][gradients]")
   CHECK(worst_gradient_error(plain, random_input(3), kCore) < 1e-6);
 }
 
-TEST_CASE("AuxK on dead latents: gradients", "[sae][gradients]") {
+TEST_CASE("AbsTopK SAE: gradients with and without rescaling; the k largest |h| with their signs", "[sae][gradients]") {
+  for (bool rescale : {true, false}) {
+    INFO("rescale " << rescale);
+    AbsTopKSae<double> sae(kIn, kLatents, AbsTopK{3, rescale}, {}, AuxK{1.0}, {}, 0.5, 21);
+    scramble(sae, 21);
+    const auto x = random_input(21);
+    CHECK(worst_gradient_error(sae, x, kCore) < 1e-6);
+    // Exactly k latents per sample, chosen by |h| (|h| |W_dec| with rescaling), some negative.
+    SaeParameters<double> g = sae.parameters().zeros_like();
+    sae.forward_backward(x, g);
+    auto z = Kokkos::create_mirror_view_and_copy(HostSpace(), sae.last_activations());
+    const test::HostSae host(x, sae.parameters());
+    int negative = 0;
+    for (int i = 0; i < kBatch; ++i) {
+      std::vector<std::pair<double, int>> ranked;
+      for (int j = 0; j < kLatents; ++j)
+        ranked.push_back({-std::fabs(host.pre(i, j) * (rescale ? host.norm(j) : 1.0)), j});
+      std::sort(ranked.begin(), ranked.end());
+      for (int q = 0; q < kLatents; ++q) {
+        const int j = ranked[q].second;
+        const double expected = q < 3 ? host.pre(i, j) * (rescale ? host.norm(j) : 1.0) : 0.0;
+        CHECK(z(i, j) == Approx(expected).margin(1e-12));
+        negative += q < 3 && expected < 0;
+      }
+    }
+    CHECK(negative > 0);  // the point of AbsTopK: negative activations survive
+  }
+}
+
+namespace {
+
+template <class S>
+void aux_k_gradient_check(S& sae, double coef, bool by_magnitude) {
   // Latents 1, 4, 6 dead; k_aux = min(D/2 = 2, 3) = 2, scale = min(3/2, 1) = 1.
   // The residual r = x - x_hat is a stop-gradient, so the aux gradient is checked on its own:
   // (gradient with the dead mask) - (gradient without) against central differences of
@@ -51,9 +84,6 @@ TEST_CASE("AuxK on dead latents: gradients", "[sae][gradients]") {
   auto hd = Kokkos::create_mirror_view(dead);
   for (int j : {1, 4, 6}) hd(j) = 1;
   Kokkos::deep_copy(dead, hd);
-  const double coef = 0.8;
-  TopKSae<double> sae(kIn, kLatents, TopK{2, true}, {}, AuxK{coef}, {}, 0.5, 4);
-  scramble(sae, 4);
   const auto x = random_input(4);
   SaeParameters<double> with = sae.parameters().zeros_like(), without = sae.parameters().zeros_like();
   const double aux = sae.forward_backward(x, with, dead, 3).aux;
@@ -66,13 +96,21 @@ TEST_CASE("AuxK on dead latents: gradients", "[sae][gradients]") {
   const auto be = host.b_enc, bd = host.b_dec;
   auto pre = [&](int i, int j) { return host.pre(i, j); };
   auto norm = [&](int j) { return host.norm(j); };
-  // Frozen selection: the 2 largest keys h_bj |W_dec_j| among dead latents, per sample.
+  // Frozen selection: the 2 largest keys h_bj |W_dec_j| (AbsTopK: their magnitudes) among dead
+  // latents, per sample; the selected values are the signed h either way.
   std::vector<std::vector<int>> selected(kBatch);
+  int selections_differ = 0;
   for (int i = 0; i < kBatch; ++i) {
     std::vector<int> cand = {1, 4, 6};
-    std::sort(cand.begin(), cand.end(), [&](int a, int b) { return pre(i, a) * norm(a) > pre(i, b) * norm(b); });
+    auto key = [&](int j) { return by_magnitude ? std::fabs(pre(i, j) * norm(j)) : pre(i, j) * norm(j); };
+    std::sort(cand.begin(), cand.end(), [&](int a, int b) { return key(a) > key(b); });
     selected[i] = {cand[0], cand[1]};
+    std::vector<int> by_sign = {1, 4, 6};
+    std::sort(by_sign.begin(), by_sign.end(), [&](int a, int b) { return pre(i, a) * norm(a) > pre(i, b) * norm(b); });
+    selections_differ += std::set<int>{cand[0], cand[1]} != std::set<int>{by_sign[0], by_sign[1]};
   }
+  // For AbsTopK some sample must pick differently by magnitude, or the check would not tell.
+  if (by_magnitude) CHECK(selections_differ > 0);
   auto aux_loss = [&]() {
     double total = 0;
     for (int i = 0; i < kBatch; ++i)
@@ -108,6 +146,17 @@ TEST_CASE("AuxK on dead latents: gradients", "[sae][gradients]") {
         Vector<double>(without.w_dec.data(), without.w_dec.size()));
   check(bd, with.b_dec, without.b_dec);
   CHECK(worst < 1e-6);
+}
+
+}  // namespace
+
+TEST_CASE("AuxK on dead latents: gradients (TopK keys, and AbsTopK's magnitudes)", "[sae][gradients]") {
+  TopKSae<double> sae(kIn, kLatents, TopK{2, true}, {}, AuxK{0.8}, {}, 0.5, 4);
+  scramble(sae, 4);
+  aux_k_gradient_check(sae, 0.8, false);
+  AbsTopKSae<double> abs_sae(kIn, kLatents, AbsTopK{2, true}, {}, AuxK{0.8}, {}, 0.5, 4);
+  scramble(abs_sae, 4);
+  aux_k_gradient_check(abs_sae, 0.8, true);
 }
 
 TEST_CASE("BatchTopK and Matryoshka BatchTopK: gradients", "[sae][gradients]") {

@@ -62,10 +62,13 @@ void check_same_step(S& sae, std::uint64_t seed, bool with_dead) {
 
 }  // namespace
 
-TEST_CASE("Sparse step = dense step: TopK and BatchTopK, with and without dead latents", "[sae][sparse]") {
+TEST_CASE("Sparse step = dense step: TopK, AbsTopK and BatchTopK, with and without dead latents", "[sae][sparse]") {
   TopKSae<double> topk(kIn, kLatents, TopK{4, true}, {}, AuxK{0.7}, {}, 0.5, 11);
   check_same_step(topk, 1, false);
   check_same_step(topk, 2, true);
+  AbsTopKSae<double> abs_topk(kIn, kLatents, AbsTopK{4, true}, {}, AuxK{0.7}, {}, 0.5, 13);
+  check_same_step(abs_topk, 5, false);
+  check_same_step(abs_topk, 6, true);
   BatchTopKSae<double> btk(kIn, kLatents, BatchTopK{3.5, true, 0.01}, {}, AuxK{1.0}, {}, 0.5, 12);
   check_same_step(btk, 3, false);
   check_same_step(btk, 4, true);

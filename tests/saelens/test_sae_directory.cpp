@@ -142,6 +142,39 @@ TEST_CASE("TopK exports with folded norms and selects the same latents", "[sae][
   CHECK(differ == 0);
 }
 
+TEST_CASE("AbsTopK exports as abstopk with folded norms, keeps negative latents, and round-trips", "[sae][files]") {
+  AbsTopKSae<> sae(10, 16, AbsTopK{4, true}, {}, AuxK{}, {}, 0.3, 6);
+  {
+    auto w = host(sae.parameters().w_dec);
+    for (int j = 0; j < 16; ++j)
+      for (int k = 0; k < 10; ++k) w(j, k) *= 0.4f + 0.15f * (j % 5);
+    Kokkos::deep_copy(sae.parameters().w_dec, w);
+  }
+  const auto x = random_x(32, 10, 4);
+  Matrix<float> z1("z1", 32, 16), z2("z2", 32, 16), z3("z3", 32, 16);
+  sae.encode(x, z1);
+  auto inf = export_inference(sae);
+  CHECK(inf.architecture() == "abstopk");
+  inf.encode(x, z2);
+  const auto dir = fresh("synthsae_abstopk_dir");
+  saelens::save_sae(inf, dir);
+  auto loaded = saelens::load_sae(dir);
+  CHECK(loaded.is<inference::AbsTopKForm>());
+  loaded.encode(x, z3);
+  auto a = host(z1), b = host(z2), c = host(z3);
+  int differ = 0, negative = 0, fired = 0;
+  for (int i = 0; i < 32; ++i)
+    for (int j = 0; j < 16; ++j) {
+      differ += std::fabs(a(i, j) - b(i, j)) > 1e-5f * (1 + std::fabs(a(i, j)));
+      differ += b(i, j) != c(i, j);
+      negative += a(i, j) < 0;
+      fired += a(i, j) != 0;
+    }
+  CHECK(differ == 0);
+  CHECK(fired == 32 * 4);
+  CHECK(negative > 0);
+}
+
 TEST_CASE("a hand-written SAELens JumpReLU directory loads and encodes as worked by hand", "[sae][files]") {
   const auto dir = fresh("synthsae_sae_saelens");
   std::filesystem::create_directories(dir);

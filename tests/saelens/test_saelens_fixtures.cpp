@@ -138,7 +138,7 @@ TEST_CASE("a SAELens world directory loads into SAELens's world", "[world][saele
 TEST_CASE("SAE directories trained and saved by SAELens load and score as SAELens scores them", "[saelens]") {
   SyntheticModel world = saelens::load_synthetic_model(kData / "world_tiny", [](const std::string&) {});
   for (const char* arch :
-       {"standard", "topk", "batchtopk", "matryoshka_batchtopk", "jumprelu", "gated", "matching_pursuit"}) {
+       {"standard", "topk", "abstopk", "batchtopk", "matryoshka_batchtopk", "jumprelu", "gated", "matching_pursuit"}) {
     INFO("architecture " << arch);
     const auto expected = io::read_json_file(kData / (std::string("sae_") + arch + ".json"));
     InferenceSae sae = saelens::load_sae(kData / (std::string("sae_") + arch));

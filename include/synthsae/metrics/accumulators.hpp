@@ -94,7 +94,7 @@ struct LatentClassification {
                 hi = mid;
             }
             const bool truth_on = lo < counts(i) && ids(i, lo) == feature;
-            const bool latent_on = z(i, j) > 0.0f;
+            const bool latent_on = z(i, j) != 0.0f;  // SAELens 6.54: AbsTopK latents fire negative too
             t += latent_on && truth_on;
             f += latent_on && !truth_on;
             m += !latent_on && truth_on;

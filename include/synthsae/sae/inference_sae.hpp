@@ -2,7 +2,7 @@
 // The inference SAE, as SAELens saves and loads it: shared parameters (W_enc [D, S], b_enc [S],
 // W_dec [S, D], b_dec [D], extras by name) plus one of a closed set of small forms, each a
 // SAELens inference architecture that encodes itself (inference/*_form.hpp):
-//   standard (ReLU) | topk | jumprelu | gated | matching_pursuit
+//   standard (ReLU) | topk | abstopk | jumprelu | gated | matching_pursuit
 // The list of forms below is the one place the SAELens loader reads (saelens/sae_directory.hpp);
 // a new form is one header and one entry here. Training SAEs export to a form through
 // export_inference (inference/export.hpp).
@@ -21,8 +21,8 @@
 namespace synthsae {
 
 /// Every inference form the library reads and writes, by SAELens architecture name.
-using InferenceForm = std::variant<inference::ReluForm, inference::TopKForm, inference::JumpReluForm,
-                                   inference::GatedForm, inference::MatchingPursuitForm>;
+using InferenceForm = std::variant<inference::ReluForm, inference::TopKForm, inference::AbsTopKForm,
+                                   inference::JumpReluForm, inference::GatedForm, inference::MatchingPursuitForm>;
 
 struct InferenceSae {
   InferenceForm form;

@@ -2,7 +2,7 @@
 // export_inference: the inference SAE a trained SAE is saved as (a deep copy of its parameters),
 // the way the reference exports. A composed Sae<A, ...> exports by its activation A through
 // InferenceExport<A>, so any composition over a shipped activation exports with no new code:
-//   Relu -> standard;  TopK -> topk with its decoder norms folded (inference needs no rescaling);
+//   Relu -> standard;  TopK -> topk, AbsTopK -> abstopk, with their decoder norms folded;
 //   BatchTopK -> jumprelu with folded norms and threshold = the running theta;
 //   JumpRelu -> jumprelu with threshold = theta (exp(log_threshold) when trained as log theta).
 // GatedSae and MatchingPursuitSae save as themselves. A new activation adds a specialisation.
@@ -62,6 +62,19 @@ struct InferenceExport<TopK> {
     inference::TopKForm f;
     f.k = sae.activation().k;
     // As SAELens saves a trained TopK: norms folded, and the flag kept (a no-op on unit rows).
+    if (sae.activation().rescale_acts_by_decoder_norm) detail::fold_decoder_norms(p, Vector<float>());
+    f.rescale_acts_by_decoder_norm = sae.activation().rescale_acts_by_decoder_norm;
+    return f;
+  }
+};
+
+/// AbsTopK saves as SAELens "abstopk", norms folded like TopK (|h| n ranks the same after the fold).
+template <>
+struct InferenceExport<AbsTopK> {
+  template <class S>
+  static InferenceForm form(const S& sae, SaeParameters<float>& p) {
+    inference::AbsTopKForm f;
+    f.k = sae.activation().k;
     if (sae.activation().rescale_acts_by_decoder_norm) detail::fold_decoder_norms(p, Vector<float>());
     f.rescale_acts_by_decoder_norm = sae.activation().rescale_acts_by_decoder_norm;
     return f;

@@ -1,5 +1,5 @@
 #pragma once
-// Kernels shared by the selecting activations (TopK, BatchTopK): the ranking key, coefficients
+// Kernels shared by the selecting activations (TopK, AbsTopK, BatchTopK): the ranking key, coefficients
 // from a selection mask, and the backward pass through a selection.
 #include "synthsae/core/backend.hpp"
 #include "synthsae/core/row_loops.hpp"
@@ -9,23 +9,27 @@ namespace synthsae {
 
 namespace detail {
 
-/// key = rescale ? h * norms : h.
+/// key = rescale ? h * norms : h, or its magnitude |key| (AbsTopK ranks by magnitude).
 template <class T>
-void ranking_key(StepBuffers<T>& b, bool rescale) {
+void ranking_key(StepBuffers<T>& b, bool rescale, bool magnitude = false) {
   const auto h = b.h, key = b.key;
   const auto norms = b.norms;
   for_each_entry(
-      "synthsae::ranking_key", h.extent(0), h.extent(1),
-      KOKKOS_LAMBDA(int i, int j) { key(i, j) = rescale ? h(i, j) * norms(j) : h(i, j); });
+      "synthsae::ranking_key", h.extent(0), h.extent(1), KOKKOS_LAMBDA(int i, int j) {
+        const T k = rescale ? h(i, j) * norms(j) : h(i, j);
+        key(i, j) = magnitude && k < T(0) ? -k : k;
+      });
 }
 
-/// c = h where selected and key > 0 (ReLU of the selected values), else 0.
+/// c = h where selected and key > 0 (ReLU of the selected values), else 0; with `keep_sign`
+/// every selected h, negative ones included (AbsTopK).
 template <class T, class Mask>
-void coefficients_from_mask(StepBuffers<T>& b, const Mask& mask) {
+void coefficients_from_mask(StepBuffers<T>& b, const Mask& mask, bool keep_sign = false) {
   const auto h = b.h, key = b.key, c = b.c;
   for_each_entry(
-      "synthsae::topk_coefficients", h.extent(0), h.extent(1),
-      KOKKOS_LAMBDA(int i, int j) { c(i, j) = (mask(i, j) && key(i, j) > T(0)) ? h(i, j) : T(0); });
+      "synthsae::topk_coefficients", h.extent(0), h.extent(1), KOKKOS_LAMBDA(int i, int j) {
+        c(i, j) = (mask(i, j) && (keep_sign || key(i, j) > T(0))) ? h(i, j) : T(0);
+      });
 }
 
 /// dh = dc where c != 0 (the selected, positive entries: c = h there).

@@ -1,5 +1,5 @@
 #pragma once
-// TopK (reference §8.3): the k largest ranking keys per sample. With rescale_acts_by_decoder_norm
+// TopK (reference §8.3) and AbsTopK (SAELens 6.54): the k largest ranking keys per sample. With rescale_acts_by_decoder_norm
 // (the training default) the key is h_j |W_dec_j| and z_j = ReLU(h_j |W_dec_j|), while the decoder
 // uses z_j / |W_dec_j| = h_j: the norms cancel in the reconstruction, so c = h on the selected
 // entries either way.
@@ -17,8 +17,12 @@
 
 namespace synthsae {
 
-struct TopK {
-  static constexpr std::string_view name = "topk";
+/// Per-sample top-k, by the ranking key (TopK: ReLU of the k largest) or by its magnitude with the
+/// sign kept (AbsTopK). The two activations differ only in that choice; each is a plain aggregate
+/// (TopK{.k = 8} works).
+template <bool ByMagnitude>
+struct RowTopK {
+  static constexpr std::string_view name = ByMagnitude ? "abstopk" : "topk";
   static constexpr bool selects_active_latents = true;
   int k = 100;
   bool rescale_acts_by_decoder_norm = true;
@@ -37,13 +41,8 @@ struct TopK {
 
   template <class T>
   void forward(StepBuffers<T>& b, const SaeParameters<T>&, State<T>& st, bool) const {
-    detail::ranking_key(b, rescale_acts_by_decoder_norm);
-    if (st.mask.extent(0) != b.h.extent(0) || st.mask.extent(1) != b.h.extent(1)) {
-      st.mask = decltype(st.mask)("topk_mask", b.h.extent(0), b.h.extent(1));
-    }
-    row_top_k(b.key, std::min<int>(k, static_cast<int>(b.h.extent(1))), st.mask,
-              Kokkos::View<const std::uint8_t*, MemSpace>());
-    detail::coefficients_from_mask(b, st.mask);
+    select(b, st);
+    detail::coefficients_from_mask(b, st.mask, ByMagnitude);
   }
 
   template <class T>
@@ -51,25 +50,39 @@ struct TopK {
     detail::backward_through_selection(b);
   }
 
-  /// The sparse step's forward: the selected positive entries as an active set (values h);
-  /// b.key is filled (AuxK ranks it), b.c is not written.
+  /// The sparse step's forward: the selected entries as an active set (values h; TopK keeps the
+  /// positive ones); b.key is filled (AuxK ranks it), b.c is not written.
   template <class T>
   void forward_active(StepBuffers<T>& b, const SaeParameters<T>&, State<T>& st, bool, ActiveSet<T>& a) const {
-    detail::ranking_key(b, rescale_acts_by_decoder_norm);
+    select(b, st);
+    const auto mask = st.mask;
+    const auto h = b.h, key = b.key;
+    a.gather(
+        b.h.extent(0), b.h.extent(1), KOKKOS_LAMBDA(int i, int j, T& v) {
+          const bool keep = mask(i, j) && (ByMagnitude || key(i, j) > T(0));
+          if (keep) v = h(i, j);
+          return keep;
+        });
+  }
+
+ private:
+  template <class T>
+  void select(StepBuffers<T>& b, State<T>& st) const {
+    detail::ranking_key(b, rescale_acts_by_decoder_norm, ByMagnitude);
     if (st.mask.extent(0) != b.h.extent(0) || st.mask.extent(1) != b.h.extent(1)) {
       st.mask = decltype(st.mask)("topk_mask", b.h.extent(0), b.h.extent(1));
     }
     row_top_k(b.key, std::min<int>(k, static_cast<int>(b.h.extent(1))), st.mask,
               Kokkos::View<const std::uint8_t*, MemSpace>());
-    const auto mask = st.mask;
-    const auto h = b.h, key = b.key;
-    a.gather(
-        b.h.extent(0), b.h.extent(1), KOKKOS_LAMBDA(int i, int j, T& v) {
-          const bool keep = mask(i, j) && key(i, j) > T(0);
-          if (keep) v = h(i, j);
-          return keep;
-        });
   }
 };
+
+using TopK = RowTopK<false>;
+
+/// AbsTopK (SAELens "abstopk", after "AbsTopK: Rethinking Sparse Autoencoders For Bidirectional
+/// Features"): the k largest |h_j| (|h_j| |W_dec_j| with rescaling) per sample, signs kept, no ReLU,
+/// so a latent fires in either direction. AuxK then ranks dead latents by magnitude too (it reads
+/// the same key) and takes their signed values.
+using AbsTopK = RowTopK<true>;
 
 }  // namespace synthsae
