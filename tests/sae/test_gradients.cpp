@@ -34,6 +34,28 @@ TEST_CASE("Standard SAE: MSE + L1 (decoder-norm weighted) gradients", "[sae][gra
   CHECK(worst_gradient_error(sae, random_input(1), kCore, {}, 0, 0.7) < 1e-6);
 }
 
+TEST_CASE("Standard SAE with SAELens's lp_norm: the p-norm's value by hand and its gradients", "[sae][gradients]") {
+  for (double p : {2.0, 1.5, 3.0}) {
+    INFO("lp_norm " << p);
+    StandardSae<double> sae(kIn, kLatents, Relu{}, L1Penalty{2.0, p}, {}, {}, 0.5, 1);
+    scramble(sae, 1);
+    const auto x = random_input(1);
+    CHECK(worst_gradient_error(sae, x, kCore, {}, 0, 0.7) < 1e-6);
+    // lambda mean_b (sum_j (z_bj |W_dec_j|)^p)^(1/p), z = ReLU(h).
+    const test::HostSae host(x, sae.parameters());
+    double expected = 0;
+    for (int i = 0; i < kBatch; ++i) {
+      double row = 0;
+      for (int j = 0; j < kLatents; ++j) row += std::pow(std::max(0.0, host.pre(i, j)) * host.norm(j), p);
+      expected += std::pow(row, 1.0 / p);
+    }
+    expected *= 0.35 * 2.0 / kBatch;  // lambda = multiplier 0.35 x coefficient 2
+    SaeParameters<double> g = sae.parameters().zeros_like();
+    CHECK(sae.forward_backward(x, g, {}, 0, PenaltyScale{0.35}).penalty == Approx(expected).epsilon(1e-12));
+  }
+  CHECK_THROWS_WITH((StandardSae<double>(kIn, kLatents, Relu{}, L1Penalty{1.0, 0.0})), Catch::Contains("lp_norm"));
+}
+
 TEST_CASE("TopK SAE with decoder-norm rescaling: gradients", "[sae][gradients]") {
   TopKSae<double> sae(kIn, kLatents, TopK{3, true}, {}, AuxK{1.0}, {}, 0.5, 2);
   scramble(sae, 2);

@@ -75,6 +75,18 @@ TEST_CASE("learning-rate schedules and coefficient warm-up", "[train][schedule]"
   LrSchedule c{LrSchedule::Kind::cosine, 1.0, 0.1, 0, 0, 100};
   CHECK(c.at(0) == Approx(1.0));
   CHECK(c.at(50) == Approx(0.55).margin(1e-9));  // halfway: (lr + lr_end) / 2
+  // Warm restarts, 4 cycles of 25 steps: torch's CosineAnnealingWarmRestarts(T_0 = 25,
+  // eta_min = 0.1) printed 1.0 at steps 0, 25, 50 and 0.5782557337881911 at steps 12 and 37
+  // (its values agree with the closed form to 1e-16 over 60 steps).
+  LrSchedule r{LrSchedule::Kind::cosine_warm_restarts, 1.0, 0.1, 0, 0, 100, 4};
+  r.validate();
+  for (long t : {0L, 25L, 50L, 75L}) CHECK(r.at(t) == Approx(1.0).epsilon(1e-15));
+  CHECK(r.at(12) == Approx(0.5782557337881911).epsilon(1e-14));
+  CHECK(r.at(37) == Approx(0.5782557337881911).epsilon(1e-14));
+  CHECK(r.at(24) < 0.11);  // the end of a cycle, just above lr_end
+  CHECK(std::string(lr_scheduler_name(r.kind)) == "cosineannealingwarmrestarts");
+  CHECK_THROWS_WITH((LrSchedule{LrSchedule::Kind::cosine_warm_restarts, 1.0, 0.1, 0, 0, 100, 0}.validate()),
+                    Catch::Contains("n_restart_cycles"));
   CHECK_THROWS_WITH((LrSchedule{LrSchedule::Kind::constant, 1.0, -1, 60, 50, 100}.validate()),
                     Catch::Contains("exceeds"));
   CoefficientWarmUp w{2.0, 10};

@@ -127,11 +127,11 @@ io::Json runner_config_json(const TrainRequest& a, const architectures::Request&
   runner["lr"] = cfg.lr.lr;
   runner["lr_warm_up_steps"] = cfg.lr.warm_up_steps;
   runner["lr_decay_steps"] = cfg.lr.decay_steps;
-  runner["lr_scheduler_name"] = cfg.lr.kind == LrSchedule::Kind::cosine ? "cosineannealing" : "constant";
+  runner["lr_scheduler_name"] = lr_scheduler_name(cfg.lr.kind);
   runner["lr_end"] = cfg.lr.lr_end < 0 ? cfg.lr.lr / 10 : cfg.lr.lr_end;
   runner["adam_beta1"] = cfg.adam.beta1;
   runner["adam_beta2"] = cfg.adam.beta2;
-  runner["n_restart_cycles"] = 1;
+  runner["n_restart_cycles"] = cfg.lr.restart_cycles;
   runner["device"] = host_accessible_v<MemSpace> ? "cpu" : "cuda";
   runner["autocast_sae"] = false;
   runner["autocast_data"] = false;

@@ -12,6 +12,7 @@ struct standard_l1 {
   double l1_coefficient = 2.0;
   long warm_up_divisor = 3;
   double decoder_init_norm = 0.1;
+  double lp_norm = 1.0;  ///< SAELens lp_norm (1: L1)
 };
 }  // namespace synthsae::recipes
 
@@ -26,8 +27,8 @@ struct Standard {
   using inference_form = inference::ReluForm;
 
   static sae_type make(const Request& r, const recipe& rc = {}) {
-    return sae_type(r.d_in, r.width, Relu{}, L1Penalty{r.l1.value_or(rc.l1_coefficient)}, {}, {}, rc.decoder_init_norm,
-                    r.seed);
+    return sae_type(r.d_in, r.width, Relu{}, L1Penalty{r.l1.value_or(rc.l1_coefficient), rc.lp_norm}, {}, {},
+                    rc.decoder_init_norm, r.seed);
   }
   static void configure(TrainerConfig& cfg, const Request& r, const recipe& rc = {}) {
     const long warm = r.total_steps / rc.warm_up_divisor;
@@ -37,6 +38,7 @@ struct Standard {
   static void describe(io::Json& runner, const Request& r, const recipe& rc = {}) {
     runner["l1_coefficient"] = r.l1.value_or(rc.l1_coefficient);
     runner["l1_warm_up_steps"] = r.total_steps / rc.warm_up_divisor;
+    runner["lp_norm"] = rc.lp_norm;
   }
 };
 
