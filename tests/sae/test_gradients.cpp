@@ -363,6 +363,7 @@ TEST_CASE("Gated SAE: reconstruction + L1 on the gate + auxiliary reconstruction
   CHECK(l.penalty > 0);
   CHECK(l.aux > 0);
   CHECK(worst_gradient_error(gated, x, {"W_enc", "W_dec", "b_dec", "b_gate", "r_mag", "b_mag"}, {}, 0, 0.6) < 1e-6);
+  CHECK_THROWS_WITH((GatedSae<double>(kIn, kLatents, L1Penalty{1.0, 2.0})), Catch::Contains("lp_norm = 2"));
 }
 
 TEST_CASE("JumpReLU pre-activation loss on dead latents: value and gradients", "[sae][gradients]") {

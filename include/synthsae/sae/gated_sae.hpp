@@ -37,6 +37,8 @@ class GatedSae {
            std::uint64_t seed = 0)
       : l1_(l1) {
     l1_.validate(d_in, d_sae);
+    if (l1_.lp_norm != 1.0)  // SAELens's Gated SAE has no lp_norm: its penalty is the L1 of the gate
+      throw ConfigError("lp_norm", show(l1_.lp_norm), "the Gated SAE's gate penalty is an L1 (lp_norm 1)");
     params_ = initial_parameters<T>(d_in, d_sae, decoder_init_norm, seed);
     params_.b_enc = Vector<T>("b_enc_unused", 0);
     for (const std::string name : {"b_gate", "r_mag", "b_mag"}) params_.extra[name] = Vector<T>(name, d_sae);
