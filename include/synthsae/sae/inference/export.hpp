@@ -55,25 +55,13 @@ struct InferenceExport<Relu> {
   }
 };
 
-template <>
-struct InferenceExport<TopK> {
+/// TopK -> "topk", AbsTopK -> "abstopk", as SAELens saves a trained TopK: norms folded into the
+/// weights and the flag kept (a no-op on unit rows; the ranking is unchanged by the fold).
+template <bool ByMagnitude>
+struct InferenceExport<RowTopK<ByMagnitude>> {
   template <class S>
   static InferenceForm form(const S& sae, SaeParameters<float>& p) {
-    inference::TopKForm f;
-    f.k = sae.activation().k;
-    // As SAELens saves a trained TopK: norms folded, and the flag kept (a no-op on unit rows).
-    if (sae.activation().rescale_acts_by_decoder_norm) detail::fold_decoder_norms(p, Vector<float>());
-    f.rescale_acts_by_decoder_norm = sae.activation().rescale_acts_by_decoder_norm;
-    return f;
-  }
-};
-
-/// AbsTopK saves as SAELens "abstopk", norms folded like TopK (|h| n ranks the same after the fold).
-template <>
-struct InferenceExport<AbsTopK> {
-  template <class S>
-  static InferenceForm form(const S& sae, SaeParameters<float>& p) {
-    inference::AbsTopKForm f;
+    inference::RowTopKForm<ByMagnitude> f;
     f.k = sae.activation().k;
     if (sae.activation().rescale_acts_by_decoder_norm) detail::fold_decoder_norms(p, Vector<float>());
     f.rescale_acts_by_decoder_norm = sae.activation().rescale_acts_by_decoder_norm;
