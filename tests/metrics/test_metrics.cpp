@@ -273,3 +273,12 @@ TEST_CASE("supervised probes separate orthogonal features almost perfectly", "[m
   CHECK(r.f1 > 0.98);
   CHECK_THROWS_AS(supervised_probe_scores(world, {99}, opt), ConfigError);
 }
+
+TEST_CASE("best_feature_ordering sorts latents by their best-matching feature (SAELens's ordering)", "[metrics]") {
+  // Features e0, e1, e2. Latents: 0 ~ -e2, 1 ~ e0, 2 ~ e1, 3 ~ e0 (a duplicate of latent 1).
+  const auto feat = from_rows(identity(3));
+  const auto dec = from_rows({{0.1f, 0.0f, -1.0f}, {1.0f, 0.2f, 0.0f}, {0.0f, 1.0f, 0.3f}, {0.9f, 0.0f, 0.1f}});
+  const auto order = best_feature_ordering(decoder_similarity(dec, feat));
+  // Best features 2, 0, 1, 0 -> latents 1, 3 (feature 0, latent order kept), 2, then 0.
+  CHECK(order == std::vector<std::size_t>{1, 3, 2, 0});
+}

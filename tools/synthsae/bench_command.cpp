@@ -244,10 +244,7 @@ int run_bench(const std::vector<std::string>& argv) {
         const auto dir = out.path() / "runs" / row.dir.filename();
         const InferenceSae sae = saelens::load_sae(dir);
         const auto sim = decoder_similarity(sae.params.w_dec, world.feature_vectors());
-        std::vector<std::size_t> latents(sim.num_latents);
-        for (std::size_t j = 0; j < latents.size(); ++j) latents[j] = j;
-        std::stable_sort(latents.begin(), latents.end(),
-                         [&](std::size_t a, std::size_t b) { return sim.best_feature[a] < sim.best_feature[b]; });
+        const std::vector<std::size_t> latents = best_feature_ordering(sim);
         const std::size_t shown = std::min<std::size_t>(96, latents.size());
         std::vector<std::int32_t> features;
         for (std::size_t q = 0; q < shown; ++q)

@@ -1,6 +1,7 @@
 #pragma once
 // |cos| between SAE decoder rows and true feature directions (reference §6): the [S, N]
 // matrix every decoder-based metric starts from. Norms are clamped at 1e-8 as the reference.
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -48,6 +49,17 @@ inline DecoderSimilarity decoder_similarity(const Matrix<float>& w_dec, const Ma
     }
   }
   return out;
+}
+
+/// SAELens's find_best_feature_ordering: the latents sorted by the index of their best-matching
+/// true feature, so that a latent-by-feature |cos| heat map shows a diagonal. Ties (latents with
+/// the same best feature) keep latent order; torch's argsort leaves their order unspecified.
+inline std::vector<std::size_t> best_feature_ordering(const DecoderSimilarity& sim) {
+  std::vector<std::size_t> latents(sim.num_latents);
+  for (std::size_t j = 0; j < latents.size(); ++j) latents[j] = j;
+  std::stable_sort(latents.begin(), latents.end(),
+                   [&](std::size_t a, std::size_t b) { return sim.best_feature[a] < sim.best_feature[b]; });
+  return latents;
 }
 
 }  // namespace synthsae
