@@ -21,9 +21,10 @@ class UsageError : public std::runtime_error {
 
 class Args {
  public:
-  /// `valued`: flags that take a value; `switches`: flags that do not. Anything else is an error.
+  /// `valued`: flags that take a value; `switches`: flags that do not; `repeatable`: valued
+  /// flags that may be given more than once (texts()). Anything else is an error.
   Args(const std::vector<std::string>& argv, const std::set<std::string>& valued,
-       const std::set<std::string>& switches) {
+       const std::set<std::string>& switches, const std::set<std::string>& repeatable = {}) {
     for (std::size_t i = 0; i < argv.size(); ++i) {
       const std::string& a = argv[i];
       if (a == "--help" || a == "-h") {
@@ -35,10 +36,15 @@ class Args {
       if (const auto eq = a.find('='); a.rfind("--", 0) == 0 && eq != std::string::npos) {
         name = a.substr(0, eq), value = a.substr(eq + 1), has_inline = true;
       }
-      if (valued.count(name)) {
+      if (valued.count(name) || repeatable.count(name)) {
         if (!has_inline) {
           if (i + 1 >= argv.size()) throw UsageError(name + " needs a value");
           value = argv[++i];
+        }
+        if (repeatable.count(name)) {
+          if (value.empty()) throw UsageError(name + " = '': needs a non-empty value");
+          repeated_[name].push_back(value);
+          continue;
         }
         if (values_.count(name)) throw UsageError(name + " given twice");
         values_[name] = value;
@@ -51,7 +57,14 @@ class Args {
   }
 
   bool help() const { return help_; }
-  bool has(const std::string& flag) const { return values_.count(flag) || switches_.count(flag); }
+  bool has(const std::string& flag) const {
+    return values_.count(flag) || switches_.count(flag) || repeated_.count(flag);
+  }
+  /// Every value of a repeatable flag, in the order given.
+  std::vector<std::string> texts(const std::string& flag) const {
+    const auto it = repeated_.find(flag);
+    return it == repeated_.end() ? std::vector<std::string>{} : it->second;
+  }
 
   std::optional<std::string> text(const std::string& flag) const {
     const auto it = values_.find(flag);
@@ -92,6 +105,7 @@ class Args {
  private:
   std::map<std::string, std::string> values_;
   std::set<std::string> switches_;
+  std::map<std::string, std::vector<std::string>> repeated_;
   bool help_ = false;
 };
 

@@ -2,6 +2,7 @@
 //   synthsae model ...   build, load, save and describe synthetic worlds
 //   synthsae train ...   train an SAE; synthsae eval ...: evaluate a saved one
 //   synthsae bench ...   several architectures at several L0s; synthsae architectures: the list
+//   synthsae darkmatter  the dark-matter error decomposition of one or more SAEs
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -23,6 +24,8 @@ constexpr const char* kUsage =
     "  eval     ground-truth metrics of any SAE saved in SAELens's layout\n"
     "  bench    train several architectures at several L0s; table, CSV, JSON and plots\n"
     "  architectures  the SAE architectures train and bench accept, as a table\n"
+    "  darkmatter     split SAE error into linear and nonlinear parts (Engels et al.), with\n"
+    "           ground truth on synthetic worlds; on your own .npy activations too\n"
     "\n"
     "Run 'synthsae <command> --help' for the options of a command.\n"
     "Kokkos options (--kokkos-num-threads=N, ...) are accepted before the command.\n";
@@ -43,6 +46,7 @@ int main(int argc, char* argv[]) {
   if (command == "eval") return synthsae::cli::run_eval(args);
   if (command == "bench") return synthsae::cli::run_bench(args);
   if (command == "architectures") return synthsae::cli::run_architectures(args);
+  if (command == "darkmatter") return synthsae::cli::run_darkmatter(args);
   std::fprintf(stderr, "synthsae: unknown command '%s'\n\n%s", command.c_str(), kUsage);
   return 2;
 }

@@ -1,0 +1,345 @@
+// analyse_dark_matter on oracle constructions whose answers are known in closed form: an
+// orthonormal dictionary, oracle SAEs that reconstruct a chosen feature set exactly (a ReLU SAE
+// whose encoder is the decoder's transpose) or shrunk, or with a threshold that drops small
+// coefficients (a nonlinear Introduced part); and on a small synthetic world end to end.
+#include <catch2/catch.hpp>
+
+#include <Eigen/QR>
+#include <cmath>
+#include <filesystem>
+
+#include <unistd.h>
+
+#include "synthsae/analysis/dark_matter.hpp"
+#include "synthsae/core/counter_rng.hpp"
+#include "synthsae/saelens/sae_npy.hpp"
+#include "synthsae/world/presets.hpp"
+
+using namespace synthsae;
+using namespace synthsae::analysis;
+
+namespace {
+
+constexpr std::size_t kDim = 32, kFeatures = 24;
+
+double firing(std::size_t f) { return 0.05 + 0.25 * double(f % 6) / 5.0; }
+
+/// x = Σ c_i f_i + b with orthonormal f_i, c_i = Bernoulli(p_i) · U(0.5, 1.5) (a pure function of the row).
+class OrthogonalSource final : public ActivationSource {
+ public:
+  OrthogonalSource(std::uint64_t rows) : rows_(rows), features_("features", kFeatures, kDim), bias_(kDim) {
+    RandomStream rng(5, 0);
+    Eigen::MatrixXd g(kDim, kDim);
+    for (std::size_t i = 0; i < kDim; ++i)
+      for (std::size_t j = 0; j < kDim; ++j) g(i, j) = rng.normal<double>();
+    q_ = g.householderQr().householderQ();
+    auto h = Kokkos::create_mirror_view(features_);
+    for (std::size_t f = 0; f < kFeatures; ++f)
+      for (std::size_t k = 0; k < kDim; ++k) h(f, k) = static_cast<float>(q_(k, f));
+    Kokkos::deep_copy(features_, h);
+    for (std::size_t k = 0; k < kDim; ++k) bias_[k] = 0.5 * std::sin(double(k));
+  }
+  std::uint64_t rows() const override { return rows_; }
+  std::size_t dim() const override { return kDim; }
+  const Matrix<float>* true_features() const override { return &features_; }
+  std::string describe() const override { return "orthogonal test source"; }
+  void read(std::uint64_t first, std::size_t count, ActivationChunk& out) override {
+    out.first = first;
+    out.x = Matrix<float>("x", count, kDim);
+    SparseBatch<float> t;
+    t.ids = decltype(t.ids)("ids", count, kFeatures);
+    t.values = decltype(t.values)("values", count, kFeatures);
+    t.counts = decltype(t.counts)("counts", count);
+    auto hx = Kokkos::create_mirror_view(out.x);
+    auto hi = Kokkos::create_mirror_view(t.ids);
+    auto hv = Kokkos::create_mirror_view(t.values);
+    auto hc = Kokkos::create_mirror_view(t.counts);
+    for (std::size_t i = 0; i < count; ++i) {
+      RandomStream rng(9, first + i);
+      Eigen::VectorXd x = Eigen::Map<const Eigen::VectorXd>(bias_.data(), kDim);
+      int n = 0;
+      for (std::size_t f = 0; f < kFeatures; ++f) {
+        const double u = rng.uniform<double>(), m = 0.5 + rng.uniform<double>();
+        if (u < firing(f)) {
+          hi(i, n) = static_cast<std::int32_t>(f), hv(i, n) = static_cast<float>(m), ++n;
+          x += static_cast<float>(m) * q_.col(f).cast<float>().cast<double>();
+        }
+      }
+      hc(i) = n;
+      for (std::size_t k = 0; k < kDim; ++k) hx(i, k) = static_cast<float>(x(k));
+    }
+    Kokkos::deep_copy(out.x, hx), Kokkos::deep_copy(t.ids, hi), Kokkos::deep_copy(t.values, hv);
+    Kokkos::deep_copy(t.counts, hc);
+    out.truth = t;
+  }
+  const Matrix<float>& features() const { return features_; }
+  const std::vector<double>& bias() const { return bias_; }
+
+ private:
+  std::uint64_t rows_;
+  Matrix<float> features_;
+  std::vector<double> bias_;
+  Eigen::MatrixXd q_;
+};
+
+/// A JumpReLU SAE (threshold 1e-3 drops only the rounding noise of absent coefficients; ReLU at 0) with latents = the features in `keep`, encoder = the
+/// decoder's transpose, decoder rows scaled by `scale`, b_dec = the world's bias.
+InferenceSae oracle_sae(const OrthogonalSource& src, const std::vector<std::size_t>& keep, float scale, float threshold) {
+  const std::size_t s = keep.size();
+  InferenceSae sae;
+  sae.params.w_enc = Matrix<float>("w_enc", kDim, s);
+  sae.params.b_enc = Vector<float>("b_enc", s);
+  sae.params.w_dec = Matrix<float>("w_dec", s, kDim);
+  sae.params.b_dec = Vector<float>("b_dec", kDim);
+  const auto f = Kokkos::create_mirror_view_and_copy(HostSpace(), src.features());
+  auto we = Kokkos::create_mirror_view(sae.params.w_enc);
+  auto wd = Kokkos::create_mirror_view(sae.params.w_dec);
+  auto bd = Kokkos::create_mirror_view(sae.params.b_dec);
+  for (std::size_t j = 0; j < s; ++j)
+    for (std::size_t k = 0; k < kDim; ++k) we(k, j) = f(keep[j], k), wd(j, k) = scale * f(keep[j], k);
+  for (std::size_t k = 0; k < kDim; ++k) bd(k) = static_cast<float>(src.bias()[k]);
+  Kokkos::deep_copy(sae.params.w_enc, we), Kokkos::deep_copy(sae.params.w_dec, wd), Kokkos::deep_copy(sae.params.b_dec, bd);
+  if (threshold > 0) {
+    inference::JumpReluForm form{Vector<float>("threshold", s)};
+    Kokkos::deep_copy(form.threshold, threshold);
+    sae.form = form;
+  } else {
+    sae.form = inference::ReluForm{};
+  }
+  return sae;
+}
+
+std::vector<std::size_t> first_features(std::size_t m) {
+  std::vector<std::size_t> v(m);
+  for (std::size_t i = 0; i < m; ++i) v[i] = i;
+  return v;
+}
+
+/// E‖Σ_{i∈set} c_i f_i‖² per row and Σ_i Var(c_i), for c = Bernoulli(p) · U(0.5, 1.5).
+double second_moment(const std::vector<std::size_t>& set) {
+  double s = 0;
+  for (auto f : set) s += firing(f) * (1.0 + 1.0 / 12.0);  // E m² = Var + mean² = 1/12 + 1
+  return s;
+}
+double total_variance() {
+  double v = 0;
+  for (std::size_t f = 0; f < kFeatures; ++f) {
+    const double p = firing(f);
+    v += p * (1.0 + 1.0 / 12.0) - p * p;
+  }
+  return v;
+}
+
+}  // namespace
+
+TEST_CASE("oracle SAEs on an orthonormal dictionary decompose as the closed forms say", "[analysis][dark_matter]") {
+  OrthogonalSource src(20'000);
+  std::vector<AnalysedSae> saes;
+  saes.push_back(AnalysedSae::of("exact-12", oracle_sae(src, first_features(12), 1.0f, 1e-3f)));
+  saes.push_back(AnalysedSae::of("shrunk-16", oracle_sae(src, first_features(16), 0.8f, 1e-3f)));
+  saes.push_back(AnalysedSae::of("thresholded-20", oracle_sae(src, first_features(20), 1.0f, 1.0f)));
+  DarkMatterOptions opt;
+  opt.train_rows = 12'000;
+  opt.chunk_rows = 3000;
+  const auto rep = analyse_dark_matter(src, saes, opt);
+  REQUIRE(rep.saes.size() == 3);
+  CHECK(rep.train_rows == 12'000);
+  CHECK(rep.test_rows == 8'000);
+
+  for (const auto& s : rep.saes) {
+    INFO(s.label);
+    // x = Sae(x) + LinearError + NonlinearError to float rounding of |x| ≲ 4.
+    CHECK(s.identity_max_abs < 1e-5);
+    REQUIRE(s.truth);
+    // SaeError = Absent - Introduced exactly, so the shares add up (Dense = 0).
+    CHECK(s.truth->absent_share + s.truth->introduced_share - 2 * s.truth->cross_share == Approx(1).margin(1e-6));
+    // Orthonormal features: Absent lies in the span of the missing features, Introduced in the
+    // span of the learned ones, so they are orthogonal.
+    CHECK(std::abs(s.truth->cross_share) < 1e-5);
+  }
+  const auto& exact = rep.saes[0];
+  const auto& shrunk = rep.saes[1];
+  const auto& thresh = rep.saes[2];
+  // Every feature is captured by its own latent (|cos| = 1 ≥ 0.9).
+  CHECK(exact.truth->captured_features == 12);
+  CHECK(thresh.truth->captured_features == 20);
+  // Exact oracle: SaeError = Absent, linear in x (a projection), so R2_vec = R²(Absent) = 1 and
+  // FVU_nonlinear = 0; FVU = E‖Absent‖² / Σ Var(c). Sample means of 8,000 test rows of 12
+  // Bernoulli(≤0.3) features have a relative standard deviation below 1.2%: 4% is > 3σ.
+  CHECK(exact.error_r2 == Approx(exact.truth->r2_absent).margin(1e-9));
+  CHECK(exact.error_r2 > 0.99999);
+  CHECK(exact.fvu_nonlinear < 1e-8);
+  std::vector<std::size_t> absent12;
+  for (std::size_t f = 12; f < kFeatures; ++f) absent12.push_back(f);
+  CHECK(exact.fvu == Approx(second_moment(absent12) / total_variance()).epsilon(0.04));
+  CHECK(exact.truth->introduced_share < 1e-9);
+  CHECK(exact.l0 == Approx(second_moment(first_features(12)) / (1 + 1.0 / 12) ).epsilon(0.04));  // Σ p_i
+  // Shrunk oracle: Introduced = -0.2 Σ_L c_i f_i, also linear: FVU = (E‖A‖² + 0.04 E‖Σ_L‖²)/ΣVar.
+  std::vector<std::size_t> absent16;
+  for (std::size_t f = 16; f < kFeatures; ++f) absent16.push_back(f);
+  CHECK(shrunk.fvu ==
+        Approx((second_moment(absent16) + 0.04 * second_moment(first_features(16))) / total_variance()).epsilon(0.04));
+  CHECK(shrunk.fvu_nonlinear < 1e-8);
+  CHECK(shrunk.truth->r2_introduced > 0.99999);
+  // Thresholded oracle: Introduced = -Σ_L c_i 1[c_i ≤ 1] f_i is not linear in x: absent stays
+  // perfectly predictable, introduced does not, and the nonlinear error is what is left of it.
+  CHECK(thresh.truth->r2_absent > 0.99999);
+  CHECK(thresh.truth->r2_introduced < 0.9);
+  CHECK(thresh.fvu_nonlinear > 0.01);
+  CHECK(thresh.truth->nonlinear_from_introduced == Approx(1).margin(1e-6));
+  CHECK(thresh.truth->nonlinear_from_absent < 1e-8);
+  // Norm battery: ‖x‖² for orthonormal Bernoulli-type magnitudes is not exactly linear here (the
+  // magnitudes vary), but the oracle regressor c explains ‖Sae(x)‖² of the exact oracle far
+  // better than the SAE's L0 does.
+  CHECK(rep.x_norms.at("x_sq").count("oracle_c"));
+  CHECK(exact.norms.at("sae_sq").at("x") > exact.norms.at("sae_sq").at("sae_l0"));
+  // Cross-width: a 2 x... 3 x 3 upper triangle of finite R² in [-, 1].
+  REQUIRE(rep.cross_width.size() == 2);
+  CHECK(std::isfinite(rep.cross_width[0].r2[0][1]));
+  CHECK(std::isnan(rep.cross_width[0].r2[1][0]));
+  CHECK(rep.cross_width[0].r2_with_nonlinear[0][2] >= rep.cross_width[0].r2[0][2] - 1e-9);  // nested models
+  CHECK(rep.breakdown.fitted);
+  CHECK(rep.series.rows.size() == 100);
+  const auto j = to_json(rep);
+  CHECK(j["saes"][0]["ground_truth"]["captured_features"] == 12);
+  CHECK(j["rows"]["test"] == 8000);
+}
+
+TEST_CASE("errors name the field", "[analysis][dark_matter]") {
+  OrthogonalSource src(100);
+  std::vector<AnalysedSae> none;
+  CHECK_THROWS_WITH(analyse_dark_matter(src, none), Catch::Contains("saes"));
+  std::vector<AnalysedSae> one;
+  one.push_back(AnalysedSae::of("a", oracle_sae(src, first_features(4), 1.0f, 0.0f)));
+  DarkMatterOptions opt;
+  opt.train_rows = 100;
+  CHECK_THROWS_WITH(analyse_dark_matter(src, one, opt), Catch::Contains("train_rows"));
+  opt.train_rows = 50;
+  opt.match_threshold = 2;
+  CHECK_THROWS_WITH(analyse_dark_matter(src, one, opt), Catch::Contains("match_threshold"));
+}
+
+namespace {
+
+std::filesystem::path temp_dir(const std::string& name) {
+  const auto p = std::filesystem::temp_directory_path() / ("synthsae_dm_" + name + "_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(p);
+  std::filesystem::create_directories(p);
+  return p;
+}
+
+/// Rows [0, n) of a source and one SAE's reconstructions, as the .npy files a user would dump.
+void dump(OrthogonalSource& src, InferenceSae& sae, const std::filesystem::path& dir) {
+  const std::size_t n = src.rows();
+  ActivationChunk c;
+  src.read(0, n, c);
+  Matrix<float> z("z", n, sae.num_latents()), xh("xh", n, kDim);
+  sae.encode(c.x, z);
+  sae.decode(z, xh);
+  const auto hx = Kokkos::create_mirror_view_and_copy(HostSpace(), c.x);
+  const auto hh = Kokkos::create_mirror_view_and_copy(HostSpace(), xh);
+  std::vector<float> err(n * kDim);
+  for (std::size_t i = 0; i < n * kDim; ++i) err[i] = hx.data()[i] - hh.data()[i];
+  io::write_npy_f32(dir / "acts.npy", hx.data(), {n, kDim});
+  io::write_npy_f32(dir / "outputs.npy", hh.data(), {n, kDim});
+  io::write_npy_f32(dir / "errors.npy", err.data(), {n, kDim});
+}
+
+}  // namespace
+
+TEST_CASE("a user's .npy activations with precomputed outputs or errors give the in-memory results",
+          "[analysis][dark_matter][npy]") {
+  OrthogonalSource src(6'000);
+  const auto dir = temp_dir("files");
+  auto sae = oracle_sae(src, first_features(20), 1.0f, 1.0f);
+  dump(src, sae, dir);
+  DarkMatterOptions opt;
+  opt.train_rows = 3'600;
+  opt.chunk_rows = 1000;
+  std::vector<AnalysedSae> mem;
+  mem.push_back(AnalysedSae::of("mem", sae));
+  const auto ref = analyse_dark_matter(src, mem, opt).saes[0];
+
+  FileSourceOptions fo;
+  fo.activations = dir / "acts.npy";
+  fo.sae_outputs = {dir / "outputs.npy"};
+  fo.sae_errors = {dir / "errors.npy"};
+  FileSource files(fo);
+  CHECK(files.rows() == 6'000);
+  CHECK(files.true_features() == nullptr);
+  std::vector<AnalysedSae> given;
+  given.push_back(AnalysedSae::from_source("outputs", 0, 20));
+  given.push_back(AnalysedSae::from_source("errors", 1, 20));
+  given.push_back(AnalysedSae::of("run", sae));  // the SAE itself on the file's rows
+  const auto rep = analyse_dark_matter(files, given, opt);
+  for (const auto& s : rep.saes) {
+    INFO(s.label);
+    // The same rows, split and arithmetic: equal up to the float rounding of x - (x - x_hat).
+    CHECK(s.fvu == Approx(ref.fvu).epsilon(1e-5));
+    CHECK(s.fvu_nonlinear == Approx(ref.fvu_nonlinear).epsilon(1e-4));
+    CHECK(s.error_r2 == Approx(ref.error_r2).epsilon(1e-5));
+    CHECK_FALSE(s.truth.has_value());
+  }
+  CHECK(std::isnan(rep.saes[0].l0));
+  CHECK(rep.saes[2].l0 == Approx(ref.l0).epsilon(1e-12));
+
+  SECTION("the position filter keeps positions >= min_position") {
+    fo.sae_outputs.clear(), fo.sae_errors.clear();
+    fo.context_length = 10;
+    fo.min_position = 4;
+    CHECK(FileSource(fo).rows() == 3'600);  // positions 4..9 of every 10 rows
+    std::vector<std::int64_t> pos(6'000);
+    for (std::size_t i = 0; i < pos.size(); ++i) pos[i] = static_cast<std::int64_t>(i % 300);
+    io::write_npy_i64(dir / "pos.npy", pos.data(), {6'000});
+    fo.context_length.reset();
+    fo.positions = dir / "pos.npy";
+    fo.min_position = 200;
+    CHECK(FileSource(fo).rows() == 2'000);
+    fo.min_position = 400;
+    CHECK_THROWS_WITH(FileSource(fo), Catch::Contains("min_position"));
+    fo.positions.reset();
+    fo.min_position = 5;
+    CHECK_THROWS_WITH(FileSource(fo), Catch::Contains("min_position"));
+  }
+  SECTION("outputs of another shape are refused, naming the file") {
+    std::vector<float> small(10 * kDim, 0.0f);
+    io::write_npy_f32(dir / "short.npy", small.data(), {10, kDim});
+    fo.sae_outputs = {dir / "short.npy"};
+    CHECK_THROWS_WITH(FileSource(fo), Catch::Contains("short.npy") && Catch::Contains("rows"));
+  }
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("an SAE given as .npy files with SAELens names loads as the SAE it was written from",
+          "[analysis][dark_matter][npy]") {
+  OrthogonalSource src(64);
+  auto sae = oracle_sae(src, first_features(10), 0.9f, 0.5f);  // JumpReLU with threshold 0.5
+  const auto dir = temp_dir("sae_npy");
+  auto put = [&](const char* name, const auto& view, std::vector<std::uint64_t> shape) {
+    const auto h = Kokkos::create_mirror_view_and_copy(HostSpace(), view);
+    io::write_npy_f32(dir / name, h.data(), shape);
+  };
+  put("W_enc.npy", sae.params.w_enc, {kDim, 10});
+  put("b_enc.npy", sae.params.b_enc, {10});
+  put("W_dec.npy", sae.params.w_dec, {10, kDim});
+  put("b_dec.npy", sae.params.b_dec, {kDim});
+  put("threshold.npy", sae.as<inference::JumpReluForm>().threshold, {10});
+  auto loaded = saelens::load_sae_npy(dir);
+  CHECK(loaded.architecture() == "jumprelu");
+  ActivationChunk c;
+  src.read(0, 64, c);
+  Matrix<float> z1("z1", 64, 10), z2("z2", 64, 10);
+  sae.encode(c.x, z1);
+  loaded.encode(c.x, z2);
+  const auto h1 = Kokkos::create_mirror_view_and_copy(HostSpace(), z1);
+  const auto h2 = Kokkos::create_mirror_view_and_copy(HostSpace(), z2);
+  for (std::size_t i = 0; i < 64 * 10; ++i) REQUIRE(h1.data()[i] == h2.data()[i]);
+  // A TopK SAE through k.npy; a wrong shape names the file.
+  std::filesystem::remove(dir / "threshold.npy");
+  const std::int64_t k = 3;
+  io::write_npy_i64(dir / "k.npy", &k, {});
+  CHECK(saelens::load_sae_npy(dir).architecture() == "topk");
+  put("b_enc.npy", sae.params.b_dec, {kDim});
+  CHECK_THROWS_WITH(saelens::load_sae_npy(dir), Catch::Contains("b_enc.npy") && Catch::Contains("shape"));
+  std::filesystem::remove_all(dir);
+}

@@ -1,0 +1,64 @@
+// The reference's calibration regime for trained SAEs (dark-matter.md §3.4): random unit
+// features, d = 64, N = 256, Zipf firing with true L0 ≈ 4.6, magnitudes |N(μ_i, 0.3)| with μ
+// falling from 1.5 to 1.0; TopK SAEs with k = 4 at three widths. The ground-truth split must
+// show what the paper could only argue: the Absent part of the error is more linearly
+// predictable from x than the Introduced part, at every width.
+#include <catch2/catch.hpp>
+
+#include "synthsae/analysis/dark_matter.hpp"
+#include "synthsae/sae/inference/export.hpp"
+#include "synthsae/sae/sae.hpp"
+#include "synthsae/train/trainer.hpp"
+
+using namespace synthsae;
+using namespace synthsae::analysis;
+
+namespace {
+
+SyntheticModelConfig calibration_world() {
+  SyntheticModelConfig c;
+  c.num_features = 256;
+  c.hidden_dim = 64;
+  c.firing_probability = Zipfian{0.7, 0.3, 0.01};
+  c.mean_firing_magnitudes = LinearMagnitude{{1.5, 1.0}};
+  c.std_firing_magnitudes = ConstantMagnitude{0.3};
+  c.bias = BiasSpec{BiasSpec::Kind::none, 0};
+  c.seed = 3;
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("trained TopK SAEs: Absent is more linearly predictable than Introduced at every width",
+          "[analysis][dark_matter][trained]") {
+  SyntheticModel world(calibration_world());
+  std::vector<AnalysedSae> saes;
+  for (std::size_t width : {32, 64, 128}) {
+    TopKSae<> sae(64, width, TopK{4, true}, {}, AuxK{}, {}, 0.5, 7 + width);
+    TrainerConfig cfg;
+    cfg.batch_size = 1024;
+    cfg.training_samples = 1024 * 1500;
+    cfg.lr.lr = 2e-3;
+    Trainer trainer(sae, world, cfg);
+    trainer.fit();
+    saes.push_back(AnalysedSae::of("topk-" + std::to_string(width), export_inference(sae)));
+  }
+  SyntheticSource source(world, 50'000);
+  DarkMatterOptions opt;
+  opt.train_rows = 30'000;
+  const auto rep = analyse_dark_matter(source, saes, opt);
+  REQUIRE(rep.saes.size() == 3);
+  for (const auto& s : rep.saes) {
+    INFO(s.label << ": R2(Absent) " << s.truth->r2_absent << ", R2(Introduced) " << s.truth->r2_introduced << ", FVU "
+                 << s.fvu << ", FVU_nl " << s.fvu_nonlinear << ", captured " << s.truth->captured_features);
+    // Reference §3.4: 0.80 vs 0.30 at width 32, 0.43 vs 0.07 at 128; with 20k test rows of 64
+    // dimensions the R² estimates move by ~0.01, far below the gap asserted here.
+    CHECK(s.truth->r2_absent > s.truth->r2_introduced + 0.1);
+    CHECK(s.identity_max_abs < 1e-4);
+    CHECK(s.fvu_nonlinear < s.fvu);
+  }
+  // Wider SAEs learn more features and leave less error, less of it linearly predictable.
+  CHECK(rep.saes[0].truth->captured_features < rep.saes[2].truth->captured_features);
+  CHECK(rep.saes[0].fvu > rep.saes[2].fvu);
+  CHECK(rep.saes[0].error_r2 > rep.saes[2].error_r2);
+}

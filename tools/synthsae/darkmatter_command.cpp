@@ -1,0 +1,216 @@
+// synthsae darkmatter: the error decomposition of "Decomposing the Dark Matter of Sparse
+// Autoencoders" for one or more SAEs, on a synthetic world (with ground truth) or on a user's
+// activation files; one JSON report and SVG plots (docs/dark-matter.md).
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include <unistd.h>
+
+#include <synthsae/analysis/dark_matter.hpp>
+#include <synthsae/saelens/sae_directory.hpp>
+#include <synthsae/saelens/sae_npy.hpp>
+
+#include "cli_args.hpp"
+#include "commands.hpp"
+#include "darkmatter_plots.hpp"
+#include "output_dir.hpp"
+#include "world_arg.hpp"
+
+namespace synthsae::cli {
+
+namespace {
+
+constexpr const char* kUsage =
+    "usage: synthsae darkmatter --model (PRESET | DIR) --sae DIR [--sae DIR ...] --out DIR [options]\n"
+    "       synthsae darkmatter --activations FILE [--raw-width N] (--sae DIR | --sae-outputs FILE |\n"
+    "                           --sae-errors FILE) [...] --out DIR [options]\n"
+    "\n"
+    "Splits each SAE's error into the part linearly predictable from x (LinearError) and the rest\n"
+    "(NonlinearError); norm prediction with baselines; error norms across widths; the power-law\n"
+    "breakdown over width; on synthetic worlds the ground-truth split into Absent and Introduced.\n"
+    "Writes darkmatter.json and SVG plots into --out (docs/dark-matter.md explains every key).\n"
+    "\n"
+    "  --model PRESET|DIR   a synthetic world (rows drawn from a stream training and eval never use)\n"
+    "  --samples N          rows drawn from the world (default 300000)\n"
+    "  --activations FILE   .npy (<f4 or <f2, C order) or, with --raw-width N, raw float32 rows\n"
+    "  --sae DIR            an SAE in SAELens's layout (cfg.json + sae_weights.safetensors) or\n"
+    "                       .npy files W_enc, b_enc, W_dec, b_dec [, threshold | k]; repeatable\n"
+    "  --sae-outputs FILE   precomputed Sae(x) for --activations (same shape); repeatable\n"
+    "  --sae-errors FILE    precomputed x - Sae(x); repeatable\n"
+    "  --positions FILE     token positions (integer .npy, one per row), or --context-length L\n"
+    "  --min-position P     keep rows at positions >= P (the paper: 200)\n"
+    "  --train-rows N       rows to fit on (default min(150000, 60%); the rest are the test rows)\n"
+    "  --split-seed N       seed of the random train/test split (default 0)\n"
+    "  --ridge X            ridge strength, relative to the regressors' mean variance (default 0)\n"
+    "  --no-intercept       regress without an intercept (the paper's vector code does)\n"
+    "  --match-threshold X  |cos| for a latent to capture its assigned true feature (default 0.9)\n"
+    "  --no-oracle          skip the oracle regressor c (the true coefficients)\n"
+    "  --chunk N            rows per chunk (default 4096)\n";
+
+/// An SAE directory in either layout.
+InferenceSae load_any_sae(const std::string& dir) {
+  if (std::filesystem::exists(std::filesystem::path(dir) / "cfg.json")) return saelens::load_sae(dir);
+  if (std::filesystem::exists(std::filesystem::path(dir) / "W_enc.npy")) return saelens::load_sae_npy(dir);
+  throw IoError(dir, "holds neither cfg.json (SAELens's layout) nor W_enc.npy");
+}
+
+std::string short_label(const std::string& path) {
+  auto p = std::filesystem::path(path);
+  if (p.filename().empty()) p = p.parent_path();
+  return p.filename().string();
+}
+
+void write_plots(const std::filesystem::path& dir, const analysis::DarkMatterReport& r) {
+  using analysis::DarkMatterBreakdown;
+  const auto& b = r.breakdown;
+  if (b.fitted) {
+    std::vector<Band> bands{{"nonlinear error", "#9467bd", b.nonlinear},
+                            {"linear error", "#2ca02c", b.linear},
+                            {"absent features", "#ff7f0e", b.absent}};
+    std::vector<Series> points;
+    Series fvu{"FVU (measured)", {}, {}}, fvn{"FVU nonlinear", {}, {}}, ta{"true absent share x FVU", {}, {}};
+    for (const auto& s : r.saes)
+      if (s.width) {
+        fvu.x.push_back(double(s.width)), fvu.y.push_back(s.fvu);
+        fvn.x.push_back(double(s.width)), fvn.y.push_back(s.fvu_nonlinear);
+        if (s.truth) ta.x.push_back(double(s.width)), ta.y.push_back(s.truth->absent_share * s.fvu);
+      }
+    points.push_back(fvu), points.push_back(fvn);
+    if (!ta.x.empty()) points.push_back(ta);
+    write_stacked_areas(dir / "breakdown.svg", "Dark matter over SAE width (power law + constant)", "SAE width (latents)",
+                        b.band_widths, bands, points);
+  }
+  // Norm battery: one group per target kind, one bar per SAE (regressor x), plus baselines for the first SAE.
+  const std::vector<std::string> kinds{"sae_sq", "error_sq", "linear_error_sq", "nonlinear_error_sq"};
+  std::vector<std::string> cats{"x_sq", "x_centered_sq"};
+  cats.insert(cats.end(), kinds.begin(), kinds.end());
+  std::vector<Series> bars;
+  for (const auto& s : r.saes) {
+    Series sr{s.label, {}, {}};
+    sr.y.push_back(r.x_norms.at("x_sq").at("x")), sr.y.push_back(r.x_norms.at("x_centered_sq").at("x"));
+    for (const auto& k : kinds) sr.y.push_back(s.norms.at(k).at("x"));
+    bars.push_back(sr);
+  }
+  write_grouped_bars(dir / "norm_battery.svg", "Test R² of squared norms regressed on x", cats, bars);
+  if (r.saes.size() > 1) {
+    const auto& m = r.cross_width[0];
+    std::vector<std::string> labels;
+    for (std::size_t i = 0; i < m.labels.size(); ++i) labels.push_back(std::to_string(m.widths[i]));
+    write_labelled_matrix(dir / "cross_width.svg", "R² of ‖SaeError_j‖² from ‖SaeError_i‖²", "larger SAE j (width)",
+                          "smaller SAE i (width)", labels, m.r2);
+    std::vector<std::pair<std::string, std::vector<Series>>> panels;
+    for (const char* what : {"linear", "nonlinear"}) {
+      std::vector<Series> ss;
+      const auto& rows = std::string(what) == "linear" ? r.series.linear : r.series.nonlinear;
+      for (std::size_t k = 0; k < rows.size(); ++k) {
+        Series s{std::to_string(m.widths[k]), {}, rows[k]};
+        for (std::size_t t = 0; t < rows[k].size(); ++t) s.x.push_back(double(t));
+        ss.push_back(s);
+      }
+      panels.emplace_back(std::string("‖") + (std::string(what) == "linear" ? "Linear" : "Nonlinear") + "Error‖ per token",
+                          ss);
+    }
+    write_line_charts(dir / "token_norms.svg", "test token", panels);
+  }
+}
+
+}  // namespace
+
+int run_darkmatter(const std::vector<std::string>& argv) {
+  try {
+    const Args args(argv,
+                    {"--model", "--samples", "--activations", "--raw-width", "--positions", "--context-length",
+                     "--min-position", "--train-rows", "--split-seed", "--ridge", "--match-threshold", "--chunk", "--out"},
+                    {"--no-intercept", "--no-oracle"}, {"--sae", "--sae-outputs", "--sae-errors"});
+    if (args.help()) {
+      std::fputs(kUsage, stdout);
+      return 0;
+    }
+    if (args.has("--model") == args.has("--activations")) throw UsageError("give exactly one of --model and --activations");
+    if (!args.has("--out")) throw UsageError("--out is required");
+    const auto sae_dirs = args.texts("--sae"), outputs = args.texts("--sae-outputs"), errors = args.texts("--sae-errors");
+    if (sae_dirs.empty() && outputs.empty() && errors.empty())
+      throw UsageError("give at least one --sae (or --sae-outputs / --sae-errors with --activations)");
+    if (args.has("--model") && (!outputs.empty() || !errors.empty()))
+      throw UsageError("--sae-outputs and --sae-errors go with --activations, not --model");
+    for (const char* f : {"--raw-width", "--positions", "--context-length", "--min-position"})
+      if (args.has(f) && !args.has("--activations")) throw UsageError(std::string(f) + " goes with --activations");
+    if (args.has("--samples") && !args.has("--model")) throw UsageError("--samples goes with --model");
+
+    analysis::DarkMatterOptions opt;
+    opt.train_rows = static_cast<std::uint64_t>(args.integer("--train-rows", 1, std::int64_t(1) << 40).value_or(0));
+    opt.split_seed = static_cast<std::uint64_t>(args.integer("--split-seed", 0, INT64_MAX).value_or(0));
+    opt.probe.ridge = args.number("--ridge", 0, 1e6).value_or(0);
+    opt.probe.intercept = !args.has("--no-intercept");
+    opt.match_threshold = args.number("--match-threshold", 0, 1).value_or(0.9);
+    opt.oracle_baseline = !args.has("--no-oracle");
+    opt.chunk_rows = static_cast<std::size_t>(args.integer("--chunk", 16, 1 << 20).value_or(4096));
+    const auto samples = static_cast<std::uint64_t>(args.integer("--samples", 2, std::int64_t(1) << 40).value_or(300'000));
+    const std::string out_dir = *args.text("--out");
+    try {
+      const auto t0 = std::chrono::steady_clock::now();
+      std::unique_ptr<SyntheticModel> world;
+      std::unique_ptr<analysis::ActivationSource> source;
+      if (args.has("--model")) {
+        world = std::make_unique<SyntheticModel>(world_from_argument(*args.text("--model")));
+        source = std::make_unique<analysis::SyntheticSource>(*world, samples);
+      } else {
+        analysis::FileSourceOptions fo;
+        fo.activations = *args.text("--activations");
+        fo.raw_width = static_cast<std::size_t>(args.integer("--raw-width", 1, 1 << 24).value_or(0));
+        for (const auto& f : outputs) fo.sae_outputs.emplace_back(f);
+        for (const auto& f : errors) fo.sae_errors.emplace_back(f);
+        if (args.has("--positions")) fo.positions = *args.text("--positions");
+        if (args.has("--context-length"))
+          fo.context_length = static_cast<std::uint64_t>(*args.integer("--context-length", 1, std::int64_t(1) << 40));
+        fo.min_position = args.integer("--min-position", 0, std::int64_t(1) << 40).value_or(0);
+        source = std::make_unique<analysis::FileSource>(fo);
+      }
+      std::vector<analysis::AnalysedSae> saes;
+      for (const auto& d : sae_dirs) saes.push_back(analysis::AnalysedSae::of(short_label(d), load_any_sae(d)));
+      for (std::size_t i = 0; i < outputs.size(); ++i)
+        saes.push_back(analysis::AnalysedSae::from_source(short_label(outputs[i]), i));
+      for (std::size_t i = 0; i < errors.size(); ++i)
+        saes.push_back(analysis::AnalysedSae::from_source(short_label(errors[i]), outputs.size() + i));
+      std::fprintf(stderr, "synthsae darkmatter: %zu SAE(s) on %s\n", saes.size(), source->describe().c_str());
+      const bool tty = ::isatty(2);
+      std::string last_phase;
+      int last_tenth = -1;
+      opt.progress = [&](const std::string& phase, std::uint64_t done, std::uint64_t total) {
+        const int tenth = static_cast<int>(10 * done / std::max<std::uint64_t>(total, 1));
+        if (!tty && phase == last_phase && tenth == last_tenth) return;
+        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        std::fprintf(stderr, tty ? "\r  %-12s %10llu / %llu rows  %6.1f s   " : "  %-12s %10llu / %llu rows  %6.1f s\n",
+                     phase.c_str(), static_cast<unsigned long long>(done), static_cast<unsigned long long>(total), s);
+        last_phase = phase, last_tenth = tenth;
+      };
+      const auto report = analysis::analyse_dark_matter(*source, saes, opt);
+      if (tty) std::fputs("\n", stderr);
+      StagedDirectory out(out_dir);
+      const auto json = analysis::to_json(report);
+      io::write_file_atomically(out.path() / "darkmatter.json", [&](std::ostream& o) { o << json.dump(2) << "\n"; });
+      write_plots(out.path(), report);
+      out.commit();
+      std::printf("%-24s %7s %7s %9s %9s %9s %9s %9s\n", "sae", "width", "L0", "FVU", "FVU_nl", "err_R2", "R2_absent",
+                  "R2_intro");
+      for (const auto& s : report.saes)
+        std::printf("%-24s %7zu %7.2f %9.4f %9.4f %9.4f %9.4f %9.4f\n", s.label.c_str(), s.width, s.l0, s.fvu,
+                    s.fvu_nonlinear, s.error_r2, s.truth ? s.truth->r2_absent : NAN, s.truth ? s.truth->r2_introduced : NAN);
+      std::printf("wrote %s/darkmatter.json and plots (%.1f s)\n", out_dir.c_str(), report.seconds);
+      return 0;
+    } catch (const UsageError&) {
+      throw;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "synthsae darkmatter: %s\n", e.what());
+      return 1;
+    }
+  } catch (const UsageError& e) {
+    std::fprintf(stderr, "synthsae darkmatter: %s\n\n%s", e.what(), kUsage);
+    return 2;
+  }
+}
+
+}  // namespace synthsae::cli
