@@ -15,6 +15,13 @@ Every value is exact in its dtype, so tests/io/test_npy.cpp compares with ==. Fi
   f4_rank1.npy       '<f4' (4,): 1.5, -2.5, 3.25, 0
   f4_2x2x2.npy       '<f4' (2, 2, 2): k + 0.25 for k = 0..7 (row width 4)
   f4_scalar.npy      '<f4' (): 42.5
+
+and, for the `synthsae darkmatter` end-to-end test (tests/cli/test_darkmatter.sh), darkmatter/:
+  acts.npy           '<f4' (600, 8): sparse non-negative sums of 12 random unit directions + an offset
+  positions.npy      '<i8' (600,): row % 200 (three "contexts" of 200 tokens)
+  sae/               a ReLU SAE in SAELens's .npy names: W_enc (8, 6), b_enc (6), W_dec (6, 8), b_dec (8),
+                     its latents six of the twelve directions
+  sae_outputs.npy    '<f4' (600, 8): that SAE's reconstructions of acts.npy
 """
 import sys
 from pathlib import Path
@@ -40,6 +47,26 @@ def main(out: Path) -> None:
     np.save(out / "f4_scalar.npy", np.array(42.5, dtype="<f4"))
     for path in sorted(out.glob("*.npy")):
         assert path.stat().st_size < 1024, path
+    darkmatter(out / "darkmatter")
+
+
+def darkmatter(out: Path) -> None:
+    (out / "sae").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    dirs = rng.normal(size=(12, 8))
+    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    coef = (rng.random((600, 12)) < 0.25) * rng.uniform(0.5, 1.5, (600, 12))
+    offset = np.linspace(-0.5, 0.5, 8)
+    acts = (coef @ dirs + offset).astype("<f4")
+    np.save(out / "acts.npy", acts)
+    np.save(out / "positions.npy", (np.arange(600) % 200).astype("<i8"))
+    w_dec = dirs[:6].astype("<f4")
+    np.save(out / "sae" / "W_enc.npy", np.ascontiguousarray(w_dec.T))
+    np.save(out / "sae" / "b_enc.npy", np.zeros(6, dtype="<f4"))
+    np.save(out / "sae" / "W_dec.npy", w_dec)
+    np.save(out / "sae" / "b_dec.npy", offset.astype("<f4"))
+    z = np.maximum((acts - offset.astype("<f4")) @ w_dec.T, 0)
+    np.save(out / "sae_outputs.npy", (z @ w_dec + offset).astype("<f4"))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 // synthsae: SynthSAEBench in C++20 and Kokkos. The one header most users include.
 // Layers, bottom to top (docs/architecture.md): core/ -> io/ (JSON, atomic files, safetensors)
 // -> world/, sae/ -> metrics/, train/ -> saelens/ (SAELens directories) -> architectures/.
+#include "synthsae/analysis/dark_matter.hpp"
 #include "synthsae/architectures.hpp"
 #include "synthsae/core/backend.hpp"
 #include "synthsae/core/counter_rng.hpp"
@@ -12,6 +13,7 @@
 #include "synthsae/core/philox.hpp"
 #include "synthsae/io/atomic_file.hpp"
 #include "synthsae/io/json.hpp"
+#include "synthsae/io/npy.hpp"
 #include "synthsae/io/safetensors.hpp"
 #include "synthsae/metrics/evaluate.hpp"
 #include "synthsae/metrics/supervised_probes.hpp"
@@ -22,6 +24,7 @@
 #include "synthsae/sae/sae.hpp"
 #include "synthsae/saelens/model_directory.hpp"
 #include "synthsae/saelens/sae_directory.hpp"
+#include "synthsae/saelens/sae_npy.hpp"
 #include "synthsae/train/callbacks.hpp"
 #include "synthsae/train/run_recipes.hpp"
 #include "synthsae/train/trainer.hpp"

@@ -343,3 +343,32 @@ TEST_CASE("an SAE given as .npy files with SAELens names loads as the SAE it was
   CHECK_THROWS_WITH(saelens::load_sae_npy(dir), Catch::Contains("b_enc.npy") && Catch::Contains("shape"));
   std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("the analyses' sparse decode equals InferenceSae::decode, rescaling TopK included",
+          "[analysis][dark_matter]") {
+  OrthogonalSource src(200);
+  for (bool rescale : {false, true}) {
+    auto sae = oracle_sae(src, first_features(20), 1.7f, 0.0f);  // decoder rows of norm 1.7
+    inference::TopKForm form;
+    form.k = 3, form.rescale_acts_by_decoder_norm = rescale;
+    sae.form = form;
+    ActivationChunk c;
+    src.read(0, 200, c);
+    Matrix<float> z("z", 200, 20), dense("dense", 200, kDim), sparse("sparse", 200, kDim);
+    sae.encode(c.x, z);
+    sae.decode(z, dense);
+    decode_codes(sae, z, sparse);  // 3 of 20 active: below one in 16? no: 15% -> dense path
+    const auto hd = Kokkos::create_mirror_view_and_copy(HostSpace(), dense);
+    const auto hs = Kokkos::create_mirror_view_and_copy(HostSpace(), sparse);
+    for (std::size_t i = 0; i < 200 * kDim; ++i) REQUIRE(hs.data()[i] == hd.data()[i]);  // the GEMM itself
+    // 1 of 20 active (5% < 1/16): the sparse loop, equal up to the order of the sum.
+    form.k = 1;
+    sae.form = form;
+    sae.encode(c.x, z);
+    sae.decode(z, dense);
+    decode_codes(sae, z, sparse);
+    const auto hd1 = Kokkos::create_mirror_view_and_copy(HostSpace(), dense);
+    const auto hs1 = Kokkos::create_mirror_view_and_copy(HostSpace(), sparse);
+    for (std::size_t i = 0; i < 200 * kDim; ++i) REQUIRE(hs1.data()[i] == Approx(hd1.data()[i]).margin(1e-5));
+  }
+}

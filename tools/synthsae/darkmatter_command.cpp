@@ -64,22 +64,25 @@ std::string short_label(const std::string& path) {
 }
 
 void write_plots(const std::filesystem::path& dir, const analysis::DarkMatterReport& r) {
-  using analysis::DarkMatterBreakdown;
   const auto& b = r.breakdown;
   if (b.fitted) {
     std::vector<Band> bands{{"nonlinear error", "#9467bd", b.nonlinear},
                             {"linear error", "#2ca02c", b.linear},
                             {"absent features", "#ff7f0e", b.absent}};
     std::vector<Series> points;
-    Series fvu{"FVU (measured)", {}, {}}, fvn{"FVU nonlinear", {}, {}}, ta{"true absent share x FVU", {}, {}};
+    Series fvu{"FVU (measured)", {}, {}}, fvn{"FVU nonlinear", {}, {}}, ta{"Absent / SST (truth)", {}, {}},
+        ti{"Introduced / SST (truth)", {}, {}};
     for (const auto& s : r.saes)
       if (s.width) {
         fvu.x.push_back(double(s.width)), fvu.y.push_back(s.fvu);
         fvn.x.push_back(double(s.width)), fvn.y.push_back(s.fvu_nonlinear);
-        if (s.truth) ta.x.push_back(double(s.width)), ta.y.push_back(s.truth->absent_share * s.fvu);
+        if (s.truth) {  // energy over the test rows' total variance: the shares of SaeError times FVU
+          ta.x.push_back(double(s.width)), ta.y.push_back(s.truth->absent_share * s.fvu);
+          ti.x.push_back(double(s.width)), ti.y.push_back(s.truth->introduced_share * s.fvu);
+        }
       }
     points.push_back(fvu), points.push_back(fvn);
-    if (!ta.x.empty()) points.push_back(ta);
+    if (!ta.x.empty()) points.push_back(ta), points.push_back(ti);
     write_stacked_areas(dir / "breakdown.svg", "Dark matter over SAE width (power law + constant)", "SAE width (latents)",
                         b.band_widths, bands, points);
   }

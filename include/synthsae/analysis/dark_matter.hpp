@@ -28,6 +28,7 @@
 #include "synthsae/analysis/linear_probe.hpp"
 #include "synthsae/analysis/power_law_fit.hpp"
 #include "synthsae/analysis/row_split.hpp"
+#include "synthsae/analysis/sparse_decode.hpp"
 #include "synthsae/sae/inference_sae.hpp"
 
 namespace synthsae::analysis {
@@ -283,7 +284,7 @@ inline DarkMatterReport analyse_dark_matter(ActivationSource& source, std::vecto
       if (z_buf[s].extent(0) != rows) z_buf[s] = Matrix<float>("dm_z", rows, sae.num_latents());
       out[s] = Matrix<float>(Kokkos::view_alloc(Kokkos::WithoutInitializing, "dm_xhat"), rows, d);
       sae.encode(c.x, z_buf[s]);
-      sae.decode(z_buf[s], out[s]);
+      decode_codes(sae, z_buf[s], out[s]);
       if (want_l0 && l0) (*l0)[s] = detail::row_nonzeros(z_buf[s]);
     }
     if (cache) recon_cache[c.first] = out;

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "synthsae/core/backend.hpp"
+#include "synthsae/core/row_loops.hpp"
 #include "synthsae/metrics/assignment.hpp"
 #include "synthsae/metrics/decoder_similarity.hpp"
 #include "synthsae/world/activation_sampler.hpp"
@@ -53,23 +54,39 @@ inline CapturedFeatures captured_features(const Matrix<float>& w_dec, const Matr
   return out;
 }
 
-/// absent(b, :) = Σ over the sample's firing features not captured of value · W_feat[id].
+/// absent(b, :) = Σ over the sample's firing features not captured of value · W_feat[id]
+/// (host: a row at a time, contiguous feature rows; GPU: a thread per entry).
 inline void absent_part(const SparseBatch<float>& truth, const Matrix<float>& features,
                         const Vector<std::uint8_t>& captured, const Matrix<float>& absent) {
   const auto t = truth;
   const auto f = features;
   const auto cap = captured;
   const auto out = absent;
-  for_each_entry(
-      "synthsae::absent_part", absent.extent(0), absent.extent(1), KOKKOS_LAMBDA(int b, int d) {
-        float acc = 0;
-        const int n = t.counts(b);
-        for (int k = 0; k < n; ++k) {
-          const int id = t.ids(b, k);
-          if (!cap(id)) acc += t.values(b, k) * f(id, d);
-        }
-        out(b, d) = acc;
-      });
+  const int d = static_cast<int>(absent.extent(1));
+  if constexpr (host_execution_v) {
+    Kokkos::parallel_for(
+        "synthsae::absent_part", Kokkos::RangePolicy<ExecSpace>(0, absent.extent(0)), KOKKOS_LAMBDA(int b) {
+          for (int k = 0; k < d; ++k) out(b, k) = 0.0f;
+          const int n = t.counts(b);
+          for (int u = 0; u < n; ++u) {
+            const int id = t.ids(b, u);
+            if (cap(id)) continue;
+            const float v = t.values(b, u);
+            for (int k = 0; k < d; ++k) out(b, k) += v * f(id, k);
+          }
+        });
+  } else {
+    for_each_entry(
+        "synthsae::absent_part", absent.extent(0), absent.extent(1), KOKKOS_LAMBDA(int b, int k) {
+          float acc = 0;
+          const int n = t.counts(b);
+          for (int u = 0; u < n; ++u) {
+            const int id = t.ids(b, u);
+            if (!cap(id)) acc += t.values(b, u) * f(id, k);
+          }
+          out(b, k) = acc;
+        });
+  }
 }
 
 }  // namespace synthsae::analysis

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# End-to-end checks of `synthsae darkmatter`: on the tiny world with two trained SAEs (report
+# keys, plots, ground truth), on the committed .npy fixtures (an SAE in .npy names and the same
+# SAE's precomputed outputs agree; the position filter), bad flags exit 2, bad files exit 1,
+# and failures leave no output directory.
+#   test_darkmatter.sh SYNTHSAE_BINARY SOURCE_DIR WORK_DIR
+set -u
+bin="$1"
+src="$2"
+work="$3"
+rm -rf "$work" && mkdir -p "$work"
+source "$(dirname "$0")/lib.sh"
+npy="$src/tests/data/npy/darkmatter"
+
+for w in 32 64 128; do
+  "$bin" train --model tiny --arch topk --k 4 --width $w --samples 20480 --batch 512 --lr 2e-3 \
+    --eval-samples 1024 --out "$work/topk-$w" >/dev/null 2>"$work/train.err" || fail "train width $w failed: $(tail -2 "$work/train.err")"
+done
+"$bin" darkmatter --model tiny --sae "$work/topk-32" --sae "$work/topk-64" --sae "$work/topk-128" --samples 6000 \
+  --out "$work/dm" >"$work/dm.txt" 2>"$work/dm.err" || fail "darkmatter failed: $(tail -3 "$work/dm.err")"
+for f in darkmatter.json breakdown.svg norm_battery.svg cross_width.svg token_norms.svg; do
+  [ -s "$work/dm/$f" ] || fail "missing $f"
+done
+for key in '"fvu_nonlinear"' '"error_r2"' '"ground_truth"' '"r2_absent"' '"r2_introduced"' '"cross_width"' \
+           '"fvu_decrease_percent"' '"breakdown"' '"oracle_c"' '"true_l0"' '"x_centered_sq"' '"condition_number"'; do
+  grep -q "$key" "$work/dm/darkmatter.json" || fail "darkmatter.json lacks $key"
+done
+grep -q '"fitted": true' "$work/dm/darkmatter.json" || fail "three widths should fit the power law"
+grep -q '"test": 2400' "$work/dm/darkmatter.json" || fail "6000 rows should split 3600 / 2400"
+grep -q 'fit' "$work/dm.err" || fail "no progress line on stderr"
+[ "$(grep -c '^topk-' "$work/dm.txt")" -eq 3 ] || fail "the summary table should list three SAEs"
+
+# A user's files: the SAE from its .npy weights, and its precomputed outputs, give the same FVU.
+"$bin" darkmatter --activations "$npy/acts.npy" --sae "$npy/sae" --sae-outputs "$npy/sae_outputs.npy" \
+  --out "$work/files" >"$work/files.txt" 2>"$work/files.err" || fail "darkmatter on files failed: $(tail -3 "$work/files.err")"
+fvu_sae=$(awk 'NR > 1 && $1 == "sae" {print $4}' "$work/files.txt")
+fvu_out=$(awk '$1 == "sae_outputs.npy" {print $4}' "$work/files.txt")
+[ -n "$fvu_sae" ] && [ "$fvu_sae" = "$fvu_out" ] || fail "FVU of the SAE ($fvu_sae) and of its outputs ($fvu_out) differ"
+grep -q '"ground_truth"' "$work/files/darkmatter.json" && fail "file sources have no ground truth"
+# Positions: keeping positions >= 50 of 0..199 keeps 450 of 600 rows.
+"$bin" darkmatter --activations "$npy/acts.npy" --positions "$npy/positions.npy" --min-position 50 \
+  --sae "$npy/sae" --out "$work/pos" >/dev/null 2>&1 || fail "darkmatter with positions failed"
+grep -q '"total": 450' "$work/pos/darkmatter.json" || fail "the position filter should keep 450 rows"
+
+# Usage errors exit 2 and name the flag; bad files exit 1 and name the file; no partial output.
+expect 2 "exactly one of --model and --activations" -- "$bin" darkmatter --sae "$npy/sae" --out "$work/x"
+expect 2 "--out is required" -- "$bin" darkmatter --model tiny --sae "$work/topk-32"
+expect 2 "at least one --sae" -- "$bin" darkmatter --model tiny --out "$work/x"
+expect 2 "--match-threshold = 2" -- "$bin" darkmatter --model tiny --sae "$work/topk-32" --match-threshold 2 --out "$work/x"
+expect 2 "--min-position goes with --activations" -- "$bin" darkmatter --model tiny --sae "$work/topk-32" --min-position 3 --out "$work/x"
+expect 2 "--sae-outputs and --sae-errors go with --activations" -- "$bin" darkmatter --model tiny --sae-outputs "$npy/acts.npy" --out "$work/x"
+expect 1 "holds neither cfg.json" -- "$bin" darkmatter --model tiny --sae "$work" --out "$work/x"
+printf 'not an npy file' >"$work/bad.npy"
+expect 1 "bad.npy" -- "$bin" darkmatter --activations "$work/bad.npy" --sae "$npy/sae" --out "$work/x"
+expect 1 "reads 8 dimensions" -- "$bin" darkmatter --model tiny --sae "$npy/sae" --out "$work/x"
+expect 1 "train_rows" -- "$bin" darkmatter --model tiny --sae "$work/topk-32" --samples 100 --train-rows 100 --out "$work/x"
+[ -e "$work/x" ] && fail "a failed run left $work/x behind"
+ls "$work" | grep -q partial && fail "a failed run left a staging directory"
+
+finish "cli.darkmatter: ok"
