@@ -66,9 +66,9 @@ std::string short_label(const std::string& path) {
 void write_plots(const std::filesystem::path& dir, const analysis::DarkMatterReport& r) {
   const auto& b = r.breakdown;
   if (b.fitted) {
-    std::vector<Band> bands{{"nonlinear error", "#9467bd", b.nonlinear},
-                            {"linear error", "#2ca02c", b.linear},
-                            {"absent features", "#ff7f0e", b.absent}};
+    std::vector<Band> bands{{"nonlinear error", "#c5b0d5", b.nonlinear},
+                            {"linear error", "#aec7e8", b.linear},
+                            {"absent features", "#f7b6d2", b.absent}};
     std::vector<Series> points;
     Series fvu{"FVU (measured)", {}, {}}, fvn{"FVU nonlinear", {}, {}}, ta{"Absent / SST (truth)", {}, {}},
         ti{"Introduced / SST (truth)", {}, {}};
