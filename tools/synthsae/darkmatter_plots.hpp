@@ -70,16 +70,7 @@ inline void write_stacked_areas(const std::filesystem::path& path, const std::st
       << (v == std::floor(v) && v < 1e15 ? std::to_string(static_cast<long long>(v)) : fmt(v)) << "</text>\n";
   o << "<text x='" << (L + R) / 2 << "' y='" << B + 32 << "' text-anchor='middle' font-size='11'>" << xlabel
     << "</text>\n";
-  for (std::size_t k = 0; k < points.size(); ++k) {
-    const auto& s = points[k];
-    std::ostringstream pts;
-    for (std::size_t i = 0; i < s.x.size(); ++i)
-      if (std::isfinite(s.y[i])) pts << px(s.x[i]) << ',' << py(s.y[i]) << ' ';
-    o << "<polyline fill='none' stroke='" << series_color(k) << "' stroke-width='2' points='" << pts.str() << "'/>\n";
-    for (std::size_t i = 0; i < s.x.size(); ++i)
-      if (std::isfinite(s.y[i]))
-        o << "<circle cx='" << px(s.x[i]) << "' cy='" << py(s.y[i]) << "' r='3.5' fill='" << series_color(k) << "'/>\n";
-  }
+  draw_series(o, points, px, py);
   double ly = T;
   for (auto it = bands.rbegin(); it != bands.rend(); ++it, ly += 18) {
     o << "<rect x='" << R + 15 << "' y='" << ly << "' width='12' height='12' fill='" << it->color << "'/>\n";

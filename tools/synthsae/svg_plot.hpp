@@ -30,6 +30,21 @@ inline std::string fmt(double v) {
   return b;
 }
 
+/// One polyline with markers per series (finite points only), colours in series order.
+template <class PX, class PY>
+void draw_series(std::ostringstream& o, const std::vector<Series>& series, const PX& px, const PY& py) {
+  for (std::size_t k = 0; k < series.size(); ++k) {
+    const auto& s = series[k];
+    std::ostringstream pts;
+    for (std::size_t i = 0; i < s.x.size(); ++i)
+      if (std::isfinite(s.y[i])) pts << px(s.x[i]) << ',' << py(s.y[i]) << ' ';
+    o << "<polyline fill='none' stroke='" << series_color(k) << "' stroke-width='2' points='" << pts.str() << "'/>\n";
+    for (std::size_t i = 0; i < s.x.size(); ++i)
+      if (std::isfinite(s.y[i]))
+        o << "<circle cx='" << px(s.x[i]) << "' cy='" << py(s.y[i]) << "' r='3.5' fill='" << series_color(k) << "'/>\n";
+  }
+}
+
 /// One panel (title, axes with 5 ticks, one polyline + markers per series) at (ox, oy).
 inline void line_panel(std::ostringstream& o, double ox, double oy, double w, double h, const std::string& title,
                        const std::string& xlabel, const std::vector<Series>& series) {
@@ -61,16 +76,7 @@ inline void line_panel(std::ostringstream& o, double ox, double oy, double w, do
   }
   o << "<text x='" << (L + R) / 2 << "' y='" << B + 30 << "' text-anchor='middle' font-size='11'>" << xlabel
     << "</text>\n";
-  for (std::size_t k = 0; k < series.size(); ++k) {
-    const auto& s = series[k];
-    std::ostringstream pts;
-    for (std::size_t i = 0; i < s.x.size(); ++i)
-      if (std::isfinite(s.y[i])) pts << px(s.x[i]) << ',' << py(s.y[i]) << ' ';
-    o << "<polyline fill='none' stroke='" << series_color(k) << "' stroke-width='2' points='" << pts.str() << "'/>\n";
-    for (std::size_t i = 0; i < s.x.size(); ++i)
-      if (std::isfinite(s.y[i]))
-        o << "<circle cx='" << px(s.x[i]) << "' cy='" << py(s.y[i]) << "' r='3.5' fill='" << series_color(k) << "'/>\n";
-  }
+  draw_series(o, series, px, py);
 }
 
 inline void legend(std::ostringstream& o, double x, double y, const std::vector<Series>& series) {
