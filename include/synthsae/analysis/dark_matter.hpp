@@ -88,8 +88,9 @@ inline RowIndex device_rows(const std::vector<std::int32_t>& rows) {
   return d;
 }
 
-/// Per-row ‖m‖² of a [n, d] float matrix, in double, to the host.
-inline std::vector<double> row_sq_norms(const Matrix<float>& m) {
+/// Per-row ‖m‖² of a [n, d] float matrix (or a column block of one), in double, to the host.
+template <class View>
+std::vector<double> row_sq_norms(const View& m) {
   Vector<double> out("row_sq_norms", m.extent(0));
   const auto mm = m;
   for_each_row_sum<double>(
@@ -337,9 +338,7 @@ inline DarkMatterReport analyse_dark_matter(ActivationSource& source, std::vecto
     for (std::size_t s = 0; s < S; ++s) {
       scal[2 + 4 * s] = detail::row_sq_norms(xhat[s]);
       auto err = Kokkos::subview(ya, Kokkos::ALL, std::make_pair(s * d, (s + 1) * d));
-      Matrix<float> e("dm_err_copy", rows, d);
-      Kokkos::deep_copy(e, err);
-      scal[4 + 4 * s] = detail::row_sq_norms(e);
+      scal[4 + 4 * s] = detail::row_sq_norms(err);
       for (std::size_t i = 0; i < rows; ++i) {
         scal[3 + 4 * s].push_back(std::sqrt(scal[2 + 4 * s][i]));
         scal[5 + 4 * s].push_back(std::sqrt(scal[4 + 4 * s][i]));
@@ -526,11 +525,8 @@ inline DarkMatterReport analyse_dark_matter(ActivationSource& source, std::vecto
   rep.condition_number = fit_a.condition_number(), rep.condition_exact = fit_a.condition_exact();
   rep.solve_method = solve_method_name(fit_a.method());
   rep.ridge = opt.probe.ridge, rep.intercept = opt.probe.intercept;
-  const double sst_x = score_x.fvu(0, d) >= 0 ? [&] {
-    double t = 0;
-    for (double v : score_x.sst) t += v;
-    return t;
-  }() : 0.0;
+  double sst_x = 0;  // Σ‖x - x̄_test‖², the FVU denominator
+  for (double v : score_x.sst) sst_x += v;
   const double n_test = double(split.test_rows());
 
   // Baseline regressors on stored per-token scalars.
