@@ -7,6 +7,7 @@
 #include "benchmark_main.hpp"
 
 #include <synthsae/core/counter_rng.hpp>
+#include <synthsae/core/normal_distribution.hpp>
 #include <synthsae/sae/gated_sae.hpp>
 #include <synthsae/sae/matching_pursuit_sae.hpp>
 #include <synthsae/sae/sae.hpp>
@@ -49,8 +50,17 @@ DeadMask dead_latents(int stride, std::size_t& count) {
   return dead;
 }
 
+/// Mean number of nonzero feature activations per sample in the last step.
 template <class SaeT>
-void train_steps(benchmark::State& state, SaeT sae, int dead_stride = 0) {
+double last_l0(const SaeT& sae) {
+  auto z = Kokkos::create_mirror_view_and_copy(HostSpace(), sae.last_activations());
+  std::size_t n = 0;
+  for (std::size_t e = 0; e < z.size(); ++e) n += z.data()[e] != 0.0f;
+  return double(n) / double(z.extent(0));
+}
+
+template <class SaeT>
+void train_steps(benchmark::State& state, SaeT sae, int dead_stride = 0, double lr = 3e-4) {
   const auto x = input();
   SaeParameters<float> grads = sae.parameters().zeros_like();
   Adam<float> adam(sae.parameters(), AdamConfig{});
@@ -58,10 +68,55 @@ void train_steps(benchmark::State& state, SaeT sae, int dead_stride = 0) {
   const DeadMask dead = dead_latents(dead_stride, num_dead);
   for (auto _ : state) {
     sae.forward_backward(x, grads, dead, num_dead);
-    adam.step(sae.parameters(), grads, 3e-4);
+    adam.step(sae.parameters(), grads, lr);
     Kokkos::fence();
   }
   state.SetItemsProcessed(state.iterations() * kBatch);
+  state.counters["L0"] = last_l0(sae);
+  if constexpr (requires { sae.last_step_was_sparse(); }) state.counters["sparse"] = sae.last_step_was_sparse();
+}
+
+// ---- the ReLU family in the trained regime (about 25 of 4,096 latents firing) -------------
+// Pre-activations of the initial SAE on N(0, 1) inputs are N(0, 0.1^2) (decoder rows of norm
+// 0.1, W_enc = W_dec^T): a bias (or threshold) of -0.1 Phi^-1(1 - rho) leaves a fraction rho
+// firing. lr 1e-6 keeps that density through the measured steps (Adam's cost does not depend on
+// lr). Arg 0: the fraction firing in units of 1e-4; arg 1: 1 = adaptive step, 0 = dense step.
+float firing_cut(double rho) { return static_cast<float>(0.1 * normal_quantile(1.0 - rho)); }
+
+void BM_StepStandardDensity(benchmark::State& s) {
+  const double rho = double(s.range(0)) * 1e-4;
+  StandardSae<> sae(kIn, kLatents, Relu{}, L1Penalty{2.0});
+  Kokkos::deep_copy(sae.parameters().b_enc, -firing_cut(rho));
+  sae.set_sparse_step(s.range(1) != 0);
+  sae.set_sparse_step_max_density(1.0);  // the crossover is what this benchmark measures
+  train_steps(s, std::move(sae), 0, 1e-6);
+}
+void BM_StepStandardTrained(benchmark::State& s) {
+  StandardSae<> sae(kIn, kLatents, Relu{}, L1Penalty{2.0});
+  Kokkos::deep_copy(sae.parameters().b_enc, -firing_cut(25.0 / kLatents));
+  sae.set_sparse_step(s.range(0) != 0);
+  train_steps(s, std::move(sae), 0, 1e-6);
+}
+void BM_StepJumpReluTrained(benchmark::State& s) {
+  // theta = the 25-of-4,096 cut, bandwidth 0.05 (SAELens's default): another ~1% of entries sit
+  // in the pseudo-gradient's window and join the active set.
+  JumpReluSae<> sae(kIn, kLatents, JumpRelu{firing_cut(25.0 / kLatents), 0.05}, L0StepPenalty{1.0});
+  sae.set_sparse_step(s.range(0) != 0);
+  train_steps(s, std::move(sae), 0, 1e-6);
+}
+void BM_StepGatedTrained(benchmark::State& s) {
+  GatedSae<> sae(kIn, kLatents, L1Penalty{2.0});
+  Kokkos::deep_copy(sae.parameters().extra.at("b_gate"), -firing_cut(25.0 / kLatents));
+  sae.set_sparse_step(s.range(0) != 0);
+  train_steps(s, std::move(sae), 0, 1e-6);
+}
+void BM_StepGatedDensity(benchmark::State& s) {
+  const double rho = double(s.range(0)) * 1e-4;
+  GatedSae<> sae(kIn, kLatents, L1Penalty{2.0});
+  Kokkos::deep_copy(sae.parameters().extra.at("b_gate"), -firing_cut(rho));
+  sae.set_sparse_step(s.range(1) != 0);
+  sae.set_sparse_step_max_density(1.0);
+  train_steps(s, std::move(sae), 0, 1e-6);
 }
 
 void BM_StepBatchTopK(benchmark::State& s) { train_steps(s, BatchTopKSae<>(kIn, kLatents, BatchTopK{25, true, 0.01})); }
@@ -100,6 +155,17 @@ BENCHMARK(BM_StepStandard)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_StepJumpRelu)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_StepGated)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_StepMatchingPursuit)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_StepStandardTrained)->Arg(1)->Arg(0)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_StepJumpReluTrained)->Arg(1)->Arg(0)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_StepGatedTrained)->Arg(1)->Arg(0)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_StepStandardDensity)
+    ->ArgsProduct({{100, 300, 600, 1000, 1500}, {1, 0}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK(BM_StepGatedDensity)
+    ->ArgsProduct({{300, 600, 1000}, {1, 0}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 }  // namespace
 

@@ -23,6 +23,14 @@ for a in batchtopk gated matching_pursuit; do
 done
 grep -q '"architecture": "gated"' "$work/b/runs/gated-l02-seed0/cfg.json" || fail "gated run not saved as gated"
 grep -q '<svg' "$work/b/metrics_vs_l0.svg" || fail "metrics_vs_l0.svg is not SVG"
+# Where the time went: every phase in results.json (summed over runs) and in each run's entry,
+# and the summary line under the table; the loop's phases cannot exceed the run's seconds.
+for key in world generation steps periodic_evaluation final_evaluation probes total; do
+  grep -q "\"$key\":" "$work/b/results.json" || fail "results.json phase_seconds lacks $key"
+done
+grep -q '^time (s): world' "$work/table.txt" || fail "the table lacks the time summary"
+awk '/"generation":/ {g=$2} /"steps":/ {s=$2} /"seconds":/ {t=$2; if (g + s > t + 1e-6) bad=1} END {exit bad}' \
+  <(tr ',' '\n' <"$work/b/results.json") || fail "a run's generation + steps exceed its seconds"
 
 expect 2 "unknown architecture 'nope'" -- "$bin" bench --preset tiny --archs batchtopk,nope --out "$work/x"
 expect 2 "--l0" -- "$bin" bench --preset tiny --l0 2.5 --out "$work/x"

@@ -350,9 +350,12 @@ TEST_CASE("a periodic evaluation of an unfolded SAE (input_scale) equals the fin
   const io::Json unfolded = evaluate_all(btk, world, periodic);
   btk.fold_input_scale(s);
   const io::Json folded = evaluate_all(btk, world, EvalOptions{20000, 1000});
+  // The two paths round differently in float32 (scale in and out vs folded weights): ~1e-6
+  // relative on the residual, which EV = 1 - residual / total near 0.1 turns into ~2e-6 absolute
+  // (seen with FMA code). A missing or doubled scale moves these metrics by far more than 1e-5.
   for (const char* key : {"sae_l0", "explained_variance", "shrinkage", "mcc", "uniqueness", "dead_latents"}) {
     INFO(key);
-    CHECK(unfolded[key].get<double>() == Approx(folded[key].get<double>()).epsilon(1e-5).margin(1e-6));
+    CHECK(unfolded[key].get<double>() == Approx(folded[key].get<double>()).epsilon(1e-5).margin(1e-5));
   }
   // Without the scale the same unfolded SAE sees inputs s times too small: a different result,
   // which is what the periodic rows of metrics.csv showed before.

@@ -134,7 +134,9 @@ int run_bench(const std::vector<std::string>& argv) {
     const std::filesystem::path out_dir = *args.text("--out");
 
     try {
+      const auto t_start = std::chrono::steady_clock::now();
       SyntheticModel world = world_from_argument(preset_name);
+      const double world_seconds = seconds_since(t_start);
       StagedDirectory out(out_dir);
       std::vector<Row> rows;
       for (const double l0 : l0s)
@@ -180,6 +182,7 @@ int run_bench(const std::vector<std::string>& argv) {
       }
       // The supervised ceiling beside the SAEs: probes for the features the first SAE matches.
       io::Json ceiling = nullptr;
+      const auto t_probes = std::chrono::steady_clock::now();
       if (!args.has("--no-probes")) {
         const InferenceSae first = saelens::load_sae(out.path() / "runs" / rows.front().dir.filename());
         const auto sim = decoder_similarity(first.params.w_dec, world.feature_vectors());
@@ -195,11 +198,26 @@ int run_bench(const std::vector<std::string>& argv) {
                    {"recall", probes.recall},
                    {"features", probes.features}};
       }
+      const double probe_seconds = seconds_since(t_probes);
+      // The job's time by phase, summed over the runs (each run's own split is in its entry).
+      io::Json phases = {{"world", world_seconds}};
+      for (const auto& row : rows)
+        for (const auto& [phase, sec] : row.result["phase_seconds"].items())
+          phases[phase] = phases.value(phase, 0.0) + sec.get<double>();
+      phases["probes"] = probe_seconds;
+      phases["total"] = seconds_since(t_start);
+      std::printf("\ntime (s): world %.1f, generation %.1f, steps %.1f, periodic evaluation %.1f, final evaluation %.1f,"
+                  " probes %.1f; total %.1f before plots\n",
+                  world_seconds, phases.value("generation", 0.0), phases.value("steps", 0.0),
+                  phases.value("periodic_evaluation", 0.0), phases.value("final_evaluation", 0.0), probe_seconds,
+                  phases["total"].get<double>());
       const std::string csv_text = csv.str();
       io::write_file_atomically(out.path() / "results.csv", [&](std::ostream& o) { o << csv_text; });
-      io::write_json_file(
-          out.path() / "results.json",
-          {{"preset", preset_name}, {"samples_per_sae", base.samples}, {"runs", all}, {"supervised_probes", ceiling}});
+      io::write_json_file(out.path() / "results.json", {{"preset", preset_name},
+                                                         {"samples_per_sae", base.samples},
+                                                         {"runs", all},
+                                                         {"supervised_probes", ceiling},
+                                                         {"phase_seconds", phases}});
 
       // Metrics against L0, one series per architecture (seed means).
       std::vector<std::pair<std::string, std::vector<Series>>> panels;

@@ -185,7 +185,7 @@ int run_darkmatter(const std::vector<std::string>& argv) {
       opt.progress = [&](const std::string& phase, std::uint64_t done, std::uint64_t total) {
         const int tenth = static_cast<int>(10 * done / std::max<std::uint64_t>(total, 1));
         if (!tty && phase == last_phase && tenth == last_tenth) return;
-        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        const double s = seconds_since(t0);
         std::fprintf(stderr, tty ? "\r  %-12s %10llu / %llu rows  %6.1f s   " : "  %-12s %10llu / %llu rows  %6.1f s\n",
                      phase.c_str(), static_cast<unsigned long long>(done), static_cast<unsigned long long>(total), s);
         last_phase = phase, last_tenth = tenth;

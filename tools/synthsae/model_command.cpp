@@ -84,7 +84,7 @@ int run_model(const std::vector<std::string>& argv) {
           cfg.seed = static_cast<std::uint64_t>(*seed);
         model.emplace(std::move(cfg));
       }
-      const double build_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      const double build_seconds = seconds_since(t0);
 
       if (const auto dir = args.text("--save")) {
         StagedDirectory out(*dir);
@@ -98,7 +98,7 @@ int run_model(const std::vector<std::string>& argv) {
         const auto t1 = std::chrono::steady_clock::now();
         const auto firing =
             firing_stats(*model, static_cast<std::size_t>(samples), first_k, static_cast<std::size_t>(batch));
-        const double sample_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
+        const double sample_seconds = seconds_since(t1);
         const auto sup = superposition_stats(model->feature_vectors());
         io::Json out = {{"num_features", n},
                         {"hidden_dim", model->hidden_dim()},

@@ -71,20 +71,26 @@ io::Json train_and_save(SaeT sae, SyntheticModel& world, const TrainRequest& a, 
   CsvLog csv;
   csv.path = out.path() / "metrics.csv";
   csv.eval_every = a.eval_every;
+  double periodic_seconds = 0;
   csv.evaluate = [&](const StepInfo&) {
+    const auto t0 = std::chrono::steady_clock::now();
     EvalOptions o;
     o.samples = std::min<std::size_t>(a.eval_samples, 16384);  // periodic: a quick look; the final evaluation uses all
     o.batch = a.batch;
     o.input_scale = trainer.scaling_factor();  // not yet folded: scale in, unscale out, as the final one sees it
-    return evaluate_all(sae, world, o);
+    auto stats = evaluate_all(sae, world, o);
+    periodic_seconds += seconds_since(t0);
+    return stats;
   };
   PeriodicCheckpoint checkpoints{a.out / "checkpoint", a.checkpoint_every};
   const StepInfo last = trainer.fit(progress, csv, checkpoints);
 
+  const auto t_eval = std::chrono::steady_clock::now();
   EvalOptions eval;
   eval.samples = a.eval_samples;
   eval.batch = a.batch;
   const auto stats = evaluate_all(sae, world, eval);
+  const double final_eval_seconds = seconds_since(t_eval);
   io::write_json_file(out.path() / "eval_stats.json", stats);
   // SAELens's metadata after training: the last window's mean L0 and the dead latents.
   const std::vector<double> sparsity = trainer.feature_sparsity();
@@ -101,6 +107,15 @@ io::Json train_and_save(SaeT sae, SyntheticModel& world, const TrainRequest& a, 
   out.commit();
   io::Json result = stats;
   result["seconds"] = last.elapsed_seconds;
+  // Where the time went: the training loop's own phases, its periodic evaluations and the rest
+  // of the loop (progress, metrics.csv, checkpoints), then the final evaluation.
+  const auto& phases = trainer.phase_seconds();
+  result["phase_seconds"] = {{"generation", phases.generation},
+                             {"steps", phases.step},
+                             {"periodic_evaluation", periodic_seconds},
+                             {"loop_other", std::max(0.0, last.elapsed_seconds - phases.generation - phases.step -
+                                                              periodic_seconds)},
+                             {"final_evaluation", final_eval_seconds}};
   return result;
 }
 
@@ -247,6 +262,7 @@ int run_train(const std::vector<std::string>& argv) {
       SyntheticModel world = world_from_argument(a.model);
       io::Json result = train_one(a, world);
       result.erase("seconds");  // stdout is exactly eval_stats.json's content
+      result.erase("phase_seconds");
       std::printf("%s\n", result.dump(2).c_str());
       return 0;
     } catch (const UsageError&) {

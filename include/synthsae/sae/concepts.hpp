@@ -72,6 +72,27 @@ concept SelectsActiveLatents = requires(const A& a, StepBuffers<T>& b, const Sae
   a.forward_active(b, p, st, true, active);
 };
 
+/// An activation that fires on a data-dependent number of latents (ReLU, JumpReLU): dense at
+/// initialisation, a few dozen of thousands once trained. The SAE gathers the entries its step
+/// needs and takes the sparse step when they are few (Sae::set_sparse_step_max_density);
+/// backward_active turns dLoss/dc into dLoss/dh on them (and the activation's own gradients).
+template <class A, class T = float>
+concept GathersActiveLatents = requires(const A& a, const StepBuffers<T>& b, const SaeParameters<T>& p,
+                                        SaeParameters<T>& g, ActiveSet<T>& active, std::size_t n) {
+  { a.gather_active(b, p, active, n) } -> std::same_as<bool>;
+  a.backward_active(b, p, g, active);
+};
+
+/// A penalty with a form on the active set (value, and its dLoss/dc added to grad), when
+/// has_sparse_form() says so for its configuration. An inactive penalty has nothing to add.
+template <class P, class T = float>
+concept SparsePenaltyPolicy = !P::active || requires(const P& pen, const StepBuffers<T>& b, ActiveSet<T>& a,
+                                                     const SaeParameters<T>& p, SaeParameters<T>& g) {
+  { pen.has_sparse_form() } -> std::same_as<bool>;
+  { pen.forward_active(b, a, p, 1.0) } -> std::same_as<double>;
+  pen.backward_active(b, a, p, g, 1.0);
+};
+
 /// Nesting and auxiliary policies that can work on the active set instead of dense [B, S] arrays.
 template <class N, class T = float>
 concept SparseNestingPolicy = requires(const N& n, StepBuffers<T>& b, const ActiveSet<T>& a, const SaeParameters<T>& p,

@@ -13,11 +13,15 @@
 // penalty and auxiliary loss act on pi, not on z, and its encoder has no b_enc (docs/policies.md).
 // Parameters: W_enc, W_dec, b_dec and extra b_gate, r_mag, b_mag (zero-initialised); b_enc is
 // empty. Hand-written backward, finite-difference tested in tests/sae.
+// Density-adaptive: every term above is zero where the gate is shut, so on a batch with few open
+// gates (a trained Gated SAE) the step runs its products over the open (row, latent) entries only
+// (kernels/active_set.hpp), and over all of them on the others (tests/sae/test_adaptive_step.cpp).
 #include <cstdint>
 #include <optional>
 
 #include "synthsae/core/gemm.hpp"
 #include "synthsae/core/row_loops.hpp"
+#include "synthsae/sae/kernels/active_set.hpp"
 #include "synthsae/sae/kernels/step_buffers.hpp"
 #include "synthsae/sae/kernels/weighted_l1.hpp"
 #include "synthsae/sae/parameters.hpp"
@@ -32,6 +36,9 @@ class GatedSae {
   using Scalar = T;
   using penalty_type = L1Penalty;
   struct NoState {};
+  /// The adaptive step's crossover (bench_sae BM_StepGatedDensity): the fraction of open gates
+  /// below which the products over the open entries are faster than the dense ones.
+  static constexpr double default_sparse_step_max_density = 0.06;
 
   GatedSae(std::size_t d_in, std::size_t d_sae, L1Penalty l1 = {}, std::optional<double> decoder_init_norm = 0.1,
            std::uint64_t seed = 0)
@@ -59,7 +66,13 @@ class GatedSae {
   StepLosses forward_backward(const Matrix<T>& x, SaeParameters<T>& grads, const DeadMask& = {}, std::size_t = 0,
                               PenaltyScale scale = {}) {
     const double lambda = scale.lambda(l1_.coefficient);
-    forward(x);
+    pre_activations(x);
+    last_step_sparse_ = false;
+    if (sparse_step_ && gather_open_gates(sparse_max_density_)) {
+      last_step_sparse_ = true;
+      return sparse_backward(grads, lambda);
+    }
+    activate(true);
     StepLosses losses;
     // Reconstruction: g = 2 (x_hat - x) / B;  dW_dec = z^T g;  db_dec = sum g;  dz = g W_dec^T.
     losses.mse = kernels::mse_and_gradient(x_, x_hat_, g_);
@@ -88,6 +101,17 @@ class GatedSae {
     return losses;
   }
 
+  /// The density-adaptive step (the default) or always the dense one (false).
+  void set_sparse_step(bool on) { sparse_step_ = on; }
+  bool sparse_step() const { return sparse_step_; }
+  /// The sparse products when at most this fraction of the batch's gates is open.
+  void set_sparse_step_max_density(double fraction) {
+    if (!(fraction >= 0 && fraction <= 1)) throw ConfigError("sparse_step_max_density", show(fraction), "must be in [0, 1]");
+    sparse_max_density_ = fraction;
+  }
+  double sparse_step_max_density() const { return sparse_max_density_; }
+  bool last_step_was_sparse() const { return last_step_sparse_; }
+
   /// Loss only (no state to restore): for finite-difference tests.
   StepLosses loss(const Matrix<T>& x, const DeadMask& = {}, std::size_t = 0, PenaltyScale scale = {}) {
     SaeParameters<T> scratch = params_.zeros_like();
@@ -114,17 +138,27 @@ class GatedSae {
  public:  // Kernel-launching helpers are public only because nvcc forbids extended
   // __host__ __device__ lambdas inside private member functions; not part of the API.
   void forward(const Matrix<T>& x, bool reconstruct = true) {
+    pre_activations(x);
+    activate(reconstruct);
+  }
+
+  /// x, xc = x - b_dec, H = xc W_enc.
+  void pre_activations(const Matrix<T>& x) {
     if (x.extent(1) != input_dim())
       throw ShapeError("SAE input has " + show(x.extent(1)) + " dimensions, d_in is " + show(input_dim()));
     resize(x.extent(0));
     Kokkos::deep_copy(x_, x);
     kernels::subtract_from_rows(x_, params_.b_dec, xc_);
     gemm(Op::N, Op::N, T(1), xc_, params_.w_enc, T(0), H_);
+  }
+
+  /// pi, z from H (and x_hat).
+  void activate(bool reconstruct) {
     const auto H = H_, z = z_, pi = pi_;
     const auto b_gate = params_.extra.at("b_gate"), r_mag = params_.extra.at("r_mag"),
                b_mag = params_.extra.at("b_mag");
     for_each_entry(
-        "synthsae::gated_forward", x.extent(0), num_latents(), KOKKOS_LAMBDA(int i, int j) {
+        "synthsae::gated_forward", H_.extent(0), num_latents(), KOKKOS_LAMBDA(int i, int j) {
           const T p = H(i, j) + b_gate(j);
           const T m = H(i, j) * kmath::exp(r_mag(j)) + b_mag(j);
           pi(i, j) = p > T(0) ? p : T(0);
@@ -161,6 +195,83 @@ class GatedSae {
         });
   }
 
+  /// The open gates (p > 0) as an active set with value z, and the same entries with value pi;
+  /// false (nothing gathered) when more than `max_density` of them are open.
+  bool gather_open_gates(double max_density) {
+    const auto H = H_;
+    const auto b_gate = params_.extra.at("b_gate"), r_mag = params_.extra.at("r_mag"),
+               b_mag = params_.extra.at("b_mag");
+    const auto max_entries = static_cast<std::size_t>(max_density * double(H_.extent(0)) * double(H_.extent(1)));
+    const bool few = open_.gather(
+        H_.extent(0), H_.extent(1),
+        KOKKOS_LAMBDA(int i, int j, T& v) {
+          const T m = H(i, j) * kmath::exp(r_mag(j)) + b_mag(j);
+          v = m > T(0) ? m : T(0);
+          return H(i, j) + b_gate(j) > T(0);
+        },
+        max_entries);
+    if (!few) return false;
+    open_pi_.share_pattern(open_);
+    const auto pi = open_pi_.value;
+    kernels::for_each_active(open_, KOKKOS_LAMBDA(int i, int j, int e) { pi(e) = H(i, j) + b_gate(j); });
+    return true;
+  }
+
+  /// The dense step's terms over the open gates (grad holds dz, dpi, then dH).
+  StepLosses sparse_backward(SaeParameters<T>& grads, double lambda) {
+    const int s = static_cast<int>(num_latents());
+    StepLosses losses;
+    kernels::scatter_feature_acts(open_, norms_, false, z_);
+    losses.mse = kernels::sparse_reconstruct(open_, params_.w_dec, params_.b_dec, x_, x_hat_, g_, s, false);
+    kernels::sparse_decoder_grad(open_, g_, grads.w_dec, false, s);
+    kernels::column_sums(g_, grads.b_dec, T(1), false);
+    losses.aux = kernels::sparse_reconstruct(open_pi_, params_.w_dec, params_.b_dec, x_, x_hat_pi_, x_hat_pi_, s, false);
+    kernels::sparse_decoder_grad(open_pi_, x_hat_pi_, grads.w_dec, true, s);
+    kernels::column_sums(x_hat_pi_, grads.b_dec, T(1), true);
+    // L1 on pi: lambda / B sum pi n;  dpi += lambda n / B;  dnorms = lambda / B sum_b pi.
+    kernels::row_norms(params_.w_dec, norms_);
+    const T scale = static_cast<T>(lambda / double(x_.extent(0)));
+    const auto norms = norms_, dnorms = dnorms_;
+    const auto pi = open_pi_.value, dpi = open_pi_.grad;
+    const auto starts = open_.row_start;
+    const auto cols = open_.col;
+    double l1 = 0;
+    Kokkos::parallel_reduce(
+        "synthsae::gated_l1_active", Kokkos::RangePolicy<ExecSpace>(0, open_.rows()),
+        KOKKOS_LAMBDA(int i, double& acc) {
+          for (int e = starts(i); e < starts(i + 1); ++e) acc += double(pi(e)) * norms(cols(e));
+        },
+        l1);
+    losses.penalty = lambda * l1 / double(x_.extent(0));
+    kernels::for_each_active(open_pi_, KOKKOS_LAMBDA(int, int j, int e) { dpi(e) += scale * norms(j); });
+    kernels::sparse_column_sums(
+        open_pi_, num_latents(), KOKKOS_LAMBDA(int, int, int e) { return pi(e); },
+        KOKKOS_LAMBDA(int j, T col) { dnorms(j) = scale * col; });
+    kernels::add_norm_gradient(params_.w_dec, norms_, dnorms_, grads.w_dec);
+    // The gate and magnitude paths: dp = dpi, dm = dz [m > 0], dH = dp + dm exp(r_mag).
+    const auto H = H_;
+    const auto r_mag = params_.extra.at("r_mag"), b_mag = params_.extra.at("b_mag");
+    const auto gb_gate = grads.extra.at("b_gate"), gr_mag = grads.extra.at("r_mag"), gb_mag = grads.extra.at("b_mag");
+    const auto dz = open_.grad;
+    auto dm = KOKKOS_LAMBDA(int i, int j, int e) {
+      return H(i, j) * kmath::exp(r_mag(j)) + b_mag(j) > T(0) ? dz(e) : T(0);
+    };
+    kernels::sparse_column_sums(
+        open_, num_latents(), KOKKOS_LAMBDA(int, int, int e) { return dpi(e); },
+        KOKKOS_LAMBDA(int j, T sum) { gb_gate(j) = sum; });
+    kernels::sparse_column_sums(open_, num_latents(), dm, KOKKOS_LAMBDA(int j, T sum) { gb_mag(j) = sum; });
+    kernels::sparse_column_sums(
+        open_, num_latents(),
+        KOKKOS_LAMBDA(int i, int j, int e) { return dm(i, j, e) * H(i, j) * kmath::exp(r_mag(j)); },
+        KOKKOS_LAMBDA(int j, T sum) { gr_mag(j) = sum; });
+    kernels::for_each_active(open_, KOKKOS_LAMBDA(int i, int j, int e) {
+      dz(e) = dpi(e) + dm(i, j, e) * kmath::exp(r_mag(j));  // grad: dz -> dH
+    });
+    kernels::sparse_encoder_grad(open_, xc_, grads.w_enc, dH_sum_, false);
+    kernels::subtract_encoder_image(params_.w_enc, dH_sum_, grads.b_dec);  // xc = x - b_dec
+    return losses;
+  }
+
  private:
   void resize(std::size_t rows) {
     if (x_.extent(0) == rows) return;
@@ -179,6 +290,10 @@ class GatedSae {
   NoState state_;
   Matrix<T> x_, xc_, x_hat_, g_, x_hat_pi_, H_, z_, pi_, dz_, dpi_, dH_;
   Vector<T> norms_, dnorms_, dH_sum_;
+  ActiveSet<T> open_, open_pi_;  ///< the open gates: values z (grad dz, then dH) and pi (grad dpi)
+  bool sparse_step_ = true;
+  bool last_step_sparse_ = false;
+  double sparse_max_density_ = default_sparse_step_max_density;
 };
 
 }  // namespace synthsae

@@ -63,6 +63,15 @@ class Sae {
   /// and dLoss/dc touch only the active latents; only the encoder product stays dense.
   static constexpr bool has_sparse_step = SelectsActiveLatents<Activation, T> && !Penalty::active &&
                                           SparseNestingPolicy<Nesting, T> && SparseAuxLossPolicy<Aux, T>;
+  /// Whether it takes the density-adaptive step instead (ReLU, JumpReLU): the same sparse
+  /// products on every batch whose needed entries are at most sparse_step_max_density() of
+  /// B x S, the dense step on the others (early in training, when half the latents fire).
+  static constexpr bool has_adaptive_sparse_step =
+      !has_sparse_step && GathersActiveLatents<Activation, T> && SparsePenaltyPolicy<Penalty, T> &&
+      SparseNestingPolicy<Nesting, T> && SparseAuxLossPolicy<Aux, T>;
+  /// The crossover of the adaptive step, measured with bench_sae (BM_StepStandardDensity): below
+  /// this fraction of needed entries the sparse step is faster on a 2-core AVX2 machine.
+  static constexpr double default_sparse_step_max_density = 0.06;
 
   static_assert(CompositionRules<Activation, Penalty, Aux, Nesting>::ok);
 
@@ -109,13 +118,28 @@ class Sae {
   StepLosses forward_backward(const Matrix<T>& x, SaeParameters<T>& grads, const DeadMask& dead = {},
                               std::size_t num_dead = 0, PenaltyScale scale = {}) {
     if constexpr (has_sparse_step) {
+      last_step_sparse_ = sparse_step_;
       if (sparse_step_) return sparse_forward_backward(x, grads, dead, num_dead);
     }
     // Parameters with a constrained domain (a directly trained JumpReLU threshold) are projected
     // onto it before the step, as SAELens does.
     if constexpr (requires { activation_.project(params_); }) activation_.project(params_);
     StepBuffers<T>& b = train_;
-    forward(x, b, true);
+    encoder_pre_activations(x, b);
+    last_step_sparse_ = false;
+    if constexpr (has_adaptive_sparse_step) {
+      bool penalty_sparse = true;
+      if constexpr (Penalty::active) penalty_sparse = penalty_.has_sparse_form();
+      if (sparse_step_ && penalty_sparse && !activation_.rescales_by_decoder_norm()) {
+        const double cells = double(b.batch()) * double(num_latents());
+        const auto max_entries = static_cast<std::size_t>(sparse_max_density_ * cells);
+        if (activation_.gather_active(b, params_, active_, max_entries)) {
+          last_step_sparse_ = true;
+          return adaptive_sparse_backward(b, grads, dead, num_dead, scale);
+        }
+      }
+    }
+    activate(b, true, true);
     StepLosses losses;
     const std::size_t rows = b.batch();
     const int s = static_cast<int>(num_latents());
@@ -169,7 +193,16 @@ class Sae {
   /// Use the sparse step when the composition has one (the default); false forces the dense
   /// path, which computes the same values with full-size products (tests compare the two).
   void set_sparse_step(bool on) { sparse_step_ = on; }
-  bool sparse_step() const { return has_sparse_step && sparse_step_; }
+  bool sparse_step() const { return (has_sparse_step || has_adaptive_sparse_step) && sparse_step_; }
+  /// The adaptive step's crossover: the sparse step when at most this fraction of the batch's
+  /// B x S entries is needed (0 forces the dense step, 1 the sparse one).
+  void set_sparse_step_max_density(double fraction) {
+    if (!(fraction >= 0 && fraction <= 1)) throw ConfigError("sparse_step_max_density", show(fraction), "must be in [0, 1]");
+    sparse_max_density_ = fraction;
+  }
+  double sparse_step_max_density() const { return sparse_max_density_; }
+  /// Whether the last training step took the sparse products.
+  bool last_step_was_sparse() const { return last_step_sparse_; }
 
   /// Loss only (no gradients, no state update): for finite-difference tests.
   StepLosses loss(const Matrix<T>& x, const DeadMask& dead = {}, std::size_t num_dead = 0, PenaltyScale scale = {}) {
@@ -252,6 +285,35 @@ class Sae {
     return losses;
   }
 
+  /// The density-adaptive step after the encoder product, on the gathered entries: the dense
+  /// step's terms in the same order, each product over the entries only.
+  StepLosses adaptive_sparse_backward(StepBuffers<T>& b, SaeParameters<T>& grads, const DeadMask& dead,
+                                      std::size_t num_dead, PenaltyScale scale) {
+    const int s = static_cast<int>(num_latents());
+    kernels::scatter_feature_acts(active_, b.norms, false, b.z);  // z = c: these activations do not rescale
+    StepLosses losses;
+    losses.mse = kernels::sparse_reconstruct(active_, params_.w_dec, params_.b_dec, b.x, b.x_hat, b.g_xhat, s, false);
+    kernels::sparse_decoder_grad(active_, b.g_xhat, grads.w_dec, false, s);
+    kernels::column_sums(b.g_xhat, grads.b_dec, T(1), false);
+    for (auto& [name, v] : grads.extra) Kokkos::deep_copy(v, T(0));
+    Kokkos::deep_copy(b.dnorms, T(0));
+    losses.inner_mse = nesting_.accumulate_sparse(b, active_, params_, grads, nest_state_);
+    double lambda = 0;
+    if constexpr (Penalty::active) {
+      lambda = scale.lambda(penalty_.coefficient);
+      losses.penalty = penalty_.forward_active(b, active_, params_, lambda);
+      penalty_.backward_active(b, active_, params_, grads, lambda);
+    }
+    activation_.backward_active(b, params_, grads, active_);  // grad: dLoss/dc -> dLoss/dh
+    if constexpr (requires { penalty_.backward_pre_activation_active(b, active_, params_, grads, lambda); })
+      penalty_.backward_pre_activation_active(b, active_, params_, grads, lambda);
+    losses.aux = aux_.accumulate_sparse(b, params_, grads, aux_state_, dead, num_dead);
+    if constexpr (Penalty::active) kernels::add_norm_gradient(params_.w_dec, b.norms, b.dnorms, grads.w_dec);
+    kernels::sparse_encoder_grad(active_, b.xc, grads.w_enc, grads.b_enc, false);
+    kernels::subtract_encoder_image(params_.w_enc, grads.b_enc, grads.b_dec);  // b_dec also enters through xc
+    return losses;
+  }
+
   /// xc = x - b_dec, h = b_enc + xc W_enc, norms = |W_dec_j|.
   void encoder_pre_activations(const Matrix<T>& x, StepBuffers<T>& b) {
     if (x.extent(1) != input_dim()) {
@@ -267,12 +329,17 @@ class Sae {
 
   void forward(const Matrix<T>& x, StepBuffers<T>& b, bool training, bool reconstruct = true) {
     encoder_pre_activations(x, b);
+    activate(b, training, reconstruct);
+  }
+
+  /// c, z from h (and x_hat).
+  void activate(StepBuffers<T>& b, bool training, bool reconstruct) {
     activation_.forward(b, params_, act_state_, training);
     const bool rescale = activation_.rescales_by_decoder_norm();
     const auto c = b.c, z = b.z;
     const auto norms = b.norms;
     for_each_entry(
-        "synthsae::feature_acts", x.extent(0), num_latents(),
+        "synthsae::feature_acts", b.batch(), num_latents(),
         KOKKOS_LAMBDA(int i, int j) { z(i, j) = rescale ? c(i, j) * norms(j) : c(i, j); });
     if (reconstruct) decode_coefficients(b.c, b.x_hat);
   }
@@ -291,6 +358,8 @@ class Sae {
   Vector<T> eval_norms_;
   ActiveSet<T> active_;
   bool sparse_step_ = true;
+  bool last_step_sparse_ = false;
+  double sparse_max_density_ = default_sparse_step_max_density;
 };
 
 // ---- the published architectures ---------------------------------------------------------

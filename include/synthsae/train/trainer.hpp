@@ -167,11 +167,21 @@ class Trainer {
     return info;
   }
 
+  /// Wall seconds this trainer spent drawing batches and in the steps proper (forward, backward,
+  /// optimiser, firing statistics), summed over its fit calls in this process (not checkpointed).
+  struct PhaseSeconds {
+    double generation = 0, step = 0;
+  };
+  const PhaseSeconds& phase_seconds() const { return phases_; }
+
   /// One optimiser step on a fresh batch.
   StepInfo train_step() {
     const std::size_t b = cfg_.batch_size;
+    const auto t_start = std::chrono::steady_clock::now();
     world_.set_position(first_sample_ + samples_);
     world_.sample_into(batch_, b);
+    Kokkos::fence();  // the phase clocks need the work done, not only launched
+    const auto t_sampled = std::chrono::steady_clock::now();
     if (step_ > 0 && step_ % cfg_.feature_sampling_window == 0) {  // a new window (SAELens: before the step)
       Kokkos::deep_copy(window_fired_, std::int64_t(0));
       window_samples_ = 0;
@@ -194,6 +204,10 @@ class Trainer {
     info.coefficient = coefficient;
     info.grad_norm = adam_.last_grad_norm();
     info.skipped_steps = adam_.skipped();
+    Kokkos::fence();
+    const auto t_end = std::chrono::steady_clock::now();
+    phases_.generation += std::chrono::duration<double>(t_sampled - t_start).count();
+    phases_.step += std::chrono::duration<double>(t_end - t_sampled).count();
     return info;
   }
 
@@ -363,6 +377,7 @@ class Trainer {
   std::uint64_t first_sample_ = 0;
   double scaling_factor_ = 1.0;
   double elapsed_before_ = 0;
+  PhaseSeconds phases_;
   bool folded_ = false;
 };
 

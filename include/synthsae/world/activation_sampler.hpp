@@ -43,9 +43,18 @@ struct SamplerTables {
   Vector<float> sqrt_diag;     ///< [N]
   Vector<std::int32_t> child_offsets, children, top_level;
   Vector<std::uint8_t> exclusive, rescales;
+  /// The top-level features' parameters in top_level order, padded to a multiple of
+  /// kTopLevelBlock with features that never fire, and the factor feature-minor [r, padded]: the
+  /// host kernel decides a block of them at once, one SIMD lane per feature.
+  Vector<std::int32_t> top_ids;
+  Vector<float> top_probability, top_threshold, top_sqrt_diag;
+  Matrix<float> top_factor;
   int num_features = 0;
   int rank = 0;
 };
+
+/// Top-level features per block of the host sampler (16 float lanes of AVX-512).
+inline constexpr int kTopLevelBlock = 16;
 
 namespace detail {
 
@@ -55,6 +64,32 @@ SYNTHSAE_HD float box_muller(std::uint32_t a, std::uint32_t b, std::uint32_t c) 
   const double u1 = u64_to_open01_double((static_cast<std::uint64_t>(b) << 32) | a);
   const double u2 = u32_to_open01_float(c);
   return static_cast<float>(kmath::sqrt(-2.0 * kmath::log(u1)) * kmath::cos(6.283185307179586 * u2));
+}
+
+/// Words 0 and 1 of philox_block(seed, stream, c[l]) for L counters below 2^32, as loops over
+/// the lanes that the compiler vectorises (the same rounds as philox4x32_10, lane by lane).
+template <int L>
+SYNTHSAE_HD void philox_lanes_w01(std::uint64_t seed, std::uint64_t stream, const std::uint32_t* c, std::uint32_t* w0,
+                             std::uint32_t* w1) {
+  constexpr std::uint32_t kMul0 = 0xD2511F53u, kMul1 = 0xCD9E8D57u;
+  std::uint32_t x0[L], x1[L], x2[L], x3[L];
+  for (int l = 0; l < L; ++l) {
+    x0[l] = c[l], x1[l] = 0;
+    x2[l] = static_cast<std::uint32_t>(stream), x3[l] = static_cast<std::uint32_t>(stream >> 32);
+  }
+  std::uint32_t k0 = static_cast<std::uint32_t>(seed), k1 = static_cast<std::uint32_t>(seed >> 32);
+  for (int round = 0; round < 10; ++round) {
+    if (round > 0) k0 += 0x9E3779B9u, k1 += 0xBB67AE85u;
+    for (int l = 0; l < L; ++l) {
+      const std::uint64_t p0 = static_cast<std::uint64_t>(kMul0) * x0[l];
+      const std::uint64_t p1 = static_cast<std::uint64_t>(kMul1) * x2[l];
+      const std::uint32_t n0 = static_cast<std::uint32_t>(p1 >> 32) ^ x1[l] ^ k0;
+      const std::uint32_t n2 = static_cast<std::uint32_t>(p0 >> 32) ^ x3[l] ^ k1;
+      x1[l] = static_cast<std::uint32_t>(p1), x3[l] = static_cast<std::uint32_t>(p0);
+      x0[l] = n0, x2[l] = n2;
+    }
+  }
+  for (int l = 0; l < L; ++l) w0[l] = x0[l], w1[l] = x1[l];
 }
 
 }  // namespace detail
@@ -84,9 +119,14 @@ struct FeatureDraw {
   SYNTHSAE_HD bool fires(std::uint64_t sample, int f, const EpsRow& eps) const {
     const U32x4 w = philox_block(seed, sample, 2 * static_cast<std::uint64_t>(f));
     const double v = u64_to_open01_double((static_cast<std::uint64_t>(w[1]) << 32) | w[0]);
+    return fires_given(v, f, t.rank == 0 ? 0.0 : factor_dot(f, eps));
+  }
+
+  /// The decision of fires() from the feature's uniform v and its copula dot F_f . eps.
+  SYNTHSAE_HD bool fires_given(double v, int f, double dot) const {
     if (t.rank == 0) return v < double(t.probability(f));
     const double sd = t.sqrt_diag(f);
-    const double gap = double(t.threshold(f)) - factor_dot(f, eps);
+    const double gap = double(t.threshold(f)) - dot;
     if (sd == 0) return gap < 0;  // full-rank factor: no idiosyncratic noise
     const double s = gap / sd;
     const double x = 0.5 * s * s;
@@ -104,9 +144,56 @@ struct FeatureDraw {
   template <class EpsRow>
   SYNTHSAE_HD float raw(std::uint64_t sample, int f, const EpsRow& eps) const {
     if (!fires(sample, f, eps)) return 0.0f;
+    return magnitude(sample, f);
+  }
+
+  /// The magnitude of a feature that fires: max(0, mu + sigma n).
+  SYNTHSAE_HD float magnitude(std::uint64_t sample, int f) const {
     const U32x4 m = philox_block(seed, sample, 2 * static_cast<std::uint64_t>(f) + 1);
     const float v = t.mean(f) + t.stddev(f) * detail::box_muller(m[0], m[1], m[2]);
     return v > 0.0f ? v : 0.0f;
+  }
+
+  /// emit(f, raw(sample, f, eps)) for every top-level feature that fires, in top_level order,
+  /// kTopLevelBlock features at a time (host): their uniforms, copula dots and the
+  /// transcendental-free bound of fires() as lane loops; only a lane the bound cannot decide
+  /// (a few per sample) goes through fires_given. The same values as raw(), bit for bit.
+  template <class EpsRow, class Emit>
+  SYNTHSAE_HD void top_level_blocked(std::uint64_t sample, const EpsRow& eps, const Emit& emit) const {
+    constexpr int L = kTopLevelBlock;
+    const int padded = static_cast<int>(t.top_ids.extent(0));
+    const int r = t.rank;
+    for (int i0 = 0; i0 < padded; i0 += L) {
+      std::uint32_t counter[L], w0[L], w1[L];
+      for (int l = 0; l < L; ++l) counter[l] = 2u * static_cast<std::uint32_t>(t.top_ids(i0 + l));
+      detail::philox_lanes_w01<L>(seed, sample, counter, w0, w1);
+      double v[L];
+      for (int l = 0; l < L; ++l) v[l] = u64_to_open01_double((static_cast<std::uint64_t>(w1[l]) << 32) | w0[l]);
+      float dot[L];
+      bool undecided[L];
+      if (r == 0) {
+        for (int l = 0; l < L; ++l) dot[l] = 0, undecided[l] = v[l] < double(t.top_probability(i0 + l));
+      } else {
+        for (int l = 0; l < L; ++l) dot[l] = 0;
+        for (int k = 0; k < r; ++k) {  // the order of factor_dot's sum, lane by lane
+          const float e = eps(k);
+          for (int l = 0; l < L; ++l) dot[l] += t.top_factor(k, i0 + l) * e;
+        }
+        for (int l = 0; l < L; ++l) {  // fires()' first test: s >= 0 and v >= bound => no fire
+          const double s = (double(t.top_threshold(i0 + l)) - double(dot[l])) / double(t.top_sqrt_diag(i0 + l));
+          const double x = 0.5 * s * s;
+          const double bound = 0.5 / (1 + x + 0.5 * x * x);
+          undecided[l] = !(s >= 0 && v[l] >= bound);
+        }
+      }
+      for (int l = 0; l < L; ++l) {
+        if (!undecided[l]) continue;
+        const int f = t.top_ids(i0 + l);
+        if (f < 0 || !fires_given(v[l], f, double(dot[l]))) continue;  // f < 0: padding
+        const float value = magnitude(sample, f);
+        if (value > 0.0f) emit(f, value);
+      }
+    }
   }
 
   template <class EpsRow>
@@ -156,10 +243,14 @@ inline int sample_sparse(const FeatureDraw& draw, std::uint64_t first_sample, co
             overflow = true;
           }
         };
-        for (int i = 0; i < num_top; ++i) {
-          const int f = t.top_level(i);
-          const float v = draw.raw(sample, f, eps);
-          if (v > 0.0f) emit(f, v);
+        if constexpr (host_accessible_v<ExecSpace>) {
+          draw.top_level_blocked(sample, eps, emit);
+        } else {
+          for (int i = 0; i < num_top; ++i) {
+            const int f = t.top_level(i);
+            const float v = draw.raw(sample, f, eps);
+            if (v > 0.0f) emit(f, v);
+          }
         }
         // Breadth-first over active parents, using the output itself as the queue.
         for (int q = 0; q < count; ++q) {
@@ -206,9 +297,26 @@ inline int sample_sparse(const FeatureDraw& draw, std::uint64_t first_sample, co
   return overflowed;
 }
 
-/// hidden(b, :) = bias + sum_k values(b, k) W_feat(ids(b, k), :).
+/// hidden(b, :) = bias + sum_k values(b, k) W_feat(ids(b, k), :). Host: one thread per sample,
+/// adding whole feature rows (contiguous, vectorised); GPU: one thread per element. Each element
+/// sums the same terms in the same order either way.
 inline void hidden_from_sparse(const SparseBatch<float>& batch, const Matrix<float>& features,
                                const Vector<float>& bias, const Matrix<float>& hidden) {
+  if constexpr (host_accessible_v<ExecSpace>) {
+    const int d = static_cast<int>(hidden.extent(1));
+    Kokkos::parallel_for(
+        "synthsae::hidden_from_sparse", Kokkos::RangePolicy<ExecSpace>(0, hidden.extent(0)), KOKKOS_LAMBDA(int b) {
+          float* __restrict out = &hidden(b, 0);
+          for (int k = 0; k < d; ++k) out[k] = bias(k);
+          const int n = batch.counts(b);
+          for (int q = 0; q < n; ++q) {
+            const float v = batch.values(b, q);
+            const float* __restrict row = &features(batch.ids(b, q), 0);
+            for (int k = 0; k < d; ++k) out[k] += v * row[k];
+          }
+        });
+    return;
+  }
   using Policy = Kokkos::MDRangePolicy<ExecSpace, Kokkos::Rank<2>>;
   Kokkos::parallel_for(
       "synthsae::hidden_from_sparse",

@@ -8,6 +8,7 @@
 // (separate streams); sampling uses seed + 5 by default. Draws come from Philox streams, so a
 // seed gives the same world and the same batches on every backend and thread count.
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <random>
 #include <vector>
@@ -265,7 +266,42 @@ class SyntheticModel {
       t.factor = Matrix<float>("copula_factor", n, 0);
       t.sqrt_diag = Vector<float>("copula_sqrt_diag", n);
     }
+    build_top_level_blocks(t);
     draw_.seed = default_sampling_seed();
+  }
+
+  /// The sampler's per-block copies of the top-level features (SamplerTables::top_ids).
+  void build_top_level_blocks(SamplerTables& t) const {
+    const std::size_t top = tables_.top_level.size(), r = static_cast<std::size_t>(t.rank);
+    const std::size_t padded = (top + kTopLevelBlock - 1) / kTopLevelBlock * kTopLevelBlock;
+    auto probability = Kokkos::create_mirror_view_and_copy(HostSpace(), t.probability);
+    auto threshold = Kokkos::create_mirror_view_and_copy(HostSpace(), t.threshold);
+    auto sqrt_diag = Kokkos::create_mirror_view_and_copy(HostSpace(), t.sqrt_diag);
+    auto factor = Kokkos::create_mirror_view_and_copy(HostSpace(), t.factor);
+    t.top_ids = Vector<std::int32_t>("top_ids", padded);
+    t.top_probability = Vector<float>("top_probability", padded);
+    t.top_threshold = Vector<float>("top_threshold", padded);
+    t.top_sqrt_diag = Vector<float>("top_sqrt_diag", padded);
+    t.top_factor = Matrix<float>("top_factor", r, padded);
+    auto ids = Kokkos::create_mirror_view(t.top_ids);
+    auto p = Kokkos::create_mirror_view(t.top_probability), th = Kokkos::create_mirror_view(t.top_threshold),
+         sd = Kokkos::create_mirror_view(t.top_sqrt_diag);
+    auto fac = Kokkos::create_mirror_view(t.top_factor);
+    for (std::size_t i = 0; i < padded; ++i) {
+      const bool real = i < top;
+      const int f = real ? tables_.top_level[i] : 0;
+      // Padding never fires: probability 0, threshold +inf (s = +inf passes the bound test).
+      ids(i) = real ? f : -1;
+      p(i) = real ? probability(f) : 0.0f;
+      th(i) = real ? threshold(f) : std::numeric_limits<float>::infinity();
+      sd(i) = real && r > 0 ? sqrt_diag(f) : 1.0f;
+      for (std::size_t k = 0; k < r; ++k) fac(k, i) = real ? factor(f, k) : 0.0f;
+    }
+    Kokkos::deep_copy(t.top_ids, ids);
+    Kokkos::deep_copy(t.top_probability, p);
+    Kokkos::deep_copy(t.top_threshold, th);
+    Kokkos::deep_copy(t.top_sqrt_diag, sd);
+    Kokkos::deep_copy(t.top_factor, fac);
   }
 
   SyntheticModelConfig cfg_;

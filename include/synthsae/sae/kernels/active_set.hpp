@@ -36,8 +36,11 @@ struct ActiveSet {
 
   /// Selects, for every row i < `rows` and column j < `cols`, the entries where
   /// `select(i, j, v)` returns true (writing the coefficient into v). Two passes: count, fill.
+  /// With more than `max_entries` selected it stops after the count and returns false (the
+  /// density-adaptive step then takes its dense path); the set is then empty.
   template <class Selector>
-  void gather(std::size_t num_rows, std::size_t num_cols, const Selector& select) {
+  bool gather(std::size_t num_rows, std::size_t num_cols, const Selector& select,
+              std::size_t max_entries = ~std::size_t(0)) {
     if (row_start.extent(0) != num_rows + 1) row_start = Kokkos::View<int*, MemSpace>("active_row_start", num_rows + 1);
     const auto starts = row_start;
     const int s = static_cast<int>(num_cols);
@@ -58,6 +61,12 @@ struct ActiveSet {
         },
         total);
     entries = static_cast<std::size_t>(total);
+    columns_indexed = false;
+    if (entries > max_entries) {
+      entries = 0;
+      Kokkos::deep_copy(row_start, 0);
+      return false;
+    }
     if (col.extent(0) < entries) {
       const std::size_t capacity = entries + entries / 4 + 16;  // headroom: the count varies per batch
       col = Kokkos::View<int*, MemSpace>("active_col", capacity);
@@ -74,6 +83,19 @@ struct ActiveSet {
             if (select(i, j, v)) cols(e) = j, vals(e) = v, ++e;
           }
         });
+    return true;
+  }
+
+  /// The same rows and latents as `other`, with values of its own (the Gated SAE's second path);
+  /// the row and column index views are shared, value and grad are not.
+  void share_pattern(const ActiveSet& other) {
+    row_start = other.row_start;
+    col = other.col;
+    entries = other.entries;
+    if (value.extent(0) < col.extent(0)) {
+      value = Vector<T>("active_value", col.extent(0));
+      grad = Vector<T>("active_grad", col.extent(0));
+    }
     columns_indexed = false;
   }
 
@@ -164,6 +186,67 @@ double sparse_reconstruct(const ActiveSet<T>& a, const Matrix<T>& w, const Vecto
       },
       sq);
   return sq / double(x.extent(0));
+}
+
+/// For every latent j: finish(j, sum over the entries e = (i, j) of term(i, j, e)), the sum in
+/// increasing row order: the order of a dense column loop, so the same value as one that also
+/// adds the zero terms. This version: one thread per latent, which finds its entry in each row
+/// by bisection (rows are sorted by latent); any backend.
+template <class T, class Term, class Finish>
+void sparse_column_sums_by_bisection(const ActiveSet<T>& a, std::size_t num_cols, const Term& term,
+                                     const Finish& finish) {
+  const auto starts = a.row_start;
+  const auto cols = a.col;
+  const int rows = static_cast<int>(a.rows());
+  Kokkos::parallel_for(
+      "synthsae::sparse_column_sums", Kokkos::RangePolicy<ExecSpace>(0, num_cols), KOKKOS_LAMBDA(int j) {
+        T acc = 0;
+        for (int i = 0; i < rows; ++i) {
+          int lo = starts(i), hi = starts(i + 1);
+          while (lo < hi) {
+            const int mid = (lo + hi) / 2;
+            if (cols(mid) < j)
+              lo = mid + 1;
+            else
+              hi = mid;
+          }
+          if (lo < starts(i + 1) && cols(lo) == j) acc += term(i, j, lo);
+        }
+        finish(j, acc);
+      });
+}
+
+/// The same over the column index (host backends): each latent walks its own entries.
+template <class T, class Term, class Finish>
+void sparse_column_sums_by_index(const ActiveSet<T>& a, std::size_t num_cols, const Term& term, const Finish& finish) {
+  a.index_columns(num_cols);
+  const auto col_start = a.col_start, by_column = a.by_column, entry_row = a.entry_row;
+  Kokkos::parallel_for(
+      "synthsae::sparse_column_sums", Kokkos::RangePolicy<ExecSpace>(0, num_cols), KOKKOS_LAMBDA(int j) {
+        T acc = 0;
+        for (int p = col_start(j); p < col_start(j + 1); ++p) acc += term(entry_row(p), j, by_column(p));
+        finish(j, acc);
+      });
+}
+
+/// Per-latent sums over the set (see the two versions above).
+template <class T, class Term, class Finish>
+void sparse_column_sums(const ActiveSet<T>& a, std::size_t num_cols, const Term& term, const Finish& finish) {
+  if constexpr (host_accessible_v<MemSpace>)
+    sparse_column_sums_by_index(a, num_cols, term, finish);
+  else
+    sparse_column_sums_by_bisection(a, num_cols, term, finish);
+}
+
+/// For every entry e = (i, j): update(i, j, e) (one thread per row).
+template <class T, class Update>
+void for_each_active(const ActiveSet<T>& a, const Update& update) {
+  const auto starts = a.row_start;
+  const auto cols = a.col;
+  Kokkos::parallel_for(
+      "synthsae::for_each_active", Kokkos::RangePolicy<ExecSpace>(0, a.rows()), KOKKOS_LAMBDA(int i) {
+        for (int e = starts(i); e < starts(i + 1); ++e) update(i, cols(e), e);
+      });
 }
 
 /// z = 0 except z(i, col(e)) = value(e) (times norms(col) when rescaling): the reported feature

@@ -13,6 +13,7 @@
 
 #include "synthsae/core/error.hpp"
 #include "synthsae/core/row_loops.hpp"
+#include "synthsae/sae/kernels/active_set.hpp"
 #include "synthsae/sae/kernels/step_buffers.hpp"
 #include "synthsae/sae/parameters.hpp"
 
@@ -133,6 +134,52 @@ struct JumpRelu {
           }
           g_raw(j) += theta_of.raw_gradient(theta, d_theta);
         });
+  }
+
+  // ---- the density-adaptive sparse step (concepts.hpp: GathersActiveLatents) ----------
+  /// The entries the step needs: the active ones (h > theta, value h) and those inside the
+  /// pseudo-gradient's window (|h - theta| < eps / 2, value 0 when inactive), whose dLoss/dc
+  /// reaches the threshold; unless there are more than max_entries.
+  template <class T>
+  bool gather_active(const StepBuffers<T>& b, const SaeParameters<T>& p, ActiveSet<T>& active,
+                     std::size_t max_entries) const {
+    const auto h = b.h;
+    const auto theta = jumprelu_threshold(p);
+    const T eps = static_cast<T>(bandwidth);
+    return active.gather(
+        h.extent(0), h.extent(1),
+        KOKKOS_LAMBDA(int i, int j, T& v) {
+          const T t = theta(j);
+          const bool on = h(i, j) > t;
+          v = on ? h(i, j) : T(0);
+          return on || rectangle((h(i, j) - t) / eps) > T(0);
+        },
+        max_entries);
+  }
+
+  /// grad(e): dLoss/dc -> dLoss/dh on the set, and the threshold's pseudo-gradient (the dense
+  /// backward's formulas, summed over the set's entries of each latent in row order).
+  template <class T>
+  void backward_active(const StepBuffers<T>& b, const SaeParameters<T>& p, SaeParameters<T>& g,
+                       ActiveSet<T>& active) const {
+    const auto h = b.h;
+    const auto grad = active.grad;
+    const auto theta_of = jumprelu_threshold(p);
+    const auto g_raw = jumprelu_threshold_gradient(g, theta_of);
+    const T eps = static_cast<T>(bandwidth);
+    const bool ste = ste_to_input;
+    kernels::sparse_column_sums(
+        active, h.extent(1),
+        KOKKOS_LAMBDA(int i, int j, int e) {
+          const T theta = theta_of(j);
+          return -((theta / eps) * rectangle((h(i, j) - theta) / eps) * grad(e));
+        },
+        KOKKOS_LAMBDA(int j, T d_theta) { g_raw(j) += theta_of.raw_gradient(theta_of(j), d_theta); });
+    kernels::for_each_active(active, KOKKOS_LAMBDA(int i, int j, int e) {
+      const T theta = theta_of(j);
+      const T window = (theta / eps) * rectangle((h(i, j) - theta) / eps) * grad(e);
+      grad(e) = (h(i, j) > theta ? grad(e) : T(0)) + (ste ? window : T(0));
+    });
   }
 };
 

@@ -3,6 +3,7 @@
 #include <string_view>
 
 #include "synthsae/core/row_loops.hpp"
+#include "synthsae/sae/kernels/active_set.hpp"
 #include "synthsae/sae/kernels/step_buffers.hpp"
 #include "synthsae/sae/parameters.hpp"
 
@@ -37,6 +38,24 @@ struct Relu {
         "synthsae::relu_backward", h.extent(0), h.extent(1),
         KOKKOS_LAMBDA(int i, int j) { dh(i, j) = h(i, j) > T(0) ? dc(i, j) : T(0); });
   }
+
+  // ---- the density-adaptive sparse step (concepts.hpp: GathersActiveLatents) ----------
+  /// The entries with h > 0 (value h), unless there are more than max_entries.
+  template <class T>
+  bool gather_active(const StepBuffers<T>& b, const SaeParameters<T>&, ActiveSet<T>& active,
+                     std::size_t max_entries) const {
+    const auto h = b.h;
+    return active.gather(
+        h.extent(0), h.extent(1),
+        KOKKOS_LAMBDA(int i, int j, T& v) {
+          v = h(i, j);
+          return h(i, j) > T(0);
+        },
+        max_entries);
+  }
+  /// dh = dc on every entry of the set (h > 0 there): nothing to do.
+  template <class T>
+  void backward_active(const StepBuffers<T>&, const SaeParameters<T>&, SaeParameters<T>&, ActiveSet<T>&) const {}
 };
 
 }  // namespace synthsae

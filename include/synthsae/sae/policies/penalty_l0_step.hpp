@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "synthsae/core/error.hpp"
+#include "synthsae/sae/kernels/active_set.hpp"
 #include "synthsae/sae/kernels/step_buffers.hpp"
 #include "synthsae/sae/parameters.hpp"
 #include "synthsae/sae/policies/activation_jumprelu.hpp"
@@ -123,6 +124,79 @@ struct L0StepPenalty {
           }
           g_raw(j) += theta_of.raw_gradient(theta, weighted ? acc : scale * acc);
         });
+  }
+
+  // ---- on an active set (the density-adaptive step): the set holds every entry with
+  // h > theta and every entry inside the window, so sums over it equal the dense ones ----
+  bool has_sparse_form() const { return true; }
+
+  template <class T>
+  double forward_active(const StepBuffers<T>& b, const ActiveSet<T>& a, const SaeParameters<T>& p,
+                        double lambda) const {
+    const auto h = b.h;
+    const auto theta = jumprelu_threshold(p);
+    const auto starts = a.row_start;
+    const auto cols = a.col;
+    const bool quadratic = mode == L0LossMode::quadratic;
+    const double t = target_l0.value_or(1.0);
+    double total = 0;
+    Kokkos::parallel_reduce(
+        "synthsae::l0_step_active", Kokkos::RangePolicy<ExecSpace>(0, a.rows()),
+        KOKKOS_LAMBDA(int i, double& acc) {
+          double count = 0;
+          for (int e = starts(i); e < starts(i + 1); ++e) count += h(i, cols(e)) > theta(cols(e)) ? 1.0 : 0.0;
+          acc += quadratic ? 2.0 / t * (count - t) * (count - t) : count;
+        },
+        total);
+    return lambda * total / double(b.batch());
+  }
+
+  /// No gradient to z.
+  template <class T>
+  void backward_active(const StepBuffers<T>&, ActiveSet<T>&, const SaeParameters<T>&, SaeParameters<T>&,
+                       double) const {}
+
+  /// backward_pre_activation on the set: grad(e) holds dLoss/dh.
+  template <class T>
+  void backward_pre_activation_active(const StepBuffers<T>& b, ActiveSet<T>& a, const SaeParameters<T>& p,
+                                      SaeParameters<T>& g, double lambda) const {
+    const auto h = b.h;
+    const auto theta_of = jumprelu_threshold(p);
+    const auto g_raw = jumprelu_threshold_gradient(g, theta_of);
+    const int rows = static_cast<int>(b.batch());
+    if (!bandwidth)
+      throw ConfigError("L0StepPenalty.bandwidth", "(unset)",
+                        "bind() it to the JumpReLU activation (the Sae constructor does)");
+    const T eps = static_cast<T>(*bandwidth);
+    const T scale = static_cast<T>(lambda / double(rows));
+    const bool ste = ste_to_input;
+    Kokkos::View<double*, MemSpace> weight;
+    if (mode == L0LossMode::quadratic) {
+      if (row_weight_.extent(0) != std::size_t(rows)) row_weight_ = Kokkos::View<double*, MemSpace>("l0_row_weight", rows);
+      weight = row_weight_;
+      const T t = static_cast<T>(*target_l0);
+      const auto starts = a.row_start;
+      const auto cols = a.col;
+      Kokkos::parallel_for(
+          "synthsae::l0_quadratic_weight_active", Kokkos::RangePolicy<ExecSpace>(0, rows), KOKKOS_LAMBDA(int i) {
+            T count = 0;
+            for (int e = starts(i); e < starts(i + 1); ++e) count += h(i, cols(e)) > theta_of(cols(e)) ? T(1) : T(0);
+            weight(i) = double(scale * T(4) / t * (count - t));
+          });
+    }
+    const bool weighted = weight.extent(0) > 0;
+    kernels::sparse_column_sums(
+        a, h.extent(1),
+        KOKKOS_LAMBDA(int i, int j, int) {
+          return -(T(1) / eps) * rectangle((h(i, j) - theta_of(j)) / eps) * (weighted ? T(weight(i)) : T(1));
+        },
+        KOKKOS_LAMBDA(int j, T acc) { g_raw(j) += theta_of.raw_gradient(theta_of(j), weighted ? acc : scale * acc); });
+    if (!ste) return;
+    const auto grad = a.grad;
+    kernels::for_each_active(a, KOKKOS_LAMBDA(int i, int j, int e) {
+      const T term = -(T(1) / eps) * rectangle((h(i, j) - theta_of(j)) / eps) * (weighted ? T(weight(i)) : T(1));
+      grad(e) -= (weighted ? T(1) : scale) * term;
+    });
   }
 };
 

@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "synthsae/core/error.hpp"
+#include "synthsae/sae/kernels/active_set.hpp"
 #include "synthsae/sae/kernels/step_buffers.hpp"
 #include "synthsae/sae/kernels/weighted_l1.hpp"
 #include "synthsae/sae/parameters.hpp"
@@ -41,6 +42,39 @@ struct L1Penalty {
     } else {
       kernels::weighted_lp_backward(z, dz, b.norms, b.dnorms, scale, lp_norm);
     }
+  }
+
+  // ---- on an active set (the density-adaptive step; z = c = value there, zero elsewhere) ----
+  /// Only the L1 (p = 1) is a sum over entries; the p-norm's gradient has a per-row factor.
+  bool has_sparse_form() const { return lp_norm == 1.0; }
+
+  template <class T>
+  double forward_active(const StepBuffers<T>& b, const ActiveSet<T>& a, const SaeParameters<T>&, double lambda) const {
+    const auto starts = a.row_start;
+    const auto cols = a.col;
+    const auto vals = a.value;
+    const auto norms = b.norms;
+    double sum = 0;
+    Kokkos::parallel_reduce(
+        "synthsae::l1_active", Kokkos::RangePolicy<ExecSpace>(0, a.rows()),
+        KOKKOS_LAMBDA(int i, double& acc) {
+          for (int e = starts(i); e < starts(i + 1); ++e) acc += double(vals(e)) * norms(cols(e));
+        },
+        sum);
+    return lambda * sum / double(b.batch());
+  }
+
+  /// grad(e) += lambda n_j / B;  dnorms_j += lambda / B sum_b z_bj.
+  template <class T>
+  void backward_active(const StepBuffers<T>& b, ActiveSet<T>& a, const SaeParameters<T>&, SaeParameters<T>&,
+                       double lambda) const {
+    const T scale = static_cast<T>(lambda / double(b.batch()));
+    const auto norms = b.norms, dnorms = b.dnorms;
+    const auto grad = a.grad, vals = a.value;
+    kernels::for_each_active(a, KOKKOS_LAMBDA(int, int j, int e) { grad(e) += scale * norms(j); });
+    kernels::sparse_column_sums(
+        a, norms.extent(0), KOKKOS_LAMBDA(int, int, int e) { return vals(e); },
+        KOKKOS_LAMBDA(int j, T col) { dnorms(j) += scale * col; });
   }
 };
 
