@@ -78,6 +78,20 @@ struct L0StepPenalty {
     return lambda * total / double(h.extent(0));
   }
 
+  /// The bandwidth bound from the activation (a ConfigError before bind()).
+  double bound_bandwidth() const {
+    if (!bandwidth)
+      throw ConfigError("L0StepPenalty.bandwidth", "(unset)",
+                        "bind() it to the JumpReLU activation (the Sae constructor does)");
+    return *bandwidth;
+  }
+  /// The quadratic mode's per-row weights, a buffer kept between steps (no allocation on the
+  /// step's path once it has the batch's size).
+  Kokkos::View<double*, MemSpace> row_weights(int rows) const {
+    if (row_weight_.extent(0) != std::size_t(rows)) row_weight_ = Kokkos::View<double*, MemSpace>("l0_row_weight", rows);
+    return row_weight_;
+  }
+
   /// No gradient to z: everything comes in backward_pre_activation.
   template <class T>
   void backward(const StepBuffers<T>&, const Matrix<T>&, const Matrix<T>&, const SaeParameters<T>&, SaeParameters<T>&,
@@ -92,18 +106,13 @@ struct L0StepPenalty {
     const auto theta_of = jumprelu_threshold(p);
     const auto g_raw = jumprelu_threshold_gradient(g, theta_of);
     const int rows = static_cast<int>(h.extent(0)), s = static_cast<int>(h.extent(1));
-    if (!bandwidth)
-      throw ConfigError("L0StepPenalty.bandwidth", "(unset)",
-                        "bind() it to the JumpReLU activation (the Sae constructor does)");
-    const T eps = static_cast<T>(*bandwidth);
+    const T eps = static_cast<T>(bound_bandwidth());
     const T scale = static_cast<T>(lambda / double(rows));
     const bool ste = ste_to_input;
-    // Per-row weights only in the quadratic mode, in a buffer kept between steps (no allocation
-    // on the step's path once it has the batch's size).
+    // Per-row weights only in the quadratic mode.
     Kokkos::View<double*, MemSpace> weight;
     if (mode == L0LossMode::quadratic) {
-      if (row_weight_.extent(0) != std::size_t(rows)) row_weight_ = Kokkos::View<double*, MemSpace>("l0_row_weight", rows);
-      weight = row_weight_;
+      weight = row_weights(rows);
       const T t = static_cast<T>(*target_l0);
       Kokkos::parallel_for(
           "synthsae::l0_quadratic_weight", Kokkos::RangePolicy<ExecSpace>(0, rows), KOKKOS_LAMBDA(int i) {
@@ -164,16 +173,12 @@ struct L0StepPenalty {
     const auto theta_of = jumprelu_threshold(p);
     const auto g_raw = jumprelu_threshold_gradient(g, theta_of);
     const int rows = static_cast<int>(b.batch());
-    if (!bandwidth)
-      throw ConfigError("L0StepPenalty.bandwidth", "(unset)",
-                        "bind() it to the JumpReLU activation (the Sae constructor does)");
-    const T eps = static_cast<T>(*bandwidth);
+    const T eps = static_cast<T>(bound_bandwidth());
     const T scale = static_cast<T>(lambda / double(rows));
     const bool ste = ste_to_input;
     Kokkos::View<double*, MemSpace> weight;
     if (mode == L0LossMode::quadratic) {
-      if (row_weight_.extent(0) != std::size_t(rows)) row_weight_ = Kokkos::View<double*, MemSpace>("l0_row_weight", rows);
-      weight = row_weight_;
+      weight = row_weights(rows);
       const T t = static_cast<T>(*target_l0);
       const auto starts = a.row_start;
       const auto cols = a.col;
