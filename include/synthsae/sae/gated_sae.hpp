@@ -230,23 +230,10 @@ class GatedSae {
     kernels::column_sums(x_hat_pi_, grads.b_dec, T(1), true);
     // L1 on pi: lambda / B sum pi n;  dpi += lambda n / B;  dnorms = lambda / B sum_b pi.
     kernels::row_norms(params_.w_dec, norms_);
-    const T scale = static_cast<T>(lambda / double(x_.extent(0)));
-    const auto norms = norms_, dnorms = dnorms_;
-    const auto pi = open_pi_.value, dpi = open_pi_.grad;
-    const auto starts = open_.row_start;
-    const auto cols = open_.col;
-    double l1 = 0;
-    Kokkos::parallel_reduce(
-        "synthsae::gated_l1_active", Kokkos::RangePolicy<ExecSpace>(0, open_.rows()),
-        KOKKOS_LAMBDA(int i, double& acc) {
-          for (int e = starts(i); e < starts(i + 1); ++e) acc += double(pi(e)) * norms(cols(e));
-        },
-        l1);
-    losses.penalty = lambda * l1 / double(x_.extent(0));
-    kernels::for_each_active(open_pi_, KOKKOS_LAMBDA(int, int j, int e) { dpi(e) += scale * norms(j); });
-    kernels::sparse_column_sums(
-        open_pi_, num_latents(), KOKKOS_LAMBDA(int, int, int e) { return pi(e); },
-        KOKKOS_LAMBDA(int j, T col) { dnorms(j) = scale * col; });
+    losses.penalty = lambda * kernels::weighted_l1_active(open_pi_, norms_) / double(x_.extent(0));
+    Kokkos::deep_copy(dnorms_, T(0));
+    kernels::weighted_l1_active_backward(open_pi_, norms_, dnorms_, static_cast<T>(lambda / double(x_.extent(0))));
+    const auto dpi = open_pi_.grad;
     kernels::add_norm_gradient(params_.w_dec, norms_, dnorms_, grads.w_dec);
     // The gate and magnitude paths: dp = dpi, dm = dz [m > 0], dH = dp + dm exp(r_mag).
     const auto H = H_;

@@ -3,6 +3,7 @@
 // L1Penalty (on z) and the Gated SAE (on its gate path pi).
 #include "synthsae/core/backend.hpp"
 #include "synthsae/core/kokkos_compat.hpp"
+#include "synthsae/sae/kernels/active_set.hpp"
 
 namespace synthsae {
 
@@ -36,6 +37,33 @@ void weighted_l1_backward(const Matrix<T>& z, const Matrix<T>& dz, const Vector<
         }
         dnorms(j) += scale * col;
       });
+}
+
+/// The same over an active set (z = value on its entries, zero elsewhere), float64, in the
+/// dense loop's order: sum_e value(e) n_col(e).
+template <class T>
+double weighted_l1_active(const ActiveSet<T>& a, const Vector<T>& norms) {
+  const auto starts = a.row_start;
+  const auto cols = a.col;
+  const auto vals = a.value;
+  double sum = 0;
+  Kokkos::parallel_reduce(
+      "synthsae::l1_active", Kokkos::RangePolicy<ExecSpace>(0, a.rows()),
+      KOKKOS_LAMBDA(int i, double& acc) {
+        for (int e = starts(i); e < starts(i + 1); ++e) acc += double(vals(e)) * norms(cols(e));
+      },
+      sum);
+  return sum;
+}
+
+/// Its gradient: grad(e) += scale n_col(e);  dnorms_j += scale sum over j's entries of value.
+template <class T>
+void weighted_l1_active_backward(const ActiveSet<T>& a, const Vector<T>& norms, const Vector<T>& dnorms, T scale) {
+  const auto grad = a.grad, vals = a.value;
+  for_each_active(a, KOKKOS_LAMBDA(int, int j, int e) { grad(e) += scale * norms(j); });
+  sparse_column_sums(
+      a, norms.extent(0), KOKKOS_LAMBDA(int, int, int e) { return vals(e); },
+      KOKKOS_LAMBDA(int j, T col) { dnorms(j) += scale * col; });
 }
 
 /// sum_b |w_b|_p with w_bj = z_bj n_j (float64); the row norms go to `row_norms` when it is sized.

@@ -50,31 +50,14 @@ struct L1Penalty {
 
   template <class T>
   double forward_active(const StepBuffers<T>& b, const ActiveSet<T>& a, const SaeParameters<T>&, double lambda) const {
-    const auto starts = a.row_start;
-    const auto cols = a.col;
-    const auto vals = a.value;
-    const auto norms = b.norms;
-    double sum = 0;
-    Kokkos::parallel_reduce(
-        "synthsae::l1_active", Kokkos::RangePolicy<ExecSpace>(0, a.rows()),
-        KOKKOS_LAMBDA(int i, double& acc) {
-          for (int e = starts(i); e < starts(i + 1); ++e) acc += double(vals(e)) * norms(cols(e));
-        },
-        sum);
-    return lambda * sum / double(b.batch());
+    return lambda * kernels::weighted_l1_active(a, b.norms) / double(b.batch());
   }
 
   /// grad(e) += lambda n_j / B;  dnorms_j += lambda / B sum_b z_bj.
   template <class T>
   void backward_active(const StepBuffers<T>& b, ActiveSet<T>& a, const SaeParameters<T>&, SaeParameters<T>&,
                        double lambda) const {
-    const T scale = static_cast<T>(lambda / double(b.batch()));
-    const auto norms = b.norms, dnorms = b.dnorms;
-    const auto grad = a.grad, vals = a.value;
-    kernels::for_each_active(a, KOKKOS_LAMBDA(int, int j, int e) { grad(e) += scale * norms(j); });
-    kernels::sparse_column_sums(
-        a, norms.extent(0), KOKKOS_LAMBDA(int, int, int e) { return vals(e); },
-        KOKKOS_LAMBDA(int j, T col) { dnorms(j) += scale * col; });
+    kernels::weighted_l1_active_backward(a, b.norms, b.dnorms, static_cast<T>(lambda / double(b.batch())));
   }
 };
 
