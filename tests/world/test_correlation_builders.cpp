@@ -79,7 +79,7 @@ TEST_CASE("correlation_matrix_from_correlations keeps a valid matrix and repairs
   CHECK_THROWS_WITH(correlation_matrix_from_correlations(3, {}, -2), Catch::Contains("default_correlation"));
 }
 
-TEST_CASE("random correlations follow their options; the matrix is a valid correlation matrix",
+TEST_CASE("random correlations follow their options, and their matrix is a valid correlation matrix",
           "[world][correlation]") {
   const std::size_t n = 200;  // 19,900 pairs
   const RandomCorrelationOptions o{};
