@@ -22,7 +22,7 @@ double min_eigenvalue(const std::vector<double>& m, std::size_t n) {
 TEST_CASE("correlation statistics: hand-worked and brute force over the dense matrix", "[world][correlation]") {
   // Two features, rank 1, F = [0.6, 0.5]: the one off-diagonal entry is 0.3.
   CorrelationFactors two{2, 1, {0.6f, 0.5f}, {0.64f, 0.75f}, 0};
-  const auto s2 = correlation_statistics(two);
+  const auto s2 = correlation_statistics(two);  // 1e-6: the factors are float (0.6f)
   CHECK(s2.rms_off_diagonal == Approx(0.3).epsilon(1e-6));
   CHECK(s2.mean_off_diagonal == Approx(0.3).epsilon(1e-6));
 
@@ -39,6 +39,7 @@ TEST_CASE("correlation statistics: hand-worked and brute force over the dense ma
         sum_sq += c * c;
       }
     const double pairs = double(n) * (n - 1);
+    // Both sides sum the same float products in double: only summation order differs (~1e-15).
     const auto s = correlation_statistics(f);
     CHECK(s.rms_off_diagonal == Approx(std::sqrt(sum_sq / pairs)).epsilon(1e-9));
     CHECK(s.mean_off_diagonal == Approx(sum / pairs).margin(1e-12));
@@ -46,6 +47,7 @@ TEST_CASE("correlation statistics: hand-worked and brute force over the dense ma
   }
   // The Cholesky factors of a full matrix give that matrix's statistics.
   const std::vector<double> m{1, 0.2, -0.4, 0.2, 1, 0.1, -0.4, 0.1, 1};
+  // 1e-7 / 1e-6: the Cholesky factor is stored in float.
   const auto s3 = correlation_statistics(full_correlation_factors(m, 3));
   CHECK(s3.mean_off_diagonal == Approx((0.2 - 0.4 + 0.1) / 3).margin(1e-7));
   CHECK(s3.rms_off_diagonal == Approx(std::sqrt((0.04 + 0.16 + 0.01) / 3)).epsilon(1e-6));
