@@ -89,13 +89,18 @@ TEST_CASE("the 16k forest has the reference's breadth-first index layout", "[wor
     wrong_parent += t.parent[i] != parent;
     wrong_depth += t.depth[i] != depth;
     const bool internal = i < 2688;
-    not_exclusive += internal != bool(t.exclusive[i]);
-    not_exclusive += internal != bool(t.rescales[i]);
+    // Each internal feature anchors one group, its own 4 children, exclusive and scaled.
+    const int g = t.group_offsets[i];
+    const bool own_group = t.group_offsets[i + 1] - g == 1 && t.group_exclusive[g] && t.group_scaled[g] &&
+                           t.member_offsets[g + 1] - t.member_offsets[g] == 4;
+    not_exclusive += internal != own_group;
   }
   CHECK(wrong_parent == 0);
   CHECK(wrong_depth == 0);
   CHECK(not_exclusive == 0);
   CHECK(t.top_level.size() == 128 + 5504);
+  CHECK(t.num_groups() == 2688);
+  CHECK(t.group_offsets[16385] == t.group_offsets[16384]);  // no parentless exclusive groups
   CHECK(t.max_depth == 3);
 }
 

@@ -16,21 +16,32 @@ using namespace synthsae;
 
 namespace {
 
-// Plain sampler: dense raw values for all N features, then for L = 0..max_depth:
-// gate the features at depth L by their (final) parents, then apply mutual exclusion to the
-// groups whose parent is at depth L (reference §4.4). Returns dense [B, N] activations.
+template <class T>
+Kokkos::View<T*, MemSpace> to_dev(const std::vector<T>& v) {
+  Kokkos::View<T*, MemSpace> d("t", v.size());
+  auto h = Kokkos::create_mirror_view(d);
+  for (std::size_t i = 0; i < v.size(); ++i) h(i) = v[i];
+  Kokkos::deep_copy(d, h);
+  return d;
+}
+
+// Plain sampler, SAELens 6.54's _apply_hierarchy_sparse read literally: dense raw values for all
+// N features, then for L = 0..max_depth: gate the features at depth L by their (final) effective
+// parents (scaling where their group scales), then apply mutual exclusion to the groups whose
+// node is at depth L — a feature node's group only where that feature is active, an
+// organisational node's group in every sample (SAELens's parent -1). Returns dense [B, N].
 Matrix<float> plain_sample(const SyntheticModel& model, std::uint64_t first, int batch) {
   const auto& tab = model.hierarchy_tables();
   const int n = static_cast<int>(model.num_features());
-  auto to_dev = [](const std::vector<std::int32_t>& v) {
-    Vector<std::int32_t> d("t", v.size());
-    auto h = Kokkos::create_mirror_view(d);
-    for (std::size_t i = 0; i < v.size(); ++i) h(i) = v[i];
-    Kokkos::deep_copy(d, h);
-    return d;
-  };
-  const auto parent = to_dev(tab.parent), depth = to_dev(tab.depth);
+  const int groups = static_cast<int>(tab.num_groups());
+  std::vector<std::int32_t> anchor_of(groups, -1);
+  for (int a = 0; a < n; ++a)
+    for (int g = tab.group_offsets[a]; g < tab.group_offsets[a + 1]; ++g) anchor_of[g] = a;
+  const auto parent = to_dev(tab.parent), depth = to_dev(tab.depth), group_depth = to_dev(tab.group_depth);
+  const auto scaled = to_dev(tab.scaled);
+  const auto anchor = to_dev(anchor_of);
   const int max_depth = tab.max_depth;
+  const std::uint64_t organisational = 4 * std::uint64_t(n);  // group_counter of organisational groups
   const FeatureDraw draw = model.feature_draw();
   Matrix<float> dense("dense", batch, n), eps("eps", batch, std::max(draw.t.rank, 1));
   Kokkos::parallel_for(
@@ -43,22 +54,23 @@ Matrix<float> plain_sample(const SyntheticModel& model, std::uint64_t first, int
           for (int f = 0; f < n; ++f) {
             const int p = parent(f);
             if (depth(f) != level || p < 0) continue;
-            dense(b, f) = dense(b, p) > 0
-                              ? (draw.t.rescales(p) ? dense(b, f) * (dense(b, p) / draw.t.mean(p)) : dense(b, f))
-                              : 0.0f;
+            dense(b, f) = dense(b, p) > 0 ? (scaled(f) ? dense(b, f) * (dense(b, p) / draw.t.mean(p)) : dense(b, f))
+                                          : 0.0f;
           }
-          for (int p = 0; p < n; ++p) {
-            if (depth(p) != level || !draw.t.exclusive(p) || !(dense(b, p) > 0)) continue;
-            const int begin = draw.t.child_offsets(p), end = draw.t.child_offsets(p + 1);
+          for (int g = 0; g < groups; ++g) {
+            if (group_depth(g) != level || !draw.t.group_exclusive(g)) continue;
+            const bool always = anchor(g) < 0 || draw.t.group_counter(g) >= organisational;
+            if (!always && !(dense(b, anchor(g)) > 0)) continue;
+            const int begin = draw.t.member_offsets(g), end = draw.t.member_offsets(g + 1);
             std::uint32_t active = 0;
-            for (int c = begin; c < end; ++c) active += dense(b, draw.t.children(c)) > 0;
+            for (int c = begin; c < end; ++c) active += dense(b, draw.t.members(c)) > 0;
             if (active < 2) continue;
-            const std::uint32_t keep = draw.winner(sample, p, active);
+            const std::uint32_t keep = draw.winner(sample, g, active);
             std::uint32_t seen = 0;
             for (int c = begin; c < end; ++c) {
-              const int f = draw.t.children(c);
+              const int f = draw.t.members(c);
               if (!(dense(b, f) > 0)) continue;
-              if (seen++ != keep) dense(b, f) = 0;  // every active child but the winner
+              if (seen++ != keep) dense(b, f) = 0;  // every active member but the winner
             }
           }
         }
@@ -141,11 +153,12 @@ TEST_CASE("hierarchy invariants hold in every sample", "[world][sampler]") {
     for (int f = 0; f < n; ++f) {
       const int p = tab.parent[f];
       if (p >= 0 && d[b * n + f] > 0 && !(d[b * n + p] > 0)) ++orphans;
-      if (tab.exclusive[f]) {
-        int on = 0;
-        for (int c = tab.child_offsets[f]; c < tab.child_offsets[f + 1]; ++c) on += d[b * n + tab.children[c]] > 0;
-        crowded_groups += on > 1;
-      }
+    }
+    for (std::size_t g = 0; g < tab.num_groups(); ++g) {
+      if (!tab.group_exclusive[g]) continue;
+      int on = 0;
+      for (int c = tab.member_offsets[g]; c < tab.member_offsets[g + 1]; ++c) on += d[b * n + tab.members[c]] > 0;
+      crowded_groups += on > 1;
     }
   }
   CHECK(orphans == 0);
@@ -378,4 +391,125 @@ TEST_CASE("custom policies and a full correlation matrix through WorldOverrides"
   bad.firing_probabilities = std::vector<double>{0.1, 1.5, 0.2};
   CHECK_THROWS_WITH(SyntheticModel(c, bad), Catch::Contains("firing_probabilities[1] = 1.5"));
   CHECK_THROWS_WITH(full_correlation_factors({1, 2, 2, 1}, 2), Catch::Contains("positive definite"));
+}
+
+namespace {
+
+// A hierarchy.json with organisational nodes (feature_index null), as a user's file may have:
+//   O1 (org, ME, scales) -> 0 (ME) -> 10..13, 1, 2, O2 (org) -> 3, 4
+//   5 (ME, scales) -> O3 (org, ME, scales) -> 20, 21, 22;  O4 (org) -> 23, 24, O5 (org, ME) -> 25, 26;  27, 28
+//   O6 (org) -> 6 -> 30, 31
+// Features outside the forest are free.
+Forest organisational_forest(std::size_t n) {
+  const char* text = R"({"roots": [
+    {"feature_index": null, "mutually_exclusive_children": true, "scale_children_by_parent": true, "children": [
+      {"feature_index": 0, "mutually_exclusive_children": true, "children": [
+        {"feature_index": 10}, {"feature_index": 11}, {"feature_index": 12}, {"feature_index": 13}]},
+      {"feature_index": 1}, {"feature_index": 2},
+      {"feature_index": null, "children": [{"feature_index": 3}, {"feature_index": 4}]}]},
+    {"feature_index": 5, "mutually_exclusive_children": true, "scale_children_by_parent": true, "children": [
+      {"feature_index": null, "mutually_exclusive_children": true, "scale_children_by_parent": true, "children": [
+        {"feature_index": 20}, {"feature_index": 21}, {"feature_index": 22}]},
+      {"feature_index": null, "children": [{"feature_index": 23}, {"feature_index": 24},
+        {"feature_index": null, "mutually_exclusive_children": true, "children": [
+          {"feature_index": 25}, {"feature_index": 26}]}]},
+      {"feature_index": 27}, {"feature_index": 28}]},
+    {"feature_index": null, "children": [
+      {"feature_index": 6, "children": [{"feature_index": 30}, {"feature_index": 31}]}]}]})";
+  return forest_from_json(io::Json::parse(text), n, "organisational.json");
+}
+
+SyntheticModel organisational_world(bool correlated) {
+  SyntheticModelConfig c;
+  c.num_features = 60;
+  c.hidden_dim = 8;
+  c.std_firing_magnitudes = ConstantMagnitude{0.3};
+  c.seed = 17;
+  SyntheticModelParts parts;
+  parts.feature_vectors = random_unit_rows<float>(60, 8, 17);
+  parts.bias = Vector<float>("bias", 8);
+  parts.firing_probabilities.assign(60, double(0.4f));
+  if (correlated) parts.correlation = LowRankCorrelation{3, 0.3, std::nullopt}.generate(60, 4);
+  parts.hierarchy = organisational_forest(60);
+  return SyntheticModel(c, std::move(parts));
+}
+
+}  // namespace
+
+TEST_CASE("organisational nodes: effective parents, groups and SAELens's sampling semantics",
+          "[world][sampler][hierarchy]") {
+  {
+    const auto t = flatten_hierarchy(organisational_forest(60), 60);
+    // Effective parent = nearest ancestor with a feature; depth counts organisational levels.
+    CHECK(t.parent[0] == -1);
+    CHECK(t.parent[10] == 0);
+    CHECK(t.parent[3] == -1);
+    CHECK(t.parent[20] == 5);
+    CHECK(t.parent[25] == 5);
+    CHECK(t.parent[6] == -1);
+    CHECK(t.parent[30] == 6);
+    CHECK((t.depth[0] == 1 && t.depth[10] == 2 && t.depth[20] == 2 && t.depth[25] == 3 && t.depth[30] == 2));
+    CHECK(t.max_depth == 3);
+    // The group's own node decides scaling: O3 scales by 5, O4 (under the scaling 5) does not.
+    CHECK((t.scaled[20] && t.scaled[27] && !t.scaled[23] && !t.scaled[25] && !t.scaled[10] && !t.scaled[0]));
+    // 0, 1, 2 are in O1's exclusive group without a parent; 3, 4 (O2, not exclusive) are top level.
+    std::vector<std::int32_t> top;
+    for (int f = 0; f < 60; ++f)
+      if (f != 0 && f != 1 && f != 2 && t.parent[f] < 0) top.push_back(f);
+    CHECK(t.top_level == top);
+    // Anchor 5 holds three groups: O3 (exclusive), O4 (not), O5 (exclusive), and its own {27, 28}.
+    CHECK(t.group_offsets[6] - t.group_offsets[5] == 4);
+    CHECK(t.group_offsets[61] - t.group_offsets[60] == 1);  // anchor "none": O1's group
+  }
+  for (bool correlated : {false, true}) {
+    auto model = organisational_world(correlated);
+    const int batch = 4000, n = 60;
+    SparseBatch<float> sb;
+    model.sample_features_at(sb, 999, batch);
+    const auto lazy = densify(sb, n);
+    auto plain = Kokkos::create_mirror_view_and_copy(HostSpace(), plain_sample(model, 999, batch));
+    std::size_t differ = 0;
+    for (int b = 0; b < batch; ++b)
+      for (int f = 0; f < n; ++f) differ += lazy[std::size_t(b) * n + f] != plain(b, f);
+    INFO("correlated " << correlated);
+    CHECK(differ == 0);
+  }
+  // Rates against hand-worked probabilities (independent firing, p = 0.4 each): a member of an
+  // exclusive group of k survives with 0.4 E[1/(1+K)], K ~ Bin(k-1, 0.4): 0.65333 for k = 3,
+  // 0.8 for k = 2, 0.544 for k = 4; times its effective parent's rate.
+  auto model = organisational_world(false);
+  const int samples = 40000, n = 60;
+  SparseBatch<float> sb;
+  model.sample_features_at(sb, 0, samples);
+  const auto d = densify(sb, n);
+  auto on = [&](int b, int f) { return d[std::size_t(b) * n + f] > 0; };
+  std::vector<double> rate(n, 0);
+  double both_20_27 = 0, scale_wrong = 0, scale_checked = 0;
+  const FeatureDraw draw = model.feature_draw();
+  Kokkos::View<float*, HostSpace> no_eps("eps", 1);
+  for (int b = 0; b < samples; ++b) {
+    for (int f = 0; f < n; ++f) rate[f] += on(b, f);
+    both_20_27 += on(b, 20) && on(b, 27);
+    if constexpr (host_accessible_v<MemSpace>) {
+      // 20 (O3 scales) = raw * v_5 / mu_5 with mu_5 = 1; 23 (O4 does not scale) = raw.
+      if (on(b, 20)) scale_checked++, scale_wrong += d[std::size_t(b) * n + 20] != draw.raw(b, 20, no_eps) * (d[std::size_t(b) * n + 5] / 1.0f);
+      if (on(b, 23)) scale_checked++, scale_wrong += d[std::size_t(b) * n + 23] != draw.raw(b, 23, no_eps);
+    }
+  }
+  const std::vector<std::pair<int, double>> expected = {
+      {0, 0.4 * 0.653333}, {1, 0.4 * 0.653333}, {3, 0.4},  {5, 0.4},  {6, 0.4},
+      {10, 0.4 * 0.653333 * 0.4 * 0.544},     {20, 0.4 * 0.4 * 0.653333},
+      {23, 0.16},          {25, 0.4 * 0.4 * 0.8}, {27, 0.4 * 0.4 * 0.8}, {30, 0.16}, {45, 0.4}};
+  for (const auto& [f, p] : expected) {
+    INFO("feature " << f);
+    // Binomial SE sqrt(p(1-p)/n) <= 0.00245 at n = 40,000; 5 SE.
+    CHECK(std::fabs(rate[f] / samples - p) < 5 * std::sqrt(p * (1 - p) / samples));
+  }
+  // 20 (O3) and 27 (5's own children) are in different groups under the same anchor: they co-fire.
+  const double p_both = 0.4 * (0.4 * 0.653333) * (0.4 * 0.8);
+  CHECK(std::fabs(both_20_27 / samples - p_both) < 5 * std::sqrt(p_both * (1 - p_both) / samples));
+  if constexpr (host_accessible_v<MemSpace>) {
+    CHECK(scale_checked > 1000);
+    CHECK(scale_wrong == 0);
+  }
 }

@@ -4,18 +4,20 @@
 // Every random number of sample s is addressed by a Philox counter of stream s:
 //   feature f fires?          counter 2f      (uniform, or the copula's eta)
 //   feature f's magnitude     counter 2f + 1
-//   winner among f's children counter 2N + f  (mutually exclusive groups)
-//   copula factors eps        counters from 3N on
+//   winner of sibling group g  counter group_counter(g): 2N + f for feature f's own children,
+//                              4N + k for the k-th organisational group (hierarchy.hpp)
+//   copula factors eps        counters from 3N on (ceil(rank / 2) of them, so below 4N)
 // So a draw does not depend on which other draws were made. The lazy sampler evaluates
 // only features that can fire — top-level features (roots and features outside the forest)
 // and the children of active parents — and gives *exactly* the values of the plain sampler
 // that draws everything and then applies the hierarchy level by level (tests/world check
 // this bit for bit). Children of inactive parents are zeroed by the gate anyway.
 //
-// Per active parent P (its value final), in the reference's order gate(L) -> ME(L) -> gate(L+1):
-//   raw_c = fires(c) ? max(0, mu_c + sigma_c n) : 0 for each child c;
-//   if P's children are mutually exclusive and > 1 raw_c > 0: keep one, uniformly at random;
-//   c's value = raw_c * (P rescales ? v_P / mu_P : 1).
+// Per active anchor P (its value final; "none" first), for each sibling group of P, in the
+// reference's order gate(L) -> ME(L) -> gate(L+1):
+//   raw_c = fires(c) ? max(0, mu_c + sigma_c n) : 0 for each member c;
+//   if the group is mutually exclusive and > 1 raw_c > 0: keep one, uniformly at random;
+//   c's value = raw_c * (the group scales ? v_P / mu_P : 1).
 #include <cstdint>
 
 #include "synthsae/core/backend.hpp"
@@ -41,8 +43,10 @@ struct SamplerTables {
   Vector<float> mean, stddev;  ///< [N] magnitude parameters
   Matrix<float> factor;        ///< [N, r] copula factor (r = 0: independent firing)
   Vector<float> sqrt_diag;     ///< [N]
-  Vector<std::int32_t> child_offsets, children, top_level;
-  Vector<std::uint8_t> exclusive, rescales;
+  /// Sibling groups (HierarchyTables): CSR per anchor feature (anchor N: no parent), members.
+  Vector<std::int32_t> group_offsets, member_offsets, members, top_level;
+  Vector<std::uint8_t> group_exclusive, group_scaled;
+  Vector<std::uint64_t> group_counter;
   /// The top-level features' parameters in top_level order, padded to a multiple of
   /// kTopLevelBlock with features that never fire, and the factor feature-minor [r, padded]: the
   /// host kernel decides a block of them at once, one SIMD lane per feature.
@@ -203,10 +207,39 @@ struct FeatureDraw {
     return acc;
   }
 
-  /// Uniform choice among n active children of parent p.
-  SYNTHSAE_HD std::uint32_t winner(std::uint64_t sample, int parent, std::uint32_t n) const {
-    const U32x4 w = philox_block(seed, sample, 2 * static_cast<std::uint64_t>(t.num_features) + parent);
+  /// Uniform choice among n active members of sibling group g.
+  SYNTHSAE_HD std::uint32_t winner(std::uint64_t sample, int g, std::uint32_t n) const {
+    const U32x4 w = philox_block(seed, sample, t.group_counter(g));
     return static_cast<std::uint32_t>((static_cast<std::uint64_t>(w[0]) * n) >> 32);
+  }
+
+  /// emit(c, value) for the members of anchor's sibling groups that survive mutual exclusion;
+  /// `ratio` = the anchor's value / mean, applied to the groups that scale.
+  template <class EpsRow, class Emit>
+  SYNTHSAE_HD void emit_children(std::uint64_t sample, int anchor, float ratio, const EpsRow& eps,
+                                 const Emit& emit) const {
+    for (int g = t.group_offsets(anchor); g < t.group_offsets(anchor + 1); ++g) {
+      const int begin = t.member_offsets(g), end = t.member_offsets(g + 1);
+      const float scale = t.group_scaled(g) ? ratio : 1.0f;
+      if (t.group_exclusive(g)) {
+        std::uint32_t active = 0;
+        for (int c = begin; c < end; ++c) active += raw(sample, t.members(c), eps) > 0.0f;
+        if (active == 0) continue;
+        std::uint32_t keep = active > 1 ? winner(sample, g, active) : 0;
+        for (int c = begin; c < end; ++c) {
+          const float v = raw(sample, t.members(c), eps);
+          if (v > 0.0f && keep-- == 0) {
+            emit(t.members(c), v * scale);
+            break;
+          }
+        }
+      } else {
+        for (int c = begin; c < end; ++c) {
+          const float v = raw(sample, t.members(c), eps);
+          if (v > 0.0f) emit(t.members(c), v * scale);
+        }
+      }
+    }
   }
 
   /// Fills eps(0..rank) for a sample.
@@ -252,30 +285,14 @@ inline int sample_sparse(const FeatureDraw& draw, std::uint64_t first_sample, co
             if (v > 0.0f) emit(f, v);
           }
         }
-        // Breadth-first over active parents, using the output itself as the queue.
+        // Exclusive groups without a parent (under root organisational nodes), then
+        // breadth-first over active parents, using the output itself as the queue.
+        draw.emit_children(sample, t.num_features, 1.0f, eps, emit);
         for (int q = 0; q < count; ++q) {
           const int parent = batch.ids(b, q);
-          const int begin = t.child_offsets(parent), end = t.child_offsets(parent + 1);
-          if (begin == end) continue;
-          const float scale = t.rescales(parent) ? batch.values(b, q) / t.mean(parent) : 1.0f;
-          if (t.exclusive(parent)) {
-            std::uint32_t active = 0;
-            for (int c = begin; c < end; ++c) active += draw.raw(sample, t.children(c), eps) > 0.0f;
-            if (active == 0) continue;
-            std::uint32_t keep = active > 1 ? draw.winner(sample, parent, active) : 0;
-            for (int c = begin; c < end; ++c) {
-              const float v = draw.raw(sample, t.children(c), eps);
-              if (v > 0.0f && keep-- == 0) {
-                emit(t.children(c), v * scale);
-                break;
-              }
-            }
-          } else {
-            for (int c = begin; c < end; ++c) {
-              const float v = draw.raw(sample, t.children(c), eps);
-              if (v > 0.0f) emit(t.children(c), v * scale);
-            }
-          }
+          if (t.group_offsets(parent) == t.group_offsets(parent + 1)) continue;
+          const float mean = t.mean(parent);  // > 0 wherever a group scales (checked at setup)
+          draw.emit_children(sample, parent, mean > 0.0f ? batch.values(b, q) / mean : 0.0f, eps, emit);
         }
         // Ascending feature ids (insertion sort: a few dozen entries).
         for (int i = 1; i < count; ++i) {

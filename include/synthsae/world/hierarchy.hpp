@@ -258,60 +258,100 @@ inline std::vector<double> probability_correction_factors(const Forest& forest, 
   return c;
 }
 
-/// The forest flattened per feature for the sampler: CSR children lists over features,
-/// parent feature, depth, and the ME / rescale flags of each feature *as a parent*.
-/// Features outside the forest are top-level (parent -1, depth 0), like roots.
+/// The forest flattened per feature for the sampler, in SAELens 6.54's semantics, which also
+/// cover organisational nodes (`feature_index` null):
+/// - a feature's parent is its *effective* parent, the nearest ancestor with a feature (-1: none);
+///   its depth counts every node above it, organisational ones included;
+/// - each node's feature children form one sibling group, anchored at the node's feature or, for
+///   an organisational node, at its effective parent (a root organisational node: anchor "none",
+///   index N). A group is mutually exclusive when its node is and it has >= 2 feature children;
+///   an organisational node's group is then decided in every sample its anchor is active (SAELens
+///   gives it parent -1, "always active"; the gate by the effective parent zeroes the rest anyway);
+/// - a group is scaled by its anchor's value / mean when its own node has
+///   scale_children_by_parent (so an organisational node's flag applies, as in SAELens).
+/// Forests without organisational nodes give one group per feature parent, as before.
 struct HierarchyTables {
-  std::vector<std::int32_t> parent;         ///< [N] parent feature or -1
-  std::vector<std::int32_t> depth;          ///< [N]
-  std::vector<std::int32_t> child_offsets;  ///< [N + 1] CSR over `children`
-  std::vector<std::int32_t> children;       ///< child features in forest order
-  std::vector<std::uint8_t> exclusive;      ///< [N] my children are mutually exclusive
-  std::vector<std::uint8_t> rescales;       ///< [N] my children are scaled by my value / my mean
-  std::vector<std::int32_t> top_level;      ///< features with no parent, ascending
+  std::vector<std::int32_t> parent;  ///< [N] effective parent feature or -1
+  std::vector<std::int32_t> depth;   ///< [N] tree depth, organisational levels included
+  std::vector<std::uint8_t> scaled;  ///< [N] value multiplied by parent value / parent mean
+  /// [N + 2] CSR over groups per anchor feature; anchor N ("none") lists only its exclusive
+  /// groups (the members of its other groups are simply top-level).
+  std::vector<std::int32_t> group_offsets;
+  std::vector<std::int32_t> member_offsets;  ///< [G + 1] CSR over `members`
+  std::vector<std::int32_t> members;         ///< feature children, in forest order per group
+  std::vector<std::uint8_t> group_exclusive, group_scaled;  ///< [G]
+  std::vector<std::int32_t> group_depth;                    ///< [G] depth of the group's node
+  /// [G] Philox counter of the group's winner draw: 2N + f for feature f's own children (the
+  /// layout of activation_sampler.hpp), 4N + k for the k-th organisational group.
+  std::vector<std::uint64_t> group_counter;
+  std::vector<std::int32_t> top_level;  ///< no parent and in no exclusive group, ascending
   int max_depth = 0;
+
+  std::size_t num_groups() const { return group_exclusive.size(); }
 };
 
 inline HierarchyTables flatten_hierarchy(const Forest& forest, std::size_t num_features) {
+  const auto n = static_cast<std::int32_t>(num_features);
   HierarchyTables t;
   t.parent.assign(num_features, -1);
   t.depth.assign(num_features, 0);
-  t.exclusive.assign(num_features, 0);
-  t.rescales.assign(num_features, 0);
-  std::vector<std::vector<std::int32_t>> kids(num_features);
+  t.scaled.assign(num_features, 0);
+  struct Group {
+    std::vector<std::int32_t> members;
+    bool exclusive, scaled;
+    int depth;
+    std::uint64_t counter;
+  };
+  std::vector<std::vector<Group>> by_anchor(num_features + 1);
+  std::vector<char> in_root_exclusive(num_features, 0);
   struct Item {
     int node, depth;
+    std::int32_t effective_parent;
   };
-  std::vector<Item> stack;
-  for (int r : forest.roots) stack.push_back({r, 0});
-  while (!stack.empty()) {
-    const auto [id, depth] = stack.back();
-    stack.pop_back();
-    const auto& n = forest.nodes[id];
-    if (n.feature_index < 0) {
-      throw FormatError("hierarchy", "organisational nodes (feature_index null) are not supported by the sampler yet");
+  std::vector<Item> queue;  // breadth-first, as SAELens numbers its groups
+  for (int r : forest.roots) queue.push_back({r, 0, -1});
+  std::uint64_t organisational_groups = 0;
+  for (std::size_t head = 0; head < queue.size(); ++head) {
+    const auto [id, depth, effective_parent] = queue[head];
+    const auto& node = forest.nodes[id];
+    const bool has_feature = node.feature_index >= 0;
+    const auto anchor = has_feature ? static_cast<std::int32_t>(node.feature_index) : effective_parent;
+    if (has_feature) t.depth[anchor] = depth, t.max_depth = std::max(t.max_depth, depth);
+    Group g{{}, false, node.scale_children_by_parent && anchor >= 0, depth, 0};
+    for (int c : node.children) {
+      const auto f = forest.nodes[c].feature_index;
+      if (f >= 0) {
+        g.members.push_back(static_cast<std::int32_t>(f));
+        t.parent[f] = anchor;
+        t.scaled[f] = g.scaled;
+      }
+      queue.push_back({c, depth + 1, anchor});
     }
-    const auto f = static_cast<std::int32_t>(n.feature_index);
-    t.depth[f] = depth;
-    t.max_depth = std::max(t.max_depth, depth);
-    t.exclusive[f] = n.mutually_exclusive_children && n.children.size() >= 2;
-    t.rescales[f] = n.scale_children_by_parent;
-    for (int c : n.children) {
-      const auto cf = static_cast<std::int32_t>(forest.nodes[c].feature_index);
-      if (cf < 0)
-        throw FormatError("hierarchy",
-                          "organisational nodes (feature_index null) are not supported by the sampler yet");
-      t.parent[cf] = f;
-      kids[f].push_back(cf);
-      stack.push_back({c, depth + 1});
+    if (g.members.empty()) continue;
+    g.exclusive = node.mutually_exclusive_children && node.children.size() >= 2 && g.members.size() >= 2;
+    g.counter = has_feature ? 2 * std::uint64_t(num_features) + std::uint64_t(anchor)
+                            : 4 * std::uint64_t(num_features) + organisational_groups++;
+    if (anchor < 0) {
+      if (!g.exclusive) continue;  // plain top-level features
+      for (auto f : g.members) in_root_exclusive[f] = 1;
     }
+    by_anchor[anchor < 0 ? n : anchor].push_back(std::move(g));
   }
-  t.child_offsets.assign(num_features + 1, 0);
-  for (std::size_t f = 0; f < num_features; ++f) {
-    t.child_offsets[f + 1] = t.child_offsets[f] + static_cast<std::int32_t>(kids[f].size());
-    t.children.insert(t.children.end(), kids[f].begin(), kids[f].end());
-    if (t.parent[f] < 0) t.top_level.push_back(static_cast<std::int32_t>(f));
+  t.group_offsets.assign(num_features + 2, 0);
+  t.member_offsets.assign(1, 0);
+  for (std::size_t a = 0; a <= num_features; ++a) {
+    for (auto& g : by_anchor[a]) {
+      t.members.insert(t.members.end(), g.members.begin(), g.members.end());
+      t.member_offsets.push_back(static_cast<std::int32_t>(t.members.size()));
+      t.group_exclusive.push_back(g.exclusive);
+      t.group_scaled.push_back(g.scaled);
+      t.group_depth.push_back(g.depth);
+      t.group_counter.push_back(g.counter);
+    }
+    t.group_offsets[a + 1] = static_cast<std::int32_t>(t.group_exclusive.size());
   }
+  for (std::int32_t f = 0; f < n; ++f)
+    if (t.parent[f] < 0 && !in_root_exclusive[f]) t.top_level.push_back(f);
   return t;
 }
 

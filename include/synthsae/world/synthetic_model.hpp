@@ -221,8 +221,9 @@ class SyntheticModel {
     std_ = std_override_ ? *std_override_ : generate(cfg_.std_firing_magnitudes, n, seed_ + 1);
     mean_ = mean_override_ ? *mean_override_ : generate(cfg_.mean_firing_magnitudes, n, seed_ + 2);
     tables_ = flatten_hierarchy(forest_, n);
-    for (std::size_t f = 0; f < n; ++f) {
-      if (tables_.rescales[f] && tables_.child_offsets[f + 1] > tables_.child_offsets[f] && !(mean_[f] > 0)) {
+    for (std::size_t c = 0; c < n; ++c) {
+      const auto f = tables_.parent[c];
+      if (tables_.scaled[c] && !(mean_[f] > 0)) {
         throw ConfigError("mean_firing_magnitudes[" + show(f) + "]", show(mean_[f]),
                           "must be > 0: feature " + show(f) + " scales its children by value / mean");
       }
@@ -245,11 +246,13 @@ class SyntheticModel {
     t.threshold = to_device(threshold, "firing_threshold");
     t.mean = to_device(mean_, "magnitude_mean");
     t.stddev = to_device(std_, "magnitude_std");
-    t.child_offsets = to_device(tables_.child_offsets, "child_offsets");
-    t.children = to_device(tables_.children, "children");
+    t.group_offsets = to_device(tables_.group_offsets, "group_offsets");
+    t.member_offsets = to_device(tables_.member_offsets, "member_offsets");
+    t.members = to_device(tables_.members, "group_members");
+    t.group_exclusive = to_device(tables_.group_exclusive, "group_exclusive");
+    t.group_scaled = to_device(tables_.group_scaled, "group_scaled");
+    t.group_counter = to_device(tables_.group_counter, "group_counter");
     t.top_level = to_device(tables_.top_level, "top_level");
-    t.exclusive = to_device(tables_.exclusive, "exclusive");
-    t.rescales = to_device(tables_.rescales, "rescales");
     if (correlation_) {
       const auto& c = *correlation_;
       t.rank = static_cast<int>(c.rank);
