@@ -40,6 +40,15 @@ grep -q '"architecture": "gated"' "$work/gated/cfg.json" || fail "gated cfg.json
 "$bin" eval --model tiny --sae "$work/gated" --samples 2048 --batch 512 >"$work/gated_eval.json" 2>/dev/null || fail "gated eval failed"
 cmp -s "$work/gated_train.json" "$work/gated_eval.json" || fail "eval of the saved gated SAE differs from the in-process metrics"
 
+# Without SAELens's apply_b_dec_to_input: recorded in cfg.json and runner_config.json, and eval
+# of the saved tied matching-pursuit SAE (b_dec then in neither input nor output) matches exactly.
+"$bin" train --model tiny --arch matching_pursuit --k 3 --width 32 --samples 5120 --batch 512 --eval-samples 1024 \
+  --apply-b-dec-to-input false --out "$work/mp" >"$work/mp_train.json" 2>/dev/null || fail "mp train without b_dec on input failed"
+grep -q '"apply_b_dec_to_input": false' "$work/mp/cfg.json" || fail "cfg.json should record apply_b_dec_to_input false"
+grep -q '"apply_b_dec_to_input": false' "$work/mp/runner_config.json" || fail "runner_config.json should record it"
+"$bin" eval --model tiny --sae "$work/mp" --samples 1024 --batch 512 >"$work/mp_eval.json" 2>/dev/null || fail "mp eval failed"
+cmp -s "$work/mp_train.json" "$work/mp_eval.json" || fail "eval of the saved mp SAE (no b_dec on input) differs from the in-process metrics"
+
 # The unpublished example architecture topk_l1 through the program: saved as topk, its L1
 # coefficient and the GEMM arithmetic recorded in runner_config.json.
 "$bin" train --model tiny --arch topk_l1 --k 3 --l1 0.1 --width 32 --samples 10240 --batch 512 --eval-samples 1024 \
@@ -54,6 +63,7 @@ done
 "$bin" train --help | grep -q "topk_l1" || fail "train --help should list the architectures from the library's list"
 
 # Usage errors (exit 2).
+expect 2 "--apply-b-dec-to-input = yes" -- "$bin" train --model tiny --arch topk --apply-b-dec-to-input yes --out "$work/x"
 expect 2 "--gemm-math = fp16" -- "$bin" train --model tiny --arch topk --gemm-math fp16 --out "$work/x"
 expect 2 "--target-l0 applies to standard, jumprelu, gated" -- "$bin" train --model tiny --arch topk --target-l0 4 --out "$work/x"
 expect 2 "--arch is required" -- "$bin" train --model tiny --out "$work/x"

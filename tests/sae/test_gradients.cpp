@@ -471,3 +471,102 @@ TEST_CASE("the penalty uses its own coefficient; the trainer's scale only multip
   CHECK(two.loss(x, {}, 0, PenaltyScale(1.0, 3, 12)).penalty == Approx(p2 / 4).epsilon(1e-12));
   CHECK(two.loss(x, {}, 0, 0.5).penalty == Approx(p2 / 2).epsilon(1e-12));
 }
+
+TEST_CASE("apply_b_dec_to_input = false: the encoder sees x itself; gradients of every step path",
+          "[sae][gradients]") {
+  const auto x = random_input(21);
+  // A shifted copy x + b_dec: with the flag off, encode(x) must equal the default's encode(x + b_dec).
+  auto shifted_encode_error = [&](auto& off, auto& on) {
+    Matrix<double> xs("xs", kBatch, kIn), z_off("z_off", kBatch, kLatents), z_on("z_on", kBatch, kLatents);
+    auto hx = Kokkos::create_mirror_view_and_copy(HostSpace(), x);
+    auto hb = Kokkos::create_mirror_view_and_copy(HostSpace(), off.parameters().b_dec);
+    auto hs = Kokkos::create_mirror_view(xs);
+    for (int i = 0; i < kBatch; ++i)
+      for (int k = 0; k < kIn; ++k) hs(i, k) = hx(i, k) + hb(k);
+    Kokkos::deep_copy(xs, hs);
+    off.encode(x, z_off);
+    on.encode(xs, z_on);
+    auto a = Kokkos::create_mirror_view_and_copy(HostSpace(), z_off);
+    auto b = Kokkos::create_mirror_view_and_copy(HostSpace(), z_on);
+    double worst = 0, largest = 0;
+    for (int i = 0; i < kBatch; ++i)
+      for (int j = 0; j < kLatents; ++j) worst = std::max(worst, std::fabs(a(i, j) - b(i, j))), largest = std::max(largest, std::fabs(a(i, j)));
+    CHECK(largest > 0.1);  // not vacuous: latents fire
+    return worst;
+  };
+  {
+    INFO("standard, dense and adaptive sparse step");
+    StandardSae<double> sae(kIn, kLatents, Relu{}, L1Penalty{2.0}, {}, {}, 0.5, 21);
+    scramble(sae, 21);
+    StandardSae<double> on = sae;
+    on.parameters() = sae.parameters().clone();
+    sae.set_apply_b_dec_to_input(false);
+    CHECK_FALSE(sae.apply_b_dec_to_input());
+    CHECK(shifted_encode_error(sae, on) < 1e-12);  // the same sums, reordered at most by rounding
+    sae.set_sparse_step_max_density(0);
+    CHECK(worst_gradient_error(sae, x, kCore, {}, 0, 0.7) < 1e-6);
+    sae.set_sparse_step_max_density(1);
+    CHECK(worst_gradient_error(sae, x, kCore, {}, 0, 0.7) < 1e-6);
+    CHECK(sae.last_step_was_sparse());
+    // The flag changes the b_dec gradient (the encoder term is gone), so the checks above bite.
+    SaeParameters<double> g_off = sae.parameters().zeros_like(), g_on = on.parameters().zeros_like();
+    sae.forward_backward(x, g_off, {}, 0, 0.7);
+    on.set_sparse_step_max_density(1);
+    on.forward_backward(x, g_on, {}, 0, 0.7);
+    auto a = Kokkos::create_mirror_view_and_copy(HostSpace(), g_off.b_dec);
+    auto b = Kokkos::create_mirror_view_and_copy(HostSpace(), g_on.b_dec);
+    double diff = 0;
+    for (int k = 0; k < kIn; ++k) diff = std::max(diff, std::fabs(a(k) - b(k)));
+    CHECK(diff > 1e-3);
+  }
+  {
+    INFO("topk, the sparse step");
+    TopKSae<double> sae(kIn, kLatents, TopK{3, true}, {}, AuxK{1.0}, {}, 0.5, 22);
+    scramble(sae, 22);
+    sae.set_apply_b_dec_to_input(false);
+    CHECK(worst_gradient_error(sae, x, kCore) < 1e-6);
+    CHECK(sae.last_step_was_sparse());
+  }
+  {
+    INFO("gated, dense and sparse");
+    GatedSae<double> gated(kIn, kLatents, L1Penalty{1.5}, 0.5, 23);
+    scramble(gated, 23);
+    GatedSae<double> on = gated;
+    on.parameters() = gated.parameters().clone();
+    gated.set_apply_b_dec_to_input(false);
+    CHECK(shifted_encode_error(gated, on) < 1e-12);
+    const std::vector<std::string> tensors = {"W_enc", "W_dec", "b_dec", "b_gate", "r_mag", "b_mag"};
+    gated.set_sparse_step_max_density(0);
+    CHECK(worst_gradient_error(gated, x, tensors, {}, 0, 0.6) < 1e-6);
+    gated.set_sparse_step_max_density(1);
+    CHECK(worst_gradient_error(gated, x, tensors, {}, 0, 0.6) < 1e-6);
+  }
+  {
+    INFO("matching pursuit: tied, so b_dec leaves the input and the output together");
+    MatchingPursuitSae<double> mp(kIn, kLatents, MatchingPursuit{3, 0.0, false}, 24);
+    scramble(mp, 24);
+    mp.set_apply_b_dec_to_input(false);
+    CHECK(worst_gradient_error(mp, x, {"W_dec", "b_dec"}) < 1e-6);
+    SaeParameters<double> g = mp.parameters().zeros_like();
+    mp.forward_backward(x, g);
+    auto gb = Kokkos::create_mirror_view_and_copy(HostSpace(), g.b_dec);
+    double largest = 0;
+    for (int k = 0; k < kIn; ++k) largest = std::max(largest, std::fabs(gb(k)));
+    CHECK(largest == 0.0);
+    // decode(z) = z W_dec, no b_dec.
+    Matrix<double> z("z", kBatch, kLatents), xh("xh", kBatch, kIn);
+    mp.encode(x, z);
+    mp.decode(z, xh);
+    auto hz = Kokkos::create_mirror_view_and_copy(HostSpace(), z);
+    auto hxh = Kokkos::create_mirror_view_and_copy(HostSpace(), xh);
+    auto w = Kokkos::create_mirror_view_and_copy(HostSpace(), mp.parameters().w_dec);
+    double worst = 0;
+    for (int i = 0; i < kBatch; ++i)
+      for (int k = 0; k < kIn; ++k) {
+        double acc = 0;
+        for (int j = 0; j < kLatents; ++j) acc += hz(i, j) * w(j, k);
+        worst = std::max(worst, std::fabs(acc - hxh(i, k)));
+      }
+    CHECK(worst < 1e-12);
+  }
+}

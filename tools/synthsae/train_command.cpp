@@ -1,6 +1,6 @@
 // synthsae train --model (PRESET | DIR) --arch NAME [--k N | --l1 X | --target-l0 N] [--width N]
 //                [--samples N] [--batch N] [--lr X] [--seed N] [--eval-every N] [--eval-samples N]
-//                [--checkpoint-every N] [--resume DIR] --out DIR
+//                [--checkpoint-every N] [--resume DIR] [--apply-b-dec-to-input BOOL] --out DIR
 // The architecture name picks one entry of the library's list (synthsae/architectures.hpp).
 #include <cstdio>
 #include <filesystem>
@@ -30,6 +30,7 @@ std::string train_usage() {
       "                      [--k N | --l1 X | --target-l0 N] [--width N] [--samples N] [--batch N]\n"
       "                      [--lr X] [--seed N] [--eval-every N] [--eval-samples N]\n"
       "                      [--checkpoint-every N] [--resume DIR] [--gemm-math M]\n"
+      "                      [--apply-b-dec-to-input true|false]\n"
       "\n"
       "  --arch NAME          ARCHITECTURES\n"
       "  --k N                active latents per sample for the TopK family, selections for\n"
@@ -50,6 +51,8 @@ std::string train_usage() {
       "  --gemm-math M        fp32 | tf32 | bf16: GEMM arithmetic on CUDA (default fp32;\n"
       "                       no effect on the CPU)\n"
       "  --resume DIR         continue from a checkpoint directory\n"
+      "  --apply-b-dec-to-input B  true (default, as SAELens): the encoder sees x - b_dec;\n"
+      "                       false: x itself (b_dec is then only the decoder's bias)\n"
       "  --out DIR            cfg.json, sae_weights.safetensors, sparsity.safetensors (SAELens layout),\n"
       "                       eval_stats.json, metrics.csv, runner_config.json\n";
   auto put = [&](const std::string& slot, const std::string& value) {
@@ -128,7 +131,7 @@ io::Json runner_config_json(const TrainRequest& a, const architectures::Request&
                   {"d_sae", a.width},
                   {"dtype", "float32"},
                   {"device", "cpu"},
-                  {"apply_b_dec_to_input", true},
+                  {"apply_b_dec_to_input", a.apply_b_dec_to_input},
                   {"normalize_activations", cfg.normalize_activations ? "expected_average_only_in" : "none"},
                   {"reshape_activations", "none"}};
   sae.update(sae_training_fields);
@@ -209,7 +212,9 @@ io::Json train_one(TrainRequest a, SyntheticModel& world) {
     Arch::configure(cfg, r);
     io::Json sae_fields = io::Json::object();
     Arch::describe(sae_fields, r);
-    result = train_and_save(Arch::make(r), world, a, cfg, runner_config_json(a, r, cfg, world, sae_fields));
+    auto sae = Arch::make(r);
+    sae.set_apply_b_dec_to_input(a.apply_b_dec_to_input);
+    result = train_and_save(std::move(sae), world, a, cfg, runner_config_json(a, r, cfg, world, sae_fields));
   });
   if (!known) throw UsageError("--arch = " + a.arch + ": choose one of " + architectures::name_list());
   return result;
@@ -220,7 +225,8 @@ int run_train(const std::vector<std::string>& argv) {
     const Args args(
         argv,
         {"--model", "--arch", "--k", "--l1", "--target-l0", "--width", "--samples", "--batch", "--lr", "--seed",
-         "--eval-every", "--eval-samples", "--checkpoint-every", "--resume", "--gemm-math", "--out"},
+         "--eval-every", "--eval-samples", "--checkpoint-every", "--resume", "--gemm-math", "--apply-b-dec-to-input",
+         "--out"},
         {});
     if (args.help()) {
       std::fputs(train_usage().c_str(), stdout);
@@ -250,6 +256,11 @@ int run_train(const std::vector<std::string>& argv) {
       const auto math = parse_gemm_math(*m);
       if (!math) throw UsageError("--gemm-math = " + *m + ": choose fp32, tf32 or bf16");
       a.gemm_math = *math;
+    }
+    if (auto v = args.text("--apply-b-dec-to-input")) {
+      if (*v != "true" && *v != "false")
+        throw UsageError("--apply-b-dec-to-input = " + *v + ": choose true or false");
+      a.apply_b_dec_to_input = *v == "true";
     }
     check_architecture_knobs(a.arch, args.has("--k"), args.has("--l1"), a.target_l0.has_value());
     if (a.samples < a.batch)

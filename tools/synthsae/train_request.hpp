@@ -24,6 +24,7 @@ struct TrainRequest {
   std::uint64_t seed = 0;
   long eval_every = 0, checkpoint_every = 0;
   GemmMath gemm_math = GemmMath::fp32;
+  bool apply_b_dec_to_input = true;  ///< SAELens's flag: the encoder sees x - b_dec (or x)
   bool print_stats = true;
 };
 

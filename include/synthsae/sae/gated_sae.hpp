@@ -97,7 +97,7 @@ class GatedSae {
     gate_backward(grads);
     gemm(Op::T, Op::N, T(1), xc_, dH_, T(0), grads.w_enc);
     kernels::column_sums(dH_, dH_sum_, T(1), false);
-    kernels::subtract_encoder_image(params_.w_enc, dH_sum_, grads.b_dec);  // xc = x - b_dec
+    if (apply_b_dec_to_input_) kernels::subtract_encoder_image(params_.w_enc, dH_sum_, grads.b_dec);  // xc = x - b_dec
     return losses;
   }
 
@@ -111,6 +111,10 @@ class GatedSae {
   }
   double sparse_step_max_density() const { return sparse_max_density_; }
   bool last_step_was_sparse() const { return last_step_sparse_; }
+
+  /// SAELens's apply_b_dec_to_input (default true): whether the encoder sees x - b_dec or x.
+  void set_apply_b_dec_to_input(bool on) { apply_b_dec_to_input_ = on; }
+  bool apply_b_dec_to_input() const { return apply_b_dec_to_input_; }
 
   /// Loss only (no state to restore): for finite-difference tests.
   StepLosses loss(const Matrix<T>& x, const DeadMask& = {}, std::size_t = 0, PenaltyScale scale = {}) {
@@ -142,13 +146,16 @@ class GatedSae {
     activate(reconstruct);
   }
 
-  /// x, xc = x - b_dec, H = xc W_enc.
+  /// x, xc = x - b_dec (x without apply_b_dec_to_input), H = xc W_enc.
   void pre_activations(const Matrix<T>& x) {
     if (x.extent(1) != input_dim())
       throw ShapeError("SAE input has " + show(x.extent(1)) + " dimensions, d_in is " + show(input_dim()));
     resize(x.extent(0));
     Kokkos::deep_copy(x_, x);
-    kernels::subtract_from_rows(x_, params_.b_dec, xc_);
+    if (apply_b_dec_to_input_)
+      kernels::subtract_from_rows(x_, params_.b_dec, xc_);
+    else
+      Kokkos::deep_copy(xc_, x_);
     gemm(Op::N, Op::N, T(1), xc_, params_.w_enc, T(0), H_);
   }
 
@@ -255,7 +262,7 @@ class GatedSae {
       dz(e) = dpi(e) + dm(i, j, e) * kmath::exp(r_mag(j));  // grad: dz -> dH
     });
     kernels::sparse_encoder_grad(open_, xc_, grads.w_enc, dH_sum_, false);
-    kernels::subtract_encoder_image(params_.w_enc, dH_sum_, grads.b_dec);  // xc = x - b_dec
+    if (apply_b_dec_to_input_) kernels::subtract_encoder_image(params_.w_enc, dH_sum_, grads.b_dec);  // xc = x - b_dec
     return losses;
   }
 
@@ -280,6 +287,7 @@ class GatedSae {
   ActiveSet<T> open_, open_pi_;  ///< the open gates: values z (grad dz, then dH) and pi (grad dpi)
   bool sparse_step_ = true;
   bool last_step_sparse_ = false;
+  bool apply_b_dec_to_input_ = true;
   double sparse_max_density_ = default_sparse_step_max_density;
 };
 

@@ -65,7 +65,8 @@ struct InferenceSae {
     std::visit([&](auto& f) { f.encode(params, xc_, z); }, form);
   }
 
-  /// x_hat = (rescaling form ? z / |W_dec_j| : z) W_dec + b_dec, then the normalisation undone.
+  /// x_hat = (rescaling form ? z / |W_dec_j| : z) W_dec + b_dec, then the normalisation undone
+  /// (a tied form adds b_dec only with apply_b_dec_to_input, as SAELens's matching pursuit).
   void decode(const Matrix<float>& z, const Matrix<float>& x_hat) {
     const bool rescale = std::visit([](const auto& f) { return f.rescales_on_decode(); }, form);
     if (rescale) {
@@ -81,7 +82,8 @@ struct InferenceSae {
     } else {
       gemm(Op::N, Op::N, 1.0f, z, params.w_dec, 0.0f, x_hat);
     }
-    kernels::add_to_rows(x_hat, params.b_dec);
+    const bool tied = std::visit([](const auto& f) { return requires { f.b_dec_tied_to_input; }; }, form);
+    if (apply_b_dec_to_input || !tied) kernels::add_to_rows(x_hat, params.b_dec);
     if (normalization.acts()) normalization.denormalize(x_hat);
   }
 

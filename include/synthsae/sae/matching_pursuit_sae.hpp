@@ -114,10 +114,14 @@ class MatchingPursuitSae {
     const std::size_t rows = x.extent(0);
     const int d = static_cast<int>(input_dim()), s = static_cast<int>(num_latents()), iters = mp_.max_iterations;
     StepLosses losses;
-    // g = 2 (x_hat - x) / B; db_dec = sum g; the input path subtracts sum_b dr_0 below.
+    // g = 2 (x_hat - x) / B; db_dec = sum g; the input path subtracts sum_b dr_0 below. Without
+    // apply_b_dec_to_input b_dec is in neither the input nor the output (SAELens ties the two).
     losses.mse = kernels::mse_and_gradient(x_, x_hat_, g_);
     const auto xx = x_, xh = x_hat_, g = g_;
-    kernels::column_sums(g_, grads.b_dec, T(1), false);
+    if (apply_b_dec_to_input_)
+      kernels::column_sums(g_, grads.b_dec, T(1), false);
+    else
+      Kokkos::deep_copy(grads.b_dec, T(0));
 
     // Reverse pass per row: contribution(i, t) = v_t g_i + dv_t r_t - v_t dr_{t+1} to W_dec[j_t].
     if (contrib_.extent(0) != rows * iters || contrib_.extent(1) != input_dim())
@@ -131,7 +135,7 @@ class MatchingPursuitSae {
     const auto val = val_;
     Kokkos::parallel_for(
         "synthsae::mp_backward", Kokkos::RangePolicy<ExecSpace>(0, rows), KOKKOS_LAMBDA(int i) {
-          // r_T = xc - sum_t v_t w_t = x - x_hat (with b_dec applied to the input).
+          // r_T = xc - sum_t v_t w_t = x - x_hat (b_dec in both or in neither).
           for (int k = 0; k < d; ++k) {
             r(i, k) = xx(i, k) - xh(i, k);
             dr(i, k) = T(0);
@@ -158,7 +162,7 @@ class MatchingPursuitSae {
           }
         });
     // db_dec -= sum_b dr_0 (x - b_dec feeds the pursuit).
-    {
+    if (apply_b_dec_to_input_) {
       const auto db = grads.b_dec;
       const int ri = static_cast<int>(rows);
       Kokkos::parallel_for(
@@ -207,8 +211,13 @@ class MatchingPursuitSae {
   }
   void decode(const Matrix<T>& z, const Matrix<T>& x_hat) const {
     gemm(Op::N, Op::N, T(1), z, params_.w_dec, T(0), x_hat);
-    kernels::add_to_rows(x_hat, params_.b_dec);
+    if (apply_b_dec_to_input_) kernels::add_to_rows(x_hat, params_.b_dec);
   }
+
+  /// SAELens's apply_b_dec_to_input (default true). The decoder is tied, so SAELens adds b_dec to
+  /// the output only when it subtracts it from the input: without it b_dec plays no part.
+  void set_apply_b_dec_to_input(bool on) { apply_b_dec_to_input_ = on; }
+  bool apply_b_dec_to_input() const { return apply_b_dec_to_input_; }
 
  public:  // Kernel-launching helpers are public only because nvcc forbids extended
   // __host__ __device__ lambdas inside private member functions; not part of the API.
@@ -231,9 +240,10 @@ class MatchingPursuitSae {
     const auto xx = x_, xc = xc_;
     const auto b_dec = params_.b_dec;
     const int di = static_cast<int>(d);
+    const bool centre = apply_b_dec_to_input_;
     Kokkos::parallel_for(
         "synthsae::mp_center", Kokkos::RangePolicy<ExecSpace>(0, rows), KOKKOS_LAMBDA(int i) {
-          for (int k = 0; k < di; ++k) xc(i, k) = xx(i, k) - b_dec(k);
+          for (int k = 0; k < di; ++k) xc(i, k) = centre ? xx(i, k) - b_dec(k) : xx(i, k);
         });
     detail::matching_pursuit_encode(mp_, xc_, params_.w_dec, scores_, gram_, sel_, val_, z_);
     decode(z_, x_hat_);
@@ -244,6 +254,7 @@ class MatchingPursuitSae {
   NoPenalty penalty_;
   NoState state_;
   SaeParameters<T> params_;
+  bool apply_b_dec_to_input_ = true;
   Matrix<T> x_, xc_, x_hat_, g_, scores_, gram_, z_, val_, contrib_, dr_, r_;
   Kokkos::View<std::int32_t**, Kokkos::LayoutRight, MemSpace> sel_;
   kernels::BucketIndex by_latent_;

@@ -186,7 +186,8 @@ class Sae {
     kernels::add_norm_gradient(params_.w_dec, b.norms, b.dnorms, grads.w_dec);
     gemm(Op::T, Op::N, T(1), b.xc, b.dh, T(0), grads.w_enc);
     kernels::column_sums(b.dh, grads.b_enc, T(1), false);
-    kernels::subtract_encoder_image(params_.w_enc, grads.b_enc, grads.b_dec);  // b_dec also enters through xc
+    if (apply_b_dec_to_input_)  // b_dec also enters through xc
+      kernels::subtract_encoder_image(params_.w_enc, grads.b_enc, grads.b_dec);
     return losses;
   }
 
@@ -203,6 +204,11 @@ class Sae {
   double sparse_step_max_density() const { return sparse_max_density_; }
   /// Whether the last training step took the sparse products.
   bool last_step_was_sparse() const { return last_step_sparse_; }
+
+  /// SAELens's apply_b_dec_to_input (default true): whether the encoder sees x - b_dec or x.
+  /// Without it b_dec is only the decoder's bias, and its gradient loses the encoder term.
+  void set_apply_b_dec_to_input(bool on) { apply_b_dec_to_input_ = on; }
+  bool apply_b_dec_to_input() const { return apply_b_dec_to_input_; }
 
   /// Loss only (no gradients, no state update): for finite-difference tests.
   StepLosses loss(const Matrix<T>& x, const DeadMask& dead = {}, std::size_t num_dead = 0, PenaltyScale scale = {}) {
@@ -281,7 +287,8 @@ class Sae {
     // The activation passes dLoss/dc through unchanged on the active entries (c = h there).
     kernels::sparse_encoder_grad(active_, b.xc, grads.w_enc, grads.b_enc, false);
     losses.aux = aux_.accumulate_sparse(b, params_, grads, aux_state_, dead, num_dead);
-    kernels::subtract_encoder_image(params_.w_enc, grads.b_enc, grads.b_dec);  // b_dec also enters through xc
+    if (apply_b_dec_to_input_)  // b_dec also enters through xc
+      kernels::subtract_encoder_image(params_.w_enc, grads.b_enc, grads.b_dec);
     return losses;
   }
 
@@ -310,18 +317,22 @@ class Sae {
     losses.aux = aux_.accumulate_sparse(b, params_, grads, aux_state_, dead, num_dead);
     if constexpr (Penalty::active) kernels::add_norm_gradient(params_.w_dec, b.norms, b.dnorms, grads.w_dec);
     kernels::sparse_encoder_grad(active_, b.xc, grads.w_enc, grads.b_enc, false);
-    kernels::subtract_encoder_image(params_.w_enc, grads.b_enc, grads.b_dec);  // b_dec also enters through xc
+    if (apply_b_dec_to_input_)  // b_dec also enters through xc
+      kernels::subtract_encoder_image(params_.w_enc, grads.b_enc, grads.b_dec);
     return losses;
   }
 
-  /// xc = x - b_dec, h = b_enc + xc W_enc, norms = |W_dec_j|.
+  /// xc = x - b_dec (x itself without apply_b_dec_to_input), h = b_enc + xc W_enc, norms = |W_dec_j|.
   void encoder_pre_activations(const Matrix<T>& x, StepBuffers<T>& b) {
     if (x.extent(1) != input_dim()) {
       throw ShapeError("SAE input has " + show(x.extent(1)) + " dimensions, d_in is " + show(input_dim()));
     }
     b.resize(x.extent(0), input_dim(), num_latents());
     Kokkos::deep_copy(b.x, x);
-    kernels::subtract_from_rows(b.x, params_.b_dec, b.xc);
+    if (apply_b_dec_to_input_)
+      kernels::subtract_from_rows(b.x, params_.b_dec, b.xc);
+    else
+      Kokkos::deep_copy(b.xc, b.x);
     kernels::fill_rows(b.h, params_.b_enc);  // h = b_enc + xc W_enc: the product accumulates onto the bias
     gemm(Op::N, Op::N, T(1), b.xc, params_.w_enc, T(1), b.h);
     kernels::row_norms(params_.w_dec, b.norms);
@@ -359,6 +370,7 @@ class Sae {
   ActiveSet<T> active_;
   bool sparse_step_ = true;
   bool last_step_sparse_ = false;
+  bool apply_b_dec_to_input_ = true;
   double sparse_max_density_ = default_sparse_step_max_density;
 };
 

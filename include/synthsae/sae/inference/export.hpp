@@ -105,6 +105,7 @@ InferenceSae export_inference(const Sae<A, P, X, N, float>& sae) {
   out.params = sae.parameters().clone();
   out.params.extra.clear();
   out.form = InferenceExport<A>::form(sae, out.params);
+  out.apply_b_dec_to_input = sae.apply_b_dec_to_input();
   out.validate();
   return out;
 }
@@ -113,6 +114,7 @@ InferenceSae export_inference(const Sae<A, P, X, N, float>& sae) {
 inline InferenceSae export_inference(const GatedSae<float>& sae) {
   InferenceSae out;
   out.form = inference::GatedForm{};
+  out.apply_b_dec_to_input = sae.apply_b_dec_to_input();
   out.params = sae.parameters().clone();
   out.validate();
   return out;
@@ -124,6 +126,7 @@ inline InferenceSae export_inference(const MatchingPursuitSae<float>& sae) {
   inference::MatchingPursuitForm f;
   f.pursuit = sae.pursuit();
   out.form = f;
+  out.apply_b_dec_to_input = sae.apply_b_dec_to_input();
   out.params = sae.parameters().clone();
   out.validate();
   return out;

@@ -18,6 +18,8 @@ struct MatchingPursuitForm {
 
   void validate(const SaeParameters<float>&) const { pursuit.validate(); }
   bool rescales_on_decode() const { return false; }
+  /// Tied: SAELens adds b_dec on decode only when it subtracts it on encode.
+  static constexpr bool b_dec_tied_to_input = true;
   void encode(const SaeParameters<float>& p, const Matrix<float>& xc, const Matrix<float>& z) {
     const std::size_t rows = xc.extent(0), s = p.num_latents();
     const auto iters = static_cast<std::size_t>(pursuit.max_iterations);
