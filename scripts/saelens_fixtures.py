@@ -17,6 +17,14 @@ Writes
                        SAE.load_from_disk) on 100,000 samples of the loaded world
   sae_standard_<mode>/ the standard SAE with cfg.json's normalize_activations set to <mode>, and
   sae_standard_<mode>.json  SAELens's encode and decode of 8 samples through it
+  (--extras: only these, leaving the files above as they are)
+  world_organisational/  world_tiny with a hierarchy.json that has organisational nodes
+  world_organisational.json  SAELens's firing rates and mean active magnitudes of 20,000 samples
+  whitening.json       ActivationScaler.estimate_whitening on fixed data, and the weights of a
+                       standard and a gated SAE before and after fold_activation_whitening
+                       (apply_b_dec_to_input true and false)
+  correlation_repair.json  create_correlation_matrix_from_correlations on matrices that need
+                       the eigenvalue repair and one that does not
 The regular test suite (tests/saelens/test_saelens_fixtures.cpp) reads them; no Python in CI.
 """
 import json
@@ -26,6 +34,7 @@ from pathlib import Path
 
 import sae_lens
 import torch
+from safetensors.torch import load_file, save_file
 from sae_lens import SAE
 from sae_lens.saes.abstopk_sae import AbsTopKTrainingSAE, AbsTopKTrainingSAEConfig
 from sae_lens.saes.batchtopk_sae import BatchTopKTrainingSAE, BatchTopKTrainingSAEConfig
@@ -40,7 +49,9 @@ from sae_lens.saes.standard_sae import StandardTrainingSAE, StandardTrainingSAEC
 from sae_lens.saes.topk_sae import TopKTrainingSAE, TopKTrainingSAEConfig
 from sae_lens.synthetic import SyntheticModel, SyntheticModelConfig
 from sae_lens.synthetic.evals import eval_sae_on_synthetic_data
+from sae_lens.synthetic.correlation import create_correlation_matrix_from_correlations
 from sae_lens.synthetic.training import train_toy_sae
+from sae_lens.training.activation_scaler import ActivationScaler
 
 TINY_WORLD = {
     "num_features": 300,
@@ -165,5 +176,113 @@ def make_normalization_fixtures(out: Path, model: SyntheticModel) -> None:
         print(f"{mode}: |x_hat - x| / |x| = {((x_hat - x).norm() / x.norm()).item():.3f}")
 
 
+# Organisational nodes (feature_index null) over world_tiny's features: a root organisational ME
+# group, organisational groups under a feature (one scaling, one not, one nested ME), and an
+# organisational root above a plain feature.
+ORGANISATIONAL_FOREST = {"roots": [
+    {"feature_index": None, "mutually_exclusive_children": True, "scale_children_by_parent": True, "children": [
+        {"feature_index": 0, "mutually_exclusive_children": True, "scale_children_by_parent": True, "children": [
+            {"feature_index": 10}, {"feature_index": 11}, {"feature_index": 12}]},
+        {"feature_index": 1}, {"feature_index": 2},
+        {"feature_index": None, "children": [{"feature_index": 3}, {"feature_index": 4}]}]},
+    {"feature_index": 5, "mutually_exclusive_children": True, "scale_children_by_parent": True, "children": [
+        {"feature_index": None, "mutually_exclusive_children": True, "scale_children_by_parent": True, "children": [
+            {"feature_index": 20}, {"feature_index": 21}, {"feature_index": 22}]},
+        {"feature_index": None, "children": [
+            {"feature_index": 23}, {"feature_index": 24},
+            {"feature_index": None, "mutually_exclusive_children": True, "children": [
+                {"feature_index": 25}, {"feature_index": 26}]}]},
+        {"feature_index": 27}, {"feature_index": 28}]},
+    {"feature_index": None, "children": [
+        {"feature_index": 6, "children": [{"feature_index": 30}, {"feature_index": 31}]}]},
+]}
+
+
+def complete_node(node: dict) -> dict:
+    return {"feature_index": node.get("feature_index"),
+            "mutually_exclusive_children": node.get("mutually_exclusive_children", False),
+            "scale_children_by_parent": node.get("scale_children_by_parent", False),
+            "feature_id": None,
+            "children": [complete_node(c) for c in node.get("children", [])]}
+
+
+def make_extra_fixtures(out: Path) -> None:
+    # A world with organisational nodes, sampled by SAELens.
+    d = out / "world_organisational"
+    shutil.rmtree(d, ignore_errors=True)
+    shutil.copytree(out / "world_tiny", d)
+    (d / "hierarchy.json").write_text(json.dumps({"roots": [complete_node(r) for r in ORGANISATIONAL_FOREST["roots"]]},
+                                                 indent=1))
+    # Without the copula: SAELens's correlated firing uses thresholds it recomputes from the config's
+    # probabilities compensated for the loaded forest, not the saved probabilities (which were
+    # compensated for world_tiny's own forest); independent firing uses the saved ones, so the
+    # fixture tests the hierarchy's sampling alone.
+    cfg = json.loads((d / "synthetic_model_config.json").read_text())
+    cfg["correlation"] = None
+    (d / "synthetic_model_config.json").write_text(json.dumps(cfg, indent=1))
+    tensors = load_file(d / "synthetic_model.safetensors")
+    save_file({k: v for k, v in tensors.items() if not k.startswith("correlation_")}, d / "synthetic_model.safetensors")
+    model = SyntheticModel.load_from_disk(d)
+    torch.manual_seed(5)
+    _, feats = model.sample_with_features(STAT_SAMPLES)
+    fired = (feats != 0).float()
+    count = fired.sum(0)
+    total = feats.sum(0)
+    squares = (feats * feats).sum(0)
+    (out / "world_organisational.json").write_text(json.dumps({
+        "sae_lens_version": sae_lens.__version__,
+        "samples": STAT_SAMPLES,
+        "firing_rates": (count / STAT_SAMPLES).tolist(),
+        "active_count": count.tolist(),
+        "active_sum": total.tolist(),
+        "active_sum_squares": squares.tolist(),
+    }))
+    print(f"world_organisational: mean L0 {fired.sum(1).mean().item():.3f}")
+
+    # Whitening statistics and the fold.
+    torch.manual_seed(11)
+    dim, n, d_sae = 4, 256, 6
+    mix = torch.randn(dim, dim)
+    x = torch.randn(n, dim) @ mix + torch.tensor([0.5, -1.0, 2.0, 0.0])
+    scaler = ActivationScaler()
+    scaler.estimate_whitening(d_in=dim, data_provider=iter(x.split(64)), n_batches_for_norm_estimate=4)
+    w = scaler.whitening
+    record = {"sae_lens_version": sae_lens.__version__, "x": x.tolist(), "mean": w.mean.tolist(),
+              "matrix": w.matrix.tolist(), "inverse": w.inverse_matrix.tolist(), "folds": {}}
+    for arch, cls, cfg_cls in [("standard", StandardTrainingSAE, StandardTrainingSAEConfig),
+                               ("gated", GatedTrainingSAE, GatedTrainingSAEConfig)]:
+        for apply in [True, False]:
+            torch.manual_seed(12)
+            sae = cls(cfg_cls(d_in=dim, d_sae=d_sae, apply_b_dec_to_input=apply))
+            with torch.no_grad():
+                for param in sae.parameters():
+                    param.copy_(0.5 * torch.randn_like(param))
+            before = {k: v.flatten().tolist() for k, v in sae.state_dict().items()}
+            sae.fold_activation_whitening(mean=w.mean, whitening_matrix=w.matrix, unwhitening_matrix=w.inverse_matrix)
+            after = {k: v.flatten().tolist() for k, v in sae.state_dict().items()}
+            record["folds"][f"{arch}_{'apply' if apply else 'no_apply'}"] = {"before": before, "after": after}
+    (out / "whitening.json").write_text(json.dumps(record))
+
+    # Correlation matrices from pairs, with and without the repair.
+    cases = [
+        {"n": 3, "pairs": [[0, 1, 0.9], [0, 2, 0.9], [1, 2, -0.9]], "default": 0.0},
+        {"n": 5, "pairs": [[0, 4, -0.8], [1, 2, 0.95], [1, 3, 0.95]], "default": 0.3},
+        {"n": 4, "pairs": [[0, 1, 0.2], [2, 3, -0.1]], "default": 0.05},
+    ]
+    for case in cases:
+        m = create_correlation_matrix_from_correlations(case["n"], {(i, j): v for i, j, v in case["pairs"]},
+                                                        case["default"])
+        case["matrix"] = m.tolist()
+    (out / "correlation_repair.json").write_text(json.dumps({"sae_lens_version": sae_lens.__version__,
+                                                             "cases": cases}))
+    print("wrote the whitening and correlation-repair fixtures")
+
+
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else "tests/data/saelens"))
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    target = Path(args[0] if args else "tests/data/saelens")
+    if "--extras" in sys.argv:
+        make_extra_fixtures(target)
+    else:
+        main(target)
+        make_extra_fixtures(target)

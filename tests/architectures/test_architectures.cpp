@@ -57,7 +57,7 @@ TEST_CASE("recipes: the settings the README's numbers were trained with", "[arch
 
   cfg = base;
   architectures::JumpRelu::configure(cfg, r);
-  CHECK(cfg.normalize_activations);
+  CHECK(cfg.normalization == InputNormalization::expected_average_only_in);
   CHECK(cfg.norm_estimate_batches == 1000);
   CHECK(cfg.autotune->start_step == 0);
   const auto jump = architectures::JumpRelu::make(r);

@@ -273,3 +273,156 @@ TEST_CASE("normalize_activations by hand: layer_norm and constant_norm_rescale o
   CHECK_THROWS_WITH(inference::parse_normalization("batch_norm"),
                     Catch::Contains("normalize_activations") && Catch::Contains("layer_norm"));
 }
+
+TEST_CASE("organisational hierarchy nodes sample as SAELens samples them", "[world][saelens][hierarchy]") {
+  // world_tiny with a hand-written hierarchy.json holding feature_index null nodes
+  // (scripts/saelens_fixtures.py ORGANISATIONAL_FOREST); SAELens's rates and magnitudes of 20,000 samples.
+  const auto expected = io::read_json_file(kData / "world_organisational.json");
+  SyntheticModel world = saelens::load_synthetic_model(kData / "world_organisational", [](const std::string&) {});
+  const std::size_t n = world.num_features();
+  const auto samples = expected.at("samples").get<std::size_t>();
+  const auto rates_theirs = expected.at("firing_rates").get<std::vector<double>>();
+  const auto count_theirs = expected.at("active_count").get<std::vector<double>>();
+  const auto sum_theirs = expected.at("active_sum").get<std::vector<double>>();
+  REQUIRE(rates_theirs.size() == n);
+  std::vector<double> fired(n, 0.0), sum(n, 0.0), squares(n, 0.0);
+  world.set_position(0);
+  const std::size_t batch = 2000;
+  for (std::size_t done = 0; done < samples; done += batch) {
+    auto b = world.sample(batch);
+    auto ids = Kokkos::create_mirror_view_and_copy(HostSpace(), b.features.ids);
+    auto values = Kokkos::create_mirror_view_and_copy(HostSpace(), b.features.values);
+    auto counts = Kokkos::create_mirror_view_and_copy(HostSpace(), b.features.counts);
+    for (std::size_t r = 0; r < batch; ++r)
+      for (int q = 0; q < counts(r); ++q) {
+        const float v = values(r, q);
+        if (v == 0.0f) continue;
+        const auto f = static_cast<std::size_t>(ids(r, q));
+        fired[f] += 1, sum[f] += v, squares[f] += double(v) * v;
+      }
+  }
+  // Rates: the same bound as the world_tiny case (two independent estimates, 5 sigma).
+  const double N = double(samples);
+  std::size_t outside = 0, magnitudes_checked = 0, magnitudes_outside = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const double r = fired[i] / N, p = 0.5 * (r + rates_theirs[i]);
+    if (std::fabs(r - rates_theirs[i]) > 5 * std::sqrt(2 * p * (1 - p) / N) + 2 / N) ++outside;
+    // Mean active magnitude (scaling by the effective parent shows here): 5 standard errors of the
+    // difference, with the spread measured on our draws, where both have >= 200 firings.
+    if (fired[i] < 200 || count_theirs[i] < 200) continue;
+    ++magnitudes_checked;
+    const double mean = sum[i] / fired[i], sd = std::sqrt(std::max(0.0, squares[i] / fired[i] - mean * mean));
+    const double theirs = sum_theirs[i] / count_theirs[i];
+    if (std::fabs(mean - theirs) > 5 * sd * std::sqrt(1 / fired[i] + 1 / count_theirs[i]) + 1e-6) ++magnitudes_outside;
+  }
+  CHECK(outside == 0);
+  CHECK(magnitudes_checked > 20);
+  CHECK(magnitudes_outside == 0);
+  // Not vacuous: the root organisational ME group {0, 1, 2} fires at most one member, so its
+  // members' rates are well below their raw probabilities.
+  CHECK(fired[0] / N < 0.9 * world.firing_probabilities()[0]);
+}
+
+#include "synthsae/train/input_whitening.hpp"
+#include "synthsae/world/correlation_builders.hpp"
+
+TEST_CASE("covariance whitening and its fold reproduce SAELens's", "[saelens][whitening]") {
+  const auto fx = io::read_json_file(kData / "whitening.json");
+  const auto rows = fx.at("x").get<std::vector<std::vector<double>>>();
+  const std::size_t d = rows.at(0).size();
+  std::vector<double> sum_x(d, 0), sum_outer(d * d, 0);
+  for (const auto& r : rows)
+    for (std::size_t k = 0; k < d; ++k) {
+      sum_x[k] += r[k];
+      for (std::size_t q = 0; q < d; ++q) sum_outer[k * d + q] += r[k] * r[q];
+    }
+  const InputWhitening ours = whitening_from_moments(rows.size(), sum_x, sum_outer, 1e-3);
+  InputWhitening theirs;
+  theirs.mean = fx.at("mean").get<std::vector<double>>();
+  for (const auto& r : fx.at("matrix").get<std::vector<std::vector<double>>>())
+    theirs.matrix.insert(theirs.matrix.end(), r.begin(), r.end());
+  for (const auto& r : fx.at("inverse").get<std::vector<std::vector<double>>>())
+    theirs.inverse.insert(theirs.inverse.end(), r.begin(), r.end());
+  // Eigenvector signs are free, so compare what does not depend on them: the mean, M M^T =
+  // (C + eps)^-1 and M^-T M^-1 = C + eps, all in double (summation order apart: 1e-10 relative).
+  for (std::size_t k = 0; k < d; ++k) CHECK(ours.mean[k] == Approx(theirs.mean[k]).epsilon(1e-12).margin(1e-12));
+  for (std::size_t i = 0; i < d; ++i)
+    for (std::size_t j = 0; j < d; ++j) {
+      double mm_ours = 0, mm_theirs = 0, ii_ours = 0, ii_theirs = 0;
+      for (std::size_t k = 0; k < d; ++k) {
+        mm_ours += ours.matrix[i * d + k] * ours.matrix[j * d + k];
+        mm_theirs += theirs.matrix[i * d + k] * theirs.matrix[j * d + k];
+        ii_ours += ours.inverse[k * d + i] * ours.inverse[k * d + j];
+        ii_theirs += theirs.inverse[k * d + i] * theirs.inverse[k * d + j];
+      }
+      CHECK(mm_ours == Approx(mm_theirs).epsilon(1e-10).margin(1e-12));
+      CHECK(ii_ours == Approx(ii_theirs).epsilon(1e-10).margin(1e-12));
+    }
+  // The fold with SAELens's own M, on the weights SAELens folded: float weights folded in double,
+  // so each weight agrees to float rounding (2 ulps of values of order 1).
+  auto load = [&](const io::Json& tensors, const std::string& name, const auto& view) {
+    const auto values = tensors.at(name).get<std::vector<double>>();
+    REQUIRE(values.size() == view.size());
+    auto h = Kokkos::create_mirror_view(view);
+    for (std::size_t i = 0; i < values.size(); ++i) h.data()[i] = static_cast<float>(values[i]);
+    Kokkos::deep_copy(view, h);
+  };
+  auto worst_error = [&](const io::Json& tensors, const std::string& name, const auto& view) {
+    const auto values = tensors.at(name).get<std::vector<double>>();
+    auto h = Kokkos::create_mirror_view_and_copy(HostSpace(), view);
+    double worst = 0;
+    for (std::size_t i = 0; i < values.size(); ++i)
+      worst = std::max(worst, std::fabs(double(h.data()[i]) - values[i]) / (1 + std::fabs(values[i])));
+    return worst;
+  };
+  std::size_t cases = 0;
+  for (const auto& [key, fold] : fx.at("folds").items()) {
+    INFO(key);
+    const bool apply = key.find("no_apply") == std::string::npos;
+    const auto& before = fold.at("before");
+    const auto& after = fold.at("after");
+    std::vector<std::string> names = {"W_enc", "W_dec", "b_dec"};
+    if (key.rfind("standard", 0) == 0) {
+      StandardSae<float> sae(d, 6, Relu{}, L1Penalty{1.0}, {}, {}, 0.5, 0);
+      sae.set_apply_b_dec_to_input(apply);
+      auto& p = sae.parameters();
+      load(before, "W_enc", p.w_enc), load(before, "W_dec", p.w_dec), load(before, "b_dec", p.b_dec);
+      load(before, "b_enc", p.b_enc);
+      fold_input_whitening(sae, theirs);
+      CHECK(worst_error(after, "W_enc", p.w_enc) < 3e-7);
+      CHECK(worst_error(after, "W_dec", p.w_dec) < 3e-7);
+      CHECK(worst_error(after, "b_dec", p.b_dec) < 3e-7);
+      CHECK(worst_error(after, "b_enc", p.b_enc) < 3e-7);
+    } else {
+      GatedSae<float> sae(d, 6, L1Penalty{1.0}, 0.5, 0);
+      sae.set_apply_b_dec_to_input(apply);
+      auto& p = sae.parameters();
+      load(before, "W_enc", p.w_enc), load(before, "W_dec", p.w_dec), load(before, "b_dec", p.b_dec);
+      for (const char* e : {"b_gate", "r_mag", "b_mag"}) load(before, e, p.extra.at(e));
+      fold_input_whitening(sae, theirs);
+      CHECK(worst_error(after, "W_enc", p.w_enc) < 3e-7);
+      CHECK(worst_error(after, "W_dec", p.w_dec) < 3e-7);
+      CHECK(worst_error(after, "b_dec", p.b_dec) < 3e-7);
+      for (const char* e : {"b_gate", "r_mag", "b_mag"}) CHECK(worst_error(after, e, p.extra.at(e)) < 3e-7);
+    }
+    ++cases;
+  }
+  CHECK(cases == 4);
+}
+
+TEST_CASE("correlation matrices from pairs, repaired where needed, as SAELens builds them", "[saelens][correlation]") {
+  const auto fx = io::read_json_file(kData / "correlation_repair.json");
+  for (const auto& c : fx.at("cases")) {
+    const auto n = c.at("n").get<std::size_t>();
+    INFO("n " << n);
+    std::vector<CorrelationPair> pairs;
+    for (const auto& p : c.at("pairs")) pairs.push_back({p.at(0).get<std::size_t>(), p.at(1).get<std::size_t>(), p.at(2).get<double>()});
+    const auto ours = correlation_matrix_from_correlations(n, pairs, c.at("default").get<double>());
+    const auto theirs = c.at("matrix").get<std::vector<std::vector<double>>>();
+    // SAELens works in float32 (its eigen-solve included): 1e-5 covers its rounding.
+    double worst = 0;
+    for (std::size_t i = 0; i < n; ++i)
+      for (std::size_t j = 0; j < n; ++j) worst = std::max(worst, std::fabs(ours[i * n + j] - theirs[i][j]));
+    CHECK(worst < 1e-5);
+  }
+}

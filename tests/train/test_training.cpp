@@ -219,7 +219,7 @@ AutotuneResult autotuned_l0(SaeT sae, double target, bool normalize) {
   cfg.batch_size = 256;
   cfg.training_samples = 256 * 8000;
   cfg.lr.lr = 3e-3;
-  cfg.normalize_activations = normalize;
+  cfg.normalization = normalize ? InputNormalization::expected_average_only_in : InputNormalization::none;
   cfg.norm_estimate_batches = 20;
   cfg.autotune = L0AutotunerConfig{target, 0, 10, 0.02, 1e-2, 0};
   Trainer trainer(sae, world, cfg);

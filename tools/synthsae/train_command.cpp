@@ -30,7 +30,7 @@ std::string train_usage() {
       "                      [--k N | --l1 X | --target-l0 N] [--width N] [--samples N] [--batch N]\n"
       "                      [--lr X] [--seed N] [--eval-every N] [--eval-samples N]\n"
       "                      [--checkpoint-every N] [--resume DIR] [--gemm-math M]\n"
-      "                      [--apply-b-dec-to-input true|false]\n"
+      "                      [--apply-b-dec-to-input true|false] [--normalize-activations MODE]\n"
       "\n"
       "  --arch NAME          ARCHITECTURES\n"
       "  --k N                active latents per sample for the TopK family, selections for\n"
@@ -53,6 +53,10 @@ std::string train_usage() {
       "  --resume DIR         continue from a checkpoint directory\n"
       "  --apply-b-dec-to-input B  true (default, as SAELens): the encoder sees x - b_dec;\n"
       "                       false: x itself (b_dec is then only the decoder's bias)\n"
+      "  --normalize-activations MODE  none | expected_average_only_in | covariance_whitening:\n"
+      "                       SAELens's input normalisation while training, estimated from 1,000\n"
+      "                       batches and folded into the saved weights (default: the recipe's,\n"
+      "                       expected_average_only_in for jumprelu, none otherwise)\n"
       "  --out DIR            cfg.json, sae_weights.safetensors, sparsity.safetensors (SAELens layout),\n"
       "                       eval_stats.json, metrics.csv, runner_config.json\n";
   auto put = [&](const std::string& slot, const std::string& value) {
@@ -81,6 +85,7 @@ io::Json train_and_save(SaeT sae, SyntheticModel& world, const TrainRequest& a, 
     o.samples = std::min<std::size_t>(a.eval_samples, 16384);  // periodic: a quick look; the final evaluation uses all
     o.batch = a.batch;
     o.input_scale = trainer.scaling_factor();  // not yet folded: scale in, unscale out, as the final one sees it
+    o.whitening = &trainer.whitening();        // likewise the whitening (empty without one)
     auto stats = evaluate_all(sae, world, o);
     periodic_seconds += seconds_since(t0);
     return stats;
@@ -132,7 +137,7 @@ io::Json runner_config_json(const TrainRequest& a, const architectures::Request&
                   {"dtype", "float32"},
                   {"device", "cpu"},
                   {"apply_b_dec_to_input", a.apply_b_dec_to_input},
-                  {"normalize_activations", cfg.normalize_activations ? "expected_average_only_in" : "none"},
+                  {"normalize_activations", saelens_name(cfg.normalization)},
                   {"reshape_activations", "none"}};
   sae.update(sae_training_fields);
   sae["architecture"] = a.arch;
@@ -210,6 +215,7 @@ io::Json train_one(TrainRequest a, SyntheticModel& world) {
   const bool known = architectures::visit(a.arch, [&](auto arch) {
     using Arch = decltype(arch);
     Arch::configure(cfg, r);
+    if (a.normalization) cfg.normalization = *a.normalization;
     io::Json sae_fields = io::Json::object();
     Arch::describe(sae_fields, r);
     auto sae = Arch::make(r);
@@ -226,7 +232,7 @@ int run_train(const std::vector<std::string>& argv) {
         argv,
         {"--model", "--arch", "--k", "--l1", "--target-l0", "--width", "--samples", "--batch", "--lr", "--seed",
          "--eval-every", "--eval-samples", "--checkpoint-every", "--resume", "--gemm-math", "--apply-b-dec-to-input",
-         "--out"},
+         "--normalize-activations", "--out"},
         {});
     if (args.help()) {
       std::fputs(train_usage().c_str(), stdout);
@@ -261,6 +267,12 @@ int run_train(const std::vector<std::string>& argv) {
       if (*v != "true" && *v != "false")
         throw UsageError("--apply-b-dec-to-input = " + *v + ": choose true or false");
       a.apply_b_dec_to_input = *v == "true";
+    }
+    if (auto v = args.text("--normalize-activations")) {
+      a.normalization = parse_input_normalization(*v);
+      if (!a.normalization)
+        throw UsageError("--normalize-activations = " + *v +
+                         ": choose none, expected_average_only_in or covariance_whitening");
     }
     check_architecture_knobs(a.arch, args.has("--k"), args.has("--l1"), a.target_l0.has_value());
     if (a.samples < a.batch)

@@ -8,6 +8,7 @@
 
 #include <synthsae/core/gemm_types.hpp>
 #include <synthsae/io/json.hpp>
+#include <synthsae/train/input_whitening.hpp>
 #include <synthsae/world/synthetic_model.hpp>
 
 namespace synthsae::cli {
@@ -25,6 +26,8 @@ struct TrainRequest {
   long eval_every = 0, checkpoint_every = 0;
   GemmMath gemm_math = GemmMath::fp32;
   bool apply_b_dec_to_input = true;  ///< SAELens's flag: the encoder sees x - b_dec (or x)
+  /// SAELens's normalize_activations for training; unset: the architecture's recipe.
+  std::optional<InputNormalization> normalization;
   bool print_stats = true;
 };
 

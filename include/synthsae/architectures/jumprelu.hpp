@@ -14,7 +14,7 @@ struct jumprelu_v2 {
   double bandwidth = 1.0;
   double init_threshold = 1.0;
   double decoder_init_norm = 0.5;
-  bool normalize_activations = true;
+  InputNormalization normalization = InputNormalization::expected_average_only_in;
   std::size_t norm_estimate_batches = 1000;  ///< SAELens n_batches_for_norm_estimate
   /// SAELens >= 6.48 trains theta itself; `log` is the paper's (and SAELens < 6.48's) log theta.
   ThresholdParameterisation threshold = ThresholdParameterisation::direct;
@@ -44,7 +44,7 @@ struct JumpRelu {
                     penalty, {}, {}, rc.decoder_init_norm, r.seed);
   }
   static void configure(TrainerConfig& cfg, const Request& r, const recipe& rc = {}) {
-    cfg.normalize_activations = rc.normalize_activations;
+    cfg.normalization = rc.normalization;
     cfg.norm_estimate_batches = rc.norm_estimate_batches;
     // The quadratic loss has the target in it; the step loss reaches it through the autotuner.
     if (r.target_l0 && rc.sparsity_loss_mode == L0LossMode::step)

@@ -16,6 +16,7 @@
 #include "synthsae/metrics/accumulators.hpp"
 #include "synthsae/core/row_loops.hpp"
 #include "synthsae/metrics/concepts.hpp"
+#include "synthsae/sae/input_whitening.hpp"
 #include "synthsae/world/synthetic_model.hpp"
 
 namespace synthsae {
@@ -38,6 +39,12 @@ struct EvalOptions {
   /// folded into the weights): inputs are encoded as x s and reconstructions divided by s, as
   /// SAELens's periodic evaluations do, so that they agree with the final one after the fold.
   double input_scale = 1.0;
+  /// Likewise a covariance whitening not yet folded (the trainer's): inputs are whitened after
+  /// the scale, reconstructions unwhitened before it is undone, as SAELens's ActivationScaler,
+  /// and the decoder metrics read W_dec M^-1, the directions the fold will give. (SAELens's own
+  /// periodic evaluation compares the whitened-space decoder with the true features, so its
+  /// periodic MCC differs from its final one; ours agree.)
+  const InputWhitening* whitening = nullptr;
 };
 
 template <MetricAccumulator... Metrics, EvaluableSae Sae>
@@ -54,8 +61,11 @@ nlohmann::json evaluate(Sae& sae, SyntheticModel& model, const EvalOptions& opts
     Kokkos::fence();
     return std::chrono::duration<double>(clock::now() - t0).count();
   };
+  const bool whiten = opts.whitening && !opts.whitening->empty();
+  WhiteningMap whitening = whiten ? WhiteningMap(*opts.whitening) : WhiteningMap();
   auto t0 = clock::now();
-  const DecoderSimilarity similarity = decoder_similarity(sae.decoder_weights(), model.feature_vectors());
+  const DecoderSimilarity similarity = decoder_similarity(
+      whiten ? whitening.raw_directions(sae.decoder_weights()) : sae.decoder_weights(), model.feature_vectors());
   tm.similarity += since(t0);
   EvalContext ctx;
   ctx.similarity = &similarity;
@@ -73,7 +83,7 @@ nlohmann::json evaluate(Sae& sae, SyntheticModel& model, const EvalOptions& opts
   tm.begin += since(t0);
 
   SparseBatch<float> truth;
-  Matrix<float> x, z, x_hat, x_scaled;
+  Matrix<float> x, z, x_hat, x_scaled, x_whitened;
   for (std::size_t done = 0; done < opts.samples; done += opts.batch) {
     const std::size_t b = std::min(opts.batch, opts.samples - done);
     if (x.extent(0) != b) {
@@ -86,17 +96,24 @@ nlohmann::json evaluate(Sae& sae, SyntheticModel& model, const EvalOptions& opts
     hidden_from_sparse(truth, model.feature_vectors(), model.bias(), x);
     tm.sampling += since(t0);
     t0 = clock::now();
-    if (opts.input_scale != 1.0) {
+    if (opts.input_scale != 1.0 || whiten) {
       if (x_scaled.extent(0) != b) x_scaled = Matrix<float>("eval_x_scaled", b, model.hidden_dim());
       Kokkos::deep_copy(x_scaled, x);
-      scale_entries(x_scaled, static_cast<float>(opts.input_scale));
-      sae.encode(x_scaled, z);
+      if (opts.input_scale != 1.0) scale_entries(x_scaled, static_cast<float>(opts.input_scale));
+      if (whiten) {
+        if (x_whitened.extent(0) != b) x_whitened = Matrix<float>("eval_x_whitened", b, model.hidden_dim());
+        whitening.whiten(x_scaled, x_whitened);
+        sae.encode(x_whitened, z);
+      } else {
+        sae.encode(x_scaled, z);
+      }
     } else {
       sae.encode(x, z);
     }
     tm.encode += since(t0);
     t0 = clock::now();
     sae.decode(z, x_hat);
+    if (whiten) whitening.unwhiten(x_hat);
     if (opts.input_scale != 1.0) scale_entries(x_hat, static_cast<float>(1.0 / opts.input_scale));
     tm.decode += since(t0);
     t0 = clock::now();

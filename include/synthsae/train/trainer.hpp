@@ -1,8 +1,9 @@
 #pragma once
 // The training loop (reference §7.2): fresh samples every step, forward/backward, dead-latent
 // tracking in steps since fired, Adam with clipping at 1 and skipped non-finite steps, the
-// learning-rate schedule, coefficient warm-up and the L0 autotuner, optional activation-norm
-// scaling folded into the weights at the end, callbacks detected at compile time, and
+// learning-rate schedule, coefficient warm-up and the L0 autotuner, optional input normalisation
+// (SAELens's activation-norm scaling or covariance whitening) folded into the weights at the end,
+// callbacks detected at compile time, and
 // checkpoints that resume bit for bit on the same build.
 #include <chrono>
 #include <cmath>
@@ -17,6 +18,7 @@
 #include "synthsae/sae/concepts.hpp"
 #include "synthsae/train/adam.hpp"
 #include "synthsae/train/checkpoint.hpp"
+#include "synthsae/train/input_whitening.hpp"
 #include "synthsae/train/l0_autotuner.hpp"
 #include "synthsae/train/schedules.hpp"
 #include "synthsae/world/synthetic_model.hpp"
@@ -34,8 +36,11 @@ struct TrainerConfig {
   long feature_sampling_window = 2000;
   long coefficient_warm_up_steps = 0;
   std::optional<L0AutotunerConfig> autotune;
-  bool normalize_activations = false;  ///< SAELens "expected_average_only_in"
+  /// SAELens's normalize_activations: "none", "expected_average_only_in" (scale to mean norm
+  /// sqrt(d_in)) or "covariance_whitening"; estimated from norm_estimate_batches batches.
+  InputNormalization normalization = InputNormalization::none;
   std::size_t norm_estimate_batches = 1000;
+  double whitening_eps = 1e-3;  ///< added to the covariance eigenvalues (SAELens's eps)
   /// Arithmetic of every GEMM of the run on CUDA (FP32, TF32 or BF16 tensor cores); no effect on
   /// the host, whose GEMM is always exact.
   GemmMath gemm_math = GemmMath::fp32;
@@ -50,6 +55,9 @@ struct TrainerConfig {
     if (feature_sampling_window < 1)
       throw ConfigError("feature_sampling_window", show(feature_sampling_window), "must be >= 1");
     if (autotune) autotune->validate();
+    if (norm_estimate_batches == 0 && normalization != InputNormalization::none)
+      throw ConfigError("n_batches_for_norm_estimate", "0", "must be >= 1 to estimate the normalisation");
+    if (!(whitening_eps > 0)) throw ConfigError("whitening_eps", show(whitening_eps), "must be > 0");
   }
   long total_steps() const { return static_cast<long>(training_samples / batch_size); }
 };
@@ -87,6 +95,13 @@ class Trainer {
     }
     cfg_.lr.total_steps = cfg_.total_steps();
     cfg_.lr.validate();
+    if constexpr (!requires(SaeT& s, const InputWhitening& w) { fold_input_whitening(s, w); }) {
+      if (cfg_.normalization == InputNormalization::covariance_whitening) {
+        throw ConfigError("normalize_activations", "covariance_whitening",
+                          "this SAE cannot fold a whitening into its weights (a tied encoder such as matching "
+                          "pursuit's; SAELens refuses it too)");
+      }
+    }
     since_fired_ = Kokkos::View<std::int64_t*, MemSpace>("steps_since_fired", sae.num_latents());
     window_fired_ = Kokkos::View<std::int64_t*, MemSpace>("window_fired", sae.num_latents());
     dead_ = Kokkos::View<std::uint8_t*, MemSpace>("dead", sae.num_latents());
@@ -98,6 +113,8 @@ class Trainer {
   long step() const { return step_; }
   std::size_t samples() const { return samples_; }
   double scaling_factor() const { return scaling_factor_; }
+  /// The covariance whitening the SAE trains behind (empty without it, and once folded).
+  const InputWhitening& whitening() const { return whitening_; }
   const L0Autotuner& autotuner() const { return autotuner_; }
   const Adam<T>& optimizer() const { return adam_; }
 
@@ -148,7 +165,12 @@ class Trainer {
   StepInfo fit_steps(long stop_after_steps, Callbacks&... callbacks) {
     const auto t0 = std::chrono::steady_clock::now();
     const ScopedGemmMath gemm_math(cfg_.gemm_math);
-    if (cfg_.normalize_activations && scaling_factor_ == 1.0 && step_ == 0) estimate_scaling_factor();
+    if (cfg_.normalization == InputNormalization::expected_average_only_in && scaling_factor_ == 1.0 && step_ == 0)
+      estimate_scaling_factor();
+    if (cfg_.normalization == InputNormalization::covariance_whitening && whitening_.empty() && !folded_) {
+      whitening_ = estimate_input_whitening(world_, cfg_.norm_estimate_batches, cfg_.batch_size, cfg_.whitening_eps);
+    }
+    if (!whitening_.empty() && whitening_map_.empty()) whitening_map_ = WhiteningMap(whitening_);
     (call_on_start(callbacks), ...);
     StepInfo info;
     long done = 0;
@@ -162,6 +184,7 @@ class Trainer {
     elapsed_before_ = info.elapsed_seconds;
     if (samples_ >= cfg_.training_samples && !folded_) {
       fold_scaling_factor();
+      fold_whitening();
       (call_on_end(callbacks, info), ...);
     }
     return info;
@@ -187,10 +210,17 @@ class Trainer {
       window_samples_ = 0;
     }
     if (scaling_factor_ != 1.0) scale_entries(batch_.hidden, static_cast<T>(scaling_factor_));
+    const Matrix<T>* input = &batch_.hidden;
+    if (!whitening_map_.empty()) {
+      if (whitened_.extent(0) != b || whitened_.extent(1) != batch_.hidden.extent(1))
+        whitened_ = Matrix<T>("whitened_batch", b, batch_.hidden.extent(1));
+      whitening_map_.whiten(batch_.hidden, whitened_);
+      input = &whitened_;
+    }
     const std::size_t num_dead = update_dead_mask();
     const double coefficient = current_coefficient();
     StepInfo info;
-    info.losses = sae_.forward_backward(batch_.hidden, grads_, dead_, num_dead, penalty_scale());
+    info.losses = sae_.forward_backward(*input, grads_, dead_, num_dead, penalty_scale());
     info.l0 = record_firing();
     info.lr = cfg_.lr.at(step_);
     adam_.step(sae_.parameters(), grads_, info.lr);
@@ -226,6 +256,33 @@ class Trainer {
     ar("adam_steps", adam_steps);
     ar("adam_skipped", adam_skipped);
     ar("scaling_factor", scaling_factor_);
+    if (cfg_.normalization == InputNormalization::covariance_whitening) {
+      // In double, as estimated: the fold after a resume is the fold without one.
+      Vector<double> mean, matrix, inverse;
+      auto to_dev = [](const std::vector<double>& v, Vector<double>& d) {
+        d = Vector<double>("whitening", v.size());
+        auto h = Kokkos::create_mirror_view(d);
+        for (std::size_t i = 0; i < v.size(); ++i) h(i) = v[i];
+        Kokkos::deep_copy(d, h);
+      };
+      auto to_host = [](const Vector<double>& d) {
+        auto h = Kokkos::create_mirror_view_and_copy(HostSpace(), d);
+        return std::vector<double>(h.data(), h.data() + h.extent(0));
+      };
+      if constexpr (!Archive::reading) to_dev(whitening_.mean, mean), to_dev(whitening_.matrix, matrix),
+          to_dev(whitening_.inverse, inverse);
+      bool estimated = !whitening_.empty();
+      ar("whitening_estimated", estimated);
+      if (estimated) {
+        ar("whitening_mean", mean);
+        ar("whitening_matrix", matrix);
+        ar("whitening_inverse", inverse);
+      }
+      if constexpr (Archive::reading) {
+        whitening_ = estimated ? InputWhitening{to_host(mean), to_host(matrix), to_host(inverse)} : InputWhitening{};
+        whitening_map_ = WhiteningMap();
+      }
+    }
     ar("elapsed_seconds", elapsed_before_);
     ar.enter("autotuner");
     ar("multiplier", autotuner_.multiplier);
@@ -351,6 +408,15 @@ class Trainer {
     scaling_factor_ = std::sqrt(double(world_.hidden_dim())) / (sum / double(rows));
   }
 
+  /// Folds the whitening into the SAE (fold_input_whitening): it then takes raw input.
+  void fold_whitening() {
+    if (whitening_.empty()) return;
+    if constexpr (requires(SaeT& s, const InputWhitening& w) { fold_input_whitening(s, w); })
+      fold_input_whitening(sae_, whitening_);
+    whitening_ = InputWhitening{};
+    whitening_map_ = WhiteningMap();
+  }
+
   /// Folds the scaling factor into the SAE (its fold_input_scale: W_enc s, W_dec / s, b_dec / s
   /// and what each architecture adds): the SAE then takes unscaled input.
   void fold_scaling_factor() {
@@ -376,6 +442,9 @@ class Trainer {
   std::size_t samples_ = 0;
   std::uint64_t first_sample_ = 0;
   double scaling_factor_ = 1.0;
+  InputWhitening whitening_;
+  WhiteningMap whitening_map_;
+  Matrix<T> whitened_;
   double elapsed_before_ = 0;
   PhaseSeconds phases_;
   bool folded_ = false;
