@@ -20,6 +20,17 @@ strip() { grep -v -e build_seconds -e samples_per_second "$1"; }
 grep -q '"hierarchical_features": 84' "$work/a.json" || fail "tiny preset should have 4+16+64 = 84 hierarchical features"
 ls "$work" | grep -q partial && fail "staging directory left behind"
 
+# --firing-rates: one rate per feature over the same samples; they sum to the true L0 exactly
+# (both are the total firing count over the sample count), up to the printing of doubles.
+"$bin" model --load "$work/tiny" --samples 2000 --firing-rates "$work/rates.json" >"$work/c.json" 2>/dev/null \
+  || fail "--firing-rates run failed"
+sum_check=$(tr -d '[]{}"' <"$work/rates.json" | tr ',' '\n' | awk -v l0="$(sed -n 's/.*"true_l0": *\([0-9.eE+-]*\).*/\1/p' "$work/c.json")" '
+  /^firing_rates:/ { sub(/^firing_rates:/, "") } /^samples:/ { samples = substr($0, 9); next }
+  { n++; s += $1; if ($1 < 0 || $1 > 1) bad++ }
+  END { d = s - l0; if (d < 0) d = -d; print (n == 256 && samples == 2000 && !bad && d < 1e-9) ? "ok" : "n=" n " samples=" samples " sum=" s " l0=" l0 }')
+[ "$sum_check" = ok ] || fail "firing rates do not match the statistics: $sum_check"
+expect 1 "nodir" -- "$bin" model --preset tiny --samples 100 --firing-rates "$work/nodir/rates.json"
+
 # Usage errors: exit 2, message names the flag/value.
 expect 2 "exactly one of" -- "$bin" model
 expect 2 "unknown argument '--bogus'" -- "$bin" model --preset tiny --bogus

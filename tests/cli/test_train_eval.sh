@@ -18,7 +18,7 @@ done
 grep -q '"architecture": "standard"' "$work/std/cfg.json" || fail "cfg.json lacks the architecture"
 # runner_config.json in SAELens's runner schema: its top-level keys, the SAE's fields nested.
 for key in synthetic_model sae training_samples lr_scheduler_name lr_end adam_beta1 eval_frequency \
-           dead_feature_window feature_sampling_window n_batches_for_norm_estimate; do
+           dead_feature_window feature_sampling_window n_batches_for_norm_estimate logger; do
   grep -q "\"$key\":" "$work/std/runner_config.json" || fail "runner_config.json lacks $key"
 done
 grep -q '"l1_coefficient":' "$work/std/runner_config.json" || fail "runner_config.json lacks the SAE's l1_coefficient"
@@ -27,6 +27,16 @@ grep -q '^25,' "$work/std/metrics.csv" || fail "metrics.csv lacks the step-25 ev
 "$bin" eval --model tiny --sae "$work/std" --samples 4096 --batch 512 >"$work/eval.json" 2>/dev/null || fail "eval failed"
 cmp -s "$work/train.json" "$work/eval.json" || fail "eval of the saved SAE differs from the in-process metrics"
 grep -q '"mcc"' "$work/eval.json" || fail "eval output lacks mcc"
+# --first-sample: the default start is 2^62; another start draws other samples (same decoder
+# metrics, other sample metrics).
+"$bin" eval --model tiny --sae "$work/std" --samples 4096 --batch 512 --first-sample 4611686018427387904 \
+  >"$work/eval_first.json" 2>/dev/null || fail "eval --first-sample failed"
+cmp -s "$work/eval.json" "$work/eval_first.json" || fail "--first-sample 2^62 should equal the default"
+"$bin" eval --model tiny --sae "$work/std" --samples 4096 --batch 512 --first-sample 12345 \
+  >"$work/eval_other.json" 2>/dev/null || fail "eval --first-sample 12345 failed"
+cmp -s "$work/eval.json" "$work/eval_other.json" && fail "another --first-sample should draw other samples"
+grep -q "$(grep '"mcc"' "$work/eval.json")" "$work/eval_other.json" || fail "MCC must not depend on the samples"
+expect 2 "--first-sample = -1" -- "$bin" eval --model tiny --sae "$work/std" --first-sample -1
 
 # A BatchTopK SAE exports as JumpReLU with its threshold.
 "$bin" train --model tiny --arch batchtopk --k 3 --width 32 --samples 10240 --batch 512 --eval-samples 1024 \
@@ -48,6 +58,14 @@ grep -q '"apply_b_dec_to_input": false' "$work/mp/cfg.json" || fail "cfg.json sh
 grep -q '"apply_b_dec_to_input": false' "$work/mp/runner_config.json" || fail "runner_config.json should record it"
 "$bin" eval --model tiny --sae "$work/mp" --samples 1024 --batch 512 >"$work/mp_eval.json" 2>/dev/null || fail "mp eval failed"
 cmp -s "$work/mp_train.json" "$work/mp_eval.json" || fail "eval of the saved mp SAE (no b_dec on input) differs from the in-process metrics"
+# Recipe settings SAELens would otherwise fill with its own defaults are recorded: Matching
+# Pursuit's unit decoder rows, no residual threshold, no duplicate-support stop (SAELens: 0.01, true).
+for kv in '"decoder_init_norm": 1.0' '"residual_threshold": 0.0' '"stop_on_duplicate_support": false'; do
+  grep -q "$kv" "$work/mp/runner_config.json" || fail "mp runner_config.json lacks $kv"
+done
+grep -q '"decoder_init_norm": 0.1' "$work/std/runner_config.json" || fail "standard runner_config.json lacks decoder_init_norm"
+grep -q '"aux_loss_coefficient": 1.0' "$work/btk/runner_config.json" || fail "batchtopk runner_config.json lacks aux_loss_coefficient"
+grep -q '"topk_threshold_lr": 0.01' "$work/btk/runner_config.json" || fail "batchtopk runner_config.json lacks topk_threshold_lr"
 
 # The unpublished example architecture topk_l1 through the program: saved as topk, its L1
 # coefficient and the GEMM arithmetic recorded in runner_config.json.

@@ -1,5 +1,6 @@
-// synthsae eval --model (PRESET | DIR) --sae DIR [--samples N] [--batch N]
+// synthsae eval --model (PRESET | DIR) --sae DIR [--samples N] [--batch N] [--first-sample N]
 #include <cstdio>
+#include <limits>
 #include <string>
 
 #include <synthsae/metrics/evaluate.hpp>
@@ -15,18 +16,20 @@ namespace {
 /// The usage text; the architectures come from the loader's list of inference forms.
 std::string eval_usage() {
   return "usage: synthsae eval --model (PRESET | DIR) --sae DIR [--samples N] [--batch N]\n"
+         "                     [--first-sample N]\n"
          "\n"
          "Prints the ground-truth metrics of an SAE saved in SAELens's layout (cfg.json +\n"
          "sae_weights.safetensors; architectures " +
          saelens::supported_inference_architectures() +
          "),\nours or SAELens's, as one JSON object with SAELens's keys. Defaults: 500,000 samples in\n"
-         "batches of 1024.\n";
+         "batches of 1024, from global sample index 2^62 of the world's stream (a region training\n"
+         "never reaches); --first-sample N starts elsewhere (independent evaluations: disjoint ranges).\n";
 }
 }  // namespace
 
 int run_eval(const std::vector<std::string>& argv) {
   try {
-    const Args args(argv, {"--model", "--sae", "--samples", "--batch"}, {});
+    const Args args(argv, {"--model", "--sae", "--samples", "--batch", "--first-sample"}, {});
     if (args.help()) {
       std::fputs(eval_usage().c_str(), stdout);
       return 0;
@@ -36,6 +39,8 @@ int run_eval(const std::vector<std::string>& argv) {
     EvalOptions opts;
     opts.samples = static_cast<std::size_t>(args.integer("--samples", 1, std::int64_t(1) << 40).value_or(500'000));
     opts.batch = static_cast<std::size_t>(args.integer("--batch", 1, 1 << 20).value_or(1024));
+    if (const auto first = args.integer("--first-sample", 0, std::numeric_limits<std::int64_t>::max()))
+      opts.first_sample = static_cast<std::uint64_t>(*first);
     const auto model = *args.text("--model");
     const auto sae_dir = *args.text("--sae");
     try {

@@ -1,11 +1,13 @@
 // synthsae model (--preset NAME | --config FILE | --load DIR) [--seed N] [--save DIR]
-//                [--stats] [--samples N] [--first-k K] [--batch N]
+//                [--stats] [--samples N] [--first-k K] [--batch N] [--firing-rates FILE]
 #include <chrono>
 #include <cstdio>
 #include <exception>
 #include <filesystem>
 #include <string>
 
+#include <synthsae/io/atomic_file.hpp>
+#include <synthsae/io/json.hpp>
 #include <synthsae/saelens/model_directory.hpp>
 #include <synthsae/world/presets.hpp>
 #include <synthsae/world/statistics.hpp>
@@ -21,6 +23,7 @@ namespace {
 constexpr const char* kModelUsage =
     "usage: synthsae model (--preset NAME | --config FILE | --load DIR) [--seed N]\n"
     "                      [--save DIR] [--stats] [--samples N] [--first-k K] [--batch N]\n"
+    "                      [--firing-rates FILE]\n"
     "\n"
     "  --preset NAME   a named world (see below)\n"
     "  --config FILE   a synthetic_model_config.json (SAELens's keys)\n"
@@ -32,6 +35,8 @@ constexpr const char* kModelUsage =
     "  --samples N     samples for the firing statistics (default 10000)\n"
     "  --first-k K     also count L0 over features [0, K) (default 4096, or N if smaller)\n"
     "  --batch N       sampling batch size (default 1024)\n"
+    "  --firing-rates FILE  also write each feature's realised firing rate over those samples\n"
+    "                  as JSON {\"samples\": n, \"firing_rates\": [...]} (implies --stats)\n"
     "\n"
     "presets:\n";
 
@@ -45,7 +50,8 @@ void print_usage(std::FILE* out) {
 
 int run_model(const std::vector<std::string>& argv) {
   try {
-    const Args args(argv, {"--preset", "--config", "--load", "--seed", "--save", "--samples", "--first-k", "--batch"},
+    const Args args(argv, {"--preset", "--config", "--load", "--seed", "--save", "--samples", "--first-k", "--batch",
+                     "--firing-rates"},
                     {"--stats"});
     if (args.help()) {
       print_usage(stdout);
@@ -57,7 +63,7 @@ int run_model(const std::vector<std::string>& argv) {
     const auto samples = args.integer("--samples", 1, std::int64_t(1) << 40).value_or(10000);
     const auto batch = args.integer("--batch", 1, 1 << 20).value_or(1024);
     const auto first_k_flag = args.integer("--first-k", 1, std::int64_t(1) << 40);
-    const bool want_stats = args.has("--stats") || !args.has("--save");
+    const bool want_stats = args.has("--stats") || args.has("--firing-rates") || !args.has("--save");
 
     try {
       const auto t0 = std::chrono::steady_clock::now();
@@ -116,6 +122,10 @@ int run_model(const std::vector<std::string>& argv) {
                         {"clamped_probabilities", model->clamped_probabilities()},
                         {"build_seconds", build_seconds},
                         {"samples_per_second", double(samples) / sample_seconds}};
+        if (const auto path = args.text("--firing-rates")) {
+          const io::Json rates = {{"samples", firing.samples}, {"firing_rates", firing.realised_rate}};
+          io::write_file_atomically(*path, [&](std::ostream& os) { os << rates.dump() << '\n'; });
+        }
         std::printf("%s\n", out.dump(2).c_str());
       }
       return 0;

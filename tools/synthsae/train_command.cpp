@@ -169,6 +169,9 @@ io::Json runner_config_json(const TrainRequest& a, const architectures::Request&
   runner["dead_feature_window"] = cfg.dead_feature_window;
   runner["feature_sampling_window"] = cfg.feature_sampling_window;
   runner["n_batches_for_norm_estimate"] = cfg.norm_estimate_batches;
+  // SAELens's LoggingConfig defaults to wandb; this run logged nowhere, and the file loads in
+  // SAELens's SyntheticSAERunnerConfig.from_dict without asking for a wandb key.
+  runner["logger"] = {{"log_to_wandb", false}};
   runner["synthsae"] = {{"model", a.model},
                         {"seed", a.seed},
                         {"checkpoint_every", a.checkpoint_every},
@@ -217,6 +220,7 @@ io::Json train_one(TrainRequest a, SyntheticModel& world) {
     Arch::configure(cfg, r);
     if (a.normalization) cfg.normalization = *a.normalization;
     io::Json sae_fields = io::Json::object();
+    architectures::describe_recipe_fields(sae_fields, typename Arch::recipe{});
     Arch::describe(sae_fields, r);
     auto sae = Arch::make(r);
     sae.set_apply_b_dec_to_input(a.apply_b_dec_to_input);

@@ -27,4 +27,20 @@ InferenceSae load_as(const std::filesystem::path& dir) {
   return sae;
 }
 
+/// The recipe settings that SAELens's training configs name the same way, written next to an
+/// architecture's own describe() so that runner_config.json records every one that SAELens would
+/// otherwise fill with its own default (found by scripts/saelens_parity.sh: without them
+/// SAELens's runner built from our file trained JumpReLU with decoder_init_norm 0.1, not 0.5).
+template <class Recipe>
+void describe_recipe_fields(io::Json& runner, const Recipe& rc) {
+  if constexpr (requires { rc.decoder_init_norm; }) runner["decoder_init_norm"] = rc.decoder_init_norm;
+  if constexpr (requires { rc.aux_loss_coefficient; }) runner["aux_loss_coefficient"] = rc.aux_loss_coefficient;
+  if constexpr (requires { rc.topk_threshold_lr; }) runner["topk_threshold_lr"] = rc.topk_threshold_lr;
+  if constexpr (requires { rc.rescale_acts_by_decoder_norm; })
+    runner["rescale_acts_by_decoder_norm"] = rc.rescale_acts_by_decoder_norm;
+  if constexpr (requires { rc.residual_threshold; }) runner["residual_threshold"] = rc.residual_threshold;
+  if constexpr (requires { rc.stop_on_duplicate_support; })
+    runner["stop_on_duplicate_support"] = rc.stop_on_duplicate_support;
+}
+
 }  // namespace synthsae::architectures

@@ -50,8 +50,13 @@ struct JumpRelu {
     if (r.target_l0 && rc.sparsity_loss_mode == L0LossMode::step)
       cfg.autotune = recipes::autotune(*r.target_l0, 0, r.total_steps);
   }
-  static void describe(io::Json& runner, const Request&, const recipe& rc = {}) {
+  static void describe(io::Json& runner, const Request& r, const recipe& rc = {}) {
     runner["l0_coefficient"] = rc.l0_coefficient;
+    runner["l0_warm_up_steps"] = 0;
+    runner["pre_act_loss_coefficient"] = nullptr;
+    // SAELens's target_l0 is the quadratic loss's; the step loss's target is the autotuner's (ours).
+    runner["target_l0"] = rc.sparsity_loss_mode == L0LossMode::quadratic && r.target_l0 ? io::Json(*r.target_l0)
+                                                                                       : io::Json(nullptr);
     runner["jumprelu_bandwidth"] = rc.bandwidth;
     runner["jumprelu_init_threshold"] = rc.init_threshold;
     runner["jumprelu_sparsity_loss_mode"] = rc.sparsity_loss_mode == L0LossMode::quadratic ? "quadratic" : "step";

@@ -32,6 +32,7 @@ struct MatchingPursuit {
   static void describe(io::Json& runner, const Request& r, const recipe& = {}) {
     runner["k"] = r.k;
     runner["max_iterations"] = r.k;
+    runner["decoder_init_norm"] = 1.0;  // unit rows; SAELens's Matching Pursuit forces 1.0 too
   }
 };
 

@@ -47,6 +47,7 @@ struct MatryoshkaBatchTopK {
     runner["k"] = r.k;
     runner["matryoshka_widths"] = rc.widths(r.width);
     runner["use_matryoshka_aux_loss"] = true;
+    runner["rescale_acts_by_decoder_norm"] = true;
   }
 };
 
