@@ -315,6 +315,27 @@ def fmt(m: dict, key: str) -> tuple[str, str]:
             f"{m['saelens_mean']:.{digits}f} ± {m['saelens_sd']:.{digits}f}")
 
 
+def flag_rate_sentence(job: dict) -> str:
+    """How many bold cells chance alone gives when both tools sample the same distribution.
+
+    With n seeds per tool and a common seed-to-seed sd s, the difference of the means is
+    N(0, 2 s^2 / n) and sd1^2 + sd2^2 is s^2 chi2(2(n-1)) / (n-1), so a cell is bold exactly when
+    |t| > 2 sqrt(n) for a Student t with 2(n-1) degrees of freedom."""
+    n = job["seeds"]
+    cells = [(row["arch"], k) for row in job["table"] for k, m in row["metrics"].items()
+             if k != "dead_latents" and (m["synthsae_sd"] > 0 or m["saelens_sd"] > 0)]
+    bold = sum(1 for row in job["table"] for k, m in row["metrics"].items()
+               if k != "dead_latents" and (m["synthsae_sd"] > 0 or m["saelens_sd"] > 0) and m["flagged"])
+    if n < 2 or not cells:
+        return ""
+    from scipy.stats import binom, t
+    p = 2 * t.sf(2 * math.sqrt(n), 2 * (n - 1))
+    tail = binom.sf(bold - 1, len(cells), p)
+    return (f"With {n} seeds a cell is bold by chance with probability {p:.3f} when the two tools agree in "
+            f"distribution; {bold} of the {len(cells)} cells with a spread (dead latents aside) are bold, "
+            f"against {p * len(cells):.1f} expected (P(≥ {bold} by chance) = {tail:.2f}).")
+
+
 def markdown(report: dict) -> str:
     lines = [f"SAELens {report['sae_lens_version']} (torch {report['torch_version']}) beside synthsae, "
              f"`{report['command']}`, {report['date']}.", ""]
@@ -334,7 +355,7 @@ def markdown(report: dict) -> str:
                   f"(standard, gated), lr {j['lr']}, batch 1,024, {j['samples']:,} samples, seeds 1–{j['seeds']}, "
                   f"evaluation on {j['eval_samples']:,} samples", "",
                   "Each cell: synthsae mean ± seed sd / SAELens mean ± seed sd. **Bold**: the difference of the "
-                  "means exceeds twice the combined seed spread.", "",
+                  "means exceeds twice the combined seed spread sqrt(sd₁² + sd₂²). " + flag_rate_sentence(j), "",
                   "| architecture | " + " | ".join(TABLE_METRICS) + " |",
                   "| --- |" + " --- |" * len(TABLE_METRICS)]
         for row in j["table"]:
@@ -355,9 +376,9 @@ def markdown(report: dict) -> str:
                          f"{'yes' if c['agree'] else 'NO'} |")
         lines += ["", "### Speed on this machine (samples/s; ratio synthsae / SAELens)", "",
                   "| work | synthsae | SAELens | ratio |", "| --- | --- | --- | --- |"]
-        if w:
-            r = w["rows"][0]
-            a, b = r["generation_samples_per_second_synthsae"], r["generation_samples_per_second_saelens"]
+        if w:  # each tool's faster of its two samplings (the first call of a process pays its warm-up)
+            a = max(r["generation_samples_per_second_synthsae"] for r in w["rows"])
+            b = max(r["generation_samples_per_second_saelens"] for r in w["rows"])
             lines.append(f"| generation with ground truth | {a:,.0f} | {b:,.0f} | {a / b:.1f}× |")
         for row in j["table"]:
             a, b = row["train_samples_per_second"]["synthsae"], row["train_samples_per_second"]["saelens"]
@@ -389,7 +410,11 @@ def main() -> None:
     p.add_argument("--chunks", type=int, default=5)
     p.add_argument("--world-samples", type=int, default=100_000)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--markdown-from", metavar="JSON", help="only re-render parity.md from a parity.json")
     args = p.parse_args()
+    if args.markdown_from:
+        print(markdown(json.loads(Path(args.markdown_from).read_text())), end="")
+        return
     args.archs = [a for a in args.archs.split(",") if a]
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -397,7 +422,8 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     report = {"sae_lens_version": sae_lens.__version__, "torch_version": torch.__version__,
               "torch_threads": torch.get_num_threads(), "date": time.strftime("%Y-%m-%d"),
-              "command": "bash scripts/saelens_parity.sh " + " ".join(sys.argv[1:]),
+              "command": "bash scripts/saelens_parity.sh " + " ".join(
+                  a for i, a in enumerate(sys.argv[1:]) if a != "--synthsae" and sys.argv[i] != "--synthsae"),
               "cross_samples": args.cross_samples}
     report["world"] = world_part(args, out)
     report["job"] = job_part(args, out, Path(report["world"]["directory"]))
