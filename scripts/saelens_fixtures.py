@@ -249,17 +249,23 @@ def make_extra_fixtures(out: Path) -> None:
     w = scaler.whitening
     record = {"sae_lens_version": sae_lens.__version__, "x": x.tolist(), "mean": w.mean.tolist(),
               "matrix": w.matrix.tolist(), "inverse": w.inverse_matrix.tolist(), "folds": {}}
-    for arch, cls, cfg_cls in [("standard", StandardTrainingSAE, StandardTrainingSAEConfig),
-                               ("gated", GatedTrainingSAE, GatedTrainingSAEConfig)]:
+    # TopK last (the earlier entries keep their seeds): with rescale_acts_by_decoder_norm SAELens
+    # folds the decoder norms first and turns the rescale off.
+    for arch, cls, cfg_cls, extra in [("standard", StandardTrainingSAE, StandardTrainingSAEConfig, {}),
+                                      ("gated", GatedTrainingSAE, GatedTrainingSAEConfig, {}),
+                                      ("topk", TopKTrainingSAE, TopKTrainingSAEConfig,
+                                       {"k": 2, "rescale_acts_by_decoder_norm": True})]:
         for apply in [True, False]:
             torch.manual_seed(12)
-            sae = cls(cfg_cls(d_in=dim, d_sae=d_sae, apply_b_dec_to_input=apply))
+            sae = cls(cfg_cls(d_in=dim, d_sae=d_sae, apply_b_dec_to_input=apply, **extra))
             with torch.no_grad():
                 for param in sae.parameters():
                     param.copy_(0.5 * torch.randn_like(param))
             before = {k: v.flatten().tolist() for k, v in sae.state_dict().items()}
             sae.fold_activation_whitening(mean=w.mean, whitening_matrix=w.matrix, unwhitening_matrix=w.inverse_matrix)
             after = {k: v.flatten().tolist() for k, v in sae.state_dict().items()}
+            if arch == "topk":
+                after["rescale_acts_by_decoder_norm"] = sae.cfg.rescale_acts_by_decoder_norm
             record["folds"][f"{arch}_{'apply' if apply else 'no_apply'}"] = {"before": before, "after": after}
     (out / "whitening.json").write_text(json.dumps(record))
 

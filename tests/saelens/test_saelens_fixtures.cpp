@@ -381,33 +381,36 @@ TEST_CASE("covariance whitening and its fold reproduce SAELens's", "[saelens][wh
     const bool apply = key.find("no_apply") == std::string::npos;
     const auto& before = fold.at("before");
     const auto& after = fold.at("after");
-    std::vector<std::string> names = {"W_enc", "W_dec", "b_dec"};
+    // Loads SAELens's weights before the fold into `sae`, folds with SAELens's M, compares each
+    // tensor with SAELens's after the fold.
+    auto check = [&](auto& sae, const std::vector<std::string>& biases) {
+      sae.set_apply_b_dec_to_input(apply);
+      auto& p = sae.parameters();
+      auto bias = [&](const std::string& e) { return e == "b_enc" ? p.b_enc : p.extra.at(e); };
+      load(before, "W_enc", p.w_enc), load(before, "W_dec", p.w_dec), load(before, "b_dec", p.b_dec);
+      for (const auto& e : biases) load(before, e, bias(e));
+      fold_input_whitening(sae, theirs);
+      CHECK(worst_error(after, "W_enc", p.w_enc) < 3e-7);
+      CHECK(worst_error(after, "W_dec", p.w_dec) < 3e-7);
+      CHECK(worst_error(after, "b_dec", p.b_dec) < 3e-7);
+      for (const auto& e : biases) CHECK(worst_error(after, e, bias(e)) < 3e-7);
+    };
     if (key.rfind("standard", 0) == 0) {
       StandardSae<float> sae(d, 6, Relu{}, L1Penalty{1.0}, {}, {}, 0.5, 0);
-      sae.set_apply_b_dec_to_input(apply);
-      auto& p = sae.parameters();
-      load(before, "W_enc", p.w_enc), load(before, "W_dec", p.w_dec), load(before, "b_dec", p.b_dec);
-      load(before, "b_enc", p.b_enc);
-      fold_input_whitening(sae, theirs);
-      CHECK(worst_error(after, "W_enc", p.w_enc) < 3e-7);
-      CHECK(worst_error(after, "W_dec", p.w_dec) < 3e-7);
-      CHECK(worst_error(after, "b_dec", p.b_dec) < 3e-7);
-      CHECK(worst_error(after, "b_enc", p.b_enc) < 3e-7);
+      check(sae, {"b_enc"});
+    } else if (key.rfind("topk", 0) == 0) {
+      // SAELens folds the decoder norms first (unit rows, W_enc and b_enc times the norms) and
+      // saves the rescale off.
+      TopKSae<float> sae(d, 6, TopK{2, true}, {}, AuxK{1.0}, {}, 0.5, 0);
+      check(sae, {"b_enc"});
+      CHECK(sae.activation().rescale_acts_by_decoder_norm == after.at("rescale_acts_by_decoder_norm").get<bool>());
     } else {
       GatedSae<float> sae(d, 6, L1Penalty{1.0}, 0.5, 0);
-      sae.set_apply_b_dec_to_input(apply);
-      auto& p = sae.parameters();
-      load(before, "W_enc", p.w_enc), load(before, "W_dec", p.w_dec), load(before, "b_dec", p.b_dec);
-      for (const char* e : {"b_gate", "r_mag", "b_mag"}) load(before, e, p.extra.at(e));
-      fold_input_whitening(sae, theirs);
-      CHECK(worst_error(after, "W_enc", p.w_enc) < 3e-7);
-      CHECK(worst_error(after, "W_dec", p.w_dec) < 3e-7);
-      CHECK(worst_error(after, "b_dec", p.b_dec) < 3e-7);
-      for (const char* e : {"b_gate", "r_mag", "b_mag"}) CHECK(worst_error(after, e, p.extra.at(e)) < 3e-7);
+      check(sae, {"b_gate", "r_mag", "b_mag"});
     }
     ++cases;
   }
-  CHECK(cases == 4);
+  CHECK(cases == 6);
 }
 
 TEST_CASE("correlation matrices from pairs, repaired where needed, as SAELens builds them", "[saelens][correlation]") {

@@ -88,6 +88,9 @@ void check_fold(const S& trained, const InputWhitening& w, const Matrix<double>&
   S folded = trained;
   folded.parameters() = trained.parameters().clone();
   fold_input_whitening(folded, w);
+  // SAELens's TopK family leaves its fold with the decoder norms folded in and the rescale off.
+  if constexpr (requires { folded.activation().rescale_acts_by_decoder_norm; })
+    CHECK_FALSE(folded.activation().rescale_acts_by_decoder_norm);
   const std::size_t rows = x.extent(0), s = trained.num_latents();
   Matrix<double> z_ref("z_ref", rows, s), z("z", rows, s), xh_ref("xh_ref", rows, w.dim()), xh("xh", rows, w.dim());
   S reference = trained;  // shares the trained weights; its own buffers are used sequentially
@@ -196,6 +199,20 @@ TEST_CASE("the whitening fold: folded SAE on x = trained SAE on whitened x, ever
     test::scramble(topk, 2);
     topk.set_apply_b_dec_to_input(apply);
     check_fold(topk, w, x, "topk");
+    // Ranking by decoder-norm-scaled activations: without folding the norms first, W_dec M^-1
+    // would change every key h |W_dec_j| by |W_dec_j M^-1| / |W_dec_j| and pick other latents.
+    TopKSae<double> topk_rescaled(d, s, TopK{3, true}, {}, AuxK{1.0}, {}, 0.5, 5);
+    test::scramble(topk_rescaled, 5);
+    topk_rescaled.set_apply_b_dec_to_input(apply);
+    check_fold(topk_rescaled, w, x, "topk, rescale_acts_by_decoder_norm");
+    AbsTopKSae<double> abstopk(d, s, AbsTopK{3, true}, {}, AuxK{1.0}, {}, 0.5, 6);
+    test::scramble(abstopk, 6);
+    abstopk.set_apply_b_dec_to_input(apply);
+    check_fold(abstopk, w, x, "abstopk, rescale_acts_by_decoder_norm");
+    BatchTopKSae<double> batchtopk(d, s, BatchTopK{3, true, 0.01}, {}, AuxK{1.0}, {}, 0.5, 7);
+    test::scramble(batchtopk, 7);
+    batchtopk.set_apply_b_dec_to_input(apply);
+    check_fold(batchtopk, w, x, "batchtopk, rescale_acts_by_decoder_norm");
     JumpReluSae<double> jumprelu(d, s, JumpRelu{.init_threshold = 0.05, .bandwidth = 1.0}, L0StepPenalty{1.0, 1.0}, {}, {}, 0.5, 3);
     test::scramble(jumprelu, 3);
     jumprelu.set_apply_b_dec_to_input(apply);

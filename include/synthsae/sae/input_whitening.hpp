@@ -12,8 +12,11 @@
 //   fold: W_enc <- M W_enc;  b_enc <- b_enc - mean (M W_enc) without apply_b_dec_to_input;
 //         W_dec <- W_dec M^-1;  b_dec <- b_dec M^-1 + mean
 // The fold is computed in double and leaves the pre-activations unchanged, so a threshold
-// (JumpReLU, BatchTopK) stays as it is, as in SAELens; an SAE that ranks by decoder-norm-scaled
-// activations sees its norms change with W_dec, as in SAELens too. Eigenvectors come from Eigen
+// (JumpReLU, BatchTopK) stays as it is, as in SAELens. An SAE that ranks by decoder-norm-scaled
+// activations (the TopK family with rescale_acts_by_decoder_norm) would see its ranking change
+// with W_dec M^-1, so, as SAELens's TopKTrainingSAE.fold_activation_whitening does, its decoder
+// norms are folded first (W_enc columns and b_enc times |W_dec_j|, unit rows) and the caller turns
+// the rescale off: keys h |W_dec_j| and BatchTopK's threshold survive exactly. Eigenvectors come from Eigen
 // rather than torch, so M may differ from SAELens's by the signs (and, for repeated eigenvalues,
 // a rotation) of its columns: the whitened data have the same statistics.
 #include <cmath>
@@ -136,12 +139,13 @@ class WhiteningMap {
   Matrix<float> matrix_, inverse_, centred_;
 };
 
-/// The fold shared by every untied SAE (SAELens's SAE.fold_activation_whitening), in double.
-/// Returns mean (M W_enc) [S], the shift an architecture applies to its other encoder biases
-/// without apply_b_dec_to_input (Gated: b_gate, b_mag).
+/// The fold shared by every untied SAE (SAELens's SAE.fold_activation_whitening), in double,
+/// after SAELens's fold_W_dec_norm when `fold_decoder_norms_first`. Returns mean (M W_enc) [S],
+/// the shift an architecture applies to its other encoder biases without apply_b_dec_to_input
+/// (Gated: b_gate, b_mag).
 template <class T>
 std::vector<double> fold_input_whitening_linear(SaeParameters<T>& p, const InputWhitening& w,
-                                                bool apply_b_dec_to_input) {
+                                                bool apply_b_dec_to_input, bool fold_decoder_norms_first = false) {
   const auto d = static_cast<Eigen::Index>(p.input_dim()), s = static_cast<Eigen::Index>(p.num_latents());
   if (w.dim() != p.input_dim())
     throw ShapeError("whitening has dimension " + show(w.dim()) + ", the SAE's d_in is " + show(p.input_dim()));
@@ -158,12 +162,23 @@ std::vector<double> fold_input_whitening_linear(SaeParameters<T>& p, const Input
   };
   const Eigen::Map<const detail::RowMajorXd> m(w.matrix.data(), d, d), inv(w.inverse.data(), d, d);
   const Eigen::Map<const Eigen::RowVectorXd> mean(w.mean.data(), d);
-  const detail::RowMajorXd w_enc = m * to_eigen(p.w_enc, d, s);
+  detail::RowMajorXd w_enc = to_eigen(p.w_enc, d, s), w_dec = to_eigen(p.w_dec, s, d);
+  const bool has_b_enc = p.b_enc.extent(0) > 0;
+  detail::RowMajorXd b_enc = has_b_enc ? to_eigen(p.b_enc, 1, s) : detail::RowMajorXd(1, 0);
+  if (fold_decoder_norms_first) {
+    const Eigen::VectorXd norms = w_dec.rowwise().norm();
+    w_enc = w_enc * norms.asDiagonal();
+    w_dec = norms.cwiseInverse().asDiagonal() * w_dec;
+    if (has_b_enc) b_enc = b_enc * norms.asDiagonal();
+  }
+  w_enc = m * w_enc;
   const Eigen::RowVectorXd shift = mean * w_enc;
   from_eigen(w_enc, p.w_enc);
-  if (!apply_b_dec_to_input && p.b_enc.extent(0) > 0)
-    from_eigen(detail::RowMajorXd(to_eigen(p.b_enc, 1, s) - shift), p.b_enc);
-  from_eigen(to_eigen(p.w_dec, s, d) * inv, p.w_dec);
+  if (has_b_enc) {
+    if (!apply_b_dec_to_input) b_enc -= shift;
+    if (!apply_b_dec_to_input || fold_decoder_norms_first) from_eigen(b_enc, p.b_enc);
+  }
+  from_eigen(w_dec * inv, p.w_dec);
   from_eigen(detail::RowMajorXd(to_eigen(p.b_dec, 1, d) * inv + mean), p.b_dec);
   return std::vector<double>(shift.data(), shift.data() + shift.size());
 }

@@ -98,6 +98,9 @@ class Sae {
   SaeParameters<T>& parameters() { return params_; }
   const SaeParameters<T>& parameters() const { return params_; }
   const Activation& activation() const { return activation_; }
+  /// Mutable for the folds that change how the activation reads the weights (the whitening fold
+  /// folds the decoder norms into W_enc and turns the decoder-norm rescale off, as SAELens does).
+  Activation& activation() { return activation_; }
   const Penalty& penalty() const { return penalty_; }
   const Aux& aux() const { return aux_; }
   const Nesting& nesting() const { return nesting_; }

@@ -57,10 +57,17 @@ inline InputWhitening estimate_input_whitening(SyntheticModel& world, std::size_
   return whitening_from_moments(batches * batch_size, sum_x, sum_outer, eps);
 }
 
-/// A composed SAE: the linear fold; its activation's threshold (if any) is unchanged.
+/// A composed SAE: the linear fold; its activation's threshold (if any) is unchanged. The TopK
+/// family with rescale_acts_by_decoder_norm folds its decoder norms first and turns the rescale
+/// off (SAELens's TopKTrainingSAE.fold_activation_whitening), so its ranking survives the fold.
 template <class A, class P, class X, class N, class T>
 void fold_input_whitening(Sae<A, P, X, N, T>& sae, const InputWhitening& w) {
-  fold_input_whitening_linear(sae.parameters(), w, sae.apply_b_dec_to_input());
+  bool fold_norms = false;
+  if constexpr (requires { sae.activation().rescale_acts_by_decoder_norm = false; })
+    fold_norms = sae.activation().rescale_acts_by_decoder_norm;
+  fold_input_whitening_linear(sae.parameters(), w, sae.apply_b_dec_to_input(), fold_norms);
+  if constexpr (requires { sae.activation().rescale_acts_by_decoder_norm = false; })
+    sae.activation().rescale_acts_by_decoder_norm = false;
 }
 
 /// Gated: without apply_b_dec_to_input, b_gate and b_mag shift as b_enc would (b_mag by the
