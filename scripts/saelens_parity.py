@@ -306,6 +306,43 @@ def job_part(args, out: Path, world: Path) -> dict:
 
 
 # --------------------------------------------------------------------------------------------
+# assignment
+
+
+def assignment_part(args) -> dict:
+    """MCC's exact assignment at the SynthSAEBench-16k shape (4,096 latents x 16,384 features):
+    synthsae's solver in bench_metrics (BM_AssignmentTrainedLike) against SAELens's (scipy's
+    linear_sum_assignment on 1 - |cos| in float32, as sae_lens.synthetic.evals.mcc calls it) on a
+    matrix of the same shape and distribution: one dominant |cos| in 0.55-0.95 per latent (every
+    tenth latent sharing its feature) over |N(0, 1/768)|, the |cos| of unrelated directions."""
+    import numpy as np
+    from scipy.optimize import linear_sum_assignment
+    bench = Path(args.synthsae).resolve().parent.parent / "benchmarks" / "bench_metrics"
+    log(f"assignment: {bench} (synthsae's solver, 4,096 x 16,384)")
+    proc = subprocess.run([str(bench), "--benchmark_filter=BM_AssignmentTrainedLike", "--benchmark_format=json"],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"{bench} failed ({proc.returncode}):\n{proc.stderr}")
+    row = json.loads(proc.stdout)["benchmarks"][0]
+    assert row["time_unit"] == "ms"
+    latents, features = 4096, 16384
+    rng = np.random.default_rng(1)
+    sim = np.abs(rng.standard_normal((latents, features), dtype=np.float32)) * np.float32(0.0361)
+    i = np.arange(latents)
+    target = np.where(i % 10 == 9, ((i - 1) * 4 + 1) % features, (i * 4 + 1) % features)
+    sim[i, target] = np.float32(0.55) + np.float32(0.4) * rng.random(latents, dtype=np.float32)
+    log("assignment: scipy's linear_sum_assignment on the same shape and distribution")
+    t0 = time.perf_counter()
+    r, c = linear_sum_assignment(1 - sim)
+    theirs = time.perf_counter() - t0
+    result = {"latents": latents, "features": features, "synthsae_seconds": row["real_time"] / 1000,
+              "synthsae_mean_matched": row.get("mean_matched"), "saelens_seconds": theirs,
+              "saelens_mean_matched": float(sim[r, c].mean())}
+    log(f"assignment: synthsae {result['synthsae_seconds']:.2f} s, SAELens {theirs:.2f} s")
+    return result
+
+
+# --------------------------------------------------------------------------------------------
 # report
 
 
@@ -338,7 +375,9 @@ def flag_rate_sentence(job: dict) -> str:
 
 def markdown(report: dict) -> str:
     lines = [f"SAELens {report['sae_lens_version']} (torch {report['torch_version']}) beside synthsae, "
-             f"`{report['command']}`, {report['date']}.", ""]
+             f"`{report.get('command', '')}`, {report['date']}.", ""]
+    if report.get("commands", {}).get("assignment", report.get("command")) != report.get("command"):
+        lines += [f"The assignment timing: `{report['commands']['assignment']}`.", ""]
     w = report.get("world")
     if w:
         lines += [f"### World: {w['preset']}, built by each tool, sampled by both ({w['samples']:,} samples)", "",
@@ -384,6 +423,11 @@ def markdown(report: dict) -> str:
             a, b = row["train_samples_per_second"]["synthsae"], row["train_samples_per_second"]["saelens"]
             if a:
                 lines.append(f"| training {row['arch']} | {a:,.0f} | {b:,.0f} | {a / b:.1f}× |")
+        a = report.get("assignment")
+        if a:
+            lines.append(f"| MCC's assignment, {a['latents']:,} × {a['features']:,} (seconds) | "
+                         f"{a['synthsae_seconds']:.2f} s | {a['saelens_seconds']:.2f} s | "
+                         f"{a['saelens_seconds'] / a['synthsae_seconds']:.1f}× |")
         ev_o = sum(c["eval_seconds_synthsae"] for c in j["cross"])
         ev_s = sum(c["eval_seconds_saelens"] for c in j["cross"])
         n = len(j["cross"]) * report["cross_samples"]
@@ -410,6 +454,8 @@ def main() -> None:
     p.add_argument("--chunks", type=int, default=5)
     p.add_argument("--world-samples", type=int, default=100_000)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--parts", default="world,job,assignment",
+                   help="which parts to run (world,job,assignment); the others are kept from OUT/parity.json")
     p.add_argument("--markdown-from", metavar="JSON", help="only re-render parity.md from a parity.json")
     args = p.parse_args()
     if args.markdown_from:
@@ -420,13 +466,30 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    report = {"sae_lens_version": sae_lens.__version__, "torch_version": torch.__version__,
-              "torch_threads": torch.get_num_threads(), "date": time.strftime("%Y-%m-%d"),
-              "command": "bash scripts/saelens_parity.sh " + " ".join(
-                  a for i, a in enumerate(sys.argv[1:]) if a != "--synthsae" and sys.argv[i] != "--synthsae"),
-              "cross_samples": args.cross_samples}
-    report["world"] = world_part(args, out)
-    report["job"] = job_part(args, out, Path(report["world"]["directory"]))
+    parts = set(args.parts.split(","))
+    if not parts <= {"world", "job", "assignment"}:
+        sys.exit(f"--parts = {args.parts}: choose among world, job, assignment")
+    previous = out / "parity.json"
+    report = json.loads(previous.read_text()) if previous.exists() else {}
+    command = "bash scripts/saelens_parity.sh " + " ".join(
+        a for i, a in enumerate(sys.argv[1:]) if a != "--synthsae" and sys.argv[i] != "--synthsae")
+    report.update({"sae_lens_version": sae_lens.__version__, "torch_version": torch.__version__,
+                   "torch_threads": torch.get_num_threads(), "date": time.strftime("%Y-%m-%d")})
+    report.setdefault("commands", {})
+    for part in sorted(parts):
+        report["commands"][part] = command
+    if "world" in parts or "job" in parts:
+        report["command"] = command
+        report["cross_samples"] = args.cross_samples
+    if "world" in parts:
+        report["world"] = world_part(args, out)
+    if "job" in parts:
+        world = Path(report["world"]["directory"]) if "world" in report else out / "world_synthsae"
+        if not world.exists():
+            sys.exit(f"the job needs a world: run the world part first ({world} is missing)")
+        report["job"] = job_part(args, out, world)
+    if "assignment" in parts:
+        report["assignment"] = assignment_part(args)
     tmp = out / "parity.json.tmp"
     tmp.write_text(json.dumps(report, indent=1))
     os.replace(tmp, out / "parity.json")

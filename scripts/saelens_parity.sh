@@ -22,7 +22,10 @@ if ! "$venv/bin/python" -c "import sae_lens, sys; sys.exit(sae_lens.__version__ 
 fi
 
 if [ ! -x build/bin/synthsae ]; then
-  SYNTHSAE_TARGET=synthsae bash scripts/setup.sh build
+  SYNTHSAE_TARGET=synthsae_cli bash scripts/setup.sh build
+fi
+if [ ! -x build/benchmarks/bench_metrics ]; then  # the assignment timing
+  cmake --build build --target bench_metrics
 fi
 
 args=()
