@@ -25,6 +25,10 @@ Writes
                        (apply_b_dec_to_input true and false)
   correlation_repair.json  create_correlation_matrix_from_correlations on matrices that need
                        the eigenvalue repair and one that does not
+  normalized_steps.json  (--steps: only this file) one training_forward_pass and its backward
+                       of a standard, a JumpReLU and a matching-pursuit training SAE with
+                       normalize_activations none, constant_norm_rescale and layer_norm: the
+                       weights, the batch, every loss and every parameter's gradient
 The regular test suite (tests/saelens/test_saelens_fixtures.cpp) reads them; no Python in CI.
 """
 import json
@@ -45,6 +49,7 @@ from sae_lens.saes.matryoshka_batchtopk_sae import (
     MatryoshkaBatchTopKTrainingSAE,
     MatryoshkaBatchTopKTrainingSAEConfig,
 )
+from sae_lens.saes.sae import TrainStepInput
 from sae_lens.saes.standard_sae import StandardTrainingSAE, StandardTrainingSAEConfig
 from sae_lens.saes.topk_sae import TopKTrainingSAE, TopKTrainingSAEConfig
 from sae_lens.synthetic import SyntheticModel, SyntheticModelConfig
@@ -284,11 +289,51 @@ def make_extra_fixtures(out: Path) -> None:
     print("wrote the whitening and correlation-repair fixtures")
 
 
+def make_step_fixtures(out: Path) -> None:
+    """One training step of SAEs trained behind a per-row normalisation: SAELens normalises the
+    rows on the way in, maps the reconstruction back on the way out and takes the MSE against the
+    raw input, so the gradients differ from those of a plain step on normalised rows."""
+    dim, d_sae, rows = 4, 6, 5
+    torch.manual_seed(21)
+    x = 1.5 * torch.randn(rows, dim) + torch.tensor([0.3, -0.2, 0.8, 0.1])
+    record = {"sae_lens_version": sae_lens.__version__, "x": x.tolist(), "steps": {}}
+    cases = [("standard", StandardTrainingSAE, StandardTrainingSAEConfig, {"l1_coefficient": 0.7}, {"l1": 0.7}),
+             ("jumprelu", JumpReLUTrainingSAE, JumpReLUTrainingSAEConfig,
+              {"l0_coefficient": 0.3, "jumprelu_init_threshold": 0.4, "jumprelu_bandwidth": 1.0}, {"l0": 0.3}),
+             ("matching_pursuit", MatchingPursuitTrainingSAE, MatchingPursuitTrainingSAEConfig,
+              {"max_iterations": 3}, {})]
+    for arch, cls, cfg_cls, extra, coefficients in cases:
+        for mode in ["none", "constant_norm_rescale", "layer_norm"]:
+            torch.manual_seed(22)
+            sae = cls(cfg_cls(d_in=dim, d_sae=d_sae, normalize_activations=mode, **extra))
+            with torch.no_grad():
+                for name, param in sae.named_parameters():
+                    param.copy_(0.5 * torch.randn_like(param))
+                    if name == "threshold":
+                        param.copy_(0.3 + 0.2 * torch.rand_like(param))
+            before = {k: v.flatten().tolist() for k, v in sae.state_dict().items()}
+            output = sae.training_forward_pass(TrainStepInput(sae_in=x.clone(), coefficients=coefficients,
+                                                              dead_neuron_mask=None, n_training_steps=0,
+                                                              is_logging_step=False))
+            output.loss.backward()
+            record["steps"][f"{arch}_{mode}"] = {
+                "before": before,
+                "losses": {k: float(v) for k, v in output.losses.items()},
+                "loss": float(output.loss),
+                "grads": {k: p.grad.flatten().tolist() for k, p in sae.named_parameters() if p.grad is not None},
+            }
+            print(f"{arch} {mode}: loss {float(output.loss):.6f}")
+    (out / "normalized_steps.json").write_text(json.dumps(record))
+
+
 if __name__ == "__main__":
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     target = Path(args[0] if args else "tests/data/saelens")
-    if "--extras" in sys.argv:
+    if "--steps" in sys.argv:
+        make_step_fixtures(target)
+    elif "--extras" in sys.argv:
         make_extra_fixtures(target)
     else:
         main(target)
         make_extra_fixtures(target)
+        make_step_fixtures(target)

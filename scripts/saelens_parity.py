@@ -17,7 +17,9 @@ Four parts, each written into OUT/parity.json and summarised in OUT/parity.md:
           runner_config.json in SAELens's runner schema; SAELens's SyntheticSAERunner is
           built from that very file (synthsae's own keys dropped), so both run the same
           hyperparameters. The table shows every metric's mean and seed spread in each tool
-          and flags a difference larger than twice the combined seed spread.
+          and flags a difference larger than twice the combined seed spread. With
+          --reuse-runs the runs and cross-checks already in OUT/parity.json (same job) are
+          kept and only the missing seeds train: --seeds 3 after a 2-seed report adds seed 3.
   speed   Generation (samples with ground truth), training and evaluation in samples/s in
           both tools on this machine, as ratios.
 
@@ -257,12 +259,30 @@ def cross_check(args, world: Path, model: SyntheticModel, sae_dir: Path, trained
     return row
 
 
-def job_part(args, out: Path, world: Path) -> dict:
+def reusable_runs(args, previous: dict | None) -> tuple[dict, list]:
+    """The previous report's runs and cross-checks of the same job (samples, width, k, l1, lr,
+    evaluation samples), by (arch, seed): --reuse-runs adds seeds without retraining the others."""
+    if not args.reuse_runs or not previous:
+        return {}, []
+    same = all(previous.get(key) == getattr(args, key) for key in ("samples", "width", "k", "l1", "lr", "eval_samples"))
+    if not same:
+        log("job: --reuse-runs: the previous report is of another job; training every run")
+        return {}, []
+    return {(r["arch"], r["seed"]): r for r in previous.get("runs", [])}, previous.get("cross", [])
+
+
+def job_part(args, out: Path, world: Path, previous: dict | None = None) -> dict:
     model = SyntheticModel.load_from_disk(world)
     runs = []
     cross = []
+    done_runs, done_cross = reusable_runs(args, previous)
     for arch in args.archs:
         for seed in range(1, args.seeds + 1):
+            if (arch, seed) in done_runs:
+                log(f"job: reusing {arch} seed {seed} from the previous report")
+                runs.append(done_runs[(arch, seed)])
+                cross.extend(c for c in done_cross if c["arch"] == arch and c["seed"] == seed)
+                continue
             ours_dir = out / "runs" / "synthsae" / f"{arch}-{seed}"
             theirs_dir = out / "runs" / "saelens" / f"{arch}-{seed}"
             log(f"job: synthsae trains {arch} seed {seed} ({args.samples:,} samples)")
@@ -456,6 +476,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--parts", default="world,job,assignment",
                    help="which parts to run (world,job,assignment); the others are kept from OUT/parity.json")
+    p.add_argument("--reuse-runs", action="store_true",
+                   help="keep the runs and cross-checks of the same job in OUT/parity.json; train only the missing seeds")
     p.add_argument("--markdown-from", metavar="JSON", help="only re-render parity.md from a parity.json")
     args = p.parse_args()
     if args.markdown_from:
@@ -487,7 +509,7 @@ def main() -> None:
         world = Path(report["world"]["directory"]) if "world" in report else out / "world_synthsae"
         if not world.exists():
             sys.exit(f"the job needs a world: run the world part first ({world} is missing)")
-        report["job"] = job_part(args, out, world)
+        report["job"] = job_part(args, out, world, report.get("job"))
     if "assignment" in parts:
         report["assignment"] = assignment_part(args)
     tmp = out / "parity.json.tmp"

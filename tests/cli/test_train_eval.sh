@@ -38,6 +38,19 @@ cmp -s "$work/eval.json" "$work/eval_other.json" && fail "another --first-sample
 grep -q "$(grep '"mcc"' "$work/eval.json")" "$work/eval_other.json" || fail "MCC must not depend on the samples"
 expect 2 "--first-sample = -1" -- "$bin" eval --model tiny --sae "$work/std" --first-sample -1
 
+# Behind a per-row normalisation: the mode is saved in cfg.json and applied by the loaded SAE,
+# so eval of the directory reproduces the in-process metrics exactly.
+"$bin" train --model tiny --arch standard --width 32 --samples 10240 --batch 512 --eval-samples 2048 \
+  --normalize-activations layer_norm --out "$work/ln" >"$work/ln_train.json" 2>/dev/null || fail "layer_norm train failed"
+grep -q '"normalize_activations": "layer_norm"' "$work/ln/cfg.json" || fail "cfg.json should keep normalize_activations layer_norm"
+grep -q '"normalize_activations": "layer_norm"' "$work/ln/runner_config.json" || fail "runner_config.json should record layer_norm"
+"$bin" eval --model tiny --sae "$work/ln" --samples 2048 --batch 512 >"$work/ln_eval.json" 2>/dev/null || fail "layer_norm eval failed"
+cmp -s "$work/ln_train.json" "$work/ln_eval.json" || fail "eval of the saved layer_norm SAE differs from the in-process metrics"
+expect 2 "--normalize-activations = constant_norm_rescale" -- "$bin" train --model tiny --arch topk \
+  --normalize-activations constant_norm_rescale --out "$work/x"
+expect 2 "--normalize-activations = layer_norm" -- "$bin" train --model tiny --arch gated --normalize-activations layer_norm --out "$work/x"
+expect 2 "--normalize-activations = rms" -- "$bin" train --model tiny --arch standard --normalize-activations rms --out "$work/x"
+
 # A BatchTopK SAE exports as JumpReLU with its threshold.
 "$bin" train --model tiny --arch batchtopk --k 3 --width 32 --samples 10240 --batch 512 --eval-samples 1024 \
   --out "$work/btk" >/dev/null 2>&1 || fail "batchtopk train failed"

@@ -30,6 +30,47 @@ std::int64_t ulps(float a, float b) {
   return std::llabs(ordered(a) - ordered(b));
 }
 
+/// Per-feature firing counts and active-magnitude sums of `samples` draws of `world` from
+/// position 0, and the per-sample L0's first two moments.
+struct FiringTally {
+  std::vector<double> fired, sum, squares;
+  double active = 0, l0_squares = 0;
+};
+
+FiringTally tally_firings(SyntheticModel& world, std::size_t samples) {
+  const std::size_t n = world.num_features(), batch = 2000;
+  FiringTally t{std::vector<double>(n, 0.0), std::vector<double>(n, 0.0), std::vector<double>(n, 0.0)};
+  world.set_position(0);
+  for (std::size_t done = 0; done < samples; done += batch) {
+    auto b = world.sample(batch);
+    auto ids = Kokkos::create_mirror_view_and_copy(HostSpace(), b.features.ids);
+    auto values = Kokkos::create_mirror_view_and_copy(HostSpace(), b.features.values);
+    auto counts = Kokkos::create_mirror_view_and_copy(HostSpace(), b.features.counts);
+    for (std::size_t r = 0; r < batch; ++r) {
+      double row = 0;
+      for (int q = 0; q < counts(r); ++q) {
+        const float v = values(r, q);
+        if (v == 0.0f) continue;
+        const auto f = static_cast<std::size_t>(ids(r, q));
+        t.fired[f] += 1, t.sum[f] += v, t.squares[f] += double(v) * v, row += 1;
+      }
+      t.active += row, t.l0_squares += row * row;
+    }
+  }
+  return t;
+}
+
+/// Features whose rate over N samples differs from SAELens's by more than sampling error:
+/// |r - r'| > 5 sqrt(2 p (1 - p) / N) + 2 / N (two independent estimates, 5 sigma).
+std::size_t rates_outside(const std::vector<double>& fired, const std::vector<double>& rates_theirs, double N) {
+  std::size_t outside = 0;
+  for (std::size_t i = 0; i < fired.size(); ++i) {
+    const double r = fired[i] / N, p = 0.5 * (r + rates_theirs[i]);
+    if (std::fabs(r - rates_theirs[i]) > 5 * std::sqrt(2 * p * (1 - p) / N) + 2 / N) ++outside;
+  }
+  return outside;
+}
+
 }  // namespace
 
 TEST_CASE("torch's CPU generator: randn matches the values torch printed", "[world][saelens]") {
@@ -93,39 +134,17 @@ TEST_CASE("a SAELens world directory loads into SAELens's world", "[world][saele
   // independent estimates; 5 sigma over 300 features fails by chance with probability < 1e-4).
   const auto samples = expected.at("samples").get<std::size_t>();
   const auto rates_theirs = expected.at("firing_rates").get<std::vector<double>>();
-  std::vector<double> fired(n, 0.0);
-  double active = 0, magnitude_sum = 0, magnitude_sq = 0, l0_sq = 0;
-  world.set_position(0);
-  const std::size_t batch = 2000;
-  for (std::size_t done = 0; done < samples; done += batch) {
-    auto b = world.sample(batch);
-    auto ids = Kokkos::create_mirror_view_and_copy(HostSpace(), b.features.ids);
-    auto values = Kokkos::create_mirror_view_and_copy(HostSpace(), b.features.values);
-    auto counts = Kokkos::create_mirror_view_and_copy(HostSpace(), b.features.counts);
-    for (std::size_t r = 0; r < batch; ++r) {
-      double row = 0;
-      for (int q = 0; q < counts(r); ++q) {
-        const float v = values(r, q);
-        if (v == 0.0f) continue;
-        fired[static_cast<std::size_t>(ids(r, q))] += 1;
-        active += 1, magnitude_sum += v, magnitude_sq += double(v) * v, row += 1;
-      }
-      l0_sq += row * row;
-    }
-  }
+  const FiringTally t = tally_firings(world, samples);
   const double N = double(samples);
-  std::size_t outside = 0;
-  for (std::size_t i = 0; i < n; ++i) {
-    const double r = fired[i] / N, p = 0.5 * (r + rates_theirs[i]);
-    if (std::fabs(r - rates_theirs[i]) > 5 * std::sqrt(2 * p * (1 - p) / N) + 2 / N) ++outside;
-  }
-  CHECK(outside == 0);
+  CHECK(rates_outside(t.fired, rates_theirs, N) == 0);
   // Mean L0: 5 standard errors of the difference of two estimates, with the per-sample L0's
   // variance measured on our draws (correlation and hierarchy make it differ from E[L0]).
-  const double l0 = active / N, l0_theirs = expected.at("mean_l0").get<double>();
-  const double l0_var = l0_sq / N - l0 * l0;
+  const double active = t.active, l0 = active / N, l0_theirs = expected.at("mean_l0").get<double>();
+  const double l0_var = t.l0_squares / N - l0 * l0;
   CHECK(std::fabs(l0 - l0_theirs) < 5 * std::sqrt(2 * l0_var / N));
   // Mean magnitude of active features: 5 standard errors of the difference.
+  double magnitude_sum = 0, magnitude_sq = 0;
+  for (std::size_t i = 0; i < n; ++i) magnitude_sum += t.sum[i], magnitude_sq += t.squares[i];
   const double mean_mag = magnitude_sum / active;
   const double sd_mag = std::sqrt(magnitude_sq / active - mean_mag * mean_mag);
   CHECK(std::fabs(mean_mag - expected.at("mean_active_magnitude").get<double>()) <
@@ -285,28 +304,13 @@ TEST_CASE("organisational hierarchy nodes sample as SAELens samples them", "[wor
   const auto count_theirs = expected.at("active_count").get<std::vector<double>>();
   const auto sum_theirs = expected.at("active_sum").get<std::vector<double>>();
   REQUIRE(rates_theirs.size() == n);
-  std::vector<double> fired(n, 0.0), sum(n, 0.0), squares(n, 0.0);
-  world.set_position(0);
-  const std::size_t batch = 2000;
-  for (std::size_t done = 0; done < samples; done += batch) {
-    auto b = world.sample(batch);
-    auto ids = Kokkos::create_mirror_view_and_copy(HostSpace(), b.features.ids);
-    auto values = Kokkos::create_mirror_view_and_copy(HostSpace(), b.features.values);
-    auto counts = Kokkos::create_mirror_view_and_copy(HostSpace(), b.features.counts);
-    for (std::size_t r = 0; r < batch; ++r)
-      for (int q = 0; q < counts(r); ++q) {
-        const float v = values(r, q);
-        if (v == 0.0f) continue;
-        const auto f = static_cast<std::size_t>(ids(r, q));
-        fired[f] += 1, sum[f] += v, squares[f] += double(v) * v;
-      }
-  }
+  const FiringTally t = tally_firings(world, samples);
+  const auto &fired = t.fired, &sum = t.sum, &squares = t.squares;
   // Rates: the same bound as the world_tiny case (two independent estimates, 5 sigma).
   const double N = double(samples);
-  std::size_t outside = 0, magnitudes_checked = 0, magnitudes_outside = 0;
+  const std::size_t outside = rates_outside(fired, rates_theirs, N);
+  std::size_t magnitudes_checked = 0, magnitudes_outside = 0;
   for (std::size_t i = 0; i < n; ++i) {
-    const double r = fired[i] / N, p = 0.5 * (r + rates_theirs[i]);
-    if (std::fabs(r - rates_theirs[i]) > 5 * std::sqrt(2 * p * (1 - p) / N) + 2 / N) ++outside;
     // Mean active magnitude (scaling by the effective parent shows here): 5 standard errors of the
     // difference, with the spread measured on our draws, where both have >= 200 firings.
     if (fired[i] < 200 || count_theirs[i] < 200) continue;

@@ -17,36 +17,27 @@ using namespace synthsae;
 
 namespace {
 
-// (x - mean) M on the host, in double.
-Matrix<double> whiten_host(const Matrix<double>& x, const InputWhitening& w) {
-  const std::size_t rows = x.extent(0), d = w.dim();
+// (x - before) m + after on the host, in double (m row-major d x d; empty shifts are zero).
+Matrix<double> affine_host(const Matrix<double>& x, const std::vector<double>& before, const std::vector<double>& m,
+                           const std::vector<double>& after) {
+  const std::size_t rows = x.extent(0), d = x.extent(1);
   auto hx = Kokkos::create_mirror_view_and_copy(HostSpace(), x);
-  Matrix<double> out("whitened", rows, d);
+  Matrix<double> out("affine", rows, d);
   auto ho = Kokkos::create_mirror_view(out);
   for (std::size_t i = 0; i < rows; ++i)
     for (std::size_t q = 0; q < d; ++q) {
-      double acc = 0;
-      for (std::size_t k = 0; k < d; ++k) acc += (hx(i, k) - w.mean[k]) * w.matrix[k * d + q];
+      double acc = after.empty() ? 0.0 : after[q];
+      for (std::size_t k = 0; k < d; ++k) acc += (hx(i, k) - (before.empty() ? 0.0 : before[k])) * m[k * d + q];
       ho(i, q) = acc;
     }
   Kokkos::deep_copy(out, ho);
   return out;
 }
 
-// y M^-1 + mean on the host, in double.
+// (x - mean) M and its inverse y M^-1 + mean.
+Matrix<double> whiten_host(const Matrix<double>& x, const InputWhitening& w) { return affine_host(x, w.mean, w.matrix, {}); }
 Matrix<double> unwhiten_host(const Matrix<double>& y, const InputWhitening& w) {
-  const std::size_t rows = y.extent(0), d = w.dim();
-  auto hy = Kokkos::create_mirror_view_and_copy(HostSpace(), y);
-  Matrix<double> out("unwhitened", rows, d);
-  auto ho = Kokkos::create_mirror_view(out);
-  for (std::size_t i = 0; i < rows; ++i)
-    for (std::size_t q = 0; q < d; ++q) {
-      double acc = w.mean[q];
-      for (std::size_t k = 0; k < d; ++k) acc += hy(i, k) * w.inverse[k * d + q];
-      ho(i, q) = acc;
-    }
-  Kokkos::deep_copy(out, ho);
-  return out;
+  return affine_host(y, {}, w.inverse, w.mean);
 }
 
 double max_abs_diff(const Matrix<double>& a, const Matrix<double>& b) {

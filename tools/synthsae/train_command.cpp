@@ -53,10 +53,12 @@ std::string train_usage() {
       "  --resume DIR         continue from a checkpoint directory\n"
       "  --apply-b-dec-to-input B  true (default, as SAELens): the encoder sees x - b_dec;\n"
       "                       false: x itself (b_dec is then only the decoder's bias)\n"
-      "  --normalize-activations MODE  none | expected_average_only_in | covariance_whitening:\n"
-      "                       SAELens's input normalisation while training, estimated from 1,000\n"
-      "                       batches and folded into the saved weights (default: the recipe's,\n"
-      "                       expected_average_only_in for jumprelu, none otherwise)\n"
+      "  --normalize-activations MODE  SAELens's input normalisation while training (default: the\n"
+      "                       recipe's, expected_average_only_in for jumprelu, none otherwise):\n"
+      "                       expected_average_only_in | covariance_whitening: estimated from\n"
+      "                       1,000 batches and folded into the saved weights;\n"
+      "                       constant_norm_rescale | layer_norm: per row, kept in cfg.json and\n"
+      "                       applied at inference (standard, jumprelu, matching_pursuit only)\n"
       "  --out DIR            cfg.json, sae_weights.safetensors, sparsity.safetensors (SAELens layout),\n"
       "                       eval_stats.json, metrics.csv, runner_config.json\n";
   auto put = [&](const std::string& slot, const std::string& value) {
@@ -86,6 +88,7 @@ io::Json train_and_save(SaeT sae, SyntheticModel& world, const TrainRequest& a, 
     o.batch = a.batch;
     o.input_scale = trainer.scaling_factor();  // not yet folded: scale in, unscale out, as the final one sees it
     o.whitening = &trainer.whitening();        // likewise the whitening (empty without one)
+    o.row_normalization = trainer.row_normalization();  // and a per-row mode, which stays
     auto stats = evaluate_all(sae, world, o);
     periodic_seconds += seconds_since(t0);
     return stats;
@@ -97,6 +100,7 @@ io::Json train_and_save(SaeT sae, SyntheticModel& world, const TrainRequest& a, 
   EvalOptions eval;
   eval.samples = a.eval_samples;
   eval.batch = a.batch;
+  eval.row_normalization = trainer.row_normalization();
   const auto stats = evaluate_all(sae, world, eval);
   const double final_eval_seconds = seconds_since(t_eval);
   io::write_json_file(out.path() / "eval_stats.json", stats);
@@ -104,7 +108,9 @@ io::Json train_and_save(SaeT sae, SyntheticModel& world, const TrainRequest& a, 
   const std::vector<double> sparsity = trainer.feature_sparsity();
   double window_l0 = 0;
   for (double f : sparsity) window_l0 += f;
-  saelens::save_sae(export_inference(sae), out.path(),
+  InferenceSae saved = export_inference(sae);
+  saved.normalization.mode = trainer.row_normalization();  // a per-row mode is applied at inference
+  saelens::save_sae(saved, out.path(),
                     {{"training_architecture", a.arch},
                      {"synthsae_architecture", a.arch},
                      {"synthetic_model", a.model},
@@ -219,6 +225,14 @@ io::Json train_one(TrainRequest a, SyntheticModel& world) {
     using Arch = decltype(arch);
     Arch::configure(cfg, r);
     if (a.normalization) cfg.normalization = *a.normalization;
+    if constexpr (!TrainsBehindRowNormalization<typename Arch::sae_type>) {
+      if (inference::RuntimeNormalization(cfg.normalization).acts()) {
+        throw UsageError("--normalize-activations = " + std::string(saelens_name(cfg.normalization)) +
+                         ": per-row modes train standard, jumprelu and matching_pursuit only; " + a.arch +
+                         " has a loss term (AuxK's residual, Matryoshka's inner reconstructions or Gated's gate "
+                         "reconstruction) that cannot be mapped back to the raw rows");
+      }
+    }
     io::Json sae_fields = io::Json::object();
     architectures::describe_recipe_fields(sae_fields, typename Arch::recipe{});
     Arch::describe(sae_fields, r);
@@ -276,7 +290,8 @@ int run_train(const std::vector<std::string>& argv) {
       a.normalization = parse_input_normalization(*v);
       if (!a.normalization)
         throw UsageError("--normalize-activations = " + *v +
-                         ": choose none, expected_average_only_in or covariance_whitening");
+                         ": choose none, expected_average_only_in, covariance_whitening, "
+                         "constant_norm_rescale or layer_norm");
     }
     check_architecture_knobs(a.arch, args.has("--k"), args.has("--l1"), a.target_l0.has_value());
     if (a.samples < a.batch)

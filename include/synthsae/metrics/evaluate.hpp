@@ -16,6 +16,7 @@
 #include "synthsae/metrics/accumulators.hpp"
 #include "synthsae/core/row_loops.hpp"
 #include "synthsae/metrics/concepts.hpp"
+#include "synthsae/sae/inference/activation_normalization.hpp"
 #include "synthsae/sae/input_whitening.hpp"
 #include "synthsae/world/synthetic_model.hpp"
 
@@ -45,6 +46,10 @@ struct EvalOptions {
   /// periodic evaluation compares the whitened-space decoder with the true features, so its
   /// periodic MCC differs from its final one; ours agree.)
   const InputWhitening* whitening = nullptr;
+  /// A per-row normalisation an SAE trained behind (constant_norm_rescale, layer_norm) and does
+  /// not apply itself (a training SAE; a loaded one applies its cfg.json's mode): rows are
+  /// normalised before the encoder and reconstructions mapped back, as the saved SAE will do.
+  inference::ActivationNormalization row_normalization = inference::ActivationNormalization::none;
 };
 
 template <MetricAccumulator... Metrics, EvaluableSae Sae>
@@ -82,6 +87,10 @@ nlohmann::json evaluate(Sae& sae, SyntheticModel& model, const EvalOptions& opts
   boost::hana::for_each(metrics, [&](auto& m) { m.begin(ctx); });
   tm.begin += since(t0);
 
+  inference::RuntimeNormalization row_norm{opts.row_normalization};
+  if (row_norm.acts() && (whiten || opts.input_scale != 1.0))
+    throw ConfigError("row_normalization", inference::normalization_name(opts.row_normalization),
+                      "is one normalize_activations mode; an input scale or whitening is another");
   SparseBatch<float> truth;
   Matrix<float> x, z, x_hat, x_scaled, x_whitened;
   for (std::size_t done = 0; done < opts.samples; done += opts.batch) {
@@ -96,7 +105,11 @@ nlohmann::json evaluate(Sae& sae, SyntheticModel& model, const EvalOptions& opts
     hidden_from_sparse(truth, model.feature_vectors(), model.bias(), x);
     tm.sampling += since(t0);
     t0 = clock::now();
-    if (opts.input_scale != 1.0 || whiten) {
+    if (row_norm.acts()) {
+      if (x_scaled.extent(0) != b) x_scaled = Matrix<float>("eval_x_normalized", b, model.hidden_dim());
+      row_norm.normalize(x, x_scaled);
+      sae.encode(x_scaled, z);
+    } else if (opts.input_scale != 1.0 || whiten) {
       if (x_scaled.extent(0) != b) x_scaled = Matrix<float>("eval_x_scaled", b, model.hidden_dim());
       Kokkos::deep_copy(x_scaled, x);
       if (opts.input_scale != 1.0) scale_entries(x_scaled, static_cast<float>(opts.input_scale));
@@ -113,6 +126,7 @@ nlohmann::json evaluate(Sae& sae, SyntheticModel& model, const EvalOptions& opts
     tm.encode += since(t0);
     t0 = clock::now();
     sae.decode(z, x_hat);
+    if (row_norm.acts()) row_norm.denormalize(x_hat);
     if (whiten) whitening.unwhiten(x_hat);
     if (opts.input_scale != 1.0) scale_entries(x_hat, static_cast<float>(1.0 / opts.input_scale));
     tm.decode += since(t0);

@@ -108,6 +108,11 @@ class MatchingPursuitSae {
   const Matrix<T>& last_activations() const { return z_; }
   const Matrix<T>& last_reconstruction() const { return x_hat_; }
 
+  /// Every term compares through the output map (its one loss is the reconstruction).
+  static constexpr bool output_map_covers_loss = true;
+  /// Compare the next steps' reconstruction through `map` (kernels/output_map.hpp).
+  void set_output_map(OutputMap<T> map) { output_map_ = std::move(map); }
+
   StepLosses forward_backward(const Matrix<T>& x, SaeParameters<T>& grads, const DeadMask& = {}, std::size_t = 0,
                               PenaltyScale = {}) {
     forward(x);
@@ -116,7 +121,7 @@ class MatchingPursuitSae {
     StepLosses losses;
     // g = 2 (x_hat - x) / B; db_dec = sum g; the input path subtracts sum_b dr_0 below. Without
     // apply_b_dec_to_input b_dec is in neither the input nor the output (SAELens ties the two).
-    losses.mse = kernels::mse_and_gradient(x_, x_hat_, g_);
+    losses.mse = kernels::mse_and_gradient(x_, x_hat_, g_, output_map_);
     const auto xx = x_, xh = x_hat_, g = g_;
     if (apply_b_dec_to_input_)
       kernels::column_sums(g_, grads.b_dec, T(1), false);
@@ -255,6 +260,7 @@ class MatchingPursuitSae {
   NoState state_;
   SaeParameters<T> params_;
   bool apply_b_dec_to_input_ = true;
+  OutputMap<T> output_map_;  ///< empty: the plain MSE
   Matrix<T> x_, xc_, x_hat_, g_, scores_, gram_, z_, val_, contrib_, dr_, r_;
   Kokkos::View<std::int32_t**, Kokkos::LayoutRight, MemSpace> sel_;
   kernels::BucketIndex by_latent_;

@@ -75,6 +75,14 @@ class Sae {
 
   static_assert(CompositionRules<Activation, Penalty, Aux, Nesting>::ok);
 
+  /// Whether an output map (set_output_map) covers every term that compares with the input: a
+  /// nesting's inner reconstructions and an auxiliary loss on the residual (AuxK) compare in the
+  /// SAE's own space, so those compositions cannot train behind a per-row normalisation (SAELens
+  /// raises for them too).
+  static constexpr bool output_map_covers_loss =
+      !CompositionRules<Activation, Penalty, Aux, Nesting>::nesting_is_matryoshka &&
+      !requires { requires Aux::reads_residual; };
+
   /// Validates every slot against (d_in, d_sae) and binds shared hyperparameters to their one
   /// source (the penalty's bandwidth to the activation's, MatryoshkaAuxK's levels to the nesting's).
   Sae(std::size_t d_in, std::size_t d_sae, Activation activation = {}, Penalty penalty = {}, Aux aux = {},
@@ -146,7 +154,7 @@ class Sae {
     StepLosses losses;
     const std::size_t rows = b.batch();
     const int s = static_cast<int>(num_latents());
-    losses.mse = kernels::mse_and_gradient(b.x, b.x_hat, b.g_xhat);  // outer reconstruction
+    losses.mse = kernels::mse_and_gradient(b.x, b.x_hat, b.g_xhat, output_map_);  // outer reconstruction
     gemm(Op::T, Op::N, T(1), b.c, b.g_xhat, T(0), grads.w_dec);
     kernels::column_sums(b.g_xhat, grads.b_dec, T(1), false);
     gemm(Op::N, Op::T, T(1), b.g_xhat, params_.w_dec, T(0), b.dc);
@@ -192,6 +200,14 @@ class Sae {
     if (apply_b_dec_to_input_)  // b_dec also enters through xc
       kernels::subtract_encoder_image(params_.w_enc, grads.b_enc, grads.b_dec);
     return losses;
+  }
+
+  /// Compare the next steps' outer reconstruction through `map` (kernels/output_map.hpp: the
+  /// trainer's per-row normalisation); an empty map restores the plain MSE.
+  void set_output_map(OutputMap<T> map) {
+    static_assert(output_map_covers_loss, "Sae::set_output_map: this composition's nesting or auxiliary loss "
+                                          "compares with the input in the SAE's own space");
+    output_map_ = std::move(map);
   }
 
   /// Use the sparse step when the composition has one (the default); false forces the dense
@@ -282,7 +298,8 @@ class Sae {
     const int s = static_cast<int>(num_latents());
     StepLosses losses;
     // x_hat, g = dLoss/dx_hat, and grad = dLoss/dc on the active entries
-    losses.mse = kernels::sparse_reconstruct(active_, params_.w_dec, params_.b_dec, b.x, b.x_hat, b.g_xhat, s, false);
+    losses.mse =
+        kernels::sparse_reconstruct(active_, params_.w_dec, params_.b_dec, b.x, b.x_hat, b.g_xhat, s, false, output_map_);
     kernels::sparse_decoder_grad(active_, b.g_xhat, grads.w_dec, false, s);
     kernels::column_sums(b.g_xhat, grads.b_dec, T(1), false);
     for (auto& [name, v] : grads.extra) Kokkos::deep_copy(v, T(0));
@@ -302,7 +319,8 @@ class Sae {
     const int s = static_cast<int>(num_latents());
     kernels::scatter_feature_acts(active_, b.norms, false, b.z);  // z = c: these activations do not rescale
     StepLosses losses;
-    losses.mse = kernels::sparse_reconstruct(active_, params_.w_dec, params_.b_dec, b.x, b.x_hat, b.g_xhat, s, false);
+    losses.mse =
+        kernels::sparse_reconstruct(active_, params_.w_dec, params_.b_dec, b.x, b.x_hat, b.g_xhat, s, false, output_map_);
     kernels::sparse_decoder_grad(active_, b.g_xhat, grads.w_dec, false, s);
     kernels::column_sums(b.g_xhat, grads.b_dec, T(1), false);
     for (auto& [name, v] : grads.extra) Kokkos::deep_copy(v, T(0));
@@ -371,6 +389,7 @@ class Sae {
   Matrix<T> dz_, decode_c_;
   Vector<T> eval_norms_;
   ActiveSet<T> active_;
+  OutputMap<T> output_map_;  ///< empty: the plain MSE
   bool sparse_step_ = true;
   bool last_step_sparse_ = false;
   bool apply_b_dec_to_input_ = true;

@@ -9,25 +9,24 @@
 #include <vector>
 
 #include "synthsae/sae/gated_sae.hpp"
+#include "synthsae/sae/inference/activation_normalization.hpp"
 #include "synthsae/sae/input_whitening.hpp"
 #include "synthsae/sae/sae.hpp"
 #include "synthsae/world/synthetic_model.hpp"
 
 namespace synthsae {
 
-/// SAELens's normalize_activations modes a training run can use.
-enum class InputNormalization { none, expected_average_only_in, covariance_whitening };
+/// SAELens's normalize_activations modes, every one of which a training run can use: the
+/// activation-norm scale and the whitening are estimated before training and folded into the
+/// weights at the end; constant_norm_rescale and layer_norm act per row at run time, in training
+/// as at inference (train/runtime_normalization.hpp).
+using InputNormalization = inference::ActivationNormalization;
 
-inline const char* saelens_name(InputNormalization n) {
-  switch (n) {
-    case InputNormalization::expected_average_only_in: return "expected_average_only_in";
-    case InputNormalization::covariance_whitening: return "covariance_whitening";
-    default: return "none";
-  }
-}
+inline const char* saelens_name(InputNormalization n) { return inference::normalization_name(n); }
 
 inline std::optional<InputNormalization> parse_input_normalization(std::string_view name) {
   for (auto n : {InputNormalization::none, InputNormalization::expected_average_only_in,
+                 InputNormalization::constant_norm_rescale, InputNormalization::layer_norm,
                  InputNormalization::covariance_whitening})
     if (name == saelens_name(n)) return n;
   return std::nullopt;

@@ -20,6 +20,7 @@
 #include "synthsae/train/checkpoint.hpp"
 #include "synthsae/train/input_whitening.hpp"
 #include "synthsae/train/l0_autotuner.hpp"
+#include "synthsae/train/runtime_normalization.hpp"
 #include "synthsae/train/schedules.hpp"
 #include "synthsae/world/synthetic_model.hpp"
 
@@ -37,7 +38,8 @@ struct TrainerConfig {
   long coefficient_warm_up_steps = 0;
   std::optional<L0AutotunerConfig> autotune;
   /// SAELens's normalize_activations: "none", "expected_average_only_in" (scale to mean norm
-  /// sqrt(d_in)) or "covariance_whitening"; estimated from norm_estimate_batches batches.
+  /// sqrt(d_in)) or "covariance_whitening", estimated from norm_estimate_batches batches and
+  /// folded at the end; "constant_norm_rescale" or "layer_norm", per row in every step.
   InputNormalization normalization = InputNormalization::none;
   std::size_t norm_estimate_batches = 1000;
   double whitening_eps = 1e-3;  ///< added to the covariance eigenvalues (SAELens's eps)
@@ -102,6 +104,16 @@ class Trainer {
                           "pursuit's; SAELens refuses it too)");
       }
     }
+    row_norm_.mode = cfg_.normalization;
+    if constexpr (!TrainsBehindRowNormalization<SaeT>) {
+      if (row_norm_.acts()) {
+        throw ConfigError("normalize_activations", saelens_name(cfg_.normalization),
+                          "this SAE has a loss term that compares with the input in its own space (a Matryoshka "
+                          "nesting's inner reconstructions, AuxK's residual, Gated's gate reconstruction), which "
+                          "a per-row normalisation cannot map back; SAELens raises for the first two and computes "
+                          "Gated's from the raw input. Use none, expected_average_only_in or covariance_whitening");
+      }
+    }
     since_fired_ = Kokkos::View<std::int64_t*, MemSpace>("steps_since_fired", sae.num_latents());
     window_fired_ = Kokkos::View<std::int64_t*, MemSpace>("window_fired", sae.num_latents());
     dead_ = Kokkos::View<std::uint8_t*, MemSpace>("dead", sae.num_latents());
@@ -115,6 +127,11 @@ class Trainer {
   double scaling_factor() const { return scaling_factor_; }
   /// The covariance whitening the SAE trains behind (empty without it, and once folded).
   const InputWhitening& whitening() const { return whitening_; }
+  /// The per-row normalisation the SAE trains behind (none unless constant_norm_rescale or
+  /// layer_norm): evaluations and the saved SAE apply it too.
+  inference::ActivationNormalization row_normalization() const {
+    return row_norm_.acts() ? row_norm_.mode : inference::ActivationNormalization::none;
+  }
   const L0Autotuner& autotuner() const { return autotuner_; }
   const Adam<T>& optimizer() const { return adam_; }
 
@@ -220,7 +237,16 @@ class Trainer {
     const std::size_t num_dead = update_dead_mask();
     const double coefficient = current_coefficient();
     StepInfo info;
-    info.losses = sae_.forward_backward(*input, grads_, dead_, num_dead, penalty_scale());
+    if constexpr (TrainsBehindRowNormalization<SaeT>) {
+      if (row_norm_.acts()) {
+        info.losses = normalized_forward_backward(sae_, row_norm_, *input, normalized_, grads_, dead_, num_dead,
+                                                  penalty_scale());
+      } else {
+        info.losses = sae_.forward_backward(*input, grads_, dead_, num_dead, penalty_scale());
+      }
+    } else {
+      info.losses = sae_.forward_backward(*input, grads_, dead_, num_dead, penalty_scale());
+    }
     info.l0 = record_firing();
     info.lr = cfg_.lr.at(step_);
     adam_.step(sae_.parameters(), grads_, info.lr);
@@ -444,6 +470,8 @@ class Trainer {
   double scaling_factor_ = 1.0;
   InputWhitening whitening_;
   WhiteningMap whitening_map_;
+  inference::RuntimeNormalization row_norm_;  ///< constant_norm_rescale, layer_norm (else inactive)
+  Matrix<T> normalized_;
   Matrix<T> whitened_;
   double elapsed_before_ = 0;
   PhaseSeconds phases_;

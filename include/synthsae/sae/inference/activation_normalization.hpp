@@ -47,6 +47,9 @@ class RuntimeNormalization {
  public:
   ActivationNormalization mode = ActivationNormalization::none;
 
+  RuntimeNormalization() = default;
+  explicit RuntimeNormalization(ActivationNormalization m) : mode(m) {}
+
   /// Whether the mode changes anything at inference.
   bool acts() const {
     return mode == ActivationNormalization::constant_norm_rescale || mode == ActivationNormalization::layer_norm;
@@ -84,6 +87,10 @@ class RuntimeNormalization {
         "synthsae::normalize_in", rows, d,
         KOKKOS_LAMBDA(int i, int k) { o(i, k) = (xx(i, k) - shift(i)) * in_scale(i); });
   }
+
+  /// The statistics of the last normalize(): per row, out = y out_scale + shift.
+  const Vector<float>& out_scale() const { return out_scale_; }
+  const Vector<float>& shift() const { return shift_; }
 
   /// y <- y out_scale + shift per row, with the statistics of the last normalize().
   void denormalize(const Matrix<float>& y) const {

@@ -150,15 +150,20 @@ void sparse_decode(const ActiveSet<T>& a, const Matrix<T>& w, const Vector<T>& b
 /// The fused reconstruction step of one level: x_hat = bias + sum over entries with col < width
 /// of value * w(col, :); g = 2 (x_hat - x) / B (g may be x_hat's own view); grad(e) (+)= g(i, :)
 /// . w(col(e), :) on those entries. Returns mean_b |x_hat_b - x_b|^2. One sweep over the active
-/// decoder rows instead of three (they stay in cache within a row).
+/// decoder rows instead of three (they stay in cache within a row). An active output map compares
+/// x_hat a_i + m_i with its target instead, as mse_and_gradient does.
 template <class T>
 double sparse_reconstruct(const ActiveSet<T>& a, const Matrix<T>& w, const Vector<T>& bias, const Matrix<T>& x,
-                          const Matrix<T>& x_hat, const Matrix<T>& g, int width, bool accumulate) {
+                          const Matrix<T>& x_hat, const Matrix<T>& g, int width, bool accumulate,
+                          const OutputMap<T>& map = {}) {
   const auto starts = a.row_start;
   const auto cols = a.col;
   const auto vals = a.value, grad = a.grad;
   const int d = static_cast<int>(w.extent(1));
-  const T factor = static_cast<T>(2.0 / double(x.extent(0)));
+  const T factor = static_cast<T>(2.0 / double(x_hat.extent(0)));
+  const bool mapped = map.active();
+  const auto target = mapped ? map.target : x;
+  const auto out_scale = map.scale, out_shift = map.shift;
   double sq = 0;
   Kokkos::parallel_reduce(
       "synthsae::sparse_reconstruct", Kokkos::RangePolicy<ExecSpace>(0, a.rows()),
@@ -168,11 +173,12 @@ double sparse_reconstruct(const ActiveSet<T>& a, const Matrix<T>& w, const Vecto
         for (; end < starts(i + 1) && cols(end) < width; ++end) {
           axpy_contiguous(vals(end), &w(cols(end), 0), &x_hat(i, 0), d);
         }
+        const T scale = mapped ? out_scale(i) : T(1), shift = mapped ? out_shift(i) : T(0);
         double row = 0;
         for (int k = 0; k < d; ++k) {
-          const T diff = x_hat(i, k) - x(i, k);
+          const T diff = mapped ? x_hat(i, k) * scale + shift - target(i, k) : x_hat(i, k) - target(i, k);
           row += double(diff) * double(diff);
-          g(i, k) = factor * diff;
+          g(i, k) = mapped ? factor * scale * diff : factor * diff;
         }
         acc += row;
         for (int e = starts(i); e < starts(i + 1); ++e) {
@@ -185,7 +191,7 @@ double sparse_reconstruct(const ActiveSet<T>& a, const Matrix<T>& w, const Vecto
         }
       },
       sq);
-  return sq / double(x.extent(0));
+  return sq / double(x_hat.extent(0));
 }
 
 /// For every latent j: finish(j, sum over the entries e = (i, j) of term(i, j, e)), the sum in

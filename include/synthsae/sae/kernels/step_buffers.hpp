@@ -9,6 +9,7 @@
 //   norms [S]    |W_dec_j|
 //   g_xhat [B,D] dLoss/dx_hat;  dc [B, S] dLoss/dc;  dh [B, S] dLoss/dh;  dnorms [S] dLoss/d|W_dec_j|
 #include "synthsae/core/backend.hpp"
+#include "synthsae/sae/kernels/output_map.hpp"
 
 namespace synthsae {
 
@@ -73,23 +74,29 @@ void column_sums(const Matrix<T>& m, const Vector<T>& out, T scale, bool accumul
       });
 }
 
-/// mean_b |x_hat_b - x_b|^2, writing its gradient g = 2 (x_hat - x) / B.
+/// mean_b |x_hat_b - x_b|^2, writing its gradient g = 2 (x_hat - x) / B. With an active output
+/// map: mean_b |x_hat_b a_b + m_b - target_b|^2 and g = 2 a_b (x_hat a + m - target) / B
+/// (output_map.hpp); x is then unused.
 template <class T>
-double mse_and_gradient(const Matrix<T>& x, const Matrix<T>& x_hat, const Matrix<T>& g) {
-  const int d = static_cast<int>(x.extent(1));
-  const T factor = static_cast<T>(2.0 / double(x.extent(0)));
+double mse_and_gradient(const Matrix<T>& x, const Matrix<T>& x_hat, const Matrix<T>& g, const OutputMap<T>& map = {}) {
+  const int d = static_cast<int>(x_hat.extent(1));
+  const T factor = static_cast<T>(2.0 / double(x_hat.extent(0)));
+  const bool mapped = map.active();
+  const auto target = mapped ? map.target : x;
+  const auto a = map.scale, m = map.shift;
   double sq = 0;
   Kokkos::parallel_reduce(
-      "synthsae::mse", Kokkos::RangePolicy<ExecSpace>(0, x.extent(0)),
+      "synthsae::mse", Kokkos::RangePolicy<ExecSpace>(0, x_hat.extent(0)),
       KOKKOS_LAMBDA(int i, double& acc) {
+        const T scale = mapped ? a(i) : T(1), shift = mapped ? m(i) : T(0);
         for (int k = 0; k < d; ++k) {
-          const T diff = x_hat(i, k) - x(i, k);
+          const T diff = mapped ? x_hat(i, k) * scale + shift - target(i, k) : x_hat(i, k) - target(i, k);
           acc += double(diff) * double(diff);
-          g(i, k) = factor * diff;
+          g(i, k) = mapped ? factor * scale * diff : factor * diff;
         }
       },
       sq);
-  return sq / double(x.extent(0));
+  return sq / double(x_hat.extent(0));
 }
 
 /// m(i, :) = v for every row i.

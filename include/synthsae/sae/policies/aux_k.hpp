@@ -16,6 +16,7 @@ namespace synthsae {
 
 struct AuxK {
   static constexpr std::string_view name = "auxk";
+  static constexpr bool reads_residual = true;  ///< compares with the input (Sae::output_map_covers_loss)
   double coefficient = 1.0;  ///< aux_loss_coefficient
 
   void validate(std::size_t, std::size_t) const { require_coefficient("aux_loss_coefficient", coefficient); }

@@ -20,6 +20,7 @@ namespace synthsae {
 
 struct MatryoshkaAuxK {
   static constexpr std::string_view name = "matryoshka_auxk";
+  static constexpr bool reads_residual = true;  ///< compares with the input (Sae::output_map_covers_loss)
   /// Needs the Matryoshka nesting (its levels); checked at compile time by Sae.
   static constexpr bool needs_matryoshka_nesting = true;
   double coefficient = 1.0;  ///< aux_loss_coefficient
