@@ -29,6 +29,8 @@ Writes
                        of a standard, a JumpReLU and a matching-pursuit training SAE with
                        normalize_activations none, constant_norm_rescale and layer_norm: the
                        weights, the batch, every loss and every parameter's gradient
+  topk_family_steps.json  (--steps too) the same for TopK, BatchTopK and Matryoshka BatchTopK
+                       with dead latents: AuxK and the per-level Matryoshka aux loss
 The regular test suite (tests/saelens/test_saelens_fixtures.cpp) reads them; no Python in CI.
 """
 import json
@@ -324,6 +326,40 @@ def make_step_fixtures(out: Path) -> None:
             }
             print(f"{arch} {mode}: loss {float(output.loss):.6f}")
     (out / "normalized_steps.json").write_text(json.dumps(record))
+
+    # The TopK family with dead latents: AuxK (TopK, BatchTopK) and the per-level Matryoshka aux
+    # loss, decoder-norm rescaling on, as the bench trains them.
+    dim, d_sae, rows = 6, 8, 5
+    torch.manual_seed(31)
+    x = 1.5 * torch.randn(rows, dim) + 0.2
+    dead = torch.tensor([False, True, False, True, False, True, True, False])
+    record = {"sae_lens_version": sae_lens.__version__, "x": x.tolist(), "dead": dead.tolist(), "steps": {}}
+    cases = [("topk", TopKTrainingSAE, TopKTrainingSAEConfig, {"k": 2, "rescale_acts_by_decoder_norm": True}),
+             ("batchtopk", BatchTopKTrainingSAE, BatchTopKTrainingSAEConfig, {"k": 2}),
+             ("matryoshka_batchtopk", MatryoshkaBatchTopKTrainingSAE, MatryoshkaBatchTopKTrainingSAEConfig,
+              {"k": 2, "matryoshka_widths": [2, 4], "use_matryoshka_aux_loss": True})]
+    for arch, cls, cfg_cls, extra in cases:
+        torch.manual_seed(32)
+        sae = cls(cfg_cls(d_in=dim, d_sae=d_sae, aux_loss_coefficient=1.0, **extra))
+        with torch.no_grad():
+            for name, param in sae.named_parameters():
+                param.copy_(0.5 * torch.randn_like(param))
+        before = {k: v.flatten().tolist() for k, v in sae.state_dict().items()}
+        output = sae.training_forward_pass(TrainStepInput(sae_in=x.clone(), coefficients={}, dead_neuron_mask=dead,
+                                                          n_training_steps=0, is_logging_step=False))
+        output.loss.backward()
+        record["steps"][arch] = {
+            "before": before,
+            "rescale_acts_by_decoder_norm": bool(sae.cfg.rescale_acts_by_decoder_norm),
+            "feature_acts": output.feature_acts.flatten().tolist(),
+            "losses": {k: float(v) for k, v in output.losses.items()},
+            "loss": float(output.loss),
+            "grads": {k: p.grad.flatten().tolist() for k, p in sae.named_parameters() if p.grad is not None},
+        }
+        if hasattr(sae, "topk_threshold"):  # BatchTopK's running threshold after this one step
+            record["steps"][arch]["topk_threshold_after"] = float(sae.topk_threshold)
+        print(f"{arch} with dead latents: {record['steps'][arch]['losses']}")
+    (out / "topk_family_steps.json").write_text(json.dumps(record))
 
 
 if __name__ == "__main__":

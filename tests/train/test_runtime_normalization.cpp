@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "sae/sae_test_support.hpp"
+#include "saelens/fixture_tensors.hpp"
 #include "synthsae/io/json.hpp"
 #include "synthsae/metrics/evaluate.hpp"
 #include "synthsae/sae/inference/export.hpp"
@@ -22,30 +23,6 @@ using namespace synthsae;
 
 namespace {
 
-const std::filesystem::path kData = std::filesystem::path(SYNTHSAE_SOURCE_DIR) / "tests" / "data" / "saelens";
-
-/// Copies a fixture's flat tensor into a view of the same size (row-major, as torch flattens).
-template <class View>
-void load_tensor(const io::Json& tensors, const std::string& name, const View& view) {
-  const auto values = tensors.at(name).get<std::vector<double>>();
-  REQUIRE(values.size() == view.size());
-  auto h = Kokkos::create_mirror_view(view);
-  for (std::size_t i = 0; i < values.size(); ++i) h.data()[i] = static_cast<typename View::value_type>(values[i]);
-  Kokkos::deep_copy(view, h);
-}
-
-/// max_i |ours_i - theirs_i| / (1 + |theirs_i|) over a gradient tensor.
-template <class View>
-double worst_error(const io::Json& tensors, const std::string& name, const View& view) {
-  const auto values = tensors.at(name).get<std::vector<double>>();
-  auto h = Kokkos::create_mirror_view_and_copy(HostSpace(), view);
-  REQUIRE(values.size() == h.size());
-  double worst = 0;
-  for (std::size_t i = 0; i < values.size(); ++i)
-    worst = std::max(worst, std::fabs(double(h.data()[i]) - values[i]) / (1 + std::fabs(values[i])));
-  return worst;
-}
-
 inference::ActivationNormalization mode_of(const std::string& key) {
   for (auto m : {inference::ActivationNormalization::constant_norm_rescale, inference::ActivationNormalization::layer_norm})
     if (key.find(inference::normalization_name(m)) != std::string::npos) return m;
@@ -56,16 +33,9 @@ inference::ActivationNormalization mode_of(const std::string& key) {
 
 TEST_CASE("a step behind constant_norm_rescale or layer_norm is SAELens's step: losses and every gradient",
           "[train][normalization][saelens]") {
-  const auto fx = io::read_json_file(kData / "normalized_steps.json");
-  const auto rows = fx.at("x").get<std::vector<std::vector<double>>>();
-  const std::size_t b = rows.size(), d = rows.at(0).size(), s = 6;
-  Matrix<float> x("x", b, d);
-  {
-    auto h = Kokkos::create_mirror_view(x);
-    for (std::size_t i = 0; i < b; ++i)
-      for (std::size_t k = 0; k < d; ++k) h(i, k) = static_cast<float>(rows[i][k]);
-    Kokkos::deep_copy(x, h);
-  }
+  const auto fx = io::read_json_file(test::kSaelensData / "normalized_steps.json");
+  const Matrix<float> x = test::fixture_rows(fx.at("x"));
+  const std::size_t d = x.extent(1), s = 6;
   std::size_t cases = 0;
   for (const auto& [key, step] : fx.at("steps").items()) {
     const auto mode = mode_of(key);
@@ -76,9 +46,9 @@ TEST_CASE("a step behind constant_norm_rescale or layer_norm is SAELens's step: 
     // order: 2e-6 relative to 1 + |value| is a few ulps, far below any missing factor a_i.
     auto check = [&](auto& sae, const std::string& penalty_key, const std::vector<std::string>& extras) {
       auto& p = sae.parameters();
-      load_tensor(before, "W_dec", p.w_dec), load_tensor(before, "b_dec", p.b_dec);
-      if (p.w_enc.size() != 0) load_tensor(before, "W_enc", p.w_enc), load_tensor(before, "b_enc", p.b_enc);
-      for (const auto& e : extras) load_tensor(before, e, p.extra.at(e));
+      test::load_tensor(before, "W_dec", p.w_dec), test::load_tensor(before, "b_dec", p.b_dec);
+      if (p.w_enc.size() != 0) test::load_tensor(before, "W_enc", p.w_enc), test::load_tensor(before, "b_enc", p.b_enc);
+      for (const auto& e : extras) test::load_tensor(before, e, p.extra.at(e));
       SaeParameters<float> g = p.zeros_like();
       inference::RuntimeNormalization norm{mode};
       Matrix<float> x_norm;
@@ -86,13 +56,13 @@ TEST_CASE("a step behind constant_norm_rescale or layer_norm is SAELens's step: 
       CHECK(ours.mse == Approx(losses.at("mse_loss").get<double>()).epsilon(2e-6));
       if (!penalty_key.empty()) CHECK(ours.penalty == Approx(losses.at(penalty_key).get<double>()).epsilon(2e-6));
       CHECK(ours.total() == Approx(step.at("loss").get<double>()).epsilon(2e-6));
-      CHECK(worst_error(grads, "W_dec", g.w_dec) < 2e-6);
-      CHECK(worst_error(grads, "b_dec", g.b_dec) < 2e-6);
+      CHECK(test::worst_error(grads, "W_dec", g.w_dec) < 2e-6);
+      CHECK(test::worst_error(grads, "b_dec", g.b_dec) < 2e-6);
       if (p.w_enc.size() != 0) {
-        CHECK(worst_error(grads, "W_enc", g.w_enc) < 2e-6);
-        CHECK(worst_error(grads, "b_enc", g.b_enc) < 2e-6);
+        CHECK(test::worst_error(grads, "W_enc", g.w_enc) < 2e-6);
+        CHECK(test::worst_error(grads, "b_enc", g.b_enc) < 2e-6);
       }
-      for (const auto& e : extras) CHECK(worst_error(grads, e, g.extra.at(e)) < 2e-6);
+      for (const auto& e : extras) CHECK(test::worst_error(grads, e, g.extra.at(e)) < 2e-6);
     };
     if (key.rfind("standard", 0) == 0) {
       for (double density : {0.0, 1.0}) {  // the dense step, then the sparse products on the active entries
