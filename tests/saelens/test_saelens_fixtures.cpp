@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <vector>
 
+#include "saelens/fixture_tensors.hpp"
 #include "synthsae/core/torch_cpu_generator.hpp"
 #include "synthsae/io/json.hpp"
 #include "synthsae/saelens/model_directory.hpp"
@@ -18,7 +19,7 @@ using namespace synthsae;
 
 namespace {
 
-const std::filesystem::path kData = std::filesystem::path(SYNTHSAE_SOURCE_DIR) / "tests" / "data" / "saelens";
+const std::filesystem::path kData = test::kSaelensData;
 
 /// Distance in float ulps (both finite; across zero it counts the ulps on both sides).
 std::int64_t ulps(float a, float b) {
@@ -364,20 +365,11 @@ TEST_CASE("covariance whitening and its fold reproduce SAELens's", "[saelens][wh
     }
   // The fold with SAELens's own M, on the weights SAELens folded: float weights folded in double,
   // so each weight agrees to float rounding (2 ulps of values of order 1).
-  auto load = [&](const io::Json& tensors, const std::string& name, const auto& view) {
-    const auto values = tensors.at(name).get<std::vector<double>>();
-    REQUIRE(values.size() == view.size());
-    auto h = Kokkos::create_mirror_view(view);
-    for (std::size_t i = 0; i < values.size(); ++i) h.data()[i] = static_cast<float>(values[i]);
-    Kokkos::deep_copy(view, h);
+  const auto load = [](const io::Json& tensors, const std::string& name, const auto& view) {
+    test::load_tensor(tensors, name, view);
   };
-  auto worst_error = [&](const io::Json& tensors, const std::string& name, const auto& view) {
-    const auto values = tensors.at(name).get<std::vector<double>>();
-    auto h = Kokkos::create_mirror_view_and_copy(HostSpace(), view);
-    double worst = 0;
-    for (std::size_t i = 0; i < values.size(); ++i)
-      worst = std::max(worst, std::fabs(double(h.data()[i]) - values[i]) / (1 + std::fabs(values[i])));
-    return worst;
+  const auto worst_error = [](const io::Json& tensors, const std::string& name, const auto& view) {
+    return test::worst_error(tensors, name, view);
   };
   std::size_t cases = 0;
   for (const auto& [key, fold] : fx.at("folds").items()) {
