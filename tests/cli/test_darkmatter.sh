@@ -30,6 +30,14 @@ grep -q '"test": 2400' "$work/dm/darkmatter.json" || fail "6000 rows should spli
 grep -q 'fit' "$work/dm.err" || fail "no progress line on stderr"
 [ "$(grep -c '^topk-' "$work/dm.txt")" -eq 3 ] || fail "the summary table should list three SAEs"
 
+# Inference-time optimisation: --pursuit adds each SAE's decoder with pursuit's codes as a row of
+# its own (labelled +gp), and leaves the across-width analyses to the SAEs themselves.
+"$bin" darkmatter --model tiny --sae "$work/topk-32" --sae "$work/topk-64" --pursuit gp --samples 4000 \
+  --out "$work/gp" >"$work/gp.txt" 2>"$work/gp.err" || fail "darkmatter --pursuit gp failed: $(tail -3 "$work/gp.err")"
+grep -q '^topk-64+gp ' "$work/gp.txt" || fail "the summary table should list topk-64+gp"
+grep -q '"architecture": "topk+gp"' "$work/gp/darkmatter.json" || fail "darkmatter.json should mark the pursued rows"
+expect 2 "--pursuit = lasso" -- "$bin" darkmatter --model tiny --sae "$work/topk-32" --pursuit lasso --out "$work/x"
+
 # A user's files: the SAE from its .npy weights, and its precomputed outputs, give the same FVU.
 "$bin" darkmatter --activations "$npy/acts.npy" --sae "$npy/sae" --sae-outputs "$npy/sae_outputs.npy" \
   --out "$work/files" >"$work/files.txt" 2>"$work/files.err" || fail "darkmatter on files failed: $(tail -3 "$work/files.err")"

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <unistd.h>
@@ -48,6 +49,9 @@ constexpr const char* kUsage =
     "  --no-intercept       regress without an intercept (the paper's vector code does)\n"
     "  --match-threshold X  |cos| for a latent to capture its assigned true feature (default 0.9)\n"
     "  --no-oracle          skip the oracle regressor c (the true coefficients)\n"
+    "  --pursuit gp|omp|mp  also analyse each --sae's decoder with codes found by gradient pursuit,\n"
+    "                       orthogonal or plain matching pursuit (non-negative; as many iterations\n"
+    "                       per row as the SAE's encoder fires latents): rows labelled SAE+gp\n"
     "  --chunk N            rows per chunk (default 4096)\n";
 
 /// An SAE directory in either layout.
@@ -126,7 +130,8 @@ int run_darkmatter(const std::vector<std::string>& argv) {
   try {
     const Args args(argv,
                     {"--model", "--samples", "--activations", "--raw-width", "--positions", "--context-length",
-                     "--min-position", "--train-rows", "--split-seed", "--ridge", "--match-threshold", "--chunk", "--out"},
+                     "--min-position", "--train-rows", "--split-seed", "--ridge", "--match-threshold", "--chunk", "--pursuit",
+                     "--out"},
                     {"--no-intercept", "--no-oracle"}, {"--sae", "--sae-outputs", "--sae-errors"});
     if (args.help()) {
       std::fputs(kUsage, stdout);
@@ -153,6 +158,12 @@ int run_darkmatter(const std::vector<std::string>& argv) {
     opt.chunk_rows = static_cast<std::size_t>(args.integer("--chunk", 16, 1 << 20).value_or(4096));
     const auto samples = static_cast<std::uint64_t>(args.integer("--samples", 2, std::int64_t(1) << 40).value_or(300'000));
     const std::string out_dir = *args.text("--out");
+    std::optional<analysis::PursuitOptions> pursuit;
+    if (auto v = args.text("--pursuit")) {
+      if (*v != "gp" && *v != "omp" && *v != "mp") throw UsageError("--pursuit = " + *v + ": choose gp, omp or mp");
+      if (sae_dirs.empty()) throw UsageError("--pursuit needs an --sae (a decoder to pursue on)");
+      pursuit = analysis::PursuitOptions{analysis::parse_pursuit(*v), true};
+    }
     try {
       const auto t0 = std::chrono::steady_clock::now();
       std::unique_ptr<SyntheticModel> world;
@@ -174,6 +185,10 @@ int run_darkmatter(const std::vector<std::string>& argv) {
       }
       std::vector<analysis::AnalysedSae> saes;
       for (const auto& d : sae_dirs) saes.push_back(analysis::AnalysedSae::of(short_label(d), load_any_sae(d)));
+      if (pursuit)
+        for (const auto& d : sae_dirs)
+          saes.push_back(analysis::AnalysedSae::pursued(short_label(d) + "+" + analysis::pursuit_name(pursuit->method),
+                                                        load_any_sae(d), *pursuit));
       for (std::size_t i = 0; i < outputs.size(); ++i)
         saes.push_back(analysis::AnalysedSae::from_source(short_label(outputs[i]), i));
       for (std::size_t i = 0; i < errors.size(); ++i)

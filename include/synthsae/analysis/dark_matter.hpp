@@ -27,24 +27,35 @@
 #include "synthsae/analysis/ground_truth_split.hpp"
 #include "synthsae/analysis/linear_probe.hpp"
 #include "synthsae/analysis/power_law_fit.hpp"
+#include "synthsae/analysis/pursuit.hpp"
 #include "synthsae/analysis/row_split.hpp"
 #include "synthsae/analysis/sparse_decode.hpp"
 #include "synthsae/sae/inference_sae.hpp"
 
 namespace synthsae::analysis {
 
-/// One SAE of the family: run on x, or a reconstruction the source provides.
+/// One SAE of the family: run on x, or a reconstruction the source provides, or an SAE's decoder
+/// with its codes found by pursuit (reference §2.10: inference-time optimisation).
 struct AnalysedSae {
   std::string label;
   std::optional<InferenceSae> sae;
   std::optional<std::size_t> provided;  ///< index into ActivationChunk::provided
   std::size_t width = 0;                ///< latents; taken from `sae` when it is set
+  /// Set: the reconstruction is pursuit's on the SAE's frozen decoder, x_hat = w W_dec + b_dec,
+  /// with as many iterations per row as the SAE's own encoder fires latents on it (the paper's
+  /// budget). Such entries stay out of the across-width analyses (their width repeats the SAE's).
+  std::optional<PursuitOptions> pursuit;
 
   static AnalysedSae of(std::string label, InferenceSae sae) {
     AnalysedSae a;
     a.label = std::move(label);
     a.width = sae.num_latents();
     a.sae = std::move(sae);
+    return a;
+  }
+  static AnalysedSae pursued(std::string label, InferenceSae sae, PursuitOptions pursuit = {}) {
+    AnalysedSae a = of(std::move(label), std::move(sae));
+    a.pursuit = pursuit;
     return a;
   }
   static AnalysedSae from_source(std::string label, std::size_t index, std::size_t width = 0) {
@@ -178,6 +189,29 @@ class SparseOracleProbe {
   Eigen::MatrixXd a_, b_, coef_;
 };
 
+/// Pursuit on an SAE's frozen decoder: budgets = the latents its encoder fired per row (z), then
+/// z <- pursuit's codes on x - b_dec and x_hat = z W_dec + b_dec.
+inline void pursue_on_decoder(const InferenceSae& sae, const PursuitDictionary<float>& dict, const PursuitOptions& opt,
+                              const Matrix<float>& x, const Matrix<float>& z, const Matrix<float>& x_hat) {
+  const std::size_t rows = x.extent(0), d = x.extent(1), m = z.extent(1);
+  Kokkos::View<int*, MemSpace> budget("pursuit_budget", rows);
+  Matrix<float> signals(Kokkos::view_alloc(Kokkos::WithoutInitializing, "pursuit_signals"), rows, d);
+  const auto zz = z, xx = x, sig = signals;
+  const auto b_dec = sae.params.b_dec;
+  const int mi = static_cast<int>(m);
+  Kokkos::parallel_for(
+      "synthsae::pursuit_budgets", Kokkos::RangePolicy<ExecSpace>(0, rows), KOKKOS_LAMBDA(int i) {
+        int fired = 0;
+        for (int j = 0; j < mi; ++j) fired += zz(i, j) != 0.0f;
+        budget(i) = fired;
+      });
+  for_each_entry(
+      "synthsae::pursuit_signals", rows, d, KOKKOS_LAMBDA(int i, int k) { sig(i, k) = xx(i, k) - b_dec(k); });
+  pursue(signals, dict, budget, z, opt);
+  gemm(Op::N, Op::N, 1.0f, z, dict.atoms, 0.0f, x_hat);
+  kernels::add_to_rows(x_hat, b_dec);
+}
+
 /// Streaming sums over test rows.
 struct Sums {
   double sq_err = 0, sq_lin = 0, sq_nonlin = 0, cos_lin_x = 0, norm_ratio = 0, l0 = 0, identity = 0;
@@ -220,7 +254,14 @@ inline DarkMatterReport analyse_dark_matter(ActivationSource& source, std::vecto
       throw ConfigError("provided reconstruction", show(*s.provided), "the source has " + show(source.provided_reconstructions()));
     if (!s.sae && !s.provided) throw ConfigError(s.label, "no SAE", "give an SAE or a provided reconstruction");
     if (s.sae) s.width = s.sae->num_latents();
+    if (s.pursuit && (!s.sae || s.sae->normalization.acts()))
+      throw ConfigError(s.label, "pursuit", "needs an SAE whose decoder reads the input's own space (no per-row "
+                                            "normalize_activations)");
   }
+  // Pursuit's dictionaries: the frozen decoders and their Gram matrices, built once.
+  std::vector<std::optional<PursuitDictionary<float>>> pursuit_dict(S);
+  for (std::size_t s = 0; s < S; ++s)
+    if (saes[s].pursuit) pursuit_dict[s].emplace(saes[s].sae->params.w_dec);
   const std::uint64_t n_train = opt.train_rows ? opt.train_rows : std::min<std::uint64_t>(150'000, n * 6 / 10);
   const RowSplit split(n, n_train, opt.split_seed);
   const Matrix<float>* features = source.true_features();
@@ -285,7 +326,11 @@ inline DarkMatterReport analyse_dark_matter(ActivationSource& source, std::vecto
       if (z_buf[s].extent(0) != rows) z_buf[s] = Matrix<float>("dm_z", rows, sae.num_latents());
       out[s] = Matrix<float>(Kokkos::view_alloc(Kokkos::WithoutInitializing, "dm_xhat"), rows, d);
       sae.encode(c.x, z_buf[s]);
-      decode_codes(sae, z_buf[s], out[s]);
+      if (saes[s].pursuit) {
+        detail::pursue_on_decoder(sae, *pursuit_dict[s], *saes[s].pursuit, c.x, z_buf[s], out[s]);
+      } else {
+        decode_codes(sae, z_buf[s], out[s]);
+      }
       if (want_l0 && l0) (*l0)[s] = detail::row_nonzeros(z_buf[s]);
     }
     if (cache) recon_cache[c.first] = out;
@@ -593,6 +638,7 @@ inline DarkMatterReport analyse_dark_matter(ActivationSource& source, std::vecto
     const auto& sm = sums[s];
     o.label = saes[s].label;
     o.architecture = saes[s].sae ? saes[s].sae->architecture() : "provided";
+    if (saes[s].pursuit) o.architecture += std::string("+") + pursuit_name(saes[s].pursuit->method);
     o.width = saes[s].width;
     if (tok.count(sname("sae_l0", s))) {
       double t = 0;
@@ -626,19 +672,21 @@ inline DarkMatterReport analyse_dark_matter(ActivationSource& source, std::vecto
     rep.saes.push_back(std::move(o));
   }
 
-  // Across widths: SAEs in order of width (ties: given order).
-  std::vector<std::size_t> order(S);
-  for (std::size_t s = 0; s < S; ++s) order[s] = s;
+  // Across widths: SAEs in order of width (ties: given order); pursuit's reconstructions stay out.
+  std::vector<std::size_t> order;
+  for (std::size_t s = 0; s < S; ++s)
+    if (!saes[s].pursuit) order.push_back(s);
   std::stable_sort(order.begin(), order.end(), [&](auto a, auto b) { return saes[a].width < saes[b].width; });
+  const std::size_t W = order.size();
   for (bool squared : {true, false}) {
     CrossWidthMatrix m;
     m.squared = squared;
     for (auto s : order) m.labels.push_back(saes[s].label), m.widths.push_back(saes[s].width);
-    const std::vector<double> nan_row(S, NAN);
-    m.r2.assign(S, nan_row), m.r2_with_nonlinear.assign(S, nan_row), m.fvu_decrease_percent.assign(S, nan_row);
+    const std::vector<double> nan_row(W, NAN);
+    m.r2.assign(W, nan_row), m.r2_with_nonlinear.assign(W, nan_row), m.fvu_decrease_percent.assign(W, nan_row);
     const std::string suffix = squared ? "_sq" : "";
-    for (std::size_t i = 0; i < S; ++i)
-      for (std::size_t j = i + 1; j < S; ++j) {
+    for (std::size_t i = 0; i < W; ++i)
+      for (std::size_t j = i + 1; j < W; ++j) {
         const auto& target = tok.at(sname("error" + suffix, order[j]));
         const auto& ei = tok.at(sname("error" + suffix, order[i]));
         const auto& ni = tok.at(sname("nonlinear_error" + suffix, order[i]));
@@ -662,12 +710,12 @@ inline DarkMatterReport analyse_dark_matter(ActivationSource& source, std::vecto
           nl.push_back(tok.at(sname("nonlinear_error", s))[i]);
     rep.series.error.push_back(e), rep.series.linear.push_back(l), rep.series.nonlinear.push_back(nl);
   }
-  if (S > 1) {
+  if (W > 1) {
     std::size_t used = 0;
     for (std::uint64_t i = 0; i < n; ++i) {
       if (split.is_train(i)) continue;
       std::vector<double> l, nl;
-      for (std::size_t s = 0; s < S; ++s)
+      for (auto s : order)
         l.push_back(tok.at(sname("linear_error", s))[i]), nl.push_back(tok.at(sname("nonlinear_error", s))[i]);
       const double a = detail::coefficient_of_variation(l), b = detail::coefficient_of_variation(nl);
       if (std::isfinite(a) && std::isfinite(b)) cv_l += a, cv_n += b, ++used;
