@@ -54,6 +54,15 @@ echo x >"$work/plainfile"
 expect 1 "plainfile" -- "$bin" model --preset tiny --save "$work/plainfile/out"
 [ -e "$work/plainfile/out" ] && fail "partial output exists"
 
+# A staging directory left by a killed run (its process is gone: no PID is that large) is removed
+# by the next run on the same output; a live process's (this shell's) is left alone.
+mkdir -p "$work/again.partial-2147483646/sub" "$work/again.partial-$$"
+"$bin" model --preset tiny --save "$work/again" --samples 100 >/dev/null 2>"$work/again.err" || fail "save over stale staging failed"
+[ -e "$work/again.partial-2147483646" ] && fail "the stale staging directory should be gone"
+grep -q "again.partial-2147483646" "$work/again.err" || fail "the removal should be said on stderr"
+[ -d "$work/again.partial-$$" ] || fail "a live process's staging directory must stay"
+[ -f "$work/again/synthetic_model_config.json" ] || fail "the world should be saved"
+
 "$bin" model --help >/dev/null || fail "--help should exit 0"
 "$bin" --help | grep -q "model" || fail "top-level --help lists commands"
 

@@ -149,3 +149,34 @@ TEST_CASE("a checkpoint missing a policy's state is a clear error naming the ent
   CHECK_THROWS_WITH(t.load_checkpoint(dir), Catch::Contains("trainer_state.json") && Catch::Contains("sae.aux.calls"));
   std::filesystem::remove_all(dir);
 }
+
+#include <limits>
+
+#include "synthsae/world/presets.hpp"
+
+TEST_CASE("repeated non-finite steps stop the run with a NumericalError; the skipped ones are counted",
+          "[train][numerics]") {
+  SyntheticModel world(preset("tiny"));
+  TrainerConfig cfg;
+  cfg.batch_size = 256;
+  cfg.training_samples = 256 * 50;
+  cfg.max_consecutive_skipped_steps = 5;
+  StandardSae<float> sae(world.hidden_dim(), 32, Relu{}, L1Penalty{0.5}, {}, {}, 0.1, 1);
+  Trainer trainer(sae, world, cfg);
+  trainer.fit_steps(3);
+  CHECK(trainer.optimizer().skipped() == 0);
+  const auto w_dec = Kokkos::create_mirror_view_and_copy(HostSpace(), sae.parameters().w_dec);
+  // A NaN bias makes every loss and gradient NaN: each step is skipped, the fifth in a row stops.
+  Kokkos::deep_copy(sae.parameters().b_dec, std::numeric_limits<float>::quiet_NaN());
+  CHECK_THROWS_WITH(trainer.fit(), Catch::Contains("last 5 steps") && Catch::Contains("non-finite") &&
+                                       Catch::Contains("max_consecutive_skipped_steps"));
+  CHECK(trainer.optimizer().skipped() == 5);
+  CHECK(trainer.step() == 3 + 4);  // four skipped steps advanced the count; the fifth threw first
+  // The other weights are those of the last finite step.
+  const auto after = Kokkos::create_mirror_view_and_copy(HostSpace(), sae.parameters().w_dec);
+  bool same = true;
+  for (std::size_t i = 0; i < after.size(); ++i) same = same && after.data()[i] == w_dec.data()[i];
+  CHECK(same);
+  cfg.max_consecutive_skipped_steps = 0;
+  CHECK_THROWS_WITH(Trainer(sae, world, cfg), Catch::Contains("max_consecutive_skipped_steps = 0"));
+}

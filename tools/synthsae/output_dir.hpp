@@ -1,11 +1,17 @@
 #pragma once
 // Output directories without partial results: everything is written into a temporary
-// sibling directory, and only a complete result is moved into place. On failure the
-// temporary directory is removed and the target is untouched.
+// sibling directory (TARGET.partial-PID), and only a complete result is moved into place. On
+// failure the temporary directory is removed and the target is untouched. A process killed
+// outright cannot remove its own: the next run on the same target removes the staging
+// directories of processes that no longer exist.
+#include <cerrno>
+#include <climits>
+#include <cstdio>
 #include <filesystem>
 #include <string>
 #include <system_error>
 
+#include <signal.h>
 #include <unistd.h>
 
 #include "synthsae/core/error.hpp"
@@ -18,6 +24,7 @@ class StagedDirectory {
     if (target_.filename().empty()) target_ = target_.parent_path();  // "dir/" -> "dir"
     staging_ = target_;
     staging_ += ".partial-" + std::to_string(::getpid());
+    remove_stale_staging();
     std::error_code ec;
     std::filesystem::remove_all(staging_, ec);
     if (!std::filesystem::create_directories(staging_, ec) || ec) {
@@ -50,6 +57,26 @@ class StagedDirectory {
   }
 
  private:
+  /// Removes TARGET.partial-PID siblings whose process is gone (kill(pid, 0) fails with ESRCH);
+  /// a live process's staging directory, another run's on the same target, is left alone.
+  void remove_stale_staging() const {
+    const std::filesystem::path parent = target_.parent_path().empty() ? "." : target_.parent_path();
+    const std::string prefix = target_.filename().string() + ".partial-";
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(parent, ec)) {
+      const std::string name = entry.path().filename().string();
+      if (name.rfind(prefix, 0) != 0 || entry.path() == staging_) continue;
+      const std::string digits = name.substr(prefix.size());
+      if (digits.empty() || digits.size() > 18 || digits.find_first_not_of("0123456789") != std::string::npos) continue;
+      const long long pid = std::stoll(digits);
+      const bool gone = pid > INT_MAX || (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH);
+      if (!gone) continue;
+      std::error_code rm;
+      std::filesystem::remove_all(entry.path(), rm);
+      if (!rm) std::fprintf(stderr, "synthsae: removed %s, left by a run that no longer exists\n", entry.path().c_str());
+    }
+  }
+
   std::filesystem::path target_, staging_;
   bool committed_ = false;
 };

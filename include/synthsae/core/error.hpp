@@ -44,6 +44,12 @@ class ShapeError : public Error {
   using Error::Error;
 };
 
+/// A computation that cannot go on: a training run whose steps keep producing non-finite values.
+class NumericalError : public Error {
+ public:
+  using Error::Error;
+};
+
 /// A failure reported by a backend library (cuBLAS, CUDA runtime).
 class BackendError : public Error {
  public:

@@ -44,7 +44,9 @@ struct ProgressDisplay {
     std::snprintf(buf, sizeof buf, "step %ld/%ld  %.3gM samples  %.1fk samples/s  ETA %s  loss %.4g  L0 %.1f  dead %zu",
                   i.step, i.total_steps, double(i.samples) / 1e6, rate / 1e3, duration(eta).c_str(), i.losses.total(),
                   i.l0, i.dead_latents);
-    return buf;
+    std::string text = buf;
+    if (i.skipped_steps > 0) text += "  skipped " + std::to_string(i.skipped_steps) + " non-finite";
+    return text;
   }
 
   template <class Tr>

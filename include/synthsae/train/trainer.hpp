@@ -43,6 +43,9 @@ struct TrainerConfig {
   InputNormalization normalization = InputNormalization::none;
   std::size_t norm_estimate_batches = 1000;
   double whitening_eps = 1e-3;  ///< added to the covariance eigenvalues (SAELens's eps)
+  /// A step whose gradient is not finite is skipped (and counted in metrics.csv); this many in a
+  /// row stop the run with a NumericalError before the next step, the last checkpoint intact.
+  long max_consecutive_skipped_steps = 100;
   /// Arithmetic of every GEMM of the run on CUDA (FP32, TF32 or BF16 tensor cores); no effect on
   /// the host, whose GEMM is always exact.
   GemmMath gemm_math = GemmMath::fp32;
@@ -60,6 +63,8 @@ struct TrainerConfig {
     if (norm_estimate_batches == 0 && normalization != InputNormalization::none)
       throw ConfigError("n_batches_for_norm_estimate", "0", "must be >= 1 to estimate the normalisation");
     if (!(whitening_eps > 0)) throw ConfigError("whitening_eps", show(whitening_eps), "must be > 0");
+    if (max_consecutive_skipped_steps < 1)
+      throw ConfigError("max_consecutive_skipped_steps", show(max_consecutive_skipped_steps), "must be >= 1");
   }
   long total_steps() const { return static_cast<long>(training_samples / batch_size); }
 };
@@ -249,7 +254,14 @@ class Trainer {
     }
     info.l0 = record_firing();
     info.lr = cfg_.lr.at(step_);
-    adam_.step(sae_.parameters(), grads_, info.lr);
+    if (adam_.step(sae_.parameters(), grads_, info.lr)) {
+      consecutive_skipped_ = 0;
+    } else if (++consecutive_skipped_ >= cfg_.max_consecutive_skipped_steps) {
+      throw NumericalError("training stopped at step " + show(step_ + 1) + ": the last " + show(consecutive_skipped_) +
+                           " steps had a non-finite loss or gradient (loss " + show(info.losses.total()) +
+                           ") and were skipped; the weights are those of the last finite step, and a checkpoint "
+                           "written before stays as it was (max_consecutive_skipped_steps)");
+    }
     if (cfg_.autotune) autotuner_.update(info.l0, step_);
     samples_ += b;
     ++step_;
@@ -467,6 +479,7 @@ class Trainer {
   long step_ = 0;
   std::size_t samples_ = 0;
   std::uint64_t first_sample_ = 0;
+  long consecutive_skipped_ = 0;  ///< non-finite steps in a row (not checkpointed: a resume starts afresh)
   double scaling_factor_ = 1.0;
   InputWhitening whitening_;
   WhiteningMap whitening_map_;
