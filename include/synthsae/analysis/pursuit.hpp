@@ -54,10 +54,17 @@ struct PursuitOptions {
 template <class T>
 struct PursuitDictionary {
   Matrix<T> atoms, gram;
+  Vector<T> squared_norms;  ///< G's diagonal, contiguous: the selection scan reads it every iteration
 
   explicit PursuitDictionary(const Matrix<T>& dictionary)
-      : atoms(dictionary), gram("pursuit_gram", dictionary.extent(0), dictionary.extent(0)) {
+      : atoms(dictionary),
+        gram("pursuit_gram", dictionary.extent(0), dictionary.extent(0)),
+        squared_norms("pursuit_squared_norms", dictionary.extent(0)) {
     gemm(Op::N, Op::T, T(1), dictionary, dictionary, T(0), gram);
+    const auto g = gram, sq = squared_norms;
+    Kokkos::parallel_for(
+        "synthsae::pursuit_diagonal", Kokkos::RangePolicy<ExecSpace>(0, dictionary.extent(0)),
+        KOKKOS_LAMBDA(int j) { sq(j) = g(j, j); });
   }
 };
 
@@ -94,6 +101,7 @@ void pursue(const Matrix<T>& signals, const PursuitDictionary<T>& dict,
                                                          opt.method == PursuitMethod::orthogonal ? K : 0,
                                                          opt.method == PursuitMethod::orthogonal ? K : 0);
   const auto G = dict.gram, g = corr, z = codes;
+  const auto G_diag = dict.squared_norms;
   const auto at = atom;
   const auto val = value, dw = step, b = rhs;
   const auto L = chol;
@@ -111,7 +119,7 @@ void pursue(const Matrix<T>& signals, const PursuitDictionary<T>& dict,
           int best = -1;
           T best_score = 0;
           for (int j = 0; j < mi; ++j) {
-            if (G(j, j) <= tol) continue;
+            if (G_diag(j) <= tol) continue;
             const T score = nonneg ? g(i, j) : (g(i, j) < T(0) ? -g(i, j) : g(i, j));
             if (best < 0 || score > best_score) best = j, best_score = score;
           }
