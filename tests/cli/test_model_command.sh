@@ -64,6 +64,13 @@ grep -q "again.partial-2147483646" "$work/again.err" || fail "the removal should
 [ -f "$work/again/synthetic_model_config.json" ] || fail "the world should be saved"
 
 "$bin" model --help >/dev/null || fail "--help should exit 0"
+# A command's --help is the command's: Kokkos sees only --kokkos-* arguments before the command
+# (Kokkos 3.4 answers a bare --help with its own text).
+for c in model train eval bench darkmatter; do
+  "$bin" "$c" --help 2>&1 | head -1 | grep -q "^usage: synthsae $c" || fail "$c --help does not start with its usage"
+  "$bin" "$c" --help 2>&1 | grep -q "Kokkos command line" && fail "$c --help prints Kokkos's help"
+done
+"$bin" --kokkos-disable-warnings model --preset tiny --samples 100 >/dev/null 2>&1 || fail "a --kokkos-* flag before the command"
 "$bin" --help | grep -q "model" || fail "top-level --help lists commands"
 
 finish "all synthsae model checks passed"

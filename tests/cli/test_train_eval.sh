@@ -16,6 +16,11 @@ for f in cfg.json sae_weights.safetensors sparsity.safetensors eval_stats.json m
   [ -f "$work/std/$f" ] || fail "missing $f"
 done
 grep -q '"architecture": "standard"' "$work/std/cfg.json" || fail "cfg.json lacks the architecture"
+# cfg.json's metadata as SAELens writes it (key "metadata", not the "meta" we once wrote).
+grep -q '"metadata": {' "$work/std/cfg.json" || fail "cfg.json lacks SAELens's metadata key"
+for key in l0 num_dead_features; do
+  grep -q "\"$key\":" "$work/std/cfg.json" || fail "cfg.json metadata lacks $key"
+done
 # runner_config.json in SAELens's runner schema: its top-level keys, the SAE's fields nested.
 for key in synthetic_model sae training_samples lr_scheduler_name lr_end adam_beta1 eval_frequency \
            dead_feature_window feature_sampling_window n_batches_for_norm_estimate logger; do
@@ -27,6 +32,10 @@ grep -q '^25,' "$work/std/metrics.csv" || fail "metrics.csv lacks the step-25 ev
 "$bin" eval --model tiny --sae "$work/std" --samples 4096 --batch 512 >"$work/eval.json" 2>/dev/null || fail "eval failed"
 cmp -s "$work/train.json" "$work/eval.json" || fail "eval of the saved SAE differs from the in-process metrics"
 grep -q '"mcc"' "$work/eval.json" || fail "eval output lacks mcc"
+# Without --eval-samples the final evaluation uses SAELens's runner's 500,000 samples.
+"$bin" train --model tiny --arch topk --k 4 --width 32 --samples 5120 --batch 512 --out "$work/evdef" \
+  >/dev/null 2>"$work/evdef.err" || fail "train with the default evaluation failed: $(tail -3 "$work/evdef.err")"
+grep -q '"eval_samples": 500000' "$work/evdef/runner_config.json" || fail "the final evaluation should default to 500,000 samples"
 # --first-sample: the default start is 2^62; another start draws other samples (same decoder
 # metrics, other sample metrics).
 "$bin" eval --model tiny --sae "$work/std" --samples 4096 --batch 512 --first-sample 4611686018427387904 \

@@ -143,10 +143,48 @@ TEST_CASE("a checkpoint missing a policy's state is a clear error naming the ent
   const auto dir = std::filesystem::temp_directory_path() / "synthsae_stateful_bad";
   std::filesystem::remove_all(dir);
   t.save_checkpoint(dir);
-  auto state = io::read_json_file(dir / kCheckpointStateFile);
+  // The state read back is the copy in the tensors file's metadata.
+  auto file = io::read_safetensors(dir / kCheckpointTensorsFile);
+  auto state = io::parse_json(file.metadata.at(kCheckpointStateMetadataKey), "state");
   state.erase("sae.aux.calls");
-  io::write_json_file(dir / kCheckpointStateFile, state);
-  CHECK_THROWS_WITH(t.load_checkpoint(dir), Catch::Contains("trainer_state.json") && Catch::Contains("sae.aux.calls"));
+  file.metadata[kCheckpointStateMetadataKey] = state.dump();
+  io::write_safetensors(dir / kCheckpointTensorsFile, file);
+  CHECK_THROWS_WITH(t.load_checkpoint(dir),
+                    Catch::Contains("checkpoint.safetensors") && Catch::Contains("sae.aux.calls"));
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("a checkpoint torn between its two files by a kill resumes from the tensors file's own state",
+          "[train][checkpoint]") {
+  TrainerConfig cfg;
+  cfg.training_samples = 64 * 6;
+  cfg.batch_size = 64;
+  const auto dir = std::filesystem::temp_directory_path() / "synthsae_torn_checkpoint";
+  std::filesystem::remove_all(dir);
+  SyntheticModel world(small_world());
+  StatefulSae sae(16, 24, Relu{}, L1Penalty{0.5}, test::RunningMeanAux{}, {}, 0.1, 3);
+  Trainer t(sae, world, cfg);
+  t.fit_steps(2);
+  t.save_checkpoint(dir);
+  const auto behind = io::read_json_file(dir / kCheckpointStateFile);  // step 2
+  t.fit_steps(1);
+  t.save_checkpoint(dir);
+  io::write_json_file(dir / kCheckpointStateFile, behind);  // as if killed before the second write
+
+  SyntheticModel world_b(small_world());
+  StatefulSae sae_b(16, 24, Relu{}, L1Penalty{0.5}, test::RunningMeanAux{}, {}, 0.1, 3);
+  Trainer resumed(sae_b, world_b, cfg);
+  resumed.load_checkpoint(dir);
+  CHECK(resumed.step() == 3);
+  CHECK(sae_b.aux_state().calls == 3);
+
+  // A checkpoint of an earlier version (no state in the metadata) is read from trainer_state.json.
+  auto file = io::read_safetensors(dir / kCheckpointTensorsFile);
+  file.metadata.erase(kCheckpointStateMetadataKey);
+  io::write_safetensors(dir / kCheckpointTensorsFile, file);
+  Trainer older(sae_b, world_b, cfg);
+  older.load_checkpoint(dir);
+  CHECK(older.step() == 2);
   std::filesystem::remove_all(dir);
 }
 

@@ -33,8 +33,16 @@ constexpr const char* kUsage =
 }  // namespace
 
 int main(int argc, char* argv[]) {
-  Kokkos::ScopeGuard kokkos(argc, argv);  // consumes --kokkos-* arguments
-  std::vector<std::string> args(argv + 1, argv + argc);
+  // Kokkos sees only the --kokkos-* arguments before the command: given the whole command line,
+  // Kokkos 3.4 answers a command's --help (and --threads, ...) with its own help text.
+  std::vector<char*> kokkos_argv{argv[0]};
+  int first = 1;
+  while (first < argc && std::strncmp(argv[first], "--kokkos-", 9) == 0) kokkos_argv.push_back(argv[first++]);
+  int kokkos_argc = static_cast<int>(kokkos_argv.size());
+  kokkos_argv.push_back(nullptr);
+  char** kokkos_args = kokkos_argv.data();
+  Kokkos::ScopeGuard kokkos(kokkos_argc, kokkos_args);
+  std::vector<std::string> args(argv + first, argv + argc);
   if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
     std::fputs(kUsage, args.empty() ? stderr : stdout);
     return args.empty() ? 2 : 0;

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "synthsae/core/error.hpp"
+#include "synthsae/io/atomic_file.hpp"
 
 namespace synthsae::cli {
 
@@ -66,11 +67,8 @@ class StagedDirectory {
     for (const auto& entry : std::filesystem::directory_iterator(parent, ec)) {
       const std::string name = entry.path().filename().string();
       if (name.rfind(prefix, 0) != 0 || entry.path() == staging_) continue;
-      const std::string digits = name.substr(prefix.size());
-      if (digits.empty() || digits.size() > 18 || digits.find_first_not_of("0123456789") != std::string::npos) continue;
-      const long long pid = std::stoll(digits);
-      const bool gone = pid > INT_MAX || (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH);
-      if (!gone) continue;
+      const long long pid = io::pid_after(name, prefix);
+      if (pid < 0 || name.find('-', prefix.size()) != std::string::npos || !io::process_is_gone(pid)) continue;
       std::error_code rm;
       std::filesystem::remove_all(entry.path(), rm);
       if (!rm) std::fprintf(stderr, "synthsae: removed %s, left by a run that no longer exists\n", entry.path().c_str());

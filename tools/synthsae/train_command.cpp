@@ -236,7 +236,14 @@ io::Json train_one(TrainRequest a, SyntheticModel& world) {
     io::Json sae_fields = io::Json::object();
     architectures::describe_recipe_fields(sae_fields, typename Arch::recipe{});
     Arch::describe(sae_fields, r);
-    auto sae = Arch::make(r);
+    // Every field of the request comes from a flag: a value the SAE refuses is a usage error.
+    auto sae = [&] {
+      try {
+        return Arch::make(r);
+      } catch (const ConfigError& e) {
+        throw UsageError(e.what());
+      }
+    }();
     sae.set_apply_b_dec_to_input(a.apply_b_dec_to_input);
     result = train_and_save(std::move(sae), world, a, cfg, runner_config_json(a, r, cfg, world, sae_fields));
   });

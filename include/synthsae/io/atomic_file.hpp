@@ -3,6 +3,8 @@
 // a temporary name in the same directory, which is renamed over the target only once
 // everything was written and flushed.
 #include <atomic>
+#include <cerrno>
+#include <climits>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -11,6 +13,7 @@
 #include <system_error>
 #include <vector>
 
+#include <signal.h>
 #include <unistd.h>
 
 #include "synthsae/core/error.hpp"
@@ -28,6 +31,37 @@ inline std::vector<char> read_file_bytes(const std::filesystem::path& path) {
   std::vector<char> bytes(static_cast<std::size_t>(size));
   if (size > 0 && !in.read(bytes.data(), size)) throw IoError(path.string(), "read failed");
   return bytes;
+}
+
+/// Whether the process `pid` no longer exists (a PID that cannot be one counts as gone).
+inline bool process_is_gone(long long pid) {
+  return pid <= 0 || pid > INT_MAX || (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH);
+}
+
+/// The PID in a name "<prefix><digits>[-...]", or -1 when the name is not of that form.
+inline long long pid_after(const std::string& name, const std::string& prefix) {
+  if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) return -1;
+  std::size_t end = prefix.size();
+  while (end < name.size() && end - prefix.size() < 18 && name[end] >= '0' && name[end] <= '9') ++end;
+  if (end == prefix.size() || (end < name.size() && name[end] != '-')) return -1;
+  return std::stoll(name.substr(prefix.size(), end - prefix.size()));
+}
+
+/// Removes the temporaries ("NAME.tmp-PID-N") that processes killed in the middle of a write
+/// left in `dir`; a live process's are left alone. Returns how many were removed.
+inline int remove_stale_temporaries(const std::filesystem::path& dir) {
+  int removed = 0;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    const auto at = name.rfind(".tmp-");
+    if (at == std::string::npos) continue;
+    const long long pid = pid_after(name.substr(at), ".tmp-");
+    if (pid < 0 || !process_is_gone(pid)) continue;
+    std::error_code rm;
+    if (std::filesystem::remove(entry.path(), rm)) ++removed;
+  }
+  return removed;
 }
 
 /// Writes through `fill(std::ostream&)` into a temporary sibling, then renames it to `path`.

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <limits>
+#include <initializer_list>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -22,7 +23,7 @@ using Json = nlohmann::json;
 inline Json parse_json(std::string_view text, std::string_view source) {
   try {
     return Json::parse(text.begin(), text.end());
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {  // parse_error, and out_of_range for a number like 1e999
     throw FormatError(source, std::string("invalid JSON: ") + e.what());
   }
 }
@@ -76,6 +77,23 @@ T json_field_or(const Json& object, std::string_view key, std::string_view conte
   const auto it = object.find(std::string(key));
   if (it == object.end() || it->is_null()) return fallback;
   return json_field<T>(object, key, context);
+}
+
+/// ConfigError naming `context.key` for a key of `object` that is not in `known`: SAELens builds
+/// its config dataclasses with cls(**d), which refuses an unknown key the same way, so a typo is
+/// never silently a default.
+inline void require_known_keys(const Json& object, std::initializer_list<std::string_view> known,
+                               std::string_view context) {
+  if (!object.is_object()) return;  // the field readers say what is wrong with it
+  for (const auto& item : object.items()) {
+    bool found = false;
+    for (const auto k : known) found = found || item.key() == k;
+    if (found) continue;
+    std::string list;
+    for (const auto k : known) list += (list.empty() ? "" : ", ") + std::string(k);
+    throw ConfigError(std::string(context) + "." + item.key(), item.value().dump(),
+                      "is not a key of " + std::string(context) + " (its keys: " + list + ")");
+  }
 }
 
 }  // namespace synthsae::io

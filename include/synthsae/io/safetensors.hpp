@@ -354,7 +354,7 @@ inline SafetensorsFile parse_safetensors(std::span<const std::byte> file, std::s
           if (depth == 1 && event == Json::parse_event_t::key) top_keys.push_back(parsed.get<std::string>());
           return true;
         });
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {  // parse_error, and out_of_range for a number like 1e999
     throw FormatError(source, std::string("header is not valid JSON: ") + e.what());
   }
   if (!header.is_object()) throw FormatError(source, "header is not a JSON object");

@@ -13,6 +13,7 @@
 #include "synthsae/core/backend.hpp"
 #include "synthsae/core/counter_rng.hpp"
 #include "synthsae/core/error.hpp"
+#include "synthsae/core/memory_check.hpp"
 
 namespace synthsae {
 
@@ -67,6 +68,9 @@ SaeParameters<T> initial_parameters(std::size_t d_in, std::size_t d_sae, std::op
                                     std::uint64_t seed) {
   if (d_in == 0) throw ConfigError("d_in", "0", "must be >= 1");
   if (d_sae == 0) throw ConfigError("d_sae", "0", "must be >= 1");
+  // W_enc and W_dec, their gradients and Adam's two moments of each: six d_in x d_sae arrays.
+  require_memory("d_in x d_sae", show(d_in) + " x " + show(d_sae),
+                 static_cast<long double>(d_in) * d_sae * sizeof(T) * 6, "training this SAE");
   if (decoder_init_norm && !(*decoder_init_norm > 0))
     throw ConfigError("decoder_init_norm", show(*decoder_init_norm), "must be > 0");
   SaeParameters<T> p;

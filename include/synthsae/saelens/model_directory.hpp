@@ -71,6 +71,7 @@ inline void regenerate_missing_structure(const SyntheticModelConfig& cfg, Synthe
   const std::uint64_t seed = cfg.seed ? *cfg.seed : std::random_device{}();
   if (cfg.hierarchy && parts.hierarchy.empty()) {
     parts.hierarchy = generate_hierarchy(n, *cfg.hierarchy, seed + 3);
+    if (notes && parts.hierarchy.nodes_cut > 0) notes(hierarchy_truncation_note(parts.hierarchy, n));
     if (notes)
       notes((dir / kHierarchyFile).string() + " is missing but " + kSyntheticModelConfigFile +
             " has a hierarchy: regenerated it from the config (seed + 3), as SAELens does");

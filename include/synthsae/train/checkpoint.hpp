@@ -1,7 +1,8 @@
 #pragma once
 // Checkpoint archives: what survives a checkpoint is visited by name through persist(ar), once,
 // for both directions (sae/run_state.hpp). Scalars go to trainer_state.json under their dotted
-// name, device vectors to checkpoint.safetensors; the reader checks that every name is there with
+// name, device vectors to checkpoint.safetensors (whose metadata holds the same state, the copy
+// that is read: one atomic file cannot be torn by a kill); the reader checks that every name is there with
 // the right length and names the file and the entry when not. The trainer persists its own state
 // (counters, Adam moments, dead-latent counters, autotuner) and the SAE's (each policy's State)
 // through the same archive, so a new policy with state needs no change here.
@@ -13,6 +14,7 @@
 
 #include "synthsae/core/backend.hpp"
 #include "synthsae/core/error.hpp"
+#include "synthsae/io/atomic_file.hpp"
 #include "synthsae/io/json.hpp"
 #include "synthsae/io/safetensors.hpp"
 
@@ -20,6 +22,8 @@ namespace synthsae {
 
 inline constexpr const char* kCheckpointTensorsFile = "checkpoint.safetensors";
 inline constexpr const char* kCheckpointStateFile = "trainer_state.json";
+/// The metadata entry of checkpoint.safetensors that holds the trainer state (the same JSON).
+inline constexpr const char* kCheckpointStateMetadataKey = "synthsae_trainer_state";
 
 namespace detail {
 /// Dotted prefixes for enter/leave.
@@ -68,11 +72,17 @@ class CheckpointWriter {
     }
   }
 
-  /// Writes both files into `dir` (created if needed), each atomically.
+  /// Writes both files into `dir` (created if needed), each atomically. The state also goes
+  /// into the tensors file's metadata, and that copy is the one read back: a process killed
+  /// between the two writes leaves a trainer_state.json one checkpoint behind, which a resume
+  /// would otherwise pair with the newer tensors.
   void write(const std::filesystem::path& dir) const {
     std::filesystem::create_directories(dir);
-    io::write_safetensors(dir / kCheckpointTensorsFile, tensors_);
-    io::write_json_file(dir / kCheckpointStateFile, state_);
+    io::remove_stale_temporaries(dir);  // what a run killed mid-write left behind
+    io::SafetensorsFile file = tensors_;
+    file.metadata[kCheckpointStateMetadataKey] = state_.dump();
+    io::write_safetensors(dir / kCheckpointTensorsFile, file);
+    io::write_json_file(dir / kCheckpointStateFile, state_);  // for people and older readers
   }
 
  private:
@@ -87,7 +97,12 @@ class CheckpointReader {
   explicit CheckpointReader(const std::filesystem::path& dir)
       : tensors_path_((dir / kCheckpointTensorsFile).string()), state_path_((dir / kCheckpointStateFile).string()) {
     tensors_ = io::read_safetensors(tensors_path_);
-    state_ = io::read_json_file(state_path_);
+    if (const auto it = tensors_.metadata.find(kCheckpointStateMetadataKey); it != tensors_.metadata.end()) {
+      state_path_ = tensors_path_ + " (metadata " + kCheckpointStateMetadataKey + ")";
+      state_ = io::parse_json(it->second, state_path_);
+    } else {  // a checkpoint written before the state was kept in the tensors file
+      state_ = io::read_json_file(state_path_);
+    }
     if (!state_.is_object()) throw FormatError(state_path_, "is not a JSON object");
   }
   const std::string& state_path() const { return state_path_; }

@@ -26,7 +26,7 @@ struct LrSchedule {
 
   void validate() const {
     if (restart_cycles < 1) throw ConfigError("n_restart_cycles", std::to_string(restart_cycles), "must be >= 1");
-    if (!(lr > 0)) throw ConfigError("lr", std::to_string(lr), "must be > 0");
+    if (!(lr > 0 && std::isfinite(lr))) throw ConfigError("lr", show(lr), "must be finite and > 0");
     if (warm_up_steps < 0) throw ConfigError("lr_warm_up_steps", std::to_string(warm_up_steps), "must be >= 0");
     if (decay_steps < 0) throw ConfigError("lr_decay_steps", std::to_string(decay_steps), "must be >= 0");
     if (warm_up_steps + decay_steps > total_steps) {

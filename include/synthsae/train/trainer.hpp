@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
+#include <limits>
 #include <optional>
 #include <string>
 #include <vector>
@@ -56,6 +57,8 @@ struct TrainerConfig {
       throw ConfigError("training_samples", show(training_samples),
                         "must be at least one batch (" + show(batch_size) + ")");
     }
+    if (training_samples / batch_size > static_cast<std::size_t>(std::numeric_limits<long>::max() / 2))
+      throw ConfigError("training_samples", show(training_samples), "is more steps than a 64-bit step counter holds");
     if (dead_feature_window < 1) throw ConfigError("dead_feature_window", show(dead_feature_window), "must be >= 1");
     if (feature_sampling_window < 1)
       throw ConfigError("feature_sampling_window", show(feature_sampling_window), "must be >= 1");

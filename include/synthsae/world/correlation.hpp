@@ -34,8 +34,8 @@ struct LowRankCorrelation {
 
   void validate() const {
     if (rank <= 0) throw ConfigError("correlation.rank", show(rank), "must be > 0");
-    if (!(correlation_scale >= 0))
-      throw ConfigError("correlation.correlation_scale", show(correlation_scale), "must be >= 0");
+    if (!(correlation_scale >= 0 && std::isfinite(correlation_scale)))
+      throw ConfigError("correlation.correlation_scale", show(correlation_scale), "must be finite and >= 0");
   }
 
   CorrelationFactors generate(std::size_t n, std::uint64_t seed) const {
@@ -68,6 +68,7 @@ struct LowRankCorrelation {
         {"rank", rank}, {"correlation_scale", correlation_scale}, {"seed", seed ? io::Json(*seed) : io::Json(nullptr)}};
   }
   static LowRankCorrelation from_json(const io::Json& j) {
+    io::require_known_keys(j, {"rank", "correlation_scale", "seed"}, "correlation");
     LowRankCorrelation c;
     c.rank = io::json_field_or<int>(j, "rank", "correlation", c.rank);
     c.correlation_scale = io::json_field_or<double>(j, "correlation_scale", "correlation", c.correlation_scale);

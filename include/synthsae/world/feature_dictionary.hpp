@@ -26,11 +26,12 @@ struct OrthogonalizationConfig {
 
   void validate() const {
     if (num_steps < 0) throw ConfigError("orthogonalization.num_steps", show(num_steps), "must be >= 0");
-    if (!(lr > 0)) throw ConfigError("orthogonalization.lr", show(lr), "must be > 0");
+    if (!(lr > 0 && std::isfinite(lr))) throw ConfigError("orthogonalization.lr", show(lr), "must be finite and > 0");
     if (chunk_size <= 0) throw ConfigError("orthogonalization.chunk_size", show(chunk_size), "must be > 0");
   }
   io::Json to_json() const { return {{"num_steps", num_steps}, {"lr", lr}, {"chunk_size", chunk_size}}; }
   static OrthogonalizationConfig from_json(const io::Json& j) {
+    io::require_known_keys(j, {"num_steps", "lr", "chunk_size"}, "orthogonalization");
     OrthogonalizationConfig o;
     o.num_steps = io::json_field_or<int>(j, "num_steps", "orthogonalization", o.num_steps);
     o.lr = io::json_field_or<double>(j, "lr", "orthogonalization", o.lr);

@@ -23,7 +23,8 @@ struct Zipfian {
   double min_prob = 0.01;
 
   void validate() const {
-    if (!(exponent > 0)) throw ConfigError("firing_probability.exponent", show(exponent), "must be > 0");
+    if (!(exponent > 0 && std::isfinite(exponent)))
+      throw ConfigError("firing_probability.exponent", show(exponent), "must be finite and > 0");
     if (!(min_prob > 0 && min_prob < max_prob && max_prob <= 1)) {
       throw ConfigError("firing_probability.min_prob/max_prob", show(min_prob) + "/" + show(max_prob),
                         "need 0 < min_prob < max_prob <= 1");
@@ -44,6 +45,7 @@ struct Zipfian {
     return {{"generator_name", generator_name}, {"exponent", exponent}, {"max_prob", max_prob}, {"min_prob", min_prob}};
   }
   static Zipfian from_json(const io::Json& j) {
+    io::require_known_keys(j, {"generator_name", "exponent", "max_prob", "min_prob"}, "firing_probability");
     Zipfian z;
     z.exponent = io::json_field_or<double>(j, "exponent", "firing_probability", z.exponent);
     z.max_prob = io::json_field_or<double>(j, "max_prob", "firing_probability", z.max_prob);
@@ -75,6 +77,7 @@ struct LinearFiring {
     return {{"generator_name", generator_name}, {"max_prob", max_prob}, {"min_prob", min_prob}};
   }
   static LinearFiring from_json(const io::Json& j) {
+    io::require_known_keys(j, {"generator_name", "max_prob", "min_prob"}, "firing_probability");
     LinearFiring l;
     l.max_prob = io::json_field_or<double>(j, "max_prob", "firing_probability", l.max_prob);
     l.min_prob = io::json_field_or<double>(j, "min_prob", "firing_probability", l.min_prob);
@@ -106,6 +109,7 @@ struct RandomFiring {
     return {{"generator_name", generator_name}, {"max_prob", max_prob}, {"min_prob", min_prob}};
   }
   static RandomFiring from_json(const io::Json& j) {
+    io::require_known_keys(j, {"generator_name", "max_prob", "min_prob"}, "firing_probability");
     RandomFiring r;
     r.max_prob = io::json_field_or<double>(j, "max_prob", "firing_probability", r.max_prob);
     r.min_prob = io::json_field_or<double>(j, "min_prob", "firing_probability", r.min_prob);
@@ -119,8 +123,9 @@ struct ConstantFiring {
   double probability = 0.1;
 
   void validate() const {
-    if (!(probability >= 0 && probability <= 1))
-      throw ConfigError("firing_probability.probability", show(probability), "must be in [0, 1]");
+    // SAELens takes any value here; 0 would be a world in which nothing ever fires.
+    if (!(probability > 0 && probability <= 1))
+      throw ConfigError("firing_probability.probability", show(probability), "must be in (0, 1]");
   }
   std::vector<double> generate(std::size_t n, std::uint64_t /*seed*/) const {
     validate();
@@ -128,6 +133,7 @@ struct ConstantFiring {
   }
   io::Json to_json() const { return {{"generator_name", generator_name}, {"probability", probability}}; }
   static ConstantFiring from_json(const io::Json& j) {
+    io::require_known_keys(j, {"generator_name", "probability"}, "firing_probability");
     ConstantFiring c;
     c.probability = io::json_field_or<double>(j, "probability", "firing_probability", c.probability);
     c.validate();

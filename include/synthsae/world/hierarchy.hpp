@@ -75,6 +75,11 @@ struct HierarchyConfig {
   }
 
   static HierarchyConfig from_json(const io::Json& j) {
+    io::require_known_keys(j,
+                           {"total_root_nodes", "branching_factor", "max_depth", "mutually_exclusive_portion",
+                            "mutually_exclusive_min_depth", "mutually_exclusive_max_depth",
+                            "compensate_probabilities", "scale_children_by_parent"},
+                           "hierarchy");
     HierarchyConfig h;
     const char* ctx = "hierarchy";
     h.total_root_nodes = io::json_field_or<int>(j, "total_root_nodes", ctx, h.total_root_nodes);
@@ -116,6 +121,9 @@ struct HierarchyNode {
 struct Forest {
   std::vector<HierarchyNode> nodes;
   std::vector<int> roots;
+  /// Set by generate_hierarchy: nodes the config asked for after all num_features were used (a
+  /// lower bound: their subtrees were never drawn). SAELens truncates the same way, silently.
+  std::size_t nodes_cut = 0;
 
   bool empty() const { return roots.empty(); }
   std::size_t num_hierarchical_features() const {
@@ -135,6 +143,8 @@ inline Forest generate_hierarchy(std::size_t num_features, const HierarchyConfig
     int node, depth;
   };
   std::vector<Frontier> parents_with_depth, frontier;
+  if (static_cast<std::size_t>(cfg.total_root_nodes) > num_features)
+    forest.nodes_cut += static_cast<std::size_t>(cfg.total_root_nodes) - num_features;
   for (int r = 0; r < cfg.total_root_nodes && next_index < num_features; ++r) {
     forest.nodes.push_back({static_cast<std::int64_t>(next_index++), {}, false, false, std::nullopt});
     const int id = static_cast<int>(forest.nodes.size()) - 1;
@@ -151,6 +161,8 @@ inline Forest generate_hierarchy(std::size_t num_features, const HierarchyConfig
                                                          cfg.branching_factor.max - cfg.branching_factor.min + 1)))
                         : cfg.branching_factor.min;
       std::vector<int> children;
+      if (static_cast<std::size_t>(k) > num_features - next_index)
+        forest.nodes_cut += static_cast<std::size_t>(k) - (num_features - next_index);
       for (int c = 0; c < k && next_index < num_features; ++c) {
         forest.nodes.push_back({static_cast<std::int64_t>(next_index++), {}, false, false, std::nullopt});
         const int child = static_cast<int>(forest.nodes.size()) - 1;
@@ -183,6 +195,13 @@ inline Forest generate_hierarchy(std::size_t num_features, const HierarchyConfig
     for (const auto [node, depth] : parents_with_depth) forest.nodes[node].scale_children_by_parent = true;
   }
   return forest;
+}
+
+/// What to tell a user whose hierarchy config asks for more features than the world has.
+inline std::string hierarchy_truncation_note(const Forest& forest, std::size_t num_features) {
+  return "the hierarchy config asks for more features than num_features = " + std::to_string(num_features) +
+         ": built its first " + std::to_string(forest.nodes.size()) + " nodes breadth first and cut at least " +
+         std::to_string(forest.nodes_cut) + " more, as SAELens does (silently there)";
 }
 
 /// Checks a forest read from a file: node indices in range, each node reached once (no cycle,

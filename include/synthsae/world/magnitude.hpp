@@ -26,6 +26,7 @@ struct ConstantMagnitude {
   std::vector<double> generate(std::size_t n, std::uint64_t) const { return std::vector<double>(n, value); }
   io::Json to_json() const { return {{"generator_name", generator_name}, {"value", value}}; }
   static ConstantMagnitude from_json(const io::Json& j) {
+    io::require_known_keys(j, {"generator_name", "value"}, "magnitude");
     ConstantMagnitude c{io::json_field_or<double>(j, "value", "magnitude", 1.0)};
     c.validate();
     return c;
@@ -41,11 +42,12 @@ struct StartEndMagnitude {
   double start = 1.0;
   double end = 1.0;
   void validate() const {
-    if (!(start > 0 && end > 0))
-      throw ConfigError("magnitude.start/end", show(start) + "/" + show(end), "must both be > 0");
+    if (!(start > 0 && end > 0 && std::isfinite(start) && std::isfinite(end)))
+      throw ConfigError("magnitude.start/end", show(start) + "/" + show(end), "must both be finite and > 0");
   }
   io::Json to_json() const { return {{"generator_name", Derived::generator_name}, {"start", start}, {"end", end}}; }
   static Derived from_json(const io::Json& j) {
+    io::require_known_keys(j, {"generator_name", "start", "end"}, "magnitude");
     Derived d;
     d.start = io::json_field<double>(j, "start", "magnitude");
     d.end = io::json_field<double>(j, "end", "magnitude");
@@ -86,7 +88,8 @@ struct FoldedNormalMagnitude {
   std::optional<double> min_value;
   std::optional<double> max_value;
   void validate() const {
-    if (!(std > 0)) throw ConfigError("magnitude.std", show(std), "must be > 0");
+    if (!std::isfinite(mean)) throw ConfigError("magnitude.mean", show(mean), "must be finite");
+    if (!(std > 0 && std::isfinite(std))) throw ConfigError("magnitude.std", show(std), "must be finite and > 0");
     if (min_value && !(*min_value >= 0)) throw ConfigError("magnitude.min_value", show(*min_value), "must be >= 0");
     if (max_value && !(*max_value > 0)) throw ConfigError("magnitude.max_value", show(*max_value), "must be > 0");
     if (min_value && max_value && *min_value > *max_value) {
@@ -120,6 +123,7 @@ struct FoldedNormalMagnitude {
             {"max_value", max_value ? io::Json(*max_value) : io::Json(nullptr)}};
   }
   static FoldedNormalMagnitude from_json(const io::Json& j) {
+    io::require_known_keys(j, {"generator_name", "mean", "std", "min_value", "max_value"}, "magnitude");
     FoldedNormalMagnitude f;
     f.mean = io::json_field_or<double>(j, "mean", "magnitude", f.mean);
     f.std = io::json_field_or<double>(j, "std", "magnitude", f.std);

@@ -8,6 +8,7 @@
 // (separate streams); sampling uses seed + 5 by default. Draws come from Philox streams, so a
 // seed gives the same world and the same batches on every backend and thread count.
 #include <cstdint>
+#include <cstdio>
 #include <limits>
 #include <optional>
 #include <random>
@@ -70,7 +71,10 @@ class SyntheticModel {
     cfg_.validate();
     seed_ = cfg_.seed ? *cfg_.seed : std::random_device{}();
     const auto n = static_cast<std::size_t>(cfg_.num_features), d = static_cast<std::size_t>(cfg_.hidden_dim);
-    if (cfg_.hierarchy) forest_ = generate_hierarchy(n, *cfg_.hierarchy, seed_ + 3);
+    if (cfg_.hierarchy) {
+      forest_ = generate_hierarchy(n, *cfg_.hierarchy, seed_ + 3);
+      if (forest_.nodes_cut > 0) std::fprintf(stderr, "synthsae: %s\n", hierarchy_truncation_note(forest_, n).c_str());
+    }
     if (cfg_.correlation) correlation_ = cfg_.correlation->generate(n, seed_ + 4);
     if (overrides.correlation) correlation_ = std::move(overrides.correlation);
     features_ = random_unit_rows<float>(n, d, seed_);

@@ -2,11 +2,13 @@
 // SyntheticModelConfig (reference §1.1) with SAELens's JSON keys, so one JSON file works in
 // both tools: num_features, hidden_dim, firing_probability, hierarchy, orthogonalization,
 // correlation, std_firing_magnitudes, mean_firing_magnitudes, bias, dtype, seed.
+#include <cmath>
 #include <cstdint>
 #include <optional>
 #include <string>
 
 #include "synthsae/core/error.hpp"
+#include "synthsae/core/memory_check.hpp"
 #include "synthsae/io/json.hpp"
 #include "synthsae/world/correlation.hpp"
 #include "synthsae/world/feature_dictionary.hpp"
@@ -54,6 +56,14 @@ struct SyntheticModelConfig {
     if (num_features > (std::int64_t(1) << 30))
       throw ConfigError("num_features", show(num_features), "must be <= 2^30");
     if (hidden_dim < 1) throw ConfigError("hidden_dim", show(hidden_dim), "must be >= 1");
+    // The feature dictionary (float32, twice while it is orthogonalised) and the correlation
+    // factor; the per-feature vectors are small next to them.
+    const long double n = static_cast<long double>(num_features);
+    require_memory("num_features x hidden_dim", show(num_features) + " x " + show(hidden_dim),
+                   n * hidden_dim * 4 * (orthogonalization ? 2 : 1) + n * (correlation ? correlation->rank : 0) * 4,
+                   "the world's feature dictionary");
+    if (bias.kind == BiasSpec::Kind::norm && !(bias.value >= 0 && std::isfinite(bias.value)))
+      throw ConfigError("bias", show(bias.value), "must be true, false or a finite norm >= 0");
     if (dtype != "float32") throw ConfigError("dtype", "\"" + dtype + "\"", "only \"float32\" is supported");
     std::visit([](const auto& p) { p.validate(); }, firing_probability);
     std::visit([](const auto& m) { m.validate(); }, std_firing_magnitudes);
@@ -92,10 +102,11 @@ struct SyntheticModelConfig {
                                   "bias",
                                   "dtype",
                                   "seed"};
-    for (const auto& [key, value] : j.items()) {
+    for (const auto& item : j.items()) {  // not a structured binding: clang < 16 cannot capture one
+      const std::string& key = item.key();
       if (std::find_if(std::begin(known), std::end(known), [&](const char* k) { return key == k; }) ==
           std::end(known)) {
-        throw ConfigError(key, value.dump(), "is not a synthetic model config key");
+        throw ConfigError(key, item.value().dump(), "is not a synthetic model config key");
       }
     }
     SyntheticModelConfig c;

@@ -40,8 +40,9 @@ struct BatchTopK {
   void fold_input_scale(State<T>& st, double s) const {
     if (rescale_acts_by_decoder_norm) st.threshold /= s;
   }
-  void validate(std::size_t, std::size_t) const {
+  void validate(std::size_t, std::size_t d_sae) const {
     if (!(k > 0)) throw ConfigError("k", show(k), "must be > 0");
+    if (!(k <= static_cast<double>(d_sae))) throw ConfigError("k", show(k), "must be <= d_sae = " + show(d_sae));
     if (!(topk_threshold_lr >= 0 && topk_threshold_lr <= 1))
       throw ConfigError("topk_threshold_lr", show(topk_threshold_lr), "must be in [0, 1]");
   }

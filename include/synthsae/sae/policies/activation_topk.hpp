@@ -33,8 +33,9 @@ struct RowTopK {
   };
 
   bool rescales_by_decoder_norm() const { return rescale_acts_by_decoder_norm; }
-  void validate(std::size_t, std::size_t) const {
+  void validate(std::size_t, std::size_t d_sae) const {
     if (k < 1) throw ConfigError("k", show(k), "must be >= 1");
+    if (static_cast<std::size_t>(k) > d_sae) throw ConfigError("k", show(k), "must be <= d_sae = " + show(d_sae));
   }
   template <class T>
   void add_parameters(SaeParameters<T>&) const {}
