@@ -5,13 +5,17 @@
 #include <catch2/catch.hpp>
 
 #include <Eigen/QR>
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <memory>
 
 #include <unistd.h>
 
 #include "synthsae/analysis/dark_matter.hpp"
+#include "synthsae/analysis/noise_injection.hpp"
 #include "synthsae/core/counter_rng.hpp"
+#include "synthsae/saelens/sae_directory.hpp"
 #include "synthsae/saelens/sae_npy.hpp"
 #include "synthsae/world/presets.hpp"
 
@@ -38,10 +42,15 @@ class OrthogonalSource final : public ActivationSource {
       for (std::size_t k = 0; k < kDim; ++k) h(f, k) = static_cast<float>(q_(k, f));
     Kokkos::deep_copy(features_, h);
     for (std::size_t k = 0; k < kDim; ++k) bias_[k] = 0.5 * std::sin(double(k));
+    bias_dev_ = Vector<float>("bias", kDim);
+    auto hb = Kokkos::create_mirror_view(bias_dev_);
+    for (std::size_t k = 0; k < kDim; ++k) hb(k) = static_cast<float>(bias_[k]);
+    Kokkos::deep_copy(bias_dev_, hb);
   }
   std::uint64_t rows() const override { return rows_; }
   std::size_t dim() const override { return kDim; }
   const Matrix<float>* true_features() const override { return &features_; }
+  const Vector<float>* true_bias() const override { return &bias_dev_; }
   std::string describe() const override { return "orthogonal test source"; }
   void read(std::uint64_t first, std::size_t count, ActivationChunk& out) override {
     out.first = first;
@@ -79,6 +88,7 @@ class OrthogonalSource final : public ActivationSource {
   std::uint64_t rows_;
   Matrix<float> features_;
   std::vector<double> bias_;
+  Vector<float> bias_dev_;
   Eigen::MatrixXd q_;
 };
 
@@ -370,5 +380,275 @@ TEST_CASE("the analyses' sparse decode equals InferenceSae::decode, rescaling To
     const auto hd1 = Kokkos::create_mirror_view_and_copy(HostSpace(), dense);
     const auto hs1 = Kokkos::create_mirror_view_and_copy(HostSpace(), sparse);
     for (std::size_t i = 0; i < 200 * kDim; ++i) REQUIRE(hs1.data()[i] == Approx(hd1.data()[i]).margin(1e-5));
+  }
+}
+
+// ---- Oracle SAEs (oracle_sae.hpp): the reconstruction read from the ground truth ----------------
+
+namespace {
+
+OracleSpec top(std::size_t m, IntroducedKind kind = IntroducedKind::none, double level = 0) {
+  OracleSpec o;
+  o.m = m, o.error = kind, o.level = level;
+  return o;
+}
+
+std::vector<std::size_t> complement(const std::vector<std::size_t>& set) {
+  std::vector<std::size_t> out;
+  for (std::size_t f = 0; f < kFeatures; ++f)
+    if (std::find(set.begin(), set.end(), f) == set.end()) out.push_back(f);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("an oracle SAE learns the m most frequent features and decomposes as the closed forms say",
+          "[analysis][dark_matter][oracle]") {
+  OrthogonalSource src(20'000);
+  auto exact = std::make_shared<OracleSae>(src, top(12));
+  // firing(f) = 0.05 + 0.05 (f mod 6): the 12 most frequent are f mod 6 in {3, 4, 5} (p 0.2-0.3
+  // against 0.15 below; counts over 20,000 rows differ by 1,000, their standard deviation is ~60).
+  std::vector<std::size_t> learned;
+  for (std::size_t f = 0; f < kFeatures; ++f)
+    if (f % 6 >= 3) learned.push_back(f);
+  std::vector<std::size_t> got(exact->selected().begin(), exact->selected().end());
+  std::sort(got.begin(), got.end());
+  CHECK(got == learned);
+  CHECK(exact->label() == "oracle:top-12");
+
+  // Its reconstruction is the ReLU oracle's with the same features (the encoder is exact on an
+  // orthonormal dictionary): the same numbers up to float rounding.
+  {
+    ActivationChunk c;
+    src.read(0, 500, c);
+    Matrix<float> a("a", 500, kDim), b("b", 500, kDim), z("z", 500, 12);
+    std::vector<double> l0;
+    exact->reconstruct(c, a, &l0);
+    auto relu = oracle_sae(src, learned, 1.0f, 1e-3f);
+    relu.encode(c.x, z);
+    relu.decode(z, b);
+    const auto ha = Kokkos::create_mirror_view_and_copy(HostSpace(), a);
+    const auto hb = Kokkos::create_mirror_view_and_copy(HostSpace(), b);
+    for (std::size_t i = 0; i < 500 * kDim; ++i) REQUIRE(ha.data()[i] == Approx(hb.data()[i]).margin(1e-5));
+    const auto counts = Kokkos::create_mirror_view_and_copy(HostSpace(), c.truth->counts);
+    const auto ids = Kokkos::create_mirror_view_and_copy(HostSpace(), c.truth->ids);
+    for (std::size_t i = 0; i < 500; ++i) {
+      int n = 0;
+      for (int u = 0; u < counts(i); ++u) n += ids(i, u) % 6 >= 3;
+      REQUIRE(l0[i] == n);
+    }
+  }
+
+  auto shrunk = [&] {  // the list selection, and shrinkage: c -> 0.8 c
+    OracleSpec o;
+    o.selection = OracleSelection::list;
+    for (std::int64_t f = 0; f < 16; ++f) o.features.push_back(f);
+    o.error = IntroducedKind::shrinkage, o.level = 0.2;
+    return std::make_shared<OracleSae>(src, o);
+  }();
+  auto iso = std::make_shared<OracleSae>(src, top(12, IntroducedKind::isotropic, 0.05));
+  auto mult = std::make_shared<OracleSae>(src, top(12, IntroducedKind::multiplicative, 0.3));
+  auto dir = std::make_shared<OracleSae>(src, top(12, IntroducedKind::direction, 0.3));
+  std::vector<AnalysedSae> saes;
+  for (const auto& o : {exact, shrunk, iso, mult, dir}) saes.push_back(AnalysedSae::of_oracle(o));
+  saes.push_back(AnalysedSae::of("relu-shrunk-16", oracle_sae(src, first_features(16), 0.8f, 1e-3f)));
+  DarkMatterOptions opt;
+  opt.train_rows = 12'000;
+  opt.chunk_rows = 3000;
+  const auto rep = analyse_dark_matter(src, saes, opt);
+  REQUIRE(rep.saes.size() == 6);
+  for (const auto& s : rep.saes) {
+    INFO(s.label);
+    CHECK(s.identity_max_abs < 1e-5);
+    REQUIRE(s.truth);
+    CHECK(s.truth->absent_share + s.truth->introduced_share - 2 * s.truth->cross_share == Approx(1).margin(1e-6));
+  }
+  const auto &e = rep.saes[0], &sh = rep.saes[1], &is = rep.saes[2], &mu = rep.saes[3], &di = rep.saes[4],
+             &relu = rep.saes[5];
+  CHECK(e.architecture == "oracle");
+  CHECK(e.width == 12);
+  CHECK(e.truth->captured_features == 12);
+  // Exact: SaeError = Absent, a projection of x: linear, FVU = E‖Absent‖² / Σ Var(c) (4%: the
+  // relative standard deviation of these means over 8,000 test rows is below 1.2%).
+  CHECK(e.error_r2 > 0.99999);
+  CHECK(e.fvu_nonlinear < 1e-8);
+  CHECK(e.truth->introduced_share < 1e-9);
+  CHECK(e.fvu == Approx(second_moment(complement(learned)) / total_variance()).epsilon(0.04));
+  CHECK(e.l0 == Approx(second_moment(learned) / (1 + 1.0 / 12)).epsilon(0.04));
+  // Shrinkage on the listed features: the same reconstruction as the shrunk ReLU oracle.
+  CHECK(sh.width == 16);
+  CHECK(sh.fvu == Approx(relu.fvu).epsilon(1e-5));
+  CHECK(sh.truth->r2_introduced > 0.99999);
+  CHECK(sh.fvu_nonlinear < 1e-8);
+  // Isotropic noise of variance fraction 0.05: it adds 0.05 to FVU, none of it predictable from
+  // x, so FVU_nonlinear = 0.05 too. The noise energy over 8,000 x 32 draws has a relative standard
+  // deviation of 0.3% and tr(Σ_x) measured on 20,000 rows against the test rows' ~1%: 0.0025 is
+  // about 4σ.
+  CHECK(is.fvu - e.fvu == Approx(0.05).margin(0.0025));
+  CHECK(is.fvu_nonlinear == Approx(0.05).margin(0.0025));
+  CHECK(std::abs(is.truth->r2_introduced) < 0.01);  // overfitting 33 coefficients on 12,000 rows: ~0.003
+  CHECK(iso->isotropic_sigma() == Approx(std::sqrt(0.05 * total_variance() / kDim)).epsilon(0.03));
+  // Multiplicative noise c (1 + 0.3 n): E‖Introduced‖² = 0.09 E‖Σ_L c_i d_i‖², unpredictable.
+  CHECK(mu.fvu == Approx((second_moment(complement(learned)) + 0.09 * second_moment(learned)) / total_variance())
+                      .epsilon(0.04));
+  CHECK(std::abs(mu.truth->r2_introduced) < 0.01);
+  CHECK(mu.fvu_nonlinear > 0.9 * 0.09 * second_moment(learned) / total_variance());
+  // Direction error: fixed tilted directions, so Introduced = Σ_L c_i (d̃_i - d_i) is linear in c,
+  // hence in x: fully predictable, no nonlinear error.
+  CHECK(dir->mean_abs_cos() > 0.85);
+  CHECK(dir->mean_abs_cos() < 0.995);
+  CHECK(di.truth->mcc == Approx(dir->mean_abs_cos()));
+  CHECK(di.truth->r2_introduced > 0.9999);
+  CHECK(di.fvu_nonlinear < 1e-6);
+  CHECK(di.fvu > e.fvu);
+  // The same oracle twice gives the same numbers (draws are functions of the row, not the pass).
+  std::vector<AnalysedSae> again{AnalysedSae::of_oracle(mult)};
+  CHECK(analyse_dark_matter(src, again, opt).saes[0].fvu == mu.fvu);
+}
+
+TEST_CASE("oracle selections, the exported SAE, and errors that name the field", "[analysis][dark_matter][oracle]") {
+  OrthogonalSource src(4'000);
+  SECTION("random selections are distinct, seeded and reproducible") {
+    OracleSpec r;
+    r.selection = OracleSelection::random, r.m = 10, r.seed = 3;
+    const OracleSae a(src, r), b(src, r);
+    r.seed = 4;
+    const OracleSae c(src, r);
+    CHECK(a.selected() == b.selected());
+    CHECK(a.selected() != c.selected());
+    std::vector<std::int32_t> s = a.selected();
+    std::sort(s.begin(), s.end());
+    CHECK(std::adjacent_find(s.begin(), s.end()) == s.end());
+    CHECK(s.front() >= 0);
+    CHECK(s.back() < static_cast<std::int32_t>(kFeatures));
+  }
+  SECTION("the export is an ordinary JumpReLU SAE that reconstructs the learned features on an orthonormal dictionary") {
+    const OracleSae o(src, top(12));
+    auto sae = o.to_inference_sae();
+    CHECK(sae.architecture() == "jumprelu");
+    const auto dir = std::filesystem::temp_directory_path() / ("synthsae_oracle_" + std::to_string(::getpid()));
+    std::filesystem::remove_all(dir);
+    saelens::save_sae(sae, dir);
+    auto loaded = saelens::load_sae(dir);
+    std::filesystem::remove_all(dir);
+    ActivationChunk c;
+    src.read(0, 400, c);
+    Matrix<float> a("a", 400, kDim), b("b", 400, kDim), z("z", 400, 12);
+    o.reconstruct(c, a);
+    loaded.encode(c.x, z);
+    loaded.decode(z, b);
+    const auto ha = Kokkos::create_mirror_view_and_copy(HostSpace(), a);
+    const auto hb = Kokkos::create_mirror_view_and_copy(HostSpace(), b);
+    for (std::size_t i = 0; i < 400 * kDim; ++i) REQUIRE(ha.data()[i] == Approx(hb.data()[i]).margin(1e-5));
+    CHECK_FALSE(o.export_drops_error());
+    CHECK(OracleSae(src, top(12, IntroducedKind::isotropic, 0.1)).export_drops_error());
+  }
+  SECTION("bad specs") {
+    CHECK_THROWS_WITH(OracleSae(src, top(0)), Catch::Contains("oracle m") && Catch::Contains("0"));
+    CHECK_THROWS_WITH(OracleSae(src, top(25)), Catch::Contains("oracle m") && Catch::Contains("25"));
+    CHECK_THROWS_WITH(OracleSae(src, top(3, IntroducedKind::shrinkage, 1.5)), Catch::Contains("shrinkage"));
+    CHECK_THROWS_WITH(OracleSae(src, top(3, IntroducedKind::direction, NAN)), Catch::Contains("level"));
+    OracleSpec l;
+    l.selection = OracleSelection::list, l.features = {1, 5, 1};
+    CHECK_THROWS_WITH(OracleSae(src, l), Catch::Contains("oracle features") && Catch::Contains("twice"));
+    l.features = {1, 24};
+    CHECK_THROWS_WITH(OracleSae(src, l), Catch::Contains("oracle features") && Catch::Contains("24"));
+    // A source without ground truth has nothing to read the oracle from.
+    const auto dir = temp_dir("oracle_files");
+    std::vector<float> rows(10 * kDim, 1.0f);
+    io::write_npy_f32(dir / "acts.npy", rows.data(), {10, kDim});
+    FileSourceOptions fo;
+    fo.activations = dir / "acts.npy";
+    FileSource files(fo);
+    CHECK_THROWS_WITH(OracleSae(files, top(3)), Catch::Contains("ground truth"));
+    std::filesystem::remove_all(dir);
+  }
+  SECTION("the CLI's spec") {
+    const auto a = parse_oracle_spec("top:256");
+    CHECK(a.selection == OracleSelection::most_frequent);
+    CHECK(a.m == 256);
+    CHECK(a.error == IntroducedKind::none);
+    const auto b = parse_oracle_spec("random:10,seed=3,isotropic=0.05");
+    CHECK(b.selection == OracleSelection::random);
+    CHECK(b.m == 10);
+    CHECK(b.seed == 3);
+    CHECK(b.error == IntroducedKind::isotropic);
+    CHECK(b.level == 0.05);
+    CHECK(b.label() == "oracle:random-10+isotropic-0.05");
+    for (const char* bad : {"top", "top:x", "top:-3", "foo:3", "top:3,bogus=1", "top:3,isotropic=0.1,shrinkage=0.1",
+                            "top:3,isotropic", "top:3,seed=1.5"})
+      CHECK_THROWS_WITH(parse_oracle_spec(bad), Catch::Contains("--oracle") && Catch::Contains(bad));
+    CHECK_THROWS_WITH(parse_oracle_spec("list:/nonexistent/features.txt"), Catch::Contains("/nonexistent/features.txt"));
+  }
+}
+
+// ---- The noise-injection test (noise_injection.hpp): closed forms on an exact oracle ----------
+
+TEST_CASE("noise injection: the grid's corners follow from the injected variances", "[analysis][dark_matter][injection]") {
+  OrthogonalSource src(6'000);
+  auto sae = oracle_sae(src, first_features(20), 1.0f, 1e-3f);  // x' = Sae(x) spans 20 of 32 dimensions
+  NoiseInjectionOptions opt;
+  opt.levels = {0, 0.5, 1};
+  opt.ablation = {0, 0.25, 0.5};
+  opt.chunk_rows = 1000;
+  const auto rep = noise_injection_experiment(src, sae, "exact-20", opt);
+  REQUIRE(rep.grid.size() == 9);
+  REQUIRE(rep.ablation.size() == 3);
+  CHECK(rep.rows == 6'000);
+  CHECK(rep.train_rows == 4'000);
+  CHECK(rep.test_rows == 2'000);
+  auto cell = [&](double a, double r) {
+    for (const auto& c : rep.grid)
+      if (c.x_noise == a && c.recon_noise == r) return c;
+    FAIL("no cell");
+    return NoiseInjectionCell{};
+  };
+  // No noise, nothing masked: E = X - x' = 0 exactly, and so is its prediction.
+  CHECK(cell(0, 0).fvu == 0);
+  CHECK(cell(0, 0).fvu_with_linear < 1e-20);
+  // Reconstruction noise only: E = -rms n_r, independent of X = x'. Σ‖E‖² / SST(x') = 1 up to
+  // the sampling error of 2,000 x 32 squared normals (0.6%) and rms measured on all 6,000 rows
+  // against the test rows' SST (~2%); none of it is predictable (32 coefficients fitted on 4,000
+  // rows overfit by ~0.01).
+  CHECK(cell(0, 1).fvu == Approx(1).margin(0.06));
+  CHECK(cell(0, 1).fvu_with_linear == Approx(1).margin(0.06));
+  CHECK(std::abs(cell(0, 1).dense()) < 0.02);
+  CHECK(cell(0, 0.5).fvu == Approx(0.25).margin(0.015));
+  // x'-noise only: E = rms n_a and SST(X) = 2 rms² d per row, so FVU = 1/2. In the 12 dimensions
+  // x' does not reach, X is the noise itself (predicted exactly): est. Dense ≥ 12/32 of 1/2.
+  CHECK(cell(1, 0).fvu == Approx(0.5).margin(0.03));
+  CHECK(cell(1, 0).dense() > 12.0 / 32 * 0.5 - 0.01);
+  CHECK(cell(1, 0).fvu_with_linear < cell(1, 0).fvu);
+  // The sweep masks the lowest-mean latents first: 5 and 10 of 20, and each adds error.
+  CHECK(rep.ablation[0].masked_latents == 0);
+  CHECK(rep.ablation[1].masked_latents == 5);
+  CHECK(rep.ablation[2].masked_latents == 10);
+  CHECK(rep.ablation[0].fvu < rep.ablation[1].fvu);
+  CHECK(rep.ablation[1].fvu < rep.ablation[2].fvu);
+  CHECK(std::isfinite(rep.corr_x_dense));
+  const auto j = to_json(rep);
+  CHECK(j["grid"].size() == 9);
+  CHECK(j["correlation"]["x_noise"].contains("estimated_dense"));
+
+  SECTION("in-sample, as the paper fits") {
+    opt.in_sample = true;
+    opt.ablation.clear();
+    const auto in = noise_injection_experiment(src, sae, "exact-20", opt);
+    CHECK(in.train_rows == 6'000);
+    CHECK(in.test_rows == 6'000);
+    CHECK(in.ablation.empty());
+    CHECK(in.grid.size() == 9);
+  }
+  SECTION("bad options name the field") {
+    opt.levels = {0.5};
+    CHECK_THROWS_WITH(noise_injection_experiment(src, sae, "x", opt), Catch::Contains("levels"));
+    opt.levels = {0, -1};
+    CHECK_THROWS_WITH(noise_injection_experiment(src, sae, "x", opt), Catch::Contains("levels") && Catch::Contains("-1"));
+    opt.levels = {0, 1};
+    opt.ablation = {0, 1};
+    CHECK_THROWS_WITH(noise_injection_experiment(src, sae, "x", opt), Catch::Contains("ablation"));
+    opt.ablation = {0};
+    opt.train_rows = 6'000;
+    CHECK_THROWS_WITH(noise_injection_experiment(src, sae, "x", opt), Catch::Contains("train_rows"));
   }
 }

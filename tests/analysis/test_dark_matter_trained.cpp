@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include "synthsae/analysis/dark_matter.hpp"
+#include "synthsae/analysis/noise_injection.hpp"
 #include "synthsae/sae/inference/export.hpp"
 #include "synthsae/sae/sae.hpp"
 #include "synthsae/train/trainer.hpp"
@@ -91,5 +92,30 @@ TEST_CASE("trained TopK SAEs: Absent is more linearly predictable than Introduce
     CHECK(gp.fvu < base.fvu);
     CHECK((base.fvu_nonlinear - gp.fvu_nonlinear) / base.fvu_nonlinear < (base.fvu - gp.fvu) / base.fvu);
     CHECK(gp.l0 <= base.l0 + 1e-9);  // the support never exceeds the encoder's budget
+  }
+
+  // The paper's noise-injection test (Table 1, Fig. 15) on the width-64 SAE, as reference §3.7
+  // ran it: 60,000 rows, 40,000 to fit, levels {0, .25, .5, .75, 1} x rms. The reference
+  // measured 0.963 / -0.005 / -0.002 / 0.931; over 25 grid cells a correlation moves by a few
+  // hundredths between seeds, so the bounds below (the reference's own criterion) hold with room.
+  {
+    SyntheticSource rows(world, 60'000);
+    NoiseInjectionOptions ni;
+    const auto inj = noise_injection_experiment(rows, *saes[1].sae, saes[1].label, ni);
+    INFO("corr: " << inj.corr_x_dense << " " << inj.corr_x_introduced << " " << inj.corr_recon_dense << " "
+                  << inj.corr_recon_introduced);
+    CHECK(inj.corr_x_dense > 0.9);
+    CHECK(inj.corr_recon_introduced > 0.9);
+    CHECK(std::abs(inj.corr_x_introduced) < 0.15);
+    CHECK(std::abs(inj.corr_recon_dense) < 0.15);
+    // Fig. 15: masking up to half the latents raises FVU, while FVU(recon + linear prediction)
+    // stays nearly flat (reference: 0.41 -> 0.59 against 0.33 -> 0.29).
+    REQUIRE(inj.ablation.size() == 6);
+    const double rise = inj.ablation.back().fvu - inj.ablation.front().fvu;
+    double lo = 1e9, hi = -1e9;
+    for (const auto& c : inj.ablation) lo = std::min(lo, c.fvu_with_linear), hi = std::max(hi, c.fvu_with_linear);
+    INFO("FVU " << inj.ablation.front().fvu << " -> " << inj.ablation.back().fvu << "; with linear " << lo << " .. " << hi);
+    CHECK(rise > 0.1);
+    CHECK(hi - lo < 0.5 * rise);
   }
 }

@@ -37,6 +37,8 @@ class ActivationSource {
   virtual std::size_t provided_reconstructions() const { return 0; }
   /// The true feature directions [N, d] when the chunks carry ground truth (chunk.truth), else null.
   virtual const Matrix<float>* true_features() const { return nullptr; }
+  /// The world's bias b [d] (x = Σ c_i d_i + b) when there is ground truth; null means b = 0.
+  virtual const Vector<float>* true_bias() const { return nullptr; }
   virtual void read(std::uint64_t first, std::size_t count, ActivationChunk& out) = 0;
   /// One line for the report and the progress display.
   virtual std::string describe() const = 0;
@@ -57,6 +59,7 @@ class SyntheticSource final : public ActivationSource {
   std::uint64_t rows() const override { return rows_; }
   std::size_t dim() const override { return world_.hidden_dim(); }
   const Matrix<float>* true_features() const override { return &world_.feature_vectors(); }
+  const Vector<float>* true_bias() const override { return &world_.bias(); }
   std::string describe() const override {
     return "synthetic world (" + show(world_.num_features()) + " features in " + show(world_.hidden_dim()) +
            " dimensions, seed " + show(world_.seed()) + "), samples from " + show(first_) + " of stream " +

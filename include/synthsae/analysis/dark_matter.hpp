@@ -18,6 +18,7 @@
 #include <cmath>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -26,6 +27,7 @@
 #include "synthsae/analysis/dark_matter_report.hpp"
 #include "synthsae/analysis/ground_truth_split.hpp"
 #include "synthsae/analysis/linear_probe.hpp"
+#include "synthsae/analysis/oracle_sae.hpp"
 #include "synthsae/analysis/power_law_fit.hpp"
 #include "synthsae/analysis/pursuit.hpp"
 #include "synthsae/analysis/row_split.hpp"
@@ -35,7 +37,8 @@
 namespace synthsae::analysis {
 
 /// One SAE of the family: run on x, or a reconstruction the source provides, or an SAE's decoder
-/// with its codes found by pursuit (reference §2.10: inference-time optimisation).
+/// with its codes found by pursuit (reference §2.10: inference-time optimisation), or an oracle
+/// that reconstructs chosen true features from the ground truth (§2.6, oracle_sae.hpp).
 struct AnalysedSae {
   std::string label;
   std::optional<InferenceSae> sae;
@@ -45,6 +48,8 @@ struct AnalysedSae {
   /// with as many iterations per row as the SAE's own encoder fires latents on it (the paper's
   /// budget). Such entries stay out of the across-width analyses (their width repeats the SAE's).
   std::optional<PursuitOptions> pursuit;
+  /// Set: the reconstruction is the oracle's; its learned set is the captured set of the split.
+  std::shared_ptr<const OracleSae> oracle;
 
   static AnalysedSae of(std::string label, InferenceSae sae) {
     AnalysedSae a;
@@ -56,6 +61,11 @@ struct AnalysedSae {
   static AnalysedSae pursued(std::string label, InferenceSae sae, PursuitOptions pursuit = {}) {
     AnalysedSae a = of(std::move(label), std::move(sae));
     a.pursuit = pursuit;
+    return a;
+  }
+  static AnalysedSae of_oracle(std::shared_ptr<const OracleSae> oracle) {
+    AnalysedSae a;
+    a.label = oracle->label(), a.width = oracle->width(), a.oracle = std::move(oracle);
     return a;
   }
   static AnalysedSae from_source(std::string label, std::size_t index, std::size_t width = 0) {
@@ -252,7 +262,10 @@ inline DarkMatterReport analyse_dark_matter(ActivationSource& source, std::vecto
       throw ShapeError(s.label + ": the SAE reads " + show(s.sae->input_dim()) + " dimensions, the activations have " + show(d));
     if (s.provided && *s.provided >= source.provided_reconstructions())
       throw ConfigError("provided reconstruction", show(*s.provided), "the source has " + show(source.provided_reconstructions()));
-    if (!s.sae && !s.provided) throw ConfigError(s.label, "no SAE", "give an SAE or a provided reconstruction");
+    if (!s.sae && !s.provided && !s.oracle)
+      throw ConfigError(s.label, "no SAE", "give an SAE, an oracle or a provided reconstruction");
+    if (s.oracle && !source.true_features())
+      throw ConfigError(s.label, "oracle", "needs a source with ground truth (a synthetic world)");
     if (s.sae) s.width = s.sae->num_latents();
     if (s.pursuit && (!s.sae || s.sae->normalization.acts()))
       throw ConfigError(s.label, "pursuit", "needs an SAE whose decoder reads the input's own space (no per-row "
@@ -274,14 +287,20 @@ inline DarkMatterReport analyse_dark_matter(ActivationSource& source, std::vecto
   std::vector<Vector<std::uint8_t>> captured_dev(S);
   if (truth)
     for (std::size_t s = 0; s < S; ++s) {
-      if (!saes[s].sae) continue;
-      captured[s] = captured_features(saes[s].sae->decoder_weights(), *features, opt.match_threshold);
+      if (saes[s].oracle) {  // the learned set itself, not a matching
+        const auto& o = *saes[s].oracle;
+        captured[s] = CapturedFeatures{o.mask(), o.width(), opt.match_threshold, o.mean_abs_cos()};
+      } else if (saes[s].sae) {
+        captured[s] = captured_features(saes[s].sae->decoder_weights(), *features, opt.match_threshold);
+      } else {
+        continue;
+      }
       captured_dev[s] = Vector<std::uint8_t>("captured", nf);
       auto h = Kokkos::create_mirror_view(captured_dev[s]);
       for (std::size_t i = 0; i < nf; ++i) h(i) = captured[s].captured[i];
       Kokkos::deep_copy(captured_dev[s], h);
     }
-  auto has_truth = [&](std::size_t s) { return truth && saes[s].sae.has_value(); };
+  auto has_truth = [&](std::size_t s) { return truth && (saes[s].sae.has_value() || saes[s].oracle); };
 
   // Column layout of pass A's targets: [err_s (d) ... | absent_s (d) ... | scalars].
   std::vector<std::size_t> absent_col(S, 0);
@@ -320,6 +339,11 @@ inline DarkMatterReport analyse_dark_matter(ActivationSource& source, std::vecto
     for (std::size_t s = 0; s < S; ++s) {
       if (saes[s].provided) {
         out[s] = c.provided[*saes[s].provided];
+        continue;
+      }
+      if (saes[s].oracle) {
+        out[s] = Matrix<float>(Kokkos::view_alloc(Kokkos::WithoutInitializing, "dm_xhat"), rows, d);
+        saes[s].oracle->reconstruct(c, out[s], want_l0 && l0 ? &(*l0)[s] : nullptr);
         continue;
       }
       auto& sae = *saes[s].sae;
@@ -637,7 +661,7 @@ inline DarkMatterReport analyse_dark_matter(ActivationSource& source, std::vecto
     SaeDecomposition o;
     const auto& sm = sums[s];
     o.label = saes[s].label;
-    o.architecture = saes[s].sae ? saes[s].sae->architecture() : "provided";
+    o.architecture = saes[s].sae ? saes[s].sae->architecture() : saes[s].oracle ? "oracle" : "provided";
     if (saes[s].pursuit) o.architecture += std::string("+") + pursuit_name(saes[s].pursuit->method);
     o.width = saes[s].width;
     if (tok.count(sname("sae_l0", s))) {
