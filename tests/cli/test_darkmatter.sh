@@ -38,6 +38,30 @@ grep -q '^topk-64+gp ' "$work/gp.txt" || fail "the summary table should list top
 grep -q '"architecture": "topk+gp"' "$work/gp/darkmatter.json" || fail "darkmatter.json should mark the pursued rows"
 expect 2 "--pursuit = lasso" -- "$bin" darkmatter --model tiny --sae "$work/topk-32" --pursuit lasso --out "$work/x"
 
+# Oracle SAEs (read from the ground truth, exported as SAELens directories) and the paper's
+# noise-injection test on each --sae.
+"$bin" darkmatter --model tiny --sae "$work/topk-32" --oracle top:32 --oracle random:16,seed=2,isotropic=0.05 \
+  --inject --inject-rows 3000 --samples 4000 --out "$work/or" >"$work/or.txt" 2>"$work/or.err" \
+  || fail "darkmatter --oracle --inject failed: $(tail -3 "$work/or.err")"
+grep -q '^oracle:top-32 ' "$work/or.txt" || fail "the summary table should list oracle:top-32"
+grep -q '^oracle:random-16+isotropic-0.05 ' "$work/or.txt" || fail "the summary table should list the noisy oracle"
+grep -q '^noise injection, topk-32 (3000 rows, 1000 held out)' "$work/or.txt" || fail "no noise-injection line for topk-32"
+for key in '"architecture": "oracle"' '"noise_injection"' '"estimated_introduced"' '"masked_fraction"'; do
+  grep -q "$key" "$work/or/darkmatter.json" || fail "darkmatter.json lacks $key"
+done
+[ -s "$work/or/noise_injection.svg" ] || fail "missing noise_injection.svg"
+[ -s "$work/or/oracles/oracle-top-32/cfg.json" ] || fail "the oracle was not exported"
+grep -q 'saved without its random isotropic error' "$work/or.err" || fail "no note that the export drops the random error"
+"$bin" darkmatter --model tiny --sae "$work/or/oracles/oracle-top-32" --samples 2000 --out "$work/or2" >"$work/or2.txt" 2>&1 \
+  || fail "an exported oracle does not load as an SAE: $(tail -3 "$work/or2.txt")"
+grep -q '^oracle-top-32 .* 32 ' "$work/or2.txt" || fail "the exported oracle should have 32 latents"
+expect 2 "--oracle needs --model" -- "$bin" darkmatter --activations "$npy/acts.npy" --sae "$npy/sae" --oracle top:3 --out "$work/x"
+expect 2 "--oracle = top:x" -- "$bin" darkmatter --model tiny --oracle top:x --out "$work/x"
+expect 2 "--oracle = top:3,blur=1" -- "$bin" darkmatter --model tiny --oracle top:3,blur=1 --out "$work/x"
+expect 2 "--inject-rows goes with --inject" -- "$bin" darkmatter --model tiny --sae "$work/topk-32" --inject-rows 10 --out "$work/x"
+expect 2 "--inject needs an --sae" -- "$bin" darkmatter --model tiny --oracle top:3 --inject --out "$work/x"
+expect 1 "oracle m = 100000" -- "$bin" darkmatter --model tiny --oracle top:100000 --out "$work/x"
+
 # A user's files: the SAE from its .npy weights, and its precomputed outputs, give the same FVU.
 "$bin" darkmatter --activations "$npy/acts.npy" --sae "$npy/sae" --sae-outputs "$npy/sae_outputs.npy" \
   --out "$work/files" >"$work/files.txt" 2>"$work/files.err" || fail "darkmatter on files failed: $(tail -3 "$work/files.err")"
@@ -53,7 +77,7 @@ grep -q '"total": 450' "$work/pos/darkmatter.json" || fail "the position filter 
 # Usage errors exit 2 and name the flag; bad files exit 1 and name the file; no partial output.
 expect 2 "exactly one of --model and --activations" -- "$bin" darkmatter --sae "$npy/sae" --out "$work/x"
 expect 2 "--out is required" -- "$bin" darkmatter --model tiny --sae "$work/topk-32"
-expect 2 "at least one --sae" -- "$bin" darkmatter --model tiny --out "$work/x"
+expect 2 "at least one --sae or --oracle" -- "$bin" darkmatter --model tiny --out "$work/x"
 expect 2 "--match-threshold = 2" -- "$bin" darkmatter --model tiny --sae "$work/topk-32" --match-threshold 2 --out "$work/x"
 expect 2 "--min-position goes with --activations" -- "$bin" darkmatter --model tiny --sae "$work/topk-32" --min-position 3 --out "$work/x"
 expect 2 "--sae-outputs and --sae-errors go with --activations" -- "$bin" darkmatter --model tiny --sae-outputs "$npy/acts.npy" --out "$work/x"

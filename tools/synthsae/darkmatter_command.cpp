@@ -1,6 +1,8 @@
 // synthsae darkmatter: the error decomposition of "Decomposing the Dark Matter of Sparse
 // Autoencoders" for one or more SAEs, on a synthetic world (with ground truth) or on a user's
 // activation files; one JSON report and SVG plots (docs/dark-matter.md).
+#include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -11,6 +13,7 @@
 #include <unistd.h>
 
 #include <synthsae/analysis/dark_matter.hpp>
+#include <synthsae/analysis/noise_injection.hpp>
 #include <synthsae/saelens/sae_directory.hpp>
 #include <synthsae/saelens/sae_npy.hpp>
 
@@ -52,6 +55,14 @@ constexpr const char* kUsage =
     "  --pursuit gp|omp|mp  also analyse each --sae's decoder with codes found by gradient pursuit,\n"
     "                       orthogonal or plain matching pursuit (non-negative; as many iterations\n"
     "                       per row as the SAE's encoder fires latents): rows labelled SAE+gp\n"
+    "  --oracle SPEC        also analyse an oracle SAE that reconstructs true features from the\n"
+    "                       ground truth (--model only): top:M (the M most frequent), random:M or\n"
+    "                       list:FILE, then optionally ,isotropic=F | ,shrinkage=S | ,direction=E |\n"
+    "                       ,multiplicative=E (an Introduced error) and ,seed=N; repeatable. Each is\n"
+    "                       also written as a SAELens directory under OUT/oracles/\n"
+    "  --inject             the paper's noise-injection test (Table 1, Fig. 15) on each --sae:\n"
+    "                       noise_injection in darkmatter.json and noise_injection.svg\n"
+    "  --inject-rows N      rows for it (default 60000; two thirds fit, one third scores)\n"
     "  --chunk N            rows per chunk (default 4096)\n";
 
 /// An SAE directory in either layout.
@@ -124,6 +135,28 @@ void write_plots(const std::filesystem::path& dir, const analysis::DarkMatterRep
   }
 }
 
+/// Fig. 15: FVU and FVU with the linear prediction against the share of latents masked.
+void write_injection_plot(const std::filesystem::path& dir, const std::vector<analysis::NoiseInjectionReport>& reps) {
+  std::vector<std::pair<std::string, std::vector<Series>>> panels;
+  for (const auto& r : reps) {
+    if (r.ablation.empty()) continue;
+    Series fvu{"FVU (recon)", {}, {}}, lin{"FVU (recon + linear prediction)", {}, {}};
+    for (const auto& c : r.ablation) {
+      fvu.x.push_back(100 * c.masked_fraction), fvu.y.push_back(c.fvu);
+      lin.x.push_back(100 * c.masked_fraction), lin.y.push_back(c.fvu_with_linear);
+    }
+    panels.emplace_back(r.label + ": noise injection", std::vector<Series>{fvu, lin});
+  }
+  if (!panels.empty()) write_line_charts(dir / "noise_injection.svg", "% of latents masked (lowest mean first)", panels);
+}
+
+/// A label as a directory name.
+std::string file_name_of(std::string label) {
+  for (char& c : label)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_' || c == '+')) c = '-';
+  return label;
+}
+
 }  // namespace
 
 int run_darkmatter(const std::vector<std::string>& argv) {
@@ -131,8 +164,8 @@ int run_darkmatter(const std::vector<std::string>& argv) {
     const Args args(argv,
                     {"--model", "--samples", "--activations", "--raw-width", "--positions", "--context-length",
                      "--min-position", "--train-rows", "--split-seed", "--ridge", "--match-threshold", "--chunk", "--pursuit",
-                     "--out"},
-                    {"--no-intercept", "--no-oracle"}, {"--sae", "--sae-outputs", "--sae-errors"});
+                     "--inject-rows", "--out"},
+                    {"--no-intercept", "--no-oracle", "--inject"}, {"--sae", "--sae-outputs", "--sae-errors", "--oracle"});
     if (args.help()) {
       std::fputs(kUsage, stdout);
       return 0;
@@ -140,8 +173,21 @@ int run_darkmatter(const std::vector<std::string>& argv) {
     if (args.has("--model") == args.has("--activations")) throw UsageError("give exactly one of --model and --activations");
     if (!args.has("--out")) throw UsageError("--out is required");
     const auto sae_dirs = args.texts("--sae"), outputs = args.texts("--sae-outputs"), errors = args.texts("--sae-errors");
-    if (sae_dirs.empty() && outputs.empty() && errors.empty())
-      throw UsageError("give at least one --sae (or --sae-outputs / --sae-errors with --activations)");
+    const auto oracle_specs = args.texts("--oracle");
+    if (sae_dirs.empty() && outputs.empty() && errors.empty() && oracle_specs.empty())
+      throw UsageError("give at least one --sae or --oracle (or --sae-outputs / --sae-errors with --activations)");
+    if (!oracle_specs.empty() && !args.has("--model"))
+      throw UsageError("--oracle needs --model (an oracle reads the world's ground truth)");
+    std::vector<analysis::OracleSpec> oracles;
+    for (const auto& o : oracle_specs) {
+      try {
+        oracles.push_back(analysis::parse_oracle_spec(o));
+      } catch (const ConfigError& e) {
+        throw UsageError(e.what());
+      }
+    }
+    if (args.has("--inject-rows") && !args.has("--inject")) throw UsageError("--inject-rows goes with --inject");
+    if (args.has("--inject") && sae_dirs.empty()) throw UsageError("--inject needs an --sae (an SAE to inject noise into)");
     if (args.has("--model") && (!outputs.empty() || !errors.empty()))
       throw UsageError("--sae-outputs and --sae-errors go with --activations, not --model");
     for (const char* f : {"--raw-width", "--positions", "--context-length", "--min-position"})
@@ -158,6 +204,9 @@ int run_darkmatter(const std::vector<std::string>& argv) {
     opt.chunk_rows = static_cast<std::size_t>(args.integer("--chunk", 16, 1 << 20).value_or(4096));
     const auto samples = static_cast<std::uint64_t>(args.integer("--samples", 2, std::int64_t(1) << 40).value_or(300'000));
     const std::string out_dir = *args.text("--out");
+    analysis::NoiseInjectionOptions inject;
+    inject.max_rows = static_cast<std::uint64_t>(args.integer("--inject-rows", 3, std::int64_t(1) << 40).value_or(60'000));
+    inject.chunk_rows = opt.chunk_rows, inject.probe = opt.probe, inject.split_seed = opt.split_seed;
     std::optional<analysis::PursuitOptions> pursuit;
     if (auto v = args.text("--pursuit")) {
       if (*v != "gp" && *v != "omp" && *v != "mp") throw UsageError("--pursuit = " + *v + ": choose gp, omp or mp");
@@ -189,6 +238,11 @@ int run_darkmatter(const std::vector<std::string>& argv) {
         for (const auto& d : sae_dirs)
           saes.push_back(analysis::AnalysedSae::pursued(short_label(d) + "+" + analysis::pursuit_name(pursuit->method),
                                                         load_any_sae(d), *pursuit));
+      std::vector<std::shared_ptr<const analysis::OracleSae>> oracle_saes;
+      for (const auto& o : oracles) {
+        oracle_saes.push_back(std::make_shared<const analysis::OracleSae>(*source, o));
+        saes.push_back(analysis::AnalysedSae::of_oracle(oracle_saes.back()));
+      }
       for (std::size_t i = 0; i < outputs.size(); ++i)
         saes.push_back(analysis::AnalysedSae::from_source(short_label(outputs[i]), i));
       for (std::size_t i = 0; i < errors.size(); ++i)
@@ -207,16 +261,50 @@ int run_darkmatter(const std::vector<std::string>& argv) {
       };
       const auto report = analysis::analyse_dark_matter(*source, saes, opt);
       if (tty) std::fputs("\n", stderr);
+      std::vector<analysis::NoiseInjectionReport> injections;
+      if (args.has("--inject")) {
+        inject.progress = opt.progress;
+        for (const auto& d : sae_dirs) {
+          auto sae = load_any_sae(d);
+          injections.push_back(analysis::noise_injection_experiment(*source, sae, short_label(d), inject));
+        }
+        if (tty) std::fputs("\n", stderr);
+      }
       StagedDirectory out(out_dir);
-      const auto json = analysis::to_json(report);
+      auto json = analysis::to_json(report);
+      if (!injections.empty()) {
+        json["noise_injection"] = nlohmann::json::array();
+        for (const auto& r : injections) json["noise_injection"].push_back(analysis::to_json(r));
+        write_injection_plot(out.path(), injections);
+      }
+      for (const auto& o : oracle_saes) {
+        saelens::save_sae(o->to_inference_sae(), out.path() / "oracles" / file_name_of(o->label()),
+                          {{"oracle", o->label()}, {"features", o->selected()}});
+        if (o->export_drops_error())
+          std::fprintf(stderr, "note: %s is saved without its random %s error (an SAE file holds fixed weights)\n",
+                       o->label().c_str(), analysis::introduced_name(o->spec().error));
+      }
       io::write_file_atomically(out.path() / "darkmatter.json", [&](std::ostream& o) { o << json.dump(2) << "\n"; });
       write_plots(out.path(), report);
       out.commit();
-      std::printf("%-24s %7s %7s %9s %9s %9s %9s %9s\n", "sae", "width", "L0", "FVU", "FVU_nl", "err_R2", "R2_absent",
-                  "R2_intro");
+      int label_width = 24;
+      for (const auto& s : report.saes) label_width = std::max(label_width, static_cast<int>(s.label.size()));
+      std::printf("%-*s %7s %7s %9s %9s %9s %9s %9s\n", label_width, "sae", "width", "L0", "FVU", "FVU_nl", "err_R2",
+                  "R2_absent", "R2_intro");
       for (const auto& s : report.saes)
-        std::printf("%-24s %7zu %7.2f %9.4f %9.4f %9.4f %9.4f %9.4f\n", s.label.c_str(), s.width, s.l0, s.fvu,
+        std::printf("%-*s %7zu %7.2f %9.4f %9.4f %9.4f %9.4f %9.4f\n", label_width, s.label.c_str(), s.width, s.l0, s.fvu,
                     s.fvu_nonlinear, s.error_r2, s.truth ? s.truth->r2_absent : NAN, s.truth ? s.truth->r2_introduced : NAN);
+      for (const auto& r : injections) {
+        std::printf("noise injection, %s (%llu rows, %llu held out): corr(x-noise, est. Dense) %.3f, corr(x-noise, est. "
+                    "Introduced) %.3f, corr(recon-noise, est. Dense) %.3f, corr(recon-noise, est. Introduced) %.3f\n",
+                    r.label.c_str(), static_cast<unsigned long long>(r.rows), static_cast<unsigned long long>(r.test_rows),
+                    r.corr_x_dense, r.corr_x_introduced, r.corr_recon_dense, r.corr_recon_introduced);
+        if (!r.ablation.empty())
+          std::printf("  masking %.0f%% -> %.0f%% of latents: FVU %.4f -> %.4f, FVU with linear %.4f -> %.4f\n",
+                      100 * r.ablation.front().masked_fraction, 100 * r.ablation.back().masked_fraction,
+                      r.ablation.front().fvu, r.ablation.back().fvu, r.ablation.front().fvu_with_linear,
+                      r.ablation.back().fvu_with_linear);
+      }
       std::printf("wrote %s/darkmatter.json and plots (%.1f s)\n", out_dir.c_str(), report.seconds);
       return 0;
     } catch (const UsageError&) {
