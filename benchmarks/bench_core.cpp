@@ -30,6 +30,29 @@ BENCHMARK(BM_GemmEncoderShape)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
+// The other products of a training step at 768 -> 4,096, batch 1,024, and a short one (few rows
+// of C): arguments (transpose A, transpose B, m, n, k) of C [m, n] = op(A) op(B).
+void BM_GemmStepShapes(benchmark::State& state) {
+  const bool ta = state.range(0) != 0, tb = state.range(1) != 0;
+  const int m = static_cast<int>(state.range(2)), n = static_cast<int>(state.range(3)), k = static_cast<int>(state.range(4));
+  Matrix<float> a("a", ta ? k : m, ta ? m : k), b("b", tb ? n : k, tb ? k : n), c("c", m, n);
+  Kokkos::deep_copy(a, 0.5f);
+  Kokkos::deep_copy(b, 0.25f);
+  for (auto _ : state) {
+    gemm(ta ? Op::T : Op::N, tb ? Op::T : Op::N, 1.0f, a, b, 0.0f, c);
+    ExecSpace().fence();
+  }
+  state.counters["GFLOPS"] = benchmark::Counter(2e-9 * m * n * k, benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_GemmStepShapes)
+    ->Args({0, 0, 1024, 768, 4096})  // decoder: z W_dec
+    ->Args({1, 0, 4096, 768, 1024})  // dW_dec = zᵀ e
+    ->Args({1, 0, 768, 4096, 1024})  // dW_enc = xᵀ g
+    ->Args({0, 1, 1024, 768, 4096})  // g W_encᵀ
+    ->Args({0, 0, 64, 4096, 768})    // a short batch
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
 void BM_NormalDraws(benchmark::State& state) {
   const int n = static_cast<int>(state.range(0));
   Vector<float> out("out", n);

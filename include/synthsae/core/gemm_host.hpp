@@ -1,6 +1,11 @@
 #pragma once
-// Host GEMM through Eigen::Map over the caller's memory (no copies). Eigen threads its
-// GEMM with OpenMP when the translation unit is compiled with OpenMP.
+// Host GEMM through Eigen::Map over the caller's memory (no copies). C is split into panels
+// (rows or columns) whose size depends only on the shape (never on the thread count), and the
+// panels run in parallel (OpenMP when the translation unit has it), each through Eigen's
+// single-threaded product: Eigen's own threaded GEMM picks its blocking from the number of
+// threads, so its sums, and every weight trained through them, would differ between 1 and 2
+// threads. With fixed panels the bits are the same at any thread count.
+#include <algorithm>
 #include <cstddef>
 
 #include <Eigen/Core>
@@ -40,20 +45,51 @@ void eigen_product(const OpA& a, const OpB& b, T alpha, T beta, OutMap& c, std::
   }
 }
 
+/// Rows (or columns) of C per panel: about 8 panels, at least 128, a multiple of 16 — a function
+/// of the shape only, never of the thread count.
+inline std::size_t gemm_panel_size(std::size_t extent) {
+  const std::size_t per = (extent + 7) / 8;
+  return std::max<std::size_t>(128, (per + 15) / 16 * 16);
+}
+
+/// C[r0:r0+rows, c0:c0+cols] = alpha op(A)[r0:r0+rows, :] op(B)[:, c0:c0+cols] + beta C[...].
 template <class T>
-void host_gemm(bool trans_a, bool trans_b, std::size_t /*m*/, std::size_t /*n*/, std::size_t k, T alpha,
-               const RowMajorOperand<T>& a, const RowMajorOperand<T>& b, T beta, const RowMajorOperand<T>& c) {
+void panel_product(bool trans_a, bool trans_b, std::size_t k, T alpha, const RowMajorOperand<T>& a,
+                   const RowMajorOperand<T>& b, T beta, const RowMajorOperand<T>& c, std::size_t r0, std::size_t rows,
+                   std::size_t c0, std::size_t cols) {
+  using I = Eigen::Index;
+  auto C = eigen_map(c).block(I(r0), I(c0), I(rows), I(cols));
   const auto A = eigen_map(a);
   const auto B = eigen_map(b);
-  auto C = eigen_map(c);
+  // op(A)'s rows r0.. are A's rows (N) or columns (T); op(B)'s columns c0.. are B's columns (N) or rows (T).
   if (!trans_a && !trans_b)
-    eigen_product(A, B, alpha, beta, C, k);
+    eigen_product(A.middleRows(I(r0), I(rows)), B.middleCols(I(c0), I(cols)), alpha, beta, C, k);
   else if (!trans_a && trans_b)
-    eigen_product(A, B.transpose(), alpha, beta, C, k);
+    eigen_product(A.middleRows(I(r0), I(rows)), B.middleRows(I(c0), I(cols)).transpose(), alpha, beta, C, k);
   else if (trans_a && !trans_b)
-    eigen_product(A.transpose(), B, alpha, beta, C, k);
+    eigen_product(A.middleCols(I(r0), I(rows)).transpose(), B.middleCols(I(c0), I(cols)), alpha, beta, C, k);
   else
-    eigen_product(A.transpose(), B.transpose(), alpha, beta, C, k);
+    eigen_product(A.middleCols(I(r0), I(rows)).transpose(), B.middleRows(I(c0), I(cols)).transpose(), alpha, beta, C, k);
+}
+
+template <class T>
+void host_gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, T alpha,
+               const RowMajorOperand<T>& a, const RowMajorOperand<T>& b, T beta, const RowMajorOperand<T>& c) {
+  // Split the longer side of C: each panel repacks the whole of the other operand, and that
+  // operand (m x k when splitting columns, k x n when splitting rows) is then the smaller one.
+  const bool by_rows = m >= n;
+  const std::size_t extent = by_rows ? m : n, step = gemm_panel_size(extent);
+  const auto panels = static_cast<long>((extent + step - 1) / step);
+  // Always inside a parallel region, even for one panel: Eigen then runs single-threaded with
+  // its one-thread blocking, so a short product does not change bits with the thread count either.
+#pragma omp parallel for schedule(dynamic, 1)
+  for (long p = 0; p < panels; ++p) {
+    const std::size_t first = static_cast<std::size_t>(p) * step, size = std::min(step, extent - first);
+    if (by_rows)
+      panel_product(trans_a, trans_b, k, alpha, a, b, beta, c, first, size, 0, n);
+    else
+      panel_product(trans_a, trans_b, k, alpha, a, b, beta, c, 0, m, first, size);
+  }
 }
 
 }  // namespace synthsae::gemm_impl
