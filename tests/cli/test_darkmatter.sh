@@ -62,6 +62,27 @@ expect 2 "--inject-rows goes with --inject" -- "$bin" darkmatter --model tiny --
 expect 2 "--inject needs an --sae" -- "$bin" darkmatter --model tiny --oracle top:3 --inject --out "$work/x"
 expect 1 "oracle m = 100000" -- "$bin" darkmatter --model tiny --oracle top:100000 --out "$work/x"
 
+# SAEs trained on a base SAE's LinearError and NonlinearError, streamed from fresh samples.
+"$bin" darkmatter --model tiny --sae "$work/topk-64" --samples 3000 --out "$work/errsae" \
+  --train-on-errors topk:128,k=4,samples=51200,batch=512,lr=2e-3,fit=4000,score=2000 >"$work/errsae.txt" 2>"$work/errsae.err" \
+  || fail "darkmatter --train-on-errors failed: $(tail -3 "$work/errsae.err")"
+grep -q '^  topk-64 *linear *topk:128 ' "$work/errsae.txt" || fail "no table row for the linear-error SAE"
+grep -q '^  topk-64 *nonlinear *topk:128 ' "$work/errsae.txt" || fail "no table row for the nonlinear-error SAE"
+for key in '"error_saes"' '"recovered_absent"' '"mean_max_cos_absent"' '"component": "nonlinear"'; do
+  grep -q "$key" "$work/errsae/darkmatter.json" || fail "darkmatter.json lacks $key"
+done
+[ -s "$work/errsae/error_saes.svg" ] || fail "missing error_saes.svg"
+for c in linear nonlinear; do
+  [ -s "$work/errsae/error_saes/topk-64-$c-topk-128/sae_weights.safetensors" ] || fail "the $c-error SAE was not saved"
+done
+grep -q 'training topk:128 on topk-64.s nonlinear error' "$work/errsae.err" || fail "no progress line for the error SAEs"
+expect 2 "--train-on-errors = topk: start with ARCH:WIDTH" -- "$bin" darkmatter --model tiny --sae "$work/topk-32" --train-on-errors topk --out "$work/x"
+expect 2 "unknown architecture 'lasso'" -- "$bin" darkmatter --model tiny --sae "$work/topk-32" --train-on-errors lasso:8 --out "$work/x"
+expect 2 "k = 100 is larger than the width" -- "$bin" darkmatter --model tiny --sae "$work/topk-32" --train-on-errors topk:64,k=100 --out "$work/x"
+expect 2 "--k" -- "$bin" darkmatter --model tiny --sae "$work/topk-32" --train-on-errors standard:64,k=3 --out "$work/x"
+expect 2 "unknown key 'width'" -- "$bin" darkmatter --model tiny --sae "$work/topk-32" --train-on-errors topk:64,width=3 --out "$work/x"
+expect 2 "--train-on-errors needs --model" -- "$bin" darkmatter --activations "$npy/acts.npy" --sae "$npy/sae" --train-on-errors topk:8 --out "$work/x"
+
 # A user's files: the SAE from its .npy weights, and its precomputed outputs, give the same FVU.
 "$bin" darkmatter --activations "$npy/acts.npy" --sae "$npy/sae" --sae-outputs "$npy/sae_outputs.npy" \
   --out "$work/files" >"$work/files.txt" 2>"$work/files.err" || fail "darkmatter on files failed: $(tail -3 "$work/files.err")"

@@ -139,7 +139,7 @@ TEST_CASE("a world's whitened samples have zero mean and covariance lambda / (la
   std::vector<std::vector<float>> rows;
   for (std::size_t i = 0; i < batches; ++i) {
     world.sample_features_at(truth, (std::uint64_t(1) << 61) + i * batch, batch);
-    hidden_from_sparse(truth, world.feature_vectors(), world.bias(), x);
+    world.hidden_at(truth, (std::uint64_t(1) << 61) + i * batch, x);
     map.whiten(x, z);
     auto hz = Kokkos::create_mirror_view_and_copy(HostSpace(), z);
     for (std::size_t r = 0; r < batch; ++r) {

@@ -21,6 +21,7 @@
 #include "commands.hpp"
 #include "darkmatter_plots.hpp"
 #include "output_dir.hpp"
+#include "train_request.hpp"
 #include "world_arg.hpp"
 
 namespace synthsae::cli {
@@ -63,6 +64,11 @@ constexpr const char* kUsage =
     "  --inject             the paper's noise-injection test (Table 1, Fig. 15) on each --sae:\n"
     "                       noise_injection in darkmatter.json and noise_injection.svg\n"
     "  --inject-rows N      rows for it (default 60000; two thirds fit, one third scores)\n"
+    "  --train-on-errors SPEC  train SAEs on each --sae's LinearError and NonlinearError, streamed\n"
+    "                       from fresh samples (--model only), scored by FVU and by how many of the\n"
+    "                       base SAE's absent true features they find: ARCH:WIDTH[,k=K][,l1=X]\n"
+    "                       [,samples=N][,batch=N][,lr=X][,seed=N][,fit=N][,score=N]; saved under\n"
+    "                       OUT/error_saes/\n"
     "  --chunk N            rows per chunk (default 4096)\n";
 
 /// An SAE directory in either layout.
@@ -150,6 +156,15 @@ void write_injection_plot(const std::filesystem::path& dir, const std::vector<an
   if (!panels.empty()) write_line_charts(dir / "noise_injection.svg", "% of latents masked (lowest mean first)", panels);
 }
 
+/// Fig. 7's ground-truth substitute: per error-SAE, FVU and the base's absent features it finds.
+void write_error_sae_plot(const std::filesystem::path& dir, const std::vector<analysis::ErrorSaeReport>& reps) {
+  std::vector<Series> bars;
+  for (const auto& r : reps)
+    bars.push_back(Series{r.base + " " + r.component, {}, {r.fvu, r.recovered_absent, r.mean_max_cos_absent}});
+  write_grouped_bars(dir / "error_saes.svg", "SAEs trained on LinearError and NonlinearError",
+                     {"FVU", "absent features found", "mean max |cos| to absent"}, bars);
+}
+
 /// A label as a directory name.
 std::string file_name_of(std::string label) {
   for (char& c : label)
@@ -164,7 +179,7 @@ int run_darkmatter(const std::vector<std::string>& argv) {
     const Args args(argv,
                     {"--model", "--samples", "--activations", "--raw-width", "--positions", "--context-length",
                      "--min-position", "--train-rows", "--split-seed", "--ridge", "--match-threshold", "--chunk", "--pursuit",
-                     "--inject-rows", "--out"},
+                     "--inject-rows", "--train-on-errors", "--out"},
                     {"--no-intercept", "--no-oracle", "--inject"}, {"--sae", "--sae-outputs", "--sae-errors", "--oracle"});
     if (args.help()) {
       std::fputs(kUsage, stdout);
@@ -188,6 +203,12 @@ int run_darkmatter(const std::vector<std::string>& argv) {
     }
     if (args.has("--inject-rows") && !args.has("--inject")) throw UsageError("--inject-rows goes with --inject");
     if (args.has("--inject") && sae_dirs.empty()) throw UsageError("--inject needs an --sae (an SAE to inject noise into)");
+    std::optional<ErrorSaeSpec> error_spec;
+    if (auto v = args.text("--train-on-errors")) {
+      if (!args.has("--model")) throw UsageError("--train-on-errors needs --model (fresh samples and ground truth)");
+      if (sae_dirs.empty()) throw UsageError("--train-on-errors needs an --sae (a base SAE whose error to train on)");
+      error_spec = parse_error_sae_spec(*v);
+    }
     if (args.has("--model") && (!outputs.empty() || !errors.empty()))
       throw UsageError("--sae-outputs and --sae-errors go with --activations, not --model");
     for (const char* f : {"--raw-width", "--positions", "--context-length", "--min-position"})
@@ -261,6 +282,7 @@ int run_darkmatter(const std::vector<std::string>& argv) {
       };
       const auto report = analysis::analyse_dark_matter(*source, saes, opt);
       if (tty) std::fputs("\n", stderr);
+      StagedDirectory out(out_dir);
       std::vector<analysis::NoiseInjectionReport> injections;
       if (args.has("--inject")) {
         inject.progress = opt.progress;
@@ -270,8 +292,36 @@ int run_darkmatter(const std::vector<std::string>& argv) {
         }
         if (tty) std::fputs("\n", stderr);
       }
-      StagedDirectory out(out_dir);
+      std::vector<analysis::ErrorSaeReport> error_saes;
+      if (error_spec) {
+        for (const auto& d : sae_dirs) {
+          auto base = load_any_sae(d);
+          if (base.input_dim() != world->hidden_dim()) continue;  // the analysis has refused it already
+          analysis::SyntheticSource fit_rows(*world, error_spec->fit_rows, analysis::kErrorFitSample, 0);
+          const auto fit = analysis::fit_error_regression(fit_rows, base, opt.probe, opt.chunk_rows);
+          analysis::ErrorSaeOptions eo;
+          eo.score_rows = error_spec->score_rows, eo.chunk_rows = opt.chunk_rows, eo.match_threshold = opt.match_threshold;
+          eo.base_captured =
+              analysis::captured_features(base.decoder_weights(), world->feature_vectors(), opt.match_threshold).captured;
+          for (auto which : {analysis::ErrorComponent::linear, analysis::ErrorComponent::nonlinear}) {
+            const std::string name = short_label(d) + "-" + analysis::component_name(which) + "-" + error_spec->arch + "-" +
+                                     std::to_string(error_spec->width);
+            std::fprintf(stderr, "  training %s:%zu on %s's %s error (%zu samples) ...\n", error_spec->arch.c_str(),
+                         error_spec->width, short_label(d).c_str(), analysis::component_name(which), error_spec->samples);
+            auto r = train_error_sae(*error_spec, *world, analysis::ErrorComponentMap(base, fit, which), eo,
+                                     out.path() / "error_saes" / file_name_of(name));
+            r.base = short_label(d);
+            std::fprintf(stderr, "  ... %.1f s\n", r.train_seconds);
+            error_saes.push_back(r);
+          }
+        }
+      }
       auto json = analysis::to_json(report);
+      if (!error_saes.empty()) {
+        json["error_saes"] = nlohmann::json::array();
+        for (const auto& r : error_saes) json["error_saes"].push_back(analysis::to_json(r));
+        write_error_sae_plot(out.path(), error_saes);
+      }
       if (!injections.empty()) {
         json["noise_injection"] = nlohmann::json::array();
         for (const auto& r : injections) json["noise_injection"].push_back(analysis::to_json(r));
@@ -304,6 +354,16 @@ int run_darkmatter(const std::vector<std::string>& argv) {
                       100 * r.ablation.front().masked_fraction, 100 * r.ablation.back().masked_fraction,
                       r.ablation.front().fvu, r.ablation.back().fvu, r.ablation.front().fvu_with_linear,
                       r.ablation.back().fvu_with_linear);
+      }
+      if (!error_saes.empty()) {
+        std::printf("SAEs trained on error components (%zu of the base's true features absent at |cos| < %.2f):\n",
+                    error_saes.front().absent_features, opt.match_threshold);
+        std::printf("  %-*s %-10s %-16s %8s %7s %7s %11s %11s\n", label_width, "base", "component", "sae", "FVU", "L0", "dead",
+                    "max-cos abs", "found abs");
+        for (const auto& r : error_saes)
+          std::printf("  %-*s %-10s %-16s %8.4f %7.2f %7.3f %11.3f %11.3f\n", label_width, r.base.c_str(), r.component.c_str(),
+                      (r.architecture + ":" + std::to_string(r.width)).c_str(), r.fvu, r.l0, r.dead_fraction,
+                      r.mean_max_cos_absent, r.recovered_absent);
       }
       std::printf("wrote %s/darkmatter.json and plots (%.1f s)\n", out_dir.c_str(), report.seconds);
       return 0;

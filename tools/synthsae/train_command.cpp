@@ -2,6 +2,7 @@
 //                [--samples N] [--batch N] [--lr X] [--seed N] [--eval-every N] [--eval-samples N]
 //                [--checkpoint-every N] [--resume DIR] [--apply-b-dec-to-input BOOL] --out DIR
 // The architecture name picks one entry of the library's list (synthsae/architectures.hpp).
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -10,6 +11,7 @@
 #include <algorithm>
 
 #include <synthsae/architectures.hpp>
+#include <synthsae/saelens/sae_directory.hpp>
 #include <synthsae/metrics/evaluate.hpp>
 #include <synthsae/train/callbacks.hpp>
 
@@ -249,6 +251,84 @@ io::Json train_one(TrainRequest a, SyntheticModel& world) {
   });
   if (!known) throw UsageError("--arch = " + a.arch + ": choose one of " + architectures::name_list());
   return result;
+}
+
+ErrorSaeSpec parse_error_sae_spec(const std::string& text) {
+  auto bad = [&](const std::string& why) { return UsageError("--train-on-errors = " + text + ": " + why); };
+  std::vector<std::string> parts{""};
+  for (char ch : text) {
+    if (ch == ',') parts.emplace_back();
+    else parts.back() += ch;
+  }
+  auto count = [&](const std::string& v, const char* what, double lo, double hi) {
+    std::size_t used = 0;
+    double x = NAN;
+    try {
+      x = std::stod(v, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used == 0 || used != v.size() || !(x >= lo && x <= hi))
+      throw bad(std::string(what) + " '" + v + "' must be a number in [" + show(lo) + ", " + show(hi) + "]");
+    return x;
+  };
+  auto whole = [&](const std::string& v, const char* what, double lo, double hi) {
+    const double x = count(v, what, lo, hi);
+    if (x != std::floor(x)) throw bad(std::string(what) + " '" + v + "' must be a whole number");
+    return x;
+  };
+  ErrorSaeSpec spec;
+  const auto colon = parts[0].find(':');
+  if (colon == std::string::npos) throw bad("start with ARCH:WIDTH, e.g. topk:256,k=4");
+  spec.arch = parts[0].substr(0, colon);
+  if (!architectures::known(spec.arch)) throw bad("unknown architecture '" + spec.arch + "': " + architectures::name_list());
+  spec.width = static_cast<std::size_t>(whole(parts[0].substr(colon + 1), "WIDTH", 1, 1 << 24));
+  bool l1_given = false;
+  for (std::size_t i = 1; i < parts.size(); ++i) {
+    const auto eq = parts[i].find('=');
+    if (eq == std::string::npos) throw bad("'" + parts[i] + "' is not KEY=VALUE");
+    const std::string key = parts[i].substr(0, eq), v = parts[i].substr(eq + 1);
+    if (key == "k") spec.k = static_cast<int>(whole(v, "k", 1, 1 << 24)), spec.k_given = true;
+    else if (key == "l1") spec.l1 = count(v, "l1", 0, 1e6), l1_given = true;
+    else if (key == "samples") spec.samples = static_cast<std::size_t>(whole(v, "samples", 1, 1e13));
+    else if (key == "batch") spec.batch = static_cast<std::size_t>(whole(v, "batch", 1, 1 << 20));
+    else if (key == "lr") spec.lr = count(v, "lr", 1e-12, 10);
+    else if (key == "seed") spec.seed = static_cast<std::uint64_t>(whole(v, "seed", 0, 4.6e18));
+    else if (key == "fit") spec.fit_rows = static_cast<std::uint64_t>(whole(v, "fit", 2, 1e12));
+    else if (key == "score") spec.score_rows = static_cast<std::uint64_t>(whole(v, "score", 1, 1e12));
+    else throw bad("unknown key '" + key + "': choose k, l1, samples, batch, lr, seed, fit or score");
+  }
+  if (spec.k_given && static_cast<std::size_t>(spec.k) > spec.width) throw bad("k = " + std::to_string(spec.k) + " is larger than the width");
+  try {
+    check_architecture_knobs(spec.arch, spec.k_given, l1_given, false);
+  } catch (const UsageError& e) {
+    throw bad(e.what());
+  }
+  if (!spec.k_given) spec.k = static_cast<int>(std::min<std::size_t>(25, spec.width));
+  if (spec.samples < spec.batch) throw bad("samples must be at least one batch (" + std::to_string(spec.batch) + ")");
+  return spec;
+}
+
+analysis::ErrorSaeReport train_error_sae(const ErrorSaeSpec& spec, SyntheticModel& world,
+                                         const analysis::ErrorComponentMap& map, const analysis::ErrorSaeOptions& options,
+                                         const std::filesystem::path& save_dir) {
+  TrainerConfig cfg = recipes::trainer_config(spec.samples, spec.batch, spec.lr);
+  architectures::Request r;
+  r.d_in = world.hidden_dim(), r.width = spec.width, r.k = spec.k, r.l1 = spec.l1;
+  r.total_steps = cfg.total_steps(), r.seed = spec.seed;
+  analysis::ErrorSaeReport report;
+  architectures::visit(spec.arch, [&](auto arch) {
+    using Arch = decltype(arch);
+    Arch::configure(cfg, r);
+    // The whitening would be estimated from raw rows, not the component the SAE sees.
+    if (cfg.normalization == InputNormalization::covariance_whitening) cfg.normalization = InputNormalization::none;
+    auto sae = Arch::make(r);
+    InferenceSae saved;
+    report = analysis::train_on_error_component(sae, world, map, cfg, options, &saved);
+    saelens::save_sae(saved, save_dir,
+                      {{"trained_on", std::string(analysis::component_name(map.component())) + " error"}});
+  });
+  return report;
 }
 
 int run_train(const std::vector<std::string>& argv) {

@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 
+#include <synthsae/analysis/error_component_saes.hpp>
 #include <synthsae/core/gemm_types.hpp>
 #include <synthsae/io/json.hpp>
 #include <synthsae/train/input_whitening.hpp>
@@ -34,6 +35,30 @@ struct TrainRequest {
 /// Trains, evaluates and saves (into request.out, staged). Returns the evaluation (SAELens keys)
 /// plus "seconds" (training wall time). Throws UsageError for inconsistent requests.
 io::Json train_one(TrainRequest request, SyntheticModel& world);
+
+/// An SAE to train on a base SAE's error component (`darkmatter --train-on-errors`).
+struct ErrorSaeSpec {
+  std::string arch;
+  std::size_t width = 0;
+  int k = 25;
+  bool k_given = false;
+  std::optional<double> l1;
+  std::size_t samples = 2'000'000, batch = 1024;
+  double lr = 3e-4;
+  std::uint64_t seed = 0;
+  std::uint64_t fit_rows = 60'000, score_rows = 50'000;
+};
+
+/// ARCH:WIDTH[,k=K][,l1=X][,samples=N][,batch=N][,lr=X][,seed=N][,fit=N][,score=N]; UsageError
+/// naming the flag otherwise.
+ErrorSaeSpec parse_error_sae_spec(const std::string& text);
+
+/// Trains spec's SAE on the component (Trainer::set_input_map), saves it into `save_dir`
+/// (SAELens's layout) and scores it (analysis/error_component_saes.hpp). Lives beside train_one,
+/// where every architecture's Trainer is instantiated.
+analysis::ErrorSaeReport train_error_sae(const ErrorSaeSpec& spec, SyntheticModel& world,
+                                         const analysis::ErrorComponentMap& map, const analysis::ErrorSaeOptions& options,
+                                         const std::filesystem::path& save_dir);
 
 /// UsageError unless `arch` is in the list and takes every knob the request sets.
 void check_architecture_knobs(const std::string& arch, bool k_given, bool l1_given, bool target_l0_given);

@@ -24,6 +24,7 @@ struct ActivationChunk {
   std::uint64_t first = 0;
   Matrix<float> x;                          ///< [n, d] in device memory
   std::optional<SparseBatch<float>> truth;  ///< the world's sparse coefficients (synthetic sources)
+  Matrix<float> dense;                      ///< [n, d] the world's dense part (empty when it has none)
   std::vector<Matrix<float>> provided;      ///< [n, d] precomputed SAE outputs (file sources)
   std::size_t rows() const { return x.extent(0); }
 };
@@ -37,6 +38,8 @@ class ActivationSource {
   virtual std::size_t provided_reconstructions() const { return 0; }
   /// The true feature directions [N, d] when the chunks carry ground truth (chunk.truth), else null.
   virtual const Matrix<float>* true_features() const { return nullptr; }
+  /// Whether chunks carry the world's dense part (chunk.dense).
+  virtual bool has_dense() const { return false; }
   /// The world's bias b [d] (x = Σ c_i d_i + b) when there is ground truth; null means b = 0.
   virtual const Vector<float>* true_bias() const { return nullptr; }
   virtual void read(std::uint64_t first, std::size_t count, ActivationChunk& out) = 0;
@@ -60,6 +63,7 @@ class SyntheticSource final : public ActivationSource {
   std::size_t dim() const override { return world_.hidden_dim(); }
   const Matrix<float>* true_features() const override { return &world_.feature_vectors(); }
   const Vector<float>* true_bias() const override { return &world_.bias(); }
+  bool has_dense() const override { return world_.has_dense(); }
   std::string describe() const override {
     return "synthetic world (" + show(world_.num_features()) + " features in " + show(world_.hidden_dim()) +
            " dimensions, seed " + show(world_.seed()) + "), samples from " + show(first_) + " of stream " +
@@ -76,8 +80,8 @@ class SyntheticSource final : public ActivationSource {
     c.truth.emplace();
     world_.sample_features_at(*c.truth, first_ + first, count);
     c.x = Matrix<float>(Kokkos::view_alloc(Kokkos::WithoutInitializing, "source_x"), count, dim());
-    hidden_from_sparse(*c.truth, world_.feature_vectors(), world_.bias(), c.x);
-    const std::size_t bytes = count * (dim() * 4 + c.truth->capacity() * 8);
+    world_.hidden_at(*c.truth, first_ + first, c.x, &c.dense);
+    const std::size_t bytes = count * (dim() * 4 * (c.dense.extent(0) ? 2 : 1) + c.truth->capacity() * 8);
     if (cached_bytes_ + bytes <= cache_limit_) cache_[first] = c, cached_bytes_ += bytes;
     out = c;
   }
@@ -153,6 +157,7 @@ class FileSource final : public ActivationSource {
     if (first + count > rows()) throw ShapeError("FileSource: rows past " + show(rows()));
     out.first = first;
     out.truth.reset();
+    out.dense = Matrix<float>();
     out.x = load(acts_, first, count);
     out.provided.clear();
     for (const auto& e : extra_) {

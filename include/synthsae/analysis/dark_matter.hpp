@@ -226,6 +226,7 @@ inline void pursue_on_decoder(const InferenceSae& sae, const PursuitDictionary<f
 struct Sums {
   double sq_err = 0, sq_lin = 0, sq_nonlin = 0, cos_lin_x = 0, norm_ratio = 0, l0 = 0, identity = 0;
   double sq_absent = 0, sq_intro = 0, absent_dot_intro = 0;
+  double sq_dense = 0, absent_dot_dense = 0, dense_dot_intro = 0, sq_p_dense = 0, sq_r_dense = 0;
   double sq_p_absent = 0, sq_p_intro = 0, p_absent_dot_p_intro = 0;
   double sq_r_absent = 0, sq_r_intro = 0, r_absent_dot_r_intro = 0;
   ProbeScore introduced;  ///< Introduced regressed on x (through linearity of the fit)
@@ -307,6 +308,10 @@ inline DarkMatterReport analyse_dark_matter(ActivationSource& source, std::vecto
   std::size_t qa = S * d;
   for (std::size_t s = 0; s < S; ++s)
     if (has_truth(s)) absent_col[s] = qa, qa += d;
+  // The world's dense part (one block for all SAEs), when the chunks carry it.
+  const bool dense = truth && source.has_dense();
+  const std::size_t dense_col = qa;
+  if (dense) qa += d;
   const std::size_t scalar_a = qa;  // x_sq, x, then per SAE: sae_sq, sae, error_sq, error
   qa += 2 + 4 * S;
   const std::size_t qb = 1 + 4 * S;  // x_centered_sq, then per SAE: linear_sq, linear, nonlinear_sq, nonlinear
@@ -387,6 +392,12 @@ inline DarkMatterReport analyse_dark_matter(ActivationSource& source, std::vecto
     const auto x = chunk.x;
     const auto y = ya;
     const auto xs = detail::row_sq_norms(x);
+    if (dense) {
+      const auto dn = chunk.dense;
+      const int doff = static_cast<int>(dense_col);
+      for_each_entry(
+          "synthsae::dm_dense", rows, d, KOKKOS_LAMBDA(int i, int k) { y(i, doff + k) = dn(i, k); });
+    }
     for (std::size_t s = 0; s < S; ++s) {
       const auto xh = xhat[s];
       const int off = static_cast<int>(s * d);
@@ -479,6 +490,8 @@ inline DarkMatterReport analyse_dark_matter(ActivationSource& source, std::vecto
     std::vector<char> is_test(rows, 0);
     for (auto i : test) is_test[static_cast<std::size_t>(i)] = 1;
     std::vector<typename Matrix<float>::HostMirror> habs(S), hxh_all(S);
+    typename Matrix<float>::HostMirror hdense;
+    if (dense) hdense = Kokkos::create_mirror_view_and_copy(HostSpace(), chunk.dense);
     for (std::size_t s = 0; s < S; ++s) hxh_all[s] = Kokkos::create_mirror_view_and_copy(HostSpace(), xhat[s]);
     for (std::size_t s = 0; s < S; ++s) {
       const auto& hxh = hxh_all[s];
@@ -498,6 +511,7 @@ inline DarkMatterReport analyse_dark_matter(ActivationSource& source, std::vecto
       for (std::size_t i = 0; i < rows; ++i) {
         double lin_sq = 0, non_sq = 0, lin_dot_x = 0, err_sq = 0, xh_sq = 0, x_sq = 0, ident = 0;
         double a_sq = 0, i_sq = 0, ai = 0, pa_sq = 0, pi_sq = 0, papi = 0, ra_sq = 0, ri_sq = 0, rari = 0;
+        double dn_sq = 0, adn = 0, dni = 0, pd_sq = 0, rd_sq = 0;
         for (std::size_t k = 0; k < d; ++k) {
           const float e = hx(i, k) - hxh(i, k);  // the float error of pass A's targets
           const double lin = hp(i, s * d + k), non = double(e) - lin;
@@ -505,8 +519,11 @@ inline DarkMatterReport analyse_dark_matter(ActivationSource& source, std::vecto
           lin_dot_x += lin * hx(i, k), xh_sq += double(hxh(i, k)) * hxh(i, k), x_sq += double(hx(i, k)) * hx(i, k);
           ident = std::max(ident, std::fabs(double(hx(i, k)) - (double(hxh(i, k)) + lin + non)));
           if (has_truth(s) && is_test[i]) {
-            const double a = habs[s](i, k), in = a - e;  // Introduced = Absent - SaeError (no Dense)
-            const double pa = hp(i, absent_col[s] + k), pi = pa - lin;
+            // Introduced = Absent + Dense - SaeError, and so is its prediction (OLS is linear).
+            const double dv = dense ? double(hdense(i, k)) : 0.0, pd = dense ? hp(i, dense_col + k) : 0.0;
+            const double a = habs[s](i, k), in = a + dv - e;
+            const double pa = hp(i, absent_col[s] + k), pi = pa + pd - lin;
+            dn_sq += dv * dv, adn += a * dv, dni += dv * in, pd_sq += pd * pd, rd_sq += (dv - pd) * (dv - pd);
             a_sq += a * a, i_sq += in * in, ai += a * in;
             pa_sq += pa * pa, pi_sq += pi * pi, papi += pa * pi;
             ra_sq += (a - pa) * (a - pa), ri_sq += (in - pi) * (in - pi), rari += (a - pa) * (in - pi);
@@ -526,6 +543,8 @@ inline DarkMatterReport analyse_dark_matter(ActivationSource& source, std::vecto
           sm.sq_absent += a_sq, sm.sq_intro += i_sq, sm.absent_dot_intro += ai;
           sm.sq_p_absent += pa_sq, sm.sq_p_intro += pi_sq, sm.p_absent_dot_p_intro += papi;
           sm.sq_r_absent += ra_sq, sm.sq_r_intro += ri_sq, sm.r_absent_dot_r_intro += rari;
+          sm.sq_dense += dn_sq, sm.absent_dot_dense += adn, sm.dense_dot_intro += dni;
+          sm.sq_p_dense += pd_sq, sm.sq_r_dense += rd_sq;
           if (has_truth(s)) ++t_row;
         }
       }
@@ -551,6 +570,8 @@ inline DarkMatterReport analyse_dark_matter(ActivationSource& source, std::vecto
               if (has_truth(s)) hyt(r, absent_col[s] + k) = habs[s](i, k);
             }
           }
+          if (dense)
+            for (std::size_t k = 0; k < d; ++k) hyt(r, dense_col + k) = hdense(i, k);
           for (std::size_t k = 0; k < names_a.size(); ++k) hyt(r, scalar_a + k) = tok[names_a[k]][first + i];
           for (std::size_t k = 0; k < qa; ++k) hpt(r, k) = hp(i, k);
         }
@@ -691,6 +712,12 @@ inline DarkMatterReport analyse_dark_matter(ActivationSource& source, std::vecto
       // the cross term -2 P[A]·P[I]); likewise for NonlinearError with the residuals.
       g.linear_from_absent = sm.sq_p_absent / sm.sq_lin, g.linear_from_introduced = sm.sq_p_intro / sm.sq_lin;
       g.nonlinear_from_absent = sm.sq_r_absent / sm.sq_nonlin, g.nonlinear_from_introduced = sm.sq_r_intro / sm.sq_nonlin;
+      if (dense) {
+        g.dense_share = sm.sq_dense / sm.sq_err, g.absent_dense_share = sm.absent_dot_dense / sm.sq_err;
+        g.dense_introduced_share = sm.dense_dot_intro / sm.sq_err;
+        g.r2_dense = score_a.r2_mean(dense_col, d), g.r2_dense_pooled = 1 - score_a.fvu(dense_col, d);
+        g.linear_from_dense = sm.sq_p_dense / sm.sq_lin, g.nonlinear_from_dense = sm.sq_r_dense / sm.sq_nonlin;
+      }
       o.truth = g;
     }
     rep.saes.push_back(std::move(o));

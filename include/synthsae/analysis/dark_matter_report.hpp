@@ -19,12 +19,18 @@ struct GroundTruthDecomposition {
   double match_threshold = 0.9;
   std::size_t captured_features = 0, num_features = 0;
   double mcc = 0;
-  /// Σ‖·‖² / Σ‖SaeError‖² on the test rows; absent + introduced - 2·cross = 1 (Dense = 0).
+  /// Σ‖·‖² / Σ‖SaeError‖² on the test rows (SaeError = Absent + Dense - Introduced):
+  /// absent + dense + introduced + 2 (absent_dense - cross - dense_introduced) = 1, where cross is
+  /// Σ A·I, absent_dense Σ A·D and dense_introduced Σ D·I over Σ‖SaeError‖²; Dense = 0 in worlds
+  /// without dense components.
   double absent_share = 0, introduced_share = 0, cross_share = 0;
+  double dense_share = 0, absent_dense_share = 0, dense_introduced_share = 0;
   double r2_absent = NAN, r2_introduced = NAN;  ///< R²_mean of each part regressed on x
+  double r2_dense = NAN, r2_dense_pooled = NAN;  ///< Dense on x: R²_mean, and 1 - pooled FVU
   /// Where LinearError's and NonlinearError's energy comes from: ‖P[Absent]‖²/‖Linear‖², ...
   double linear_from_absent = 0, linear_from_introduced = 0;
   double nonlinear_from_absent = 0, nonlinear_from_introduced = 0;
+  double linear_from_dense = 0, nonlinear_from_dense = 0;
 };
 
 struct SaeDecomposition {
@@ -154,7 +160,14 @@ inline nlohmann::json to_json(const DarkMatterReport& r) {
                            {"linear_from_absent", num(t.linear_from_absent)},
                            {"linear_from_introduced", num(t.linear_from_introduced)},
                            {"nonlinear_from_absent", num(t.nonlinear_from_absent)},
-                           {"nonlinear_from_introduced", num(t.nonlinear_from_introduced)}};
+                           {"nonlinear_from_introduced", num(t.nonlinear_from_introduced)},
+                           {"dense_share", num(t.dense_share)},
+                           {"absent_dense_share", num(t.absent_dense_share)},
+                           {"dense_introduced_share", num(t.dense_introduced_share)},
+                           {"r2_dense", num(t.r2_dense)},
+                           {"r2_dense_pooled", num(t.r2_dense_pooled)},
+                           {"linear_from_dense", num(t.linear_from_dense)},
+                           {"nonlinear_from_dense", num(t.nonlinear_from_dense)}};
     }
     saes.push_back(o);
   }

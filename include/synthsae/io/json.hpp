@@ -82,8 +82,10 @@ T json_field_or(const Json& object, std::string_view key, std::string_view conte
 /// ConfigError naming `context.key` for a key of `object` that is not in `known`: SAELens builds
 /// its config dataclasses with cls(**d), which refuses an unknown key the same way, so a typo is
 /// never silently a default.
+/// An empty `context` is a top-level object: the field is the bare key, and `name` says what
+/// the object is ("the synthetic model config").
 inline void require_known_keys(const Json& object, std::initializer_list<std::string_view> known,
-                               std::string_view context) {
+                               std::string_view context, std::string_view name = {}) {
   if (!object.is_object()) return;  // the field readers say what is wrong with it
   for (const auto& item : object.items()) {
     bool found = false;
@@ -91,8 +93,9 @@ inline void require_known_keys(const Json& object, std::initializer_list<std::st
     if (found) continue;
     std::string list;
     for (const auto k : known) list += (list.empty() ? "" : ", ") + std::string(k);
-    throw ConfigError(std::string(context) + "." + item.key(), item.value().dump(),
-                      "is not a key of " + std::string(context) + " (its keys: " + list + ")");
+    const std::string field = context.empty() ? item.key() : std::string(context) + "." + item.key();
+    throw ConfigError(field, item.value().dump(),
+                      "is not a key of " + std::string(name.empty() ? context : name) + " (its keys: " + list + ")");
   }
 }
 

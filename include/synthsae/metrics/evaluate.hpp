@@ -102,7 +102,7 @@ nlohmann::json evaluate(Sae& sae, SyntheticModel& model, const EvalOptions& opts
     }
     t0 = clock::now();
     model.sample_features_at(truth, opts.first_sample + done, b);
-    hidden_from_sparse(truth, model.feature_vectors(), model.bias(), x);
+    model.hidden_at(truth, opts.first_sample + done, x);
     tm.sampling += since(t0);
     t0 = clock::now();
     if (row_norm.acts()) {

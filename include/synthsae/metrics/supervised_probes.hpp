@@ -59,7 +59,7 @@ inline ProbeResult supervised_probe_scores(SyntheticModel& world, const std::vec
   double scale = 1.0;
   auto load_batch = [&](std::uint64_t first) {
     world.sample_features_at(truth, first, b);
-    hidden_from_sparse(truth, world.feature_vectors(), world.bias(), x);
+    world.hidden_at(truth, first, x);
     const auto xx = x;
     const float s = static_cast<float>(scale);
     const int di = static_cast<int>(d);

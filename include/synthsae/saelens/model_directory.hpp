@@ -47,6 +47,17 @@ inline void save_synthetic_model(const SyntheticModel& model, const std::filesys
         io::make_tensor<float>(io::Dtype::F32, {n, static_cast<std::int64_t>(c.rank)}, c.factor);
     weights.tensors["correlation_diag"] = io::make_tensor<float>(io::Dtype::F32, {n}, c.diag);
   }
+  if (model.has_dense()) {  // not SAELens's: the dense components' directions and scales
+    const auto& p = model.dense_parts();
+    weights.tensors["dense_scales"] = io::make_tensor<float>(
+        io::Dtype::F32, {3}, std::vector<float>{p.isotropic_std, p.low_rank_std, p.circle_magnitude});
+    if (p.rank())
+      weights.tensors["dense_low_rank_basis"] = io::make_tensor<float>(
+          io::Dtype::F32, {static_cast<std::int64_t>(p.rank()), d}, view_to_host_vector(p.low_rank_basis));
+    if (p.circles())
+      weights.tensors["dense_circle_planes"] = io::make_tensor<float>(
+          io::Dtype::F32, {static_cast<std::int64_t>(2 * p.circles()), d}, view_to_host_vector(p.circle_planes));
+  }
   weights.metadata["format"] = "pt";
   io::write_safetensors(dir / kSyntheticModelWeightsFile, weights);
   if (!model.hierarchy().empty()) {
@@ -143,6 +154,24 @@ inline SyntheticModel load_synthetic_model(const std::filesystem::path& dir,
         throw FormatError(src, "correlation_diag[" + show(i) + "] = " + show(c.diag[i]) + " is negative");
     }
     parts.correlation = std::move(c);
+  }
+  if (!cfg.dense_components.empty() && weights.contains("dense_scales")) {
+    const auto scales = io::tensor_values<float>(expect_shape("dense_scales", {3}), src);
+    DenseParts p;
+    p.isotropic_std = scales[0], p.low_rank_std = scales[1], p.circle_magnitude = scales[2];
+    auto rows_of = [&](const char* name, std::int64_t rows) {
+      const auto v = io::tensor_values<float>(expect_shape(name, {rows, d}), src);
+      Matrix<float> m(std::string(name), static_cast<std::size_t>(rows), static_cast<std::size_t>(d));
+      auto h = Kokkos::create_mirror_view(m);
+      std::copy(v.begin(), v.end(), h.data());
+      Kokkos::deep_copy(m, h);
+      return m;
+    };
+    for (const auto& c : cfg.dense_components) {
+      if (c.kind == DenseComponentSpec::Kind::low_rank) p.low_rank_basis = rows_of("dense_low_rank_basis", c.rank);
+      if (c.kind == DenseComponentSpec::Kind::circles) p.circle_planes = rows_of("dense_circle_planes", 2 * c.count);
+    }
+    parts.dense = std::move(p);
   }
   if (std::filesystem::exists(dir / kHierarchyFile)) {
     parts.hierarchy = forest_from_json(io::read_json_file(dir / kHierarchyFile), static_cast<std::size_t>(n),

@@ -45,7 +45,7 @@ inline InputWhitening estimate_input_whitening(SyntheticModel& world, std::size_
   detail::RowMajorXd xd(static_cast<Eigen::Index>(batch_size), static_cast<Eigen::Index>(d));
   for (std::size_t i = 0; i < batches; ++i) {
     world.sample_features_at(truth, (std::uint64_t(1) << 61) + i * batch_size, batch_size);
-    hidden_from_sparse(truth, world.feature_vectors(), world.bias(), x);
+    world.hidden_at(truth, (std::uint64_t(1) << 61) + i * batch_size, x);
     auto h = Kokkos::create_mirror_view_and_copy(HostSpace(), x);
     for (std::size_t r = 0; r < batch_size; ++r)
       for (std::size_t k = 0; k < d; ++k) xd(Eigen::Index(r), Eigen::Index(k)) = h(r, k);

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <limits>
 #include <optional>
 #include <string>
@@ -222,12 +223,24 @@ class Trainer {
   };
   const PhaseSeconds& phase_seconds() const { return phases_; }
 
+  /// Trains on f(x) instead of x: `map` rewrites each batch of the world's rows in place (same
+  /// shape; a pure function of the row, so runs stay deterministic and resumable), before the
+  /// scaling and in the scaling factor's estimate. E.g. a base SAE's error components
+  /// (analysis/error_component_saes.hpp). Covariance whitening is estimated from raw rows and is
+  /// refused with a map.
+  void set_input_map(std::function<void(const Matrix<float>&)> map) {
+    if (map && cfg_.normalization == InputNormalization::covariance_whitening)
+      throw ConfigError("normalize_activations", "covariance_whitening", "is estimated from the raw rows; not with an input map");
+    input_map_ = std::move(map);
+  }
+
   /// One optimiser step on a fresh batch.
   StepInfo train_step() {
     const std::size_t b = cfg_.batch_size;
     const auto t_start = std::chrono::steady_clock::now();
     world_.set_position(first_sample_ + samples_);
     world_.sample_into(batch_, b);
+    if (input_map_) input_map_(batch_.hidden);
     Kokkos::fence();  // the phase clocks need the work done, not only launched
     const auto t_sampled = std::chrono::steady_clock::now();
     if (step_ > 0 && step_ % cfg_.feature_sampling_window == 0) {  // a new window (SAELens: before the step)
@@ -432,7 +445,8 @@ class Trainer {
     std::size_t rows = 0;
     for (std::size_t i = 0; i < cfg_.norm_estimate_batches; ++i) {
       world_.sample_features_at(truth, (std::uint64_t(1) << 61) + i * cfg_.batch_size, cfg_.batch_size);
-      hidden_from_sparse(truth, world_.feature_vectors(), world_.bias(), x);
+      world_.hidden_at(truth, (std::uint64_t(1) << 61) + i * cfg_.batch_size, x);
+      if (input_map_) input_map_(x);
       double part = 0;
       const int d = static_cast<int>(x.extent(1));
       Kokkos::parallel_reduce(
@@ -470,6 +484,7 @@ class Trainer {
  private:
   SaeT& sae_;
   SyntheticModel& world_;
+  std::function<void(const Matrix<float>&)> input_map_;
   TrainerConfig cfg_;
   Adam<T> adam_;
   SaeParameters<T> grads_;

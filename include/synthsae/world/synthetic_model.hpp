@@ -16,15 +16,19 @@
 
 #include "synthsae/core/backend.hpp"
 #include "synthsae/core/normal_distribution.hpp"
+#include "synthsae/core/row_loops.hpp"
 #include "synthsae/world/activation_sampler.hpp"
+#include "synthsae/world/dense_component.hpp"
 #include "synthsae/world/synthetic_model_config.hpp"
 
 namespace synthsae {
 
-/// A batch of samples: sparse ground truth and the dense hidden vectors [B, D].
+/// A batch of samples: sparse ground truth and the hidden vectors [B, D]; in a world with dense
+/// components also their part of each sample (`dense`, [B, D]; empty otherwise).
 struct SampleBatch {
   SparseBatch<float> features;
   Matrix<float> hidden;
+  Matrix<float> dense;
 };
 
 /// Replacements for parts a config would generate: a researcher's own policy (any type
@@ -61,6 +65,7 @@ struct SyntheticModelParts {
   std::vector<double> firing_probabilities;  ///< compensated, as saved
   std::optional<CorrelationFactors> correlation;
   Forest hierarchy;
+  std::optional<DenseParts> dense;  ///< rebuilt from the config when absent
 };
 
 class SyntheticModel {
@@ -124,6 +129,7 @@ class SyntheticModel {
     probabilities_ = std::move(parts.firing_probabilities);
     correlation_ = std::move(parts.correlation);
     forest_ = std::move(parts.hierarchy);
+    if (parts.dense) dense_ = std::move(*parts.dense);
     finish_setup();
   }
 
@@ -138,6 +144,9 @@ class SyntheticModel {
   const std::vector<double>& mean_magnitudes() const { return mean_; }
   const std::vector<double>& std_magnitudes() const { return std_; }
   const std::optional<CorrelationFactors>& correlation() const { return correlation_; }
+  /// The dense components (empty when the config has none).
+  const DenseParts& dense_parts() const { return dense_; }
+  bool has_dense() const { return !dense_.empty(); }
   const Forest& hierarchy() const { return forest_; }
   const HierarchyTables& hierarchy_tables() const { return tables_; }
   /// Features whose compensated probability was clamped at 1 (the reference warns about them).
@@ -168,8 +177,33 @@ class SyntheticModel {
     if (out.hidden.extent(0) != batch || out.hidden.extent(1) != hidden_dim()) {
       out.hidden = Matrix<float>(Kokkos::view_alloc(Kokkos::WithoutInitializing, "hidden"), batch, hidden_dim());
     }
-    hidden_from_sparse(out.features, features_, bias_, out.hidden);
+    if (has_dense()) {
+      if (out.dense.extent(0) != batch || out.dense.extent(1) != hidden_dim())
+        out.dense = Matrix<float>(Kokkos::view_alloc(Kokkos::WithoutInitializing, "dense"), batch, hidden_dim());
+      dense_.sample(draw_.seed, position_, out.dense);
+    } else {
+      out.dense = Matrix<float>();
+    }
+    hidden_of(out.features, out.dense, out.hidden);
     position_ += batch;
+  }
+
+  /// x [B, D] of samples [first, first + B) whose sparse truth is `truth`: Σ c_i d_i + bias, plus
+  /// the dense part in a world with dense components (into `dense` when given, else a buffer).
+  void hidden_at(const SparseBatch<float>& truth, std::uint64_t first, const Matrix<float>& x,
+                 Matrix<float>* dense = nullptr) const {
+    Matrix<float> part;
+    if (has_dense()) {
+      if (dense) {
+        if (dense->extent(0) != x.extent(0) || dense->extent(1) != x.extent(1))
+          *dense = Matrix<float>(Kokkos::view_alloc(Kokkos::WithoutInitializing, "dense"), x.extent(0), x.extent(1));
+        part = *dense;
+      } else {
+        part = Matrix<float>(Kokkos::view_alloc(Kokkos::WithoutInitializing, "dense"), x.extent(0), x.extent(1));
+      }
+      dense_.sample(draw_.seed, first, part);
+    }
+    hidden_of(truth, part, x);
   }
 
   /// Sparse ground truth for samples [first, first + batch), without moving the position.
@@ -218,6 +252,33 @@ class SyntheticModel {
                          correlation_->diag.size() != n)) {
       throw ShapeError("correlation factors do not match num_features = " + show(n));
     }
+  }
+
+  void hidden_of(const SparseBatch<float>& truth, const Matrix<float>& dense, const Matrix<float>& x) const {
+    hidden_from_sparse(truth, features_, bias_, x);
+    if (dense.extent(0) == 0) return;
+    const auto xx = x, dd = dense;
+    for_each_entry(
+        "synthsae::add_dense", x.extent(0), x.extent(1), KOKKOS_LAMBDA(int i, int k) { xx(i, k) += dd(i, k); });
+  }
+
+  /// Total variance of the sparse part, Σ_k Var(x_k), on 16,384 samples of the default stream
+  /// from 2^58 (a region training and evaluation do not read): the dense parts' scale.
+  double sparse_variance() {
+    const std::size_t d = hidden_dim(), rows = 16'384, chunk = 4096;
+    std::vector<double> sum(d, 0), sum_sq(d, 0);
+    SparseBatch<float> truth;
+    Matrix<float> x("variance_x", chunk, d);
+    for (std::size_t first = 0; first < rows; first += chunk) {
+      sample_features_at(truth, (std::uint64_t(1) << 58) + first, chunk);
+      hidden_from_sparse(truth, features_, bias_, x);
+      const auto h = Kokkos::create_mirror_view_and_copy(HostSpace(), x);
+      for (std::size_t i = 0; i < chunk; ++i)
+        for (std::size_t k = 0; k < d; ++k) sum[k] += h(i, k), sum_sq[k] += double(h(i, k)) * h(i, k);
+    }
+    double v = 0;
+    for (std::size_t k = 0; k < d; ++k) v += std::max(0.0, sum_sq[k] / double(rows) - sum[k] * sum[k] / double(rows) / double(rows));
+    return v;
   }
 
   void finish_setup() {
@@ -275,6 +336,8 @@ class SyntheticModel {
     }
     build_top_level_blocks(t);
     draw_.seed = default_sampling_seed();
+    if (!cfg_.dense_components.empty() && dense_.empty())
+      dense_ = build_dense_parts(cfg_.dense_components, hidden_dim(), sparse_variance(), seed_);
   }
 
   /// The sampler's per-block copies of the top-level features (SamplerTables::top_ids).
@@ -323,6 +386,7 @@ class SyntheticModel {
   std::size_t clamped_ = 0;
   double orthogonalization_loss_ = 0;
   FeatureDraw draw_;
+  DenseParts dense_;
   Matrix<float> eps_;
   std::size_t capacity_ = 64;
   std::uint64_t position_ = 0;

@@ -10,6 +10,7 @@
 #include "synthsae/core/error.hpp"
 #include "synthsae/core/memory_check.hpp"
 #include "synthsae/io/json.hpp"
+#include "synthsae/world/dense_component.hpp"
 #include "synthsae/world/correlation.hpp"
 #include "synthsae/world/feature_dictionary.hpp"
 #include "synthsae/world/firing_probability.hpp"
@@ -50,6 +51,8 @@ struct SyntheticModelConfig {
   BiasSpec bias{};
   std::string dtype = "float32";
   std::optional<std::uint64_t> seed;
+  /// Not SAELens's: dense parts of x (world/dense_component.hpp); written only when present.
+  std::vector<DenseComponentSpec> dense_components;
 
   void validate() const {
     if (num_features < 1) throw ConfigError("num_features", show(num_features), "must be >= 1");
@@ -71,10 +74,11 @@ struct SyntheticModelConfig {
     if (hierarchy) hierarchy->validate();
     if (orthogonalization) orthogonalization->validate();
     if (correlation) correlation->validate();
+    validate_dense_components(dense_components, hidden_dim);
   }
 
   io::Json to_json() const {
-    return {{"num_features", num_features},
+    io::Json j = {{"num_features", num_features},
             {"hidden_dim", hidden_dim},
             {"firing_probability", synthsae::to_json(firing_probability)},
             {"hierarchy", hierarchy ? hierarchy->to_json() : io::Json(nullptr)},
@@ -85,30 +89,22 @@ struct SyntheticModelConfig {
             {"bias", bias.to_json()},
             {"dtype", dtype},
             {"seed", seed ? io::Json(*seed) : io::Json(nullptr)}};
+    if (!dense_components.empty()) {
+      j["dense_components"] = io::Json::array();
+      for (const auto& c : dense_components) j["dense_components"].push_back(c.to_json());
+    }
+    return j;
   }
 
   /// Reads SAELens's keys. Missing optional keys take SAELens's (current) defaults; an
   /// unknown key is an error, so a typo does not silently fall back to a default.
   static SyntheticModelConfig from_json(const io::Json& j) {
     if (!j.is_object()) throw ConfigError("synthetic model config", j.dump().substr(0, 80), "must be a JSON object");
-    static const char* known[] = {"num_features",
-                                  "hidden_dim",
-                                  "firing_probability",
-                                  "hierarchy",
-                                  "orthogonalization",
-                                  "correlation",
-                                  "std_firing_magnitudes",
-                                  "mean_firing_magnitudes",
-                                  "bias",
-                                  "dtype",
-                                  "seed"};
-    for (const auto& item : j.items()) {  // not a structured binding: clang < 16 cannot capture one
-      const std::string& key = item.key();
-      if (std::find_if(std::begin(known), std::end(known), [&](const char* k) { return key == k; }) ==
-          std::end(known)) {
-        throw ConfigError(key, item.value().dump(), "is not a synthetic model config key");
-      }
-    }
+    io::require_known_keys(j,
+                           {"num_features", "hidden_dim", "firing_probability", "hierarchy", "orthogonalization",
+                            "correlation", "std_firing_magnitudes", "mean_firing_magnitudes", "bias", "dtype", "seed",
+                            "dense_components"},
+                           "", "the synthetic model config");
     SyntheticModelConfig c;
     c.num_features = io::json_field<std::int64_t>(j, "num_features", "");
     c.hidden_dim = io::json_field<std::int64_t>(j, "hidden_dim", "");
@@ -124,6 +120,11 @@ struct SyntheticModelConfig {
     if (j.contains("bias")) c.bias = BiasSpec::from_json(j["bias"]);
     if (present("dtype")) c.dtype = io::json_field<std::string>(j, "dtype", "");
     if (present("seed")) c.seed = io::json_field<std::uint64_t>(j, "seed", "");
+    if (present("dense_components")) {
+      if (!j["dense_components"].is_array())
+        throw ConfigError("dense_components", j["dense_components"].dump().substr(0, 80), "must be a list");
+      for (const auto& e : j["dense_components"]) c.dense_components.push_back(DenseComponentSpec::from_json(e));
+    }
     c.validate();
     return c;
   }
