@@ -579,7 +579,7 @@ TEST_CASE("oracle selections, the exported SAE, and errors that name the field",
     CHECK(b.seed == 3);
     CHECK(b.error == IntroducedKind::isotropic);
     CHECK(b.level == 0.05);
-    CHECK(b.label() == "oracle:random-10+isotropic-0.05");
+    CHECK(b.label() == "oracle:random-10-seed3+isotropic-0.05");
     for (const char* bad : {"top", "top:x", "top:-3", "foo:3", "top:3,bogus=1", "top:3,isotropic=0.1,shrinkage=0.1",
                             "top:3,isotropic", "top:3,seed=1.5"})
       CHECK_THROWS_WITH(parse_oracle_spec(bad), Catch::Contains("--oracle") && Catch::Contains(bad));

@@ -44,7 +44,7 @@ expect 2 "--pursuit = lasso" -- "$bin" darkmatter --model tiny --sae "$work/topk
   --inject --inject-rows 3000 --samples 4000 --out "$work/or" >"$work/or.txt" 2>"$work/or.err" \
   || fail "darkmatter --oracle --inject failed: $(tail -3 "$work/or.err")"
 grep -q '^oracle:top-32 ' "$work/or.txt" || fail "the summary table should list oracle:top-32"
-grep -q '^oracle:random-16+isotropic-0.05 ' "$work/or.txt" || fail "the summary table should list the noisy oracle"
+grep -q '^oracle:random-16-seed2+isotropic-0.05 ' "$work/or.txt" || fail "the summary table should list the noisy oracle"
 grep -q '^noise injection, topk-32 (3000 rows, 1000 held out)' "$work/or.txt" || fail "no noise-injection line for topk-32"
 for key in '"architecture": "oracle"' '"noise_injection"' '"estimated_introduced"' '"masked_fraction"'; do
   grep -q "$key" "$work/or/darkmatter.json" || fail "darkmatter.json lacks $key"
@@ -60,6 +60,7 @@ expect 2 "--oracle = top:x" -- "$bin" darkmatter --model tiny --oracle top:x --o
 expect 2 "--oracle = top:3,blur=1" -- "$bin" darkmatter --model tiny --oracle top:3,blur=1 --out "$work/x"
 expect 2 "--inject-rows goes with --inject" -- "$bin" darkmatter --model tiny --sae "$work/topk-32" --inject-rows 10 --out "$work/x"
 expect 2 "--inject needs an --sae" -- "$bin" darkmatter --model tiny --oracle top:3 --inject --out "$work/x"
+expect 2 "two SAEs are labelled oracle:top-3" -- "$bin" darkmatter --model tiny --oracle top:3 --oracle top:3 --out "$work/x"
 expect 1 "oracle m = 100000" -- "$bin" darkmatter --model tiny --oracle top:100000 --out "$work/x"
 
 # SAEs trained on a base SAE's LinearError and NonlinearError, streamed from fresh samples.

@@ -69,6 +69,27 @@ TEMPLATE_TEST_CASE("gemm matches a triple loop for every transpose combination",
       }
 }
 
+TEST_CASE("gemm splits C into panels of rows or columns correctly, for every transpose combination",
+          "[core][gemm]") {
+  // The host GEMM runs panels of at least 128 rows (m >= n) or columns (n > m): 300 x 40 has three
+  // row panels, 40 x 300 three column panels, the last one short. k = 23 products per entry:
+  // 64 k eps bounds the float error of N(0, 1) inputs and catches any misplaced panel.
+  const int k = 23;
+  const float tol = float(64 * k) * std::numeric_limits<float>::epsilon();
+  for (auto [m, n] : {std::pair<int, int>{300, 40}, {40, 300}, {257, 257}})
+    for (Op oa : {Op::N, Op::T})
+      for (Op ob : {Op::N, Op::T}) {
+        auto A = oa == Op::N ? random_matrix<float>(m, k, 6) : random_matrix<float>(k, m, 6);
+        auto B = ob == Op::N ? random_matrix<float>(k, n, 7) : random_matrix<float>(n, k, 7);
+        auto C0 = random_matrix<float>(m, n, 8);
+        Matrix<float> C("C", m, n);
+        Kokkos::deep_copy(C, C0);
+        gemm(oa, ob, -0.5f, A, B, 2.0f, C);
+        INFO("m " << m << " n " << n << " op_a " << int(oa) << " op_b " << int(ob));
+        CHECK(max_error<float>(oa, ob, -0.5f, A, B, 2.0f, C0, C) < tol);
+      }
+}
+
 TEST_CASE("gemm with beta = 0 ignores NaN already in C", "[core][gemm]") {
   auto A = random_matrix<double>(4, 3, 4);
   auto B = random_matrix<double>(3, 5, 5);

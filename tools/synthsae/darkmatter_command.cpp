@@ -268,6 +268,11 @@ int run_darkmatter(const std::vector<std::string>& argv) {
         saes.push_back(analysis::AnalysedSae::from_source(short_label(outputs[i]), i));
       for (std::size_t i = 0; i < errors.size(); ++i)
         saes.push_back(analysis::AnalysedSae::from_source(short_label(errors[i]), outputs.size() + i));
+      for (std::size_t i = 0; i < saes.size(); ++i)  // labels name rows of the report and output directories
+        for (std::size_t j = 0; j < i; ++j)
+          if (saes[i].label == saes[j].label)
+            throw UsageError("two SAEs are labelled " + saes[i].label + " (give directories of different names, "
+                             "oracles of different settings)");
       std::fprintf(stderr, "synthsae darkmatter: %zu SAE(s) on %s\n", saes.size(), source->describe().c_str());
       const bool tty = ::isatty(2);
       std::string last_phase;
@@ -356,14 +361,14 @@ int run_darkmatter(const std::vector<std::string>& argv) {
                       r.ablation.back().fvu_with_linear);
       }
       if (!error_saes.empty()) {
-        std::printf("SAEs trained on error components (%zu of the base's true features absent at |cos| < %.2f):\n",
-                    error_saes.front().absent_features, opt.match_threshold);
-        std::printf("  %-*s %-10s %-16s %8s %7s %7s %11s %11s\n", label_width, "base", "component", "sae", "FVU", "L0", "dead",
-                    "max-cos abs", "found abs");
+        std::printf("SAEs trained on error components (absent: the base's true features at |cos| < %.2f):\n",
+                    opt.match_threshold);
+        std::printf("  %-*s %-10s %-16s %8s %7s %7s %7s %11s %11s\n", label_width, "base", "component", "sae", "FVU", "L0",
+                    "dead", "absent", "max-cos abs", "found abs");
         for (const auto& r : error_saes)
-          std::printf("  %-*s %-10s %-16s %8.4f %7.2f %7.3f %11.3f %11.3f\n", label_width, r.base.c_str(), r.component.c_str(),
-                      (r.architecture + ":" + std::to_string(r.width)).c_str(), r.fvu, r.l0, r.dead_fraction,
-                      r.mean_max_cos_absent, r.recovered_absent);
+          std::printf("  %-*s %-10s %-16s %8.4f %7.2f %7.3f %7zu %11.3f %11.3f\n", label_width, r.base.c_str(),
+                      r.component.c_str(), (r.architecture + ":" + std::to_string(r.width)).c_str(), r.fvu, r.l0,
+                      r.dead_fraction, r.absent_features, r.mean_max_cos_absent, r.recovered_absent);
       }
       std::printf("wrote %s/darkmatter.json and plots (%.1f s)\n", out_dir.c_str(), report.seconds);
       return 0;

@@ -723,10 +723,14 @@ inline DarkMatterReport analyse_dark_matter(ActivationSource& source, std::vecto
     rep.saes.push_back(std::move(o));
   }
 
-  // Across widths: SAEs in order of width (ties: given order); pursuit's reconstructions stay out.
+  // Across widths: SAEs in order of width (ties: given order); pursuit's reconstructions stay out,
+  // and so do oracles beside trained SAEs (a family of oracles alone is analysed as one).
   std::vector<std::size_t> order;
+  bool only_oracles = true;
   for (std::size_t s = 0; s < S; ++s)
-    if (!saes[s].pursuit) order.push_back(s);
+    if (!saes[s].pursuit && !saes[s].oracle) only_oracles = false;
+  for (std::size_t s = 0; s < S; ++s)
+    if (!saes[s].pursuit && (only_oracles || !saes[s].oracle)) order.push_back(s);
   std::stable_sort(order.begin(), order.end(), [&](auto a, auto b) { return saes[a].width < saes[b].width; });
   const std::size_t W = order.size();
   for (bool squared : {true, false}) {

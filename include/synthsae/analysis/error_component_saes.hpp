@@ -41,6 +41,8 @@ inline ProbeFit fit_error_regression(ActivationSource& source, InferenceSae& bas
   const std::size_t d = source.dim(), s = base.num_latents();
   if (base.input_dim() != d)
     throw ShapeError("the base SAE reads " + show(base.input_dim()) + " dimensions, the activations have " + show(d));
+  if (source.rows() <= d)
+    throw ConfigError("fit rows", show(source.rows()), "the error regression on " + show(d) + " inputs needs more rows");
   LinearProbe fit(d, d, probe);
   ActivationChunk c;
   Matrix<float> z, err;

@@ -132,8 +132,33 @@ inline void noise_block(std::uint64_t seed, std::uint64_t tag, std::uint64_t fir
       });
 }
 
+/// X = x' + s n (the noised activations).
+inline void add_scaled(const Matrix<float>& x1, const Matrix<float>& noise, float s, const Matrix<float>& X) {
+  const auto a = x1, n = noise, o = X;
+  for_each_entry(
+      "synthsae::injected_x", X.extent(0), X.extent(1), KOKKOS_LAMBDA(int i, int k) { o(i, k) = a(i, k) + s * n(i, k); });
+}
+
+/// zm = z with the latents whose keep flag is 0 zeroed.
+inline void masked_codes(const Matrix<float>& z, const Vector<float>& keep, const Matrix<float>& zm) {
+  const auto zz = z, o = zm;
+  const auto kp = keep;
+  for_each_entry(
+      "synthsae::injected_mask", z.extent(0), z.extent(1), KOKKOS_LAMBDA(int i, int j) { o(i, j) = zz(i, j) * kp(j); });
+}
+
+/// Y[:, off:off + d] = X - (recon + s n): the error of a noised reconstruction.
+inline void injected_error(const Matrix<float>& X, const Matrix<float>& recon, const Matrix<float>& noise, float s,
+                           int off, const Matrix<float>& Y) {
+  const auto x = X, rc = recon, n = noise, y = Y;
+  for_each_entry(
+      "synthsae::injected_error", X.extent(0), X.extent(1),
+      KOKKOS_LAMBDA(int i, int k) { y(i, off + k) = x(i, k) - (rc(i, k) + s * n(i, k)); });
+}
+
 }  // namespace detail
 
+// The kernels live in detail:: free functions: nvcc refuses a device lambda inside a lambda.
 inline NoiseInjectionReport noise_injection_experiment(ActivationSource& source, InferenceSae& sae, std::string label,
                                                        const NoiseInjectionOptions& opt = {}) {
   using Clock = std::chrono::steady_clock;
@@ -147,6 +172,12 @@ inline NoiseInjectionReport noise_injection_experiment(ActivationSource& source,
   const std::uint64_t n_train = opt.train_rows ? opt.train_rows : n * 2 / 3;
   RowSplit split;
   if (!opt.in_sample) split = RowSplit(n, n_train, opt.split_seed);
+  // A regression on d inputs needs more rows than coefficients on each side of the split.
+  const std::uint64_t fit_rows = opt.in_sample ? n : split.train_rows(), score_rows = opt.in_sample ? n : split.test_rows();
+  if (fit_rows < d + 2 || score_rows < 2)
+    throw ConfigError("rows", show(n), "the noise-injection test needs more than " + show(d + 1) +
+                                           " rows to fit on and 2 to score on (" + show(fit_rows) + " and " +
+                                           show(score_rows) + " here)");
   auto is_train = [&](std::uint64_t i) { return opt.in_sample || split.is_train(i); };
   auto is_test = [&](std::uint64_t i) { return opt.in_sample || !split.is_train(i); };
 
@@ -210,26 +241,16 @@ inline NoiseInjectionReport noise_injection_experiment(ActivationSource& source,
     const std::size_t q = group_targets(g) * d;
     if (big_x.extent(0) != rows) big_x = Matrix<float>("ni_x", rows, d);
     Matrix<float> Y(Kokkos::view_alloc(Kokkos::WithoutInitializing, "ni_targets"), rows, q);
-    const auto X = big_x, x1 = xp, na = n_a, nr = n_r;
-    const float sa = static_cast<float>(group_x_noise(g) * rms);
-    for_each_entry(
-        "synthsae::injected_x", rows, d, KOKKOS_LAMBDA(int i, int k) { X(i, k) = x1(i, k) + sa * na(i, k); });
+    detail::add_scaled(xp, n_a, static_cast<float>(group_x_noise(g) * rms), big_x);
     for (std::size_t t = 0; t < group_targets(g); ++t) {
       Matrix<float> recon = xp;
       if (g == L && masked[t] > 0) {  // the SAE's codes of x' with the weakest latents masked
-        const auto zz = z, zmm = zm;
-        const auto kp = keep[t];
-        for_each_entry(
-            "synthsae::injected_mask", rows, S, KOKKOS_LAMBDA(int i, int j) { zmm(i, j) = zz(i, j) * kp(j); });
+        detail::masked_codes(z, keep[t], zm);
         decode_codes(sae, zm, xm);
         recon = xm;
       }
       const float sr = static_cast<float>((g < L ? opt.levels[t] : opt.ablation_noise) * rms);
-      const int off = static_cast<int>(t * d);
-      const auto rc = recon;
-      for_each_entry(
-          "synthsae::injected_error", rows, d,
-          KOKKOS_LAMBDA(int i, int k) { Y(i, off + k) = X(i, k) - (rc(i, k) + sr * nr(i, k)); });
+      detail::injected_error(big_x, recon, n_r, sr, static_cast<int>(t * d), Y);
     }
     return Y;
   };

@@ -75,10 +75,10 @@ struct OracleSpec {
     if (frequency_rows == 0) throw ConfigError("oracle frequency_rows", "0", "must be at least 1");
   }
 
-  /// "top-256", "random-512", "list-12", with "+isotropic-0.05" for an error.
+  /// "top-256", "random-512-seed3", "list-12", with "+isotropic-0.05" for an error.
   std::string label() const {
     std::string s = selection == OracleSelection::most_frequent ? "top-" + show(m)
-                    : selection == OracleSelection::random      ? "random-" + show(m)
+                    : selection == OracleSelection::random      ? "random-" + show(m) + "-seed" + show(seed)
                                                                 : "list-" + show(features.size());
     if (error != IntroducedKind::none) {
       std::ostringstream l;

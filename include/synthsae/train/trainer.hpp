@@ -227,7 +227,8 @@ class Trainer {
   /// shape; a pure function of the row, so runs stay deterministic and resumable), before the
   /// scaling and in the scaling factor's estimate. E.g. a base SAE's error components
   /// (analysis/error_component_saes.hpp). Covariance whitening is estimated from raw rows and is
-  /// refused with a map.
+  /// refused with a map. Set it before the first step, and again on a Trainer that resumes: the
+  /// map is code, not state, and no checkpoint records it.
   void set_input_map(std::function<void(const Matrix<float>&)> map) {
     if (map && cfg_.normalization == InputNormalization::covariance_whitening)
       throw ConfigError("normalize_activations", "covariance_whitening", "is estimated from the raw rows; not with an input map");

@@ -223,6 +223,16 @@ class SyntheticModel {
     }
   }
 
+  /// x = Σ c_i d_i + bias + dense (an empty `dense` adds nothing). Public: nvcc refuses a device
+  /// lambda in a private member function.
+  void hidden_of(const SparseBatch<float>& truth, const Matrix<float>& dense, const Matrix<float>& x) const {
+    hidden_from_sparse(truth, features_, bias_, x);
+    if (dense.extent(0) == 0) return;
+    const auto xx = x, dd = dense;
+    for_each_entry(
+        "synthsae::add_dense", x.extent(0), x.extent(1), KOKKOS_LAMBDA(int i, int k) { xx(i, k) += dd(i, k); });
+  }
+
  private:
   void compensate() {
     const auto c = probability_correction_factors(forest_, probabilities_);
@@ -252,14 +262,6 @@ class SyntheticModel {
                          correlation_->diag.size() != n)) {
       throw ShapeError("correlation factors do not match num_features = " + show(n));
     }
-  }
-
-  void hidden_of(const SparseBatch<float>& truth, const Matrix<float>& dense, const Matrix<float>& x) const {
-    hidden_from_sparse(truth, features_, bias_, x);
-    if (dense.extent(0) == 0) return;
-    const auto xx = x, dd = dense;
-    for_each_entry(
-        "synthsae::add_dense", x.extent(0), x.extent(1), KOKKOS_LAMBDA(int i, int k) { xx(i, k) += dd(i, k); });
   }
 
   /// Total variance of the sparse part, Σ_k Var(x_k), on 16,384 samples of the default stream
