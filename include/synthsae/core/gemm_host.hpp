@@ -9,6 +9,9 @@
 #include <cstddef>
 
 #include <Eigen/Core>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 namespace synthsae::gemm_impl {
 
@@ -72,6 +75,12 @@ void panel_product(bool trans_a, bool trans_b, std::size_t k, T alpha, const Row
     eigen_product(A.middleCols(I(r0), I(rows)).transpose(), B.middleRows(I(c0), I(cols)).transpose(), alpha, beta, C, k);
 }
 
+/// Below this many multiply-adds (m n k) a product runs on one thread: a thread team costs more
+/// than it saves there, and on a loaded machine (ctest -j2, a sweep) a waiting team member can
+/// stall a short product for a whole scheduler slice (measured: the L0 autotuner test took 297 s
+/// beside another test and 28 s alone, with products of 256 x 64 x 32).
+inline constexpr double gemm_parallel_min_work = double(1 << 22);
+
 template <class T>
 void host_gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, T alpha,
                const RowMajorOperand<T>& a, const RowMajorOperand<T>& b, T beta, const RowMajorOperand<T>& c) {
@@ -80,16 +89,29 @@ void host_gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::si
   const bool by_rows = m >= n;
   const std::size_t extent = by_rows ? m : n, step = gemm_panel_size(extent);
   const auto panels = static_cast<long>((extent + step - 1) / step);
-  // Always inside a parallel region, even for one panel: Eigen then runs single-threaded with
-  // its one-thread blocking, so a short product does not change bits with the thread count either.
-#pragma omp parallel for schedule(dynamic, 1)
-  for (long p = 0; p < panels; ++p) {
+  auto run_panel = [&](long p) {
     const std::size_t first = static_cast<std::size_t>(p) * step, size = std::min(step, extent - first);
     if (by_rows)
       panel_product(trans_a, trans_b, k, alpha, a, b, beta, c, first, size, 0, n);
     else
       panel_product(trans_a, trans_b, k, alpha, a, b, beta, c, 0, m, first, size);
+  };
+#ifdef _OPENMP
+  const bool worth_a_team = panels > 1 && double(m) * double(n) * double(k) >= gemm_parallel_min_work;
+  const int team = worth_a_team ? static_cast<int>(std::min<long>(panels, omp_get_max_threads())) : 1;
+  // Eigen threads a product itself unless it sees a team of more than one thread; inside ours it
+  // must not (its blocking depends on its thread count, so the bits would), so every member,
+  // including a team of one, first limits its own nested regions to one thread. That setting
+  // belongs to the region's tasks and ends with it.
+#pragma omp parallel num_threads(team)
+  {
+    omp_set_num_threads(1);
+#pragma omp for schedule(dynamic, 1)
+    for (long p = 0; p < panels; ++p) run_panel(p);
   }
+#else
+  for (long p = 0; p < panels; ++p) run_panel(p);
+#endif
 }
 
 }  // namespace synthsae::gemm_impl
