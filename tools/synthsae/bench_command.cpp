@@ -47,14 +47,6 @@ constexpr const char* kBenchUsage =
     "                     SAELens's layout)\n"
     "The table shows each run's target L0 and the L0 it reached on the evaluation samples.\n";
 
-std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream in(s);
-  for (std::string item; std::getline(in, item, ',');)
-    if (!item.empty()) out.push_back(item);
-  return out;
-}
-
 struct Row {
   std::string arch;
   double l0 = 0;
@@ -98,7 +90,7 @@ int run_bench(const std::vector<std::string>& argv) {
     if (!args.has("--out")) throw UsageError("--out is required");
     const std::string preset_name = args.text("--preset").value_or("cpu-1k");
     const auto archs =
-        split(args.text("--archs").value_or("batchtopk,matryoshka_batchtopk,jumprelu,standard,matching_pursuit"));
+        split_list(args.text("--archs").value_or("batchtopk,matryoshka_batchtopk,jumprelu,standard,matching_pursuit"), true);
     for (const auto& a : archs) {
       if (!architectures::known(a)) {
         throw UsageError("--archs: unknown architecture '" + a + "' (" + architectures::name_list() + ")");
@@ -106,17 +98,10 @@ int run_bench(const std::vector<std::string>& argv) {
     }
     if (archs.empty()) throw UsageError("--archs: empty list");
     std::vector<double> l0s;
-    for (const auto& t : split(args.text("--l0").value_or("8"))) {
-      std::size_t used = 0;
-      double v = 0;
-      try {
-        v = std::stod(t, &used);
-      } catch (const std::exception&) {
-        used = 0;
-      }
-      if (used != t.size() || !(v >= 1 && v <= 4096) || std::floor(v) != v)
-        throw UsageError("--l0: '" + t + "' is not an integer in [1, 4096]");
-      l0s.push_back(v);
+    for (const auto& t : split_list(args.text("--l0").value_or("8"), true)) {
+      const auto v = parse_number(t, 1, 4096);
+      if (!v || std::floor(*v) != *v) throw UsageError("--l0: '" + t + "' is not an integer in [1, 4096]");
+      l0s.push_back(*v);
     }
     if (l0s.empty()) throw UsageError("--l0: empty list");
     const int seeds = static_cast<int>(args.integer("--seeds", 1, 100).value_or(1));

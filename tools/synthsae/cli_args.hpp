@@ -19,6 +19,40 @@ class UsageError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+/// The items of a comma-separated list; empty items are kept (the caller refuses them) unless
+/// `skip_empty`.
+inline std::vector<std::string> split_list(const std::string& text, bool skip_empty = false) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (true) {
+    const std::size_t comma = text.find(',', start);
+    std::string item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    if (!(skip_empty && item.empty())) out.push_back(std::move(item));
+    if (comma == std::string::npos) return out;
+    start = comma + 1;
+  }
+}
+
+/// `text` as a finite number in [lo, hi] (all of it: "1x" is not a number), else nullopt.
+inline std::optional<double> parse_number(const std::string& text, double lo, double hi) {
+  std::size_t used = 0;
+  double v = 0;
+  try {
+    v = std::stod(text, &used);
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+  if (used == 0 || used != text.size() || !std::isfinite(v) || v < lo || v > hi) return std::nullopt;
+  return v;
+}
+
+/// A list item or a spec's field as a number in [lo, hi]: UsageError "FLAG = TEXT: ..." otherwise.
+inline double number_in(const std::string& flag, const std::string& text, double lo, double hi) {
+  if (const auto v = parse_number(text, lo, hi)) return *v;
+  if (!parse_number(text, -HUGE_VAL, HUGE_VAL)) throw UsageError(flag + " = " + text + ": not a number");
+  throw UsageError(flag + " = " + text + ": must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+}
+
 class Args {
  public:
   /// `valued`: flags that take a value; `switches`: flags that do not; `repeatable`: valued
@@ -89,17 +123,7 @@ class Args {
   std::optional<double> number(const std::string& flag, double lo, double hi) const {
     const auto t = text(flag);
     if (!t) return std::nullopt;
-    std::size_t used = 0;
-    double v = 0;
-    try {
-      v = std::stod(*t, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used != t->size() || !std::isfinite(v)) throw UsageError(flag + " = " + *t + ": not a number");
-    if (v < lo || v > hi)
-      throw UsageError(flag + " = " + *t + ": must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
-    return v;
+    return number_in(flag, *t, lo, hi);
   }
 
  private:

@@ -14,13 +14,12 @@
 
 #include <synthsae/analysis/dark_matter.hpp>
 #include <synthsae/analysis/noise_injection.hpp>
-#include <synthsae/saelens/sae_directory.hpp>
-#include <synthsae/saelens/sae_npy.hpp>
 
 #include "cli_args.hpp"
 #include "commands.hpp"
 #include "darkmatter_plots.hpp"
 #include "output_dir.hpp"
+#include "sae_arg.hpp"
 #include "train_request.hpp"
 #include "world_arg.hpp"
 
@@ -70,19 +69,6 @@ constexpr const char* kUsage =
     "                       [,samples=N][,batch=N][,lr=X][,seed=N][,fit=N][,score=N]; saved under\n"
     "                       OUT/error_saes/\n"
     "  --chunk N            rows per chunk (default 4096)\n";
-
-/// An SAE directory in either layout.
-InferenceSae load_any_sae(const std::string& dir) {
-  if (std::filesystem::exists(std::filesystem::path(dir) / "cfg.json")) return saelens::load_sae(dir);
-  if (std::filesystem::exists(std::filesystem::path(dir) / "W_enc.npy")) return saelens::load_sae_npy(dir);
-  throw IoError(dir, "holds neither cfg.json (SAELens's layout) nor W_enc.npy");
-}
-
-std::string short_label(const std::string& path) {
-  auto p = std::filesystem::path(path);
-  if (p.filename().empty()) p = p.parent_path();
-  return p.filename().string();
-}
 
 void write_plots(const std::filesystem::path& dir, const analysis::DarkMatterReport& r) {
   const auto& b = r.breakdown;

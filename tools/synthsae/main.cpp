@@ -3,6 +3,7 @@
 //   synthsae train ...   train an SAE; synthsae eval ...: evaluate a saved one
 //   synthsae bench ...   several architectures at several L0s; synthsae architectures: the list
 //   synthsae darkmatter  the dark-matter error decomposition of one or more SAEs
+//   synthsae tegum       the tegum-factor hypothesis on the toy model of superposition
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -26,6 +27,8 @@ constexpr const char* kUsage =
     "  architectures  the SAE architectures train and bench accept, as a table\n"
     "  darkmatter     split SAE error into linear and nonlinear parts (Engels et al.), with\n"
     "           ground truth on synthetic worlds; on your own .npy activations too\n"
+    "  tegum    the tegum-factor hypothesis: do features that never fire together share a\n"
+    "           low-dimensional subspace in a compressor? (toy model of superposition)\n"
     "\n"
     "Run 'synthsae <command> --help' for the options of a command.\n"
     "Kokkos options (--kokkos-num-threads=N, ...) are accepted before the command.\n";
@@ -55,6 +58,7 @@ int main(int argc, char* argv[]) {
   if (command == "bench") return synthsae::cli::run_bench(args);
   if (command == "architectures") return synthsae::cli::run_architectures(args);
   if (command == "darkmatter") return synthsae::cli::run_darkmatter(args);
+  if (command == "tegum") return synthsae::cli::run_tegum(args);
   std::fprintf(stderr, "synthsae: unknown command '%s'\n\n%s", command.c_str(), kUsage);
   return 2;
 }

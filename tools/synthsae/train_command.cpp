@@ -255,22 +255,11 @@ io::Json train_one(TrainRequest a, SyntheticModel& world) {
 
 ErrorSaeSpec parse_error_sae_spec(const std::string& text) {
   auto bad = [&](const std::string& why) { return UsageError("--train-on-errors = " + text + ": " + why); };
-  std::vector<std::string> parts{""};
-  for (char ch : text) {
-    if (ch == ',') parts.emplace_back();
-    else parts.back() += ch;
-  }
+  const std::vector<std::string> parts = split_list(text);
   auto count = [&](const std::string& v, const char* what, double lo, double hi) {
-    std::size_t used = 0;
-    double x = NAN;
-    try {
-      x = std::stod(v, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used == 0 || used != v.size() || !(x >= lo && x <= hi))
-      throw bad(std::string(what) + " '" + v + "' must be a number in [" + show(lo) + ", " + show(hi) + "]");
-    return x;
+    const auto x = parse_number(v, lo, hi);
+    if (!x) throw bad(std::string(what) + " '" + v + "' must be a number in [" + show(lo) + ", " + show(hi) + "]");
+    return *x;
   };
   auto whole = [&](const std::string& v, const char* what, double lo, double hi) {
     const double x = count(v, what, lo, hi);

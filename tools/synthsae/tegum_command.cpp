@@ -1,0 +1,483 @@
+// synthsae tegum: the tegum-factor hypothesis on the toy model of superposition
+// (../shared/reference/dark-matter.md §2.12 (B); docs/tegum.md). Mutex groups against the same
+// features firing independently and with positive correlation; a table, tegum.json and plots.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <unistd.h>
+
+#include <synthsae/io/atomic_file.hpp>
+#include <synthsae/io/json.hpp>
+#include <synthsae/analysis/activation_source.hpp>
+#include <synthsae/tegum/factor_geometry.hpp>
+#include <synthsae/tegum/latent_groups.hpp>
+#include <synthsae/tegum/toy_model.hpp>
+
+#include "cli_args.hpp"
+#include "commands.hpp"
+#include "output_dir.hpp"
+#include "sae_arg.hpp"
+#include "svg_plot.hpp"
+#include "world_arg.hpp"
+
+namespace synthsae::cli {
+
+namespace {
+
+constexpr const char* kUsage =
+    "usage: synthsae tegum --out DIR [options]\n"
+    "\n"
+    "Tests the tegum-factor hypothesis on the toy model of superposition: features come in groups\n"
+    "whose members never fire together (mutex); u_hat = ReLU(W^T W u + b) with a bottleneck of\n"
+    "--hidden dimensions is trained on them and, as controls, on the same features firing\n"
+    "independently and with positive correlation (same marginals). Where each model puts the\n"
+    "interference between features says whether mutual exclusion makes a shared low-dimensional\n"
+    "factor. Prints a table; writes tegum.json and plots into --out (docs/tegum.md).\n"
+    "\n"
+    "  --groups SPEC          GxS (G groups of S members) or S,S,... (default 4x5)\n"
+    "  --ungrouped N          independent features besides the groups (default 0)\n"
+    "  --ungrouped-p X        their firing probability (default 0.05)\n"
+    "  --hidden M             bottleneck width (default 8)\n"
+    "  --q X                  probability that a group fires (default 0.9)\n"
+    "  --zipf S               which member fires: pi_j proportional to (j+1)^-S (default 0: uniform)\n"
+    "  --coactivation LIST    rho_co values for the mutex worlds, e.g. 0,0.1,0.3,1: the share of\n"
+    "                         (row, group) draws made independently (default 0)\n"
+    "  --controls LIST        independent,correlated (default) or none\n"
+    "  --importance-decay X   feature i's loss weight is X^i (default 1)\n"
+    "  --steps N              Adam steps (default 3000)\n"
+    "  --batch N              rows per step (default 1024)\n"
+    "  --lr X                 learning rate (default 0.001)\n"
+    "  --seeds N              runs per setting, seeds 1..N for data and weights (default 3)\n"
+    "  --eval-rows N          fresh rows for the final loss (default 16384)\n"
+    "  --out DIR              tegum.json, interference_*.svg, within_share.svg\n"
+    "\n"
+    "usage: synthsae tegum --sae DIR (--model PRESET|DIR | --activations FILE [--raw-width N]) --out DIR\n"
+    "\n"
+    "The same question on a trained SAE, where no grouping is known: latents that never fire\n"
+    "together on the rows are grouped (greedily, most frequent first), and the decoder's\n"
+    "directions are measured against that grouping and against random groupings of the same sizes.\n"
+    "\n"
+    "  --sae DIR              an SAE in SAELens's layout or as .npy files (W_enc, b_enc, W_dec, b_dec)\n"
+    "  --model PRESET|DIR     rows from a synthetic world's stream, or\n"
+    "  --activations FILE     rows from a .npy file (<f4 or <f2) or, with --raw-width N, raw float32\n"
+    "  --rows N               rows read (default 100000; all of a file's rows at most)\n"
+    "  --min-firing N         latents firing fewer times stay ungrouped (default 20)\n"
+    "  --shuffles N           random groupings in the null (default 100)\n"
+    "  --out DIR              tegum_latents.json, latent_interference.svg\n";
+
+std::vector<int> parse_groups(const std::string& spec) {
+  std::vector<int> sizes;
+  const std::size_t x = spec.find('x');
+  auto whole = [&](const std::string& t, int lo, int hi) {
+    const double v = number_in("--groups", t, lo, hi);
+    if (v != std::floor(v)) throw UsageError("--groups = " + spec + ": " + t + " is not a whole number");
+    return static_cast<int>(v);
+  };
+  if (x != std::string::npos) {
+    sizes.assign(whole(spec.substr(0, x), 1, 100000), whole(spec.substr(x + 1), 1, 100000));
+  } else {
+    for (const auto& t : split_list(spec)) sizes.push_back(whole(t, 1, 100000));
+  }
+  return sizes;
+}
+
+struct Setting {
+  tegum::GroupFiring firing;
+  double coactivation;
+  std::string label() const {
+    std::string l = tegum::name_of(firing);
+    if (firing == tegum::GroupFiring::mutex && coactivation > 0) {
+      char b[32];
+      std::snprintf(b, sizeof b, " rho=%g", coactivation);
+      l += b;
+    }
+    return l;
+  }
+  std::string file_tag() const {
+    std::string l = label();
+    for (auto& c : l)
+      if (c == ' ' || c == '=') c = '_';
+    return l;
+  }
+};
+
+struct RunResult {
+  std::uint64_t seed;
+  double loss;
+  tegum::FactorGeometry geometry;
+  Eigen::MatrixXd w;
+  Eigen::RowVectorXd b;
+};
+
+double mean_of(const std::vector<double>& v) {
+  double s = 0;
+  for (double x : v) s += x;
+  return v.empty() ? NAN : s / double(v.size());
+}
+double sd_of(const std::vector<double>& v) {
+  if (v.size() < 2) return NAN;
+  const double m = mean_of(v);
+  double s = 0;
+  for (double x : v) s += (x - m) * (x - m);
+  return std::sqrt(s / double(v.size() - 1));
+}
+
+io::Json matrix_json(const Eigen::MatrixXd& m) {
+  io::Json rows = io::Json::array();
+  for (Eigen::Index i = 0; i < m.rows(); ++i) {
+    std::vector<double> r(m.cols());
+    for (Eigen::Index j = 0; j < m.cols(); ++j) r[j] = m(i, j);
+    rows.push_back(r);
+  }
+  return rows;
+}
+
+/// NaN as JSON null (nlohmann writes NaN as null anyway; explicit for readers of the code).
+io::Json number_or_null(double v) { return std::isfinite(v) ? io::Json(v) : io::Json(nullptr); }
+
+const std::vector<std::string> kToyFlags{"--groups", "--ungrouped", "--ungrouped-p", "--hidden", "--q", "--zipf",
+                                          "--coactivation", "--controls", "--importance-decay", "--steps", "--batch",
+                                          "--lr", "--seeds", "--eval-rows"};
+const std::vector<std::string> kSaeFlags{"--sae", "--model", "--activations", "--raw-width", "--rows", "--min-firing",
+                                         "--shuffles"};
+
+int run_latents(const Args& args, const std::string& out_dir);
+
+int run_toy(const Args& args, const std::string& out_dir) {
+  {
+
+    tegum::MutexGroupsConfig groups;
+    groups.group_sizes = parse_groups(args.text("--groups").value_or("4x5"));
+    groups.ungrouped_features = static_cast<int>(args.integer("--ungrouped", 0, 1000000).value_or(0));
+    groups.ungrouped_probability = args.number("--ungrouped-p", 1e-9, 1).value_or(0.05);
+    groups.group_probability = args.number("--q", 1e-9, 1).value_or(0.9);
+    groups.member_zipf_exponent = args.number("--zipf", 0, 100).value_or(0);
+    tegum::ToyModelConfig toy;
+    toy.hidden = static_cast<int>(args.integer("--hidden", 1, 100000).value_or(8));
+    toy.importance_decay = args.number("--importance-decay", 1e-9, 1).value_or(1.0);
+    toy.steps = args.integer("--steps", 1, 1L << 40).value_or(3000);
+    toy.batch = static_cast<int>(args.integer("--batch", 1, 1 << 24).value_or(1024));
+    toy.lr = args.number("--lr", 1e-12, 9.99).value_or(1e-3);
+    const int seeds = static_cast<int>(args.integer("--seeds", 1, 1000).value_or(3));
+    const int eval_rows = static_cast<int>(args.integer("--eval-rows", 1, 1 << 24).value_or(16384));
+    const long features = static_cast<long>(groups.num_features());
+    if (features * toy.hidden > 100000000L)
+      throw UsageError("--groups/--hidden: " + std::to_string(features) + " features x " + std::to_string(toy.hidden) +
+                       " dimensions is beyond what the toy model is for (1e8 weights)");
+
+    std::vector<Setting> settings;
+    for (const auto& t : split_list(args.text("--coactivation").value_or("0")))
+      settings.push_back({tegum::GroupFiring::mutex, number_in("--coactivation", t, 0, 1)});
+    const std::string controls = args.text("--controls").value_or("independent,correlated");
+    if (controls != "none")
+      for (const auto& t : split_list(controls)) {
+        if (t != "independent" && t != "correlated")
+          throw UsageError("--controls = " + controls + ": '" + t + "' is not independent, correlated or none");
+        settings.push_back({tegum::group_firing_from(t), 0.0});
+      }
+    for (std::size_t a = 0; a < settings.size(); ++a)
+      for (std::size_t b = a + 1; b < settings.size(); ++b)
+        if (settings[a].label() == settings[b].label())
+          throw UsageError("--coactivation/--controls: " + settings[a].label() + " given twice");
+    try {
+      groups.validate();
+      toy.validate();
+    } catch (const ConfigError& e) {
+      throw UsageError(e.what());
+    }
+
+    try {
+      StagedDirectory out(out_dir);
+      const auto start = std::chrono::steady_clock::now();
+      const bool tty = ::isatty(2);
+      std::vector<std::vector<RunResult>> results(settings.size());
+      for (std::size_t s = 0; s < settings.size(); ++s)
+        for (int seed = 1; seed <= seeds; ++seed) {
+          tegum::MutexGroupsConfig g = groups;
+          g.firing = settings[s].firing;
+          g.coactivation = settings[s].coactivation;
+          g.seed = std::uint64_t(seed);
+          const tegum::MutexGroupSampler sampler(g);
+          tegum::ToyModelConfig t = toy;
+          t.seed = std::uint64_t(seed);
+          const auto model = tegum::train_toy_model(
+              sampler, t,
+              [&](const tegum::ToyTrainingProgress& p) {
+                std::fprintf(stderr, tty ? "\r  %-22s seed %d  step %8ld / %ld  loss %.5f  %6.1f s   "
+                                         : "  %-22s seed %d  step %8ld / %ld  loss %.5f  %6.1f s\n",
+                             settings[s].label().c_str(), seed, p.step, p.steps, p.loss, seconds_since(start));
+              },
+              std::max<long>(1, toy.steps / 10));
+          // The final loss on rows training never saw (rows from 2^40 on).
+          const double loss = model.loss(tegum::sample_matrix(sampler, std::uint64_t(1) << 40, eval_rows));
+          results[s].push_back(
+              {std::uint64_t(seed), loss, tegum::factor_geometry(model.w().transpose(), sampler.group_of()), model.w(), model.b()});
+        }
+      if (tty) std::fputs("\n", stderr);
+
+      io::Json json;
+      json["config"] = {{"group_sizes", groups.group_sizes},
+                        {"ungrouped_features", groups.ungrouped_features},
+                        {"ungrouped_probability", groups.ungrouped_probability},
+                        {"group_probability", groups.group_probability},
+                        {"member_zipf_exponent", groups.member_zipf_exponent},
+                        {"hidden", toy.hidden},
+                        {"importance_decay", toy.importance_decay},
+                        {"steps", toy.steps},
+                        {"batch", toy.batch},
+                        {"lr", toy.lr},
+                        {"seeds", seeds},
+                        {"eval_rows", eval_rows}};
+      json["settings"] = io::Json::array();
+      std::printf("%-22s %6s %14s %7s %10s %10s %7s %6s %9s %11s\n", "firing", "seeds", "within share", "chance",
+                  "eff. rank", "overlap", "dim.", "repr.", "loss", "best share");
+      for (std::size_t s = 0; s < settings.size(); ++s) {
+        std::vector<double> share, chance, rank, overlap, dim, repr, loss;
+        io::Json runs = io::Json::array();
+        for (const auto& r : results[s]) {
+          const auto& g = r.geometry;
+          share.push_back(g.mean_within_share), chance.push_back(g.mean_chance), rank.push_back(g.mean_effective_rank);
+          overlap.push_back(g.mean_cross_overlap), dim.push_back(g.mean_dimensionality), repr.push_back(g.represented);
+          loss.push_back(r.loss);
+          io::Json shares = io::Json::array();
+          for (double v : g.within_share) shares.push_back(number_or_null(v));
+          runs.push_back({{"seed", r.seed},
+                          {"loss", r.loss},
+                          {"mean_within_share", number_or_null(g.mean_within_share)},
+                          {"mean_chance", number_or_null(g.mean_chance)},
+                          {"mean_dimensionality", number_or_null(g.mean_dimensionality)},
+                          {"mean_effective_rank", g.mean_effective_rank},
+                          {"mean_cross_overlap", number_or_null(g.mean_cross_overlap)},
+                          {"represented", g.represented},
+                          {"norm", g.norm},
+                          {"dimensionality", g.dimensionality},
+                          {"within_share", shares},
+                          {"group_effective_rank", g.effective_rank},
+                          {"group_rank", g.rank},
+                          {"overlap", matrix_json(g.overlap)},
+                          {"W", matrix_json(r.w)},
+                          {"b", std::vector<double>(r.b.data(), r.b.data() + r.b.size())}});
+        }
+        auto summary = [&](const std::vector<double>& v) {
+          return io::Json{{"mean", number_or_null(mean_of(v))}, {"sd", number_or_null(sd_of(v))}};
+        };
+        // Toy models have local optima: the run of lowest loss is the one the model class prefers.
+        std::size_t best = 0;
+        for (std::size_t k = 1; k < results[s].size(); ++k)
+          if (results[s][k].loss < results[s][best].loss) best = k;
+        const auto& bg = results[s][best].geometry;
+        json["settings"].push_back({{"firing", tegum::name_of(settings[s].firing)},
+                                    {"best_run",
+                                     {{"seed", results[s][best].seed},
+                                      {"loss", results[s][best].loss},
+                                      {"within_share", number_or_null(bg.mean_within_share)},
+                                      {"effective_rank", bg.mean_effective_rank},
+                                      {"cross_overlap", number_or_null(bg.mean_cross_overlap)}}},
+                                    {"coactivation", settings[s].coactivation},
+                                    {"label", settings[s].label()},
+                                    {"within_share", summary(share)},
+                                    {"chance", mean_of(chance)},
+                                    {"effective_rank", summary(rank)},
+                                    {"cross_overlap", summary(overlap)},
+                                    {"dimensionality", summary(dim)},
+                                    {"represented", summary(repr)},
+                                    {"loss", summary(loss)},
+                                    {"runs", runs}});
+        char share_text[40];
+        std::snprintf(share_text, sizeof share_text, seeds > 1 ? "%.3f +- %.3f" : "%.3f", mean_of(share), sd_of(share));
+        std::printf("%-22s %6d %14s %7.3f %10.2f %10.3f %7.3f %6.1f %9.5f %11.3f\n", settings[s].label().c_str(), seeds,
+                    share_text, mean_of(chance), mean_of(rank), mean_of(overlap), mean_of(dim), mean_of(repr),
+                    mean_of(loss), bg.mean_within_share);
+
+        // |cos| between the learned directions of the first seed, features in group order.
+        const auto& w = results[s].front().w;
+        const int n = static_cast<int>(w.cols());
+        std::vector<double> cells(std::size_t(n) * n);
+        for (int i = 0; i < n; ++i)
+          for (int j = 0; j < n; ++j) {
+            const double ni = w.col(i).norm(), nj = w.col(j).norm();
+            cells[std::size_t(i) * n + j] = ni > 0 && nj > 0 ? std::fabs(w.col(i).dot(w.col(j))) / (ni * nj) : 0.0;
+          }
+        write_heatmap(out.path() / ("interference_" + settings[s].file_tag() + ".svg"),
+                      "|cos(W_i, W_j)|, " + settings[s].label() + ", seed 1", "feature j (group order)",
+                      "feature i", cells, n, n);
+      }
+      // Within-group share against the co-activation dial (when there is a sweep), controls as flat lines.
+      std::vector<double> rhos;
+      std::vector<Series> series{{"mutex (rho_co)", {}, {}}};
+      for (std::size_t s = 0; s < settings.size(); ++s)
+        if (settings[s].firing == tegum::GroupFiring::mutex) {
+          std::vector<double> share;
+          for (const auto& r : results[s]) share.push_back(r.geometry.mean_within_share);
+          series[0].x.push_back(settings[s].coactivation), series[0].y.push_back(mean_of(share));
+        }
+      if (series[0].x.size() > 1) {
+        const double lo = *std::min_element(series[0].x.begin(), series[0].x.end());
+        const double hi = *std::max_element(series[0].x.begin(), series[0].x.end());
+        for (std::size_t s = 0; s < settings.size(); ++s)
+          if (settings[s].firing != tegum::GroupFiring::mutex) {
+            std::vector<double> share;
+            for (const auto& r : results[s]) share.push_back(r.geometry.mean_within_share);
+            series.push_back({settings[s].label(), {lo, hi}, {mean_of(share), mean_of(share)}});
+          }
+        series.push_back({"chance", {lo, hi}, {results[0].front().geometry.mean_chance, results[0].front().geometry.mean_chance}});
+        write_line_charts(out.path() / "within_share.svg", "co-activation rho_co",
+                          {{"within-group interference share", series}});
+      }
+      json["seconds"] = seconds_since(start);
+      io::write_file_atomically(out.path() / "tegum.json", [&](std::ostream& o) { o << json.dump(2) << "\n"; });
+      out.commit();
+      std::printf("wrote %s/tegum.json and plots (%.1f s)\n", out_dir.c_str(), seconds_since(start));
+      return 0;
+    } catch (const UsageError&) {
+      throw;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "synthsae tegum: %s\n", e.what());
+      return 1;
+    }
+  }
+}
+
+int run_latents(const Args& args, const std::string& out_dir) {
+  for (const auto& f : kToyFlags)
+    if (args.has(f)) throw UsageError(f + " sets up the toy model; it does not go with --sae");
+  if (args.has("--model") == args.has("--activations")) throw UsageError("--sae needs exactly one of --model and --activations");
+  if (args.has("--raw-width") && !args.has("--activations")) throw UsageError("--raw-width goes with --activations");
+  const auto rows_wanted = static_cast<std::uint64_t>(args.integer("--rows", 1, std::int64_t(1) << 40).value_or(100000));
+  tegum::LatentGroupOptions opt;
+  opt.min_firing = static_cast<double>(args.integer("--min-firing", 1, std::int64_t(1) << 40).value_or(20));
+  opt.shuffles = static_cast<int>(args.integer("--shuffles", 2, 100000).value_or(100));
+  const std::string sae_dir = *args.text("--sae");
+  try {
+    const auto start = std::chrono::steady_clock::now();
+    InferenceSae sae = load_any_sae(sae_dir);
+    std::unique_ptr<SyntheticModel> world;
+    std::unique_ptr<analysis::ActivationSource> source;
+    if (args.has("--model")) {
+      world = std::make_unique<SyntheticModel>(world_from_argument(*args.text("--model")));
+      source = std::make_unique<analysis::SyntheticSource>(*world, rows_wanted);
+    } else {
+      analysis::FileSourceOptions fo;
+      fo.activations = *args.text("--activations");
+      fo.raw_width = static_cast<std::size_t>(args.integer("--raw-width", 1, 1 << 24).value_or(0));
+      source = std::make_unique<analysis::FileSource>(fo);
+    }
+    if (source->dim() != sae.input_dim())
+      throw ShapeError("--sae " + sae_dir + " reads " + show(sae.input_dim()) + "-dimensional rows; the rows have " +
+                       show(source->dim()));
+    StagedDirectory out(out_dir);
+    const std::uint64_t rows = std::min<std::uint64_t>(rows_wanted, source->rows());
+    const std::size_t latents = sae.num_latents(), chunk = 4096;
+    tegum::LatentCoactivation co(latents);
+    analysis::ActivationChunk c;
+    Matrix<float> z;
+    const bool tty = ::isatty(2);
+    for (std::uint64_t first = 0; first < rows; first += chunk) {
+      const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(chunk, rows - first));
+      source->read(first, n, c);
+      if (z.extent(0) != n) z = Matrix<float>("tegum_codes", n, latents);
+      sae.encode(c.x, z);
+      co.add(z);
+      std::fprintf(stderr, tty ? "\r  co-activation %10llu / %llu rows  %6.1f s   " : "  co-activation %10llu / %llu rows  %6.1f s\n",
+                   static_cast<unsigned long long>(first + n), static_cast<unsigned long long>(rows), seconds_since(start));
+    }
+    if (tty) std::fputs("\n", stderr);
+    auto w_dec = Kokkos::create_mirror_view_and_copy(HostSpace(), sae.params.w_dec);
+    Eigen::MatrixXd decoder(latents, sae.input_dim());
+    for (std::size_t i = 0; i < latents; ++i)
+      for (std::size_t k = 0; k < sae.input_dim(); ++k) decoder(i, k) = w_dec(i, k);
+    const tegum::LatentGroupReport r = tegum::analyse_latent_groups(decoder, co.counts(), co.rows(), opt);
+
+    io::Json groups = io::Json::array();
+    std::vector<std::vector<int>> members(r.groups);
+    for (int i = 0; i < r.latents; ++i)
+      if (r.group_of[i] >= 0) members[r.group_of[i]].push_back(i);
+    for (int g = 0; g < r.groups; ++g)
+      groups.push_back({{"latents", members[g]},
+                        {"effective_rank", r.geometry.effective_rank[g]},
+                        {"rank", r.geometry.rank[g]}});
+    io::Json json{{"sae", sae_dir},
+                  {"source", source->describe()},
+                  {"rows", r.rows},
+                  {"latents", r.latents},
+                  {"min_firing", opt.min_firing},
+                  {"eligible_latents", r.eligible},
+                  {"grouped_latents", r.grouped},
+                  {"groups", r.groups},
+                  {"largest_group", r.largest_group},
+                  {"within_share", number_or_null(r.geometry.mean_within_share)},
+                  {"chance", number_or_null(r.geometry.mean_chance)},
+                  {"null_within_share", {{"mean", r.null_share_mean}, {"sd", r.null_share_sd}, {"shuffles", opt.shuffles}}},
+                  {"within_share_z", r.share_z},
+                  {"effective_rank", r.geometry.mean_effective_rank},
+                  {"null_effective_rank", {{"mean", r.null_rank_mean}, {"sd", r.null_rank_sd}}},
+                  {"effective_rank_z", r.rank_z},
+                  {"cross_overlap", number_or_null(r.geometry.mean_cross_overlap)},
+                  {"group_list", groups},
+                  {"seconds", seconds_since(start)}};
+    // |cos| between the decoder rows of grouped latents, in group order (the first 256).
+    std::vector<int> order;
+    for (const auto& m : members)
+      for (int i : m)
+        if (order.size() < 256) order.push_back(i);
+    if (!order.empty()) {
+      const std::size_t k = order.size();
+      std::vector<double> cells(k * k);
+      for (std::size_t a = 0; a < k; ++a)
+        for (std::size_t b = 0; b < k; ++b) {
+          const double na = decoder.row(order[a]).norm(), nb = decoder.row(order[b]).norm();
+          cells[a * k + b] = na > 0 && nb > 0 ? std::fabs(decoder.row(order[a]).dot(decoder.row(order[b]))) / (na * nb) : 0.0;
+        }
+      write_heatmap(out.path() / "latent_interference.svg", "|cos| of decoder rows, never-co-active groups in order",
+                    "latent (group order)", "latent", cells, k, k);
+    }
+    io::write_file_atomically(out.path() / "tegum_latents.json", [&](std::ostream& o) { o << json.dump(2) << "\n"; });
+    out.commit();
+    std::printf("%s on %llu rows: %d of %d latents fire >= %g times; %d grouped in %d never-co-active groups (largest %d)\n",
+                short_label(sae_dir).c_str(), static_cast<unsigned long long>(r.rows), r.eligible, r.latents, opt.min_firing,
+                r.grouped, r.groups, r.largest_group);
+    std::printf("within-group interference share %.3f (chance %.3f; random groupings %.3f +- %.3f; z = %.1f)\n",
+                r.geometry.mean_within_share, r.geometry.mean_chance, r.null_share_mean, r.null_share_sd, r.share_z);
+    std::printf("effective rank per group %.2f (random groupings %.2f +- %.2f; z = %.1f)\n", r.geometry.mean_effective_rank,
+                r.null_rank_mean, r.null_rank_sd, r.rank_z);
+    std::printf("wrote %s/tegum_latents.json (%.1f s)\n", out_dir.c_str(), seconds_since(start));
+    return 0;
+  } catch (const UsageError&) {
+    throw;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "synthsae tegum: %s\n", e.what());
+    return 1;
+  }
+}
+
+}  // namespace
+
+int run_tegum(const std::vector<std::string>& argv) {
+  try {
+    std::set<std::string> valued(kToyFlags.begin(), kToyFlags.end());
+    valued.insert(kSaeFlags.begin(), kSaeFlags.end());
+    valued.insert("--out");
+    const Args args(argv, valued, {});
+    if (args.help()) {
+      std::fputs(kUsage, stdout);
+      return 0;
+    }
+    if (!args.has("--out")) throw UsageError("--out is required");
+    const std::string out_dir = *args.text("--out");
+    if (args.has("--sae")) return run_latents(args, out_dir);
+    for (const auto& f : kSaeFlags)
+      if (args.has(f)) throw UsageError(f + " goes with --sae");
+    return run_toy(args, out_dir);
+  } catch (const UsageError& e) {
+    std::fprintf(stderr, "synthsae tegum: %s\n\n%s", e.what(), kUsage);
+    return 2;
+  }
+}
+
+}  // namespace synthsae::cli
