@@ -63,6 +63,31 @@ expect 2 "exactly one of --model and --activations" -- "$bin" tegum --sae "$work
 expect 2 "--rows goes with --sae" -- "$bin" tegum --rows 10 --out "$work/bad"
 expect 1 "neither cfg.json" -- "$bin" tegum --sae "$work" --model tiny --out "$work/bad"
 
+# A world with its features in tegum factors, saved in SAELens's layout with its ground truth; an
+# SAE trained on it is scored against the true factors.
+"$bin" tegum --save-world "$work/world" --hidden 12 --groups 4x3 --subspace-dim 2 --q 0.8 >/dev/null 2>"$work/w.err" ||
+  fail "--save-world failed: $(tail -2 "$work/w.err")"
+for f in synthetic_model_config.json synthetic_model.safetensors hierarchy.json tegum_groups.json; do
+  [ -s "$work/world/$f" ] || fail "the saved world lacks $f"
+done
+"$bin" train --model "$work/world" --arch topk --k 4 --width 16 --samples 100000 --batch 256 --lr 3e-3 --eval-samples 2048 \
+  --out "$work/wsae" >/dev/null 2>"$work/wtrain.err" || fail "train on the tegum world failed: $(tail -2 "$work/wtrain.err")"
+"$bin" tegum --sae "$work/wsae" --model "$work/world" --rows 8000 --shuffles 10 --out "$work/wlat" >"$work/wlat.txt" 2>&1 ||
+  fail "tegum --sae on the tegum world failed: $(tail -3 "$work/wlat.txt")"
+python3 - "$work/wlat/tegum_latents.json" <<'PY' || fail "tegum_latents.json lacks the true factors"
+import json, sys
+t = json.load(open(sys.argv[1]))["true_factors"]
+assert len(t["groups"]) == 4
+for k in ("max_cos", "subspace", "f1", "sibling_confusion", "fvu_in_factor", "error_share"):
+    assert k in t["mean"], k
+assert 0 < t["mean"]["max_cos"] <= 1 and 0 <= t["mean"]["subspace"] <= 1 + 1e-9
+PY
+grep -q "true factors" "$work/wlat.txt" || fail "no true-factor line in the summary"
+expect 2 "needs --hidden" -- "$bin" tegum --save-world "$work/bad"
+expect 2 "subspace_dims" -- "$bin" tegum --save-world "$work/bad" --hidden 4 --groups 3x3 --subspace-dim 2
+expect 2 "--independent goes with --save-world" -- "$bin" tegum --independent --out "$work/bad"
+expect 2 "--placement" -- "$bin" tegum --save-world "$work/bad" --hidden 12 --placement diagonal
+
 expect 2 "--groups = 4y5" -- "$bin" tegum --groups 4y5 --out "$work/bad"
 expect 2 "--q = 1.5" -- "$bin" tegum --q 1.5 --out "$work/bad"
 expect 2 "--coactivation = 2" -- "$bin" tegum --coactivation 0,2 --out "$work/bad"

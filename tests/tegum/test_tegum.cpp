@@ -10,8 +10,10 @@
 
 #include "synthsae/tegum/factor_geometry.hpp"
 #include "synthsae/tegum/factor_placement.hpp"
+#include "synthsae/tegum/factor_recovery.hpp"
 #include "synthsae/tegum/latent_groups.hpp"
 #include "synthsae/tegum/mutex_groups.hpp"
+#include "synthsae/tegum/tegum_world.hpp"
 #include "synthsae/tegum/toy_model.hpp"
 
 using namespace synthsae;
@@ -373,4 +375,96 @@ TEST_CASE("latent groups of an SAE: never-co-active latents in shared planes sta
   CHECK(null_rep.groups == 4);
   CHECK(std::fabs(null_rep.share_z) < 4);
   CHECK_THROWS_AS(analyse_latent_groups(random.directions, counts.topLeftCorner(5, 5), 1, opt), ShapeError);
+}
+
+namespace {
+
+/// Fired features of rows [first, first + rows) of a world, as a dense 0/1 matrix.
+Eigen::MatrixXd fired_matrix(SyntheticModel& world, std::uint64_t first, int rows) {
+  SparseBatch<float> truth;
+  world.sample_features_at(truth, first, static_cast<std::size_t>(rows));
+  const auto ids = Kokkos::create_mirror_view_and_copy(HostSpace(), truth.ids);
+  const auto counts = Kokkos::create_mirror_view_and_copy(HostSpace(), truth.counts);
+  Eigen::MatrixXd f = Eigen::MatrixXd::Zero(rows, world.num_features());
+  for (int r = 0; r < rows; ++r)
+    for (int q = 0; q < counts(r); ++q) f(r, ids(r, q)) = 1;
+  return f;
+}
+
+}  // namespace
+
+TEST_CASE("tegum worlds: mutex groups through the hierarchy keep the marginals q/S; the control co-fires",
+          "[tegum][world]") {
+  TegumWorldConfig cfg;
+  cfg.group_sizes = {5, 5, 4};
+  cfg.ungrouped = 3;
+  cfg.hidden_dim = 16;
+  cfg.group_probability = 0.6;
+  cfg.geometry.subspace_dims = {3, 3, 2};
+  cfg.geometry.seed = 2;
+  cfg.seed = 5;
+  TegumWorld mutex = make_tegum_world(cfg);
+  cfg.mutually_exclusive = false;
+  TegumWorld independent = make_tegum_world(cfg);
+  REQUIRE(mutex.model.num_features() == 17);
+  CHECK(mutex.group_of == std::vector<int>{0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 2, 2, 2, 2, -1, -1, -1});
+  const int rows = 40000;
+  const Eigen::MatrixXd fm = fired_matrix(mutex.model, 0, rows), fi = fired_matrix(independent.model, 0, rows);
+  // Rates within 5 binomial SE; the probabilities are stored in float, hence the 1e-6.
+  for (int i = 0; i < 14; ++i) {
+    const double p = 0.6 / (i < 10 ? 5 : 4), tol = five_se(p, rows) + 1e-6;
+    CHECK(std::fabs(fm.col(i).mean() - p) < tol);
+    CHECK(std::fabs(fi.col(i).mean() - p) < tol);
+  }
+  for (int i = 14; i < 17; ++i) CHECK(std::fabs(fm.col(i).mean() - 0.05) < five_se(0.05, rows));
+  int most = 0;
+  double pair_independent = 0;
+  for (int r = 0; r < rows; ++r) {
+    most = std::max(most, int(fm.row(r).segment(0, 5).sum()));
+    pair_independent += fi(r, 0) * fi(r, 1) / rows;
+  }
+  CHECK(most == 1);
+  CHECK(std::fabs(pair_independent - 0.12 * 0.12) < five_se(0.12 * 0.12, rows));
+  // The dictionary is place_factors': the world's feature vectors are the ground truth's directions.
+  const auto fv = Kokkos::create_mirror_view_and_copy(HostSpace(), mutex.model.feature_vectors());
+  double worst = 0;
+  for (int i = 0; i < 17; ++i)
+    for (int k = 0; k < 16; ++k) worst = std::max(worst, std::fabs(fv(i, k) - mutex.dictionary.directions(i, k)));
+  CHECK(worst < 1e-7);
+  cfg.group_sizes = {5, 1};
+  CHECK_THROWS_AS(make_tegum_world(cfg), ConfigError);
+}
+
+TEST_CASE("factor recovery by hand: matching, subspace angles, F1, sibling confusion, FVU inside each factor",
+          "[tegum][world]") {
+  // Features e0, e1 (group 0, Q_0 = span(e0, e1)) and e2, e3 (group 1, Q_1 = span(e2, e3)).
+  const Eigen::MatrixXd truth = Eigen::MatrixXd::Identity(4, 4);
+  std::vector<Eigen::MatrixXd> q{truth.leftCols(2), truth.rightCols(2)};
+  // Latent 2 is e2 tilted towards e0: cos(e2, w2) = 0.5, cos(e0, w2) = 0.866 < cos(e0, w0) = 1.
+  Eigen::MatrixXd dec = truth;
+  dec.row(2) << std::sqrt(0.75), 0, 0.5, 0;
+  FactorRecovery rec(truth, {0, 0, 1, 1}, q, dec);
+  CHECK(rec.matched_latent() == std::vector<int>{0, 1, 2, 3});
+  // Four rows: {e0} exact; {e1, e2} with latent 2 silent; {e3} with latent 2 firing too; nothing.
+  Eigen::MatrixXd x = Eigen::MatrixXd::Zero(4, 4), xh = x, z = x, fired = x;
+  x(0, 0) = 1, xh(0, 0) = 1, z(0, 0) = 1, fired(0, 0) = 1;
+  x(1, 1) = x(1, 2) = 1, xh(1, 1) = 1, z(1, 1) = 1, fired(1, 1) = fired(1, 2) = 1;
+  x(2, 3) = 1, xh(2, 3) = 1, z(2, 3) = 1, z(2, 2) = 0.3, fired(2, 3) = 1;
+  rec.add(x.topRows(2), xh.topRows(2), z.topRows(2), fired.topRows(2));  // two chunks
+  rec.add(x.bottomRows(2), xh.bottomRows(2), z.bottomRows(2), fired.bottomRows(2));
+  const auto g = rec.groups();
+  CHECK(g[0].max_cos == Approx(1.0));
+  CHECK(g[1].max_cos == Approx(0.75));       // (0.5 + 1) / 2
+  CHECK(g[0].subspace == Approx(1.0));
+  CHECK(g[1].subspace == Approx(0.625));     // principal cos^2 1 (e3) and 0.25 (w2 against e2)
+  CHECK(g[0].f1 == Approx(1.0));
+  CHECK(g[1].f1 == Approx(0.5));             // tp 1 (e3), fp 1 (latent 2 in row 2), fn 1 (e2 in row 1)
+  CHECK(g[0].confusion == Approx(0.0));
+  CHECK(g[1].confusion == Approx(0.5));      // sibling rows: e3 in row 1 (silent), e2 in row 2 (fired)
+  CHECK(g[0].fvu == Approx(0.0));
+  CHECK(g[1].fvu == Approx(1.0 / 1.5));      // error e2 once; centred sum: 2 - |(1, 1)|^2 / 4
+  CHECK(g[1].error_share == Approx(1.0));
+  CHECK(rec.mean().max_cos == Approx(0.875));
+  CHECK_THROWS_AS(FactorRecovery(truth, {0, 0, 1}, q, dec), ShapeError);
+  CHECK_THROWS_AS(FactorRecovery(truth, {0, 0, 1, 2}, q, dec), ShapeError);
 }

@@ -5,7 +5,9 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -15,8 +17,11 @@
 #include <synthsae/io/atomic_file.hpp>
 #include <synthsae/io/json.hpp>
 #include <synthsae/analysis/activation_source.hpp>
+#include <synthsae/saelens/model_directory.hpp>
 #include <synthsae/tegum/factor_geometry.hpp>
+#include <synthsae/tegum/factor_recovery.hpp>
 #include <synthsae/tegum/latent_groups.hpp>
+#include <synthsae/tegum/tegum_world.hpp>
 #include <synthsae/tegum/toy_model.hpp>
 
 #include "cli_args.hpp"
@@ -69,7 +74,22 @@ constexpr const char* kUsage =
     "  --rows N               rows read (default 100000; all of a file's rows at most)\n"
     "  --min-firing N         latents firing fewer times stay ungrouped (default 20)\n"
     "  --shuffles N           random groupings in the null (default 100)\n"
-    "  --out DIR              tegum_latents.json, latent_interference.svg\n";
+    "  --out DIR              tegum_latents.json, latent_interference.svg (and, when the world was\n"
+    "                         written by --save-world, how the SAE recovers each true factor)\n"
+    "\n"
+    "usage: synthsae tegum --save-world DIR --hidden D [--groups 8x5] [--subspace-dim 3] [options]\n"
+    "\n"
+    "Writes a synthetic world in SAELens's layout whose features sit in tegum factors, for\n"
+    "synthsae train / eval / darkmatter / tegum --sae, with its ground truth in tegum_groups.json.\n"
+    "\n"
+    "  --groups, --ungrouped, --ungrouped-p, --q   as above (the members of a group are uniform)\n"
+    "  --hidden D             the world's dimension\n"
+    "  --subspace-dim LIST    r_g of each group's subspace (one value, or one per group; default 3)\n"
+    "  --arrangement A        polytope (default), random or thomson: the members inside Q_g\n"
+    "  --placement P          orthogonal (default), random (overlapping) or none (no shared subspace)\n"
+    "  --independent          the control: members fire independently with the same rates q/S\n"
+    "  --magnitude-mean X, --magnitude-std X   firing magnitudes |N(mean, std)| (1, 0)\n"
+    "  --world-seed N         seed of the geometry and the world's streams (default 1)\n";
 
 std::vector<int> parse_groups(const std::string& spec) {
   std::vector<int> sizes;
@@ -147,7 +167,59 @@ const std::vector<std::string> kToyFlags{"--groups", "--ungrouped", "--ungrouped
 const std::vector<std::string> kSaeFlags{"--sae", "--model", "--activations", "--raw-width", "--rows", "--min-firing",
                                          "--shuffles"};
 
+const std::vector<std::string> kWorldFlags{"--save-world", "--subspace-dim", "--arrangement", "--placement",
+                                           "--magnitude-mean", "--magnitude-std", "--world-seed"};
+constexpr const char* kTegumGroundTruthFile = "tegum_groups.json";
+
 int run_latents(const Args& args, const std::string& out_dir);
+
+int run_save_world(const Args& args) {
+  for (const auto& f : {"--zipf", "--coactivation", "--controls", "--importance-decay", "--steps", "--batch", "--lr",
+                        "--seeds", "--eval-rows", "--out"})
+    if (args.has(f)) throw UsageError(std::string(f) + " does not go with --save-world");
+  if (!args.has("--hidden")) throw UsageError("--save-world needs --hidden D (the world's dimension)");
+  tegum::TegumWorldConfig cfg;
+  cfg.group_sizes = parse_groups(args.text("--groups").value_or("8x5"));
+  cfg.ungrouped = static_cast<int>(args.integer("--ungrouped", 0, 1000000).value_or(0));
+  cfg.ungrouped_probability = args.number("--ungrouped-p", 1e-9, 1).value_or(0.05);
+  cfg.hidden_dim = static_cast<int>(*args.integer("--hidden", 1, 1 << 20));
+  cfg.group_probability = args.number("--q", 1e-9, 1).value_or(0.5);
+  cfg.mutually_exclusive = !args.has("--independent");
+  cfg.magnitude_mean = args.number("--magnitude-mean", 1e-9, 1e9).value_or(1.0);
+  cfg.magnitude_std = args.number("--magnitude-std", 0, 1e9).value_or(0.0);
+  cfg.seed = static_cast<std::uint64_t>(args.integer("--world-seed", 0, INT64_MAX).value_or(1));
+  for (const auto& t : split_list(args.text("--subspace-dim").value_or("3"))) {
+    const double r = number_in("--subspace-dim", t, 1, cfg.hidden_dim);
+    if (r != std::floor(r)) throw UsageError("--subspace-dim = " + t + ": not a whole number");
+    cfg.geometry.subspace_dims.push_back(static_cast<int>(r));
+  }
+  try {
+    cfg.geometry.arrangement = tegum::arrangement_from(args.text("--arrangement").value_or("polytope"));
+    cfg.geometry.placement = tegum::placement_from(args.text("--placement").value_or("orthogonal"));
+  } catch (const ConfigError& e) {
+    throw UsageError(std::string("--") + e.field() + ": " + e.what());
+  }
+  cfg.geometry.seed = cfg.seed;
+  const std::string dir = *args.text("--save-world");
+  try {
+    const tegum::TegumWorld world = tegum::make_tegum_world(cfg);
+    StagedDirectory out(dir);
+    saelens::save_synthetic_model(world.model, out.path());
+    io::write_file_atomically(out.path() / kTegumGroundTruthFile,
+                              [&](std::ostream& o) { o << world.ground_truth_json(cfg).dump(2) << "\n"; });
+    out.commit();
+    std::printf("wrote %s: %zu features (%zu groups, %d ungrouped) in %d dimensions, %s, %s factors\n", dir.c_str(),
+                world.group_of.size(), cfg.group_sizes.size(), cfg.ungrouped, cfg.hidden_dim,
+                cfg.mutually_exclusive ? "mutually exclusive" : "independent (the control)",
+                args.text("--placement").value_or("orthogonal").c_str());
+    return 0;
+  } catch (const ConfigError& e) {
+    throw UsageError(e.what());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "synthsae tegum: %s\n", e.what());
+    return 1;
+  }
+}
 
 int run_toy(const Args& args, const std::string& out_dir) {
   {
@@ -373,10 +445,39 @@ int run_latents(const Args& args, const std::string& out_dir) {
                        show(source->dim()));
     StagedDirectory out(out_dir);
     const std::uint64_t rows = std::min<std::uint64_t>(rows_wanted, source->rows());
-    const std::size_t latents = sae.num_latents(), chunk = 4096;
+    const std::size_t latents = sae.num_latents(), chunk = 4096, d = sae.input_dim();
     tegum::LatentCoactivation co(latents);
     analysis::ActivationChunk c;
-    Matrix<float> z;
+    Matrix<float> z, x_hat;
+    auto w_dec = Kokkos::create_mirror_view_and_copy(HostSpace(), sae.params.w_dec);
+    Eigen::MatrixXd decoder(latents, d);
+    for (std::size_t i = 0; i < latents; ++i)
+      for (std::size_t k = 0; k < d; ++k) decoder(i, k) = w_dec(i, k);
+    // A world written by --save-world carries its factors: then also how the SAE recovers them.
+    std::optional<tegum::FactorRecovery> recovery;
+    std::vector<int> true_group_of;
+    if (world) {
+      const auto truth_file = std::filesystem::path(*args.text("--model")) / kTegumGroundTruthFile;
+      if (std::filesystem::exists(truth_file)) {
+        std::vector<Eigen::MatrixXd> q;
+        tegum::tegum_ground_truth_from_json(io::read_json_file(truth_file), true_group_of, q, truth_file.string());
+        const auto fv = Kokkos::create_mirror_view_and_copy(HostSpace(), world->feature_vectors());
+        if (true_group_of.size() != fv.extent(0))
+          throw FormatError(truth_file.string(), "group_of has " + show(true_group_of.size()) + " entries for a world of " +
+                                                    show(fv.extent(0)) + " features");
+        Eigen::MatrixXd truth(fv.extent(0), fv.extent(1));
+        for (std::size_t i = 0; i < fv.extent(0); ++i)
+          for (std::size_t k = 0; k < fv.extent(1); ++k) truth(i, k) = fv(i, k);
+        recovery.emplace(truth, true_group_of, std::move(q), decoder);
+      }
+    }
+    auto host_of = [](const Matrix<float>& m) {
+      const auto h = Kokkos::create_mirror_view_and_copy(HostSpace(), m);
+      Eigen::MatrixXd e(h.extent(0), h.extent(1));
+      for (std::size_t i = 0; i < h.extent(0); ++i)
+        for (std::size_t k = 0; k < h.extent(1); ++k) e(i, k) = h(i, k);
+      return e;
+    };
     const bool tty = ::isatty(2);
     for (std::uint64_t first = 0; first < rows; first += chunk) {
       const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(chunk, rows - first));
@@ -384,14 +485,20 @@ int run_latents(const Args& args, const std::string& out_dir) {
       if (z.extent(0) != n) z = Matrix<float>("tegum_codes", n, latents);
       sae.encode(c.x, z);
       co.add(z);
+      if (recovery) {
+        if (x_hat.extent(0) != n) x_hat = Matrix<float>("tegum_x_hat", n, d);
+        sae.decode(z, x_hat);
+        const auto ids = Kokkos::create_mirror_view_and_copy(HostSpace(), c.truth->ids);
+        const auto counts = Kokkos::create_mirror_view_and_copy(HostSpace(), c.truth->counts);
+        Eigen::MatrixXd fired = Eigen::MatrixXd::Zero(n, true_group_of.size());
+        for (std::size_t i = 0; i < n; ++i)
+          for (int q = 0; q < counts(i); ++q) fired(i, ids(i, q)) = 1;
+        recovery->add(host_of(c.x), host_of(x_hat), host_of(z), fired);
+      }
       std::fprintf(stderr, tty ? "\r  co-activation %10llu / %llu rows  %6.1f s   " : "  co-activation %10llu / %llu rows  %6.1f s\n",
                    static_cast<unsigned long long>(first + n), static_cast<unsigned long long>(rows), seconds_since(start));
     }
     if (tty) std::fputs("\n", stderr);
-    auto w_dec = Kokkos::create_mirror_view_and_copy(HostSpace(), sae.params.w_dec);
-    Eigen::MatrixXd decoder(latents, sae.input_dim());
-    for (std::size_t i = 0; i < latents; ++i)
-      for (std::size_t k = 0; k < sae.input_dim(); ++k) decoder(i, k) = w_dec(i, k);
     const tegum::LatentGroupReport r = tegum::analyse_latent_groups(decoder, co.counts(), co.rows(), opt);
 
     io::Json groups = io::Json::array();
@@ -421,6 +528,18 @@ int run_latents(const Args& args, const std::string& out_dir) {
                   {"cross_overlap", number_or_null(r.geometry.mean_cross_overlap)},
                   {"group_list", groups},
                   {"seconds", seconds_since(start)}};
+    if (recovery) {
+      io::Json per = io::Json::array();
+      auto entry = [&](const tegum::GroupRecovery& g) {
+        return io::Json{{"max_cos", g.max_cos},           {"subspace", g.subspace},
+                        {"f1", g.f1},                     {"sibling_confusion", number_or_null(g.confusion)},
+                        {"fvu_in_factor", number_or_null(g.fvu)}, {"error_share", number_or_null(g.error_share)}};
+      };
+      for (const auto& g : recovery->groups()) per.push_back(entry(g));
+      double total_share = 0;
+      for (const auto& g : recovery->groups()) total_share += std::isfinite(g.error_share) ? g.error_share : 0.0;
+      json["true_factors"] = {{"mean", entry(recovery->mean())}, {"error_share_total", total_share}, {"groups", per}};
+    }
     // |cos| between the decoder rows of grouped latents, in group order (the first 256).
     std::vector<int> order;
     for (const auto& m : members)
@@ -446,6 +565,12 @@ int run_latents(const Args& args, const std::string& out_dir) {
                 r.geometry.mean_within_share, r.geometry.mean_chance, r.null_share_mean, r.null_share_sd, r.share_z);
     std::printf("effective rank per group %.2f (random groupings %.2f +- %.2f; z = %.1f)\n", r.geometry.mean_effective_rank,
                 r.null_rank_mean, r.null_rank_sd, r.rank_z);
+    if (recovery) {
+      const auto m = recovery->mean();
+      std::printf("true factors (means over %zu groups): max-cos %.3f, subspace cos^2 %.3f, F1 %.3f, sibling confusion "
+                  "%.3f, FVU in factor %.4f, share of the error in a factor %.3f\n",
+                  recovery->groups().size(), m.max_cos, m.subspace, m.f1, m.confusion, m.fvu, m.error_share);
+    }
     std::printf("wrote %s/tegum_latents.json (%.1f s)\n", out_dir.c_str(), seconds_since(start));
     return 0;
   } catch (const UsageError&) {
@@ -462,12 +587,21 @@ int run_tegum(const std::vector<std::string>& argv) {
   try {
     std::set<std::string> valued(kToyFlags.begin(), kToyFlags.end());
     valued.insert(kSaeFlags.begin(), kSaeFlags.end());
+    valued.insert(kWorldFlags.begin(), kWorldFlags.end());
     valued.insert("--out");
-    const Args args(argv, valued, {});
+    const Args args(argv, valued, {"--independent"});
     if (args.help()) {
       std::fputs(kUsage, stdout);
       return 0;
     }
+    if (args.has("--save-world")) {
+      for (const auto& f : kSaeFlags)
+        if (args.has(f)) throw UsageError(f + " does not go with --save-world");
+      return run_save_world(args);
+    }
+    for (const auto& f : kWorldFlags)
+      if (args.has(f)) throw UsageError(f + " goes with --save-world");
+    if (args.has("--independent")) throw UsageError("--independent goes with --save-world");
     if (!args.has("--out")) throw UsageError("--out is required");
     const std::string out_dir = *args.text("--out");
     if (args.has("--sae")) return run_latents(args, out_dir);

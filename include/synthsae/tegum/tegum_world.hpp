@@ -1,0 +1,150 @@
+#pragma once
+// Synthetic worlds whose features sit in tegum factors (../shared/reference/dark-matter.md §2.12
+// (A)): an ordinary SyntheticModel, so every tool trains and scores SAEs on it, and it saves in
+// SAELens's layout. Its dictionary comes from place_factors (each group's members inside its own
+// subspace Q_g) and its firing from the hierarchy's mutual-exclusion machinery: every group is an
+// organisational root node (no feature of its own) whose children are the members.
+//   mutex:        children mutually exclusive, each with p = 1 - (1 - q)^(1/S): the group fires
+//                 with probability q and SAELens's exclusion keeps one active child uniformly at
+//                 random, so member j fires with q / S, never with a sibling;
+//   independent:  the same root without exclusion and p = q / S: the same marginals, co-activation
+//                 allowed (the control).
+// Ungrouped features fire on their own. Magnitudes are |N(mean, std)| as in every world.
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "synthsae/core/error.hpp"
+#include "synthsae/io/json.hpp"
+#include "synthsae/tegum/factor_placement.hpp"
+#include "synthsae/world/synthetic_model.hpp"
+
+namespace synthsae::tegum {
+
+struct TegumWorldConfig {
+  std::vector<int> group_sizes;
+  int ungrouped = 0;
+  int hidden_dim = 0;
+  double group_probability = 0.5;     ///< q
+  double ungrouped_probability = 0.05;
+  bool mutually_exclusive = true;     ///< false: the independent control with equal marginals
+  FactorGeometryConfig geometry;      ///< subspace_dims, arrangement, placement, seed
+  double magnitude_mean = 1.0, magnitude_std = 0.0;
+  std::uint64_t seed = 0;             ///< the world's (sampling streams, magnitudes)
+
+  void validate() const {
+    if (group_sizes.empty()) throw ConfigError("group_sizes", "[]", "needs at least one group");
+    for (std::size_t g = 0; g < group_sizes.size(); ++g)
+      if (group_sizes[g] < 2 || group_sizes[g] > 100000)
+        throw ConfigError("group_sizes[" + std::to_string(g) + "]", show(group_sizes[g]),
+                          "must be in [2, 100000] (a group of one excludes nothing)");
+    if (ungrouped < 0) throw ConfigError("ungrouped", show(ungrouped), "must be >= 0");
+    if (hidden_dim < 1) throw ConfigError("hidden_dim", show(hidden_dim), "must be >= 1");
+    if (!(group_probability > 0 && group_probability <= 1))
+      throw ConfigError("group_probability", show(group_probability), "must be in (0, 1]");
+    if (ungrouped > 0 && !(ungrouped_probability > 0 && ungrouped_probability <= 1))
+      throw ConfigError("ungrouped_probability", show(ungrouped_probability), "must be in (0, 1]");
+    if (!(magnitude_mean > 0 && std::isfinite(magnitude_mean)))
+      throw ConfigError("magnitude_mean", show(magnitude_mean), "must be finite and > 0");
+    if (!(magnitude_std >= 0 && std::isfinite(magnitude_std)))
+      throw ConfigError("magnitude_std", show(magnitude_std), "must be finite and >= 0");
+  }
+};
+
+/// The world and its ground truth: each feature's group (-1 ungrouped) and each group's Q_g.
+struct TegumWorld {
+  SyntheticModel model;
+  TegumDictionary dictionary;
+  std::vector<int> group_of;
+
+  /// Ground truth beside a saved world (`tegum_groups.json`): membership and subspaces.
+  io::Json ground_truth_json(const TegumWorldConfig& cfg) const {
+    io::Json q = io::Json::array();
+    for (const auto& s : dictionary.subspaces) {
+      io::Json cols = io::Json::array();  // Q_g as r rows of d (its orthonormal columns)
+      for (Eigen::Index c = 0; c < s.cols(); ++c) {
+        std::vector<double> v(s.rows());
+        for (Eigen::Index k = 0; k < s.rows(); ++k) v[k] = s(k, c);
+        cols.push_back(v);
+      }
+      q.push_back(cols);
+    }
+    return {{"group_sizes", cfg.group_sizes},
+            {"ungrouped", cfg.ungrouped},
+            {"group_of", group_of},
+            {"group_probability", cfg.group_probability},
+            {"mutually_exclusive", cfg.mutually_exclusive},
+            {"subspaces", q}};
+  }
+};
+
+/// Reads `group_of` and the subspaces back from ground_truth_json's output.
+inline void tegum_ground_truth_from_json(const io::Json& j, std::vector<int>& group_of, std::vector<Eigen::MatrixXd>& q,
+                                         const std::string& source) {
+  try {
+    group_of = j.at("group_of").get<std::vector<int>>();
+    q.clear();
+    for (const auto& s : j.at("subspaces")) {
+      const auto rows = s.get<std::vector<std::vector<double>>>();
+      if (rows.empty()) throw FormatError(source, "an empty subspace");
+      Eigen::MatrixXd m(rows[0].size(), rows.size());
+      for (std::size_t c = 0; c < rows.size(); ++c) {
+        if (rows[c].size() != rows[0].size()) throw FormatError(source, "subspace rows of different lengths");
+        for (std::size_t k = 0; k < rows[c].size(); ++k) m(k, c) = rows[c][k];
+      }
+      q.push_back(m);
+    }
+  } catch (const io::Json::exception& e) {
+    throw FormatError(source, std::string("not tegum ground truth: ") + e.what());
+  }
+  for (std::size_t i = 0; i < group_of.size(); ++i)
+    if (group_of[i] < -1 || group_of[i] >= static_cast<int>(q.size()))
+      throw FormatError(source, "group_of[" + show(i) + "] = " + show(group_of[i]) + " names no subspace");
+}
+
+inline TegumWorld make_tegum_world(const TegumWorldConfig& cfg) {
+  cfg.validate();
+  TegumDictionary dict = place_factors(cfg.group_sizes, cfg.ungrouped, cfg.hidden_dim, cfg.geometry);
+  const int groups = static_cast<int>(cfg.group_sizes.size()), n = static_cast<int>(dict.directions.rows());
+  std::vector<int> group_of;
+  std::vector<double> p;
+  io::Json roots = io::Json::array();
+  int f = 0;
+  for (int g = 0; g < groups; ++g) {
+    const int s = cfg.group_sizes[g];
+    const double member = cfg.mutually_exclusive ? 1 - std::pow(1 - cfg.group_probability, 1.0 / s)
+                                                 : cfg.group_probability / s;
+    io::Json children = io::Json::array();
+    for (int j = 0; j < s; ++j, ++f) {
+      group_of.push_back(g), p.push_back(member);
+      children.push_back({{"feature_index", f}, {"mutually_exclusive_children", false},
+                          {"scale_children_by_parent", false}, {"feature_id", nullptr}, {"children", io::Json::array()}});
+    }
+    roots.push_back({{"feature_index", nullptr}, {"mutually_exclusive_children", cfg.mutually_exclusive},
+                     {"scale_children_by_parent", false}, {"feature_id", "tegum-group-" + std::to_string(g)},
+                     {"children", children}});
+  }
+  for (int j = 0; j < cfg.ungrouped; ++j, ++f) group_of.push_back(-1), p.push_back(cfg.ungrouped_probability);
+
+  SyntheticModelConfig mc;
+  mc.num_features = n;
+  mc.hidden_dim = cfg.hidden_dim;
+  mc.mean_firing_magnitudes = ConstantMagnitude{cfg.magnitude_mean};
+  mc.std_firing_magnitudes = ConstantMagnitude{cfg.magnitude_std};
+  mc.bias = BiasSpec{BiasSpec::Kind::none, 0.0};
+  mc.seed = cfg.seed;
+  SyntheticModelParts parts;
+  parts.feature_vectors = Matrix<float>("tegum_features", n, cfg.hidden_dim);
+  auto h = Kokkos::create_mirror_view(parts.feature_vectors);
+  for (int i = 0; i < n; ++i)
+    for (int k = 0; k < cfg.hidden_dim; ++k) h(i, k) = static_cast<float>(dict.directions(i, k));
+  Kokkos::deep_copy(parts.feature_vectors, h);
+  parts.bias = Vector<float>("tegum_bias", cfg.hidden_dim);  // zeros
+  for (auto& v : p) v = static_cast<double>(static_cast<float>(v));  // as a saved world holds them
+  parts.firing_probabilities = p;
+  parts.hierarchy = forest_from_json({{"roots", roots}}, static_cast<std::size_t>(n), "tegum world");
+  return TegumWorld{SyntheticModel(std::move(mc), std::move(parts)), std::move(dict), std::move(group_of)};
+}
+
+}  // namespace synthsae::tegum
