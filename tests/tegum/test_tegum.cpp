@@ -375,6 +375,24 @@ TEST_CASE("latent groups of an SAE: never-co-active latents in shared planes sta
   CHECK(null_rep.groups == 4);
   CHECK(std::fabs(null_rep.share_z) < 4);
   CHECK_THROWS_AS(analyse_latent_groups(random.directions, counts.topLeftCorner(5, 5), 1, opt), ShapeError);
+
+  // Duplicates: latents 0 and 1 are one direction and take turns (as a TopK SAE's two copies of a
+  // feature do); latent 2 fires with both. They would form a perfectly aligned group of two.
+  Eigen::MatrixXd dup_dec(3, 2);
+  dup_dec << 1, 0, 0.99, 0.1, 0, 1;
+  Eigen::MatrixXd dup_counts(3, 3);
+  dup_counts << 50, 0, 50, 0, 40, 40, 50, 40, 90;
+  LatentGroupOptions keep = opt;
+  keep.duplicate_cos = 1;
+  const LatentGroupReport with_dups = analyse_latent_groups(dup_dec, dup_counts, 90, keep);
+  CHECK(with_dups.groups == 1);
+  CHECK(with_dups.duplicates == 0);
+  CHECK(std::isnan(with_dups.share_z));  // one group: no relabelling to compare with
+  const LatentGroupReport without = analyse_latent_groups(dup_dec, dup_counts, 90, opt);  // |cos| 0.995 >= 0.9
+  CHECK(without.groups == 0);
+  CHECK(without.duplicates == 1);
+  CHECK(without.eligible == 2);
+  CHECK(without.group_of == std::vector<int>{-1, -1, -1});
 }
 
 namespace {

@@ -74,6 +74,8 @@ constexpr const char* kUsage =
     "  --rows N               rows read (default 100000; all of a file's rows at most)\n"
     "  --min-firing N         latents firing fewer times stay ungrouped (default 20)\n"
     "  --shuffles N           random groupings in the null (default 100)\n"
+    "  --duplicate-cos X      a latent within |cos| X of a more frequent one is its duplicate and is\n"
+    "                         left out (two copies of a feature never co-fire; default 0.9; 1 keeps them)\n"
     "  --out DIR              tegum_latents.json, latent_interference.svg (and, when the world was\n"
     "                         written by --save-world, how the SAE recovers each true factor)\n"
     "\n"
@@ -164,8 +166,8 @@ io::Json number_or_null(double v) { return std::isfinite(v) ? io::Json(v) : io::
 const std::vector<std::string> kToyFlags{"--groups", "--ungrouped", "--ungrouped-p", "--hidden", "--q", "--zipf",
                                           "--coactivation", "--controls", "--importance-decay", "--steps", "--batch",
                                           "--lr", "--seeds", "--eval-rows"};
-const std::vector<std::string> kSaeFlags{"--sae", "--model", "--activations", "--raw-width", "--rows", "--min-firing",
-                                         "--shuffles"};
+const std::vector<std::string> kSaeFlags{"--sae",       "--model",      "--activations", "--raw-width",
+                                         "--rows",      "--min-firing", "--shuffles",    "--duplicate-cos"};
 
 const std::vector<std::string> kWorldFlags{"--save-world", "--subspace-dim", "--arrangement", "--placement",
                                            "--magnitude-mean", "--magnitude-std", "--world-seed"};
@@ -367,8 +369,8 @@ int run_toy(const Args& args, const std::string& out_dir) {
                     share_text, mean_of(chance), mean_of(rank), mean_of(overlap), mean_of(dim), mean_of(repr),
                     mean_of(loss), bg.mean_within_share);
 
-        // |cos| between the learned directions of the first seed, features in group order.
-        const auto& w = results[s].front().w;
+        // |cos| between the learned directions of the lowest-loss run, features in group order.
+        const auto& w = results[s][best].w;
         const int n = static_cast<int>(w.cols());
         std::vector<double> cells(std::size_t(n) * n);
         for (int i = 0; i < n; ++i)
@@ -377,7 +379,9 @@ int run_toy(const Args& args, const std::string& out_dir) {
             cells[std::size_t(i) * n + j] = ni > 0 && nj > 0 ? std::fabs(w.col(i).dot(w.col(j))) / (ni * nj) : 0.0;
           }
         write_heatmap(out.path() / ("interference_" + settings[s].file_tag() + ".svg"),
-                      "|cos(W_i, W_j)|, " + settings[s].label() + ", seed 1", "feature j (group order)",
+                      "|cos(W_i, W_j)|, " + settings[s].label() + ", seed " + std::to_string(results[s][best].seed) +
+                          " (lowest loss)",
+                      "feature j (group order)",
                       "feature i", cells, n, n);
       }
       // Within-group share against the co-activation dial (when there is a sweep), controls as flat lines.
@@ -425,6 +429,7 @@ int run_latents(const Args& args, const std::string& out_dir) {
   tegum::LatentGroupOptions opt;
   opt.min_firing = static_cast<double>(args.integer("--min-firing", 1, std::int64_t(1) << 40).value_or(20));
   opt.shuffles = static_cast<int>(args.integer("--shuffles", 2, 100000).value_or(100));
+  opt.duplicate_cos = args.number("--duplicate-cos", 1e-9, 1).value_or(0.9);
   const std::string sae_dir = *args.text("--sae");
   try {
     const auto start = std::chrono::steady_clock::now();
@@ -515,16 +520,19 @@ int run_latents(const Args& args, const std::string& out_dir) {
                   {"latents", r.latents},
                   {"min_firing", opt.min_firing},
                   {"eligible_latents", r.eligible},
+                  {"duplicate_latents", r.duplicates},
+                  {"duplicate_cos", opt.duplicate_cos},
                   {"grouped_latents", r.grouped},
                   {"groups", r.groups},
                   {"largest_group", r.largest_group},
                   {"within_share", number_or_null(r.geometry.mean_within_share)},
                   {"chance", number_or_null(r.geometry.mean_chance)},
-                  {"null_within_share", {{"mean", r.null_share_mean}, {"sd", r.null_share_sd}, {"shuffles", opt.shuffles}}},
-                  {"within_share_z", r.share_z},
+                  {"null_within_share",
+                   {{"mean", number_or_null(r.null_share_mean)}, {"sd", number_or_null(r.null_share_sd)}, {"shuffles", opt.shuffles}}},
+                  {"within_share_z", number_or_null(r.share_z)},
                   {"effective_rank", r.geometry.mean_effective_rank},
-                  {"null_effective_rank", {{"mean", r.null_rank_mean}, {"sd", r.null_rank_sd}}},
-                  {"effective_rank_z", r.rank_z},
+                  {"null_effective_rank", {{"mean", number_or_null(r.null_rank_mean)}, {"sd", number_or_null(r.null_rank_sd)}}},
+                  {"effective_rank_z", number_or_null(r.rank_z)},
                   {"cross_overlap", number_or_null(r.geometry.mean_cross_overlap)},
                   {"group_list", groups},
                   {"seconds", seconds_since(start)}};
@@ -558,9 +566,10 @@ int run_latents(const Args& args, const std::string& out_dir) {
     }
     io::write_file_atomically(out.path() / "tegum_latents.json", [&](std::ostream& o) { o << json.dump(2) << "\n"; });
     out.commit();
-    std::printf("%s on %llu rows: %d of %d latents fire >= %g times; %d grouped in %d never-co-active groups (largest %d)\n",
+    std::printf("%s on %llu rows: %d of %d latents fire >= %g times and are not duplicates (%d are, |cos| >= %g); %d "
+                "grouped in %d never-co-active groups (largest %d)\n",
                 short_label(sae_dir).c_str(), static_cast<unsigned long long>(r.rows), r.eligible, r.latents, opt.min_firing,
-                r.grouped, r.groups, r.largest_group);
+                r.duplicates, opt.duplicate_cos, r.grouped, r.groups, r.largest_group);
     std::printf("within-group interference share %.3f (chance %.3f; random groupings %.3f +- %.3f; z = %.1f)\n",
                 r.geometry.mean_within_share, r.geometry.mean_chance, r.null_share_mean, r.null_share_sd, r.share_z);
     std::printf("effective rank per group %.2f (random groupings %.2f +- %.2f; z = %.1f)\n", r.geometry.mean_effective_rank,

@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <numeric>
 #include <vector>
 
@@ -70,6 +71,11 @@ class LatentCoactivation {
 
 struct LatentGroupOptions {
   double min_firing = 20;   ///< latents that fired fewer times stay ungrouped (rare ones never co-fire by chance)
+  /// A latent whose decoder row has |cos| >= this with a more frequent latent's is a duplicate of
+  /// it and stays ungrouped: duplicates of one feature share the feature's firing between them,
+  /// so they never co-fire, and being parallel they would fake a shared subspace (a TopK SAE on
+  /// independent features makes such pairs). 1 keeps them.
+  double duplicate_cos = 0.9;
   int shuffles = 100;       ///< random groupings for the null
   std::uint64_t seed = 0;   ///< of the shuffles
   GeometryOptions geometry{0.5, 0.1};
@@ -77,10 +83,11 @@ struct LatentGroupOptions {
 
 struct LatentGroupReport {
   std::uint64_t rows = 0;
-  int latents = 0, eligible = 0, grouped = 0, groups = 0, largest_group = 0;
+  int latents = 0, eligible = 0, duplicates = 0, grouped = 0, groups = 0, largest_group = 0;
   std::vector<int> group_of;  ///< per latent; -1 ungrouped
   FactorGeometry geometry;    ///< of the unit decoder rows under the grouping
-  // The null: the same statistics under random groupings of the same sizes over the same latents.
+  // The null: the same statistics under random groupings of the same sizes over the same latents
+  // (NaN with fewer than two groups).
   double null_share_mean = 0, null_share_sd = 0, share_z = 0;
   double null_rank_mean = 0, null_rank_sd = 0, rank_z = 0;
 };
@@ -94,11 +101,34 @@ inline LatentGroupReport analyse_latent_groups(const Eigen::MatrixXd& decoder, c
                      show(s) + " decoder rows");
   if (!(opt.min_firing >= 1)) throw ConfigError("min_firing", show(opt.min_firing), "must be >= 1");
   if (opt.shuffles < 2 || opt.shuffles > 100000) throw ConfigError("shuffles", show(opt.shuffles), "must be in [2, 100000]");
+  if (!(opt.duplicate_cos > 0 && opt.duplicate_cos <= 1))
+    throw ConfigError("duplicate_cos", show(opt.duplicate_cos), "must be in (0, 1]");
   LatentGroupReport r;
   r.rows = rows;
   r.latents = s;
-  for (int i = 0; i < s; ++i) r.eligible += counts(i, i) >= opt.min_firing;
-  r.group_of = never_coactive_groups(counts, opt.min_firing);
+  // Directions only: the decoder's norms carry the SAE's scale, not its geometry.
+  Eigen::MatrixXd unit = decoder;
+  for (int i = 0; i < s; ++i)
+    if (const double n = unit.row(i).norm(); n > 0) unit.row(i) /= n;
+  const Eigen::MatrixXd gram = unit * unit.transpose();
+  // Duplicates leave the eligible set: most frequent first, each kept latent claims its near-copies.
+  Eigen::MatrixXd eligible_counts = counts;
+  std::vector<int> order(s);
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return counts(a, a) > counts(b, b); });
+  std::vector<int> kept;
+  for (int i : order) {
+    if (counts(i, i) < opt.min_firing) continue;
+    const bool duplicate = opt.duplicate_cos < 1 && std::any_of(kept.begin(), kept.end(), [&](int j) {
+                             return std::fabs(gram(i, j)) >= opt.duplicate_cos;
+                           });
+    if (duplicate) {
+      eligible_counts(i, i) = 0, ++r.duplicates;
+    } else {
+      kept.push_back(i), ++r.eligible;
+    }
+  }
+  r.group_of = never_coactive_groups(eligible_counts, opt.min_firing);
   std::vector<int> members;  // grouped latents
   for (int i = 0; i < s; ++i)
     if (r.group_of[i] >= 0) members.push_back(i), r.groups = std::max(r.groups, r.group_of[i] + 1);
@@ -107,13 +137,13 @@ inline LatentGroupReport analyse_latent_groups(const Eigen::MatrixXd& decoder, c
   for (int i : members) ++sizes[r.group_of[i]];
   for (int g : sizes) r.largest_group = std::max(r.largest_group, g);
 
-  // Directions only: the decoder's norms carry the SAE's scale, not its geometry.
-  Eigen::MatrixXd unit = decoder;
-  for (int i = 0; i < s; ++i)
-    if (const double n = unit.row(i).norm(); n > 0) unit.row(i) /= n;
-  const Eigen::MatrixXd gram = unit * unit.transpose();
   r.geometry = factor_geometry(unit, gram, r.group_of, opt.geometry);
-  if (r.groups == 0) return r;
+  // Relabelling needs two groups at least: with one, every shuffle is the grouping itself.
+  if (r.groups < 2) {
+    r.null_share_mean = r.null_share_sd = r.share_z = std::numeric_limits<double>::quiet_NaN();
+    r.null_rank_mean = r.null_rank_sd = r.rank_z = std::numeric_limits<double>::quiet_NaN();
+    return r;
+  }
 
   // Null: shuffle which grouped latent carries which label (sizes and the latent set fixed).
   std::vector<int> labels;
