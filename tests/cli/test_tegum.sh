@@ -83,6 +83,9 @@ for k in ("max_cos", "subspace", "f1", "sibling_confusion", "fvu_in_factor", "er
 assert 0 < t["mean"]["max_cos"] <= 1 and 0 <= t["mean"]["subspace"] <= 1 + 1e-9
 PY
 grep -q "true factors" "$work/wlat.txt" || fail "no true-factor line in the summary"
+"$bin" tegum --save-world "$work/world-none" --hidden 12 --groups 4x3 --placement none --ungrouped 2 >/dev/null 2>"$work/wn.err" ||
+  fail "--placement none with ungrouped features failed: $(tail -2 "$work/wn.err")"
+expect 2 "magnitude_std" -- "$bin" tegum --save-world "$work/bad" --hidden 12 --magnitude-std 0.5
 expect 2 "needs --hidden" -- "$bin" tegum --save-world "$work/bad"
 expect 2 "subspace_dims" -- "$bin" tegum --save-world "$work/bad" --hidden 4 --groups 3x3 --subspace-dim 2
 expect 2 "--independent goes with --save-world" -- "$bin" tegum --independent --out "$work/bad"

@@ -137,6 +137,9 @@ TEST_CASE("group rows are a function of (seed, row), and bad values are named", 
   bad([](MutexGroupsConfig& c) { c.group_sizes = {}; }, "group_sizes");
   bad([](MutexGroupsConfig& c) { c.group_sizes = {3, 0}; }, "group_sizes[1]");
   bad([](MutexGroupsConfig& c) { c.member_zipf_exponent = -1; }, "member_zipf_exponent");
+  bad([](MutexGroupsConfig& c) { c.firing = GroupFiring::independent, c.coactivation = 0.5; }, "coactivation");
+  bad([](MutexGroupsConfig& c) { c.group_sizes.assign(11, 1000000); }, "group_sizes");  // 1.1e7 features in all
+
   CHECK_THROWS_AS(group_firing_from("sometimes"), ConfigError);
 }
 
@@ -451,6 +454,14 @@ TEST_CASE("tegum worlds: mutex groups through the hierarchy keep the marginals q
   CHECK(worst < 1e-7);
   cfg.group_sizes = {5, 1};
   CHECK_THROWS_AS(make_tegum_world(cfg), ConfigError);
+  cfg.group_sizes = {5, 5};
+  cfg.magnitude_std = 0.5;  // mean 1: P(clip to 0) = 2.3 %, which would change the rates
+  try {
+    make_tegum_world(cfg);
+    FAIL("accepted magnitudes that clip");
+  } catch (const ConfigError& e) {
+    CHECK(e.field() == "magnitude_std");
+  }
 }
 
 TEST_CASE("factor recovery by hand: matching, subspace angles, F1, sibling confusion, FVU inside each factor",

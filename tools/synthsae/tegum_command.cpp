@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <numeric>
 #include <optional>
 #include <set>
 #include <string>
@@ -84,13 +85,16 @@ constexpr const char* kUsage =
     "Writes a synthetic world in SAELens's layout whose features sit in tegum factors, for\n"
     "synthsae train / eval / darkmatter / tegum --sae, with its ground truth in tegum_groups.json.\n"
     "\n"
-    "  --groups, --ungrouped, --ungrouped-p, --q   as above (the members of a group are uniform)\n"
+    "  --groups SPEC          as above (default 8x5; the members of a group are chosen uniformly)\n"
+    "  --ungrouped N, --ungrouped-p X   as above (0, 0.05)\n"
+    "  --q X                  probability that a group fires (default 0.5)\n"
     "  --hidden D             the world's dimension\n"
     "  --subspace-dim LIST    r_g of each group's subspace (one value, or one per group; default 3)\n"
     "  --arrangement A        polytope (default), random or thomson: the members inside Q_g\n"
     "  --placement P          orthogonal (default), random (overlapping) or none (no shared subspace)\n"
     "  --independent          the control: members fire independently with the same rates q/S\n"
-    "  --magnitude-mean X, --magnitude-std X   firing magnitudes |N(mean, std)| (1, 0)\n"
+    "  --magnitude-mean X, --magnitude-std X   firing magnitudes max(0, N(mean, std)) (1, 0);\n"
+    "                         std <= mean / 3.1, so that clipped draws do not change the rates\n"
     "  --world-seed N         seed of the geometry and the world's streams (default 1)\n";
 
 std::vector<int> parse_groups(const std::string& spec) {
@@ -202,6 +206,9 @@ int run_save_world(const Args& args) {
     throw UsageError(std::string("--") + e.field() + ": " + e.what());
   }
   cfg.geometry.seed = cfg.seed;
+  // Without shared subspaces the ungrouped features are random global directions too (and the
+  // members' spans may already fill the space).
+  cfg.geometry.ungrouped_orthogonal = cfg.geometry.placement != tegum::SubspacePlacement::none;
   const std::string dir = *args.text("--save-world");
   try {
     const tegum::TegumWorld world = tegum::make_tegum_world(cfg);
@@ -240,6 +247,17 @@ int run_toy(const Args& args, const std::string& out_dir) {
     toy.lr = args.number("--lr", 1e-12, 9.99).value_or(1e-3);
     const int seeds = static_cast<int>(args.integer("--seeds", 1, 1000).value_or(3));
     const int eval_rows = static_cast<int>(args.integer("--eval-rows", 1, 1 << 24).value_or(16384));
+    try {  // first: the checks below count the features
+      groups.validate();
+      toy.validate();
+    } catch (const ConfigError& e) {
+      throw UsageError(e.what());
+    }
+    if (double(toy.steps) * double(toy.batch) >= std::ldexp(1.0, 40))
+      throw UsageError("--steps x --batch = " + show(double(toy.steps) * toy.batch) +
+                       ": training would reach the evaluation rows (from 2^40)");
+    if (double(std::max(toy.batch, eval_rows)) * double(groups.num_features()) > 2e9)
+      throw UsageError("--batch/--eval-rows x features: a dense batch of more than 2e9 values");
     const long features = static_cast<long>(groups.num_features());
     if (features * toy.hidden > 100000000L)
       throw UsageError("--groups/--hidden: " + std::to_string(features) + " features x " + std::to_string(toy.hidden) +
@@ -394,6 +412,12 @@ int run_toy(const Args& args, const std::string& out_dir) {
           series[0].x.push_back(settings[s].coactivation), series[0].y.push_back(mean_of(share));
         }
       if (series[0].x.size() > 1) {
+        std::vector<std::size_t> by_rho(series[0].x.size());
+        std::iota(by_rho.begin(), by_rho.end(), 0);
+        std::sort(by_rho.begin(), by_rho.end(), [&](std::size_t a, std::size_t b) { return series[0].x[a] < series[0].x[b]; });
+        Series sorted{series[0].name, {}, {}};
+        for (std::size_t k : by_rho) sorted.x.push_back(series[0].x[k]), sorted.y.push_back(series[0].y[k]);
+        series[0] = sorted;
         const double lo = *std::min_element(series[0].x.begin(), series[0].x.end());
         const double hi = *std::max_element(series[0].x.begin(), series[0].x.end());
         for (std::size_t s = 0; s < settings.size(); ++s)

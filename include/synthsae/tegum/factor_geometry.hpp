@@ -8,7 +8,8 @@
 //
 //   within-group interference share  s_i = sum_{j in G(i), j != i} (W_i.W_j)^2 / sum_{j != i} (W_i.W_j)^2,
 //                                    chance (|G(i)| - 1) / (n - 1)
-//   feature dimensionality           D_i = |W_i|^2 / sum_j (W_i/|W_i| . W_j)^2  (pentagon 2/5, bipyramid 3/5)
+//   feature dimensionality           D_i = |W_i|^2 / sum_j (W_i/|W_i| . W_j)^2  (pentagon 2/5; bipyramid
+//                                    1/2 at the apexes and 2/3 on the equator, 3/5 on average)
 //   a group's effective rank          (sum s^2)^2 / sum s^4 over the singular values s of its rows
 //   a group's subspace               right singular vectors with s >= rank_tolerance * s_max
 //   cross-group overlap               |P_g P_h|_F^2 / min(r_g, r_h): 0 orthogonal, 1 nested
@@ -112,11 +113,19 @@ inline FactorGeometry factor_geometry(const Eigen::MatrixXd& directions, const E
     double within = 0;
     for (int j : members[g])
       if (j != i) within += gram(i, j) * gram(i, j);
-    const double others = all - sq * sq;
-    if (others > 0) out.within_share[i] = within / others;
+    // Summed directly (all - sq^2 would leave rounding noise where there is no interference),
+    // and interference below 1e-24 of |W_i|^4 counts as none.
+    const double others = all > 0 ? [&] {
+      double o = 0;
+      for (int j = 0; j < n; ++j)
+        if (j != i) o += gram(i, j) * gram(i, j);
+      return o;
+    }() : 0.0;
+    const bool interferes = others > 1e-24 * sq * sq;
+    if (interferes) out.within_share[i] = within / others;
     if (!represented) continue;
     dim_sum += out.dimensionality[i], ++dim_n;
-    if (others > 0) share_sum += out.within_share[i], chance_sum += out.chance[i], ++share_n;
+    if (interferes) share_sum += out.within_share[i], chance_sum += out.chance[i], ++share_n;
   }
   out.mean_within_share = share_n ? share_sum / share_n : nan;
   out.mean_chance = share_n ? chance_sum / share_n : nan;

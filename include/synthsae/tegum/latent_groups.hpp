@@ -33,9 +33,9 @@ class LatentCoactivation {
  public:
   explicit LatentCoactivation(std::size_t latents) : latents_(latents) {
     if (latents == 0) throw ConfigError("latents", "0", "must be at least 1");
-    // The counts on the device, their host copy and the analysis's Gram matrix: three of them.
-    require_memory("latents", show(latents), 3.0L * latents * latents * 8,
-                   "co-activation counts of every pair of latents (three latents x latents arrays of doubles)");
+    // The counts on the device, their host copy, the eligible copy and the analysis's Gram matrix.
+    require_memory("latents", show(latents), 4.0L * latents * latents * 8,
+                   "co-activation counts of every pair of latents (four latents x latents arrays of doubles)");
     counts_ = Matrix<double>("latent_coactivation", latents, latents);
   }
 
@@ -166,8 +166,9 @@ inline LatentGroupReport analyse_latent_groups(const Eigen::MatrixXd& decoder, c
   };
   moments(shares, r.null_share_mean, r.null_share_sd);
   moments(ranks, r.null_rank_mean, r.null_rank_sd);
-  r.share_z = r.null_share_sd > 0 ? (r.geometry.mean_within_share - r.null_share_mean) / r.null_share_sd : 0.0;
-  r.rank_z = r.null_rank_sd > 0 ? (r.geometry.mean_effective_rank - r.null_rank_mean) / r.null_rank_sd : 0.0;
+  const double nan = std::numeric_limits<double>::quiet_NaN();  // a null without spread has no z
+  r.share_z = r.null_share_sd > 0 ? (r.geometry.mean_within_share - r.null_share_mean) / r.null_share_sd : nan;
+  r.rank_z = r.null_rank_sd > 0 ? (r.geometry.mean_effective_rank - r.null_rank_mean) / r.null_rank_sd : nan;
   return r;
 }
 

@@ -55,10 +55,10 @@ struct MutexGroupsConfig {
   std::uint64_t seed = 0;
 
   int num_groups() const { return static_cast<int>(group_sizes.size()); }
-  int num_features() const {
-    int n = ungrouped_features;
+  int num_features() const {  // validate() keeps the total within 10,000,000
+    long long n = ungrouped_features;
     for (int g : group_sizes) n += g;
-    return n;
+    return static_cast<int>(n);
   }
 
   void validate() const {
@@ -68,6 +68,9 @@ struct MutexGroupsConfig {
         throw ConfigError("group_sizes[" + std::to_string(g) + "]", show(group_sizes[g]), "must be in [1, 1000000]");
     if (ungrouped_features < 0 || ungrouped_features > 10000000)
       throw ConfigError("ungrouped_features", show(ungrouped_features), "must be in [0, 10000000]");
+    long long total = ungrouped_features;
+    for (int g : group_sizes) total += g;
+    if (total > 10000000) throw ConfigError("group_sizes", show(total) + " features", "must total <= 10,000,000");
     auto probability = [](const char* field, double p) {
       if (!(p > 0 && p <= 1)) throw ConfigError(field, show(p), "must be a probability in (0, 1]");
     };
@@ -77,6 +80,8 @@ struct MutexGroupsConfig {
       throw ConfigError("member_zipf_exponent", show(member_zipf_exponent), "must be in [0, 100]");
     if (!(coactivation >= 0 && coactivation <= 1))
       throw ConfigError("coactivation", show(coactivation), "must be in [0, 1]");
+    if (coactivation > 0 && firing != GroupFiring::mutex)
+      throw ConfigError("coactivation", show(coactivation), "mixes mutex with independent firing; the firing is not mutex");
   }
 };
 

@@ -9,7 +9,9 @@
 //                 random, so member j fires with q / S, never with a sibling;
 //   independent:  the same root without exclusion and p = q / S: the same marginals, co-activation
 //                 allowed (the control).
-// Ungrouped features fire on their own. Magnitudes are |N(mean, std)| as in every world.
+// Ungrouped features fire on their own. Magnitudes are max(0, N(mean, std)) as in every world; a
+// draw clipped to 0 does not fire, so std must stay well below mean (mean / std >= 3.1, where
+// under 1e-3 of the draws clip) for the marginals above to hold.
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -49,6 +51,13 @@ struct TegumWorldConfig {
       throw ConfigError("magnitude_mean", show(magnitude_mean), "must be finite and > 0");
     if (!(magnitude_std >= 0 && std::isfinite(magnitude_std)))
       throw ConfigError("magnitude_std", show(magnitude_std), "must be finite and >= 0");
+    if (magnitude_std * 3.1 > magnitude_mean)
+      throw ConfigError("magnitude_std", show(magnitude_std),
+                        "must be <= magnitude_mean / 3.1 (" + show(magnitude_mean / 3.1) +
+                            "): more draws would clip to 0, not fire, and change the firing rates");
+    long long total = ungrouped;
+    for (int g : group_sizes) total += g;
+    if (total > 10000000) throw ConfigError("group_sizes", show(total) + " features", "must total <= 10,000,000");
   }
 };
 
@@ -113,7 +122,8 @@ inline TegumWorld make_tegum_world(const TegumWorldConfig& cfg) {
   int f = 0;
   for (int g = 0; g < groups; ++g) {
     const int s = cfg.group_sizes[g];
-    const double member = cfg.mutually_exclusive ? 1 - std::pow(1 - cfg.group_probability, 1.0 / s)
+    // 1 - (1 - q)^(1/S), without cancellation for small q.
+    const double member = cfg.mutually_exclusive ? -std::expm1(std::log1p(-cfg.group_probability) / s)
                                                  : cfg.group_probability / s;
     io::Json children = io::Json::array();
     for (int j = 0; j < s; ++j, ++f) {
