@@ -78,7 +78,7 @@ python3 - "$work/wlat/tegum_latents.json" <<'PY' || fail "tegum_latents.json lac
 import json, sys
 t = json.load(open(sys.argv[1]))["true_factors"]
 assert len(t["groups"]) == 4
-for k in ("max_cos", "subspace", "f1", "sibling_confusion", "fvu_in_factor", "error_share"):
+for k in ("max_cos", "subspace", "coverage", "f1", "sibling_confusion", "fvu_in_factor", "error_share"):
     assert k in t["mean"], k
 assert 0 < t["mean"]["max_cos"] <= 1 and 0 <= t["mean"]["subspace"] <= 1 + 1e-9
 PY

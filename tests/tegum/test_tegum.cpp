@@ -486,6 +486,7 @@ TEST_CASE("factor recovery by hand: matching, subspace angles, F1, sibling confu
   CHECK(g[1].max_cos == Approx(0.75));       // (0.5 + 1) / 2
   CHECK(g[0].subspace == Approx(1.0));
   CHECK(g[1].subspace == Approx(0.625));     // principal cos^2 1 (e3) and 0.25 (w2 against e2)
+  CHECK(g[1].coverage == Approx(0.625));     // two angles over r = 2: the same here
   CHECK(g[0].f1 == Approx(1.0));
   CHECK(g[1].f1 == Approx(0.5));             // tp 1 (e3), fp 1 (latent 2 in row 2), fn 1 (e2 in row 1)
   CHECK(g[0].confusion == Approx(0.0));
@@ -494,6 +495,14 @@ TEST_CASE("factor recovery by hand: matching, subspace angles, F1, sibling confu
   CHECK(g[1].fvu == Approx(1.0 / 1.5));      // error e2 once; centred sum: 2 - |(1, 1)|^2 / 4
   CHECK(g[1].error_share == Approx(1.0));
   CHECK(rec.mean().max_cos == Approx(0.875));
+  // A collapse: both members of group 0 matched by one latent on e0. The span is a line inside
+  // Q_0: every principal angle it has is 0 (subspace 1), but it covers half of Q_0.
+  Eigen::MatrixXd collapsed = Eigen::MatrixXd::Zero(2, 4);
+  collapsed.row(0) << 1, 0, 0, 0;
+  collapsed.row(1) << 0, 0, 1, 0;
+  FactorRecovery col(truth.topRows(2), {0, 0}, {q[0]}, collapsed);
+  CHECK(col.groups()[0].subspace == Approx(1.0));
+  CHECK(col.groups()[0].coverage == Approx(0.5));
   CHECK_THROWS_AS(FactorRecovery(truth, {0, 0, 1}, q, dec), ShapeError);
   CHECK_THROWS_AS(FactorRecovery(truth, {0, 0, 1, 2}, q, dec), ShapeError);
 }

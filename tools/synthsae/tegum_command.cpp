@@ -563,7 +563,7 @@ int run_latents(const Args& args, const std::string& out_dir) {
     if (recovery) {
       io::Json per = io::Json::array();
       auto entry = [&](const tegum::GroupRecovery& g) {
-        return io::Json{{"max_cos", g.max_cos},           {"subspace", g.subspace},
+        return io::Json{{"max_cos", g.max_cos},           {"subspace", g.subspace}, {"coverage", g.coverage},
                         {"f1", g.f1},                     {"sibling_confusion", number_or_null(g.confusion)},
                         {"fvu_in_factor", number_or_null(g.fvu)}, {"error_share", number_or_null(g.error_share)}};
       };
@@ -600,9 +600,9 @@ int run_latents(const Args& args, const std::string& out_dir) {
                 r.null_rank_mean, r.null_rank_sd, r.rank_z);
     if (recovery) {
       const auto m = recovery->mean();
-      std::printf("true factors (means over %zu groups): max-cos %.3f, subspace cos^2 %.3f, F1 %.3f, sibling confusion "
-                  "%.3f, FVU in factor %.4f, share of the error in a factor %.3f\n",
-                  recovery->groups().size(), m.max_cos, m.subspace, m.f1, m.confusion, m.fvu, m.error_share);
+      std::printf("true factors (means over %zu groups): max-cos %.3f, subspace cos^2 %.3f, coverage %.3f, F1 %.3f, "
+                  "sibling confusion %.3f, FVU in factor %.4f, share of the error in a factor %.3f\n",
+                  recovery->groups().size(), m.max_cos, m.subspace, m.coverage, m.f1, m.confusion, m.fvu, m.error_share);
     }
     std::printf("wrote %s/tegum_latents.json (%.1f s)\n", out_dir.c_str(), seconds_since(start));
     return 0;

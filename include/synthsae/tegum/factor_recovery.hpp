@@ -4,6 +4,9 @@
 // whose decoder row has the largest |cos| with it. Per group:
 //   max-cos        mean over members of that |cos| (the MCC of the group's features)
 //   subspace       mean cos^2 of the principal angles between span(matched decoder rows) and Q_g
+//                  (over min(rank, r_g) angles: a span collapsed onto one line inside Q_g scores 1)
+//   coverage       |B^T Q_g|_F^2 / r_g, B a basis of that span: the share of Q_g the matched rows
+//                  span (the same collapse scores 1 / r_g)
 //   F1             of "the matched latent fires" against "the feature fires", pooled over members
 //   confusion      P(matched latent of i fires | a sibling of i fires and i does not)
 //   FVU            sum |Q_g^T (x - x_hat)|^2 / sum |Q_g^T (x - mean x)|^2: the error inside the factor
@@ -21,7 +24,7 @@
 namespace synthsae::tegum {
 
 struct GroupRecovery {
-  double max_cos = 0, subspace = 0, f1 = 0, confusion = 0, fvu = 0, error_share = 0;
+  double max_cos = 0, subspace = 0, coverage = 0, f1 = 0, confusion = 0, fvu = 0, error_share = 0;
 };
 
 class FactorRecovery {
@@ -58,11 +61,13 @@ class FactorRecovery {
     members_.assign(groups, {});
     for (int i = 0; i < n; ++i)
       if (group_of_[i] >= 0) members_[group_of_[i]].push_back(i);
-    subspace_.assign(groups, 0.0);
+    subspace_.assign(groups, 0.0), coverage_.assign(groups, 0.0);
     for (int g = 0; g < groups; ++g) {
       Eigen::MatrixXd rows(members_[g].size(), w.cols());
       for (std::size_t a = 0; a < members_[g].size(); ++a) rows.row(a) = w.row(match_[members_[g][a]]);
-      subspace_[g] = subspace_alignment(row_span(rows, 0.1), q_[g]);
+      const Eigen::MatrixXd span = row_span(rows, 0.1);
+      subspace_[g] = subspace_alignment(span, q_[g]);
+      coverage_[g] = q_[g].cols() ? (span.transpose() * q_[g]).squaredNorm() / double(q_[g].cols()) : 0.0;
     }
   }
 
@@ -101,6 +106,7 @@ class FactorRecovery {
       auto& o = out[g];
       for (int i : members_[g]) o.max_cos += max_cos_[i] / double(members_[g].size());
       o.subspace = subspace_[g];
+      o.coverage = coverage_[g];
       o.f1 = s.tp > 0 ? 2.0 * s.tp / (2.0 * s.tp + s.fp + s.fn) : 0.0;
       o.confusion = s.sibling_rows > 0 ? s.sibling_fires / s.sibling_rows : std::nan("");
       // Centred variance inside Q_g: sum |Q^T x|^2 - rows |Q^T mean|^2.
@@ -117,7 +123,8 @@ class FactorRecovery {
     const auto g = groups();
     for (const auto& r : g) {
       const double w = 1.0 / double(g.size());
-      m.max_cos += w * r.max_cos, m.subspace += w * r.subspace, m.f1 += w * r.f1, m.confusion += w * r.confusion;
+      m.max_cos += w * r.max_cos, m.subspace += w * r.subspace, m.coverage += w * r.coverage, m.f1 += w * r.f1;
+      m.confusion += w * r.confusion;
       m.fvu += w * r.fvu, m.error_share += w * r.error_share;
     }
     return m;
@@ -134,7 +141,7 @@ class FactorRecovery {
   std::vector<Eigen::MatrixXd> q_;
   std::vector<std::vector<int>> members_;
   std::vector<int> match_;
-  std::vector<double> max_cos_, subspace_;
+  std::vector<double> max_cos_, subspace_, coverage_;
   std::vector<Stats> stats_;
   double err_sq_ = 0;
   std::int64_t rows_ = 0;
