@@ -4,6 +4,9 @@
 #include <type_traits>
 
 #include <Kokkos_Core.hpp>
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
 
 #include "synthsae/core/kokkos_compat.hpp"
 
@@ -27,9 +30,13 @@ template <class Space>
 inline constexpr bool host_accessible_v =
     Kokkos::SpaceAccessibility<Kokkos::HostSpace, typename Space::memory_space>::accessible;
 
-/// Host kernels that keep per-thread state split `work` items into one chunk per thread.
+/// Host kernels that keep per-thread state split `work` items into one chunk per thread (the
+/// OpenMP threads where Kokkos is Serial: host_parallel.hpp runs such loops over them).
 inline int host_chunks(std::size_t work) {
-  const std::size_t threads = static_cast<std::size_t>(ExecSpace().concurrency());
+  std::size_t threads = static_cast<std::size_t>(ExecSpace().concurrency());
+#if defined(_OPENMP) && defined(KOKKOS_ENABLE_SERIAL)
+  if constexpr (std::is_same_v<ExecSpace, Kokkos::Serial>) threads = static_cast<std::size_t>(omp_get_max_threads());
+#endif
   return static_cast<int>(work < threads ? (work > 0 ? work : 1) : threads);
 }
 

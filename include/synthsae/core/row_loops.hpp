@@ -7,6 +7,7 @@
 #include <cstddef>
 
 #include "synthsae/core/backend.hpp"
+#include "synthsae/core/host_parallel.hpp"
 
 namespace synthsae {
 
@@ -18,8 +19,8 @@ template <class F>
 void for_each_entry(const char* name, std::size_t rows, std::size_t cols, const F& f) {
   const int c = static_cast<int>(cols);
   if constexpr (host_execution_v) {
-    Kokkos::parallel_for(
-        name, Kokkos::RangePolicy<ExecSpace>(0, rows), KOKKOS_LAMBDA(int i) {
+    host_rows(
+        name, static_cast<std::int64_t>(rows), c, KOKKOS_LAMBDA(int i) {
           for (int j = 0; j < c; ++j) f(i, j);
         });
   } else {
@@ -37,8 +38,8 @@ template <class Acc, class Term, class Finish>
 void for_each_row_sum(const char* name, std::size_t rows, std::size_t cols, const Term& term, const Finish& finish) {
   const int c = static_cast<int>(cols);
   if constexpr (host_execution_v) {
-    Kokkos::parallel_for(
-        name, Kokkos::RangePolicy<ExecSpace>(0, rows), KOKKOS_LAMBDA(int i) {
+    host_rows(
+        name, static_cast<std::int64_t>(rows), c, KOKKOS_LAMBDA(int i) {
           Acc acc = 0;
           for (int j = 0; j < c; ++j) acc += term(i, j);
           finish(i, acc);

@@ -8,6 +8,7 @@
 
 #include "synthsae/core/backend.hpp"
 #include "synthsae/core/error.hpp"
+#include "synthsae/core/host_parallel.hpp"
 #include "synthsae/sae/parameters.hpp"
 
 namespace synthsae {
@@ -78,8 +79,8 @@ class Adam {
       // Blocks of 1,024 through restrict pointers, so that the compiler vectorises the
       // square roots and divisions (scalar, they dominate the step of a sparse SAE).
       const int n = static_cast<int>(pp.extent(0)), blocks = (n + 1023) / 1024;
-      Kokkos::parallel_for(
-          "synthsae::adam", Kokkos::RangePolicy<ExecSpace>(0, blocks), KOKKOS_LAMBDA(int blk) {
+      host_rows(
+          "synthsae::adam", blocks, 1024 * 8, KOKKOS_LAMBDA(int blk) {
             const int i0 = blk * 1024, len = (i0 + 1024 < n ? i0 + 1024 : n) - i0;
             adam_update(pp.data() + i0, gg.data() + i0, mm.data() + i0, vv.data() + i0, len, scale, b1, b2, step_size,
                         sqrt_bias2, eps);

@@ -22,7 +22,9 @@
 
 #include "synthsae/core/backend.hpp"
 #include "synthsae/core/counter_rng.hpp"
+#include "synthsae/core/host_parallel.hpp"
 #include "synthsae/core/normal_distribution.hpp"
+#include "synthsae/core/philox_lanes.hpp"
 
 namespace synthsae {
 
@@ -48,17 +50,26 @@ struct SamplerTables {
   Vector<std::uint8_t> group_exclusive, group_scaled;
   Vector<std::uint64_t> group_counter;
   /// The top-level features' parameters in top_level order, padded to a multiple of
-  /// kTopLevelBlock with features that never fire, and the factor feature-minor [r, padded]: the
-  /// host kernel decides a block of them at once, one SIMD lane per feature.
+  /// kTopLevelBlock with features that never fire, 1 / sqrt_diag (0 where sqrt_diag is 0), and
+  /// the factor feature-minor [r, padded]: the host kernel decides a block of them at once, one
+  /// SIMD lane per feature.
   Vector<std::int32_t> top_ids;
-  Vector<float> top_probability, top_threshold, top_sqrt_diag;
+  Vector<float> top_probability, top_threshold, top_inv_sqrt_diag;
   Matrix<float> top_factor;
   int num_features = 0;
   int rank = 0;
 };
 
-/// Top-level features per block of the host sampler (16 float lanes of AVX-512).
+/// Top-level features per block of the host sampler (two AVX2 registers of Philox lanes).
 inline constexpr int kTopLevelBlock = 16;
+
+/// Row b of a LayoutRight matrix by pointer: no View copy, so no reference counting when host
+/// threads run the loop (host_rows).
+template <class T>
+struct RowRef {
+  T* p;
+  SYNTHSAE_HD T& operator()(int k) const { return p[k]; }
+};
 
 namespace detail {
 
@@ -68,32 +79,6 @@ SYNTHSAE_HD float box_muller(std::uint32_t a, std::uint32_t b, std::uint32_t c) 
   const double u1 = u64_to_open01_double((static_cast<std::uint64_t>(b) << 32) | a);
   const double u2 = u32_to_open01_float(c);
   return static_cast<float>(kmath::sqrt(-2.0 * kmath::log(u1)) * kmath::cos(6.283185307179586 * u2));
-}
-
-/// Words 0 and 1 of philox_block(seed, stream, c[l]) for L counters below 2^32, as loops over
-/// the lanes that the compiler vectorises (the same rounds as philox4x32_10, lane by lane).
-template <int L>
-SYNTHSAE_HD void philox_lanes_w01(std::uint64_t seed, std::uint64_t stream, const std::uint32_t* c, std::uint32_t* w0,
-                             std::uint32_t* w1) {
-  constexpr std::uint32_t kMul0 = 0xD2511F53u, kMul1 = 0xCD9E8D57u;
-  std::uint32_t x0[L], x1[L], x2[L], x3[L];
-  for (int l = 0; l < L; ++l) {
-    x0[l] = c[l], x1[l] = 0;
-    x2[l] = static_cast<std::uint32_t>(stream), x3[l] = static_cast<std::uint32_t>(stream >> 32);
-  }
-  std::uint32_t k0 = static_cast<std::uint32_t>(seed), k1 = static_cast<std::uint32_t>(seed >> 32);
-  for (int round = 0; round < 10; ++round) {
-    if (round > 0) k0 += 0x9E3779B9u, k1 += 0xBB67AE85u;
-    for (int l = 0; l < L; ++l) {
-      const std::uint64_t p0 = static_cast<std::uint64_t>(kMul0) * x0[l];
-      const std::uint64_t p1 = static_cast<std::uint64_t>(kMul1) * x2[l];
-      const std::uint32_t n0 = static_cast<std::uint32_t>(p1 >> 32) ^ x1[l] ^ k0;
-      const std::uint32_t n2 = static_cast<std::uint32_t>(p0 >> 32) ^ x3[l] ^ k1;
-      x1[l] = static_cast<std::uint32_t>(p1), x3[l] = static_cast<std::uint32_t>(p0);
-      x0[l] = n0, x2[l] = n2;
-    }
-  }
-  for (int l = 0; l < L; ++l) w0[l] = x0[l], w1[l] = x1[l];
 }
 
 }  // namespace detail
@@ -116,9 +101,9 @@ struct FeatureDraw {
   }
 
   /// Whether feature f fires: z_f > t_f, i.e. v_f < Q((t_f - F_f . eps) / sqrt(diag_f)).
-  /// Most features are decided without a transcendental function: with x = s^2 / 2,
-  /// e^x >= 1 + x + x^2/2 bounds Q(s) <= 1/2 / (1 + x + x^2/2) for s >= 0 (and 1 - Q(s) likewise
-  /// for s < 0); only a v_f inside the bounds needs erfc. The decision is exact.
+  /// Most features are decided without a transcendental function: normal_tail_bound(|s|) >= Q(|s|)
+  /// bounds Q(s) for s >= 0 (and 1 - Q(s) for s < 0); only a v_f inside the bounds needs erfc.
+  /// The decision is exact.
   template <class EpsRow>
   SYNTHSAE_HD bool fires(std::uint64_t sample, int f, const EpsRow& eps) const {
     const U32x4 w = philox_block(seed, sample, 2 * static_cast<std::uint64_t>(f));
@@ -133,8 +118,7 @@ struct FeatureDraw {
     const double gap = double(t.threshold(f)) - dot;
     if (sd == 0) return gap < 0;  // full-rank factor: no idiosyncratic noise
     const double s = gap / sd;
-    const double x = 0.5 * s * s;
-    const double bound = 0.5 / (1 + x + 0.5 * x * x);  // >= Q(|s|)
+    const double bound = normal_tail_bound(s >= 0 ? s : -s);  // >= Q(|s|)
     if (s >= 0) {
       if (v >= bound) return false;
     } else if (v < 1 - bound) {
@@ -159,41 +143,64 @@ struct FeatureDraw {
   }
 
   /// emit(f, raw(sample, f, eps)) for every top-level feature that fires, in top_level order,
-  /// kTopLevelBlock features at a time (host): their uniforms, copula dots and the
-  /// transcendental-free bound of fires() as lane loops; only a lane the bound cannot decide
-  /// (a few per sample) goes through fires_given. The same values as raw(), bit for bit.
+  /// kTopLevelBlock features at a time (host): their Philox words (AVX2 lanes), copula dots and a
+  /// float form of fires()' first test as lane loops. The float test rejects a lane only with a
+  /// relative slack of 2^-10, far above its rounding (under 1e-5), so every lane it rejects is one
+  /// that fires_given rejects too; the others (a few dozen per sample) go through fires_given.
+  /// The same values as raw(), bit for bit.
   template <class EpsRow, class Emit>
   SYNTHSAE_HD void top_level_blocked(std::uint64_t sample, const EpsRow& eps, const Emit& emit) const {
     constexpr int L = kTopLevelBlock;
+    constexpr float kSlack = 1.0f + 1.0f / 1024;
     const int padded = static_cast<int>(t.top_ids.extent(0));
     const int r = t.rank;
+    const std::int32_t* ids = t.top_ids.data();
+    const float* probability = t.top_probability.data();
+    const float* threshold = t.top_threshold.data();
+    const float* inv_sd = t.top_inv_sqrt_diag.data();
+    const float* factor = r > 0 ? t.top_factor.data() : nullptr;
+    float e[64];  // the sample's factors; larger ranks read eps directly
+    const bool local_eps = r <= 64;
+    if (local_eps)
+      for (int k = 0; k < r; ++k) e[k] = eps(k);
     for (int i0 = 0; i0 < padded; i0 += L) {
       std::uint32_t counter[L], w0[L], w1[L];
-      for (int l = 0; l < L; ++l) counter[l] = 2u * static_cast<std::uint32_t>(t.top_ids(i0 + l));
+      for (int l = 0; l < L; ++l) counter[l] = 2u * static_cast<std::uint32_t>(ids[i0 + l]);
       detail::philox_lanes_w01<L>(seed, sample, counter, w0, w1);
-      double v[L];
-      for (int l = 0; l < L; ++l) v[l] = u64_to_open01_double((static_cast<std::uint64_t>(w1[l]) << 32) | w0[l]);
       float dot[L];
-      bool undecided[L];
+      int rejected[L];
       if (r == 0) {
-        for (int l = 0; l < L; ++l) dot[l] = 0, undecided[l] = v[l] < double(t.top_probability(i0 + l));
+        for (int l = 0; l < L; ++l) {
+          // v >= v_low = the top 24 bits of v as a float.
+          const float v_low = static_cast<float>(static_cast<std::int32_t>(w1[l] >> 8)) * (1.0f / 16777216.0f);
+          dot[l] = 0;
+          rejected[l] = v_low >= probability[i0 + l] * kSlack;
+        }
       } else {
         for (int l = 0; l < L; ++l) dot[l] = 0;
         for (int k = 0; k < r; ++k) {  // the order of factor_dot's sum, lane by lane
-          const float e = eps(k);
-          for (int l = 0; l < L; ++l) dot[l] += t.top_factor(k, i0 + l) * e;
+          const float ek = local_eps ? e[k] : float(eps(k));
+          const float* row = factor + static_cast<std::size_t>(k) * padded + i0;
+          for (int l = 0; l < L; ++l) dot[l] += row[l] * ek;
         }
-        for (int l = 0; l < L; ++l) {  // fires()' first test: s >= 0 and v >= bound => no fire
-          const double s = (double(t.top_threshold(i0 + l)) - double(dot[l])) / double(t.top_sqrt_diag(i0 + l));
-          const double x = 0.5 * s * s;
-          const double bound = 0.5 / (1 + x + 0.5 * x * x);
-          undecided[l] = !(s >= 0 && v[l] >= bound);
+        for (int l = 0; l < L; ++l) {  // v * (1 / normal_tail_bound(s)) >= 1 + slack => no fire
+          const float v_low = static_cast<float>(static_cast<std::int32_t>(w1[l] >> 8)) * (1.0f / 16777216.0f);
+          const float gap = threshold[i0 + l] - dot[l];
+          const float s = gap * inv_sd[i0 + l];
+          const float x = 0.5f * s * s;
+          const float exp_lower =
+              1 + x * (1 + x * (0.5f + x * (1.0f / 6 + x * (1.0f / 24 + x * (1.0f / 120 + x * (1.0f / 720))))));
+          const float mills = s * 2.5066283f;
+          // Bitwise &, not &&: no branches, so the loop vectorises.
+          rejected[l] = (gap > 0) & (inv_sd[i0 + l] > 0) & (v_low * exp_lower * (mills > 2 ? mills : 2.0f) >= kSlack);
         }
       }
       for (int l = 0; l < L; ++l) {
-        if (!undecided[l]) continue;
-        const int f = t.top_ids(i0 + l);
-        if (f < 0 || !fires_given(v[l], f, double(dot[l]))) continue;  // f < 0: padding
+        if (rejected[l]) continue;
+        const int f = ids[i0 + l];
+        if (f < 0) continue;  // padding
+        const double v = u64_to_open01_double((static_cast<std::uint64_t>(w1[l]) << 32) | w0[l]);
+        if (!fires_given(v, f, double(dot[l]))) continue;
         const float value = magnitude(sample, f);
         if (value > 0.0f) emit(f, value);
       }
@@ -222,12 +229,18 @@ struct FeatureDraw {
       const int begin = t.member_offsets(g), end = t.member_offsets(g + 1);
       const float scale = t.group_scaled(g) ? ratio : 1.0f;
       if (t.group_exclusive(g)) {
+        constexpr int kKept = 16;  // members whose raw values are kept for the second pass
+        float kept[kKept];
         std::uint32_t active = 0;
-        for (int c = begin; c < end; ++c) active += raw(sample, t.members(c), eps) > 0.0f;
+        for (int c = begin; c < end; ++c) {
+          const float v = raw(sample, t.members(c), eps);
+          if (c - begin < kKept) kept[c - begin] = v;
+          active += v > 0.0f;
+        }
         if (active == 0) continue;
         std::uint32_t keep = active > 1 ? winner(sample, g, active) : 0;
         for (int c = begin; c < end; ++c) {
-          const float v = raw(sample, t.members(c), eps);
+          const float v = c - begin < kKept ? kept[c - begin] : raw(sample, t.members(c), eps);
           if (v > 0.0f && keep-- == 0) {
             emit(t.members(c), v * scale);
             break;
@@ -257,12 +270,13 @@ inline int sample_sparse(const FeatureDraw& draw, std::uint64_t first_sample, co
                          const Matrix<float>& eps_scratch) {
   const int capacity = static_cast<int>(batch.capacity());
   const int num_top = static_cast<int>(draw.t.top_level.extent(0));
-  int overflowed = 0;
-  Kokkos::parallel_reduce(
-      "synthsae::sample_sparse", Kokkos::RangePolicy<ExecSpace>(0, batch.batch_size()),
+  // Per sample: every top-level feature's Philox block and copula dot (~60 operations each).
+  const std::int64_t row_cost = 60 * static_cast<std::int64_t>(num_top) + 1000;
+  const std::int64_t overflowed = host_rows_count(
+      "synthsae::sample_sparse", static_cast<std::int64_t>(batch.batch_size()), row_cost,
       KOKKOS_LAMBDA(int b, int& overflow_count) {
         const std::uint64_t sample = first_sample + static_cast<std::uint64_t>(b);
-        auto eps = Kokkos::subview(eps_scratch, b, Kokkos::ALL());
+        const RowRef<float> eps{eps_scratch.extent(1) > 0 ? &eps_scratch(b, 0) : nullptr};
         draw.copula_factors(sample, eps);
         const auto& t = draw.t;
         int count = 0;
@@ -309,9 +323,8 @@ inline int sample_sparse(const FeatureDraw& draw, std::uint64_t first_sample, co
         }
         batch.counts(b) = count;
         overflow_count += overflow ? 1 : 0;
-      },
-      overflowed);
-  return overflowed;
+      });
+  return static_cast<int>(overflowed);
 }
 
 /// hidden(b, :) = bias + sum_k values(b, k) W_feat(ids(b, k), :). Host: one thread per sample,
@@ -321,8 +334,9 @@ inline void hidden_from_sparse(const SparseBatch<float>& batch, const Matrix<flo
                                const Vector<float>& bias, const Matrix<float>& hidden) {
   if constexpr (host_accessible_v<ExecSpace>) {
     const int d = static_cast<int>(hidden.extent(1));
-    Kokkos::parallel_for(
-        "synthsae::hidden_from_sparse", Kokkos::RangePolicy<ExecSpace>(0, hidden.extent(0)), KOKKOS_LAMBDA(int b) {
+    host_rows(
+        "synthsae::hidden_from_sparse", static_cast<std::int64_t>(hidden.extent(0)),
+        static_cast<std::int64_t>(d) * (1 + static_cast<std::int64_t>(batch.capacity()) / 2), KOKKOS_LAMBDA(int b) {
           float* __restrict out = &hidden(b, 0);
           for (int k = 0; k < d; ++k) out[k] = bias(k);
           const int n = batch.counts(b);

@@ -353,26 +353,28 @@ class SyntheticModel {
     t.top_ids = Vector<std::int32_t>("top_ids", padded);
     t.top_probability = Vector<float>("top_probability", padded);
     t.top_threshold = Vector<float>("top_threshold", padded);
-    t.top_sqrt_diag = Vector<float>("top_sqrt_diag", padded);
+    t.top_inv_sqrt_diag = Vector<float>("top_inv_sqrt_diag", padded);
     t.top_factor = Matrix<float>("top_factor", r, padded);
     auto ids = Kokkos::create_mirror_view(t.top_ids);
     auto p = Kokkos::create_mirror_view(t.top_probability), th = Kokkos::create_mirror_view(t.top_threshold),
-         sd = Kokkos::create_mirror_view(t.top_sqrt_diag);
+         inv_sd = Kokkos::create_mirror_view(t.top_inv_sqrt_diag);
     auto fac = Kokkos::create_mirror_view(t.top_factor);
     for (std::size_t i = 0; i < padded; ++i) {
       const bool real = i < top;
       const int f = real ? tables_.top_level[i] : 0;
-      // Padding never fires: probability 0, threshold +inf (s = +inf passes the bound test).
+      // Padding never fires: probability 0, threshold +inf (s = +inf passes the bound test). No
+      // idiosyncratic noise (sqrt_diag 0, full-rank factor) is marked by inverse 0: never filtered.
       ids(i) = real ? f : -1;
       p(i) = real ? probability(f) : 0.0f;
       th(i) = real ? threshold(f) : std::numeric_limits<float>::infinity();
-      sd(i) = real && r > 0 ? sqrt_diag(f) : 1.0f;
+      const float sd = real && r > 0 ? sqrt_diag(f) : 1.0f;
+      inv_sd(i) = sd > 0 ? 1.0f / sd : 0.0f;
       for (std::size_t k = 0; k < r; ++k) fac(k, i) = real ? factor(f, k) : 0.0f;
     }
     Kokkos::deep_copy(t.top_ids, ids);
     Kokkos::deep_copy(t.top_probability, p);
     Kokkos::deep_copy(t.top_threshold, th);
-    Kokkos::deep_copy(t.top_sqrt_diag, sd);
+    Kokkos::deep_copy(t.top_inv_sqrt_diag, inv_sd);
     Kokkos::deep_copy(t.top_factor, fac);
   }
 

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "synthsae/core/backend.hpp"
+#include "synthsae/core/host_parallel.hpp"
 #include "synthsae/sae/kernels/step_buffers.hpp"
 #include "synthsae/sae/parameters.hpp"
 
@@ -44,8 +45,8 @@ struct ActiveSet {
     if (row_start.extent(0) != num_rows + 1) row_start = Kokkos::View<int*, MemSpace>("active_row_start", num_rows + 1);
     const auto starts = row_start;
     const int s = static_cast<int>(num_cols);
-    Kokkos::parallel_for(
-        "synthsae::active_count", Kokkos::RangePolicy<ExecSpace>(0, num_rows), KOKKOS_LAMBDA(int i) {
+    host_rows(
+        "synthsae::active_count", static_cast<std::int64_t>(num_rows), s, KOKKOS_LAMBDA(int i) {
           int n = 0;
           T v{};
           for (int j = 0; j < s; ++j) n += select(i, j, v) ? 1 : 0;
@@ -75,8 +76,8 @@ struct ActiveSet {
     }
     const auto cols = col;
     const auto vals = value;
-    Kokkos::parallel_for(
-        "synthsae::active_fill", Kokkos::RangePolicy<ExecSpace>(0, num_rows), KOKKOS_LAMBDA(int i) {
+    host_rows(
+        "synthsae::active_fill", static_cast<std::int64_t>(num_rows), s, KOKKOS_LAMBDA(int i) {
           int e = starts(i);
           for (int j = 0; j < s; ++j) {
             T v{};
@@ -138,8 +139,8 @@ void sparse_decode(const ActiveSet<T>& a, const Matrix<T>& w, const Vector<T>& b
   const auto cols = a.col;
   const auto vals = a.value;
   const int d = static_cast<int>(w.extent(1));
-  Kokkos::parallel_for(
-      "synthsae::sparse_decode", Kokkos::RangePolicy<ExecSpace>(0, a.rows()), KOKKOS_LAMBDA(int i) {
+  host_rows(
+      "synthsae::sparse_decode", static_cast<std::int64_t>(a.rows()), 8 * d, KOKKOS_LAMBDA(int i) {
         for (int k = 0; k < d; ++k) out(i, k) = bias(k);
         for (int e = starts(i); e < starts(i + 1) && cols(e) < width; ++e) {
           axpy_contiguous(vals(e), &w(cols(e), 0), &out(i, 0), d);
@@ -164,9 +165,8 @@ double sparse_reconstruct(const ActiveSet<T>& a, const Matrix<T>& w, const Vecto
   const bool mapped = map.active();
   const auto target = mapped ? map.target : x;
   const auto out_scale = map.scale, out_shift = map.shift;
-  double sq = 0;
-  Kokkos::parallel_reduce(
-      "synthsae::sparse_reconstruct", Kokkos::RangePolicy<ExecSpace>(0, a.rows()),
+  const double sq = host_rows_sum(
+      "synthsae::sparse_reconstruct", static_cast<std::int64_t>(a.rows()), 16 * d,
       KOKKOS_LAMBDA(int i, double& acc) {
         for (int k = 0; k < d; ++k) x_hat(i, k) = bias(k);
         int end = starts(i);
@@ -189,8 +189,7 @@ double sparse_reconstruct(const ActiveSet<T>& a, const Matrix<T>& w, const Vecto
           const T dot = dot_contiguous(&g(i, 0), &w(cols(e), 0), d);
           grad(e) = (accumulate ? grad(e) : T(0)) + dot;
         }
-      },
-      sq);
+      });
   return sq / double(x_hat.extent(0));
 }
 
@@ -227,8 +226,8 @@ template <class T, class Term, class Finish>
 void sparse_column_sums_by_index(const ActiveSet<T>& a, std::size_t num_cols, const Term& term, const Finish& finish) {
   a.index_columns(num_cols);
   const auto col_start = a.col_start, by_column = a.by_column, entry_row = a.entry_row;
-  Kokkos::parallel_for(
-      "synthsae::sparse_column_sums", Kokkos::RangePolicy<ExecSpace>(0, num_cols), KOKKOS_LAMBDA(int j) {
+  host_rows(
+      "synthsae::sparse_column_sums", static_cast<std::int64_t>(num_cols), 16, KOKKOS_LAMBDA(int j) {
         T acc = 0;
         for (int p = col_start(j); p < col_start(j + 1); ++p) acc += term(entry_row(p), j, by_column(p));
         finish(j, acc);
@@ -249,8 +248,8 @@ template <class T, class Update>
 void for_each_active(const ActiveSet<T>& a, const Update& update) {
   const auto starts = a.row_start;
   const auto cols = a.col;
-  Kokkos::parallel_for(
-      "synthsae::for_each_active", Kokkos::RangePolicy<ExecSpace>(0, a.rows()), KOKKOS_LAMBDA(int i) {
+  host_rows(
+      "synthsae::for_each_active", static_cast<std::int64_t>(a.rows()), 16, KOKKOS_LAMBDA(int i) {
         for (int e = starts(i); e < starts(i + 1); ++e) update(i, cols(e), e);
       });
 }
@@ -263,8 +262,8 @@ void scatter_feature_acts(const ActiveSet<T>& a, const Vector<T>& norms, bool re
   const auto cols = a.col;
   const auto vals = a.value;
   const int s = static_cast<int>(z.extent(1));
-  Kokkos::parallel_for(
-      "synthsae::scatter_feature_acts", Kokkos::RangePolicy<ExecSpace>(0, a.rows()), KOKKOS_LAMBDA(int i) {
+  host_rows(
+      "synthsae::scatter_feature_acts", static_cast<std::int64_t>(a.rows()), s, KOKKOS_LAMBDA(int i) {
         for (int j = 0; j < s; ++j) z(i, j) = T(0);
         for (int e = starts(i); e < starts(i + 1); ++e) z(i, cols(e)) = rescale ? vals(e) * norms(cols(e)) : vals(e);
       });
@@ -277,8 +276,8 @@ void sparse_row_dots(const ActiveSet<T>& a, const Matrix<T>& g, const Matrix<T>&
   const auto cols = a.col;
   const auto grad = a.grad;
   const int d = static_cast<int>(w.extent(1));
-  Kokkos::parallel_for(
-      "synthsae::sparse_row_dots", Kokkos::RangePolicy<ExecSpace>(0, a.rows()), KOKKOS_LAMBDA(int i) {
+  host_rows(
+      "synthsae::sparse_row_dots", static_cast<std::int64_t>(a.rows()), 8 * d, KOKKOS_LAMBDA(int i) {
         for (int e = starts(i); e < starts(i + 1); ++e) {
           const int j = cols(e);
           if (j >= width) {
@@ -352,8 +351,8 @@ void transpose(const Matrix<T>& in, const Matrix<T>& out) {
   constexpr int kTile = 32;
   const int r = static_cast<int>(in.extent(0)), c = static_cast<int>(in.extent(1));
   const int tiles_r = (r + kTile - 1) / kTile, tiles_c = (c + kTile - 1) / kTile;
-  Kokkos::parallel_for(
-      "synthsae::transpose", Kokkos::RangePolicy<ExecSpace>(0, tiles_r * tiles_c), KOKKOS_LAMBDA(int t) {
+  host_rows(
+      "synthsae::transpose", static_cast<std::int64_t>(tiles_r * tiles_c), kTile * kTile, KOKKOS_LAMBDA(int t) {
         const int i0 = (t / tiles_c) * kTile, j0 = (t % tiles_c) * kTile;
         const int i1 = i0 + kTile < r ? i0 + kTile : r, j1 = j0 + kTile < c ? j0 + kTile : c;
         for (int i = i0; i < i1; ++i)
@@ -370,8 +369,8 @@ void sparse_decoder_grad_by_columns(const ActiveSet<T>& a, const Matrix<T>& g, c
   const auto col_start = a.col_start, by_column = a.by_column, entry_row = a.entry_row;
   const auto vals = a.value;
   const int d = static_cast<int>(gw.extent(1));
-  Kokkos::parallel_for(
-      "synthsae::sparse_decoder_grad", Kokkos::RangePolicy<ExecSpace>(0, gw.extent(0)), KOKKOS_LAMBDA(int j) {
+  host_rows(
+      "synthsae::sparse_decoder_grad", static_cast<std::int64_t>(gw.extent(0)), 4 * d, KOKKOS_LAMBDA(int j) {
         if (!accumulate)
           for (int k = 0; k < d; ++k) gw(j, k) = T(0);
         if (j >= width) return;
@@ -396,8 +395,8 @@ void sparse_encoder_grad_by_columns(const ActiveSet<T>& a, const Matrix<T>& xc, 
   const auto scratch = a.scratch;
   const auto col_start = a.col_start, by_column = a.by_column, entry_row = a.entry_row;
   const auto grad = a.grad;
-  Kokkos::parallel_for(
-      "synthsae::sparse_encoder_grad", Kokkos::RangePolicy<ExecSpace>(0, chunks), KOKKOS_LAMBDA(int c) {
+  host_rows(
+      "synthsae::sparse_encoder_grad", chunks, std::int64_t{kBlock} * d * blocks / chunks, KOKKOS_LAMBDA(int c) {
         T* sums = &scratch(c, 0);
         int first = 0, last = 0;
         chunk_range(blocks, c, chunks, first, last);

@@ -9,6 +9,7 @@
 //   norms [S]    |W_dec_j|
 //   g_xhat [B,D] dLoss/dx_hat;  dc [B, S] dLoss/dc;  dh [B, S] dLoss/dh;  dnorms [S] dLoss/d|W_dec_j|
 #include "synthsae/core/backend.hpp"
+#include "synthsae/core/host_parallel.hpp"
 #include "synthsae/sae/kernels/output_map.hpp"
 
 namespace synthsae {
@@ -55,8 +56,8 @@ SYNTHSAE_HD T dot_contiguous(const T* a, const T* b, int n) {
 template <class T>
 void row_norms(const Matrix<T>& rows, const Vector<T>& out) {
   const int d = static_cast<int>(rows.extent(1));
-  Kokkos::parallel_for(
-      "synthsae::row_norms", Kokkos::RangePolicy<ExecSpace>(0, rows.extent(0)), KOKKOS_LAMBDA(int j) {
+  host_rows(
+      "synthsae::row_norms", static_cast<std::int64_t>(rows.extent(0)), d, KOKKOS_LAMBDA(int j) {
         const T n = kmath::sqrt(dot_contiguous(&rows(j, 0), &rows(j, 0), d));
         out(j) = n > T(1e-8) ? n : T(1e-8);
       });
@@ -66,8 +67,8 @@ void row_norms(const Matrix<T>& rows, const Vector<T>& out) {
 template <class T>
 void column_sums(const Matrix<T>& m, const Vector<T>& out, T scale, bool accumulate) {
   const int rows = static_cast<int>(m.extent(0));
-  Kokkos::parallel_for(
-      "synthsae::column_sums", Kokkos::RangePolicy<ExecSpace>(0, m.extent(1)), KOKKOS_LAMBDA(int k) {
+  host_rows(
+      "synthsae::column_sums", static_cast<std::int64_t>(m.extent(1)), rows, KOKKOS_LAMBDA(int k) {
         T acc = 0;
         for (int i = 0; i < rows; ++i) acc += m(i, k);
         out(k) = (accumulate ? out(k) : T(0)) + scale * acc;
@@ -84,9 +85,8 @@ double mse_and_gradient(const Matrix<T>& x, const Matrix<T>& x_hat, const Matrix
   const bool mapped = map.active();
   const auto target = mapped ? map.target : x;
   const auto a = map.scale, m = map.shift;
-  double sq = 0;
-  Kokkos::parallel_reduce(
-      "synthsae::mse", Kokkos::RangePolicy<ExecSpace>(0, x_hat.extent(0)),
+  const double sq = host_rows_sum(
+      "synthsae::mse", static_cast<std::int64_t>(x_hat.extent(0)), 4 * d,
       KOKKOS_LAMBDA(int i, double& acc) {
         const T scale = mapped ? a(i) : T(1), shift = mapped ? m(i) : T(0);
         for (int k = 0; k < d; ++k) {
@@ -94,8 +94,7 @@ double mse_and_gradient(const Matrix<T>& x, const Matrix<T>& x_hat, const Matrix
           acc += double(diff) * double(diff);
           g(i, k) = mapped ? factor * scale * diff : factor * diff;
         }
-      },
-      sq);
+      });
   return sq / double(x_hat.extent(0));
 }
 
@@ -103,8 +102,8 @@ double mse_and_gradient(const Matrix<T>& x, const Matrix<T>& x_hat, const Matrix
 template <class T>
 void fill_rows(const Matrix<T>& m, const Vector<T>& v) {
   const int cols = static_cast<int>(m.extent(1));
-  Kokkos::parallel_for(
-      "synthsae::fill_rows", Kokkos::RangePolicy<ExecSpace>(0, m.extent(0)), KOKKOS_LAMBDA(int i) {
+  host_rows(
+      "synthsae::fill_rows", static_cast<std::int64_t>(m.extent(0)), cols, KOKKOS_LAMBDA(int i) {
         for (int k = 0; k < cols; ++k) m(i, k) = v(k);
       });
 }
@@ -113,8 +112,8 @@ void fill_rows(const Matrix<T>& m, const Vector<T>& v) {
 template <class T>
 void add_to_rows(const Matrix<T>& m, const Vector<T>& v) {
   const int cols = static_cast<int>(m.extent(1));
-  Kokkos::parallel_for(
-      "synthsae::add_to_rows", Kokkos::RangePolicy<ExecSpace>(0, m.extent(0)), KOKKOS_LAMBDA(int i) {
+  host_rows(
+      "synthsae::add_to_rows", static_cast<std::int64_t>(m.extent(0)), cols, KOKKOS_LAMBDA(int i) {
         for (int k = 0; k < cols; ++k) m(i, k) += v(k);
       });
 }
@@ -124,8 +123,8 @@ void add_to_rows(const Matrix<T>& m, const Vector<T>& v) {
 template <class T>
 void add_norm_gradient(const Matrix<T>& w_dec, const Vector<T>& norms, const Vector<T>& dnorms, const Matrix<T>& gw) {
   const int d = static_cast<int>(w_dec.extent(1));
-  Kokkos::parallel_for(
-      "synthsae::dnorms", Kokkos::RangePolicy<ExecSpace>(0, w_dec.extent(0)), KOKKOS_LAMBDA(int j) {
+  host_rows(
+      "synthsae::dnorms", static_cast<std::int64_t>(w_dec.extent(0)), d, KOKKOS_LAMBDA(int j) {
         if (dnorms(j) == T(0)) return;
         const T f = dnorms(j) / norms(j);
         for (int k = 0; k < d; ++k) gw(j, k) += f * w_dec(j, k);
@@ -136,8 +135,8 @@ void add_norm_gradient(const Matrix<T>& w_dec, const Vector<T>& norms, const Vec
 template <class T>
 void subtract_from_rows(const Matrix<T>& x, const Vector<T>& b, const Matrix<T>& xc) {
   const int cols = static_cast<int>(x.extent(1));
-  Kokkos::parallel_for(
-      "synthsae::center", Kokkos::RangePolicy<ExecSpace>(0, x.extent(0)), KOKKOS_LAMBDA(int i) {
+  host_rows(
+      "synthsae::center", static_cast<std::int64_t>(x.extent(0)), cols, KOKKOS_LAMBDA(int i) {
         for (int k = 0; k < cols; ++k) xc(i, k) = x(i, k) - b(k);
       });
 }
@@ -146,8 +145,8 @@ void subtract_from_rows(const Matrix<T>& x, const Vector<T>& b, const Matrix<T>&
 template <class T>
 void subtract_encoder_image(const Matrix<T>& w, const Vector<T>& v, const Vector<T>& out) {
   const int s = static_cast<int>(w.extent(1));
-  Kokkos::parallel_for(
-      "synthsae::db_dec_through_input", Kokkos::RangePolicy<ExecSpace>(0, w.extent(0)),
+  host_rows(
+      "synthsae::db_dec_through_input", static_cast<std::int64_t>(w.extent(0)), s,
       KOKKOS_LAMBDA(int k) { out(k) -= dot_contiguous(&w(k, 0), &v(0), s); });
 }
 

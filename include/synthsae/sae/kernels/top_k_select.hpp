@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "synthsae/core/backend.hpp"
+#include "synthsae/core/host_parallel.hpp"
 #include "synthsae/core/error.hpp"
 #include "synthsae/core/float16.hpp"
 
@@ -48,8 +49,8 @@ void row_top_k_radix(const Matrix<T>& key, int k, const Kokkos::View<std::uint8_
   const bool filter = allowed.extent(0) > 0;
   using Bits = decltype(ordered_bits(T(0)));
   constexpr int kPasses = static_cast<int>(sizeof(Bits));
-  Kokkos::parallel_for(
-      "synthsae::row_top_k_radix", Kokkos::RangePolicy<ExecSpace>(0, key.extent(0)), KOKKOS_LAMBDA(int i) {
+  host_rows(
+      "synthsae::row_top_k_radix", static_cast<std::int64_t>(key.extent(0)), 8 * s, KOKKOS_LAMBDA(int i) {
         int candidates = 0;
         for (int j = 0; j < s; ++j) {
           mask(i, j) = 0;
@@ -107,8 +108,8 @@ void row_top_k(const Matrix<T>& key, int k, const Kokkos::View<std::uint8_t**, K
   }
   const int s = static_cast<int>(key.extent(1));
   const bool filter = allowed.extent(0) > 0;
-  Kokkos::parallel_for(
-      "synthsae::row_top_k", Kokkos::RangePolicy<ExecSpace>(0, key.extent(0)), KOKKOS_LAMBDA(int i) {
+  host_rows(
+      "synthsae::row_top_k", static_cast<std::int64_t>(key.extent(0)), 4 * s, KOKKOS_LAMBDA(int i) {
         int heap[kMaxHeapTopK];  // min-heap of column indices by (key, -index)
         int size = 0;
         auto less = [&](int a, int b) {  // "a ranks below b"
@@ -172,8 +173,8 @@ std::vector<std::int64_t> radix_histogram(const Matrix<T>& values, bool low_half
   if constexpr (host_accessible_v<MemSpace>) {
     const int chunks = host_chunks(rows);
     Kokkos::View<std::int32_t**, Kokkos::LayoutRight, MemSpace> local("radix_local", chunks, 65536);
-    Kokkos::parallel_for(
-        "synthsae::radix_histogram", Kokkos::RangePolicy<ExecSpace>(0, chunks), KOKKOS_LAMBDA(int c) {
+    host_rows(
+        "synthsae::radix_histogram", static_cast<std::int64_t>(chunks), std::int64_t{rows} * cols / chunks, KOKKOS_LAMBDA(int c) {
           int r0 = 0, r1 = 0;
           chunk_range(rows, c, chunks, r0, r1);
           for (int i = r0; i < r1; ++i)
@@ -248,8 +249,8 @@ std::optional<float> threshold_from_candidates(const Matrix<T>& values, std::siz
   // unpredictable branches (half the keys are negative).
   const float floor = std::max(lower, std::numeric_limits<float>::denorm_min());
   auto keep = [=](float v) { return v >= floor; };
-  Kokkos::parallel_for(
-      "synthsae::candidate_count", Kokkos::RangePolicy<ExecSpace>(0, chunks), KOKKOS_LAMBDA(int c) {
+  host_rows(
+      "synthsae::candidate_count", static_cast<std::int64_t>(chunks), std::int64_t{rows} * cols / chunks, KOKKOS_LAMBDA(int c) {
         int r0 = 0, r1 = 0;
         chunk_range(rows, c, chunks, r0, r1);
         std::int64_t n = 0;
@@ -262,8 +263,8 @@ std::optional<float> threshold_from_candidates(const Matrix<T>& values, std::siz
   const auto total = static_cast<std::size_t>(counts(chunks));
   if (total < m || total > 16 * m + 65536) return std::nullopt;
   Kokkos::View<float*, MemSpace> candidates("candidates", total);
-  Kokkos::parallel_for(
-      "synthsae::candidate_fill", Kokkos::RangePolicy<ExecSpace>(0, chunks), KOKKOS_LAMBDA(int c) {
+  host_rows(
+      "synthsae::candidate_fill", static_cast<std::int64_t>(chunks), std::int64_t{rows} * cols / chunks, KOKKOS_LAMBDA(int c) {
         int r0 = 0, r1 = 0;
         chunk_range(rows, c, chunks, r0, r1);
         std::int64_t e = counts(c);

@@ -1,0 +1,111 @@
+#pragma once
+// Loops over independent rows that use every core even when Kokkos's host backend is Serial
+// (the Debian package): there they run as an OpenMP loop, as the host GEMM already does.
+// With a threaded or GPU Kokkos they are plain Kokkos::parallel_for / parallel_reduce. Bodies
+// must be race-free across rows (as for any Kokkos kernel; the suite runs under ThreadSanitizer
+// with Kokkos Threads) and must not copy Views (a copy inside the loop would count references
+// from several threads). Each row's result does not depend on the thread that runs it, so the
+// bits are the same at any thread count.
+#include <cstdint>
+#include <type_traits>
+
+#include "synthsae/core/backend.hpp"
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
+namespace synthsae {
+
+/// Whether host_rows splits loops over OpenMP threads itself (Kokkos Serial, OpenMP compiled in).
+inline constexpr bool host_rows_use_openmp_v =
+#if defined(_OPENMP) && defined(KOKKOS_ENABLE_SERIAL)
+    std::is_same_v<ExecSpace, Kokkos::Serial>;
+#else
+    false;
+#endif
+
+namespace detail {
+/// Whether `rows` rows of about `row_cost` arithmetic operations each are worth a thread team
+/// (an OpenMP region costs a few microseconds, and on a loaded machine a waiting member costs a
+/// scheduler slice: small loops stay on the calling thread, as small GEMMs do).
+inline bool worth_threads(std::int64_t rows, std::int64_t row_cost) {
+#if defined(_OPENMP)
+  return rows >= 2 && rows * row_cost >= (std::int64_t{1} << 17) && omp_get_max_threads() > 1 && !omp_in_parallel();
+#else
+  (void)rows, (void)row_cost;
+  return false;
+#endif
+}
+}  // namespace detail
+
+/// body(i) for i in [0, rows); `row_cost`: rough operations per row (decides whether to thread).
+template <class Body>
+void host_rows(const char* name, std::int64_t rows, std::int64_t row_cost, const Body& body) {
+  if constexpr (host_rows_use_openmp_v) {
+    if (detail::worth_threads(rows, row_cost)) {
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(static)
+      for (std::int64_t i = 0; i < rows; ++i) body(static_cast<int>(i));
+#endif
+      return;
+    }
+  }
+  Kokkos::parallel_for(name, Kokkos::RangePolicy<ExecSpace>(0, rows), body);
+}
+
+/// The sum over rows of body(i, sum) (each call adds to its int), threaded as host_rows.
+template <class Body>
+std::int64_t host_rows_count(const char* name, std::int64_t rows, std::int64_t row_cost, const Body& body) {
+  if constexpr (host_rows_use_openmp_v) {
+    if (detail::worth_threads(rows, row_cost)) {
+      std::int64_t total = 0;
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(static) reduction(+ : total)
+      for (std::int64_t i = 0; i < rows; ++i) {
+        int part = 0;
+        body(static_cast<int>(i), part);
+        total += part;
+      }
+#endif
+      return total;
+    }
+  }
+  int total = 0;
+  Kokkos::parallel_reduce(name, Kokkos::RangePolicy<ExecSpace>(0, rows), body, total);
+  return total;
+}
+
+/// The sum over rows of body(i, acc) (each call adds to its double). With host_rows' OpenMP
+/// loops the rows are summed in 64 fixed chunks, each in row order, and the chunk sums in chunk
+/// order, threaded or not: the same bits at any thread count.
+template <class Body>
+double host_rows_sum(const char* name, std::int64_t rows, std::int64_t row_cost, const Body& body) {
+  if constexpr (host_rows_use_openmp_v) {
+    constexpr std::int64_t kChunks = 64;
+    double part[kChunks] = {};
+    const auto run_chunk = [&](std::int64_t c) {
+      const std::int64_t begin = rows * c / kChunks, end = rows * (c + 1) / kChunks;
+      double acc = 0;
+      for (std::int64_t i = begin; i < end; ++i) body(static_cast<int>(i), acc);
+      part[c] = acc;
+    };
+    if (detail::worth_threads(rows, row_cost)) {
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(static)
+      for (std::int64_t c = 0; c < kChunks; ++c) run_chunk(c);
+#endif
+    } else {
+      for (std::int64_t c = 0; c < kChunks; ++c) run_chunk(c);
+    }
+    double total = 0;
+    for (std::int64_t c = 0; c < kChunks; ++c) total += part[c];
+    return total;
+  } else {
+    double total = 0;
+    Kokkos::parallel_reduce(name, Kokkos::RangePolicy<ExecSpace>(0, rows), body, total);
+    return total;
+  }
+}
+
+}  // namespace synthsae
