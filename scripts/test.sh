@@ -6,6 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh build
+# Tests run side by side, each with its own OpenMP team: idle members must sleep, not spin
+# (libgomp's default spin took the L0-autotuner test from 22 s to 75 s beside another test).
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
 ctest --test-dir build --no-tests=error --output-on-failure -j"$(nproc 2>/dev/null || echo 2)"
 fuzz_seconds="${SYNTHSAE_FUZZ_SECONDS:-20}"
 if [ "$fuzz_seconds" != 0 ]; then

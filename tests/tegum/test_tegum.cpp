@@ -314,6 +314,12 @@ TEST_CASE("the tegum hypothesis on the reference's setting: mutex groups become 
   const MutexGroupSampler independent(groups_of({5, 5, 5, 5}, 0.9, GroupFiring::independent));
   const FactorGeometry gm = factor_geometry(train_toy_model(mutex, cfg).w().transpose(), mutex.group_of());
   const FactorGeometry gi = factor_geometry(train_toy_model(independent, cfg).w().transpose(), independent.group_of());
+  // The runs are seeded: these check one deterministic outcome, with thresholds set between the
+  // two regimes rather than from sampling error. This seed measures (2026-12-04): mutex share
+  // 1.000 (four exact pentagons; threshold 0.95), dimensionality 0.400 (margin 0.02, 5 %),
+  // effective rank 2.00 (margin 0.1); independent share 0.315 (threshold 0.45, below the 0.64 that
+  // the mutex models reach even at q 0.3 in docs/tegum.md). Over 5 seeds the mutex share is
+  // 0.944 +- 0.124 (docs/tegum.md), so another seed may land a model between the regimes.
   CHECK(gm.mean_chance == Approx(4.0 / 19));
   CHECK(gm.represented == 20);
   CHECK(gm.mean_within_share > 0.95);
@@ -366,6 +372,9 @@ TEST_CASE("latent groups of an SAE: never-co-active latents in shared planes sta
   for (int j = 12; j < s; ++j) CHECK(rep.group_of[j] == -1);
   CHECK(rep.geometry.mean_within_share == Approx(1.0).epsilon(1e-9));
   CHECK(rep.geometry.mean_effective_rank == Approx(2.0).epsilon(1e-9));
+  // Measured z = 7.15 (seeded): the share is exactly 1 against a null of random relabellings;
+  // 5 standard deviations leaves 2 of margin and is beyond any chance value of a normal null
+  // (P(z > 5) ~ 3e-7).
   CHECK(rep.share_z > 5);
   CHECK(rep.null_share_mean < 0.5);
 

@@ -179,6 +179,15 @@ constexpr const char* kTegumGroundTruthFile = "tegum_groups.json";
 
 int run_latents(const Args& args, const std::string& out_dir);
 
+/// A host copy of a float matrix in double (the tegum analyses run in Eigen on the host).
+Eigen::MatrixXd host_matrix(const Matrix<float>& m) {
+  const auto h = Kokkos::create_mirror_view_and_copy(HostSpace(), m);
+  Eigen::MatrixXd e(h.extent(0), h.extent(1));
+  for (std::size_t i = 0; i < h.extent(0); ++i)
+    for (std::size_t k = 0; k < h.extent(1); ++k) e(i, k) = h(i, k);
+  return e;
+}
+
 int run_save_world(const Args& args) {
   for (const auto& f : {"--zipf", "--coactivation", "--controls", "--importance-decay", "--steps", "--batch", "--lr",
                         "--seeds", "--eval-rows", "--out"})
@@ -277,14 +286,8 @@ int run_toy(const Args& args, const std::string& out_dir) {
       for (std::size_t b = a + 1; b < settings.size(); ++b)
         if (settings[a].label() == settings[b].label())
           throw UsageError("--coactivation/--controls: " + settings[a].label() + " given twice");
-    try {
-      groups.validate();
-      toy.validate();
-    } catch (const ConfigError& e) {
-      throw UsageError(e.what());
-    }
 
-    try {
+    {  // errors past the flags: exit 1 (run_tegum)
       StagedDirectory out(out_dir);
       const auto start = std::chrono::steady_clock::now();
       const bool tty = ::isatty(2);
@@ -435,11 +438,6 @@ int run_toy(const Args& args, const std::string& out_dir) {
       out.commit();
       std::printf("wrote %s/tegum.json and plots (%.1f s)\n", out_dir.c_str(), seconds_since(start));
       return 0;
-    } catch (const UsageError&) {
-      throw;
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "synthsae tegum: %s\n", e.what());
-      return 1;
     }
   }
 }
@@ -455,7 +453,7 @@ int run_latents(const Args& args, const std::string& out_dir) {
   opt.shuffles = static_cast<int>(args.integer("--shuffles", 2, 100000).value_or(100));
   opt.duplicate_cos = args.number("--duplicate-cos", 1e-9, 1).value_or(0.9);
   const std::string sae_dir = *args.text("--sae");
-  try {
+  {  // errors past the flags: exit 1 (run_tegum)
     const auto start = std::chrono::steady_clock::now();
     InferenceSae sae = load_any_sae(sae_dir);
     std::unique_ptr<SyntheticModel> world;
@@ -478,10 +476,7 @@ int run_latents(const Args& args, const std::string& out_dir) {
     tegum::LatentCoactivation co(latents);
     analysis::ActivationChunk c;
     Matrix<float> z, x_hat;
-    auto w_dec = Kokkos::create_mirror_view_and_copy(HostSpace(), sae.params.w_dec);
-    Eigen::MatrixXd decoder(latents, d);
-    for (std::size_t i = 0; i < latents; ++i)
-      for (std::size_t k = 0; k < d; ++k) decoder(i, k) = w_dec(i, k);
+    const Eigen::MatrixXd decoder = host_matrix(sae.params.w_dec);
     // A world written by --save-world carries its factors: then also how the SAE recovers them.
     std::optional<tegum::FactorRecovery> recovery;
     std::vector<int> true_group_of;
@@ -490,23 +485,13 @@ int run_latents(const Args& args, const std::string& out_dir) {
       if (std::filesystem::exists(truth_file)) {
         std::vector<Eigen::MatrixXd> q;
         tegum::tegum_ground_truth_from_json(io::read_json_file(truth_file), true_group_of, q, truth_file.string());
-        const auto fv = Kokkos::create_mirror_view_and_copy(HostSpace(), world->feature_vectors());
-        if (true_group_of.size() != fv.extent(0))
+        const Eigen::MatrixXd truth = host_matrix(world->feature_vectors());
+        if (true_group_of.size() != std::size_t(truth.rows()))
           throw FormatError(truth_file.string(), "group_of has " + show(true_group_of.size()) + " entries for a world of " +
-                                                    show(fv.extent(0)) + " features");
-        Eigen::MatrixXd truth(fv.extent(0), fv.extent(1));
-        for (std::size_t i = 0; i < fv.extent(0); ++i)
-          for (std::size_t k = 0; k < fv.extent(1); ++k) truth(i, k) = fv(i, k);
+                                                    show(truth.rows()) + " features");
         recovery.emplace(truth, true_group_of, std::move(q), decoder);
       }
     }
-    auto host_of = [](const Matrix<float>& m) {
-      const auto h = Kokkos::create_mirror_view_and_copy(HostSpace(), m);
-      Eigen::MatrixXd e(h.extent(0), h.extent(1));
-      for (std::size_t i = 0; i < h.extent(0); ++i)
-        for (std::size_t k = 0; k < h.extent(1); ++k) e(i, k) = h(i, k);
-      return e;
-    };
     const bool tty = ::isatty(2);
     for (std::uint64_t first = 0; first < rows; first += chunk) {
       const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(chunk, rows - first));
@@ -522,7 +507,7 @@ int run_latents(const Args& args, const std::string& out_dir) {
         Eigen::MatrixXd fired = Eigen::MatrixXd::Zero(n, true_group_of.size());
         for (std::size_t i = 0; i < n; ++i)
           for (int q = 0; q < counts(i); ++q) fired(i, ids(i, q)) = 1;
-        recovery->add(host_of(c.x), host_of(x_hat), host_of(z), fired);
+        recovery->add(host_matrix(c.x), host_matrix(x_hat), host_matrix(z), fired);
       }
       std::fprintf(stderr, tty ? "\r  co-activation %10llu / %llu rows  %6.1f s   " : "  co-activation %10llu / %llu rows  %6.1f s\n",
                    static_cast<unsigned long long>(first + n), static_cast<unsigned long long>(rows), seconds_since(start));
@@ -560,6 +545,8 @@ int run_latents(const Args& args, const std::string& out_dir) {
                   {"cross_overlap", number_or_null(r.geometry.mean_cross_overlap)},
                   {"group_list", groups},
                   {"seconds", seconds_since(start)}};
+    const std::vector<tegum::GroupRecovery> recovery_groups =
+        recovery ? recovery->groups() : std::vector<tegum::GroupRecovery>{};
     if (recovery) {
       io::Json per = io::Json::array();
       auto entry = [&](const tegum::GroupRecovery& g) {
@@ -567,10 +554,14 @@ int run_latents(const Args& args, const std::string& out_dir) {
                         {"f1", g.f1},                     {"sibling_confusion", number_or_null(g.confusion)},
                         {"fvu_in_factor", number_or_null(g.fvu)}, {"error_share", number_or_null(g.error_share)}};
       };
-      for (const auto& g : recovery->groups()) per.push_back(entry(g));
       double total_share = 0;
-      for (const auto& g : recovery->groups()) total_share += std::isfinite(g.error_share) ? g.error_share : 0.0;
-      json["true_factors"] = {{"mean", entry(recovery->mean())}, {"error_share_total", total_share}, {"groups", per}};
+      for (const auto& g : recovery_groups) {
+        per.push_back(entry(g));
+        total_share += std::isfinite(g.error_share) ? g.error_share : 0.0;
+      }
+      json["true_factors"] = {{"mean", entry(tegum::FactorRecovery::mean_of(recovery_groups))},
+                              {"error_share_total", total_share},
+                              {"groups", per}};
     }
     // |cos| between the decoder rows of grouped latents, in group order (the first 256).
     std::vector<int> order;
@@ -599,18 +590,13 @@ int run_latents(const Args& args, const std::string& out_dir) {
     std::printf("effective rank per group %.2f (random groupings %.2f +- %.2f; z = %.1f)\n", r.geometry.mean_effective_rank,
                 r.null_rank_mean, r.null_rank_sd, r.rank_z);
     if (recovery) {
-      const auto m = recovery->mean();
+      const auto m = tegum::FactorRecovery::mean_of(recovery_groups);
       std::printf("true factors (means over %zu groups): max-cos %.3f, subspace cos^2 %.3f, coverage %.3f, F1 %.3f, "
                   "sibling confusion %.3f, FVU in factor %.4f, share of the error in a factor %.3f\n",
-                  recovery->groups().size(), m.max_cos, m.subspace, m.coverage, m.f1, m.confusion, m.fvu, m.error_share);
+                  recovery_groups.size(), m.max_cos, m.subspace, m.coverage, m.f1, m.confusion, m.fvu, m.error_share);
     }
     std::printf("wrote %s/tegum_latents.json (%.1f s)\n", out_dir.c_str(), seconds_since(start));
     return 0;
-  } catch (const UsageError&) {
-    throw;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "synthsae tegum: %s\n", e.what());
-    return 1;
   }
 }
 
@@ -644,6 +630,9 @@ int run_tegum(const std::vector<std::string>& argv) {
   } catch (const UsageError& e) {
     std::fprintf(stderr, "synthsae tegum: %s\n\n%s", e.what(), kUsage);
     return 2;
+  } catch (const std::exception& e) {  // a bad file or a failed run: nothing half-written (staged)
+    std::fprintf(stderr, "synthsae tegum: %s\n", e.what());
+    return 1;
   }
 }
 

@@ -7,6 +7,7 @@
 // from several threads). Each row's result does not depend on the thread that runs it, so the
 // bits are the same at any thread count.
 #include <cstdint>
+#include <cstdlib>
 #include <type_traits>
 
 #include "synthsae/core/backend.hpp"
@@ -26,12 +27,24 @@ inline constexpr bool host_rows_use_openmp_v =
 #endif
 
 namespace detail {
-/// Whether `rows` rows of about `row_cost` arithmetic operations each are worth a thread team
-/// (an OpenMP region costs a few microseconds, and on a loaded machine a waiting member costs a
-/// scheduler slice: small loops stay on the calling thread, as small GEMMs do).
+/// The least work (rows x operations per row) that host_rows threads: 2^20, about a third of a
+/// millisecond on one core. An OpenMP region costs microseconds, but libgomp's idle members spin
+/// after each one, and where other processes share the cores (ctest -j2, a sweep) many small
+/// regions cost far more than they save: at 2^17 the L0-autotuner test took 18 s alone but 106 s
+/// beside another test, against 22 s on one thread. SYNTHSAE_HOST_THREAD_MIN_WORK overrides it.
+inline std::int64_t host_thread_min_work() {
+  static const std::int64_t min_work = [] {
+    const char* v = std::getenv("SYNTHSAE_HOST_THREAD_MIN_WORK");
+    const long long parsed = v ? std::atoll(v) : 0;
+    return parsed > 0 ? static_cast<std::int64_t>(parsed) : std::int64_t{1} << 20;
+  }();
+  return min_work;
+}
+
+/// Whether `rows` rows of about `row_cost` arithmetic operations each are worth a thread team.
 inline bool worth_threads(std::int64_t rows, std::int64_t row_cost) {
 #if defined(_OPENMP)
-  return rows >= 2 && rows * row_cost >= (std::int64_t{1} << 17) && omp_get_max_threads() > 1 && !omp_in_parallel();
+  return rows >= 2 && rows * row_cost >= host_thread_min_work() && omp_get_max_threads() > 1 && !omp_in_parallel();
 #else
   (void)rows, (void)row_cost;
   return false;

@@ -20,6 +20,7 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <optional>
 #include <vector>
 
 #include <Eigen/Core>
@@ -58,28 +59,45 @@ inline double subspace_alignment(const Eigen::MatrixXd& a, const Eigen::MatrixXd
 }
 
 /// Orthonormal basis (d x r) of the span of `rows` (k x d): right singular vectors with
-/// s >= tolerance * s_max; also the effective rank (sum s^2)^2 / sum s^4.
-inline Eigen::MatrixXd row_span(const Eigen::MatrixXd& rows, double tolerance, double* effective_rank = nullptr) {
+/// s >= tolerance * s_max.
+inline Eigen::MatrixXd row_span(const Eigen::MatrixXd& rows, double tolerance) {
   Eigen::JacobiSVD<Eigen::MatrixXd> svd(rows, Eigen::ComputeThinV);
   const Eigen::VectorXd s = svd.singularValues();
   const double s_max = s.size() ? s(0) : 0.0;
   int r = 0;
   while (r < s.size() && s_max > 0 && s(r) >= tolerance * s_max) ++r;
-  if (effective_rank) {
-    const double s2 = s.squaredNorm(), s4 = s.array().pow(4).sum();
-    *effective_rank = s4 > 0 ? s2 * s2 / s4 : 0.0;
-  }
   return svd.matrixV().leftCols(r);
 }
+
+/// Per direction i of a Gram matrix: all(i) = sum_j (W_i.W_j)^2 (j = i included) and others(i)
+/// = the same over j != i, summed directly (all - |W_i|^4 would leave rounding noise where there
+/// is no interference). They do not depend on the grouping, so a null over many groupings of the
+/// same directions computes them once.
+struct GramRowSums {
+  std::vector<double> all, others;
+  explicit GramRowSums(const Eigen::MatrixXd& gram) : all(gram.rows()), others(gram.rows()) {
+    for (Eigen::Index i = 0; i < gram.rows(); ++i) {
+      double a = 0, o = 0;
+      for (Eigen::Index j = 0; j < gram.cols(); ++j) {
+        const double sq = gram(i, j) * gram(i, j);
+        a += sq;
+        if (j != i) o += sq;
+      }
+      all[i] = a, others[i] = o;
+    }
+  }
+};
 
 /// `directions`: n x d; `gram` = directions directions^T (given when many groupings of the same
 /// directions are measured); `group_of`: n entries, a group index in [0, groups) or -1
 /// (ungrouped). Without `with_subspaces` the per-group subspaces, ranks and overlaps are left
 /// empty (the effective ranks come from the Gram blocks either way). Overlaps are computed for up
 /// to `max_overlap_groups` groups (pairs grow quadratically); beyond, mean_cross_overlap is NaN.
+/// `row_sums`: GramRowSums(gram), when the caller keeps them across groupings.
 inline FactorGeometry factor_geometry(const Eigen::MatrixXd& directions, const Eigen::MatrixXd& gram,
                                       const std::vector<int>& group_of, const GeometryOptions& opt = {},
-                                      bool with_subspaces = true, int max_overlap_groups = 512) {
+                                      bool with_subspaces = true, int max_overlap_groups = 512,
+                                      const GramRowSums* row_sums = nullptr) {
   const int n = static_cast<int>(directions.rows());
   if (int(group_of.size()) != n)
     throw ShapeError("factor_geometry: " + show(group_of.size()) + " group labels for " + show(n) + " directions");
@@ -95,6 +113,11 @@ inline FactorGeometry factor_geometry(const Eigen::MatrixXd& directions, const E
   for (int i = 0; i < n; ++i)
     if (group_of[i] >= 0) members[group_of[i]].push_back(i);
 
+  std::optional<GramRowSums> own_sums;
+  if (!row_sums) row_sums = &own_sums.emplace(gram);
+  if (row_sums->all.size() != std::size_t(n))
+    throw ShapeError("factor_geometry: row sums of " + show(row_sums->all.size()) + " directions for " + show(n));
+
   FactorGeometry out;
   const double nan = std::numeric_limits<double>::quiet_NaN();
   out.norm.resize(n), out.dimensionality.resize(n), out.within_share.assign(n, nan), out.chance.assign(n, 0.0);
@@ -105,7 +128,7 @@ inline FactorGeometry factor_geometry(const Eigen::MatrixXd& directions, const E
     out.norm[i] = std::sqrt(sq);
     const bool represented = out.norm[i] > opt.represented_norm;
     out.represented += represented;
-    const double all = gram.row(i).squaredNorm();  // sum_j (W_i.W_j)^2, j = i included
+    const double all = row_sums->all[i];
     out.dimensionality[i] = all > 0 ? sq * sq / all : 0.0;
     const int g = group_of[i];
     if (g < 0 || members[g].size() < 2) continue;
@@ -113,14 +136,8 @@ inline FactorGeometry factor_geometry(const Eigen::MatrixXd& directions, const E
     double within = 0;
     for (int j : members[g])
       if (j != i) within += gram(i, j) * gram(i, j);
-    // Summed directly (all - sq^2 would leave rounding noise where there is no interference),
-    // and interference below 1e-24 of |W_i|^4 counts as none.
-    const double others = all > 0 ? [&] {
-      double o = 0;
-      for (int j = 0; j < n; ++j)
-        if (j != i) o += gram(i, j) * gram(i, j);
-      return o;
-    }() : 0.0;
+    // Interference below 1e-24 of |W_i|^4 counts as none.
+    const double others = row_sums->others[i];
     const bool interferes = others > 1e-24 * sq * sq;
     if (interferes) out.within_share[i] = within / others;
     if (!represented) continue;

@@ -118,9 +118,11 @@ class FactorRecovery {
   }
 
   /// Means over groups.
-  GroupRecovery mean() const {
+  GroupRecovery mean() const { return mean_of(groups()); }
+
+  /// Means over the groups of a groups() result (to compute the groups once).
+  static GroupRecovery mean_of(const std::vector<GroupRecovery>& g) {
     GroupRecovery m;
-    const auto g = groups();
     for (const auto& r : g) {
       const double w = 1.0 / double(g.size());
       m.max_cos += w * r.max_cos, m.subspace += w * r.subspace, m.coverage += w * r.coverage, m.f1 += w * r.f1;

@@ -137,7 +137,8 @@ inline LatentGroupReport analyse_latent_groups(const Eigen::MatrixXd& decoder, c
   for (int i : members) ++sizes[r.group_of[i]];
   for (int g : sizes) r.largest_group = std::max(r.largest_group, g);
 
-  r.geometry = factor_geometry(unit, gram, r.group_of, opt.geometry);
+  const GramRowSums row_sums(gram);  // shared by the grouping and every shuffle
+  r.geometry = factor_geometry(unit, gram, r.group_of, opt.geometry, true, 512, &row_sums);
   // Relabelling needs two groups at least: with one, every shuffle is the grouping itself.
   if (r.groups < 2) {
     r.null_share_mean = r.null_share_sd = r.share_z = std::numeric_limits<double>::quiet_NaN();
@@ -155,7 +156,7 @@ inline LatentGroupReport analyse_latent_groups(const Eigen::MatrixXd& decoder, c
       std::swap(labels[i], labels[rs.uniform_below(static_cast<std::uint32_t>(i + 1))]);
     std::vector<int> shuffled(s, -1);
     for (std::size_t a = 0; a < members.size(); ++a) shuffled[members[a]] = labels[a];
-    const FactorGeometry g = factor_geometry(unit, gram, shuffled, opt.geometry, false);
+    const FactorGeometry g = factor_geometry(unit, gram, shuffled, opt.geometry, false, 512, &row_sums);
     shares.push_back(g.mean_within_share), ranks.push_back(g.mean_effective_rank);
   }
   auto moments = [](const std::vector<double>& v, double& mean, double& sd) {

@@ -167,18 +167,6 @@ class MutexGroupSampler {
     return out;
   }
 
-  /// Rows first_row .. first_row + rows - 1 as a dense rows x num_features() array (row-major),
-  /// for small worlds such as the toy model's.
-  std::vector<double> dense_rows(std::uint64_t first_row, int rows) const {
-    std::vector<double> u(std::size_t(rows) * num_features(), 0.0);
-    for (int i = 0; i < rows; ++i) {
-      const TegumRow t = row(first_row + std::uint64_t(i));
-      for (std::size_t a = 0; a < t.features.size(); ++a)
-        u[std::size_t(i) * num_features() + t.features[a]] = t.values[a];
-    }
-    return u;
-  }
-
  private:
   static constexpr std::uint64_t kStreamBase = std::uint64_t(0x7e67) << 48;  // "tegum" rows
   MutexGroupsConfig cfg_;

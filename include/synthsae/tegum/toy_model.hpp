@@ -98,10 +98,11 @@ class ToyModel {
 
 /// Rows of the sampler as an Eigen matrix (rows x n).
 inline Eigen::MatrixXd sample_matrix(const MutexGroupSampler& sampler, std::uint64_t first_row, int rows) {
-  const std::vector<double> u = sampler.dense_rows(first_row, rows);
-  Eigen::MatrixXd m(rows, sampler.num_features());
-  for (int i = 0; i < rows; ++i)
-    for (int j = 0; j < sampler.num_features(); ++j) m(i, j) = u[std::size_t(i) * sampler.num_features() + j];
+  Eigen::MatrixXd m = Eigen::MatrixXd::Zero(rows, sampler.num_features());
+  for (int i = 0; i < rows; ++i) {
+    const TegumRow t = sampler.row(first_row + std::uint64_t(i));
+    for (std::size_t a = 0; a < t.features.size(); ++a) m(i, t.features[a]) = t.values[a];
+  }
   return m;
 }
 
