@@ -7,6 +7,7 @@
 #include "benchmark_main.hpp"
 
 #include <synthsae/core/counter_rng.hpp>
+#include <synthsae/core/kernel_timer.hpp>
 #include <synthsae/core/normal_distribution.hpp>
 #include <synthsae/sae/gated_sae.hpp>
 #include <synthsae/sae/matching_pursuit_sae.hpp>
@@ -39,6 +40,14 @@ void BM_EncoderGemm(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_EncoderGemm)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// The same product in each GemmMath (arg: 0 fp32, 1 tf32, 2 bf16; the host is always fp32).
+constexpr GemmMath kMaths[] = {GemmMath::fp32, GemmMath::tf32, GemmMath::bf16};
+void BM_EncoderGemmMath(benchmark::State& state) {
+  ScopedGemmMath math(kMaths[state.range(0)]);
+  BM_EncoderGemm(state);
+}
+BENCHMARK(BM_EncoderGemmMath)->DenseRange(0, 2)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 /// Every `stride`-th latent marked dead (none for stride 0): AuxK then acts on them.
 DeadMask dead_latents(int stride, std::size_t& count) {
@@ -120,6 +129,36 @@ void BM_StepGatedDensity(benchmark::State& s) {
 }
 
 void BM_StepBatchTopK(benchmark::State& s) { train_steps(s, BatchTopKSae<>(kIn, kLatents, BatchTopK{25, true, 0.01})); }
+// BatchTopK with every product in GemmMath arg (0 fp32, 1 tf32, 2 bf16).
+void BM_StepBatchTopKMath(benchmark::State& s) {
+  ScopedGemmMath math(kMaths[s.range(0)]);
+  BM_StepBatchTopK(s);
+}
+// Where a BatchTopK step's time goes: milliseconds per step of each kernel label (counters),
+// measured with fences around every kernel (core/kernel_timer.hpp), so their sum exceeds the
+// plain step's time; the label "(between kernels...)" holds the cuBLAS products and copies, and
+// on Debian's Serial Kokkos also host_rows' OpenMP loops, which are no Kokkos kernels.
+void BM_StepBatchTopKKernels(benchmark::State& state) {
+  ScopedGemmMath math(kMaths[state.range(0)]);
+  BatchTopKSae<> sae(kIn, kLatents, BatchTopK{25, true, 0.01});
+  const auto x = input();
+  SaeParameters<float> grads = sae.parameters().zeros_like();
+  Adam<float> adam(sae.parameters(), AdamConfig{});
+  std::size_t num_dead = 0;
+  const DeadMask dead = dead_latents(0, num_dead);
+  sae.forward_backward(x, grads, dead, num_dead);  // first-use allocations stay out of the profile
+  adam.step(sae.parameters(), grads, 3e-4);
+  KernelTimer timer;
+  for (auto _ : state) {
+    sae.forward_backward(x, grads, dead, num_dead);
+    adam.step(sae.parameters(), grads, 3e-4);
+  }
+  timer.stop();
+  const double steps = double(state.iterations());
+  for (const auto& [label, entry] : timer.entries())
+    state.counters[label] = benchmark::Counter(1e3 * entry.seconds / steps);
+  state.counters["sum_ms"] = 1e3 * timer.total_seconds() / steps;
+}
 // A quarter of the latents dead: AuxK selects k_aux = 384 of them per sample.
 void BM_StepBatchTopKQuarterDead(benchmark::State& s) {
   train_steps(s, BatchTopKSae<>(kIn, kLatents, BatchTopK{25, true, 0.01}), 4);
@@ -147,6 +186,8 @@ void BM_StepMatchingPursuit(benchmark::State& s) {
 }
 void BM_StepGated(benchmark::State& s) { train_steps(s, GatedSae<>(kIn, kLatents, L1Penalty{2.0})); }
 BENCHMARK(BM_StepBatchTopK)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_StepBatchTopKMath)->DenseRange(1, 2)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_StepBatchTopKKernels)->Arg(0)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_StepBatchTopKDense)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_StepBatchTopKQuarterDead)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_StepMatryoshka)->Unit(benchmark::kMillisecond)->UseRealTime();

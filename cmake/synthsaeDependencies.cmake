@@ -61,5 +61,8 @@ function(synthsae_link_dependencies target)
     # nvcc compiles Eigen's headers (used only by host GEMM) and warns that their defaulted
     # members ignore __host__ __device__ (#20012); that is Eigen's noise, not ours.
     target_compile_options(${target} INTERFACE "SHELL:-Xcudafe --diag_suppress=20012")
+    # Eigen serves host code only (host GEMM, solves); without this it marks its functions
+    # __host__ __device__ under nvcc and every host-only call inside them warns (#20014).
+    target_compile_definitions(${target} INTERFACE EIGEN_NO_CUDA)
   endif()
 endfunction()

@@ -32,6 +32,24 @@ grep -q '^25,' "$work/std/metrics.csv" || fail "metrics.csv lacks the step-25 ev
 "$bin" eval --model tiny --sae "$work/std" --samples 4096 --batch 512 >"$work/eval.json" 2>/dev/null || fail "eval failed"
 cmp -s "$work/train.json" "$work/eval.json" || fail "eval of the saved SAE differs from the in-process metrics"
 grep -q '"mcc"' "$work/eval.json" || fail "eval output lacks mcc"
+# --timings: the phases of the run; with --profile-kernels each kernel label's seconds and launches
+# (a TopK step launches the per-row top-k once per step: 10 steps, at least 10 launches).
+"$bin" train --model tiny --arch topk --k 4 --width 32 --samples 5120 --batch 512 --eval-samples 1024 \
+  --out "$work/timed" --timings "$work/timings.json" --profile-kernels >"$work/timed.json" 2>"$work/timed.err" \
+  || fail "train --timings --profile-kernels failed: $(tail -3 "$work/timed.err")"
+python3 - "$work/timings.json" "$work/timed.json" <<'PY' || fail "--timings file is wrong: $(head -c 400 "$work/timings.json")"
+import json, sys
+t = json.load(open(sys.argv[1]))
+assert t["samples"] == 5120 and t["batch"] == 512, t
+assert t["world_seconds"] >= 0 and t["training_seconds"] > 0 and t["samples_per_second"] > 0, t
+assert set(t["phase_seconds"]) == {"generation", "steps", "periodic_evaluation", "loop_other", "final_evaluation"}, t
+k = {e["label"]: e for e in t["kernels"]}
+assert k["synthsae::row_top_k"]["calls"] >= 10, k.get("synthsae::row_top_k")
+secs = [e["seconds"] for e in t["kernels"]]
+assert secs == sorted(secs, reverse=True) and abs(sum(secs) - t["kernels_total_seconds"]) < 1e-6 * max(1, sum(secs))
+assert "seconds" not in json.load(open(sys.argv[2]))  # stdout stays eval_stats.json
+PY
+expect 2 "--profile-kernels needs --timings" -- "$bin" train --model tiny --arch topk --profile-kernels --out "$work/x"
 # Without --eval-samples the final evaluation uses SAELens's runner's 500,000 samples.
 "$bin" train --model tiny --arch topk --k 4 --width 32 --samples 5120 --batch 512 --out "$work/evdef" \
   >/dev/null 2>"$work/evdef.err" || fail "train with the default evaluation failed: $(tail -3 "$work/evdef.err")"

@@ -8,6 +8,7 @@
 
 #include "sae_test_support.hpp"
 #include "synthsae/core/counter_rng.hpp"
+#include "synthsae/sae/kernels/output_map.hpp"
 #include "synthsae/sae/sae.hpp"
 
 using namespace synthsae;
@@ -140,6 +141,35 @@ TEST_CASE("Sparse kernels: row-ordered (device) and column-ordered (host) versio
     compare(enc_rows, enc_cols);
     compare(b_rows, b_cols);
   }
+  // The GPU's forms: the column index built by the stable bucket index (the same order as the
+  // host's counting sort, entry for entry), then one team per latent over the inputs; on the host
+  // the teams have one thread.
+  auto as_vector = [&](const Kokkos::View<int*, MemSpace>& v, std::size_t n) {
+    auto h = Kokkos::create_mirror_view_and_copy(HostSpace(), v);
+    return std::vector<int>(h.data(), h.data() + n);
+  };
+  if constexpr (host_accessible_v<MemSpace>) {
+    a.columns_indexed = false;
+    a.index_columns(kLatents);
+    const auto starts_host = as_vector(a.col_start, kLatents + 1), order_host = as_vector(a.by_column, a.entries),
+               rows_host = as_vector(a.entry_row, a.entries);
+    a.index_columns_on_device(kLatents);
+    CHECK(as_vector(a.col_start, kLatents + 1) == starts_host);
+    CHECK(as_vector(a.by_column, a.entries) == order_host);
+    CHECK(as_vector(a.entry_row, a.entries) == rows_host);
+  }
+  for (int width : {kLatents, 17}) {
+    Matrix<double> by_rows("by_rows", kLatents, kIn), by_teams("by_teams", kLatents, kIn);
+    Kokkos::deep_copy(by_rows, 1.0), Kokkos::deep_copy(by_teams, 1.0);
+    kernels::sparse_decoder_grad_by_rows(a, g, by_rows, true, width);
+    kernels::sparse_decoder_grad_by_teams(a, g, by_teams, true, width);
+    compare(by_rows, by_teams);
+  }
+  Matrix<double> enc_teams("enc_teams", kIn, kLatents);
+  Vector<double> b_teams("b_teams", kLatents);
+  kernels::sparse_encoder_grad_by_teams(a, xc, enc_teams, b_teams, false);
+  compare(enc_rows, enc_teams);
+  compare(b_rows, b_teams);
 }
 
 TEST_CASE("Matryoshka per-level aux loss: sparse = dense, and the value by hand", "[sae][sparse]") {
@@ -215,4 +245,67 @@ TEST_CASE("AuxK at d_in = 4,096: k_aux = 2,048 is above the heap's limit and sti
   CHECK(ls.aux > 0);
   // Float sums in two orders over 2,048 selected latents: 1e-4 relative.
   CHECK(ls.aux == Approx(ld.aux).epsilon(1e-4));
+}
+
+TEST_CASE("Sparse kernels: the GPU's one-team-per-row forms equal the per-row forms", "[sae][sparse]") {
+  // Decode sums each element in the same order either way; the squared error and the entries' dot
+  // products are team reductions there: float64 agreement to 1e-12 of the largest entry. Widths
+  // below d_sae exercise the Matryoshka prefixes, the output map the per-row normalisations.
+  const auto x = random_input(31);
+  const auto g_in = random_input(32);
+  const auto w = test::random_input(kLatents, kIn, 33);
+  Vector<double> bias("bias", kIn);
+  Kokkos::deep_copy(bias, 0.25);
+  ActiveSet<double> a;
+  a.gather(
+      kBatch, kLatents, KOKKOS_LAMBDA(int i, int j, double& v) {
+        v = 0.2 * (i % 5) - 0.05 * j + 0.3;
+        return (i * 5 + j * 7) % 6 == 0;
+      });
+  REQUIRE(a.entries > std::size_t(kBatch));
+  auto worst_gap = [](const auto& x1, const auto& x2) {
+    auto h1 = Kokkos::create_mirror_view_and_copy(HostSpace(), x1);
+    auto h2 = Kokkos::create_mirror_view_and_copy(HostSpace(), x2);
+    double largest = 0, worst = 0;
+    for (std::size_t i = 0; i < h1.size(); ++i) largest = std::max(largest, std::fabs(h1.data()[i]));
+    for (std::size_t i = 0; i < h1.size(); ++i) worst = std::max(worst, std::fabs(h1.data()[i] - h2.data()[i]));
+    REQUIRE(largest > 0);
+    return worst / largest;
+  };
+  OutputMap<double> map;
+  map.target = test::random_input(kBatch, kIn, 34);
+  map.scale = Vector<double>("scale", kBatch), map.shift = Vector<double>("shift", kBatch);
+  Kokkos::deep_copy(map.scale, 1.5), Kokkos::deep_copy(map.shift, -0.125);
+  for (int width : {kLatents, 17}) {
+    INFO("width " << width);
+    Matrix<double> rows_out("rows_out", kBatch, kIn), teams_out("teams_out", kBatch, kIn);
+    kernels::sparse_decode(a, w, bias, rows_out, width);  // the host's form here
+    kernels::sparse_decode_by_teams(a, w, bias, teams_out, width);
+    CHECK(worst_gap(rows_out, teams_out) <= 1e-12);
+    for (bool accumulate : {false, true}) {
+      Kokkos::deep_copy(a.grad, 0.5);
+      kernels::sparse_row_dots(a, g_in, w, accumulate, width);
+      Vector<double> rows_grad("rows_grad", a.entries);
+      Kokkos::deep_copy(rows_grad, Kokkos::subview(a.grad, Kokkos::make_pair(std::size_t(0), a.entries)));
+      Kokkos::deep_copy(a.grad, 0.5);
+      kernels::sparse_row_dots_by_teams(a, g_in, w, accumulate, width);
+      CHECK(worst_gap(rows_grad, Kokkos::subview(a.grad, Kokkos::make_pair(std::size_t(0), a.entries))) <= 1e-12);
+    }
+    for (bool mapped : {false, true}) {
+      const OutputMap<double> use = mapped ? map : OutputMap<double>{};
+      Matrix<double> xh_rows("xh_rows", kBatch, kIn), g_rows("g_rows", kBatch, kIn);
+      Matrix<double> xh_teams("xh_teams", kBatch, kIn), g_teams("g_teams", kBatch, kIn);
+      Kokkos::deep_copy(a.grad, 0.5);
+      const double mse_rows = kernels::sparse_reconstruct(a, w, bias, x, xh_rows, g_rows, width, true, use);
+      Vector<double> grad_rows("grad_rows", a.entries);
+      Kokkos::deep_copy(grad_rows, Kokkos::subview(a.grad, Kokkos::make_pair(std::size_t(0), a.entries)));
+      Kokkos::deep_copy(a.grad, 0.5);
+      const double mse_teams = kernels::sparse_reconstruct_by_teams(a, w, bias, x, xh_teams, g_teams, width, true, use);
+      CHECK(mse_teams == Approx(mse_rows).epsilon(1e-12));
+      CHECK(mse_rows > 0);
+      CHECK(worst_gap(xh_rows, xh_teams) <= 1e-12);
+      CHECK(worst_gap(g_rows, g_teams) <= 1e-12);
+      CHECK(worst_gap(grad_rows, Kokkos::subview(a.grad, Kokkos::make_pair(std::size_t(0), a.entries))) <= 1e-12);
+    }
+  }
 }

@@ -80,17 +80,23 @@ std::vector<std::uint8_t> brute_row_top_k(const std::vector<float>& flat, int ro
   return mask;
 }
 
+enum class RowForm { public_entry, radix, teams };
+
 std::vector<std::uint8_t> device_row_top_k(const Matrix<float>& key, int k, const std::vector<std::uint8_t>& allowed,
-                                           bool radix) {
+                                           RowForm form) {
   Kokkos::View<std::uint8_t**, Kokkos::LayoutRight, MemSpace> mask("mask", key.extent(0), key.extent(1));
   Kokkos::View<std::uint8_t*, MemSpace> allow("allowed", allowed.size());
   auto ha = Kokkos::create_mirror_view(allow);
   for (std::size_t j = 0; j < allowed.size(); ++j) ha(j) = allowed[j];
   Kokkos::deep_copy(allow, ha);
-  if (radix) {
-    detail::row_top_k_radix(key, k, mask, Kokkos::View<const std::uint8_t*, MemSpace>(allow));
+  const Kokkos::View<const std::uint8_t*, MemSpace> allowed_view(allow);
+  if (form == RowForm::radix) {
+    if constexpr (host_accessible_v<ExecSpace>) detail::row_top_k_radix(key, k, mask, allowed_view);
+    else detail::row_top_k_by_teams(key, k, mask, allowed_view);  // a GPU has no per-thread form
+  } else if (form == RowForm::teams) {
+    detail::row_top_k_by_teams(key, k, mask, allowed_view);  // the GPU's form, here on the host
   } else {
-    row_top_k(key, k, mask, Kokkos::View<const std::uint8_t*, MemSpace>(allow));
+    row_top_k(key, k, mask, allowed_view);
   }
   auto h = Kokkos::create_mirror_view_and_copy(HostSpace(), mask);
   return std::vector<std::uint8_t>(h.data(), h.data() + h.size());
@@ -98,7 +104,8 @@ std::vector<std::uint8_t> device_row_top_k(const Matrix<float>& key, int k, cons
 
 }  // namespace
 
-TEST_CASE("per-row top-k has no limit on k: radix selection equals brute force and the heap", "[sae][select]") {
+TEST_CASE("per-row top-k has no limit on k: radix selection (per thread and by teams) equals brute force and the heap",
+          "[sae][select]") {
   std::vector<float> flat;
   // d_in = 4,096 gives AuxK k_aux = 2,048, twice the heap's limit.
   const int rows = 6, cols = 8192;
@@ -108,11 +115,13 @@ TEST_CASE("per-row top-k has no limit on k: radix selection equals brute force a
   for (int k : {0, 1, 25, 1024, 1025, 2048, 4000, 8191, 8192, 9000}) {
     INFO("k = " << k);
     const auto expected = brute_row_top_k(flat, rows, cols, k, none);
-    CHECK(device_row_top_k(key, k, none, true) == expected);
-    CHECK(device_row_top_k(key, k, none, false) == expected);  // the public entry point
+    CHECK(device_row_top_k(key, k, none, RowForm::radix) == expected);
+    CHECK(device_row_top_k(key, k, none, RowForm::teams) == expected);
+    CHECK(device_row_top_k(key, k, none, RowForm::public_entry) == expected);
     const auto filtered = brute_row_top_k(flat, rows, cols, k, every_third);
-    CHECK(device_row_top_k(key, k, every_third, false) == filtered);
-    if (k <= kMaxHeapTopK) CHECK(device_row_top_k(key, k, every_third, true) == filtered);
+    CHECK(device_row_top_k(key, k, every_third, RowForm::public_entry) == filtered);
+    CHECK(device_row_top_k(key, k, every_third, RowForm::teams) == filtered);
+    if (k <= kMaxHeapTopK) CHECK(device_row_top_k(key, k, every_third, RowForm::radix) == filtered);
   }
   // Ties, signed zeros and negative keys: quantised keys so that the k-th value is shared by
   // many columns; the lowest columns win, as in the heap.
@@ -127,7 +136,8 @@ TEST_CASE("per-row top-k has no limit on k: radix selection equals brute force a
   for (int k : {3, 700, 1024, 2048, 5000}) {
     INFO("ties, k = " << k);
     const auto expected = brute_row_top_k(flat, rows, cols, k, none);
-    CHECK(device_row_top_k(key, k, none, true) == expected);
-    CHECK(device_row_top_k(key, k, none, false) == expected);
+    CHECK(device_row_top_k(key, k, none, RowForm::radix) == expected);
+    CHECK(device_row_top_k(key, k, none, RowForm::teams) == expected);
+    CHECK(device_row_top_k(key, k, none, RowForm::public_entry) == expected);
   }
 }

@@ -548,3 +548,46 @@ TEST_CASE("the threaded sampler gives the same bits at 1 and 2 threads, and equa
   CHECK(active > std::size_t(batch) * 5);
   CHECK(differ == 0);
 }
+
+TEST_CASE("the team sampler (the GPU's form) writes the rows of the one-thread-per-sample form", "[world][sampler]") {
+  // On the host the teams have one thread, so this checks the team kernel's bookkeeping (the
+  // shared counter, the capacity, the children pass, the final order) against the host's rows
+  // exactly; the GPU's teams emit in any order, which the final sort by (unique) id undoes, and
+  // the plain-sampler tests above run the team form there.
+  for (const char* name : {"cpu-1k", "synth-sae-bench-16k"}) {
+    auto cfg = preset(name);
+    cfg.orthogonalization.reset();  // the sampler does not read the dictionary
+    SyntheticModel model(cfg);
+    const int batch = 200;
+    SparseBatch<float> rows;
+    model.sample_features_at(rows, 4242, batch);
+    const auto& draw = model.feature_draw();
+    const std::size_t rank = static_cast<std::size_t>(std::max(draw.t.rank, 1));
+    Matrix<float> eps("eps", batch, rank);
+    auto make = [&](std::size_t capacity) {
+      return SparseBatch<float>{Kokkos::View<std::int32_t**, Kokkos::LayoutRight, MemSpace>("ids", batch, capacity),
+                                Kokkos::View<float**, Kokkos::LayoutRight, MemSpace>("values", batch, capacity),
+                                Kokkos::View<std::int32_t*, MemSpace>("counts", batch)};
+    };
+    SparseBatch<float> teams = make(rows.capacity());
+    CHECK(sample_sparse_by_teams<ExecSpace>(draw, 4242, teams, eps) == 0);
+    const int n = static_cast<int>(model.num_features());
+    const auto want = densify(rows, n), got = densify(teams, n);
+    std::size_t differ = 0, active = 0;
+    for (std::size_t e = 0; e < want.size(); ++e) differ += want[e] != got[e], active += want[e] > 0;
+    INFO(name << ": " << active << " active");
+    CHECK(active > std::size_t(batch) * 5);
+    CHECK(differ == 0);
+    auto order = Kokkos::create_mirror_view_and_copy(HostSpace(), teams.ids);
+    auto count = Kokkos::create_mirror_view_and_copy(HostSpace(), teams.counts);
+    bool ascending = true;
+    for (int b = 0; b < batch; ++b)
+      for (int q = 1; q < count(b); ++q) ascending = ascending && order(b, q - 1) < order(b, q);
+    CHECK(ascending);
+    // A capacity of 4 overflows in the same samples either way (both count them).
+    SparseBatch<float> small_rows = make(4), small_teams = make(4);
+    const int over_rows = sample_sparse(draw, 4242, small_rows, eps);
+    CHECK(over_rows > 0);
+    CHECK(sample_sparse_by_teams<ExecSpace>(draw, 4242, small_teams, eps) == over_rows);
+  }
+}

@@ -11,6 +11,7 @@
 #include <algorithm>
 
 #include <synthsae/architectures.hpp>
+#include <synthsae/core/kernel_timer.hpp>
 #include <synthsae/saelens/sae_directory.hpp>
 #include <synthsae/metrics/evaluate.hpp>
 #include <synthsae/train/callbacks.hpp>
@@ -33,6 +34,7 @@ std::string train_usage() {
       "                      [--lr X] [--seed N] [--eval-every N] [--eval-samples N]\n"
       "                      [--checkpoint-every N] [--resume DIR] [--gemm-math M]\n"
       "                      [--apply-b-dec-to-input true|false] [--normalize-activations MODE]\n"
+      "                      [--timings FILE [--profile-kernels]]\n"
       "\n"
       "  --arch NAME          ARCHITECTURES\n"
       "  --k N                active latents per sample for the TopK family, selections for\n"
@@ -62,7 +64,11 @@ std::string train_usage() {
       "                       constant_norm_rescale | layer_norm: per row, kept in cfg.json and\n"
       "                       applied at inference (standard, jumprelu, matching_pursuit only)\n"
       "  --out DIR            cfg.json, sae_weights.safetensors, sparsity.safetensors (SAELens layout),\n"
-      "                       eval_stats.json, metrics.csv, runner_config.json\n";
+      "                       eval_stats.json, metrics.csv, runner_config.json\n"
+      "  --timings FILE       where the time went, as JSON: building the world, the training loop's\n"
+      "                       phases (generation, steps, periodic evaluation), the final evaluation\n"
+      "  --profile-kernels    add each Kokkos kernel's seconds and launches to --timings (the device\n"
+      "                       is fenced around every kernel: slower, for finding where time goes)\n";
   auto put = [&](const std::string& slot, const std::string& value) {
     text.replace(text.find(slot), slot.size(), value);
   };
@@ -320,14 +326,40 @@ analysis::ErrorSaeReport train_error_sae(const ErrorSaeSpec& spec, SyntheticMode
   return report;
 }
 
+/// --timings: the world's build, the loop's phases and the final evaluation in seconds, the
+/// loop's samples per second, and with --profile-kernels every kernel label's seconds and launches
+/// (largest first; the fences it needs slow the run, so read shares, not totals, from it).
+void write_timings(const std::filesystem::path& path, const TrainRequest& a, double world_seconds,
+                   const io::Json& result, KernelTimer* kernels) {
+  io::Json t;
+  t["world_seconds"] = world_seconds;
+  t["training_seconds"] = result.at("seconds");
+  t["phase_seconds"] = result.at("phase_seconds");
+  t["samples"] = a.samples;
+  t["batch"] = a.batch;
+  t["gemm_math"] = std::string(gemm_math_name(a.gemm_math));
+  const double loop = result.at("seconds").get<double>();
+  t["samples_per_second"] = loop > 0 ? double(a.samples) / loop : 0.0;
+  if (kernels) {
+    kernels->stop();
+    std::vector<std::pair<std::string, KernelTimer::Entry>> rows(kernels->entries().begin(), kernels->entries().end());
+    std::sort(rows.begin(), rows.end(), [](const auto& x, const auto& y) { return x.second.seconds > y.second.seconds; });
+    io::Json list = io::Json::array();
+    for (const auto& [label, e] : rows) list.push_back({{"label", label}, {"seconds", e.seconds}, {"calls", e.calls}});
+    t["kernels"] = std::move(list);
+    t["kernels_total_seconds"] = kernels->total_seconds();
+  }
+  io::write_json_file(path, t);
+}
+
 int run_train(const std::vector<std::string>& argv) {
   try {
     const Args args(
         argv,
         {"--model", "--arch", "--k", "--l1", "--target-l0", "--width", "--samples", "--batch", "--lr", "--seed",
          "--eval-every", "--eval-samples", "--checkpoint-every", "--resume", "--gemm-math", "--apply-b-dec-to-input",
-         "--normalize-activations", "--out"},
-        {});
+         "--normalize-activations", "--out", "--timings"},
+        {"--profile-kernels"});
     if (args.help()) {
       std::fputs(train_usage().c_str(), stdout);
       return 0;
@@ -376,9 +408,19 @@ int run_train(const std::vector<std::string>& argv) {
     if (a.resume && !std::filesystem::is_directory(*a.resume))
       throw UsageError("--resume = " + a.resume->string() + ": not a directory");
 
+    std::optional<std::filesystem::path> timings;
+    if (auto t = args.text("--timings")) timings = *t;
+    if (args.has("--profile-kernels") && !timings) throw UsageError("--profile-kernels needs --timings FILE");
+
     try {
+      std::optional<KernelTimer> kernels;
+      if (args.has("--profile-kernels")) kernels.emplace();
+      const auto t_world = std::chrono::steady_clock::now();
       SyntheticModel world = world_from_argument(a.model);
+      Kokkos::fence();
+      const double world_seconds = seconds_since(t_world);
       io::Json result = train_one(a, world);
+      if (timings) write_timings(*timings, a, world_seconds, result, kernels ? &*kernels : nullptr);
       result.erase("seconds");  // stdout is exactly eval_stats.json's content
       result.erase("phase_seconds");
       std::printf("%s\n", result.dump(2).c_str());

@@ -61,9 +61,13 @@ struct PursuitDictionary {
         gram("pursuit_gram", dictionary.extent(0), dictionary.extent(0)),
         squared_norms("pursuit_squared_norms", dictionary.extent(0)) {
     gemm(Op::N, Op::T, T(1), dictionary, dictionary, T(0), gram);
-    const auto g = gram, sq = squared_norms;
+    copy_diagonal(gram, squared_norms);
+  }
+
+  // A kernel of its own, public: nvcc refuses a device lambda in a constructor or a private member.
+  static void copy_diagonal(const Matrix<T>& g, const Vector<T>& sq) {
     Kokkos::parallel_for(
-        "synthsae::pursuit_diagonal", Kokkos::RangePolicy<ExecSpace>(0, dictionary.extent(0)),
+        "synthsae::pursuit_diagonal", Kokkos::RangePolicy<ExecSpace>(0, sq.extent(0)),
         KOKKOS_LAMBDA(int j) { sq(j) = g(j, j); });
   }
 };

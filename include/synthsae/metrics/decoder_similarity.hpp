@@ -24,6 +24,9 @@ inline DecoderSimilarity decoder_similarity(const Matrix<float>& w_dec, const Ma
     throw ShapeError("decoder rows have " + show(d) + " dimensions, true features " + show(w_feat.extent(1)));
   }
   Matrix<float> dots("decoder_feature_dots", s, n);
+  // Exact FP32 whatever the run's GemmMath: MCC and uniqueness take argmaxes over these
+  // cosines, and BF16 inputs (2^-8 relative) would flip near ties.
+  const ScopedGemmMath exact(GemmMath::fp32);
   gemm(Op::N, Op::T, 1.0f, w_dec, w_feat, 0.0f, dots);
   auto row_norms = [](const Matrix<float>& m) {
     Vector<float> norms("norms", m.extent(0));

@@ -76,12 +76,14 @@ class Adam {
     v_.for_each_flat([&](const std::string&, const Vector<T>& x) { v.push_back(x); });
     for (std::size_t t = 0; t < p.size(); ++t) {
       const auto pp = p[t], gg = g[t], mm = m[t], vv = v[t];
-      // Blocks of 1,024 through restrict pointers, so that the compiler vectorises the
-      // square roots and divisions (scalar, they dominate the step of a sparse SAE).
-      const int n = static_cast<int>(pp.extent(0)), blocks = (n + 1023) / 1024;
+      // Host: blocks of 1,024 through restrict pointers, so that the compiler vectorises the
+      // square roots and divisions (scalar, they dominate the step of a sparse SAE). GPU: one
+      // thread per element (coalesced). The same arithmetic per element either way.
+      constexpr int kBlock = host_accessible_v<ExecSpace> ? 1024 : 1;
+      const int n = static_cast<int>(pp.extent(0)), blocks = (n + kBlock - 1) / kBlock;
       host_rows(
-          "synthsae::adam", blocks, 1024 * 8, KOKKOS_LAMBDA(int blk) {
-            const int i0 = blk * 1024, len = (i0 + 1024 < n ? i0 + 1024 : n) - i0;
+          "synthsae::adam", blocks, kBlock * 8, KOKKOS_LAMBDA(int blk) {
+            const int i0 = blk * kBlock, len = (i0 + kBlock < n ? i0 + kBlock : n) - i0;
             adam_update(pp.data() + i0, gg.data() + i0, mm.data() + i0, vv.data() + i0, len, scale, b1, b2, step_size,
                         sqrt_bias2, eps);
           });

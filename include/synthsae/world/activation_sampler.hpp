@@ -263,11 +263,119 @@ struct FeatureDraw {
   }
 };
 
-/// Samples `batch.batch_size()` samples with global indices first_sample + b. Returns the
-/// number of samples whose active set did not fit the capacity (then nothing is valid and the
-/// caller retries with a larger capacity; the draws are deterministic).
-inline int sample_sparse(const FeatureDraw& draw, std::uint64_t first_sample, const SparseBatch<float>& batch,
-                         const Matrix<float>& eps_scratch) {
+namespace detail {
+
+/// A sample's output row while it is being filled: emit() appends up to the capacity and
+/// records an overflow beyond it.
+struct SampleRow {
+  const SparseBatch<float>& batch;
+  int b, capacity, count = 0;
+  bool overflow = false;
+  SYNTHSAE_HD void emit(int f, float v) {
+    if (count < capacity) {
+      batch.ids(b, count) = f;
+      batch.values(b, count) = v;
+      ++count;
+    } else {
+      overflow = true;
+    }
+  }
+};
+
+/// The rest of a sample once its top-level features are in the row: the exclusive groups
+/// without a parent (under root organisational nodes), then breadth-first over active parents,
+/// using the output itself as the queue; then ascending feature ids (insertion sort: a few dozen
+/// entries), so the row does not depend on the order the top-level pass emitted in.
+template <class EpsRow>
+SYNTHSAE_HD void finish_sample(const FeatureDraw& draw, std::uint64_t sample, const EpsRow& eps, SampleRow& row) {
+  const auto& t = draw.t;
+  const SparseBatch<float>& batch = row.batch;
+  const int b = row.b;
+  auto emit = [&](int f, float v) { row.emit(f, v); };
+  draw.emit_children(sample, t.num_features, 1.0f, eps, emit);
+  for (int q = 0; q < row.count; ++q) {
+    const int parent = batch.ids(b, q);
+    if (t.group_offsets(parent) == t.group_offsets(parent + 1)) continue;
+    const float mean = t.mean(parent);  // > 0 wherever a group scales (checked at setup)
+    draw.emit_children(sample, parent, mean > 0.0f ? batch.values(b, q) / mean : 0.0f, eps, emit);
+  }
+  for (int i = 1; i < row.count; ++i) {
+    const int id = batch.ids(b, i);
+    const float v = batch.values(b, i);
+    int j = i - 1;
+    while (j >= 0 && batch.ids(b, j) > id) {
+      batch.ids(b, j + 1) = batch.ids(b, j);
+      batch.values(b, j + 1) = batch.values(b, j);
+      --j;
+    }
+    batch.ids(b, j + 1) = id;
+    batch.values(b, j + 1) = v;
+  }
+  batch.counts(b) = row.count;
+}
+
+}  // namespace detail
+
+/// sample_sparse with one team of threads per sample (the GPU's form; any execution space runs
+/// it): the team's threads share the top-level features, each appending the ones that fire
+/// through an atomic counter, then one thread adds the children and sorts the row. The same rows
+/// as the one-thread-per-sample form, bit for bit (ids are unique and the row ends sorted);
+/// tests/world/test_sampler.cpp checks that on the host.
+template <class Space = ExecSpace>
+int sample_sparse_by_teams(const FeatureDraw& draw, std::uint64_t first_sample, const SparseBatch<float>& batch,
+                           const Matrix<float>& eps_scratch) {
+  using Policy = Kokkos::TeamPolicy<Space>;
+  using Member = typename Policy::member_type;
+  const int capacity = static_cast<int>(batch.capacity());
+  const int num_top = static_cast<int>(draw.t.top_level.extent(0));
+  // 128 threads share ~5,600 top-level features at SynthSAEBench-16k: 44 each.
+  const int team = host_accessible_v<Space> ? 1 : 128;  // a host space runs teams of one
+  int overflowed = 0;
+  Kokkos::parallel_reduce(
+      "synthsae::sample_sparse_by_teams", Policy(static_cast<int>(batch.batch_size()), team),
+      KOKKOS_LAMBDA(const Member& m, int& overflow_count) {
+        const int b = m.league_rank();
+        const std::uint64_t sample = first_sample + static_cast<std::uint64_t>(b);
+        const RowRef<float> eps{eps_scratch.extent(1) > 0 ? &eps_scratch(b, 0) : nullptr};
+        Kokkos::single(Kokkos::PerTeam(m), [&]() {
+          draw.copula_factors(sample, eps);
+          batch.counts(b) = 0;
+        });
+        m.team_barrier();
+        Kokkos::parallel_for(Kokkos::TeamThreadRange(m, num_top), [&](int i) {
+          const int f = draw.t.top_level(i);
+          const float v = draw.raw(sample, f, eps);
+          if (v > 0.0f) {
+            const int slot = Kokkos::atomic_fetch_add(&batch.counts(b), 1);
+            if (slot < capacity) {
+              batch.ids(b, slot) = f;
+              batch.values(b, slot) = v;
+            }
+          }
+        });
+        m.team_barrier();
+        int overflow = 0;
+        Kokkos::single(
+            Kokkos::PerTeam(m),
+            [&](int& o) {
+              const int emitted = batch.counts(b);
+              detail::SampleRow row{batch, b, capacity, emitted < capacity ? emitted : capacity, emitted > capacity};
+              detail::finish_sample(draw, sample, eps, row);
+              o = row.overflow ? 1 : 0;
+            },
+            overflow);
+        if (m.team_rank() == 0) overflow_count += overflow;
+      },
+      overflowed);
+  return overflowed;
+}
+
+/// sample_sparse with one thread per sample (the host's form): the top-level features in blocks
+/// of SIMD lanes (FeatureDraw::top_level_blocked), threaded over samples by host_rows.
+template <class Space = ExecSpace>
+int sample_sparse_by_rows(const FeatureDraw& draw, std::uint64_t first_sample, const SparseBatch<float>& batch,
+                          const Matrix<float>& eps_scratch) {
+  static_assert(host_accessible_v<Space>, "sample_sparse_by_rows runs on the host");
   const int capacity = static_cast<int>(batch.capacity());
   const int num_top = static_cast<int>(draw.t.top_level.extent(0));
   // Per sample: every top-level feature's Philox block and copula dot (~60 operations each).
@@ -278,53 +386,26 @@ inline int sample_sparse(const FeatureDraw& draw, std::uint64_t first_sample, co
         const std::uint64_t sample = first_sample + static_cast<std::uint64_t>(b);
         const RowRef<float> eps{eps_scratch.extent(1) > 0 ? &eps_scratch(b, 0) : nullptr};
         draw.copula_factors(sample, eps);
-        const auto& t = draw.t;
-        int count = 0;
-        bool overflow = false;
-        auto emit = [&](int f, float v) {
-          if (count < capacity) {
-            batch.ids(b, count) = f;
-            batch.values(b, count) = v;
-            ++count;
-          } else {
-            overflow = true;
-          }
-        };
-        if constexpr (host_accessible_v<ExecSpace>) {
-          draw.top_level_blocked(sample, eps, emit);
-        } else {
-          for (int i = 0; i < num_top; ++i) {
-            const int f = t.top_level(i);
-            const float v = draw.raw(sample, f, eps);
-            if (v > 0.0f) emit(f, v);
-          }
-        }
-        // Exclusive groups without a parent (under root organisational nodes), then
-        // breadth-first over active parents, using the output itself as the queue.
-        draw.emit_children(sample, t.num_features, 1.0f, eps, emit);
-        for (int q = 0; q < count; ++q) {
-          const int parent = batch.ids(b, q);
-          if (t.group_offsets(parent) == t.group_offsets(parent + 1)) continue;
-          const float mean = t.mean(parent);  // > 0 wherever a group scales (checked at setup)
-          draw.emit_children(sample, parent, mean > 0.0f ? batch.values(b, q) / mean : 0.0f, eps, emit);
-        }
-        // Ascending feature ids (insertion sort: a few dozen entries).
-        for (int i = 1; i < count; ++i) {
-          const int id = batch.ids(b, i);
-          const float v = batch.values(b, i);
-          int j = i - 1;
-          while (j >= 0 && batch.ids(b, j) > id) {
-            batch.ids(b, j + 1) = batch.ids(b, j);
-            batch.values(b, j + 1) = batch.values(b, j);
-            --j;
-          }
-          batch.ids(b, j + 1) = id;
-          batch.values(b, j + 1) = v;
-        }
-        batch.counts(b) = count;
-        overflow_count += overflow ? 1 : 0;
+        detail::SampleRow row{batch, b, capacity};
+        draw.top_level_blocked(sample, eps, [&](int f, float v) { row.emit(f, v); });
+        detail::finish_sample(draw, sample, eps, row);
+        overflow_count += row.overflow ? 1 : 0;
       });
   return static_cast<int>(overflowed);
+}
+
+/// Samples `batch.batch_size()` samples with global indices first_sample + b. Returns the
+/// number of samples whose active set did not fit the capacity (then nothing is valid and the
+/// caller retries with a larger capacity; the draws are deterministic). On the host one thread
+/// per sample, on a GPU one team per sample: the same rows.
+template <class Space = ExecSpace>
+int sample_sparse(const FeatureDraw& draw, std::uint64_t first_sample, const SparseBatch<float>& batch,
+                  const Matrix<float>& eps_scratch) {
+  if constexpr (host_accessible_v<Space>) {
+    return sample_sparse_by_rows<Space>(draw, first_sample, batch, eps_scratch);
+  } else {
+    return sample_sparse_by_teams<Space>(draw, first_sample, batch, eps_scratch);
+  }
 }
 
 /// hidden(b, :) = bias + sum_k values(b, k) W_feat(ids(b, k), :). Host: one thread per sample,
@@ -348,7 +429,9 @@ inline void hidden_from_sparse(const SparseBatch<float>& batch, const Matrix<flo
         });
     return;
   }
-  using Policy = Kokkos::MDRangePolicy<ExecSpace, Kokkos::Rank<2>>;
+  // d fastest: neighbouring threads read neighbouring feature-row entries and write neighbouring
+  // hidden entries (the default order on a GPU would make b fastest).
+  using Policy = Kokkos::MDRangePolicy<ExecSpace, Kokkos::Rank<2, Kokkos::Iterate::Right, Kokkos::Iterate::Right>>;
   Kokkos::parallel_for(
       "synthsae::hidden_from_sparse",
       Policy({0, 0}, {static_cast<std::int64_t>(hidden.extent(0)), static_cast<std::int64_t>(hidden.extent(1))}),

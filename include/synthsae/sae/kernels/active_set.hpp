@@ -15,6 +15,7 @@
 
 #include "synthsae/core/backend.hpp"
 #include "synthsae/core/host_parallel.hpp"
+#include "synthsae/sae/kernels/bucket_index.hpp"
 #include "synthsae/sae/kernels/step_buffers.hpp"
 #include "synthsae/sae/parameters.hpp"
 
@@ -26,11 +27,12 @@ struct ActiveSet {
   Kokkos::View<int*, MemSpace> col;        ///< [capacity]
   Vector<T> value, grad;                   ///< [capacity]
   std::size_t entries = 0;
-  // Column order (host backends, built on first use after each gather by index_columns):
-  // entries of latent j are by_column[col_start(j) .. col_start(j+1)), in increasing row order;
-  // entry_row holds each one's row.
+  // Column order (built on first use after each gather by index_columns): entries of latent j
+  // are by_column[col_start(j) .. col_start(j+1)), in increasing row order; entry_row holds each
+  // one's row.
   mutable Kokkos::View<int*, MemSpace> col_start, by_column, entry_row;
   mutable bool columns_indexed = false;
+  mutable kernels::BucketIndex column_buckets;  ///< the device's builder of that order
   mutable Matrix<T> scratch;  ///< kernels' work space (xc transposed, per-thread sums)
 
   std::size_t rows() const { return row_start.extent(0) == 0 ? 0 : row_start.extent(0) - 1; }
@@ -100,12 +102,16 @@ struct ActiveSet {
     columns_indexed = false;
   }
 
-  /// Counting sort of the entries by latent, rows ascending within each (serial: a few
-  /// thousand entries, deterministic by construction). Host backends only; a no-op when the
-  /// index of this gather exists.
+  /// Counting sort of the entries by latent, rows ascending within each: serial on the host (a
+  /// few thousand entries), a stable bucket index on a GPU (the same order: entries ascend with
+  /// their rows). Deterministic either way; a no-op when the index of this gather exists.
   void index_columns(std::size_t num_cols) const {
     if (columns_indexed && col_start.extent(0) == num_cols + 1) return;
     columns_indexed = true;
+    if constexpr (!host_accessible_v<MemSpace>) {
+      index_columns_on_device(num_cols);
+      return;
+    }
     Kokkos::fence();
     if (col_start.extent(0) != num_cols + 1) col_start = Kokkos::View<int*, MemSpace>("active_col_start", num_cols + 1);
     if (by_column.extent(0) < col.extent(0)) {
@@ -122,6 +128,26 @@ struct ActiveSet {
         by_column(p) = e, entry_row(p) = static_cast<int>(i);
       }
   }
+
+  /// index_columns on any execution space (public for the host test of the GPU's form): the
+  /// bucket index of the entries by latent, then each position's row.
+  void index_columns_on_device(std::size_t num_cols) const {
+    const int n = static_cast<int>(entries);
+    column_buckets.build(Kokkos::subview(col, Kokkos::make_pair(0, n)), entries, num_cols);
+    col_start = column_buckets.offsets;
+    by_column = column_buckets.order;
+    if (entry_row.extent(0) < std::max<std::size_t>(entries, 1))
+      entry_row = Kokkos::View<int*, MemSpace>("active_entry_row", std::max<std::size_t>(col.extent(0), 1));
+    const auto starts = row_start, order = by_column, row_of = entry_row;
+    Kokkos::View<int*, MemSpace> position("active_position", std::max<std::size_t>(entries, 1));
+    Kokkos::parallel_for(
+        "synthsae::active_positions", Kokkos::RangePolicy<ExecSpace>(0, n),
+        KOKKOS_LAMBDA(int p) { position(order(p)) = p; });
+    Kokkos::parallel_for(
+        "synthsae::active_entry_rows", Kokkos::RangePolicy<ExecSpace>(0, rows()), KOKKOS_LAMBDA(int i) {
+          for (int e = starts(i); e < starts(i + 1); ++e) row_of(position(e)) = i;
+        });
+  }
 };
 
 namespace kernels {
@@ -132,9 +158,72 @@ SYNTHSAE_HD void axpy_contiguous(T alpha, const T* __restrict x, T* __restrict y
   for (int k = 0; k < n; ++k) y[k] += alpha * x[k];
 }
 
+/// Team size of the GPU's row kernels (one team per row, its threads over the D inputs); a host
+/// space runs teams of one thread.
+template <class Space>
+constexpr int row_team_size() {
+  return host_accessible_v<Space> ? 1 : 128;
+}
+
+/// sparse_decode with one team per row, its threads over the inputs: the same sum per element,
+/// in the same order, as the per-row form (the GPU's form; any execution space).
+template <class T, class Space = ExecSpace>
+void sparse_decode_by_teams(const ActiveSet<T>& a, const Matrix<T>& w, const Vector<T>& bias, const Matrix<T>& out,
+                            int width) {
+  const auto starts = a.row_start;
+  const auto cols = a.col;
+  const auto vals = a.value;
+  const int d = static_cast<int>(w.extent(1));
+  using Policy = Kokkos::TeamPolicy<Space>;
+  Kokkos::parallel_for(
+      "synthsae::sparse_decode_by_teams", Policy(static_cast<int>(a.rows()), row_team_size<Space>()),
+      KOKKOS_LAMBDA(const typename Policy::member_type& m) {
+        const int i = m.league_rank();
+        Kokkos::parallel_for(Kokkos::TeamThreadRange(m, d), [&](int k) {
+          T acc = bias(k);
+          for (int e = starts(i); e < starts(i + 1) && cols(e) < width; ++e) acc += vals(e) * w(cols(e), k);
+          out(i, k) = acc;
+        });
+      });
+}
+
+/// sparse_row_dots with one team per row: each entry's dot product as a team reduction over the
+/// inputs (another summation order than the per-row form: equal to rounding).
+template <class T, class Space = ExecSpace>
+void sparse_row_dots_by_teams(const ActiveSet<T>& a, const Matrix<T>& g, const Matrix<T>& w, bool accumulate,
+                              int width) {
+  const auto starts = a.row_start;
+  const auto cols = a.col;
+  const auto grad = a.grad;
+  const int d = static_cast<int>(w.extent(1));
+  using Policy = Kokkos::TeamPolicy<Space>;
+  Kokkos::parallel_for(
+      "synthsae::sparse_row_dots_by_teams", Policy(static_cast<int>(a.rows()), row_team_size<Space>()),
+      KOKKOS_LAMBDA(const typename Policy::member_type& m) {
+        const int i = m.league_rank();
+        for (int e = starts(i); e < starts(i + 1); ++e) {
+          const int j = cols(e);
+          T dot = 0;
+          if (j < width)
+            Kokkos::parallel_reduce(
+                Kokkos::TeamThreadRange(m, d), [&](int k, T& acc) { acc += g(i, k) * w(j, k); }, dot);
+          Kokkos::single(Kokkos::PerTeam(m), [&]() {
+            if (j < width)
+              grad(e) = (accumulate ? grad(e) : T(0)) + dot;
+            else if (!accumulate)
+              grad(e) = T(0);
+          });
+        }
+      });
+}
+
 /// out(i, :) = bias + sum over the entries of row i with col < width of value * w(col, :).
 template <class T>
 void sparse_decode(const ActiveSet<T>& a, const Matrix<T>& w, const Vector<T>& bias, const Matrix<T>& out, int width) {
+  if constexpr (!host_accessible_v<ExecSpace>) {
+    sparse_decode_by_teams(a, w, bias, out, width);
+    return;
+  }
   const auto starts = a.row_start;
   const auto cols = a.col;
   const auto vals = a.value;
@@ -153,10 +242,17 @@ void sparse_decode(const ActiveSet<T>& a, const Matrix<T>& w, const Vector<T>& b
 /// . w(col(e), :) on those entries. Returns mean_b |x_hat_b - x_b|^2. One sweep over the active
 /// decoder rows instead of three (they stay in cache within a row). An active output map compares
 /// x_hat a_i + m_i with its target instead, as mse_and_gradient does.
+template <class T, class Space = ExecSpace>
+double sparse_reconstruct_by_teams(const ActiveSet<T>& a, const Matrix<T>& w, const Vector<T>& bias,
+                                   const Matrix<T>& x, const Matrix<T>& x_hat, const Matrix<T>& g, int width,
+                                   bool accumulate, const OutputMap<T>& map = {});
+
 template <class T>
 double sparse_reconstruct(const ActiveSet<T>& a, const Matrix<T>& w, const Vector<T>& bias, const Matrix<T>& x,
                           const Matrix<T>& x_hat, const Matrix<T>& g, int width, bool accumulate,
                           const OutputMap<T>& map = {}) {
+  if constexpr (!host_accessible_v<ExecSpace>)
+    return sparse_reconstruct_by_teams(a, w, bias, x, x_hat, g, width, accumulate, map);
   const auto starts = a.row_start;
   const auto cols = a.col;
   const auto vals = a.value, grad = a.grad;
@@ -190,6 +286,61 @@ double sparse_reconstruct(const ActiveSet<T>& a, const Matrix<T>& w, const Vecto
           grad(e) = (accumulate ? grad(e) : T(0)) + dot;
         }
       });
+  return sq / double(x_hat.extent(0));
+}
+
+/// sparse_reconstruct with one team per row (the GPU's form; any execution space): x_hat and g
+/// per element as the per-row form computes them, the row's squared error and each entry's dot
+/// product as team reductions (equal to rounding).
+template <class T, class Space>
+double sparse_reconstruct_by_teams(const ActiveSet<T>& a, const Matrix<T>& w, const Vector<T>& bias,
+                                   const Matrix<T>& x, const Matrix<T>& x_hat, const Matrix<T>& g, int width,
+                                   bool accumulate, const OutputMap<T>& map) {
+  const auto starts = a.row_start;
+  const auto cols = a.col;
+  const auto vals = a.value, grad = a.grad;
+  const int d = static_cast<int>(w.extent(1));
+  const T factor = static_cast<T>(2.0 / double(x_hat.extent(0)));
+  const bool mapped = map.active();
+  const auto target = mapped ? map.target : x;
+  const auto out_scale = map.scale, out_shift = map.shift;
+  using Policy = Kokkos::TeamPolicy<Space>;
+  double sq = 0;
+  Kokkos::parallel_reduce(
+      "synthsae::sparse_reconstruct_by_teams", Policy(static_cast<int>(a.rows()), row_team_size<Space>()),
+      KOKKOS_LAMBDA(const typename Policy::member_type& m, double& total) {
+        const int i = m.league_rank();
+        int end = starts(i);
+        while (end < starts(i + 1) && cols(end) < width) ++end;
+        const T scale = mapped ? out_scale(i) : T(1), shift = mapped ? out_shift(i) : T(0);
+        double row = 0;
+        Kokkos::parallel_reduce(
+            Kokkos::TeamThreadRange(m, d),
+            [&](int k, double& acc) {
+              T xh = bias(k);
+              for (int e = starts(i); e < end; ++e) xh += vals(e) * w(cols(e), k);
+              x_hat(i, k) = xh;
+              const T diff = mapped ? xh * scale + shift - target(i, k) : xh - target(i, k);
+              acc += double(diff) * double(diff);
+              g(i, k) = mapped ? factor * scale * diff : factor * diff;  // g may be x_hat: read first
+            },
+            row);
+        m.team_barrier();  // g's row is complete before the dot products read it
+        for (int e = starts(i); e < starts(i + 1); ++e) {
+          T dot = 0;
+          if (e < end)
+            Kokkos::parallel_reduce(
+                Kokkos::TeamThreadRange(m, d), [&](int k, T& acc) { acc += g(i, k) * w(cols(e), k); }, dot);
+          Kokkos::single(Kokkos::PerTeam(m), [&]() {
+            if (e < end)
+              grad(e) = (accumulate ? grad(e) : T(0)) + dot;
+            else if (!accumulate)
+              grad(e) = T(0);
+          });
+        }
+        if (m.team_rank() == 0) total += row;
+      },
+      sq);
   return sq / double(x_hat.extent(0));
 }
 
@@ -237,10 +388,9 @@ void sparse_column_sums_by_index(const ActiveSet<T>& a, std::size_t num_cols, co
 /// Per-latent sums over the set (see the two versions above).
 template <class T, class Term, class Finish>
 void sparse_column_sums(const ActiveSet<T>& a, std::size_t num_cols, const Term& term, const Finish& finish) {
-  if constexpr (host_accessible_v<MemSpace>)
-    sparse_column_sums_by_index(a, num_cols, term, finish);
-  else
-    sparse_column_sums_by_bisection(a, num_cols, term, finish);
+  // Both backends walk the column index (built on the device there); the bisection form stays
+  // as the index-free reference of the tests.
+  sparse_column_sums_by_index(a, num_cols, term, finish);
 }
 
 /// For every entry e = (i, j): update(i, j, e) (one thread per row).
@@ -272,6 +422,10 @@ void scatter_feature_acts(const ActiveSet<T>& a, const Vector<T>& norms, bool re
 /// grad(e) (+)= g(i, :) . w(col(e), :) for the entries with col < width.
 template <class T>
 void sparse_row_dots(const ActiveSet<T>& a, const Matrix<T>& g, const Matrix<T>& w, bool accumulate, int width) {
+  if constexpr (!host_accessible_v<ExecSpace>) {
+    sparse_row_dots_by_teams(a, g, w, accumulate, width);
+    return;
+  }
   const auto starts = a.row_start;
   const auto cols = a.col;
   const auto grad = a.grad;
@@ -423,27 +577,73 @@ void sparse_encoder_grad_by_columns(const ActiveSet<T>& a, const Matrix<T>& xc, 
       });
 }
 
-/// dLoss/dW_dec rows from the active entries (see the by-rows and by-columns versions).
+/// The GPU's form of sparse_decoder_grad_by_columns: one team per decoder row j, its threads
+/// over the D inputs (coalesced), each adding the latent's entries in row order: the same sums in
+/// the same order as the by-rows version. Any execution space (host: teams of one).
+template <class T, class Space = ExecSpace>
+void sparse_decoder_grad_by_teams(const ActiveSet<T>& a, const Matrix<T>& g, const Matrix<T>& gw, bool accumulate,
+                                  int width) {
+  a.index_columns(gw.extent(0));
+  const auto col_start = a.col_start, by_column = a.by_column, entry_row = a.entry_row;
+  const auto vals = a.value;
+  const int d = static_cast<int>(gw.extent(1));
+  using Policy = Kokkos::TeamPolicy<Space>;
+  Kokkos::parallel_for(
+      "synthsae::sparse_decoder_grad_by_teams", Policy(static_cast<int>(gw.extent(0)), host_accessible_v<Space> ? 1 : 128),
+      KOKKOS_LAMBDA(const typename Policy::member_type& m) {
+        const int j = m.league_rank();
+        Kokkos::parallel_for(Kokkos::TeamThreadRange(m, d), [&](int k) {
+          T acc = accumulate ? gw(j, k) : T(0);
+          if (j < width)
+            for (int p = col_start(j); p < col_start(j + 1); ++p) acc += vals(by_column(p)) * g(entry_row(p), k);
+          gw(j, k) = acc;
+        });
+      });
+}
+
+/// The GPU's form of the encoder gradient: one team per latent j, its threads over the D inputs
+/// (reading xc rows coalesced), gw_enc(k, j) and gb_enc(j) summed over the latent's entries in
+/// row order, as the by-rows version sums them.
+template <class T, class Space = ExecSpace>
+void sparse_encoder_grad_by_teams(const ActiveSet<T>& a, const Matrix<T>& xc, const Matrix<T>& gw_enc,
+                                  const Vector<T>& gb_enc, bool accumulate) {
+  a.index_columns(gw_enc.extent(1));
+  const auto col_start = a.col_start, by_column = a.by_column, entry_row = a.entry_row;
+  const auto grad = a.grad;
+  const int d = static_cast<int>(gw_enc.extent(0));
+  using Policy = Kokkos::TeamPolicy<Space>;
+  Kokkos::parallel_for(
+      "synthsae::sparse_encoder_grad_by_teams",
+      Policy(static_cast<int>(gw_enc.extent(1)), host_accessible_v<Space> ? 1 : 128),
+      KOKKOS_LAMBDA(const typename Policy::member_type& m) {
+        const int j = m.league_rank();
+        Kokkos::parallel_for(Kokkos::TeamThreadRange(m, d + 1), [&](int k) {
+          const bool bias = k == d;  // the last thread of the range sums the bias
+          T acc = accumulate ? (bias ? gb_enc(j) : gw_enc(k, j)) : T(0);
+          for (int p = col_start(j); p < col_start(j + 1); ++p)
+            acc += (bias ? T(1) : xc(entry_row(p), k)) * grad(by_column(p));
+          (bias ? gb_enc(j) : gw_enc(k, j)) = acc;
+        });
+      });
+}
+
+/// dLoss/dW_dec rows from the active entries (host: by columns; GPU: by teams).
 template <class T>
 void sparse_decoder_grad(const ActiveSet<T>& a, const Matrix<T>& g, const Matrix<T>& gw, bool accumulate, int width) {
   if constexpr (host_accessible_v<MemSpace>)
     sparse_decoder_grad_by_columns(a, g, gw, accumulate, width);
   else
-    sparse_decoder_grad_by_rows(a, g, gw, accumulate, width);
+    sparse_decoder_grad_by_teams(a, g, gw, accumulate, width);
 }
 
 /// dLoss/dW_enc = xc^T dh and dLoss/db_enc from the active entries' grad (dLoss/dh).
 template <class T>
 void sparse_encoder_grad(const ActiveSet<T>& a, const Matrix<T>& xc, const Matrix<T>& gw_enc, const Vector<T>& gb_enc,
                          bool accumulate) {
-  if constexpr (host_accessible_v<MemSpace>) {
+  if constexpr (host_accessible_v<MemSpace>)
     sparse_encoder_grad_by_columns(a, xc, gw_enc, gb_enc, accumulate);
-  } else {
-    if (a.scratch.extent(0) != xc.extent(1) || a.scratch.extent(1) != xc.extent(0))
-      a.scratch = Matrix<T>("xc_t", xc.extent(1), xc.extent(0));
-    transpose(xc, a.scratch);
-    sparse_encoder_grad_by_rows(a, a.scratch, gw_enc, gb_enc, accumulate);
-  }
+  else
+    sparse_encoder_grad_by_teams(a, xc, gw_enc, gb_enc, accumulate);
 }
 
 }  // namespace kernels

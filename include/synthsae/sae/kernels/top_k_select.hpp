@@ -93,15 +93,79 @@ void row_top_k_radix(const Matrix<T>& key, int k, const Kokkos::View<std::uint8_
       });
 }
 
+/// The same radix selection with one team of threads per row (the GPU's form; any execution
+/// space runs it, a host one with teams of one thread): each pass's 256-bin histogram in the
+/// team's scratch memory, filled by all its threads, and the ties at the k-th key kept in
+/// column order by a team scan. The same mask as row_top_k_radix.
+template <class T, class Space = ExecSpace>
+void row_top_k_by_teams(const Matrix<T>& key, int k, const Kokkos::View<std::uint8_t**, Kokkos::LayoutRight, MemSpace>& mask,
+                        const Kokkos::View<const std::uint8_t*, MemSpace>& allowed) {
+  const int s = static_cast<int>(key.extent(1));
+  const bool filter = allowed.extent(0) > 0;
+  using Bits = decltype(ordered_bits(T(0)));
+  constexpr int kPasses = static_cast<int>(sizeof(Bits));
+  using Policy = Kokkos::TeamPolicy<Space>;
+  using Member = typename Policy::member_type;
+  using Histogram = Kokkos::View<int*, typename Space::scratch_memory_space, Kokkos::MemoryTraits<Kokkos::Unmanaged>>;
+  const int team = host_accessible_v<Space> ? 1 : 256;  // 4,096 columns: 16 per thread and pass
+  const Policy policy = Policy(static_cast<int>(key.extent(0)), team)
+                            .set_scratch_size(0, Kokkos::PerTeam(static_cast<int>(Histogram::shmem_size(256))));
+  Kokkos::parallel_for(
+      "synthsae::row_top_k_by_teams", policy, KOKKOS_LAMBDA(const Member& m) {
+        const int i = m.league_rank();
+        int candidates = 0;
+        Kokkos::parallel_reduce(
+            Kokkos::TeamThreadRange(m, s), [&](int j, int& c) { c += (!filter || allowed(j)) ? 1 : 0; }, candidates);
+        if (k == 0 || candidates <= k) {
+          Kokkos::parallel_for(Kokkos::TeamThreadRange(m, s),
+                               [&](int j) { mask(i, j) = (k > 0 && (!filter || allowed(j))) ? 1 : 0; });
+          return;
+        }
+        Histogram hist(m.team_scratch(0), 256);
+        Bits prefix = 0, prefix_mask = 0;
+        int need = k;
+        for (int pass = kPasses - 1; pass >= 0; --pass) {
+          const int shift = 8 * pass;
+          Kokkos::parallel_for(Kokkos::TeamThreadRange(m, 256), [&](int b) { hist(b) = 0; });
+          m.team_barrier();
+          Kokkos::parallel_for(Kokkos::TeamThreadRange(m, s), [&](int j) {
+            if (filter && !allowed(j)) return;
+            const Bits u = ordered_bits(key(i, j));
+            if ((u & prefix_mask) == prefix) Kokkos::atomic_add(&hist(static_cast<int>((u >> shift) & Bits(0xFF))), 1);
+          });
+          m.team_barrier();
+          // Every thread walks the same 256 counts: all agree on the digit and on `need`.
+          int bin = 255;
+          for (; bin > 0 && hist(bin) < need; --bin) need -= hist(bin);
+          prefix |= Bits(bin) << shift;
+          prefix_mask |= Bits(0xFF) << shift;
+          m.team_barrier();  // before the next pass clears the counts
+        }
+        // prefix is the k-th largest key: keep every key above it and its first `need` ties.
+        Kokkos::parallel_scan(Kokkos::TeamThreadRange(m, s), [&](int j, int& ties_before, const bool final) {
+          const bool ok = !filter || allowed(j);
+          const Bits u = ok ? ordered_bits(key(i, j)) : Bits(0);
+          const bool tie = ok && u == prefix;
+          if (final) mask(i, j) = (ok && (u > prefix || (tie && ties_before < need))) ? 1 : 0;
+          ties_before += tie ? 1 : 0;
+        });
+      });
+}
+
 }  // namespace detail
 
 /// mask(i, j) = 1 for the k largest key(i, j) among columns with allowed(j) (all when
-/// `allowed` is empty), ties to the lower column; 0 elsewhere. Any k >= 0: a heap up to
-/// kMaxHeapTopK, the radix selection above it (the same mask).
+/// `allowed` is empty), ties to the lower column; 0 elsewhere. Any k >= 0: on the host a heap up
+/// to kMaxHeapTopK, the radix selection above it; on a GPU the radix selection by teams (the same
+/// mask).
 template <class T>
 void row_top_k(const Matrix<T>& key, int k, const Kokkos::View<std::uint8_t**, Kokkos::LayoutRight, MemSpace>& mask,
                const Kokkos::View<const std::uint8_t*, MemSpace>& allowed) {
   if (k < 0) throw ConfigError("k", show(k), "per-sample top-k needs k >= 0");
+  if constexpr (!host_accessible_v<ExecSpace>) {
+    detail::row_top_k_by_teams(key, k, mask, allowed);
+    return;
+  }
   if (k > kMaxHeapTopK) {
     detail::row_top_k_radix(key, k, mask, allowed);
     return;
@@ -187,13 +251,15 @@ std::vector<std::int64_t> radix_histogram(const Matrix<T>& values, bool low_half
     for (int c = 0; c < chunks; ++c)
       for (int b = 0; b < 65536; ++b) counts[b] += local(c, b);
   } else {
-    Kokkos::View<std::int64_t*, MemSpace> hist("radix_hist", 65536);
+    // One thread per entry (coalesced reads, millions of threads), 32-bit counts: a batch has
+    // far fewer than 2^31 entries.
+    Kokkos::View<std::int32_t*, MemSpace> hist("radix_hist", 65536);
+    const std::int64_t entries = std::int64_t{rows} * cols;
     Kokkos::parallel_for(
-        "synthsae::radix_histogram", Kokkos::RangePolicy<ExecSpace>(0, rows), KOKKOS_LAMBDA(int i) {
-          for (int j = 0; j < cols; ++j) {
-            int bin = 0;
-            if (bin_of(static_cast<float>(values(i, j)), bin)) Kokkos::atomic_add(&hist(bin), std::int64_t(1));
-          }
+        "synthsae::radix_histogram", Kokkos::RangePolicy<ExecSpace, Kokkos::IndexType<std::int64_t>>(0, entries),
+        KOKKOS_LAMBDA(std::int64_t e) {
+          int bin = 0;
+          if (bin_of(static_cast<float>(values(e / cols, e % cols)), bin)) Kokkos::atomic_add(&hist(bin), 1);
         });
     auto h = Kokkos::create_mirror_view_and_copy(HostSpace(), hist);
     for (int b = 0; b < 65536; ++b) counts[b] = h(b);
