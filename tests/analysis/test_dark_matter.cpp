@@ -202,6 +202,12 @@ TEST_CASE("oracle SAEs on an orthonormal dictionary decompose as the closed form
   // magnitudes vary), but the oracle regressor c explains ‖Sae(x)‖² of the exact oracle far
   // better than the SAE's L0 does.
   CHECK(rep.x_norms.at("x_sq").count("oracle_c"));
+  // The exact oracle's error is Absent = Σ_{i∉L} c_i f_i with orthonormal f_i and no bias, so
+  // ‖SaeError‖² = Σ_{i∉L} c_i² is exactly linear in the squared coefficients: R² = 1 up to the
+  // float32 rounding of the stored vectors (relative 1e-7, far below the 1e-5 allowed); c itself
+  // cannot give that (the magnitudes vary, and c_i² is not linear in c_i).
+  CHECK(exact.norms.at("error_sq").at("oracle_c_sq") > 0.99999);
+  CHECK(exact.norms.at("error_sq").at("oracle_c") < exact.norms.at("error_sq").at("oracle_c_sq") - 1e-3);
   CHECK(exact.norms.at("sae_sq").at("x") > exact.norms.at("sae_sq").at("sae_l0"));
   // Cross-width: a 2 x... 3 x 3 upper triangle of finite R² in [-, 1].
   REQUIRE(rep.cross_width.size() == 2);

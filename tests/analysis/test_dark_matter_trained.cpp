@@ -94,6 +94,23 @@ TEST_CASE("trained TopK SAEs: Absent is more linearly predictable than Introduce
     CHECK((base.fvu_nonlinear - gp.fvu_nonlinear) / base.fvu_nonlinear < (base.fvu - gp.fvu) / base.fvu);
     CHECK(gp.l0 <= base.l0 + 1e-9);  // the support never exceeds the encoder's budget
   }
+  // Fig. 1's encoder band: e(W) = the pursued FVU_nonlinear at each data width, the band [e, h]
+  // stacked between the nonlinear and the linear bands (each edge clamped into [0, curve]).
+  const auto& b = rep.breakdown;
+  REQUIRE(b.has_encoder_band);
+  REQUIRE(b.encoder_boundary.size() == 3);
+  REQUIRE(b.band_widths.size() >= 3);
+  for (std::size_t w = 0; w < 3; ++w) {
+    INFO("width " << b.band_widths[w] << ": e " << b.encoder_boundary[w] << ", h " << b.h);
+    CHECK(b.band_widths[w] == double(rep.saes[w].width));
+    CHECK(b.encoder_boundary[w] == rep.saes[3 + w].fvu_nonlinear);
+    const double curve = b.absent[w];
+    CHECK(b.nonlinear[w] == Approx(std::min(b.encoder_boundary[w], curve)).epsilon(1e-12));
+    CHECK(b.encoder[w] == Approx(std::clamp(b.h, b.nonlinear[w], curve)).epsilon(1e-12));
+    CHECK(b.linear[w] >= b.encoder[w]);
+  }
+  // Beyond the data e is held at the largest width's value.
+  CHECK(b.nonlinear.back() == Approx(std::min(b.encoder_boundary[2], b.absent.back())).epsilon(1e-12));
 
   // The paper's noise-injection test (Table 1, Fig. 15) on the width-64 SAE, as reference §3.7
   // ran it: 60,000 rows, 40,000 to fit, levels {0, .25, .5, .75, 1} x rms. The reference

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdint>
 #include <map>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,19 @@ inline Matrix<double> random_input(int rows, int d, std::uint64_t seed) {
     for (int k = 0; k < d; ++k) h(i, k) = s.normal<double>();
   Kokkos::deep_copy(x, h);
   return x;
+}
+
+/// max |x1 - x2| / max |x1| over every element of two views of the same shape (on any memory
+/// space); x1 must not be all zero.
+template <class View1, class View2>
+double relative_worst_gap(const View1& x1, const View2& x2) {
+  auto h1 = Kokkos::create_mirror_view_and_copy(HostSpace(), x1);
+  auto h2 = Kokkos::create_mirror_view_and_copy(HostSpace(), x2);
+  double largest = 0, worst = 0;
+  for (std::size_t i = 0; i < h1.size(); ++i) largest = std::max(largest, std::fabs(double(h1.data()[i])));
+  for (std::size_t i = 0; i < h1.size(); ++i) worst = std::max(worst, std::fabs(double(h1.data()[i] - h2.data()[i])));
+  if (!(largest > 0)) throw std::logic_error("relative_worst_gap: the reference is all zero");
+  return worst / largest;
 }
 
 /// Host copies of an input batch and an SAE's W_enc, b_enc, W_dec, b_dec (writable: tests

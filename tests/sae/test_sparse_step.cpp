@@ -104,15 +104,7 @@ TEST_CASE("Sparse kernels: row-ordered (device) and column-ordered (host) versio
   const auto grad = a.grad;
   Kokkos::parallel_for(
       Kokkos::RangePolicy<ExecSpace>(0, a.entries), KOKKOS_LAMBDA(int e) { grad(e) = 0.5 - 0.01 * e; });
-  auto compare = [](const auto& x, const auto& y) {
-    auto hx = Kokkos::create_mirror_view_and_copy(HostSpace(), x);
-    auto hy = Kokkos::create_mirror_view_and_copy(HostSpace(), y);
-    double largest = 0, worst = 0;
-    for (std::size_t i = 0; i < hx.size(); ++i) largest = std::max(largest, std::fabs(hx.data()[i]));
-    for (std::size_t i = 0; i < hx.size(); ++i) worst = std::max(worst, std::fabs(hx.data()[i] - hy.data()[i]));
-    CHECK(largest > 0);
-    CHECK(worst <= 1e-12 * largest);
-  };
+  auto compare = [](const auto& x, const auto& y) { CHECK(test::relative_worst_gap(x, y) <= 1e-12); };
   Matrix<double> xc_t("xc_t", kIn, kBatch), enc_rows("enc_rows", kIn, kLatents), enc_cols("enc_cols", kIn, kLatents);
   Vector<double> b_rows("b_rows", kLatents), b_cols("b_cols", kLatents);
   kernels::transpose(xc, xc_t);
@@ -263,15 +255,6 @@ TEST_CASE("Sparse kernels: the GPU's one-team-per-row forms equal the per-row fo
         return (i * 5 + j * 7) % 6 == 0;
       });
   REQUIRE(a.entries > std::size_t(kBatch));
-  auto worst_gap = [](const auto& x1, const auto& x2) {
-    auto h1 = Kokkos::create_mirror_view_and_copy(HostSpace(), x1);
-    auto h2 = Kokkos::create_mirror_view_and_copy(HostSpace(), x2);
-    double largest = 0, worst = 0;
-    for (std::size_t i = 0; i < h1.size(); ++i) largest = std::max(largest, std::fabs(h1.data()[i]));
-    for (std::size_t i = 0; i < h1.size(); ++i) worst = std::max(worst, std::fabs(h1.data()[i] - h2.data()[i]));
-    REQUIRE(largest > 0);
-    return worst / largest;
-  };
   OutputMap<double> map;
   map.target = test::random_input(kBatch, kIn, 34);
   map.scale = Vector<double>("scale", kBatch), map.shift = Vector<double>("shift", kBatch);
@@ -281,7 +264,7 @@ TEST_CASE("Sparse kernels: the GPU's one-team-per-row forms equal the per-row fo
     Matrix<double> rows_out("rows_out", kBatch, kIn), teams_out("teams_out", kBatch, kIn);
     kernels::sparse_decode(a, w, bias, rows_out, width);  // the host's form here
     kernels::sparse_decode_by_teams(a, w, bias, teams_out, width);
-    CHECK(worst_gap(rows_out, teams_out) <= 1e-12);
+    CHECK(test::relative_worst_gap(rows_out, teams_out) <= 1e-12);
     for (bool accumulate : {false, true}) {
       Kokkos::deep_copy(a.grad, 0.5);
       kernels::sparse_row_dots(a, g_in, w, accumulate, width);
@@ -289,7 +272,7 @@ TEST_CASE("Sparse kernels: the GPU's one-team-per-row forms equal the per-row fo
       Kokkos::deep_copy(rows_grad, Kokkos::subview(a.grad, Kokkos::make_pair(std::size_t(0), a.entries)));
       Kokkos::deep_copy(a.grad, 0.5);
       kernels::sparse_row_dots_by_teams(a, g_in, w, accumulate, width);
-      CHECK(worst_gap(rows_grad, Kokkos::subview(a.grad, Kokkos::make_pair(std::size_t(0), a.entries))) <= 1e-12);
+      CHECK(test::relative_worst_gap(rows_grad, Kokkos::subview(a.grad, Kokkos::make_pair(std::size_t(0), a.entries))) <= 1e-12);
     }
     for (bool mapped : {false, true}) {
       const OutputMap<double> use = mapped ? map : OutputMap<double>{};
@@ -303,9 +286,9 @@ TEST_CASE("Sparse kernels: the GPU's one-team-per-row forms equal the per-row fo
       const double mse_teams = kernels::sparse_reconstruct_by_teams(a, w, bias, x, xh_teams, g_teams, width, true, use);
       CHECK(mse_teams == Approx(mse_rows).epsilon(1e-12));
       CHECK(mse_rows > 0);
-      CHECK(worst_gap(xh_rows, xh_teams) <= 1e-12);
-      CHECK(worst_gap(g_rows, g_teams) <= 1e-12);
-      CHECK(worst_gap(grad_rows, Kokkos::subview(a.grad, Kokkos::make_pair(std::size_t(0), a.entries))) <= 1e-12);
+      CHECK(test::relative_worst_gap(xh_rows, xh_teams) <= 1e-12);
+      CHECK(test::relative_worst_gap(g_rows, g_teams) <= 1e-12);
+      CHECK(test::relative_worst_gap(grad_rows, Kokkos::subview(a.grad, Kokkos::make_pair(std::size_t(0), a.entries))) <= 1e-12);
     }
   }
 }

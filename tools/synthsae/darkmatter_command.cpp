@@ -73,9 +73,10 @@ constexpr const char* kUsage =
 void write_plots(const std::filesystem::path& dir, const analysis::DarkMatterReport& r) {
   const auto& b = r.breakdown;
   if (b.fitted) {
-    std::vector<Band> bands{{"nonlinear error", "#c5b0d5", b.nonlinear},
-                            {"linear error", "#aec7e8", b.linear},
-                            {"absent features", "#f7b6d2", b.absent}};
+    std::vector<Band> bands{{"nonlinear error", "#c5b0d5", b.nonlinear}};
+    if (b.has_encoder_band) bands.push_back({"encoder error (pursuit fixes)", "#98df8a", b.encoder});
+    bands.push_back({"linear error", "#aec7e8", b.linear});
+    bands.push_back({"absent features", "#f7b6d2", b.absent});
     std::vector<Series> points;
     Series fvu{"FVU (measured)", {}, {}}, fvn{"FVU nonlinear", {}, {}}, ta{"Absent / SST (truth)", {}, {}},
         ti{"Introduced / SST (truth)", {}, {}};

@@ -642,28 +642,39 @@ inline DarkMatterReport analyse_dark_matter(ActivationSource& source, std::vecto
         if (t.size() > 2 && t.substr(t.size() - std::to_string(s).size() - 1) == "#" + std::to_string(s)) mine.push_back(t);
       run_baseline(sname("sae_l0", s), tok.at(sname("sae_l0", s)), mine);
     }
-  if (oracle) {
+  // The oracle regressors: the true coefficients c (x is linear in them) and their squares c²
+  // (‖x‖² of orthonormal features without bias is linear in those).
+  auto run_oracle = [&](const std::string& reg_name, bool squared) {
     detail::SparseOracleProbe op(nf, all_targets.size());
     std::vector<double> y(all_targets.size());
+    std::vector<float> v;
+    auto values_of = [&](std::uint64_t i) -> const std::vector<float>& {
+      if (!squared) return oracle_values[i];
+      v = oracle_values[i];
+      for (auto& c : v) c *= c;
+      return v;
+    };
     for (std::uint64_t i = 0; i < n; ++i) {
       if (!split.is_train(i)) continue;
       for (std::size_t k = 0; k < y.size(); ++k) y[k] = tok[all_targets[k]][i];
-      op.add(oracle_ids[i], oracle_values[i], y);
+      op.add(oracle_ids[i], values_of(i), y);
     }
     op.solve(opt.probe.ridge);
     std::vector<double> sse(y.size(), 0), sum(y.size(), 0), sumsq(y.size(), 0);
     for (std::uint64_t i = 0; i < n; ++i) {
       if (split.is_train(i)) continue;
+      const auto& vals = values_of(i);
       for (std::size_t k = 0; k < y.size(); ++k) {
-        const double v = tok[all_targets[k]][i], e = v - op.predict(oracle_ids[i], oracle_values[i], k);
-        sse[k] += e * e, sum[k] += v, sumsq[k] += v * v;
+        const double t = tok[all_targets[k]][i], e = t - op.predict(oracle_ids[i], vals, k);
+        sse[k] += e * e, sum[k] += t, sumsq[k] += t * t;
       }
     }
     for (std::size_t k = 0; k < y.size(); ++k) {
       const double sst = sumsq[k] - sum[k] * sum[k] / n_test;
-      baseline["oracle_c"][all_targets[k]] = sst > 0 ? 1 - sse[k] / sst : NAN;
+      baseline[reg_name][all_targets[k]] = sst > 0 ? 1 - sse[k] / sst : NAN;
     }
-  }
+  };
+  if (oracle) run_oracle("oracle_c", false), run_oracle("oracle_c_sq", true);
   auto regressors_of = [&](const std::string& target, std::size_t s, bool per_sae) {
     RegressorR2 r{{"x", r2_x.at(target)}};
     for (const auto& [reg, m] : baseline) {
@@ -794,12 +805,36 @@ inline DarkMatterReport analyse_dark_matter(ActivationSource& source, std::vecto
     std::vector<double> grid = w;
     grid.erase(std::unique(grid.begin(), grid.end()), grid.end());
     for (double x = w.back() * 2; x <= w.back() * 4.0 + 0.5; x *= 2) grid.push_back(x);
-    const auto bands = dark_matter_bands(fit, b.h, grid);
+    // The encoder boundary e(W) (§2.4 fit 3): FVU_nonlinear of pursuit's reconstructions on the
+    // same decoders, averaged over the pursued entries of each width; only when every data width
+    // has one (the band would otherwise be an extrapolation from some widths to others).
+    std::vector<double> e;
+    for (double width : w) {
+      double sum = 0;
+      int count = 0;
+      for (std::size_t s = 0; s < S; ++s)
+        if (saes[s].pursuit && double(saes[s].width) == width) sum += rep.saes[s].fvu_nonlinear, ++count;
+      if (count == 0) break;
+      e.push_back(sum / count);
+    }
+    bool any_pursued = false;
+    for (std::size_t s = 0; s < S; ++s) any_pursued = any_pursued || saes[s].pursuit.has_value();
+    b.has_encoder_band = e.size() == w.size();
+    if (b.has_encoder_band) b.encoder_boundary = e;
+    const auto bands = b.has_encoder_band ? dark_matter_bands(fit, b.h, grid, std::span<const double>(e))
+                                          : dark_matter_bands(fit, b.h, grid);
+    std::vector<std::string> notes;
     if (bands.c_below_h)
-      b.note = "the power law's asymptote c lies below the nonlinear level h: the linear band is empty at large width";
+      notes.push_back("the power law's asymptote c lies below the nonlinear level h: the linear band is empty at large width");
+    if (any_pursued && !b.has_encoder_band)
+      notes.push_back("no encoder band: pursuit was not run at every width");
+    if (bands.encoder_above_h)
+      notes.push_back("pursuit's FVU_nonlinear lies above h at some width: the encoder band is empty there");
+    for (const auto& n : notes) b.note += (b.note.empty() ? "" : "; ") + n;
     for (const auto& p : bands.points) {
       b.band_widths.push_back(p.width);
       b.nonlinear.push_back(p.nonlinear.upper);
+      b.encoder.push_back(p.encoder.upper);
       b.linear.push_back(p.linear.upper);
       b.absent.push_back(p.absent.upper);
     }

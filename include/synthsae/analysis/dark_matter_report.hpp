@@ -71,8 +71,13 @@ struct DarkMatterBreakdown {
   double c = NAN, a = NAN, m = NAN, rms = NAN;  ///< FVU(W) = c + a W^-m
   double h = NAN, h_cv = NAN;                   ///< mean FVU_nonlinear and its coefficient of variation
   std::vector<double> widths;
-  /// per width (the data widths, then a grid to 4x the largest): the stacked bands' upper edges
-  std::vector<double> band_widths, nonlinear, linear, absent;
+  /// e(W) at the data widths: FVU_nonlinear after inference-time optimisation (pursuit on every
+  /// width's decoder); without it the encoder band is empty (encoder = nonlinear = h)
+  bool has_encoder_band = false;
+  std::vector<double> encoder_boundary;
+  /// per width (the data widths, then a grid to 4x the largest): the stacked bands' upper edges,
+  /// nonlinear [0, e], encoder [e, h], linear [h, c], absent [c, curve]
+  std::vector<double> band_widths, nonlinear, encoder, linear, absent;
   std::vector<double> truth_absent, truth_introduced;  ///< ground-truth shares at the data widths
 };
 
@@ -198,7 +203,10 @@ inline nlohmann::json to_json(const DarkMatterReport& r) {
                     {"h_cv", num(b.h_cv)},
                     {"widths", detail::nums(b.widths)},
                     {"band_widths", detail::nums(b.band_widths)},
+                    {"has_encoder_band", b.has_encoder_band},
+                    {"encoder_boundary", detail::nums(b.encoder_boundary)},
                     {"nonlinear", detail::nums(b.nonlinear)},
+                    {"encoder", detail::nums(b.encoder)},
                     {"linear", detail::nums(b.linear)},
                     {"absent", detail::nums(b.absent)},
                     {"truth_absent", detail::nums(b.truth_absent)},

@@ -14,11 +14,13 @@
 // for G, then per iteration a scan of g and one row of G per changed atom (no product of the
 // whole batch per iteration). Without non-negativity the selection is the argmax of |g|.
 #include <cstdint>
+#include <limits>
 #include <string>
 
 #include "synthsae/core/backend.hpp"
 #include "synthsae/core/error.hpp"
 #include "synthsae/core/gemm.hpp"
+#include "synthsae/core/host_parallel.hpp"
 
 namespace synthsae::analysis {
 
@@ -72,6 +74,66 @@ struct PursuitDictionary {
   }
 };
 
+namespace detail {
+
+// OpenMP simd reductions let the host compiler vectorise a max / or over floats (a plain loop
+// may not be reordered); elsewhere (no OpenMP, CUDA device code) the loops run as written.
+#if defined(_OPENMP) && !defined(__CUDA_ARCH__)
+#define SYNTHSAE_PURSUIT_PRAGMA(x) _Pragma(#x)
+#else
+#define SYNTHSAE_PURSUIT_PRAGMA(x)
+#endif
+
+/// Selection score of atom j: g_j with non-negativity, else |g_j|; `penalty` is 0, or -inf for
+/// atoms never selected.
+template <bool NonNegative, class T>
+SYNTHSAE_HD T selection_score(const T* __restrict g, const T* __restrict penalty, int j) {
+  const T a = g[j];
+  return (NonNegative ? a : (a < T(0) ? -a : a)) + penalty[j];
+}
+
+/// The first atom with the largest score, or -1 when every score is -inf (all atoms dead). Two
+/// passes that vectorise: the maximum, then blocks of 32 checked at once for it (one running
+/// argmax would be a chain of dependent comparisons).
+template <bool NonNegative, class T>
+SYNTHSAE_HD int select_atom(const T* __restrict g, const T* __restrict penalty, int m, T minus_infinity) {
+  T top = minus_infinity;
+  SYNTHSAE_PURSUIT_PRAGMA(omp simd reduction(max : top))
+  for (int j = 0; j < m; ++j) {
+    const T s = selection_score<NonNegative>(g, penalty, j);
+    top = s > top ? s : top;
+  }
+  if (!(top > minus_infinity)) return -1;
+  constexpr int kBlock = 32;
+  int j = 0;
+  for (; j + kBlock <= m; j += kBlock) {
+    int hit = 0;
+    SYNTHSAE_PURSUIT_PRAGMA(omp simd reduction(| : hit))
+    for (int u = 0; u < kBlock; ++u) hit |= selection_score<NonNegative>(g, penalty, j + u) == top ? 1 : 0;
+    if (hit) break;
+  }
+  for (; j < m; ++j)
+    if (selection_score<NonNegative>(g, penalty, j) == top) return j;
+  return -1;
+}
+
+/// g -= delta * row over m contiguous elements.
+template <class T>
+SYNTHSAE_HD void subtract_scaled(T delta, const T* __restrict row, T* __restrict g, int m) {
+  for (int j = 0; j < m; ++j) g[j] -= delta * row[j];
+}
+
+/// g -= sum of four delta[k] * rows[k]: g is read and written once for four rows of G (the
+/// update is bound by its loads and stores, not by its multiply-adds).
+template <class T>
+SYNTHSAE_HD void subtract_scaled4(const T* delta, const T* __restrict r0, const T* __restrict r1,
+                                  const T* __restrict r2, const T* __restrict r3, T* __restrict g, int m) {
+  const T d0 = delta[0], d1 = delta[1], d2 = delta[2], d3 = delta[3];
+  for (int j = 0; j < m; ++j) g[j] -= (d0 * r0[j] + d1 * r1[j]) + (d2 * r2[j] + d3 * r3[j]);
+}
+
+}  // namespace detail
+
 /// codes[i, :] = the pursuit's codes of signals[i, :] on the dictionary after iterations[i]
 /// iterations (a row with budget 0 gets zeros; the support never exceeds the budget).
 /// Shapes: signals [n, d], atoms [m, d], iterations [n], codes [n, m].
@@ -114,19 +176,23 @@ void pursue(const Matrix<T>& signals, const PursuitDictionary<T>& dict,
   const bool nonneg = opt.non_negative;
   const PursuitMethod method = opt.method;
   const T tol = static_cast<T>(opt.tolerance);
+  const T minus_infinity = -std::numeric_limits<T>::infinity();
+  // Atoms never selected (squared norm at most the tolerance: dead decoder rows) score -inf.
+  Vector<T> penalty("pursuit_penalty", m);
   Kokkos::parallel_for(
-      "synthsae::pursue", Kokkos::RangePolicy<ExecSpace>(0, n), KOKKOS_LAMBDA(int i) {
+      "synthsae::pursuit_penalty", Kokkos::RangePolicy<ExecSpace>(0, m),
+      KOKKOS_LAMBDA(int j) { penalty(j) = G_diag(j) <= tol ? minus_infinity : T(0); });
+  // Per row: `budget` scans of the m correlations and updates through rows of G.
+  const std::int64_t row_cost = std::int64_t{K} * mi * (method == PursuitMethod::gradient ? K / 2 + 2 : 2);
+  host_rows(
+      "synthsae::pursue", static_cast<std::int64_t>(n), row_cost, KOKKOS_LAMBDA(int i) {
         const int t_i = budgets(i) < K ? budgets(i) : K;
+        T* g_i = &g(i, 0);
         int size = 0;  // support size
         for (int it = 0; it < t_i; ++it) {
           // Selection: the largest correlation (signed with non-negativity, else in magnitude).
-          int best = -1;
-          T best_score = 0;
-          for (int j = 0; j < mi; ++j) {
-            if (G_diag(j) <= tol) continue;
-            const T score = nonneg ? g(i, j) : (g(i, j) < T(0) ? -g(i, j) : g(i, j));
-            if (best < 0 || score > best_score) best = j, best_score = score;
-          }
+          const int best = nonneg ? detail::select_atom<true>(g_i, &penalty(0), mi, minus_infinity)
+                                  : detail::select_atom<false>(g_i, &penalty(0), mi, minus_infinity);
           if (best < 0) break;
           int slot = -1;
           for (int q = 0; q < size; ++q)
@@ -142,7 +208,7 @@ void pursue(const Matrix<T>& signals, const PursuitDictionary<T>& dict,
               slot = size++, at(i, slot) = best, val(i, slot) = T(0);
             }
             val(i, slot) += v;
-            for (int j = 0; j < mi; ++j) g(i, j) -= v * G(best, j);
+            detail::subtract_scaled(v, &G(best, 0), g_i, mi);
             continue;
           }
           if (fresh) {
@@ -204,13 +270,19 @@ void pursue(const Matrix<T>& signals, const PursuitDictionary<T>& dict,
               val(i, q) = next;
             }
           }
-          // g <- g - dw G over the changed atoms.
+          // g <- g - dw G over the changed atoms, four rows of G per pass over g.
+          T delta[4];
+          const T* rows[4];
+          int pending = 0;
           for (int q = 0; q < size; ++q) {
-            const T delta = dw(i, q);
-            if (delta == T(0)) continue;
-            const int a = at(i, q);
-            for (int j = 0; j < mi; ++j) g(i, j) -= delta * G(a, j);
+            if (dw(i, q) == T(0)) continue;
+            delta[pending] = dw(i, q), rows[pending] = &G(at(i, q), 0);
+            if (++pending == 4) {
+              detail::subtract_scaled4(delta, rows[0], rows[1], rows[2], rows[3], g_i, mi);
+              pending = 0;
+            }
           }
+          for (int p = 0; p < pending; ++p) detail::subtract_scaled(delta[p], rows[p], g_i, mi);
           if (method == PursuitMethod::gradient) {  // atoms clipped to 0 leave the support
             int kept = 0;
             for (int q = 0; q < size; ++q)

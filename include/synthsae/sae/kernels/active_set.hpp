@@ -33,6 +33,7 @@ struct ActiveSet {
   mutable Kokkos::View<int*, MemSpace> col_start, by_column, entry_row;
   mutable bool columns_indexed = false;
   mutable kernels::BucketIndex column_buckets;  ///< the device's builder of that order
+  mutable Kokkos::View<int*, MemSpace> entry_position;  ///< its work space: each entry's place in that order
   mutable Matrix<T> scratch;  ///< kernels' work space (xc transposed, per-thread sums)
 
   std::size_t rows() const { return row_start.extent(0) == 0 ? 0 : row_start.extent(0) - 1; }
@@ -139,7 +140,9 @@ struct ActiveSet {
     if (entry_row.extent(0) < std::max<std::size_t>(entries, 1))
       entry_row = Kokkos::View<int*, MemSpace>("active_entry_row", std::max<std::size_t>(col.extent(0), 1));
     const auto starts = row_start, order = by_column, row_of = entry_row;
-    Kokkos::View<int*, MemSpace> position("active_position", std::max<std::size_t>(entries, 1));
+    if (entry_position.extent(0) < std::max<std::size_t>(entries, 1))
+      entry_position = Kokkos::View<int*, MemSpace>("active_position", std::max<std::size_t>(col.extent(0), 1));
+    const auto position = entry_position;
     Kokkos::parallel_for(
         "synthsae::active_positions", Kokkos::RangePolicy<ExecSpace>(0, n),
         KOKKOS_LAMBDA(int p) { position(order(p)) = p; });
@@ -165,6 +168,48 @@ constexpr int row_team_size() {
   return host_accessible_v<Space> ? 1 : 128;
 }
 
+/// The first entry of row i at or past latent `width` (rows ascend by latent, so the entries
+/// below it are a prefix of the row).
+template <class Index>
+SYNTHSAE_HD int row_end_below(const Index& starts, const Index& cols, int i, int width) {
+  int end = starts(i);
+  while (end < starts(i + 1) && cols(end) < width) ++end;
+  return end;
+}
+
+/// bias(k) + sum over entries [begin, end) of value(e) * w(col(e), k), in entry order: one
+/// element of a decoded row, as the per-row form sums it.
+template <class T, class Index>
+SYNTHSAE_HD T decoded_element(const Index& cols, const Vector<T>& vals, const Matrix<T>& w, const Vector<T>& bias,
+                              int begin, int end, int k) {
+  T acc = bias(k);
+  for (int e = begin; e < end; ++e) acc += vals(e) * w(cols(e), k);
+  return acc;
+}
+
+/// The entries of row i, one team: grad(e) (+)= g(i, :) . w(col(e), :) for e < live (a team
+/// reduction over the inputs), grad(e) = 0 for the others unless accumulating. The calling team
+/// must have finished writing g's row.
+template <class Member, class T, class Index>
+SYNTHSAE_HD void team_entry_dots(const Member& m, const Index& starts, const Index& cols, const Vector<T>& grad,
+                                 const Matrix<T>& g, const Matrix<T>& w, int i, int live, bool accumulate) {
+  const int d = static_cast<int>(w.extent(1));
+  for (int e = starts(i); e < starts(i + 1); ++e) {
+    T dot = 0;
+    if (e < live) {
+      const int j = cols(e);
+      Kokkos::parallel_reduce(
+          Kokkos::TeamThreadRange(m, d), [&](int k, T& acc) { acc += g(i, k) * w(j, k); }, dot);
+    }
+    Kokkos::single(Kokkos::PerTeam(m), [&]() {
+      if (e < live)
+        grad(e) = (accumulate ? grad(e) : T(0)) + dot;
+      else if (!accumulate)
+        grad(e) = T(0);
+    });
+  }
+}
+
 /// sparse_decode with one team per row, its threads over the inputs: the same sum per element,
 /// in the same order, as the per-row form (the GPU's form; any execution space).
 template <class T, class Space = ExecSpace>
@@ -179,11 +224,9 @@ void sparse_decode_by_teams(const ActiveSet<T>& a, const Matrix<T>& w, const Vec
       "synthsae::sparse_decode_by_teams", Policy(static_cast<int>(a.rows()), row_team_size<Space>()),
       KOKKOS_LAMBDA(const typename Policy::member_type& m) {
         const int i = m.league_rank();
-        Kokkos::parallel_for(Kokkos::TeamThreadRange(m, d), [&](int k) {
-          T acc = bias(k);
-          for (int e = starts(i); e < starts(i + 1) && cols(e) < width; ++e) acc += vals(e) * w(cols(e), k);
-          out(i, k) = acc;
-        });
+        const int begin = starts(i), end = row_end_below(starts, cols, i, width);
+        Kokkos::parallel_for(Kokkos::TeamThreadRange(m, d),
+                             [&](int k) { out(i, k) = decoded_element(cols, vals, w, bias, begin, end, k); });
       });
 }
 
@@ -195,25 +238,12 @@ void sparse_row_dots_by_teams(const ActiveSet<T>& a, const Matrix<T>& g, const M
   const auto starts = a.row_start;
   const auto cols = a.col;
   const auto grad = a.grad;
-  const int d = static_cast<int>(w.extent(1));
   using Policy = Kokkos::TeamPolicy<Space>;
   Kokkos::parallel_for(
       "synthsae::sparse_row_dots_by_teams", Policy(static_cast<int>(a.rows()), row_team_size<Space>()),
       KOKKOS_LAMBDA(const typename Policy::member_type& m) {
         const int i = m.league_rank();
-        for (int e = starts(i); e < starts(i + 1); ++e) {
-          const int j = cols(e);
-          T dot = 0;
-          if (j < width)
-            Kokkos::parallel_reduce(
-                Kokkos::TeamThreadRange(m, d), [&](int k, T& acc) { acc += g(i, k) * w(j, k); }, dot);
-          Kokkos::single(Kokkos::PerTeam(m), [&]() {
-            if (j < width)
-              grad(e) = (accumulate ? grad(e) : T(0)) + dot;
-            else if (!accumulate)
-              grad(e) = T(0);
-          });
-        }
+        team_entry_dots(m, starts, cols, grad, g, w, i, row_end_below(starts, cols, i, width), accumulate);
       });
 }
 
@@ -310,15 +340,13 @@ double sparse_reconstruct_by_teams(const ActiveSet<T>& a, const Matrix<T>& w, co
       "synthsae::sparse_reconstruct_by_teams", Policy(static_cast<int>(a.rows()), row_team_size<Space>()),
       KOKKOS_LAMBDA(const typename Policy::member_type& m, double& total) {
         const int i = m.league_rank();
-        int end = starts(i);
-        while (end < starts(i + 1) && cols(end) < width) ++end;
+        const int begin = starts(i), end = row_end_below(starts, cols, i, width);
         const T scale = mapped ? out_scale(i) : T(1), shift = mapped ? out_shift(i) : T(0);
         double row = 0;
         Kokkos::parallel_reduce(
             Kokkos::TeamThreadRange(m, d),
             [&](int k, double& acc) {
-              T xh = bias(k);
-              for (int e = starts(i); e < end; ++e) xh += vals(e) * w(cols(e), k);
+              const T xh = decoded_element(cols, vals, w, bias, begin, end, k);
               x_hat(i, k) = xh;
               const T diff = mapped ? xh * scale + shift - target(i, k) : xh - target(i, k);
               acc += double(diff) * double(diff);
@@ -326,18 +354,7 @@ double sparse_reconstruct_by_teams(const ActiveSet<T>& a, const Matrix<T>& w, co
             },
             row);
         m.team_barrier();  // g's row is complete before the dot products read it
-        for (int e = starts(i); e < starts(i + 1); ++e) {
-          T dot = 0;
-          if (e < end)
-            Kokkos::parallel_reduce(
-                Kokkos::TeamThreadRange(m, d), [&](int k, T& acc) { acc += g(i, k) * w(cols(e), k); }, dot);
-          Kokkos::single(Kokkos::PerTeam(m), [&]() {
-            if (e < end)
-              grad(e) = (accumulate ? grad(e) : T(0)) + dot;
-            else if (!accumulate)
-              grad(e) = T(0);
-          });
-        }
+        team_entry_dots(m, starts, cols, grad, g, w, i, end, accumulate);
         if (m.team_rank() == 0) total += row;
       },
       sq);

@@ -39,6 +39,14 @@ SYNTHSAE_HD auto ordered_bits(T v) {
   }
 }
 
+/// One radix pass's digit of the k-th largest key: the highest bin whose count, with the counts
+/// above it, reaches `need`; `need` becomes the number still to take from that bin.
+SYNTHSAE_HD int kth_largest_digit(const int* hist, int& need) {
+  int bin = 255;
+  for (; bin > 0 && hist[bin] < need; --bin) need -= hist[bin];
+  return bin;
+}
+
 /// Per-row top-k by radix selection on the ordered bit patterns, one 8-bit digit per pass
 /// (256 bins on the stack): finds the k-th largest key of the row, keeps every key above it
 /// and the ties at it from the lowest column on, which is the heap's rule. Any 0 <= k.
@@ -74,8 +82,7 @@ void row_top_k_radix(const Matrix<T>& key, int k, const Kokkos::View<std::uint8_
             const Bits u = ordered_bits(key(i, j));
             if ((u & prefix_mask) == prefix) ++hist[static_cast<int>((u >> shift) & Bits(0xFF))];
           }
-          int bin = 255;
-          for (; bin > 0 && hist[bin] < need; --bin) need -= hist[bin];
+          const int bin = kth_largest_digit(hist, need);
           prefix |= Bits(bin) << shift;
           prefix_mask |= Bits(0xFF) << shift;
         }
@@ -135,8 +142,7 @@ void row_top_k_by_teams(const Matrix<T>& key, int k, const Kokkos::View<std::uin
           });
           m.team_barrier();
           // Every thread walks the same 256 counts: all agree on the digit and on `need`.
-          int bin = 255;
-          for (; bin > 0 && hist(bin) < need; --bin) need -= hist(bin);
+          const int bin = kth_largest_digit(hist.data(), need);
           prefix |= Bits(bin) << shift;
           prefix_mask |= Bits(0xFF) << shift;
           m.team_barrier();  // before the next pass clears the counts
@@ -152,24 +158,11 @@ void row_top_k_by_teams(const Matrix<T>& key, int k, const Kokkos::View<std::uin
       });
 }
 
-}  // namespace detail
-
-/// mask(i, j) = 1 for the k largest key(i, j) among columns with allowed(j) (all when
-/// `allowed` is empty), ties to the lower column; 0 elsewhere. Any k >= 0: on the host a heap up
-/// to kMaxHeapTopK, the radix selection above it; on a GPU the radix selection by teams (the same
-/// mask).
+/// The host's per-row top-k for k <= kMaxHeapTopK: a bounded min-heap per row (on the stack; a
+/// GPU never instantiates it).
 template <class T>
-void row_top_k(const Matrix<T>& key, int k, const Kokkos::View<std::uint8_t**, Kokkos::LayoutRight, MemSpace>& mask,
-               const Kokkos::View<const std::uint8_t*, MemSpace>& allowed) {
-  if (k < 0) throw ConfigError("k", show(k), "per-sample top-k needs k >= 0");
-  if constexpr (!host_accessible_v<ExecSpace>) {
-    detail::row_top_k_by_teams(key, k, mask, allowed);
-    return;
-  }
-  if (k > kMaxHeapTopK) {
-    detail::row_top_k_radix(key, k, mask, allowed);
-    return;
-  }
+void row_top_k_heap(const Matrix<T>& key, int k, const Kokkos::View<std::uint8_t**, Kokkos::LayoutRight, MemSpace>& mask,
+                    const Kokkos::View<const std::uint8_t*, MemSpace>& allowed) {
   const int s = static_cast<int>(key.extent(1));
   const bool filter = allowed.extent(0) > 0;
   host_rows(
@@ -207,6 +200,25 @@ void row_top_k(const Matrix<T>& key, int k, const Kokkos::View<std::uint8_t**, K
         }
         for (int q = 0; q < size; ++q) mask(i, heap[q]) = 1;
       });
+}
+
+}  // namespace detail
+
+/// mask(i, j) = 1 for the k largest key(i, j) among columns with allowed(j) (all when
+/// `allowed` is empty), ties to the lower column; 0 elsewhere. Any k >= 0: on the host a heap up
+/// to kMaxHeapTopK, the radix selection above it; on a GPU the radix selection by teams (the same
+/// mask).
+template <class T>
+void row_top_k(const Matrix<T>& key, int k, const Kokkos::View<std::uint8_t**, Kokkos::LayoutRight, MemSpace>& mask,
+               const Kokkos::View<const std::uint8_t*, MemSpace>& allowed) {
+  if (k < 0) throw ConfigError("k", show(k), "per-sample top-k needs k >= 0");
+  if constexpr (!host_accessible_v<ExecSpace>) {
+    detail::row_top_k_by_teams(key, k, mask, allowed);
+  } else if (k > kMaxHeapTopK) {
+    detail::row_top_k_radix(key, k, mask, allowed);
+  } else {
+    detail::row_top_k_heap(key, k, mask, allowed);
+  }
 }
 
 namespace detail {
