@@ -42,26 +42,33 @@ TEST_CASE("batch top-m threshold equals the brute-force m-th largest positive va
   std::vector<float> flat;
   // 1,024 x 512: large enough for the host candidate path (sample = first 64 rows).
   const auto plain = keys(1024, 512, 1, flat, [](int) { return 1.0f; });
+  // One workspace reused by every call below, across matrices of three shapes (as a training
+  // run reuses it): nothing a call leaves in it may change a later answer.
+  BatchTopMWorkspace ws;
   for (std::size_t m :
        {std::size_t(1), std::size_t(25 * 1024), std::size_t(100000), std::size_t(262143), std::size_t(400000)}) {
     INFO("m = " << m);
     CHECK(batch_top_m_threshold(plain, m) == brute_threshold(flat, m));
-    CHECK(detail::exact_batch_top_m_threshold(plain, m) == brute_threshold(flat, m));
+    CHECK(batch_top_m_threshold(plain, m, ws) == brute_threshold(flat, m));
+    CHECK(detail::exact_batch_top_m_threshold(plain, m, ws) == brute_threshold(flat, m));
   }
   CHECK(batch_top_m_threshold(plain, 0) == std::numeric_limits<float>::infinity());
   // First rows far larger than the rest: the sample's bound leaves fewer than m candidates,
   // so the candidate path must give up and the exact passes answer.
   const auto skewed = keys(1024, 512, 2, flat, [](int i) { return i < 64 ? 100.0f : 1.0f; });
   if constexpr (host_accessible_v<MemSpace>)
-    CHECK_FALSE(detail::threshold_from_candidates(skewed, 25 * 1024).has_value());
-  CHECK(batch_top_m_threshold(skewed, 25 * 1024) == brute_threshold(flat, 25 * 1024));
+    CHECK_FALSE(detail::threshold_from_candidates(skewed, 25 * 1024, ws).has_value());
+  CHECK(batch_top_m_threshold(skewed, 25 * 1024, ws) == brute_threshold(flat, 25 * 1024));
   // Ties: many equal values straddling the threshold.
   const auto ties = keys(1024, 64, 3, flat, [](int) { return 1.0f; });
   auto h = Kokkos::create_mirror_view_and_copy(HostSpace(), ties);
   for (int i = 0; i < 1024; ++i)
     for (int j = 0; j < 64; j += 2) h(i, j) = 0.5f, flat[std::size_t(i) * 64 + j] = 0.5f;
   Kokkos::deep_copy(ties, h);
-  CHECK(batch_top_m_threshold(ties, 20000) == brute_threshold(flat, 20000));
+  CHECK(batch_top_m_threshold(ties, 20000, ws) == brute_threshold(flat, 20000));
+  // Back to the first, larger matrix with the grown workspace.
+  const auto again = keys(1024, 512, 1, flat, [](int) { return 1.0f; });
+  CHECK(batch_top_m_threshold(again, 25 * 1024, ws) == brute_threshold(flat, 25 * 1024));
 }
 
 namespace {

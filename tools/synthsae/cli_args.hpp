@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "synthsae/core/text_fields.hpp"
+
 namespace synthsae::cli {
 
 /// Bad command-line usage: printed with the command's usage line, exit code 2.
@@ -19,32 +21,8 @@ class UsageError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-/// The items of a comma-separated list; empty items are kept (the caller refuses them) unless
-/// `skip_empty`.
-inline std::vector<std::string> split_list(const std::string& text, bool skip_empty = false) {
-  std::vector<std::string> out;
-  std::size_t start = 0;
-  while (true) {
-    const std::size_t comma = text.find(',', start);
-    std::string item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-    if (!(skip_empty && item.empty())) out.push_back(std::move(item));
-    if (comma == std::string::npos) return out;
-    start = comma + 1;
-  }
-}
-
-/// `text` as a finite number in [lo, hi] (all of it: "1x" is not a number), else nullopt.
-inline std::optional<double> parse_number(const std::string& text, double lo, double hi) {
-  std::size_t used = 0;
-  double v = 0;
-  try {
-    v = std::stod(text, &used);
-  } catch (const std::exception&) {
-    return std::nullopt;
-  }
-  if (used == 0 || used != text.size() || !std::isfinite(v) || v < lo || v > hi) return std::nullopt;
-  return v;
-}
+using synthsae::parse_number;
+using synthsae::split_list;
 
 /// A list item or a spec's field as a number in [lo, hi]: UsageError "FLAG = TEXT: ..." otherwise.
 inline double number_in(const std::string& flag, const std::string& text, double lo, double hi) {

@@ -27,6 +27,7 @@
 #include "synthsae/core/counter_rng.hpp"
 #include "synthsae/core/error.hpp"
 #include "synthsae/core/row_loops.hpp"
+#include "synthsae/core/text_fields.hpp"
 #include "synthsae/sae/inference_sae.hpp"
 
 namespace synthsae::analysis {
@@ -94,26 +95,12 @@ struct OracleSpec {
 /// isotropic, shrinkage, direction, multiplicative.
 inline OracleSpec parse_oracle_spec(const std::string& text) {
   OracleSpec spec;
-  std::vector<std::string> parts;
-  {
-    std::string cur;
-    for (char ch : text) {
-      if (ch == ',') parts.push_back(cur), cur.clear();
-      else cur += ch;
-    }
-    parts.push_back(cur);
-  }
+  const std::vector<std::string> parts = split_list(text);
   auto bad = [&](const std::string& why) { return ConfigError("--oracle", text, why); };
   auto number = [&](const std::string& s, const char* what) {
-    std::size_t used = 0;
-    double v = 0;
-    try {
-      v = std::stod(s, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used != s.size() || s.empty()) throw bad(std::string(what) + " '" + s + "' is not a number");
-    return v;
+    const auto v = parse_number(s, -HUGE_VAL, HUGE_VAL);
+    if (!v) throw bad(std::string(what) + " '" + s + "' is not a number");
+    return *v;
   };
   auto count = [&](const std::string& s, const char* what) {
     const double v = number(s, what);

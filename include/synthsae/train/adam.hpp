@@ -32,13 +32,12 @@ class Adam {
   static double gradient_norm(const SaeParameters<T>& g) {
     double total = 0;
     g.for_each_flat([&](const std::string&, const Vector<T>& v) {
-      double part = 0;
       // Blocks of 1,024 with four independent float64 sums: one dependent addition chain per
-      // element would make this latency-bound.
+      // element would make this latency-bound. Threaded on the host (the same bits at any
+      // thread count: host_rows_sum's fixed chunks).
       const int n = static_cast<int>(v.extent(0)), blocks = (n + 1023) / 1024;
-      Kokkos::parallel_reduce(
-          "synthsae::grad_norm", Kokkos::RangePolicy<ExecSpace>(0, blocks),
-          KOKKOS_LAMBDA(int blk, double& acc) {
+      const double part = host_rows_sum(
+          "synthsae::grad_norm", blocks, 2048, KOKKOS_LAMBDA(int blk, double& acc) {
             const int i0 = blk * 1024, i1 = i0 + 1024 < n ? i0 + 1024 : n;
             double s[4] = {0, 0, 0, 0};
             int i = i0;
@@ -46,8 +45,7 @@ class Adam {
               for (int u = 0; u < 4; ++u) s[u] += double(v(i + u)) * double(v(i + u));
             for (; i < i1; ++i) s[0] += double(v(i)) * double(v(i));
             acc += (s[0] + s[1]) + (s[2] + s[3]);
-          },
-          part);
+          });
       total += part;
     });
     return std::sqrt(total);

@@ -11,6 +11,7 @@
 #include "synthsae/core/backend.hpp"
 #include "synthsae/core/host_parallel.hpp"
 #include "synthsae/sae/kernels/output_map.hpp"
+#include "synthsae/sae/kernels/top_k_select.hpp"
 
 namespace synthsae {
 
@@ -18,6 +19,7 @@ template <class T>
 struct StepBuffers {
   Matrix<T> x, xc, h, key, c, z, x_hat, g_xhat, dc, dh;
   Vector<T> norms, dnorms;
+  BatchTopMWorkspace top_m;  ///< the batch-wide selection's work arrays (BatchTopK), kept across steps
 
   void resize(std::size_t batch, std::size_t d_in, std::size_t d_sae) {
     if (x.extent(0) == batch && x.extent(1) == d_in && h.extent(1) == d_sae) return;

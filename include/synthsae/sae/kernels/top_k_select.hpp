@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <optional>
 #include <vector>
@@ -221,6 +222,18 @@ void row_top_k(const Matrix<T>& key, int k, const Kokkos::View<std::uint8_t**, K
   }
 }
 
+/// Work arrays of batch_top_m_threshold, kept between calls (a training step selects every
+/// batch): without it each call allocates and zero-fills half a megabyte or more, which on the
+/// host costs fresh pages and on a GPU device allocations. Grown as needed, never shrunk.
+struct BatchTopMWorkspace {
+  Kokkos::View<std::int32_t**, Kokkos::LayoutRight, MemSpace> local_hist;  ///< host: per chunk
+  Kokkos::View<std::int32_t*, MemSpace> device_hist;                         ///< GPU: one histogram
+  std::vector<std::int64_t> high, low;                                      ///< the two passes' counts
+  Kokkos::View<std::int64_t*, MemSpace> candidate_counts;
+  Kokkos::View<float*, MemSpace> candidates;
+  std::vector<float> sample_positives;  ///< host: the sample's positive values
+};
+
 namespace detail {
 
 /// The histogram bin of a value in one radix pass; false when the value does not take part.
@@ -242,13 +255,17 @@ struct RadixBin {
 /// histogram per chunk of rows (atomics on 65,536 shared bins cost more than the pass);
 /// device backends use atomics.
 template <class T>
-std::vector<std::int64_t> radix_histogram(const Matrix<T>& values, bool low_half, std::uint32_t prefix) {
+void radix_histogram(const Matrix<T>& values, bool low_half, std::uint32_t prefix, BatchTopMWorkspace& ws,
+                     std::vector<std::int64_t>& counts) {
   const int rows = static_cast<int>(values.extent(0)), cols = static_cast<int>(values.extent(1));
-  std::vector<std::int64_t> counts(65536, 0);
+  counts.assign(65536, 0);
   const RadixBin bin_of{low_half, prefix};
   if constexpr (host_accessible_v<MemSpace>) {
     const int chunks = host_chunks(rows);
-    Kokkos::View<std::int32_t**, Kokkos::LayoutRight, MemSpace> local("radix_local", chunks, 65536);
+    if (ws.local_hist.extent(0) < static_cast<std::size_t>(chunks))
+      ws.local_hist = decltype(ws.local_hist)("radix_local", chunks, 65536);
+    const auto local = ws.local_hist;
+    Kokkos::deep_copy(local, 0);
     host_rows(
         "synthsae::radix_histogram", static_cast<std::int64_t>(chunks), std::int64_t{rows} * cols / chunks, KOKKOS_LAMBDA(int c) {
           int r0 = 0, r1 = 0;
@@ -265,7 +282,9 @@ std::vector<std::int64_t> radix_histogram(const Matrix<T>& values, bool low_half
   } else {
     // One thread per entry (coalesced reads, millions of threads), 32-bit counts: a batch has
     // far fewer than 2^31 entries.
-    Kokkos::View<std::int32_t*, MemSpace> hist("radix_hist", 65536);
+    if (ws.device_hist.extent(0) != 65536) ws.device_hist = decltype(ws.device_hist)("radix_hist", 65536);
+    const auto hist = ws.device_hist;
+    Kokkos::deep_copy(hist, 0);
     const std::int64_t entries = std::int64_t{rows} * cols;
     Kokkos::parallel_for(
         "synthsae::radix_histogram", Kokkos::RangePolicy<ExecSpace, Kokkos::IndexType<std::int64_t>>(0, entries),
@@ -276,15 +295,15 @@ std::vector<std::int64_t> radix_histogram(const Matrix<T>& values, bool low_half
     auto h = Kokkos::create_mirror_view_and_copy(HostSpace(), hist);
     for (int b = 0; b < 65536; ++b) counts[b] = h(b);
   }
-  return counts;
 }
 
 /// The two-pass radix selection over every entry: a 65,536-bin histogram of the high halves
 /// of the float bit patterns (monotone for non-negative floats), then of the low halves within
 /// the bin that holds the m-th largest.
 template <class T>
-float exact_batch_top_m_threshold(const Matrix<T>& values, std::size_t m) {
-  const std::vector<std::int64_t> h1 = detail::radix_histogram(values, false, 0);
+float exact_batch_top_m_threshold(const Matrix<T>& values, std::size_t m, BatchTopMWorkspace& ws) {
+  detail::radix_histogram(values, false, 0, ws, ws.high);
+  const std::vector<std::int64_t>& h1 = ws.high;
   std::int64_t positives = 0;
   for (int b = 0; b < 65536; ++b) positives += h1[b];
   if (positives <= static_cast<std::int64_t>(m) || m == 0)
@@ -297,7 +316,8 @@ float exact_batch_top_m_threshold(const Matrix<T>& values, std::size_t m) {
   }
   const std::int64_t need = static_cast<std::int64_t>(m) - above;
   const std::uint32_t prefix = static_cast<std::uint32_t>(high);
-  const std::vector<std::int64_t> h2 = detail::radix_histogram(values, true, prefix);
+  detail::radix_histogram(values, true, prefix, ws, ws.low);
+  const std::vector<std::int64_t>& h2 = ws.low;
   std::int64_t cum = 0;
   int low = 65535;
   for (; low > 0; --low) {
@@ -313,16 +333,31 @@ float exact_batch_top_m_threshold(const Matrix<T>& values, std::size_t m) {
 /// whenever there are at least m of them (checked: otherwise nullopt and the exact selection
 /// runs). About 1/8 of the radix passes' work for the same, exact result.
 template <class T>
-std::optional<float> threshold_from_candidates(const Matrix<T>& values, std::size_t m) {
+std::optional<float> threshold_from_candidates(const Matrix<T>& values, std::size_t m, BatchTopMWorkspace& ws) {
   const int rows = static_cast<int>(values.extent(0)), cols = static_cast<int>(values.extent(1));
   const int sample_rows = std::max(64, rows / 16);
   if (m == 0 || sample_rows * 4 > rows) return std::nullopt;  // small batches: the exact passes are cheap
   const double m_sample = double(m) * sample_rows / rows;
   const auto want = static_cast<std::size_t>(std::ceil(1.25 * m_sample + 4.0 * std::sqrt(m_sample) + 8.0));
-  const auto sample = Kokkos::subview(values, Kokkos::make_pair(0, sample_rows), Kokkos::ALL());
-  const float lower = exact_batch_top_m_threshold(Matrix<T>(sample), want);
+  // The sample's want-th largest positive value by selection: a copy and nth_element cost less
+  // than the two 65,536-bin passes over so few entries.
+  auto& positives = ws.sample_positives;
+  positives.clear();
+  for (int i = 0; i < sample_rows; ++i)
+    for (int j = 0; j < cols; ++j) {
+      const float v = static_cast<float>(values(i, j));
+      if (v > 0.0f) positives.push_back(v);
+    }
+  float lower = 0.0f;  // at most `want` positives: every positive entry is a candidate
+  if (positives.size() > want) {
+    std::nth_element(positives.begin(), positives.begin() + (want - 1), positives.end(), std::greater<float>());
+    lower = positives[want - 1];
+  }
   const int chunks = host_chunks(rows);
-  Kokkos::View<std::int64_t*, MemSpace> counts("candidate_counts", chunks + 1);
+  if (ws.candidate_counts.extent(0) < static_cast<std::size_t>(chunks + 1))
+    ws.candidate_counts = decltype(ws.candidate_counts)("candidate_counts", chunks + 1);
+  const auto counts = ws.candidate_counts;
+  counts(0) = 0;
   // v >= floor <=> v > 0 && v >= lower; one comparison keeps the count pass free of
   // unpredictable branches (half the keys are negative).
   const float floor = std::max(lower, std::numeric_limits<float>::denorm_min());
@@ -340,7 +375,8 @@ std::optional<float> threshold_from_candidates(const Matrix<T>& values, std::siz
   for (int c = 0; c < chunks; ++c) counts(c + 1) += counts(c);
   const auto total = static_cast<std::size_t>(counts(chunks));
   if (total < m || total > 16 * m + 65536) return std::nullopt;
-  Kokkos::View<float*, MemSpace> candidates("candidates", total);
+  if (ws.candidates.extent(0) < total) ws.candidates = decltype(ws.candidates)("candidates", total + total / 4);
+  const auto candidates = ws.candidates;
   host_rows(
       "synthsae::candidate_fill", static_cast<std::int64_t>(chunks), std::int64_t{rows} * cols / chunks, KOKKOS_LAMBDA(int c) {
         int r0 = 0, r1 = 0;
@@ -364,12 +400,19 @@ std::optional<float> threshold_from_candidates(const Matrix<T>& values, std::siz
 /// are at most m positive entries (infinity when m = 0). Keeping the entries >= the result
 /// (> 0 when it is 0) selects the batch-wide top m, plus any exact ties at the threshold.
 template <class T>
-float batch_top_m_threshold(const Matrix<T>& values, std::size_t m) {
+float batch_top_m_threshold(const Matrix<T>& values, std::size_t m, BatchTopMWorkspace& ws) {
   if constexpr (host_accessible_v<MemSpace>) {
-    const std::optional<float> fast = detail::threshold_from_candidates(values, m);
+    const std::optional<float> fast = detail::threshold_from_candidates(values, m, ws);
     if (fast) return *fast;
   }
-  return detail::exact_batch_top_m_threshold(values, m);
+  return detail::exact_batch_top_m_threshold(values, m, ws);
+}
+
+/// The same with work arrays of its own (one call).
+template <class T>
+float batch_top_m_threshold(const Matrix<T>& values, std::size_t m) {
+  BatchTopMWorkspace ws;
+  return batch_top_m_threshold(values, m, ws);
 }
 
 }  // namespace synthsae

@@ -56,7 +56,7 @@ struct BatchTopK {
   float keep_threshold(StepBuffers<T>& b) const {
     detail::ranking_key(b, rescale_acts_by_decoder_norm);
     const auto m = static_cast<std::size_t>(std::floor(k * double(b.h.extent(0))));
-    return std::max(batch_top_m_threshold(b.key, m), std::numeric_limits<float>::denorm_min());
+    return std::max(batch_top_m_threshold(b.key, m, b.top_m), std::numeric_limits<float>::denorm_min());
   }
 
   template <class T>
