@@ -20,5 +20,6 @@ int run_bench(const std::vector<std::string>& args);
 int run_architectures(const std::vector<std::string>& args);
 int run_darkmatter(const std::vector<std::string>& args);
 int run_tegum(const std::vector<std::string>& args);
+int run_circuits(const std::vector<std::string>& args);
 
 }  // namespace synthsae::cli

@@ -4,6 +4,7 @@
 //   synthsae bench ...   several architectures at several L0s; synthsae architectures: the list
 //   synthsae darkmatter  the dark-matter error decomposition of one or more SAEs
 //   synthsae tegum       the tegum-factor hypothesis on the toy model of superposition
+//   synthsae circuits    a layer's SAE error predicted from its components' SAEs (synthetic circuit)
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -29,6 +30,8 @@ constexpr const char* kUsage =
     "           ground truth on synthetic worlds; on your own .npy activations too\n"
     "  tegum    the tegum-factor hypothesis: do features that never fire together share a\n"
     "           low-dimensional subspace in a compressor? (toy model of superposition)\n"
+    "  circuits how much of a layer's SAE error do the SAEs of the components that write it\n"
+    "           explain? (a synthetic circuit: previous layer, MLP, attention)\n"
     "\n"
     "Run 'synthsae <command> --help' for the options of a command.\n"
     "Kokkos options (--kokkos-num-threads=N, ...) are accepted before the command.\n";
@@ -59,6 +62,7 @@ int main(int argc, char* argv[]) {
   if (command == "architectures") return synthsae::cli::run_architectures(args);
   if (command == "darkmatter") return synthsae::cli::run_darkmatter(args);
   if (command == "tegum") return synthsae::cli::run_tegum(args);
+  if (command == "circuits") return synthsae::cli::run_circuits(args);
   std::fprintf(stderr, "synthsae: unknown command '%s'\n\n%s", command.c_str(), kUsage);
   return 2;
 }

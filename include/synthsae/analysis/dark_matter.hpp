@@ -101,13 +101,6 @@ namespace detail {
 /// A scalar per token, for every row of the source.
 using TokenColumn = std::vector<float>;
 
-inline RowIndex device_rows(const std::vector<std::int32_t>& rows) {
-  RowIndex d(Kokkos::view_alloc(Kokkos::WithoutInitializing, "row_index"), rows.size());
-  auto h = Kokkos::create_mirror_view(d);
-  for (std::size_t i = 0; i < rows.size(); ++i) h(i) = rows[i];
-  Kokkos::deep_copy(d, h);
-  return d;
-}
 
 /// Per-row ‖m‖² of a [n, d] float matrix (or a column block of one), in double, to the host.
 template <class View>
@@ -450,7 +443,7 @@ inline DarkMatterReport analyse_dark_matter(ActivationSource& source, std::vecto
       }
     }
     split_rows(chunk, train, test);
-    if (!train.empty()) probe_a.add(x, ya, detail::device_rows(train));
+    if (!train.empty()) probe_a.add(x, ya, device_rows(train));
     report_progress("fit", first + rows);
   }
   const ProbeFit fit_a = probe_a.solve();
@@ -554,9 +547,9 @@ inline DarkMatterReport analyse_dark_matter(ActivationSource& source, std::vecto
       }
     }
     Kokkos::deep_copy(yb, hyb);
-    if (!train.empty()) probe_b.add(x, yb, detail::device_rows(train));
+    if (!train.empty()) probe_b.add(x, yb, device_rows(train));
     if (!test.empty()) {
-      const auto idx = detail::device_rows(test);
+      const auto idx = device_rows(test);
       // Pass A's targets against the predictions already made, on the test rows.
       Matrix<double> yt("dm_test_targets", test.size(), qa), pt("dm_test_pred", test.size(), qa);
       {  // pass A's targets of these rows, rebuilt (their chunk buffer is gone)
@@ -601,7 +594,7 @@ inline DarkMatterReport analyse_dark_matter(ActivationSource& source, std::vecto
     for (std::size_t i = 0; i < rows; ++i)
       for (std::size_t k = 0; k < qb; ++k) hy(i, k) = tok[names_b[k]][first + i];
     Kokkos::deep_copy(y, hy);
-    fit_b.score(c.x, y, detail::device_rows(test), score_b);
+    fit_b.score(c.x, y, device_rows(test), score_b);
     report_progress("second stage", first + rows);
   }
   recon_cache.clear();

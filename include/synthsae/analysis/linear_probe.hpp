@@ -44,6 +44,15 @@ inline const char* solve_method_name(SolveMethod m) {
 /// Row indices of a chunk (device), e.g. its train rows; an empty View means every row.
 using RowIndex = Vector<std::int32_t>;
 
+/// A host list of row indices as a device RowIndex.
+inline RowIndex device_rows(const std::vector<std::int32_t>& rows) {
+  RowIndex d(Kokkos::view_alloc(Kokkos::WithoutInitializing, "row_index"), rows.size());
+  auto h = Kokkos::create_mirror_view(d);
+  for (std::size_t i = 0; i < rows.size(); ++i) h(i) = rows[i];
+  Kokkos::deep_copy(d, h);
+  return d;
+}
+
 namespace detail {
 
 /// out(i, k) = src(row_i, k) - shift(k) (k < p), out(i, p) = 1 when `ones`: the shifted design.
