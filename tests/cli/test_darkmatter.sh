@@ -63,6 +63,31 @@ expect 2 "--inject needs an --sae" -- "$bin" darkmatter --model tiny --oracle to
 expect 2 "two SAEs are labelled oracle:top-3" -- "$bin" darkmatter --model tiny --oracle top:3 --oracle top:3 --out "$work/x"
 expect 1 "oracle m = 100000" -- "$bin" darkmatter --model tiny --oracle top:100000 --out "$work/x"
 
+# The downstream hook: both built-in losses for an SAE and an oracle; the expected values beside.
+"$bin" darkmatter --model tiny --sae "$work/topk-32" --oracle top:64 --samples 3000 --downstream pinv,readout \
+  --downstream-rows 3000 --out "$work/down" >"$work/down.txt" 2>"$work/down.err" \
+  || fail "darkmatter --downstream failed: $(tail -3 "$work/down.err")"
+python3 - "$work/down/darkmatter.json" <<'PY' || fail "darkmatter.json's downstream section is inconsistent"
+import json, sys
+d = json.load(open(sys.argv[1]))["downstream"]
+assert [r["sae"] for r in d] == ["topk-32", "oracle:top-64"], [r["sae"] for r in d]
+for r in d:
+    assert r["train_rows"] == 1800 and r["test_rows"] == 1200, (r["train_rows"], r["test_rows"])
+    assert [l["loss"] for l in r["losses"]] == ["pinv_recovery", "relu_readout"]
+    for l in r["losses"]:
+        assert l["loss_sae"] > l["loss_x"] >= 0, l
+        for c in ("linear_error", "nonlinear_error"):
+            # recovered is (L(Sae) - L(Sae + comp)) / (L(Sae) - L(x)), as the losses say
+            want = (l["loss_sae"] - l[c]["loss"]) / (l["loss_sae"] - l["loss_x"])
+            assert abs(l[c]["recovered"] - want) < 1e-9, (c, l)
+    e = r["expected"]
+    assert abs(e["linear_error"]["variance_share"] + e["nonlinear_error"]["variance_share"] - 1) < 0.5
+PY
+grep -q 'relu_readout' "$work/down.txt" || fail "the summary should list the readout loss"
+expect 2 "unknown loss 'ce'" -- "$bin" darkmatter --model tiny --sae "$work/topk-32" --downstream pinv,ce --out "$work/x"
+expect 2 "--downstream needs --model" -- "$bin" darkmatter --activations "$npy/acts.npy" --sae "$npy/sae" --downstream pinv --out "$work/x"
+expect 2 "--downstream-rows goes with --downstream" -- "$bin" darkmatter --model tiny --sae "$work/topk-32" --downstream-rows 10 --out "$work/x"
+
 # SAEs trained on a base SAE's LinearError and NonlinearError, streamed from fresh samples.
 "$bin" darkmatter --model tiny --sae "$work/topk-64" --samples 3000 --out "$work/errsae" \
   --train-on-errors topk:128,k=4,samples=51200,batch=512,lr=2e-3,fit=4000,score=2000 >"$work/errsae.txt" 2>"$work/errsae.err" \

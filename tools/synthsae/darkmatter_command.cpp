@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <synthsae/analysis/dark_matter.hpp>
+#include <synthsae/analysis/downstream.hpp>
 #include <synthsae/analysis/noise_injection.hpp>
 
 #include "cli_args.hpp"
@@ -68,6 +69,12 @@ constexpr const char* kUsage =
     "                       base SAE's absent true features they find: ARCH:WIDTH[,k=K][,l1=X]\n"
     "                       [,samples=N][,batch=N][,lr=X][,seed=N][,fit=N][,score=N]; saved under\n"
     "                       OUT/error_saes/\n"
+    "  --downstream LIST    the downstream effect of each SAE's error components (the paper's Fig. 8;\n"
+    "                       --model only): the share of a downstream loss that adding LinearError or\n"
+    "                       NonlinearError to Sae(x) recovers, beside the paper's expected values.\n"
+    "                       Losses: pinv (recovering the true coefficients with the dictionary's\n"
+    "                       pseudo-inverse), readout (a fixed random ReLU readout of them); e.g. pinv,readout\n"
+    "  --downstream-rows N  rows for it (default 50000; 60 % fit LinearError, 40 % score)\n"
     "  --chunk N            rows per chunk (default 4096)\n";
 
 void write_plots(const std::filesystem::path& dir, const analysis::DarkMatterReport& r) {
@@ -166,7 +173,7 @@ int run_darkmatter(const std::vector<std::string>& argv) {
     const Args args(argv,
                     {"--model", "--samples", "--activations", "--raw-width", "--positions", "--context-length",
                      "--min-position", "--train-rows", "--split-seed", "--ridge", "--match-threshold", "--chunk", "--pursuit",
-                     "--inject-rows", "--train-on-errors", "--out"},
+                     "--inject-rows", "--train-on-errors", "--downstream", "--downstream-rows", "--out"},
                     {"--no-intercept", "--no-oracle", "--inject"}, {"--sae", "--sae-outputs", "--sae-errors", "--oracle"});
     if (args.help()) {
       std::fputs(kUsage, stdout);
@@ -196,6 +203,15 @@ int run_darkmatter(const std::vector<std::string>& argv) {
       if (sae_dirs.empty()) throw UsageError("--train-on-errors needs an --sae (a base SAE whose error to train on)");
       error_spec = parse_error_sae_spec(*v);
     }
+    std::vector<std::string> downstream_losses;
+    if (auto v = args.text("--downstream")) {
+      if (!args.has("--model")) throw UsageError("--downstream needs --model (its losses read the true features)");
+      for (const auto& l : split_list(*v)) {
+        if (l != "pinv" && l != "readout") throw UsageError("--downstream = " + *v + ": unknown loss '" + l + "': choose pinv or readout");
+        downstream_losses.push_back(l);
+      }
+    }
+    if (args.has("--downstream-rows") && !args.has("--downstream")) throw UsageError("--downstream-rows goes with --downstream");
     if (args.has("--model") && (!outputs.empty() || !errors.empty()))
       throw UsageError("--sae-outputs and --sae-errors go with --activations, not --model");
     for (const char* f : {"--raw-width", "--positions", "--context-length", "--min-position"})
@@ -308,7 +324,28 @@ int run_darkmatter(const std::vector<std::string>& argv) {
           }
         }
       }
+      std::vector<analysis::DownstreamReport> downstream;
+      if (!downstream_losses.empty()) {
+        std::vector<analysis::DownstreamLoss> losses;
+        for (const auto& l : downstream_losses)
+          losses.push_back(l == "pinv" ? analysis::PseudoInverseRecovery(world->feature_vectors(), &world->bias()).loss()
+                                       : analysis::ReluReadout(world->feature_vectors(), &world->bias()).loss());
+        analysis::DownstreamOptions dopt;
+        dopt.rows = static_cast<std::uint64_t>(args.integer("--downstream-rows", 10, std::int64_t(1) << 40).value_or(50'000));
+        dopt.chunk_rows = opt.chunk_rows, dopt.probe = opt.probe, dopt.split_seed = opt.split_seed;
+        dopt.progress = opt.progress;
+        for (const auto& d : sae_dirs)
+          downstream.push_back(analysis::downstream_effect(
+              *source, analysis::sae_reconstruction(std::make_shared<InferenceSae>(load_any_sae(d))), short_label(d), losses, dopt));
+        for (const auto& o : oracle_saes)
+          downstream.push_back(analysis::downstream_effect(*source, analysis::oracle_reconstruction(o), o->label(), losses, dopt));
+        if (tty) std::fputs("\n", stderr);
+      }
       auto json = analysis::to_json(report);
+      if (!downstream.empty()) {
+        json["downstream"] = nlohmann::json::array();
+        for (const auto& r : downstream) json["downstream"].push_back(r.to_json());
+      }
       if (!error_saes.empty()) {
         json["error_saes"] = nlohmann::json::array();
         for (const auto& r : error_saes) json["error_saes"].push_back(analysis::to_json(r));
@@ -356,6 +393,17 @@ int run_darkmatter(const std::vector<std::string>& argv) {
           std::printf("  %-*s %-10s %-16s %8.4f %7.2f %7.3f %7zu %11.3f %11.3f\n", label_width, r.base.c_str(),
                       r.component.c_str(), (r.architecture + ":" + std::to_string(r.width)).c_str(), r.fvu, r.l0,
                       r.dead_fraction, r.absent_features, r.mean_max_cos_absent, r.recovered_absent);
+      }
+      if (!downstream.empty()) {
+        std::printf("downstream loss recovered by adding each error component to Sae(x) (expected: norm share of "
+                    "SaeError, variance share):\n");
+        std::printf("  %-*s %-14s %10s %10s %9s %9s %9s %9s %9s %9s\n", label_width, "sae", "loss", "L(x)", "L(Sae)",
+                    "lin rec", "lin norm", "lin var", "nl rec", "nl norm", "nl var");
+        for (const auto& r : downstream)
+          for (const auto& e : r.losses)
+            std::printf("  %-*s %-14s %10.4g %10.4g %9.3f %9.3f %9.3f %9.3f %9.3f %9.3f\n", label_width, r.sae.c_str(),
+                        e.name.c_str(), e.loss_x, e.loss_sae, e.linear.recovered, r.linear_norm_vs_error,
+                        r.linear_variance_share, e.nonlinear.recovered, r.nonlinear_norm_vs_error, r.nonlinear_variance_share);
       }
       std::printf("wrote %s/darkmatter.json and plots (%.1f s)\n", out_dir.c_str(), report.seconds);
       return 0;

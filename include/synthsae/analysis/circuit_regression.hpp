@@ -20,18 +20,13 @@
 #include <string>
 #include <vector>
 
+#include "synthsae/analysis/chunk_reconstruction.hpp"
 #include "synthsae/analysis/circuit_world.hpp"
 #include "synthsae/analysis/linear_probe.hpp"
-#include "synthsae/analysis/oracle_sae.hpp"
 #include "synthsae/analysis/row_split.hpp"
-#include "synthsae/analysis/sparse_decode.hpp"
 #include "synthsae/io/json.hpp"
-#include "synthsae/sae/inference_sae.hpp"
 
 namespace synthsae::analysis {
-
-/// x_hat [n, dim] of a chunk's rows (chunk.x is the activation; chunk.truth its ground truth).
-using ChunkReconstruction = std::function<void(const ActivationChunk&, const Matrix<float>&)>;
 
 /// An oracle SAE of one component: it reconstructs exactly a seeded random `capture` share of
 /// the component's features (1: all of them), Sae_c(x_c) = Σ_{i captured} c_i dir_i.
@@ -57,23 +52,6 @@ inline ChunkReconstruction component_oracle(const CircuitWorld& world, CircuitCo
   const Vector<float> zero("component_oracle_bias", dim);
   return [captured, zero](const ActivationChunk& chunk, const Matrix<float>& x_hat) {
     hidden_from_sparse(*chunk.truth, captured, zero, x_hat);
-  };
-}
-
-/// The target's oracle (OracleSae on the circuit world: any selection and introduced error).
-inline ChunkReconstruction oracle_reconstruction(std::shared_ptr<const OracleSae> oracle) {
-  return [oracle](const ActivationChunk& chunk, const Matrix<float>& x_hat) { oracle->reconstruct(chunk, x_hat); };
-}
-
-/// A trained SAE run on the chunk's activations.
-inline ChunkReconstruction sae_reconstruction(std::shared_ptr<InferenceSae> sae) {
-  auto z = std::make_shared<Matrix<float>>();
-  return [sae, z](const ActivationChunk& chunk, const Matrix<float>& x_hat) {
-    if (sae->input_dim() != chunk.x.extent(1))
-      throw ShapeError("an SAE of " + show(sae->input_dim()) + " inputs on activations of " + show(chunk.x.extent(1)));
-    if (z->extent(0) != chunk.rows()) *z = Matrix<float>("circuit_z", chunk.rows(), sae->num_latents());
-    sae->encode(chunk.x, *z);
-    decode_codes(*sae, *z, x_hat);
   };
 }
 
