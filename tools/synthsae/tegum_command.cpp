@@ -19,6 +19,8 @@
 #include <synthsae/io/json.hpp>
 #include <synthsae/analysis/activation_source.hpp>
 #include <synthsae/saelens/model_directory.hpp>
+#include <synthsae/analysis/row_split.hpp>
+#include <synthsae/tegum/factor_dark_matter.hpp>
 #include <synthsae/tegum/factor_geometry.hpp>
 #include <synthsae/tegum/factor_recovery.hpp>
 #include <synthsae/tegum/latent_groups.hpp>
@@ -479,6 +481,8 @@ int run_latents(const Args& args, const std::string& out_dir) {
     const Eigen::MatrixXd decoder = host_matrix(sae.params.w_dec);
     // A world written by --save-world carries its factors: then also how the SAE recovers them.
     std::optional<tegum::FactorRecovery> recovery;
+    std::optional<tegum::FactorErrorSplit> error_split;  // §2.12 (C): how linear the error in each factor is
+    const analysis::RowSplit row_split(std::max<std::uint64_t>(rows, 2), std::max<std::uint64_t>(1, rows * 6 / 10), 0);
     std::vector<int> true_group_of;
     if (world) {
       const auto truth_file = std::filesystem::path(*args.text("--model")) / kTegumGroundTruthFile;
@@ -489,6 +493,7 @@ int run_latents(const Args& args, const std::string& out_dir) {
         if (true_group_of.size() != std::size_t(truth.rows()))
           throw FormatError(truth_file.string(), "group_of has " + show(true_group_of.size()) + " entries for a world of " +
                                                     show(truth.rows()) + " features");
+        error_split.emplace(q, d);
         recovery.emplace(truth, true_group_of, std::move(q), decoder);
       }
     }
@@ -507,7 +512,11 @@ int run_latents(const Args& args, const std::string& out_dir) {
         Eigen::MatrixXd fired = Eigen::MatrixXd::Zero(n, true_group_of.size());
         for (std::size_t i = 0; i < n; ++i)
           for (int q = 0; q < counts(i); ++q) fired(i, ids(i, q)) = 1;
-        recovery->add(host_matrix(c.x), host_matrix(x_hat), host_matrix(z), fired);
+        const Eigen::MatrixXd hx = host_matrix(c.x), hx_hat = host_matrix(x_hat);
+        recovery->add(hx, hx_hat, host_matrix(z), fired);
+        std::vector<bool> train(n);
+        for (std::size_t i = 0; i < n; ++i) train[i] = row_split.is_train(first + i);
+        error_split->add(hx, hx - hx_hat, train);
       }
       std::fprintf(stderr, tty ? "\r  co-activation %10llu / %llu rows  %6.1f s   " : "  co-activation %10llu / %llu rows  %6.1f s\n",
                    static_cast<unsigned long long>(first + n), static_cast<unsigned long long>(rows), seconds_since(start));
@@ -547,6 +556,8 @@ int run_latents(const Args& args, const std::string& out_dir) {
                   {"seconds", seconds_since(start)}};
     const std::vector<tegum::GroupRecovery> recovery_groups =
         recovery ? recovery->groups() : std::vector<tegum::GroupRecovery>{};
+    const std::vector<tegum::FactorLinearError> linear_groups =
+        error_split ? error_split->groups() : std::vector<tegum::FactorLinearError>{};
     if (recovery) {
       io::Json per = io::Json::array();
       auto entry = [&](const tegum::GroupRecovery& g) {
@@ -555,12 +566,24 @@ int run_latents(const Args& args, const std::string& out_dir) {
                         {"fvu_in_factor", number_or_null(g.fvu)}, {"error_share", number_or_null(g.error_share)}};
       };
       double total_share = 0;
-      for (const auto& g : recovery_groups) {
-        per.push_back(entry(g));
-        total_share += std::isfinite(g.error_share) ? g.error_share : 0.0;
+      for (std::size_t g = 0; g < recovery_groups.size(); ++g) {
+        io::Json e = entry(recovery_groups[g]);
+        const auto& lin = linear_groups[g];
+        e["error_linear_r2"] = number_or_null(lin.linear_r2);
+        e["fvu_nonlinear_in_factor"] = number_or_null(lin.fvu_nonlinear);
+        e["nonlinear_error_share"] = number_or_null(lin.nonlinear_share);
+        per.push_back(e);
+        total_share += std::isfinite(recovery_groups[g].error_share) ? recovery_groups[g].error_share : 0.0;
       }
-      json["true_factors"] = {{"mean", entry(tegum::FactorRecovery::mean_of(recovery_groups))},
+      double mean_r2 = 0, nonlinear_share = 0;
+      for (const auto& lin : linear_groups) mean_r2 += lin.linear_r2 / double(linear_groups.size()), nonlinear_share += lin.nonlinear_share;
+      io::Json mean = entry(tegum::FactorRecovery::mean_of(recovery_groups));
+      mean["error_linear_r2"] = number_or_null(mean_r2);
+      json["true_factors"] = {{"mean", mean},
                               {"error_share_total", total_share},
+                              {"nonlinear_error_share_total", number_or_null(nonlinear_share)},
+                              {"error_linear_r2_whole_space", number_or_null(error_split->total_linear_r2())},
+                              {"linear_fit_rows", {{"train", error_split->train_rows()}, {"test", error_split->test_rows()}}},
                               {"groups", per}};
     }
     // |cos| between the decoder rows of grouped latents, in group order (the first 256).
@@ -594,6 +617,11 @@ int run_latents(const Args& args, const std::string& out_dir) {
       std::printf("true factors (means over %zu groups): max-cos %.3f, subspace cos^2 %.3f, coverage %.3f, F1 %.3f, "
                   "sibling confusion %.3f, FVU in factor %.4f, share of the error in a factor %.3f\n",
                   recovery_groups.size(), m.max_cos, m.subspace, m.coverage, m.f1, m.confusion, m.fvu, m.error_share);
+      double mean_r2 = 0, nonlinear_share = 0;
+      for (const auto& lin : linear_groups) mean_r2 += lin.linear_r2 / double(linear_groups.size()), nonlinear_share += lin.nonlinear_share;
+      std::printf("error inside the factors (reference 2.12 C): linearly predictable from x R^2 %.3f (whole space %.3f); "
+                  "the factors hold %.3f of the NonlinearError\n",
+                  mean_r2, error_split->total_linear_r2(), nonlinear_share);
     }
     std::printf("wrote %s/tegum_latents.json (%.1f s)\n", out_dir.c_str(), seconds_since(start));
     return 0;
