@@ -5,12 +5,15 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <unistd.h>
 
 #include <synthsae/analysis/circuit_regression.hpp>
+#include <synthsae/analysis/circuit_training.hpp>
+#include <synthsae/saelens/sae_directory.hpp>
 #include <synthsae/io/atomic_file.hpp>
 #include <synthsae/io/json.hpp>
 
@@ -63,6 +66,10 @@ constexpr const char* kUsage =
     "  --target-sae DIR       a trained SAE for the target instead of the oracle (reads D dims)\n"
     "  --component-sae C=DIR  a trained SAE for component C (prev, mlp or attn) instead of its oracle;\n"
     "                         repeatable\n"
+    "  --train-saes SPEC      train TopK SAEs for the target and every component on the circuit's own\n"
+    "                         rows first (a stream the analysis never reads), and analyse those; saved\n"
+    "                         under OUT/saes/. SPEC: default, or any of width=W (128), k=K (8),\n"
+    "                         samples=N (2000000), batch=N (1024), lr=X (0.003), seed=N (1), comma-separated\n"
     "  --out DIR              circuits.json, r2_bars.svg, noise.svg\n";
 
 analysis::CircuitComponent component_named(const std::string& name) {
@@ -79,6 +86,31 @@ std::vector<double> numbers(const std::string& flag, const std::string& text, st
   return v;
 }
 
+analysis::CircuitTrainingOptions parse_training(const std::string& spec) {
+  analysis::CircuitTrainingOptions t;
+  if (spec == "default") return t;
+  for (const auto& part : split_list(spec)) {
+    const auto eq = part.find('=');
+    if (eq == std::string::npos) throw UsageError("--train-saes = " + spec + ": '" + part + "' is not KEY=VALUE");
+    const std::string k = part.substr(0, eq), v = part.substr(eq + 1), flag = "--train-saes " + k;
+    auto whole = [&](double lo, double hi) {
+      const double x = number_in(flag, v, lo, hi);
+      if (x != std::floor(x)) throw UsageError(flag + " = " + v + ": not a whole number");
+      return x;
+    };
+    if (k == "width") t.width = static_cast<std::size_t>(whole(1, 1 << 20));
+    else if (k == "k") t.k = static_cast<int>(whole(1, 1 << 20));
+    else if (k == "samples") t.samples = static_cast<std::uint64_t>(whole(1, 1e15));
+    else if (k == "batch") t.batch = static_cast<std::size_t>(whole(1, 1 << 24));
+    else if (k == "lr") t.lr = number_in(flag, v, 1e-12, 10);
+    else if (k == "seed") t.seed = static_cast<std::uint64_t>(whole(0, 9e15));
+    else throw UsageError("--train-saes = " + spec + ": unknown key '" + k + "': choose width, k, samples, batch, lr or seed");
+  }
+  if (std::size_t(t.k) > t.width) throw UsageError("--train-saes: k = " + std::to_string(t.k) + " is larger than the width " + std::to_string(t.width));
+  if (t.samples < t.batch) throw UsageError("--train-saes: samples = " + std::to_string(t.samples) + " is less than one batch");
+  return t;
+}
+
 }  // namespace
 
 int run_circuits(const std::vector<std::string>& argv) {
@@ -86,7 +118,7 @@ int run_circuits(const std::vector<std::string>& argv) {
     const Args args(argv,
                     {"--hidden", "--attn-dim", "--prev-features", "--mlp-features", "--computed", "--fan-in",
                      "--threshold", "--attn-features", "--zipf", "--magnitude-mean", "--magnitude-std", "--world-seed",
-                     "--rows", "--target", "--capture", "--noise", "--target-sae", "--out"},
+                     "--rows", "--target", "--capture", "--noise", "--target-sae", "--train-saes", "--out"},
                     {}, {"--component-sae"});
     if (args.help()) {
       std::fputs(kUsage, stdout);
@@ -115,6 +147,12 @@ int run_circuits(const std::vector<std::string>& argv) {
     if (args.has("--target-sae") && args.has("--noise"))
       throw UsageError("--noise is injected into the target's oracle; it does not go with --target-sae");
     if (args.has("--target-sae") && args.has("--target")) throw UsageError("give one of --target and --target-sae");
+    std::optional<analysis::CircuitTrainingOptions> training;
+    if (auto v = args.text("--train-saes")) {
+      for (const char* f : {"--target", "--target-sae", "--component-sae", "--capture", "--noise"})
+        if (args.has(f)) throw UsageError(std::string(f) + " does not go with --train-saes (it trains every SAE)");
+      training = parse_training(*v);
+    }
     try {
       cfg.validate();
     } catch (const ConfigError& e) {
@@ -145,8 +183,32 @@ int run_circuits(const std::vector<std::string>& argv) {
       std::string target_label;
       std::vector<double> levels = noise;
       std::shared_ptr<InferenceSae> target_sae;
+      std::optional<analysis::CircuitTrainedSaes> trained;
+      if (training) {
+        const bool tty_train = ::isatty(2);
+        int last_tenth = -1;
+        training->progress = [&](std::uint64_t done, std::uint64_t total) {
+          const int tenth = static_cast<int>(10 * done / total);
+          if (!tty_train && tenth == last_tenth) return;
+          last_tenth = tenth;
+          std::fprintf(stderr, tty_train ? "\r  training 4 TopK SAEs %10llu / %llu rows  %6.1f s   "
+                                         : "  training 4 TopK SAEs %10llu / %llu rows  %6.1f s\n",
+                       static_cast<unsigned long long>(done), static_cast<unsigned long long>(total), seconds_since(t0));
+        };
+        trained = analysis::train_circuit_saes(cfg, *training);
+        if (tty_train) std::fputs("\n", stderr);
+        target_sae = std::make_shared<InferenceSae>(trained->sae[0]);
+        target_label = "topk-" + std::to_string(training->width) + "-k" + std::to_string(training->k);
+        levels = {0.0};
+        for (int c = 0; c < 3; ++c) {
+          saes.component[c] = analysis::sae_reconstruction(std::make_shared<InferenceSae>(trained->sae[c + 1]));
+          sae_json[analysis::kCircuitComponentNames[c]] = {{"trained", target_label}};
+        }
+      }
       analysis::OracleSpec target_spec;
-      if (auto dir = args.text("--target-sae")) {
+      if (training) {
+        // set above
+      } else if (auto dir = args.text("--target-sae")) {
         target_sae = std::make_shared<InferenceSae>(load_any_sae(*dir));
         if (target_sae->input_dim() != world.dim())
           throw UsageError("--target-sae = " + *dir + ": the SAE reads " + std::to_string(target_sae->input_dim()) +
@@ -211,7 +273,7 @@ int run_circuits(const std::vector<std::string>& argv) {
       }
       io::Json computed = io::Json::array();
       for (const auto& in : world.computed_inputs()) computed.push_back(in);
-      const io::Json doc = {
+      io::Json doc = {
           {"circuit",
            {{"hidden_dim", cfg.hidden_dim}, {"attn_dim", cfg.attn_dim}, {"prev_features", cfg.prev_features},
             {"mlp_features", cfg.mlp_features}, {"computed_features", cfg.computed_features},
@@ -223,7 +285,17 @@ int run_circuits(const std::vector<std::string>& argv) {
           {"component_saes", sae_json},
           {"runs", runs},
           {"seconds", seconds_since(t0)}};
+      if (training)
+        doc["training"] = {{"architecture", "topk"}, {"width", training->width}, {"k", training->k},
+                           {"samples", training->samples}, {"batch", training->batch}, {"lr", training->lr},
+                           {"seed", training->seed}, {"last_mse", trained->last_mse}};
       io::write_file_atomically(out.path() / "circuits.json", [&](std::ostream& o) { o << doc.dump(2) << "\n"; });
+      if (trained) {
+        const char* names[4] = {"target", "prev", "mlp", "attn"};
+        for (int s = 0; s < 4; ++s)
+          saelens::save_sae(trained->sae[s], out.path() / "saes" / names[s],
+                            {{"circuit_part", names[s]}, {"k", training->k}, {"samples", training->samples}});
+      }
 
       std::vector<std::string> cats;
       std::vector<Series> bars{{"SaeError", {}, {}}, {"LinearError", {}, {}}, {"NonlinearError", {}, {}}};
