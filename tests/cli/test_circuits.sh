@@ -39,6 +39,23 @@ assert r["target_sae"] == "sae" and r["component_saes"]["prev"]["sae"].endswith(
 assert len(r["runs"]) == 1 and r["runs"][0]["target_fvu"] > 0
 PY
 
+# TopK SAEs trained on the circuit's own stream for the target and every component.
+"$bin" circuits --rows 4000 --train-saes samples=40960,width=32,k=4,lr=0.005 --out "$work/tr" >"$work/tr.txt" 2>"$work/tr.err" ||
+  fail "circuits --train-saes failed: $(tail -3 "$work/tr.err")"
+for part in target prev mlp attn; do [ -s "$work/tr/saes/$part/cfg.json" ] || fail "the trained $part SAE was not saved"; done
+python3 - "$work/tr/circuits.json" <<'PY' || fail "circuits.json of --train-saes is inconsistent"
+import json, sys
+r = json.load(open(sys.argv[1]))
+t = r["training"]
+assert (t["width"], t["k"], t["samples"]) == (32, 4, 40960), t
+assert r["target_sae"] == "topk-32-k4" and all(r["component_saes"][c]["trained"] == "topk-32-k4" for c in ("prev", "mlp", "attn"))
+run = r["runs"][0]
+# Trained SAEs leave error in every part (oracles capturing everything leave none).
+assert 0 < run["target_fvu"] < 1 and all(0 < run["components"][c]["fvu"] < 1 for c in ("prev", "mlp", "attn")), run
+PY
+expect 2 "unknown key 'depth'" -- "$bin" circuits --train-saes depth=3 --out "$work/bad"
+expect 2 "k = 40 is larger than the width 32" -- "$bin" circuits --train-saes width=32,k=40 --out "$work/bad"
+expect 2 "does not go with --train-saes" -- "$bin" circuits --train-saes default --noise 0.1 --out "$work/bad"
 expect 2 "capture = 2" -- "$bin" circuits --capture 1,2,1 --out "$work/bad"
 expect 2 "unknown component 'ffn'" -- "$bin" circuits --component-sae "ffn=$work/sae" --out "$work/bad"
 expect 2 "reads 32 dimensions" -- "$bin" circuits --component-sae "attn=$work/sae" --out "$work/bad"
