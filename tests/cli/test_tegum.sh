@@ -12,7 +12,7 @@ source "$(dirname "$0")/lib.sh"
 
 "$bin" tegum --groups 4x5 --hidden 8 --q 0.9 --steps 3000 --seeds 3 --controls independent --out "$work/t" \
   >"$work/t.txt" 2>"$work/t.err" || fail "tegum failed: $(tail -3 "$work/t.err")"
-for f in tegum.json interference_mutex.svg interference_independent.svg; do
+for f in tegum.json interference_mutex.svg interference_independent.svg geometry_mutex.svg geometry_independent.svg; do
   [ -s "$work/t/$f" ] || fail "missing $f"
 done
 python3 - "$work/t/tegum.json" <<'PY' || fail "tegum.json does not show the hypothesis"
@@ -32,12 +32,29 @@ assert abs(m["chance"] - 4 / 19) < 1e-12, m["chance"]
 assert i["within_share"]["mean"] < 0.5, i["within_share"]
 assert i["effective_rank"]["mean"] > 3, i["effective_rank"]
 PY
+python3 - "$work/t/geometry_mutex.svg" <<'PY' || fail "geometry_mutex.svg should draw four regular pentagons"
+import math, re, sys
+# Each group's five W columns in their principal plane: spokes 72 degrees apart, of equal length.
+lines = [tuple(map(float, m)) for m in re.findall(
+    r"<line x1='([-\d.e+]+)' y1='([-\d.e+]+)' x2='([-\d.e+]+)' y2='([-\d.e+]+)'", open(sys.argv[1]).read())]
+assert len(lines) == 20, len(lines)
+for g in range(4):
+    spokes = lines[5 * g:5 * g + 5]
+    angles = sorted(math.degrees(math.atan2(y1 - y2, x2 - x1)) % 360 for x1, y1, x2, y2 in spokes)
+    gaps = [(angles[(i + 1) % 5] - angles[i]) % 360 for i in range(5)]
+    lengths = [math.hypot(x2 - x1, y2 - y1) for x1, y1, x2, y2 in spokes]
+    assert max(abs(x - 72) for x in gaps) < 3, gaps
+    assert max(lengths) - min(lengths) < 0.05 * max(lengths), lengths
+PY
 grep -q '^mutex ' "$work/t.txt" || fail "the table should have a mutex row"
 grep -q '^independent ' "$work/t.txt" || fail "the table should have an independent row"
 
 "$bin" tegum --groups 3,3 --hidden 3 --steps 200 --seeds 1 --coactivation 0,0.5,1 --controls none --out "$work/sweep" \
   >"$work/sweep.txt" 2>"$work/sweep.err" || fail "the sweep failed: $(tail -3 "$work/sweep.err")"
 [ -s "$work/sweep/within_share.svg" ] || fail "a sweep should plot the share against rho_co"
+for title in "within-group interference share" "effective rank per group" "cross-group subspace overlap"; do
+  grep -q "$title" "$work/sweep/within_share.svg" || fail "within_share.svg lacks the panel '$title'"
+done
 [ "$(grep -c '^mutex' "$work/sweep.txt")" -eq 3 ] || fail "three mutex rows expected"
 
 # An SAE trained on the tiny world: its never-co-active latent groups and their geometry.

@@ -137,4 +137,36 @@ inline void write_heatmap(const std::filesystem::path& path, const std::string& 
   io::write_file_atomically(path, [&](std::ostream& out) { out << text; });
 }
 
+/// Small multiples of 2-D vectors drawn as spokes from the origin, equal axes per panel (a
+/// compressor's feature directions in a plane): panels[i] = (title, points).
+inline void write_spoke_panels(const std::filesystem::path& path, const std::string& title,
+                               const std::vector<std::pair<std::string, std::vector<std::pair<double, double>>>>& panels) {
+  const int cols = static_cast<int>(std::min<std::size_t>(4, std::max<std::size_t>(panels.size(), 1)));
+  const int rows = static_cast<int>((panels.size() + cols - 1) / cols);
+  const double P = 200, T = 40;
+  std::ostringstream o;
+  o << "<svg xmlns='http://www.w3.org/2000/svg' width='" << cols * P << "' height='" << T + rows * P
+    << "' font-family='sans-serif'>\n<rect width='100%' height='100%' fill='white'/>\n";
+  o << "<text x='" << cols * P / 2 << "' y='22' text-anchor='middle' font-size='14' font-weight='bold'>" << title
+    << "</text>\n";
+  for (std::size_t i = 0; i < panels.size(); ++i) {
+    const double cx = (double(i % cols) + 0.5) * P, cy = T + (double(i / cols) + 0.5) * P;
+    double r = 1e-12;
+    for (const auto& [x, y] : panels[i].second) r = std::max(r, std::hypot(x, y));
+    const double scale = 0.38 * P / r;
+    o << "<circle cx='" << cx << "' cy='" << cy << "' r='" << 0.38 * P << "' fill='none' stroke='#ddd'/>\n";
+    o << "<text x='" << cx << "' y='" << cy - 0.44 * P << "' text-anchor='middle' font-size='11'>" << panels[i].first
+      << "</text>\n";
+    for (std::size_t k = 0; k < panels[i].second.size(); ++k) {
+      const auto [x, y] = panels[i].second[k];
+      o << "<line x1='" << cx << "' y1='" << cy << "' x2='" << cx + scale * x << "' y2='" << cy - scale * y
+        << "' stroke='" << series_color(k) << "' stroke-width='2'/>\n";
+      o << "<circle cx='" << cx + scale * x << "' cy='" << cy - scale * y << "' r='3' fill='" << series_color(k) << "'/>\n";
+    }
+  }
+  o << "</svg>\n";
+  const std::string text = o.str();
+  io::write_file_atomically(path, [&](std::ostream& out) { out << text; });
+}
+
 }  // namespace synthsae::cli

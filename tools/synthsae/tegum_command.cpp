@@ -63,7 +63,7 @@ constexpr const char* kUsage =
     "  --lr X                 learning rate (default 0.001)\n"
     "  --seeds N              runs per setting, seeds 1..N for data and weights (default 3)\n"
     "  --eval-rows N          fresh rows for the final loss (default 16384)\n"
-    "  --out DIR              tegum.json, interference_*.svg, within_share.svg\n"
+    "  --out DIR              tegum.json, interference_*.svg, geometry_*.svg, within_share.svg\n"
     "\n"
     "usage: synthsae tegum --sae DIR (--model PRESET|DIR | --activations FILE [--raw-width N]) --out DIR\n"
     "\n"
@@ -406,34 +406,64 @@ int run_toy(const Args& args, const std::string& out_dir) {
                           " (lowest loss)",
                       "feature j (group order)",
                       "feature i", cells, n, n);
-      }
-      // Within-group share against the co-activation dial (when there is a sweep), controls as flat lines.
-      std::vector<double> rhos;
-      std::vector<Series> series{{"mutex (rho_co)", {}, {}}};
-      for (std::size_t s = 0; s < settings.size(); ++s)
-        if (settings[s].firing == tegum::GroupFiring::mutex) {
-          std::vector<double> share;
-          for (const auto& r : results[s]) share.push_back(r.geometry.mean_within_share);
-          series[0].x.push_back(settings[s].coactivation), series[0].y.push_back(mean_of(share));
-        }
-      if (series[0].x.size() > 1) {
-        std::vector<std::size_t> by_rho(series[0].x.size());
-        std::iota(by_rho.begin(), by_rho.end(), 0);
-        std::sort(by_rho.begin(), by_rho.end(), [&](std::size_t a, std::size_t b) { return series[0].x[a] < series[0].x[b]; });
-        Series sorted{series[0].name, {}, {}};
-        for (std::size_t k : by_rho) sorted.x.push_back(series[0].x[k]), sorted.y.push_back(series[0].y[k]);
-        series[0] = sorted;
-        const double lo = *std::min_element(series[0].x.begin(), series[0].x.end());
-        const double hi = *std::max_element(series[0].x.begin(), series[0].x.end());
-        for (std::size_t s = 0; s < settings.size(); ++s)
-          if (settings[s].firing != tegum::GroupFiring::mutex) {
-            std::vector<double> share;
-            for (const auto& r : results[s]) share.push_back(r.geometry.mean_within_share);
-            series.push_back({settings[s].label(), {lo, hi}, {mean_of(share), mean_of(share)}});
+        // Each group's columns of W in the plane of their two largest principal directions: mutex
+        // groups of five in 8 dimensions show pentagons, the independent control does not.
+        const std::vector<int> group_of = tegum::MutexGroupSampler(groups).group_of();
+        std::vector<std::pair<std::string, std::vector<std::pair<double, double>>>> panels;
+        for (int g = 0; g < static_cast<int>(groups.group_sizes.size()) && g < 8; ++g) {
+          std::vector<int> members;
+          for (int i = 0; i < n; ++i)
+            if (group_of[std::size_t(i)] == g) members.push_back(i);
+          Eigen::MatrixXd cols(w.rows(), members.size());
+          for (std::size_t a = 0; a < members.size(); ++a) cols.col(a) = w.col(members[a]);
+          const Eigen::JacobiSVD<Eigen::MatrixXd> svd(cols, Eigen::ComputeThinU);
+          std::vector<std::pair<double, double>> pts;
+          for (std::size_t a = 0; a < members.size(); ++a) {
+            const double px = svd.matrixU().cols() > 0 ? svd.matrixU().col(0).dot(cols.col(a)) : 0.0;
+            const double py = svd.matrixU().cols() > 1 ? svd.matrixU().col(1).dot(cols.col(a)) : 0.0;
+            pts.emplace_back(px, py);
           }
-        series.push_back({"chance", {lo, hi}, {results[0].front().geometry.mean_chance, results[0].front().geometry.mean_chance}});
+          char t[64];
+          std::snprintf(t, sizeof t, "group %d (eff. rank %.2f)", g, results[s][best].geometry.effective_rank[g]);
+          panels.emplace_back(t, pts);
+        }
+        write_spoke_panels(out.path() / ("geometry_" + settings[s].file_tag() + ".svg"),
+                           "W columns per group in their top-2 principal plane, " + settings[s].label() + " (lowest loss)",
+                           panels);
+      }
+      // Against the co-activation dial (when there is a sweep): the within-group share, each
+      // group's effective rank and the cross-group subspace overlap, controls as flat lines.
+      std::vector<std::size_t> mutex_settings;
+      for (std::size_t s = 0; s < settings.size(); ++s)
+        if (settings[s].firing == tegum::GroupFiring::mutex) mutex_settings.push_back(s);
+      std::sort(mutex_settings.begin(), mutex_settings.end(),
+                [&](std::size_t a, std::size_t b) { return settings[a].coactivation < settings[b].coactivation; });
+      if (mutex_settings.size() > 1) {
+        const double lo = settings[mutex_settings.front()].coactivation, hi = settings[mutex_settings.back()].coactivation;
+        auto panel = [&](const char* title, double (*metric)(const tegum::FactorGeometry&), bool with_chance) {
+          auto mean_metric = [&](std::size_t s) {
+            std::vector<double> v;
+            for (const auto& r : results[s]) v.push_back(metric(r.geometry));
+            return mean_of(v);
+          };
+          std::vector<Series> series{{"mutex (rho_co)", {}, {}}};
+          for (std::size_t s : mutex_settings) series[0].x.push_back(settings[s].coactivation), series[0].y.push_back(mean_metric(s));
+          for (std::size_t s = 0; s < settings.size(); ++s)
+            if (settings[s].firing != tegum::GroupFiring::mutex)
+              series.push_back({settings[s].label(), {lo, hi}, {mean_metric(s), mean_metric(s)}});
+          if (with_chance) {
+            const double c = results[0].front().geometry.mean_chance;
+            series.push_back({"chance", {lo, hi}, {c, c}});
+          }
+          return std::pair<std::string, std::vector<Series>>{title, series};
+        };
         write_line_charts(out.path() / "within_share.svg", "co-activation rho_co",
-                          {{"within-group interference share", series}});
+                          {panel("within-group interference share",
+                                 [](const tegum::FactorGeometry& g) { return g.mean_within_share; }, true),
+                           panel("effective rank per group", [](const tegum::FactorGeometry& g) { return g.mean_effective_rank; },
+                                 false),
+                           panel("cross-group subspace overlap",
+                                 [](const tegum::FactorGeometry& g) { return g.mean_cross_overlap; }, false)});
       }
       json["seconds"] = seconds_since(start);
       io::write_file_atomically(out.path() / "tegum.json", [&](std::ostream& o) { o << json.dump(2) << "\n"; });
