@@ -23,8 +23,8 @@ TEST_CASE("downstream losses equal brute force on a small world in superposition
   SyntheticSource source(world, 300);
   ActivationChunk chunk;
   source.read(0, 300, chunk);
-  const Eigen::MatrixXd x = analysis::detail::host_matrix(chunk.x);
-  const Eigen::MatrixXd dict = analysis::detail::host_matrix(world.feature_vectors());
+  const Eigen::MatrixXd x = host_eigen(chunk.x);
+  const Eigen::MatrixXd dict = host_eigen(world.feature_vectors());
   const Eigen::RowVectorXd b = analysis::detail::host_row(&world.bias(), 8);
   // x = c D + b, D [24, 8]: the minimum-norm c_hat = (x - b) pinv(D).
   const Eigen::MatrixXd pinv = dict.completeOrthogonalDecomposition().pseudoInverse();  // [8, 24]
@@ -50,7 +50,8 @@ TEST_CASE("downstream losses equal brute force on a small world in superposition
   CHECK(total_a > 1.0);  // in superposition: linear decoding loses something
   CHECK(worst_a < 1e-9);
   CHECK(worst_b < 1e-9);
-  // At y = x, c_hat is the projection of c onto the row space of D: L(x) = ‖c‖² - ‖c_hat‖² ≥ 0.
+  // At y = x, c_hat is the projection of c onto the column space of D (in R^N):
+  // L(x) = ‖c‖² - ‖c_hat‖² ≥ 0.
   const Eigen::VectorXd at_x = recovery(x, chunk);
   CHECK(at_x.minCoeff() > -1e-9);
   CHECK(at_x.sum() < total_a);

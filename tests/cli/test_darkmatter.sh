@@ -84,6 +84,9 @@ for r in d:
     assert abs(e["linear_error"]["variance_share"] + e["nonlinear_error"]["variance_share"] - 1) < 0.5
 PY
 grep -q 'relu_readout' "$work/down.txt" || fail "the summary should list the readout loss"
+expect 0 "note: --downstream-rows 3000 is more than the 2000 rows of --samples; using 2000" -- \
+  "$bin" darkmatter --model tiny --oracle top:8 --samples 2000 --downstream pinv --downstream-rows 3000 --out "$work/down2"
+expect 2 "'pinv' is listed twice" -- "$bin" darkmatter --model tiny --sae "$work/topk-32" --downstream pinv,pinv --out "$work/x"
 expect 2 "unknown loss 'ce'" -- "$bin" darkmatter --model tiny --sae "$work/topk-32" --downstream pinv,ce --out "$work/x"
 expect 2 "--downstream needs --model" -- "$bin" darkmatter --activations "$npy/acts.npy" --sae "$npy/sae" --downstream pinv --out "$work/x"
 expect 2 "--downstream-rows goes with --downstream" -- "$bin" darkmatter --model tiny --sae "$work/topk-32" --downstream-rows 10 --out "$work/x"

@@ -63,7 +63,33 @@ TEST_CASE("factor error split: linear error inside one factor, nonlinear inside 
   CHECK(split.total_linear_r2() < 0.3);
 }
 
+TEST_CASE("factor error split: a large common offset costs no digits", "[tegum][dark_matter]") {
+  // x = 10⁴ + noise: unshifted moments would square the offset (10⁸) against unit variances.
+  const int d = 4, n = 6000;
+  std::vector<Eigen::MatrixXd> q(1, Eigen::MatrixXd::Zero(d, 2));
+  q[0](0, 0) = q[0](1, 1) = 1;
+  std::mt19937_64 rng(3);
+  std::normal_distribution<double> normal;
+  Eigen::MatrixXd x(n, d), err = Eigen::MatrixXd::Zero(n, d);
+  for (int i = 0; i < n; ++i) {
+    for (int k = 0; k < d; ++k) x(i, k) = 1e4 + normal(rng);
+    err(i, 0) = 0.5 * (x(i, 0) - 1e4) + 3.0;  // linear in x, with an offset of its own
+    err(i, 1) = 0.25 * (x(i, 2) - 1e4);
+  }
+  std::vector<bool> train(n);
+  for (int i = 0; i < n; ++i) train[i] = i % 2 == 0;
+  FactorErrorSplit split(q, d);
+  split.add(x, err, train);
+  const auto g = split.groups();
+  CHECK(g[0].linear_r2 == Approx(1.0).margin(1e-9));
+  CHECK(g[0].fvu_nonlinear == Approx(0.0).margin(1e-9));
+  CHECK(g[0].error_share == Approx(1.0).epsilon(1e-12));  // all of the error lies in the factor
+}
+
 TEST_CASE("factor error split: refuses mismatched shapes and empty sides", "[tegum][dark_matter]") {
+  Eigen::MatrixXd skew = Eigen::MatrixXd::Zero(3, 1);
+  skew(0, 0) = 2;  // not a unit column
+  CHECK_THROWS_WITH(FactorErrorSplit({skew}, 3), Catch::Contains("subspace 0") && Catch::Contains("orthonormal"));
   CHECK_THROWS_WITH(FactorErrorSplit({Eigen::MatrixXd::Zero(5, 2)}, 6), Catch::Contains("5 rows, not 6"));
   FactorErrorSplit split({Eigen::MatrixXd::Identity(3, 1)}, 3);
   split.add(Eigen::MatrixXd::Ones(4, 3), Eigen::MatrixXd::Ones(4, 3), {true, true, true, true});

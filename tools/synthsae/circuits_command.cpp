@@ -86,6 +86,19 @@ std::vector<double> numbers(const std::string& flag, const std::string& text, st
   return v;
 }
 
+/// The flag that sets a CircuitConfig field (for its validation errors).
+std::string flag_of(const std::string& field) {
+  static const std::pair<const char*, const char*> flags[] = {
+      {"hidden_dim", "--hidden"},          {"attn_dim", "--attn-dim"},       {"prev_features", "--prev-features"},
+      {"mlp_features", "--mlp-features"},  {"attn_features", "--attn-features"}, {"computed_features", "--computed"},
+      {"computed_fan_in", "--fan-in"},     {"computed_threshold", "--threshold"}, {"magnitude_mean", "--magnitude-mean"},
+      {"magnitude_std", "--magnitude-std"}, {"features", "--prev-features/--mlp-features/--computed/--attn-features"}};
+  for (const auto& [f, flag] : flags)
+    if (field == f) return flag;
+  if (field.rfind("firing_probability", 0) == 0) return "--zipf";
+  return "--" + field;
+}
+
 analysis::CircuitTrainingOptions parse_training(const std::string& spec) {
   analysis::CircuitTrainingOptions t;
   if (spec == "default") return t;
@@ -156,7 +169,13 @@ int run_circuits(const std::vector<std::string>& argv) {
     try {
       cfg.validate();
     } catch (const ConfigError& e) {
-      throw UsageError(std::string("--") + e.field() + ": " + e.what());
+      throw UsageError(flag_of(e.field()) + ": " + e.what());
+    }
+    {  // every regression needs more train rows (60 %) than coefficients
+      const std::uint64_t widest = std::uint64_t(std::max(2 * cfg.hidden_dim + cfg.attn_dim, cfg.hidden_dim)) + 1;
+      if (rows * 6 / 10 <= widest)
+        throw UsageError("--rows = " + std::to_string(rows) + ": 60 % of the rows fit the regressions, and the widest has " +
+                         std::to_string(widest) + " coefficients; give more than " + std::to_string(widest * 10 / 6 + 1));
     }
     const std::string out_dir = *args.text("--out");
     const auto t0 = std::chrono::steady_clock::now();
@@ -196,6 +215,7 @@ int run_circuits(const std::vector<std::string>& argv) {
                        static_cast<unsigned long long>(done), static_cast<unsigned long long>(total), seconds_since(t0));
         };
         trained = analysis::train_circuit_saes(cfg, *training);
+        training->progress = nullptr;  // it refers to this block's locals
         if (tty_train) std::fputs("\n", stderr);
         target_sae = std::make_shared<InferenceSae>(trained->sae[0]);
         target_label = "topk-" + std::to_string(training->width) + "-k" + std::to_string(training->k);

@@ -208,6 +208,8 @@ int run_darkmatter(const std::vector<std::string>& argv) {
       if (!args.has("--model")) throw UsageError("--downstream needs --model (its losses read the true features)");
       for (const auto& l : split_list(*v)) {
         if (l != "pinv" && l != "readout") throw UsageError("--downstream = " + *v + ": unknown loss '" + l + "': choose pinv or readout");
+        if (std::find(downstream_losses.begin(), downstream_losses.end(), l) != downstream_losses.end())
+          throw UsageError("--downstream = " + *v + ": '" + l + "' is listed twice");
         downstream_losses.push_back(l);
       }
     }
@@ -332,6 +334,12 @@ int run_darkmatter(const std::vector<std::string>& argv) {
                                        : analysis::ReluReadout(world->feature_vectors(), &world->bias()).loss());
         analysis::DownstreamOptions dopt;
         dopt.rows = static_cast<std::uint64_t>(args.integer("--downstream-rows", 10, std::int64_t(1) << 40).value_or(50'000));
+        if (dopt.rows > source->rows()) {
+          std::fprintf(stderr, "note: --downstream-rows %llu is more than the %llu rows of --samples; using %llu\n",
+                       static_cast<unsigned long long>(dopt.rows), static_cast<unsigned long long>(source->rows()),
+                       static_cast<unsigned long long>(source->rows()));
+          dopt.rows = source->rows();
+        }
         dopt.chunk_rows = opt.chunk_rows, dopt.probe = opt.probe, dopt.split_seed = opt.split_seed;
         dopt.progress = opt.progress;
         for (const auto& d : sae_dirs)

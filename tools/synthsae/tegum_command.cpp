@@ -15,6 +15,7 @@
 
 #include <unistd.h>
 
+#include <synthsae/core/host_eigen.hpp>
 #include <synthsae/io/atomic_file.hpp>
 #include <synthsae/io/json.hpp>
 #include <synthsae/analysis/activation_source.hpp>
@@ -181,14 +182,18 @@ constexpr const char* kTegumGroundTruthFile = "tegum_groups.json";
 
 int run_latents(const Args& args, const std::string& out_dir);
 
-/// A host copy of a float matrix in double (the tegum analyses run in Eigen on the host).
-Eigen::MatrixXd host_matrix(const Matrix<float>& m) {
-  const auto h = Kokkos::create_mirror_view_and_copy(HostSpace(), m);
-  Eigen::MatrixXd e(h.extent(0), h.extent(1));
-  for (std::size_t i = 0; i < h.extent(0); ++i)
-    for (std::size_t k = 0; k < h.extent(1); ++k) e(i, k) = h(i, k);
-  return e;
+/// Means over the factors of the error's linear R², and the factors' total share of the
+/// NonlinearError; a factor without a value (NaN: no error or no variance in it) is left out of both.
+std::pair<double, double> linear_summary(const std::vector<tegum::FactorLinearError>& groups) {
+  double r2 = 0, share = 0;
+  int used = 0;
+  for (const auto& g : groups) {
+    if (std::isfinite(g.linear_r2)) r2 += g.linear_r2, ++used;
+    if (std::isfinite(g.nonlinear_share)) share += g.nonlinear_share;
+  }
+  return {used ? r2 / used : NAN, share};
 }
+
 
 int run_save_world(const Args& args) {
   for (const auto& f : {"--zipf", "--coactivation", "--controls", "--importance-decay", "--steps", "--batch", "--lr",
@@ -508,7 +513,7 @@ int run_latents(const Args& args, const std::string& out_dir) {
     tegum::LatentCoactivation co(latents);
     analysis::ActivationChunk c;
     Matrix<float> z, x_hat;
-    const Eigen::MatrixXd decoder = host_matrix(sae.params.w_dec);
+    const Eigen::MatrixXd decoder = host_eigen(sae.params.w_dec);
     // A world written by --save-world carries its factors: then also how the SAE recovers them.
     std::optional<tegum::FactorRecovery> recovery;
     std::optional<tegum::FactorErrorSplit> error_split;  // §2.12 (C): how linear the error in each factor is
@@ -519,10 +524,13 @@ int run_latents(const Args& args, const std::string& out_dir) {
       if (std::filesystem::exists(truth_file)) {
         std::vector<Eigen::MatrixXd> q;
         tegum::tegum_ground_truth_from_json(io::read_json_file(truth_file), true_group_of, q, truth_file.string());
-        const Eigen::MatrixXd truth = host_matrix(world->feature_vectors());
+        const Eigen::MatrixXd truth = host_eigen(world->feature_vectors());
         if (true_group_of.size() != std::size_t(truth.rows()))
           throw FormatError(truth_file.string(), "group_of has " + show(true_group_of.size()) + " entries for a world of " +
                                                     show(truth.rows()) + " features");
+        if (rows * 6 / 10 <= d + 1)
+          throw ConfigError("--rows", show(rows), "the error inside the factors is fitted on 60 % of the rows and needs more "
+                                                  "than " + show(d + 1) + " of them");
         error_split.emplace(q, d);
         recovery.emplace(truth, true_group_of, std::move(q), decoder);
       }
@@ -542,8 +550,8 @@ int run_latents(const Args& args, const std::string& out_dir) {
         Eigen::MatrixXd fired = Eigen::MatrixXd::Zero(n, true_group_of.size());
         for (std::size_t i = 0; i < n; ++i)
           for (int q = 0; q < counts(i); ++q) fired(i, ids(i, q)) = 1;
-        const Eigen::MatrixXd hx = host_matrix(c.x), hx_hat = host_matrix(x_hat);
-        recovery->add(hx, hx_hat, host_matrix(z), fired);
+        const Eigen::MatrixXd hx = host_eigen(c.x), hx_hat = host_eigen(x_hat);
+        recovery->add(hx, hx_hat, host_eigen(z), fired);
         std::vector<bool> train(n);
         for (std::size_t i = 0; i < n; ++i) train[i] = row_split.is_train(first + i);
         error_split->add(hx, hx - hx_hat, train);
@@ -605,8 +613,7 @@ int run_latents(const Args& args, const std::string& out_dir) {
         per.push_back(e);
         total_share += std::isfinite(recovery_groups[g].error_share) ? recovery_groups[g].error_share : 0.0;
       }
-      double mean_r2 = 0, nonlinear_share = 0;
-      for (const auto& lin : linear_groups) mean_r2 += lin.linear_r2 / double(linear_groups.size()), nonlinear_share += lin.nonlinear_share;
+      const auto [mean_r2, nonlinear_share] = linear_summary(linear_groups);
       io::Json mean = entry(tegum::FactorRecovery::mean_of(recovery_groups));
       mean["error_linear_r2"] = number_or_null(mean_r2);
       json["true_factors"] = {{"mean", mean},
@@ -647,8 +654,7 @@ int run_latents(const Args& args, const std::string& out_dir) {
       std::printf("true factors (means over %zu groups): max-cos %.3f, subspace cos^2 %.3f, coverage %.3f, F1 %.3f, "
                   "sibling confusion %.3f, FVU in factor %.4f, share of the error in a factor %.3f\n",
                   recovery_groups.size(), m.max_cos, m.subspace, m.coverage, m.f1, m.confusion, m.fvu, m.error_share);
-      double mean_r2 = 0, nonlinear_share = 0;
-      for (const auto& lin : linear_groups) mean_r2 += lin.linear_r2 / double(linear_groups.size()), nonlinear_share += lin.nonlinear_share;
+      const auto [mean_r2, nonlinear_share] = linear_summary(linear_groups);
       std::printf("error inside the factors (reference 2.12 C): linearly predictable from x R^2 %.3f (whole space %.3f); "
                   "the factors hold %.3f of the NonlinearError\n",
                   mean_r2, error_split->total_linear_r2(), nonlinear_share);

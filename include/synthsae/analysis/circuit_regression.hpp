@@ -206,6 +206,13 @@ inline CircuitRegressionReport circuit_regression(CircuitWorld& world, const Cir
   for (const char* k : {"sae_all", "x_all"}) names.push_back(k), widths.push_back(all);
   for (const char* k : {"sae_target", "x_target"}) names.push_back(k), widths.push_back(d);
   const std::size_t R = names.size();
+  // Every regression (the widest has `all` inputs, LinearError's d) needs more train rows than
+  // coefficients; with fewer, the pseudo-inverse fallback fits the train rows exactly and every
+  // test score is noise.
+  const std::size_t widest = std::max(all, d) + 1;
+  if (split.train_rows() <= widest)
+    throw ConfigError("train_rows", show(split.train_rows()),
+                      "must exceed the widest regression's coefficients (" + show(widest) + "): give more rows");
 
   // One chunk's products.
   struct Products {

@@ -36,7 +36,7 @@ struct CircuitTrainingOptions {
     if (batch < 1) throw ConfigError("batch", show(batch), "must be >= 1");
     if (samples < batch) throw ConfigError("samples", show(samples), "must be at least one batch (" + show(batch) + ")");
     if (!(lr > 0 && std::isfinite(lr))) throw ConfigError("lr", show(lr), "must be finite and > 0");
-    if (smallest_dim < 1) throw ConfigError("dimension", "0", "a circuit part has no dimensions");
+    if (smallest_dim < 1) throw ConfigError("hidden_dim/attn_dim", show(smallest_dim), "must be >= 1");
   }
 };
 
@@ -47,11 +47,13 @@ struct CircuitTrainedSaes {
 };
 
 inline CircuitTrainedSaes train_circuit_saes(const CircuitConfig& cfg, const CircuitTrainingOptions& opt) {
+  cfg.validate();
+  opt.validate(static_cast<std::size_t>(std::min(cfg.hidden_dim, cfg.attn_dim)));
   const std::uint64_t steps = opt.samples / opt.batch;
   CircuitWorld stream(cfg, steps * opt.batch, 0);
-  std::array<std::size_t, 4> dims{stream.dim(), stream.component_dim(CircuitComponent::prev),
-                                  stream.component_dim(CircuitComponent::mlp), stream.component_dim(CircuitComponent::attn)};
-  opt.validate(*std::min_element(dims.begin(), dims.end()));
+  const std::array<std::size_t, 4> dims{stream.dim(), stream.component_dim(CircuitComponent::prev),
+                                        stream.component_dim(CircuitComponent::mlp),
+                                        stream.component_dim(CircuitComponent::attn)};
   using Arch = architectures::TopK;
   std::array<Arch::sae_type, 4> saes{
       Arch::make({dims[0], opt.width, opt.k, {}, {}, 1, opt.seed * 4 + 0}),

@@ -82,7 +82,7 @@ class CircuitWorld final : public ActivationSource {
 
   CircuitWorld(CircuitConfig cfg, std::uint64_t rows, std::uint64_t first_sample = kDefaultFirstSample)
       : cfg_(std::move(cfg)), rows_(rows), first_(first_sample), base_(build_base(cfg_)) {
-    if (rows == 0) throw ConfigError("samples", "0", "must be at least 1");
+    if (rows == 0) throw ConfigError("rows", "0", "must be at least 1");
     build_dictionaries();
   }
 
@@ -109,8 +109,9 @@ class CircuitWorld final : public ActivationSource {
   const Matrix<float>& output_projection() const { return w_o_; }
   /// The x_prev features (indices into P) each computed feature reads.
   const std::vector<std::vector<int>>& computed_inputs() const { return computed_inputs_; }
-  /// Base firing probabilities (P, M, A in order; computed features have none of their own).
-  const std::vector<double>& firing_probabilities() const { return base_.firing_probabilities(); }
+  /// Firing probabilities of the base features P, M, A (target ids [0, |P|+|M|+|A|)); computed
+  /// features have none of their own and are not in it.
+  const std::vector<double>& base_firing_probabilities() const { return base_.firing_probabilities(); }
 
   void read(std::uint64_t first, std::size_t count, ActivationChunk& out) override {
     CircuitChunk c;
@@ -227,20 +228,24 @@ class CircuitWorld final : public ActivationSource {
     return SyntheticModel(std::move(mc), std::move(parts));
   }
 
+  /// The key of one of the circuit's own random streams (dictionaries, W_O, fan-in choices), mixed
+  /// from the seed so that it never equals a sampler key of this or another seed.
+  std::uint64_t stream_key(std::uint64_t part) const { return mix_stream(cfg_.seed, 0xC12C'0000'0000ull + part); }
+
   void build_dictionaries() {
     const std::size_t d = dim(), da = cfg_.attn_dim, np = cfg_.prev_features, nm = cfg_.mlp_features,
                       na = cfg_.attn_features, nc = cfg_.computed_features;
     // Each dictionary from its own seed: random unit rows (no orthogonalisation: the components'
     // superposition is set by their counts against their dimensions).
-    const auto f = Kokkos::create_mirror_view_and_copy(HostSpace(), random_unit_rows<float>(np, d, cfg_.seed * 8 + 1));
+    const auto f = Kokkos::create_mirror_view_and_copy(HostSpace(), random_unit_rows<float>(np, d, stream_key(1)));
     const auto g =
-        Kokkos::create_mirror_view_and_copy(HostSpace(), random_unit_rows<float>(nm + nc, d, cfg_.seed * 8 + 2));
-    const auto h = Kokkos::create_mirror_view_and_copy(HostSpace(), random_unit_rows<float>(na, da, cfg_.seed * 8 + 3));
+        Kokkos::create_mirror_view_and_copy(HostSpace(), random_unit_rows<float>(nm + nc, d, stream_key(2)));
+    const auto h = Kokkos::create_mirror_view_and_copy(HostSpace(), random_unit_rows<float>(na, da, stream_key(3)));
     // W_O with N(0, 1/d) entries: ‖W_O h‖ ≈ 1 for a unit h.
     w_o_ = Matrix<float>("circuit_w_o", d, da);
     auto hw = Kokkos::create_mirror_view(w_o_);
     for (std::size_t r = 0; r < d; ++r) {
-      RandomStream rng(cfg_.seed * 8 + 4, r);
+      RandomStream rng(stream_key(4), r);
       for (std::size_t k = 0; k < da; ++k) hw(r, k) = rng.normal<float>() / std::sqrt(float(d));
     }
     Kokkos::deep_copy(w_o_, hw);
@@ -283,7 +288,7 @@ class CircuitWorld final : public ActivationSource {
     // Each computed feature reads fan_in distinct x_prev features (a partial Fisher-Yates draw).
     computed_inputs_.assign(nc, {});
     for (std::size_t j = 0; j < nc; ++j) {
-      RandomStream rng(cfg_.seed * 8 + 5, j);
+      RandomStream rng(stream_key(5), j);
       std::vector<int> order(np);
       for (std::size_t i = 0; i < np; ++i) order[i] = static_cast<int>(i);
       for (int u = 0; u < cfg_.computed_fan_in; ++u) {

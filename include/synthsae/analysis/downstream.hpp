@@ -21,9 +21,11 @@
 
 #include "synthsae/analysis/activation_source.hpp"
 #include "synthsae/analysis/chunk_reconstruction.hpp"
+#include "synthsae/analysis/error_regression.hpp"
 #include "synthsae/analysis/linear_probe.hpp"
 #include "synthsae/analysis/row_split.hpp"
 #include "synthsae/core/counter_rng.hpp"
+#include "synthsae/core/host_eigen.hpp"
 #include "synthsae/io/json.hpp"
 
 namespace synthsae::analysis {
@@ -52,9 +54,9 @@ struct HostTruth {
   }
 };
 
-/// The decoding map of a dictionary D [N, d] (x = c D + b): P [d, N] with c_hat = (x - b) P the
-/// minimum-norm coefficients (D's pseudo-inverse, eigenvalues of the Gram below 1e-12 of the
-/// largest dropped), and G = P Pᵀ [d, d].
+/// The decoding map of a dictionary D [N, d] (x = c D + b): P = D⁺ [d, N], c_hat = (x - b) P (the
+/// minimum-norm coefficients when N ≥ d, the least-squares ones when N < d; eigenvalues of the
+/// Gram below 1e-12 of the largest dropped), and G = P Pᵀ [d, d].
 struct PseudoInverse {
   Eigen::MatrixXd p, g;
   explicit PseudoInverse(const Eigen::MatrixXd& dict) {
@@ -77,13 +79,6 @@ struct PseudoInverse {
   }
 };
 
-inline Eigen::MatrixXd host_matrix(const Matrix<float>& m) {
-  const auto h = Kokkos::create_mirror_view_and_copy(HostSpace(), m);
-  Eigen::MatrixXd e(h.extent(0), h.extent(1));
-  for (std::size_t i = 0; i < h.extent(0); ++i)
-    for (std::size_t k = 0; k < h.extent(1); ++k) e(i, k) = h(i, k);
-  return e;
-}
 inline Eigen::RowVectorXd host_row(const Vector<float>* v, Eigen::Index d) {
   Eigen::RowVectorXd r = Eigen::RowVectorXd::Zero(d);
   if (!v) return r;
@@ -100,7 +95,7 @@ inline Eigen::RowVectorXd host_row(const Vector<float>* v, Eigen::Index d) {
 class PseudoInverseRecovery {
  public:
   PseudoInverseRecovery(const Matrix<float>& features, const Vector<float>* bias)
-      : pinv_(detail::host_matrix(features)), bias_(detail::host_row(bias, static_cast<Eigen::Index>(features.extent(1)))) {}
+      : pinv_(host_eigen(features)), bias_(detail::host_row(bias, static_cast<Eigen::Index>(features.extent(1)))) {}
 
   /// Per row: ‖(y - b) P‖² - 2 Σ_{i active} c_i ĉ_i + Σ c_i², with ‖(y - b) P‖² = (y - b) G (y - b)ᵀ,
   /// so the cost is d² per row, not d N.
@@ -137,7 +132,7 @@ class ReluReadout {
       : bias_(detail::host_row(bias, static_cast<Eigen::Index>(features.extent(1)))) {
     if (hidden < 1) throw ConfigError("readout hidden", show(hidden), "must be >= 1");
     if (outputs < 1) throw ConfigError("readout outputs", show(outputs), "must be >= 1");
-    const detail::PseudoInverse pinv(detail::host_matrix(features));
+    const detail::PseudoInverse pinv(host_eigen(features));
     const Eigen::Index n = static_cast<Eigen::Index>(features.extent(0));
     w1_.resize(n, hidden), w2_.resize(hidden, outputs);
     for (Eigen::Index i = 0; i < n; ++i) {
@@ -212,13 +207,14 @@ struct DownstreamReport {
   double seconds = 0;
 
   io::Json to_json() const {
+    auto null_if_nan = [](double v) { return std::isfinite(v) ? io::Json(v) : io::Json(); };
     io::Json l = io::Json::array();
     for (const auto& e : losses)
       l.push_back({{"loss", e.name},
                    {"loss_x", e.loss_x},
                    {"loss_sae", e.loss_sae},
-                   {"linear_error", {{"loss", e.linear.loss}, {"recovered", e.linear.recovered}}},
-                   {"nonlinear_error", {{"loss", e.nonlinear.loss}, {"recovered", e.nonlinear.recovered}}}});
+                   {"linear_error", {{"loss", e.linear.loss}, {"recovered", null_if_nan(e.linear.recovered)}}},
+                   {"nonlinear_error", {{"loss", e.nonlinear.loss}, {"recovered", null_if_nan(e.nonlinear.recovered)}}}});
     return {{"sae", sae},
             {"train_rows", train_rows},
             {"test_rows", test_rows},
@@ -242,43 +238,35 @@ inline DownstreamReport downstream_effect(ActivationSource& source, const ChunkR
   const std::size_t d = source.dim();
 
   // Pass A: LinearError's fit on the train rows.
-  LinearProbe probe(d, d, opt.probe);
+  const ProbeFit fit = fit_error_regression(source, sae, opt.probe, opt.chunk_rows, n, &split);
+
   ActivationChunk chunk;
-  Matrix<float> recon, err;
-  std::vector<std::int32_t> train, test;
-  auto read = [&](std::uint64_t first, std::size_t count) {
-    source.read(first, count, chunk);
-    if (recon.extent(0) != count) recon = Matrix<float>("downstream_recon", count, d), err = Matrix<float>("downstream_err", count, d);
-    sae(chunk, recon);
-    const auto x = chunk.x, r = recon, e = err;
-    for_each_entry(
-        "synthsae::downstream_error", count, d, KOKKOS_LAMBDA(int i, int k) { e(i, k) = x(i, k) - r(i, k); });
-    train.clear(), test.clear();
-    for (std::size_t i = 0; i < count; ++i) (split.is_train(first + i) ? train : test).push_back(std::int32_t(i));
-  };
-  auto each_chunk = [&](const char* pass, const std::function<void(std::uint64_t, std::size_t)>& body) {
+  Matrix<float> recon;
+  std::vector<std::int32_t> test;
+  auto each_chunk = [&](const char* pass, const std::function<void(std::size_t)>& body) {
     for (std::uint64_t first = 0; first < n; first += opt.chunk_rows) {
       const auto count = static_cast<std::size_t>(std::min<std::uint64_t>(opt.chunk_rows, n - first));
-      read(first, count);
-      body(first, count);
+      source.read(first, count, chunk);
+      if (recon.extent(0) != count) recon = Matrix<float>("downstream_recon", count, d);
+      sae(chunk, recon);
+      test.clear();
+      for (std::size_t i = 0; i < count; ++i)
+        if (!split.is_train(first + i)) test.push_back(std::int32_t(i));
+      body(count);
       if (opt.progress) opt.progress(pass, first + count, n);
     }
   };
-  each_chunk("linear error", [&](std::uint64_t, std::size_t) {
-    if (!train.empty()) probe.add(chunk.x, err, device_rows(train));
-  });
-  const ProbeFit fit = probe.solve();
 
   // Pass B: on the test rows, the losses of x, Sae(x), Sae(x) + LinearError, Sae(x) + NonlinearError.
   const std::size_t L = losses.size();
   std::vector<std::array<double, 4>> sums(L, {0, 0, 0, 0});
   double sq_err = 0, sq_lin_res = 0, sq_nonlin_res = 0, norm_err = 0, norm_lin = 0, norm_nonlin = 0, norm_sae = 0;
   std::uint64_t rows_scored = 0;
-  each_chunk("downstream", [&](std::uint64_t, std::size_t count) {
+  each_chunk("downstream", [&](std::size_t count) {
     if (test.empty()) return;
     Matrix<double> pred("downstream_linear", count, d);
     fit.predict(chunk.x, RowIndex(), pred);
-    const Eigen::MatrixXd x = detail::host_matrix(chunk.x), s = detail::host_matrix(recon);
+    const Eigen::MatrixXd x = host_eigen(chunk.x), s = host_eigen(recon);
     const auto hp = Kokkos::create_mirror_view_and_copy(HostSpace(), pred);
     Eigen::MatrixXd lin(count, d);
     for (std::size_t i = 0; i < count; ++i)
@@ -315,9 +303,11 @@ inline DownstreamReport downstream_effect(ActivationSource& source, const ChunkR
     e.name = losses[l].name;
     e.loss_x = sums[l][0] / rows, e.loss_sae = sums[l][1] / rows;
     e.linear.loss = sums[l][2] / rows, e.nonlinear.loss = sums[l][3] / rows;
+    // No gap to recover (Sae(x) as good as x for this loss): the share is undefined, NaN (null).
     const double gap = e.loss_sae - e.loss_x;
-    e.linear.recovered = (e.loss_sae - e.linear.loss) / gap;
-    e.nonlinear.recovered = (e.loss_sae - e.nonlinear.loss) / gap;
+    const bool defined = gap > 1e-12 * std::max(1.0, std::fabs(e.loss_x));
+    e.linear.recovered = defined ? (e.loss_sae - e.linear.loss) / gap : std::nan("");
+    e.nonlinear.recovered = defined ? (e.loss_sae - e.nonlinear.loss) / gap : std::nan("");
     rep.losses.push_back(e);
   }
   rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "synthsae/analysis/activation_source.hpp"
+#include "synthsae/analysis/error_regression.hpp"
 #include "synthsae/analysis/linear_probe.hpp"
 #include "synthsae/analysis/sparse_decode.hpp"
 #include "synthsae/metrics/decoder_similarity.hpp"
@@ -34,31 +35,6 @@ inline const char* component_name(ErrorComponent c) { return c == ErrorComponent
 inline constexpr std::uint64_t kErrorSaeTrainingSample = std::uint64_t(1) << 59;
 inline constexpr std::uint64_t kErrorFitSample = std::uint64_t(1) << 60;
 inline constexpr std::uint64_t kErrorScoreSample = (std::uint64_t(1) << 62) + (std::uint64_t(1) << 61) + (std::uint64_t(1) << 60);
-
-/// B*: SaeError of `base` regressed on x over every row of `source` (an intercept by default).
-inline ProbeFit fit_error_regression(ActivationSource& source, InferenceSae& base, const ProbeOptions& probe = {},
-                                     std::size_t chunk_rows = 4096) {
-  const std::size_t d = source.dim(), s = base.num_latents();
-  if (base.input_dim() != d)
-    throw ShapeError("the base SAE reads " + show(base.input_dim()) + " dimensions, the activations have " + show(d));
-  if (source.rows() <= d)
-    throw ConfigError("fit rows", show(source.rows()), "the error regression on " + show(d) + " inputs needs more rows");
-  LinearProbe fit(d, d, probe);
-  ActivationChunk c;
-  Matrix<float> z, err;
-  for (std::uint64_t first = 0; first < source.rows(); first += chunk_rows) {
-    const std::size_t rows = static_cast<std::size_t>(std::min<std::uint64_t>(chunk_rows, source.rows() - first));
-    source.read(first, rows, c);
-    if (z.extent(0) != rows) z = Matrix<float>("error_fit_z", rows, s), err = Matrix<float>("error_fit_e", rows, d);
-    base.encode(c.x, z);
-    decode_codes(base, z, err);
-    const auto x = c.x, e = err;
-    for_each_entry(
-        "synthsae::error_fit_target", rows, d, KOKKOS_LAMBDA(int i, int k) { e(i, k) = x(i, k) - e(i, k); });
-    fit.add(c.x, err);
-  }
-  return fit.solve();
-}
 
 /// x -> LinearError(x) or NonlinearError(x) of a base SAE, in place (Trainer::set_input_map).
 class ErrorComponentMap {
