@@ -172,7 +172,7 @@ int run_circuits(const std::vector<std::string>& argv) {
       throw UsageError(flag_of(e.field()) + ": " + e.what());
     }
     {  // every regression needs more train rows (60 %) than coefficients
-      const std::uint64_t widest = std::uint64_t(std::max(2 * cfg.hidden_dim + cfg.attn_dim, cfg.hidden_dim)) + 1;
+      const std::uint64_t widest = analysis::circuit_regression_coefficients(cfg);
       if (rows * 6 / 10 <= widest)
         throw UsageError("--rows = " + std::to_string(rows) + ": 60 % of the rows fit the regressions, and the widest has " +
                          std::to_string(widest) + " coefficients; give more than " + std::to_string(widest * 10 / 6 + 1));
@@ -227,7 +227,7 @@ int run_circuits(const std::vector<std::string>& argv) {
       }
       analysis::OracleSpec target_spec;
       if (training) {
-        // set above
+        // the trained target above
       } else if (auto dir = args.text("--target-sae")) {
         target_sae = std::make_shared<InferenceSae>(load_any_sae(*dir));
         if (target_sae->input_dim() != world.dim())

@@ -328,10 +328,10 @@ int run_darkmatter(const std::vector<std::string>& argv) {
       }
       std::vector<analysis::DownstreamReport> downstream;
       if (!downstream_losses.empty()) {
+        const analysis::PseudoInverseRecovery decoding(world->feature_vectors(), &world->bias());  // both losses' D⁺
         std::vector<analysis::DownstreamLoss> losses;
         for (const auto& l : downstream_losses)
-          losses.push_back(l == "pinv" ? analysis::PseudoInverseRecovery(world->feature_vectors(), &world->bias()).loss()
-                                       : analysis::ReluReadout(world->feature_vectors(), &world->bias()).loss());
+          losses.push_back(l == "pinv" ? decoding.loss() : analysis::ReluReadout(decoding).loss());
         analysis::DownstreamOptions dopt;
         dopt.rows = static_cast<std::uint64_t>(args.integer("--downstream-rows", 10, std::int64_t(1) << 40).value_or(50'000));
         if (dopt.rows > source->rows()) {

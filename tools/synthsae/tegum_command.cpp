@@ -517,7 +517,7 @@ int run_latents(const Args& args, const std::string& out_dir) {
     // A world written by --save-world carries its factors: then also how the SAE recovers them.
     std::optional<tegum::FactorRecovery> recovery;
     std::optional<tegum::FactorErrorSplit> error_split;  // §2.12 (C): how linear the error in each factor is
-    const analysis::RowSplit row_split(std::max<std::uint64_t>(rows, 2), std::max<std::uint64_t>(1, rows * 6 / 10), 0);
+    std::optional<analysis::RowSplit> row_split;  // its train rows fit LinearError there
     std::vector<int> true_group_of;
     if (world) {
       const auto truth_file = std::filesystem::path(*args.text("--model")) / kTegumGroundTruthFile;
@@ -531,6 +531,7 @@ int run_latents(const Args& args, const std::string& out_dir) {
         if (rows * 6 / 10 <= d + 1)
           throw ConfigError("--rows", show(rows), "the error inside the factors is fitted on 60 % of the rows and needs more "
                                                   "than " + show(d + 1) + " of them");
+        row_split.emplace(rows, rows * 6 / 10, 0);
         error_split.emplace(q, d);
         recovery.emplace(truth, true_group_of, std::move(q), decoder);
       }
@@ -553,7 +554,7 @@ int run_latents(const Args& args, const std::string& out_dir) {
         const Eigen::MatrixXd hx = host_eigen(c.x), hx_hat = host_eigen(x_hat);
         recovery->add(hx, hx_hat, host_eigen(z), fired);
         std::vector<bool> train(n);
-        for (std::size_t i = 0; i < n; ++i) train[i] = row_split.is_train(first + i);
+        for (std::size_t i = 0; i < n; ++i) train[i] = row_split->is_train(first + i);
         error_split->add(hx, hx - hx_hat, train);
       }
       std::fprintf(stderr, tty ? "\r  co-activation %10llu / %llu rows  %6.1f s   " : "  co-activation %10llu / %llu rows  %6.1f s\n",
@@ -596,6 +597,7 @@ int run_latents(const Args& args, const std::string& out_dir) {
         recovery ? recovery->groups() : std::vector<tegum::GroupRecovery>{};
     const std::vector<tegum::FactorLinearError> linear_groups =
         error_split ? error_split->groups() : std::vector<tegum::FactorLinearError>{};
+    const double whole_space_r2 = error_split ? error_split->total_linear_r2() : NAN;
     if (recovery) {
       io::Json per = io::Json::array();
       auto entry = [&](const tegum::GroupRecovery& g) {
@@ -619,7 +621,7 @@ int run_latents(const Args& args, const std::string& out_dir) {
       json["true_factors"] = {{"mean", mean},
                               {"error_share_total", total_share},
                               {"nonlinear_error_share_total", number_or_null(nonlinear_share)},
-                              {"error_linear_r2_whole_space", number_or_null(error_split->total_linear_r2())},
+                              {"error_linear_r2_whole_space", number_or_null(whole_space_r2)},
                               {"linear_fit_rows", {{"train", error_split->train_rows()}, {"test", error_split->test_rows()}}},
                               {"groups", per}};
     }
@@ -657,7 +659,7 @@ int run_latents(const Args& args, const std::string& out_dir) {
       const auto [mean_r2, nonlinear_share] = linear_summary(linear_groups);
       std::printf("error inside the factors (reference 2.12 C): linearly predictable from x R^2 %.3f (whole space %.3f); "
                   "the factors hold %.3f of the NonlinearError\n",
-                  mean_r2, error_split->total_linear_r2(), nonlinear_share);
+                  mean_r2, whole_space_r2, nonlinear_share);
     }
     std::printf("wrote %s/tegum_latents.json (%.1f s)\n", out_dir.c_str(), seconds_since(start));
     return 0;

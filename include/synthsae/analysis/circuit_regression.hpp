@@ -22,6 +22,7 @@
 
 #include "synthsae/analysis/chunk_reconstruction.hpp"
 #include "synthsae/analysis/circuit_world.hpp"
+#include "synthsae/analysis/error_regression.hpp"
 #include "synthsae/analysis/linear_probe.hpp"
 #include "synthsae/analysis/row_split.hpp"
 #include "synthsae/io/json.hpp"
@@ -60,18 +61,13 @@ struct CircuitSaes {
   std::array<ChunkReconstruction, 3> component;  ///< prev, mlp, attn
 };
 
-struct CircuitRegressionOptions {
-  std::uint64_t train_rows = 0;  ///< 0: 60 % of the rows
-  std::uint64_t split_seed = 0;
-  std::size_t chunk_rows = 4096;
-  ProbeOptions probe;
-  /// Called as (pass, rows done, rows).
-  std::function<void(const std::string&, std::uint64_t, std::uint64_t)> progress;
-  void validate() const {
-    probe.validate();
-    if (chunk_rows == 0) throw ConfigError("chunk_rows", "0", "must be at least 1");
-  }
-};
+using CircuitRegressionOptions = RegressionPassOptions;
+
+/// Coefficients of the widest regression (all components' dimensions, or the target's, plus the
+/// intercept): the train rows must outnumber them.
+inline std::size_t circuit_regression_coefficients(const CircuitConfig& cfg) {
+  return static_cast<std::size_t>(std::max(2 * cfg.hidden_dim + cfg.attn_dim, cfg.hidden_dim)) + 1;
+}
 
 /// The target's three errors, in the order of CircuitRegressor's arrays.
 inline constexpr std::array<const char*, 3> kCircuitTargets{"sae_error", "linear_error", "nonlinear_error"};
@@ -152,9 +148,10 @@ inline Matrix<float> to_float(const Matrix<double>& a) {
   return out;
 }
 
-/// Σ over the rows `rows` of ‖a_i‖² and of ‖x_i - center‖² (host; circuits are small).
+/// Over the rows `rows`: Σ‖error‖², Σ‖nonlinear error‖², and x's column sums for its total
+/// variance (host; circuits are small).
 struct SquareSums {
-  double err = 0, nonlin = 0, sst = 0;
+  double err = 0, nonlin = 0;
   std::vector<double> sum, sum_sq;
   std::uint64_t n = 0;
   void add(const Matrix<float>& x, const Matrix<float>& err_m, const Matrix<float>& nonlin_m,
@@ -209,7 +206,7 @@ inline CircuitRegressionReport circuit_regression(CircuitWorld& world, const Cir
   // Every regression (the widest has `all` inputs, LinearError's d) needs more train rows than
   // coefficients; with fewer, the pseudo-inverse fallback fits the train rows exactly and every
   // test score is noise.
-  const std::size_t widest = std::max(all, d) + 1;
+  const std::size_t widest = circuit_regression_coefficients(world.config());
   if (split.train_rows() <= widest)
     throw ConfigError("train_rows", show(split.train_rows()),
                       "must exceed the widest regression's coefficients (" + show(widest) + "): give more rows");

@@ -100,8 +100,16 @@ class CircuitWorld final : public ActivationSource {
   /// Features of the target: prev, mlp, attn, computed, in that order.
   std::size_t target_features() const { return target_features_.extent(0); }
   /// The component of target feature i, and its index inside that component's dictionary.
-  CircuitComponent component_of(std::size_t i) const { return owner_[i]; }
-  std::size_t local_index(std::size_t i) const { return local_[i]; }
+  CircuitComponent component_of(std::size_t i) const {
+    const std::size_t np = cfg_.prev_features, nm = cfg_.mlp_features, na = cfg_.attn_features;
+    return i < np ? CircuitComponent::prev : i < np + nm ? CircuitComponent::mlp
+           : i < np + nm + na                            ? CircuitComponent::attn
+                                                         : CircuitComponent::mlp;  // computed
+  }
+  std::size_t local_index(std::size_t i) const {
+    const std::size_t np = cfg_.prev_features, nm = cfg_.mlp_features, na = cfg_.attn_features;
+    return i < np ? i : i < np + nm ? i - np : i < np + nm + na ? i - np - nm : i - np - na;  // computed: after M
+  }
   /// A component's dictionary (rows in the component's own space) and its dimension.
   const Matrix<float>& component_features(CircuitComponent c) const { return comp_features_[int(c)]; }
   std::size_t component_dim(CircuitComponent c) const { return comp_features_[int(c)].extent(1); }
@@ -145,8 +153,8 @@ class CircuitWorld final : public ActivationSource {
         const auto id = static_cast<std::size_t>(ids(b, u));
         const float v = vals(b, u);
         ht.push(b, nt, static_cast<int>(id), v);
-        const int o = id < np ? 0 : id < np + nm ? 1 : 2;
-        const std::size_t local = o == 0 ? id : o == 1 ? id - np : id - np - nm;
+        const int o = int(component_of(id));
+        const std::size_t local = local_index(id);
         if (o == 0) prev_c[local] = v;
         hc[o].push(b, ncomp[o], static_cast<int>(local), v);
       }
@@ -258,18 +266,13 @@ class CircuitWorld final : public ActivationSource {
     std::array<decltype(Kokkos::create_mirror_view(comp_features_[0])), 3> hc{
         Kokkos::create_mirror_view(comp_features_[0]), Kokkos::create_mirror_view(comp_features_[1]),
         Kokkos::create_mirror_view(comp_features_[2])};
-    owner_.resize(nt), local_.resize(nt);
-    auto own = [&](std::size_t i, CircuitComponent c, std::size_t local) { owner_[i] = c, local_[i] = local; };
     for (std::size_t i = 0; i < np; ++i) {
-      own(i, CircuitComponent::prev, i);
       for (std::size_t k = 0; k < d; ++k) ht(i, k) = hc[0](i, k) = f(i, k);
     }
     for (std::size_t i = 0; i < nm; ++i) {
-      own(np + i, CircuitComponent::mlp, i);
       for (std::size_t k = 0; k < d; ++k) ht(np + i, k) = hc[1](i, k) = g(i, k);
     }
     for (std::size_t i = 0; i < na; ++i) {
-      own(np + nm + i, CircuitComponent::attn, i);
       for (std::size_t k = 0; k < da; ++k) hc[2](i, k) = h(i, k);
       for (std::size_t r = 0; r < d; ++r) {
         double s = 0;
@@ -278,7 +281,6 @@ class CircuitWorld final : public ActivationSource {
       }
     }
     for (std::size_t j = 0; j < nc; ++j) {
-      own(np + nm + na + j, CircuitComponent::mlp, nm + j);
       for (std::size_t k = 0; k < d; ++k) ht(np + nm + na + j, k) = hc[1](nm + j, k) = g(nm + j, k);
     }
     Kokkos::deep_copy(target_features_, ht);
@@ -305,8 +307,6 @@ class CircuitWorld final : public ActivationSource {
   Matrix<float> target_features_, w_o_;
   std::array<Matrix<float>, 3> comp_features_;
   Vector<float> zero_bias_;
-  std::vector<CircuitComponent> owner_;
-  std::vector<std::size_t> local_;
   std::vector<std::vector<int>> computed_inputs_;
 };
 

@@ -116,6 +116,7 @@ class PseudoInverseRecovery {
     return {"pinv_recovery", [self](const Eigen::MatrixXd& y, const ActivationChunk& c) { return self(y, c); }};
   }
   const Eigen::MatrixXd& decoding_map() const { return pinv_.p; }
+  const Eigen::RowVectorXd& bias() const { return bias_; }
 
  private:
   detail::PseudoInverse pinv_;
@@ -129,11 +130,15 @@ class ReluReadout {
  public:
   ReluReadout(const Matrix<float>& features, const Vector<float>* bias, int hidden = 64, int outputs = 16,
               std::uint64_t seed = 0)
-      : bias_(detail::host_row(bias, static_cast<Eigen::Index>(features.extent(1)))) {
+      : ReluReadout(PseudoInverseRecovery(features, bias), hidden, outputs, seed) {}
+
+  /// The same, reading the layer through an existing pseudo-inverse decoding (computed once).
+  ReluReadout(const PseudoInverseRecovery& decoding, int hidden = 64, int outputs = 16, std::uint64_t seed = 0)
+      : bias_(decoding.bias()) {
     if (hidden < 1) throw ConfigError("readout hidden", show(hidden), "must be >= 1");
     if (outputs < 1) throw ConfigError("readout outputs", show(outputs), "must be >= 1");
-    const detail::PseudoInverse pinv(host_eigen(features));
-    const Eigen::Index n = static_cast<Eigen::Index>(features.extent(0));
+    const Eigen::MatrixXd& p = decoding.decoding_map();
+    const Eigen::Index n = p.cols();
     w1_.resize(n, hidden), w2_.resize(hidden, outputs);
     for (Eigen::Index i = 0; i < n; ++i) {
       RandomStream rng(seed, 0xD0A1'0000'0000ull + std::uint64_t(i));
@@ -143,7 +148,7 @@ class ReluReadout {
       RandomStream rng(seed, 0xD0A2'0000'0000ull + std::uint64_t(k));
       for (int o = 0; o < outputs; ++o) w2_(k, o) = rng.normal<double>() / std::sqrt(double(hidden));
     }
-    m_ = pinv.p * w1_;  // ĉ W1 = (y - b) P W1
+    m_ = p * w1_;  // ĉ W1 = (y - b) P W1
   }
 
   Eigen::VectorXd operator()(const Eigen::MatrixXd& y, const ActivationChunk& chunk) const {
@@ -170,17 +175,12 @@ class ReluReadout {
   Eigen::MatrixXd w1_, w2_, m_;
 };
 
-struct DownstreamOptions {
-  std::uint64_t rows = 50'000;   ///< rows of the source used (from its first)
-  std::uint64_t train_rows = 0;  ///< 0: 60 % of `rows` (LinearError's fit)
-  std::uint64_t split_seed = 0;
-  std::size_t chunk_rows = 4096;
-  ProbeOptions probe;
-  std::function<void(const std::string&, std::uint64_t, std::uint64_t)> progress;
+/// train_rows: of `rows`, for LinearError's fit (0: 60 %).
+struct DownstreamOptions : RegressionPassOptions {
+  std::uint64_t rows = 50'000;  ///< rows of the source used (from its first)
   void validate() const {
-    probe.validate();
+    RegressionPassOptions::validate();
     if (rows < 2) throw ConfigError("downstream rows", show(rows), "must be at least 2");
-    if (chunk_rows == 0) throw ConfigError("chunk_rows", "0", "must be at least 1");
   }
 };
 

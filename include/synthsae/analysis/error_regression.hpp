@@ -3,6 +3,8 @@
 // over a source's rows in chunks, or over the train side of a RowSplit. Shared by the SAEs trained
 // on error components and the downstream analysis.
 #include <cstdint>
+#include <functional>
+#include <string>
 
 #include "synthsae/analysis/activation_source.hpp"
 #include "synthsae/analysis/chunk_reconstruction.hpp"
@@ -12,6 +14,20 @@
 #include "synthsae/core/row_loops.hpp"
 
 namespace synthsae::analysis {
+
+/// What every analysis that fits on a seeded train split and scores on the rest takes.
+struct RegressionPassOptions {
+  std::uint64_t train_rows = 0;  ///< 0: 60 % of the rows
+  std::uint64_t split_seed = 0;
+  std::size_t chunk_rows = 4096;
+  ProbeOptions probe;
+  /// Called as (pass, rows done, rows).
+  std::function<void(const std::string&, std::uint64_t, std::uint64_t)> progress;
+  void validate() const {
+    probe.validate();
+    if (chunk_rows == 0) throw ConfigError("chunk_rows", "0", "must be at least 1");
+  }
+};
 
 /// Fits SaeError on x over rows [0, rows) of `source` (every row when rows = 0), only the train
 /// rows of `split` when it is given (a split over at least those rows).
