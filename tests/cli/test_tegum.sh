@@ -105,30 +105,58 @@ PY
 grep -q "true factors" "$work/wlat.txt" || fail "no true-factor line in the summary"
 grep -q "error inside the factors" "$work/wlat.txt" || fail "no line on the error inside the factors"
 
-# Reference §2.12 (A), dense regime, random (overlapping) factors: a TopK SAE recovers mutually
-# exclusive groups better (mean max |cos|) and with less error inside the factors than the same
-# features firing independently. 4 factors of 5 in 3 of 12 dimensions, every group always firing,
-# k = 4, width 20, 2M samples. Measured over world/training seeds 1, 2, 3: max-cos 0.887 / 0.931 /
-# 0.924 (mutex) against 0.824 / 0.852 / 0.867, FVU in the factors 0.032 / 0.038 / 0.037 against
-# 0.035 / 0.072 / 0.065; the check runs seed 2 with half its margin in max-cos.
-for mode in mutex independent; do
-  flag=""; [ "$mode" = independent ] && flag="--independent"
-  "$bin" tegum --save-world "$work/dense-$mode" --hidden 12 --groups 4x5 --subspace-dim 3 --q 1 --placement random \
-    --world-seed 2 --magnitude-mean 1.25 --magnitude-std 0.3 $flag >/dev/null 2>"$work/d.err" || fail "dense $mode world: $(tail -2 "$work/d.err")"
-  "$bin" train --model "$work/dense-$mode" --arch topk --k 4 --width 20 --samples 2000000 --lr 3e-3 --seed 2 \
-    --eval-samples 2048 --out "$work/dense-sae-$mode" >/dev/null 2>"$work/d.err" || fail "dense $mode SAE: $(tail -2 "$work/d.err")"
-  "$bin" tegum --sae "$work/dense-sae-$mode" --model "$work/dense-$mode" --rows 50000 --shuffles 10 \
-    --out "$work/dense-lat-$mode" >/dev/null 2>"$work/d.err" || fail "dense $mode scores: $(tail -2 "$work/d.err")"
+# Reference §2.12 (A), dense regime, random (overlapping) factors, swept over rho_co: a TopK SAE
+# recovers mutually exclusive groups (rho_co 0) better (mean max |cos|) and with less error inside
+# the factors than the same features firing independently (rho_co 1, the control's exact draws).
+# 4 factors of 5 in 3 of 12 dimensions, every group always firing, k = 4, width 20, 2M samples.
+# Measured over world/training seeds 1, 2, 3: max-cos 0.887 / 0.931 / 0.924 (mutex) against
+# 0.824 / 0.852 / 0.867, FVU in the factors 0.032 / 0.038 / 0.037 against 0.035 / 0.072 / 0.065;
+# the check runs seed 2 with half its margin in max-cos.
+"$bin" tegum --recovery-sweep --groups 4x5 --hidden 12 --subspace-dim 3 --q 1 --placement random --world-seed 2 \
+  --seeds 1 --magnitude-mean 1.25 --magnitude-std 0.3 --k 4 --width 20 --samples 2000000 --coactivation 1,0 \
+  --rows 50000 --out "$work/rec" >"$work/rec.txt" 2>"$work/rec.err" || fail "the recovery sweep failed: $(tail -3 "$work/rec.err")"
+for title in "mean max |cos|" "subspace recovery" "FVU inside the factors" "sibling confusion"; do
+  grep -qF "$title" "$work/rec/recovery.svg" || fail "recovery.svg lacks the panel '$title'"
 done
-python3 - "$work/dense-lat-mutex/tegum_latents.json" "$work/dense-lat-independent/tegum_latents.json" <<'PY' ||
+# The sweep's figures are those of `tegum --sae` on the SAE and world it saved: the same rows.
+"$bin" tegum --sae "$work/rec/saes/rho_0_seed_2" --model "$work/rec/worlds/rho_0_seed_2" --rows 50000 --shuffles 10 \
+  --out "$work/rec-lat" >/dev/null 2>"$work/d.err" || fail "tegum --sae on the sweep's SAE: $(tail -2 "$work/d.err")"
+grep -q '"synthsae_coactivation"' "$work/rec/worlds/rho_1_seed_2/hierarchy.json" || fail "rho_co 1 is not in hierarchy.json"
+python3 - "$work/rec/recovery.json" "$work/rec-lat/tegum_latents.json" <<'PY' ||
 import json, sys
-m, i = (json.load(open(f))["true_factors"]["mean"] for f in sys.argv[1:])
+r, lat = (json.load(open(f)) for f in sys.argv[1:])
+p = {x["coactivation"]: x for x in r["points"]}
+assert sorted(p) == [0, 1] and r["seeds"] == 1 and r["world"]["first_seed"] == 2, (sorted(p), r["seeds"])
+m, i = p[0]["mean"], p[1]["mean"]
 assert m["max_cos"] > i["max_cos"] + 0.04, (m["max_cos"], i["max_cos"])
 assert m["fvu_in_factor"] < i["fvu_in_factor"], (m["fvu_in_factor"], i["fvu_in_factor"])
+run = p[0]["runs"][0]
+assert run["seed"] == 2 and run["sae"] == "saes/rho_0_seed_2"
+assert run["true_factors"]["mean"]["max_cos"] == m["max_cos"]
+for k in ("max_cos", "subspace", "coverage", "fvu_in_factor", "f1"):
+    assert abs(run["true_factors"]["mean"][k] - lat["true_factors"]["mean"][k]) < 1e-9, k
+# Ground truth of the dial: no group ever co-fires at rho_co 0; at 1 its members fire as
+# Binomial(5, 0.2), so P(>= 2 | >= 1) = (1 - .8^5 - .8^4) / (1 - .8^5) = 0.3908, over ~134,000
+# active (row, group) pairs: SE 0.0013, checked within 5 SE.
+assert m["cofiring_share"] == 0, m["cofiring_share"]
+assert abs(i["cofiring_share"] - 0.26272 / 0.67232) < 0.0067, i["cofiring_share"]
 print(f"dense random factors: max-cos {m['max_cos']:.3f} vs {i['max_cos']:.3f}, FVU in factor "
       f"{m['fvu_in_factor']:.4f} vs {i['fvu_in_factor']:.4f}")
 PY
   fail "mutual exclusion should give better recovery and less error on overlapping factors"
+# --save-world with the dial: every group's root carries it; the control refuses it.
+"$bin" tegum --save-world "$work/world-rho" --hidden 12 --groups 4x3 --coactivation 0.3 >/dev/null 2>"$work/wr.err" ||
+  fail "--save-world --coactivation failed: $(tail -2 "$work/wr.err")"
+python3 - "$work/world-rho/hierarchy.json" <<'PY' || fail "hierarchy.json lacks the dial"
+import json, sys
+roots = json.load(open(sys.argv[1]))["roots"]
+assert len(roots) == 4 and all(r["synthsae_coactivation"] == 0.3 and r["mutually_exclusive_children"] for r in roots)
+PY
+expect 2 "does not go with --independent" -- "$bin" tegum --save-world "$work/bad" --hidden 12 --independent --coactivation 0.3
+expect 2 "--k goes with --recovery-sweep" -- "$bin" tegum --k 4 --out "$work/bad"
+expect 2 "--sae does not go with --recovery-sweep" -- "$bin" tegum --recovery-sweep --sae "$work/sae" --out "$work/bad"
+expect 2 "larger than --width" -- "$bin" tegum --recovery-sweep --k 50 --out "$work/bad"
+expect 2 "--coactivation = 1.5" -- "$bin" tegum --recovery-sweep --coactivation 0,1.5 --out "$work/bad"
 "$bin" tegum --save-world "$work/world-none" --hidden 12 --groups 4x3 --placement none --ungrouped 2 >/dev/null 2>"$work/wn.err" ||
   fail "--placement none with ungrouped features failed: $(tail -2 "$work/wn.err")"
 expect 2 "magnitude_std" -- "$bin" tegum --save-world "$work/bad" --hidden 12 --magnitude-std 0.5

@@ -473,6 +473,80 @@ TEST_CASE("tegum worlds: mutex groups through the hierarchy keep the marginals q
   }
 }
 
+TEST_CASE("tegum worlds: the co-activation dial keeps the marginals q/S, co-fires in a share rho of the samples, "
+          "and at rho = 1 draws the independent control bit for bit",
+          "[tegum][world]") {
+  const double q = 0.6, rho = 0.4;
+  const int s = 5;
+  // The member rate solves (1 - rho)(1 - (1 - p)^S)/S + rho p = q/S; its two ends are closed forms.
+  const double p = tegum_member_probability(q, s, rho);
+  CHECK((1 - rho) * (1 - std::pow(1 - p, s)) / s + rho * p == Approx(q / s).epsilon(1e-12));
+  CHECK(tegum_member_probability(q, s, 0) == Approx(1 - std::pow(1 - q, 1.0 / s)).epsilon(1e-14));
+  CHECK(tegum_member_probability(q, s, 1) == q / s);
+  CHECK(p > q / s);
+  CHECK(p < tegum_member_probability(q, s, 0));
+
+  TegumWorldConfig cfg;
+  cfg.group_sizes = {s, s};
+  cfg.hidden_dim = 16;
+  cfg.group_probability = q;
+  cfg.geometry.subspace_dims = {3, 3};
+  cfg.geometry.seed = 2;
+  cfg.seed = 5;
+  cfg.coactivation = rho;
+  TegumWorld mixed = make_tegum_world(cfg);
+  const int rows = 40000;
+  const Eigen::MatrixXd f = fired_matrix(mixed.model, 0, rows);
+  for (int i = 0; i < 2 * s; ++i) CHECK(std::fabs(f.col(i).mean() - q / s) < five_se(q / s, rows) + 1e-6);
+  // A group holds >= 2 active members only in a co-active sample, where members fire as
+  // Binomial(S, p): P(>= 2) = rho (1 - (1 - p)^S - S p (1 - p)^(S - 1)). 5 binomial SE over 2 groups.
+  const double p2 = rho * (1 - std::pow(1 - p, s) - s * p * std::pow(1 - p, s - 1));
+  int two_or_more = 0;
+  for (int r = 0; r < rows; ++r)
+    for (int g = 0; g < 2; ++g) two_or_more += f.row(r).segment(g * s, s).sum() >= 2;
+  CHECK(std::fabs(two_or_more / (2.0 * rows) - p2) < five_se(p2, 2 * rows));
+  CHECK(p2 > 0.05);  // the check is not vacuous (about 4,700 co-firing pairs)
+
+  // The dial survives hierarchy.json (synthsae's key; SAELens's worlds never carry it).
+  const io::Json saved = forest_to_json(mixed.model.hierarchy());
+  CHECK(saved["roots"][0]["synthsae_coactivation"].get<double>() == rho);
+  CHECK(forest_from_json(saved, 10, "test").nodes[0].coactivation == rho);
+  io::Json bad = saved;
+  bad["roots"][1]["synthsae_coactivation"] = 1.5;
+  CHECK_THROWS_WITH(forest_from_json(bad, 10, "test"), Catch::Contains("synthsae_coactivation = 1.5"));
+  bad["roots"][1]["synthsae_coactivation"] = 0.5;
+  bad["roots"][1]["mutually_exclusive_children"] = false;
+  CHECK_THROWS_WITH(forest_from_json(bad, 10, "test"), Catch::Contains("not mutually exclusive"));
+  cfg.coactivation = 0;
+  CHECK(!forest_to_json(make_tegum_world(cfg).model.hierarchy())["roots"][0].contains("synthsae_coactivation"));
+
+  // rho = 1: the exclusion is always skipped and the raw rate is q/S, so every draw is the
+  // independent control's (the same Philox counters), bit for bit.
+  cfg.coactivation = 1;
+  TegumWorld all = make_tegum_world(cfg);
+  cfg.coactivation = 0, cfg.mutually_exclusive = false;
+  TegumWorld independent = make_tegum_world(cfg);
+  SparseBatch<float> a, b;
+  all.model.sample_features_at(a, 777, 5000);
+  independent.model.sample_features_at(b, 777, 5000);
+  const auto ca = Kokkos::create_mirror_view_and_copy(HostSpace(), a.counts), cb = Kokkos::create_mirror_view_and_copy(HostSpace(), b.counts);
+  const auto ia = Kokkos::create_mirror_view_and_copy(HostSpace(), a.ids), ib = Kokkos::create_mirror_view_and_copy(HostSpace(), b.ids);
+  const auto va = Kokkos::create_mirror_view_and_copy(HostSpace(), a.values), vb = Kokkos::create_mirror_view_and_copy(HostSpace(), b.values);
+  int differ = 0, multi = 0;
+  for (int r = 0; r < 5000; ++r) {
+    differ += ca(r) != cb(r);
+    multi += ca(r) >= 3;
+    for (int k = 0; k < std::min(ca(r), cb(r)); ++k) differ += ia(r, k) != ib(r, k) || va(r, k) != vb(r, k);
+  }
+  CHECK(differ == 0);
+  CHECK(multi > 100);  // rows where some group co-fires
+
+  cfg.coactivation = 0.5;  // on the independent world
+  CHECK_THROWS_WITH(make_tegum_world(cfg), Catch::Contains("coactivation"));
+  cfg.mutually_exclusive = true, cfg.coactivation = -0.1;
+  CHECK_THROWS_WITH(make_tegum_world(cfg), Catch::Contains("coactivation"));
+}
+
 TEST_CASE("factor recovery by hand: matching, subspace angles, F1, sibling confusion, FVU inside each factor",
           "[tegum][world]") {
   // Features e0, e1 (group 0, Q_0 = span(e0, e1)) and e2, e3 (group 1, Q_1 = span(e2, e3)).

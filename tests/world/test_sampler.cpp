@@ -64,7 +64,7 @@ Matrix<float> plain_sample(const SyntheticModel& model, std::uint64_t first, int
             const int begin = draw.t.member_offsets(g), end = draw.t.member_offsets(g + 1);
             std::uint32_t active = 0;
             for (int c = begin; c < end; ++c) active += dense(b, draw.t.members(c)) > 0;
-            if (active < 2) continue;
+            if (active < 2 || draw.coactive(sample, g)) continue;  // a co-active sample keeps them all
             const std::uint32_t keep = draw.winner(sample, g, active);
             std::uint32_t seen = 0;
             for (int c = begin; c < end; ++c) {
@@ -419,7 +419,7 @@ Forest organisational_forest(std::size_t n) {
   return forest_from_json(io::Json::parse(text), n, "organisational.json");
 }
 
-SyntheticModel organisational_world(bool correlated) {
+SyntheticModel organisational_world(bool correlated, double coactivation = 0) {
   SyntheticModelConfig c;
   c.num_features = 60;
   c.hidden_dim = 8;
@@ -431,6 +431,8 @@ SyntheticModel organisational_world(bool correlated) {
   parts.firing_probabilities.assign(60, double(0.4f));
   if (correlated) parts.correlation = LowRankCorrelation{3, 0.3, std::nullopt}.generate(60, 4);
   parts.hierarchy = organisational_forest(60);
+  for (auto& node : parts.hierarchy.nodes)  // synthsae's co-activation dial on every exclusive node
+    if (node.mutually_exclusive_children) node.coactivation = coactivation;
   return SyntheticModel(c, std::move(parts));
 }
 
@@ -461,19 +463,26 @@ TEST_CASE("organisational nodes: effective parents, groups and SAELens's samplin
     CHECK(t.group_offsets[6] - t.group_offsets[5] == 4);
     CHECK(t.group_offsets[61] - t.group_offsets[60] == 1);  // anchor "none": O1's group
   }
-  for (bool correlated : {false, true}) {
-    auto model = organisational_world(correlated);
-    const int batch = 4000, n = 60;
-    SparseBatch<float> sb;
-    model.sample_features_at(sb, 999, batch);
-    const auto lazy = densify(sb, n);
-    auto plain = Kokkos::create_mirror_view_and_copy(HostSpace(), plain_sample(model, 999, batch));
-    std::size_t differ = 0;
-    for (int b = 0; b < batch; ++b)
-      for (int f = 0; f < n; ++f) differ += lazy[std::size_t(b) * n + f] != plain(b, f);
-    INFO("correlated " << correlated);
-    CHECK(differ == 0);
-  }
+  for (bool correlated : {false, true})
+    for (double coactivation : {0.0, 0.5}) {
+      auto model = organisational_world(correlated, coactivation);
+      const int batch = 4000, n = 60;
+      SparseBatch<float> sb;
+      model.sample_features_at(sb, 999, batch);
+      const auto lazy = densify(sb, n);
+      auto plain = Kokkos::create_mirror_view_and_copy(HostSpace(), plain_sample(model, 999, batch));
+      std::size_t differ = 0, cofiring = 0;
+      for (int b = 0; b < batch; ++b) {
+        for (int f = 0; f < n; ++f) differ += lazy[std::size_t(b) * n + f] != plain(b, f);
+        cofiring += plain(b, 0) > 0 && plain(b, 1) > 0;  // siblings in O1's exclusive group
+      }
+      INFO("correlated " << correlated << " coactivation " << coactivation);
+      CHECK(differ == 0);
+      // O1 is a root: its members 0 and 1 (raw rate 0.4 each) co-fire only in co-active samples,
+      // 0.5 * 0.16 = 8 % of 4,000 rows (320, binomial SD 17), and never without the dial.
+      if (coactivation > 0) CHECK(cofiring > 200);
+      else CHECK(cofiring == 0);
+    }
   // Rates against hand-worked probabilities (independent firing, p = 0.4 each): a member of an
   // exclusive group of k survives with 0.4 E[1/(1+K)], K ~ Bin(k-1, 0.4): 0.65333 for k = 3,
   // 0.8 for k = 2, 0.544 for k = 4; times its effective parent's rate.

@@ -33,6 +33,7 @@
 #include "output_dir.hpp"
 #include "sae_arg.hpp"
 #include "svg_plot.hpp"
+#include "tegum_cli.hpp"
 #include "world_arg.hpp"
 
 namespace synthsae::cli {
@@ -96,25 +97,28 @@ constexpr const char* kUsage =
     "  --arrangement A        polytope (default), random or thomson: the members inside Q_g\n"
     "  --placement P          orthogonal (default), random (overlapping) or none (no shared subspace)\n"
     "  --independent          the control: members fire independently with the same rates q/S\n"
+    "  --coactivation X       rho_co: a share X of the samples skips each group's exclusion, with\n"
+    "                         the member rate solved so the marginals stay q/S (0: mutex, 1: the\n"
+    "                         control's draws; stored as synthsae_coactivation in hierarchy.json)\n"
     "  --magnitude-mean X, --magnitude-std X   firing magnitudes max(0, N(mean, std)) (1, 0);\n"
     "                         std <= mean / 3.1, so that clipped draws do not change the rates\n"
-    "  --world-seed N         seed of the geometry and the world's streams (default 1)\n";
-
-std::vector<int> parse_groups(const std::string& spec) {
-  std::vector<int> sizes;
-  const std::size_t x = spec.find('x');
-  auto whole = [&](const std::string& t, int lo, int hi) {
-    const double v = number_in("--groups", t, lo, hi);
-    if (v != std::floor(v)) throw UsageError("--groups = " + spec + ": " + t + " is not a whole number");
-    return static_cast<int>(v);
-  };
-  if (x != std::string::npos) {
-    sizes.assign(whole(spec.substr(0, x), 1, 100000), whole(spec.substr(x + 1), 1, 100000));
-  } else {
-    for (const auto& t : split_list(spec)) sizes.push_back(whole(t, 1, 100000));
-  }
-  return sizes;
-}
+    "  --world-seed N         seed of the geometry and the world's streams (default 1)\n"
+    "\n"
+    "usage: synthsae tegum --recovery-sweep --out DIR [world options] [--coactivation LIST] [SAE options]\n"
+    "\n"
+    "Subspace recovery against rho_co: for each rho_co and seed, a world as --save-world writes it\n"
+    "(defaults: the reference's dense regime, 8 random overlapping factors of 5 in 3 of 24\n"
+    "dimensions, every group firing) and a TopK SAE trained on it, scored against the true factors.\n"
+    "\n"
+    "  world options          as for --save-world; defaults --groups 8x5 --hidden 24 --q 1\n"
+    "                         --placement random --magnitude-mean 1.25 --magnitude-std 0.3\n"
+    "  --coactivation LIST    rho_co values (default 0,0.25,0.5,0.75,1)\n"
+    "  --seeds N              worlds and SAEs per value (default 2): seed s sets the world's\n"
+    "                         geometry and streams and the SAE's, s from --world-seed (default 1) on\n"
+    "  --k K, --width S       the TopK SAE (default 8, 40)\n"
+    "  --samples N, --batch N, --lr X   its training (default 1000000, 1024, 0.003)\n"
+    "  --rows N               fresh rows to score on (default 50000)\n"
+    "  --out DIR              recovery.json, recovery.svg, worlds/ and saes/ (SAELens's layout)\n";
 
 struct Setting {
   tegum::GroupFiring firing;
@@ -167,64 +171,29 @@ io::Json matrix_json(const Eigen::MatrixXd& m) {
   return rows;
 }
 
-/// NaN as JSON null (nlohmann writes NaN as null anyway; explicit for readers of the code).
-io::Json number_or_null(double v) { return std::isfinite(v) ? io::Json(v) : io::Json(nullptr); }
-
 const std::vector<std::string> kToyFlags{"--groups", "--ungrouped", "--ungrouped-p", "--hidden", "--q", "--zipf",
                                           "--coactivation", "--controls", "--importance-decay", "--steps", "--batch",
                                           "--lr", "--seeds", "--eval-rows"};
 const std::vector<std::string> kSaeFlags{"--sae",       "--model",      "--activations", "--raw-width",
                                          "--rows",      "--min-firing", "--shuffles",    "--duplicate-cos"};
 
+const std::vector<std::string> kSweepFlags{"--k", "--width", "--samples"};
+
 const std::vector<std::string> kWorldFlags{"--save-world", "--subspace-dim", "--arrangement", "--placement",
                                            "--magnitude-mean", "--magnitude-std", "--world-seed"};
-constexpr const char* kTegumGroundTruthFile = "tegum_groups.json";
 
 int run_latents(const Args& args, const std::string& out_dir);
 
-/// Means over the factors of the error's linear R², and the factors' total share of the
-/// NonlinearError; a factor without a value (NaN: no error or no variance in it) is left out of both.
-std::pair<double, double> linear_summary(const std::vector<tegum::FactorLinearError>& groups) {
-  double r2 = 0, share = 0;
-  int used = 0;
-  for (const auto& g : groups) {
-    if (std::isfinite(g.linear_r2)) r2 += g.linear_r2, ++used;
-    if (std::isfinite(g.nonlinear_share)) share += g.nonlinear_share;
-  }
-  return {used ? r2 / used : NAN, share};
-}
-
-
 int run_save_world(const Args& args) {
-  for (const auto& f : {"--zipf", "--coactivation", "--controls", "--importance-decay", "--steps", "--batch", "--lr",
-                        "--seeds", "--eval-rows", "--out"})
+  for (const auto& f : {"--zipf", "--controls", "--importance-decay", "--steps", "--batch", "--lr", "--seeds",
+                        "--eval-rows", "--out"})
     if (args.has(f)) throw UsageError(std::string(f) + " does not go with --save-world");
-  if (!args.has("--hidden")) throw UsageError("--save-world needs --hidden D (the world's dimension)");
-  tegum::TegumWorldConfig cfg;
-  cfg.group_sizes = parse_groups(args.text("--groups").value_or("8x5"));
-  cfg.ungrouped = static_cast<int>(args.integer("--ungrouped", 0, 1000000).value_or(0));
-  cfg.ungrouped_probability = args.number("--ungrouped-p", 1e-9, 1).value_or(0.05);
-  cfg.hidden_dim = static_cast<int>(*args.integer("--hidden", 1, 1 << 20));
-  cfg.group_probability = args.number("--q", 1e-9, 1).value_or(0.5);
+  tegum::TegumWorldConfig cfg = tegum_world_config(args, {"8x5", 0.5, "orthogonal", 1.0, 0.0, 0});
   cfg.mutually_exclusive = !args.has("--independent");
-  cfg.magnitude_mean = args.number("--magnitude-mean", 1e-9, 1e9).value_or(1.0);
-  cfg.magnitude_std = args.number("--magnitude-std", 0, 1e9).value_or(0.0);
-  cfg.seed = static_cast<std::uint64_t>(args.integer("--world-seed", 0, INT64_MAX).value_or(1));
-  for (const auto& t : split_list(args.text("--subspace-dim").value_or("3"))) {
-    const double r = number_in("--subspace-dim", t, 1, cfg.hidden_dim);
-    if (r != std::floor(r)) throw UsageError("--subspace-dim = " + t + ": not a whole number");
-    cfg.geometry.subspace_dims.push_back(static_cast<int>(r));
+  if (const auto rho = args.text("--coactivation")) {
+    if (!cfg.mutually_exclusive) throw UsageError("--coactivation mixes mutex with independent firing; it does not go with --independent");
+    cfg.coactivation = number_in("--coactivation", *rho, 0, 1);  // one value here
   }
-  try {
-    cfg.geometry.arrangement = tegum::arrangement_from(args.text("--arrangement").value_or("polytope"));
-    cfg.geometry.placement = tegum::placement_from(args.text("--placement").value_or("orthogonal"));
-  } catch (const ConfigError& e) {
-    throw UsageError(std::string("--") + e.field() + ": " + e.what());
-  }
-  cfg.geometry.seed = cfg.seed;
-  // Without shared subspaces the ungrouped features are random global directions too (and the
-  // members' spans may already fill the space).
-  cfg.geometry.ungrouped_orthogonal = cfg.geometry.placement != tegum::SubspacePlacement::none;
   const std::string dir = *args.text("--save-world");
   try {
     const tegum::TegumWorld world = tegum::make_tegum_world(cfg);
@@ -233,9 +202,11 @@ int run_save_world(const Args& args) {
     io::write_file_atomically(out.path() / kTegumGroundTruthFile,
                               [&](std::ostream& o) { o << world.ground_truth_json(cfg).dump(2) << "\n"; });
     out.commit();
+    char firing[96] = "mutually exclusive";
+    if (!cfg.mutually_exclusive) std::snprintf(firing, sizeof firing, "independent (the control)");
+    if (cfg.coactivation > 0) std::snprintf(firing, sizeof firing, "mutually exclusive but co-active in %g of the samples", cfg.coactivation);
     std::printf("wrote %s: %zu features (%zu groups, %d ungrouped) in %d dimensions, %s, %s factors\n", dir.c_str(),
-                world.group_of.size(), cfg.group_sizes.size(), cfg.ungrouped, cfg.hidden_dim,
-                cfg.mutually_exclusive ? "mutually exclusive" : "independent (the control)",
+                world.group_of.size(), cfg.group_sizes.size(), cfg.ungrouped, cfg.hidden_dim, firing,
                 args.text("--placement").value_or("orthogonal").c_str());
     return 0;
   } catch (const ConfigError& e) {
@@ -514,26 +485,18 @@ int run_latents(const Args& args, const std::string& out_dir) {
     analysis::ActivationChunk c;
     Matrix<float> z, x_hat;
     const Eigen::MatrixXd decoder = host_eigen(sae.params.w_dec);
-    // A world written by --save-world carries its factors: then also how the SAE recovers them.
-    std::optional<tegum::FactorRecovery> recovery;
-    std::optional<tegum::FactorErrorSplit> error_split;  // §2.12 (C): how linear the error in each factor is
-    std::optional<analysis::RowSplit> row_split;  // its train rows fit LinearError there
-    std::vector<int> true_group_of;
+    // A world written by --save-world carries its factors: then also how the SAE recovers them, and
+    // how linear the error inside each is (§2.12 (C)).
+    std::optional<tegum::TrueFactorScorer> scorer;
     if (world) {
       const auto truth_file = std::filesystem::path(*args.text("--model")) / kTegumGroundTruthFile;
       if (std::filesystem::exists(truth_file)) {
-        std::vector<Eigen::MatrixXd> q;
-        tegum::tegum_ground_truth_from_json(io::read_json_file(truth_file), true_group_of, q, truth_file.string());
-        const Eigen::MatrixXd truth = host_eigen(world->feature_vectors());
-        if (true_group_of.size() != std::size_t(truth.rows()))
-          throw FormatError(truth_file.string(), "group_of has " + show(true_group_of.size()) + " entries for a world of " +
-                                                    show(truth.rows()) + " features");
-        if (rows * 6 / 10 <= d + 1)
-          throw ConfigError("--rows", show(rows), "the error inside the factors is fitted on 60 % of the rows and needs more "
-                                                  "than " + show(d + 1) + " of them");
-        row_split.emplace(rows, rows * 6 / 10, 0);
-        error_split.emplace(q, d);
-        recovery.emplace(truth, true_group_of, std::move(q), decoder);
+        const TegumTruth t = read_tegum_truth(*world, truth_file);
+        try {
+          scorer.emplace(t.directions, t.group_of, t.subspaces, decoder, rows);
+        } catch (const ConfigError& e) {
+          throw ConfigError("--rows", show(rows), e.what());
+        }
       }
     }
     const bool tty = ::isatty(2);
@@ -543,19 +506,10 @@ int run_latents(const Args& args, const std::string& out_dir) {
       if (z.extent(0) != n) z = Matrix<float>("tegum_codes", n, latents);
       sae.encode(c.x, z);
       co.add(z);
-      if (recovery) {
+      if (scorer) {
         if (x_hat.extent(0) != n) x_hat = Matrix<float>("tegum_x_hat", n, d);
         sae.decode(z, x_hat);
-        const auto ids = Kokkos::create_mirror_view_and_copy(HostSpace(), c.truth->ids);
-        const auto counts = Kokkos::create_mirror_view_and_copy(HostSpace(), c.truth->counts);
-        Eigen::MatrixXd fired = Eigen::MatrixXd::Zero(n, true_group_of.size());
-        for (std::size_t i = 0; i < n; ++i)
-          for (int q = 0; q < counts(i); ++q) fired(i, ids(i, q)) = 1;
-        const Eigen::MatrixXd hx = host_eigen(c.x), hx_hat = host_eigen(x_hat);
-        recovery->add(hx, hx_hat, host_eigen(z), fired);
-        std::vector<bool> train(n);
-        for (std::size_t i = 0; i < n; ++i) train[i] = row_split->is_train(first + i);
-        error_split->add(hx, hx - hx_hat, train);
+        scorer->add(first, c.x, z, x_hat, *c.truth);
       }
       std::fprintf(stderr, tty ? "\r  co-activation %10llu / %llu rows  %6.1f s   " : "  co-activation %10llu / %llu rows  %6.1f s\n",
                    static_cast<unsigned long long>(first + n), static_cast<unsigned long long>(rows), seconds_since(start));
@@ -593,37 +547,10 @@ int run_latents(const Args& args, const std::string& out_dir) {
                   {"cross_overlap", number_or_null(r.geometry.mean_cross_overlap)},
                   {"group_list", groups},
                   {"seconds", seconds_since(start)}};
-    const std::vector<tegum::GroupRecovery> recovery_groups =
-        recovery ? recovery->groups() : std::vector<tegum::GroupRecovery>{};
-    const std::vector<tegum::FactorLinearError> linear_groups =
-        error_split ? error_split->groups() : std::vector<tegum::FactorLinearError>{};
-    const double whole_space_r2 = error_split ? error_split->total_linear_r2() : NAN;
-    if (recovery) {
-      io::Json per = io::Json::array();
-      auto entry = [&](const tegum::GroupRecovery& g) {
-        return io::Json{{"max_cos", g.max_cos},           {"subspace", g.subspace}, {"coverage", g.coverage},
-                        {"f1", g.f1},                     {"sibling_confusion", number_or_null(g.confusion)},
-                        {"fvu_in_factor", number_or_null(g.fvu)}, {"error_share", number_or_null(g.error_share)}};
-      };
-      double total_share = 0;
-      for (std::size_t g = 0; g < recovery_groups.size(); ++g) {
-        io::Json e = entry(recovery_groups[g]);
-        const auto& lin = linear_groups[g];
-        e["error_linear_r2"] = number_or_null(lin.linear_r2);
-        e["fvu_nonlinear_in_factor"] = number_or_null(lin.fvu_nonlinear);
-        e["nonlinear_error_share"] = number_or_null(lin.nonlinear_share);
-        per.push_back(e);
-        total_share += std::isfinite(recovery_groups[g].error_share) ? recovery_groups[g].error_share : 0.0;
-      }
-      const auto [mean_r2, nonlinear_share] = linear_summary(linear_groups);
-      io::Json mean = entry(tegum::FactorRecovery::mean_of(recovery_groups));
-      mean["error_linear_r2"] = number_or_null(mean_r2);
-      json["true_factors"] = {{"mean", mean},
-                              {"error_share_total", total_share},
-                              {"nonlinear_error_share_total", number_or_null(nonlinear_share)},
-                              {"error_linear_r2_whole_space", number_or_null(whole_space_r2)},
-                              {"linear_fit_rows", {{"train", error_split->train_rows()}, {"test", error_split->test_rows()}}},
-                              {"groups", per}};
+    std::optional<tegum::TrueFactorScores> scores;
+    if (scorer) {
+      scores = scorer->scores();
+      json["true_factors"] = true_factors_json(*scores);
     }
     // |cos| between the decoder rows of grouped latents, in group order (the first 256).
     std::vector<int> order;
@@ -651,16 +578,7 @@ int run_latents(const Args& args, const std::string& out_dir) {
                 r.geometry.mean_within_share, r.geometry.mean_chance, r.null_share_mean, r.null_share_sd, r.share_z);
     std::printf("effective rank per group %.2f (random groupings %.2f +- %.2f; z = %.1f)\n", r.geometry.mean_effective_rank,
                 r.null_rank_mean, r.null_rank_sd, r.rank_z);
-    if (recovery) {
-      const auto m = tegum::FactorRecovery::mean_of(recovery_groups);
-      std::printf("true factors (means over %zu groups): max-cos %.3f, subspace cos^2 %.3f, coverage %.3f, F1 %.3f, "
-                  "sibling confusion %.3f, FVU in factor %.4f, share of the error in a factor %.3f\n",
-                  recovery_groups.size(), m.max_cos, m.subspace, m.coverage, m.f1, m.confusion, m.fvu, m.error_share);
-      const auto [mean_r2, nonlinear_share] = linear_summary(linear_groups);
-      std::printf("error inside the factors (reference 2.12 C): linearly predictable from x R^2 %.3f (whole space %.3f); "
-                  "the factors hold %.3f of the NonlinearError\n",
-                  mean_r2, whole_space_r2, nonlinear_share);
-    }
+    if (scores) print_true_factors(*scores);
     std::printf("wrote %s/tegum_latents.json (%.1f s)\n", out_dir.c_str(), seconds_since(start));
     return 0;
   }
@@ -673,19 +591,30 @@ int run_tegum(const std::vector<std::string>& argv) {
     std::set<std::string> valued(kToyFlags.begin(), kToyFlags.end());
     valued.insert(kSaeFlags.begin(), kSaeFlags.end());
     valued.insert(kWorldFlags.begin(), kWorldFlags.end());
+    valued.insert(kSweepFlags.begin(), kSweepFlags.end());
     valued.insert("--out");
-    const Args args(argv, valued, {"--independent"});
+    const Args args(argv, valued, {"--independent", "--recovery-sweep"});
     if (args.help()) {
       std::fputs(kUsage, stdout);
       return 0;
     }
+    if (args.has("--recovery-sweep")) {
+      for (const auto& f : {"--save-world", "--independent", "--zipf", "--controls", "--importance-decay", "--steps",
+                            "--eval-rows", "--sae", "--model", "--activations", "--raw-width", "--min-firing", "--shuffles",
+                            "--duplicate-cos"})
+        if (args.has(f)) throw UsageError(std::string(f) + " does not go with --recovery-sweep");
+      if (!args.has("--out")) throw UsageError("--out is required");
+      return run_tegum_recovery(args, *args.text("--out"));
+    }
+    for (const auto& f : kSweepFlags)
+      if (args.has(f)) throw UsageError(f + " goes with --recovery-sweep");
     if (args.has("--save-world")) {
       for (const auto& f : kSaeFlags)
         if (args.has(f)) throw UsageError(f + " does not go with --save-world");
       return run_save_world(args);
     }
     for (const auto& f : kWorldFlags)
-      if (args.has(f)) throw UsageError(f + " goes with --save-world");
+      if (args.has(f)) throw UsageError(f + " goes with --save-world or --recovery-sweep");
     if (args.has("--independent")) throw UsageError("--independent goes with --save-world");
     if (!args.has("--out")) throw UsageError("--out is required");
     const std::string out_dir = *args.text("--out");

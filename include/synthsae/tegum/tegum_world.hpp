@@ -8,7 +8,11 @@
 //                 with probability q and SAELens's exclusion keeps one active child uniformly at
 //                 random, so member j fires with q / S, never with a sibling;
 //   independent:  the same root without exclusion and p = q / S: the same marginals, co-activation
-//                 allowed (the control).
+//                 allowed (the control);
+//   coactivation = rho in (0, 1]: the mutex root skips its exclusion in a share rho of the samples
+//                 (HierarchyNode::coactivation), and p solves
+//                 (1 - rho) (1 - (1 - p)^S) / S + rho p = q / S, so the marginals stay q / S:
+//                 the dial from mutex (0) to independent firing (1, the control's exact draws).
 // Ungrouped features fire on their own. Magnitudes are max(0, N(mean, std)) as in every world; a
 // draw clipped to 0 does not fire, so std must stay well below mean (mean / std >= 3.1, where
 // under 1e-3 of the draws clip) for the marginals above to hold.
@@ -31,6 +35,7 @@ struct TegumWorldConfig {
   double group_probability = 0.5;     ///< q
   double ungrouped_probability = 0.05;
   bool mutually_exclusive = true;     ///< false: the independent control with equal marginals
+  double coactivation = 0;            ///< rho_co of the mutex worlds (the dial above)
   FactorGeometryConfig geometry;      ///< subspace_dims, arrangement, placement, seed
   double magnitude_mean = 1.0, magnitude_std = 0.0;
   std::uint64_t seed = 0;             ///< the world's (sampling streams, magnitudes)
@@ -45,6 +50,10 @@ struct TegumWorldConfig {
     if (hidden_dim < 1) throw ConfigError("hidden_dim", show(hidden_dim), "must be >= 1");
     if (!(group_probability > 0 && group_probability <= 1))
       throw ConfigError("group_probability", show(group_probability), "must be in (0, 1]");
+    if (!(coactivation >= 0 && coactivation <= 1))
+      throw ConfigError("coactivation", show(coactivation), "must be in [0, 1]");
+    if (coactivation > 0 && !mutually_exclusive)
+      throw ConfigError("coactivation", show(coactivation), "mixes mutex with independent firing; the world is independent");
     if (ungrouped > 0 && !(ungrouped_probability > 0 && ungrouped_probability <= 1))
       throw ConfigError("ungrouped_probability", show(ungrouped_probability), "must be in (0, 1]");
     if (!(magnitude_mean > 0 && std::isfinite(magnitude_mean)))
@@ -84,6 +93,7 @@ struct TegumWorld {
             {"group_of", group_of},
             {"group_probability", cfg.group_probability},
             {"mutually_exclusive", cfg.mutually_exclusive},
+            {"coactivation", cfg.coactivation},
             {"subspaces", q}};
   }
 };
@@ -112,6 +122,20 @@ inline void tegum_ground_truth_from_json(const io::Json& j, std::vector<int>& gr
       throw FormatError(source, "group_of[" + show(i) + "] = " + show(group_of[i]) + " names no subspace");
 }
 
+/// A member's raw firing probability p in a group of `size` that fires with q overall, whose
+/// exclusion is skipped with probability rho: the root of
+/// (1 - rho) (1 - (1 - p)^S) / S + rho p = q / S, increasing in p from 0 (at p = 0) to at least
+/// q / S (at p = 1). rho = 0: 1 - (1 - q)^(1/S); rho = 1: q / S, both exact.
+inline double tegum_member_probability(double q, int size, double rho) {
+  const double target = q / size;
+  if (rho <= 0) return -std::expm1(std::log1p(-q) / size);  // without cancellation for small q
+  if (rho >= 1) return target;
+  auto rate = [&](double p) { return (1 - rho) * -std::expm1(size * std::log1p(-p)) / size + rho * p; };
+  double lo = 0, hi = 1;
+  for (int i = 0; i < 200 && hi - lo > 1e-17; ++i) (rate(0.5 * (lo + hi)) < target ? lo : hi) = 0.5 * (lo + hi);
+  return 0.5 * (lo + hi);
+}
+
 inline TegumWorld make_tegum_world(const TegumWorldConfig& cfg) {
   cfg.validate();
   TegumDictionary dict = place_factors(cfg.group_sizes, cfg.ungrouped, cfg.hidden_dim, cfg.geometry);
@@ -122,8 +146,7 @@ inline TegumWorld make_tegum_world(const TegumWorldConfig& cfg) {
   int f = 0;
   for (int g = 0; g < groups; ++g) {
     const int s = cfg.group_sizes[g];
-    // 1 - (1 - q)^(1/S), without cancellation for small q.
-    const double member = cfg.mutually_exclusive ? -std::expm1(std::log1p(-cfg.group_probability) / s)
+    const double member = cfg.mutually_exclusive ? tegum_member_probability(cfg.group_probability, s, cfg.coactivation)
                                                  : cfg.group_probability / s;
     io::Json children = io::Json::array();
     for (int j = 0; j < s; ++j, ++f) {
@@ -131,9 +154,11 @@ inline TegumWorld make_tegum_world(const TegumWorldConfig& cfg) {
       children.push_back({{"feature_index", f}, {"mutually_exclusive_children", false},
                           {"scale_children_by_parent", false}, {"feature_id", nullptr}, {"children", io::Json::array()}});
     }
-    roots.push_back({{"feature_index", nullptr}, {"mutually_exclusive_children", cfg.mutually_exclusive},
-                     {"scale_children_by_parent", false}, {"feature_id", "tegum-group-" + std::to_string(g)},
-                     {"children", children}});
+    io::Json root{{"feature_index", nullptr}, {"mutually_exclusive_children", cfg.mutually_exclusive},
+                  {"scale_children_by_parent", false}, {"feature_id", "tegum-group-" + std::to_string(g)},
+                  {"children", children}};
+    if (cfg.coactivation > 0) root["synthsae_coactivation"] = cfg.coactivation;
+    roots.push_back(root);
   }
   for (int j = 0; j < cfg.ungrouped; ++j, ++f) group_of.push_back(-1), p.push_back(cfg.ungrouped_probability);
 

@@ -16,7 +16,9 @@
 // Per active anchor P (its value final; "none" first), for each sibling group of P, in the
 // reference's order gate(L) -> ME(L) -> gate(L+1):
 //   raw_c = fires(c) ? max(0, mu_c + sigma_c n) : 0 for each member c;
-//   if the group is mutually exclusive and > 1 raw_c > 0: keep one, uniformly at random;
+//   if the group is mutually exclusive and > 1 raw_c > 0: keep one, uniformly at random (unless
+//   the sample skips the group's exclusion, with its co-activation probability: the second word
+//   of the winner's Philox block decides; synthsae's extension, 0 in SAELens's worlds);
 //   c's value = raw_c * (the group scales ? v_P / mu_P : 1).
 #include <cstdint>
 
@@ -48,6 +50,7 @@ struct SamplerTables {
   /// Sibling groups (HierarchyTables): CSR per anchor feature (anchor N: no parent), members.
   Vector<std::int32_t> group_offsets, member_offsets, members, top_level;
   Vector<std::uint8_t> group_exclusive, group_scaled;
+  Vector<float> group_coactivation;  ///< [G] probability that a sample skips the exclusion
   Vector<std::uint64_t> group_counter;
   /// The top-level features' parameters in top_level order, padded to a multiple of
   /// kTopLevelBlock with features that never fire, 1 / sqrt_diag (0 where sqrt_diag is 0), and
@@ -220,6 +223,15 @@ struct FeatureDraw {
     return static_cast<std::uint32_t>((static_cast<std::uint64_t>(w[0]) * n) >> 32);
   }
 
+  /// Whether the sample skips exclusive group g's exclusion (probability group_coactivation(g)):
+  /// the second word of the winner's block, so no other draw moves.
+  SYNTHSAE_HD bool coactive(std::uint64_t sample, int g) const {
+    const float rho = t.group_coactivation(g);
+    if (!(rho > 0.0f)) return false;
+    const U32x4 w = philox_block(seed, sample, t.group_counter(g));
+    return (static_cast<double>(w[1]) + 0.5) * (1.0 / 4294967296.0) < static_cast<double>(rho);
+  }
+
   /// emit(c, value) for the members of anchor's sibling groups that survive mutual exclusion;
   /// `ratio` = the anchor's value / mean, applied to the groups that scale.
   template <class EpsRow, class Emit>
@@ -238,10 +250,14 @@ struct FeatureDraw {
           active += v > 0.0f;
         }
         if (active == 0) continue;
-        std::uint32_t keep = active > 1 ? winner(sample, g, active) : 0;
+        const bool all = active > 1 && coactive(sample, g);
+        std::uint32_t keep = active > 1 && !all ? winner(sample, g, active) : 0;
         for (int c = begin; c < end; ++c) {
           const float v = c - begin < kKept ? kept[c - begin] : raw(sample, t.members(c), eps);
-          if (v > 0.0f && keep-- == 0) {
+          if (!(v > 0.0f)) continue;
+          if (all) {
+            emit(t.members(c), v * scale);
+          } else if (keep-- == 0) {
             emit(t.members(c), v * scale);
             break;
           }

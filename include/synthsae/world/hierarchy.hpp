@@ -115,6 +115,11 @@ struct HierarchyNode {
   bool mutually_exclusive_children = false;
   bool scale_children_by_parent = false;
   std::optional<std::string> feature_id;
+  /// synthsae's extension (hierarchy.json key "synthsae_coactivation", written only when > 0):
+  /// the probability that, in a given sample, this node's exclusion is skipped and its active
+  /// children all stay (0: SAELens's exclusion; 1: independent children). Only on a mutually
+  /// exclusive node. SAELens ignores the key and reads such a world as fully exclusive.
+  double coactivation = 0.0;
 };
 
 /// A forest of nodes; `roots` lists the root node indices in order.
@@ -230,6 +235,12 @@ inline void validate_forest(const Forest& forest, std::size_t num_features, std:
       throw FormatError(source, "node with feature_index " + show(n.feature_index) +
                                     " is mutually exclusive with fewer than 2 children");
     }
+    if (!(n.coactivation >= 0 && n.coactivation <= 1))
+      throw FormatError(source, "synthsae_coactivation = " + show(n.coactivation) + " of the node with feature_index " +
+                                    show(n.feature_index) + " is not in [0, 1]");
+    if (n.coactivation > 0 && !n.mutually_exclusive_children)
+      throw FormatError(source, "synthsae_coactivation = " + show(n.coactivation) + " on the node with feature_index " +
+                                    show(n.feature_index) + ", whose children are not mutually exclusive");
     for (int c : n.children) stack.push_back(c);
   }
 }
@@ -299,6 +310,8 @@ struct HierarchyTables {
   std::vector<std::int32_t> member_offsets;  ///< [G + 1] CSR over `members`
   std::vector<std::int32_t> members;         ///< feature children, in forest order per group
   std::vector<std::uint8_t> group_exclusive, group_scaled;  ///< [G]
+  /// [G] probability that a sample skips the group's exclusion (HierarchyNode::coactivation)
+  std::vector<float> group_coactivation;
   std::vector<std::int32_t> group_depth;                    ///< [G] depth of the group's node
   /// [G] Philox counter of the group's winner draw: 2N + f for feature f's own children (the
   /// layout of activation_sampler.hpp), 4N + k for the k-th organisational group.
@@ -320,6 +333,7 @@ inline HierarchyTables flatten_hierarchy(const Forest& forest, std::size_t num_f
     bool exclusive, scaled;
     int depth;
     std::uint64_t counter;
+    float coactivation;
   };
   std::vector<std::vector<Group>> by_anchor(num_features + 1);
   std::vector<char> in_root_exclusive(num_features, 0);
@@ -336,7 +350,7 @@ inline HierarchyTables flatten_hierarchy(const Forest& forest, std::size_t num_f
     const bool has_feature = node.feature_index >= 0;
     const auto anchor = has_feature ? static_cast<std::int32_t>(node.feature_index) : effective_parent;
     if (has_feature) t.depth[anchor] = depth, t.max_depth = std::max(t.max_depth, depth);
-    Group g{{}, false, node.scale_children_by_parent && anchor >= 0, depth, 0};
+    Group g{{}, false, node.scale_children_by_parent && anchor >= 0, depth, 0, 0.0f};
     for (int c : node.children) {
       const auto f = forest.nodes[c].feature_index;
       if (f >= 0) {
@@ -348,6 +362,7 @@ inline HierarchyTables flatten_hierarchy(const Forest& forest, std::size_t num_f
     }
     if (g.members.empty()) continue;
     g.exclusive = node.mutually_exclusive_children && node.children.size() >= 2 && g.members.size() >= 2;
+    g.coactivation = g.exclusive ? static_cast<float>(node.coactivation) : 0.0f;
     g.counter = has_feature ? 2 * std::uint64_t(num_features) + std::uint64_t(anchor)
                             : 4 * std::uint64_t(num_features) + organisational_groups++;
     if (anchor < 0) {
@@ -364,6 +379,7 @@ inline HierarchyTables flatten_hierarchy(const Forest& forest, std::size_t num_f
       t.member_offsets.push_back(static_cast<std::int32_t>(t.members.size()));
       t.group_exclusive.push_back(g.exclusive);
       t.group_scaled.push_back(g.scaled);
+      t.group_coactivation.push_back(g.coactivation);
       t.group_depth.push_back(g.depth);
       t.group_counter.push_back(g.counter);
     }
@@ -382,11 +398,13 @@ inline io::Json node_to_json(const Forest& forest, int id) {
   const auto& n = forest.nodes[id];
   io::Json children = io::Json::array();
   for (int c : n.children) children.push_back(node_to_json(forest, c));
-  return {{"feature_index", n.feature_index >= 0 ? io::Json(n.feature_index) : io::Json(nullptr)},
-          {"mutually_exclusive_children", n.mutually_exclusive_children},
-          {"scale_children_by_parent", n.scale_children_by_parent},
-          {"feature_id", n.feature_id ? io::Json(*n.feature_id) : io::Json(nullptr)},
-          {"children", children}};
+  io::Json j{{"feature_index", n.feature_index >= 0 ? io::Json(n.feature_index) : io::Json(nullptr)},
+             {"mutually_exclusive_children", n.mutually_exclusive_children},
+             {"scale_children_by_parent", n.scale_children_by_parent},
+             {"feature_id", n.feature_id ? io::Json(*n.feature_id) : io::Json(nullptr)},
+             {"children", children}};
+  if (n.coactivation > 0) j["synthsae_coactivation"] = n.coactivation;  // SAELens's files stay as they were
+  return j;
 }
 
 inline int node_from_json(Forest& forest, const io::Json& j, std::string_view source, int depth) {
@@ -408,6 +426,11 @@ inline int node_from_json(Forest& forest, const io::Json& j, std::string_view so
   };
   n.mutually_exclusive_children = flag("mutually_exclusive_children");
   n.scale_children_by_parent = flag("scale_children_by_parent");
+  if (const auto co = j.find("synthsae_coactivation"); co != j.end() && !co->is_null()) {
+    if (!co->is_number())
+      throw FormatError(source, "synthsae_coactivation of feature_index " + show(n.feature_index) + " is not a number");
+    n.coactivation = co->get<double>();  // its range is checked by validate_forest
+  }
   if (const auto id = j.find("feature_id"); id != j.end() && !id->is_null()) {
     if (!id->is_string())
       throw FormatError(source, "feature_id of feature_index " + show(n.feature_index) + " is not a string");

@@ -318,6 +318,7 @@ class SyntheticModel {
     t.members = to_device(tables_.members, "group_members");
     t.group_exclusive = to_device(tables_.group_exclusive, "group_exclusive");
     t.group_scaled = to_device(tables_.group_scaled, "group_scaled");
+    t.group_coactivation = to_device(tables_.group_coactivation, "group_coactivation");
     t.group_counter = to_device(tables_.group_counter, "group_counter");
     t.top_level = to_device(tables_.top_level, "top_level");
     if (correlation_) {
