@@ -90,6 +90,14 @@ def main():
         {"feature_index": None, "children": [leaf(3), {"feature_index": 4, "children": [leaf(5)]}]}]}))
     write("hierarchy", "refused-index", json.dumps({"roots": [leaf(64)]}))
     write("hierarchy", "refused-shape", "[1, 2]")
+    # synthsae's one extension of hierarchy.json: a co-activation probability on an exclusive node
+    def dial(value, exclusive=True, index=None, n=3):
+        return json.dumps({"roots": [{"feature_index": index, "mutually_exclusive_children": exclusive,
+                                      "synthsae_coactivation": value, "children": [leaf(i) for i in range(n)]}]})
+    write("hierarchy", "valid-coactivation", dial(0.25))
+    write("hierarchy", "refused-coactivation-range", dial(1.5, n=2))
+    write("hierarchy", "refused-coactivation-not-exclusive", dial(0.5, exclusive=False, index=3, n=2))
+    write("hierarchy", "refused-coactivation-type", dial("half", index=3, n=2))
 
     # model_directory: config, safetensors, hierarchy.json
     for w in ("world_tiny", "world_organisational"):

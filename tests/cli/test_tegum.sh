@@ -118,8 +118,9 @@ grep -q "error inside the factors" "$work/wlat.txt" || fail "no line on the erro
 for title in "mean max |cos|" "subspace recovery" "FVU inside the factors" "sibling confusion"; do
   grep -qF "$title" "$work/rec/recovery.svg" || fail "recovery.svg lacks the panel '$title'"
 done
-# The sweep's figures are those of `tegum --sae` on the SAE and world it saved: the same rows.
-"$bin" tegum --sae "$work/rec/saes/rho_0_seed_2" --model "$work/rec/worlds/rho_0_seed_2" --rows 50000 --shuffles 10 \
+# The sweep's figures are those of `tegum --sae` on the SAE and world it saved, bit for bit: the
+# same rows, the dial read back from hierarchy.json (rho_co 1: raw rates q/S rounded to float).
+"$bin" tegum --sae "$work/rec/saes/rho_1_seed_2" --model "$work/rec/worlds/rho_1_seed_2" --rows 50000 --shuffles 10 \
   --out "$work/rec-lat" >/dev/null 2>"$work/d.err" || fail "tegum --sae on the sweep's SAE: $(tail -2 "$work/d.err")"
 grep -q '"synthsae_coactivation"' "$work/rec/worlds/rho_1_seed_2/hierarchy.json" || fail "rho_co 1 is not in hierarchy.json"
 python3 - "$work/rec/recovery.json" "$work/rec-lat/tegum_latents.json" <<'PY' ||
@@ -130,11 +131,14 @@ assert sorted(p) == [0, 1] and r["seeds"] == 1 and r["world"]["first_seed"] == 2
 m, i = p[0]["mean"], p[1]["mean"]
 assert m["max_cos"] > i["max_cos"] + 0.04, (m["max_cos"], i["max_cos"])
 assert m["fvu_in_factor"] < i["fvu_in_factor"], (m["fvu_in_factor"], i["fvu_in_factor"])
-run = p[0]["runs"][0]
-assert run["seed"] == 2 and run["sae"] == "saes/rho_0_seed_2"
-assert run["true_factors"]["mean"]["max_cos"] == m["max_cos"]
-for k in ("max_cos", "subspace", "coverage", "fvu_in_factor", "f1"):
-    assert abs(run["true_factors"]["mean"][k] - lat["true_factors"]["mean"][k]) < 1e-9, k
+run = p[1]["runs"][0]
+assert run["seed"] == 2 and run["sae"] == "saes/rho_1_seed_2" and run["world"] == "worlds/rho_1_seed_2"
+for k in ("max_cos", "subspace", "coverage", "fvu_in_factor", "f1", "sibling_confusion", "cofiring_share"):
+    assert run["true_factors"]["mean"][k] == lat["true_factors"]["mean"][k], k
+# With the marginals held, co-firing comes with fewer active groups: 1 - 0.8^5 = 0.672 at rho_co 1
+# (4 x 50,000 independent pairs: SE 0.00105, checked within 5 SE), every group at 0.
+assert m["group_active_share"] == 1, m["group_active_share"]
+assert abs(i["group_active_share"] - 0.67232) < 0.0053, i["group_active_share"]
 # Ground truth of the dial: no group ever co-fires at rho_co 0; at 1 its members fire as
 # Binomial(5, 0.2), so P(>= 2 | >= 1) = (1 - .8^5 - .8^4) / (1 - .8^5) = 0.3908, over ~134,000
 # active (row, group) pairs: SE 0.0013, checked within 5 SE.
@@ -157,6 +161,19 @@ expect 2 "--k goes with --recovery-sweep" -- "$bin" tegum --k 4 --out "$work/bad
 expect 2 "--sae does not go with --recovery-sweep" -- "$bin" tegum --recovery-sweep --sae "$work/sae" --out "$work/bad"
 expect 2 "larger than --width" -- "$bin" tegum --recovery-sweep --k 50 --out "$work/bad"
 expect 2 "--coactivation = 1.5" -- "$bin" tegum --recovery-sweep --coactivation 0,1.5 --out "$work/bad"
+expect 2 "--independent does not go with --recovery-sweep" -- "$bin" tegum --recovery-sweep --independent --out "$work/bad"
+expect 2 "fewer than one batch" -- "$bin" tegum --recovery-sweep --samples 100 --out "$work/bad"
+expect 2 "--rows = 10:" -- "$bin" tegum --recovery-sweep --rows 10 --out "$work/bad"
+expect 2 "subspace" -- "$bin" tegum --recovery-sweep --placement orthogonal --hidden 12 --out "$work/bad"
+expect 2 "too close to another value" -- "$bin" tegum --recovery-sweep --coactivation 0.1234561,0.1234562 --out "$work/bad"
+expect 2 "--rows = 20:" -- "$bin" tegum --sae "$work/rec/saes/rho_1_seed_2" --model "$work/rec/worlds/rho_1_seed_2" --rows 20 --out "$work/bad"
+# A rerun into the same --out replaces its worlds/ and saes/ (directories rename() cannot replace).
+"$bin" tegum --recovery-sweep --groups 3x3 --hidden 9 --q 0.5 --k 2 --width 9 --samples 20480 --seeds 1 --coactivation 0.5 \
+  --rows 2000 --out "$work/rerun" >/dev/null 2>&1 || fail "the small sweep failed"
+"$bin" tegum --recovery-sweep --groups 3x3 --hidden 9 --q 0.5 --k 2 --width 9 --samples 20480 --seeds 1 --coactivation 0.5 \
+  --rows 2000 --out "$work/rerun" >/dev/null 2>"$work/rerun.err" || fail "a rerun into the same --out failed: $(tail -2 "$work/rerun.err")"
+[ -s "$work/rerun/saes/rho_0.5_seed_1/cfg.json" ] || fail "the rerun lost its SAE"
+ls "$work/rerun" | grep -q "replaced" && fail "a previous directory was left beside the new one"
 "$bin" tegum --save-world "$work/world-none" --hidden 12 --groups 4x3 --placement none --ungrouped 2 >/dev/null 2>"$work/wn.err" ||
   fail "--placement none with ungrouped features failed: $(tail -2 "$work/wn.err")"
 expect 2 "magnitude_std" -- "$bin" tegum --save-world "$work/bad" --hidden 12 --magnitude-std 0.5

@@ -478,10 +478,12 @@ TEST_CASE("organisational nodes: effective parents, groups and SAELens's samplin
       }
       INFO("correlated " << correlated << " coactivation " << coactivation);
       CHECK(differ == 0);
-      // O1 is a root: its members 0 and 1 (raw rate 0.4 each) co-fire only in co-active samples,
-      // 0.5 * 0.16 = 8 % of 4,000 rows (320, binomial SD 17), and never without the dial.
-      if (coactivation > 0) CHECK(cofiring > 200);
-      else CHECK(cofiring == 0);
+      // O1 is a root: its members 0 and 1 (raw rate 0.4 each) co-fire only in co-active samples.
+      // Without the copula that is 0.5 * 0.16 = 8 % of 4,000 rows: 320, binomial SD 17, checked
+      // within 5 SD; the copula correlates the two, so there only "often". Never without the dial.
+      if (coactivation == 0) CHECK(cofiring == 0);
+      else if (!correlated) CHECK(std::fabs(double(cofiring) - 320.0) < 5 * 17.2);
+      else CHECK(cofiring > 100);
     }
   // Rates against hand-worked probabilities (independent firing, p = 0.4 each): a member of an
   // exclusive group of k survives with 0.4 E[1/(1+K)], K ~ Bin(k-1, 0.4): 0.65333 for k = 3,

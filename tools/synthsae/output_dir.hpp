@@ -50,8 +50,20 @@ class StagedDirectory {
     std::filesystem::create_directories(target_, ec);
     if (ec) throw IoError(target_.string(), "cannot create directory: " + ec.message());
     for (const auto& entry : std::filesystem::directory_iterator(staging_)) {
-      std::filesystem::rename(entry.path(), target_ / entry.path().filename(), ec);
-      if (ec) throw IoError((target_ / entry.path().filename()).string(), "cannot move into place: " + ec.message());
+      const std::filesystem::path to = target_ / entry.path().filename();
+      // rename() replaces a file but not a non-empty directory (a rerun's runs/, saes/): the old
+      // one moves aside first and goes once the new one is in place.
+      std::filesystem::path aside;
+      if (entry.is_directory() && std::filesystem::is_directory(to)) {
+        aside = to;
+        aside += ".replaced-" + std::to_string(::getpid());
+        std::filesystem::remove_all(aside, ec);
+        std::filesystem::rename(to, aside, ec);
+        if (ec) throw IoError(to.string(), "cannot move the previous directory aside: " + ec.message());
+      }
+      std::filesystem::rename(entry.path(), to, ec);
+      if (ec) throw IoError(to.string(), "cannot move into place: " + ec.message());
+      if (!aside.empty()) std::filesystem::remove_all(aside, ec);
     }
     std::filesystem::remove(staging_, ec);
     committed_ = true;

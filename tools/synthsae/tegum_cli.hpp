@@ -9,7 +9,9 @@
 #include <vector>
 
 #include <synthsae/core/host_eigen.hpp>
+#include <synthsae/io/atomic_file.hpp>
 #include <synthsae/io/json.hpp>
+#include <synthsae/saelens/model_directory.hpp>
 #include <synthsae/tegum/tegum_world.hpp>
 #include <synthsae/tegum/true_factor_scorer.hpp>
 
@@ -83,6 +85,14 @@ inline tegum::TegumWorldConfig tegum_world_config(const Args& args, const TegumW
   return cfg;
 }
 
+/// A tegum world in SAELens's layout with its ground truth beside it (the caller stages `dir`).
+inline void save_tegum_world(const tegum::TegumWorld& world, const tegum::TegumWorldConfig& cfg,
+                             const std::filesystem::path& dir) {
+  saelens::save_synthetic_model(world.model, dir);
+  io::write_file_atomically(dir / kTegumGroundTruthFile,
+                            [&](std::ostream& o) { o << world.ground_truth_json(cfg).dump(2) << "\n"; });
+}
+
 /// The ground truth of a world written by --save-world: directions, factor of each feature, Q_g.
 struct TegumTruth {
   Eigen::MatrixXd directions;
@@ -139,9 +149,7 @@ inline io::Json true_factors_json(const tegum::TrueFactorScores& s) {
   const auto [mean_r2, nonlinear_share] = linear_summary(s.linear);
   io::Json mean = recovery_json(s.mean());
   mean["error_linear_r2"] = number_or_null(mean_r2);
-  std::uint64_t active = 0, cofiring = 0;
-  for (std::size_t g = 0; g < s.active_rows.size(); ++g) active += s.active_rows[g], cofiring += s.cofiring_rows[g];
-  mean["cofiring_share"] = number_or_null(active ? double(cofiring) / double(active) : NAN);  // P(>= 2 | >= 1)
+  mean["cofiring_share"] = number_or_null(s.cofiring_share());  // P(>= 2 members | >= 1)
   return {{"mean", mean},
           {"error_share_total", total_share},
           {"nonlinear_error_share_total", number_or_null(nonlinear_share)},

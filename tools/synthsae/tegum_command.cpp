@@ -198,9 +198,7 @@ int run_save_world(const Args& args) {
   try {
     const tegum::TegumWorld world = tegum::make_tegum_world(cfg);
     StagedDirectory out(dir);
-    saelens::save_synthetic_model(world.model, out.path());
-    io::write_file_atomically(out.path() / kTegumGroundTruthFile,
-                              [&](std::ostream& o) { o << world.ground_truth_json(cfg).dump(2) << "\n"; });
+    save_tegum_world(world, cfg, out.path());
     out.commit();
     char firing[96] = "mutually exclusive";
     if (!cfg.mutually_exclusive) std::snprintf(firing, sizeof firing, "independent (the control)");
@@ -491,12 +489,11 @@ int run_latents(const Args& args, const std::string& out_dir) {
     if (world) {
       const auto truth_file = std::filesystem::path(*args.text("--model")) / kTegumGroundTruthFile;
       if (std::filesystem::exists(truth_file)) {
+        if (rows < tegum::TrueFactorScorer::min_rows(d))
+          throw UsageError("--rows = " + show(rows) + ": the error inside the true factors is fitted on 60 % of the rows; " +
+                           show(d) + " dimensions need at least " + show(tegum::TrueFactorScorer::min_rows(d)) + " rows");
         const TegumTruth t = read_tegum_truth(*world, truth_file);
-        try {
-          scorer.emplace(t.directions, t.group_of, t.subspaces, decoder, rows);
-        } catch (const ConfigError& e) {
-          throw ConfigError("--rows", show(rows), e.what());
-        }
+        scorer.emplace(t.directions, t.group_of, t.subspaces, decoder, rows);
       }
     }
     const bool tty = ::isatty(2);

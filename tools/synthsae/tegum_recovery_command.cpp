@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -64,11 +65,13 @@ const std::vector<Metric> kMetrics{
     {"f1", "F1 of the matched latents", [](const Run& r) { return r.scores.mean().f1; }},
     {"sibling_confusion", "sibling confusion", [](const Run& r) { return r.scores.mean().confusion; }},
     {"cofiring_share", "rows with 2+ members of a group / with 1+ (truth)",
+     [](const Run& r) { return r.scores.cofiring_share(); }},
+    {"group_active_share", "rows where a group is active (truth)",
      [](const Run& r) {
-       double active = 0, cofiring = 0;
-       for (std::size_t g = 0; g < r.scores.active_rows.size(); ++g)
-         active += double(r.scores.active_rows[g]), cofiring += double(r.scores.cofiring_rows[g]);
-       return active > 0 ? cofiring / active : NAN;
+       double active = 0;
+       for (auto a : r.scores.active_rows) active += double(a);
+       const double pairs = double(r.scores.train_rows + r.scores.test_rows) * double(r.scores.active_rows.size());
+       return pairs > 0 ? active / pairs : NAN;
      }},
 };
 
@@ -94,23 +97,30 @@ int run_tegum_recovery(const Args& args, const std::string& out_dir) {
   req.k = static_cast<int>(args.integer("--k", 1, 1 << 24).value_or(8));
   req.width = static_cast<std::size_t>(args.integer("--width", 1, 1 << 24).value_or(40));
   req.samples = static_cast<std::size_t>(args.integer("--samples", 1, std::int64_t(1) << 40).value_or(1000000));
-  req.batch = static_cast<std::size_t>(args.integer("--batch", 1, 1 << 24).value_or(1024));
+  req.batch = static_cast<std::size_t>(args.integer("--batch", 1, 1 << 20).value_or(1024));
   req.lr = args.number("--lr", 1e-12, 10).value_or(3e-3);
   req.eval_samples = 8192;
   req.print_stats = false;
   if (req.k > static_cast<int>(req.width)) throw UsageError("--k = " + show(req.k) + ": larger than --width " + show(req.width));
-  for (double rho : rhos) {  // every world's config is checked before anything runs
+  if (req.samples < req.batch)
+    throw UsageError("--samples = " + show(req.samples) + ": fewer than one batch of --batch " + show(req.batch));
+  const std::uint64_t min_rows = tegum::TrueFactorScorer::min_rows(static_cast<std::size_t>(base.hidden_dim));
+  if (rows < min_rows)
+    throw UsageError("--rows = " + show(rows) + ": the error inside the factors is fitted on 60 % of the rows; " +
+                     show(base.hidden_dim) + " dimensions need at least " + show(min_rows) + " rows");
+  std::set<std::string> tags;
+  for (double rho : rhos) {  // every world is checked (config and geometry) before anything runs
     tegum::TegumWorldConfig c = base;
     c.coactivation = rho;
     try {
       c.validate();
+      tegum::place_factors(c.group_sizes, c.ungrouped, c.hidden_dim, c.geometry);
     } catch (const ConfigError& e) {
       throw UsageError(e.what());
     }
+    if (!tags.insert(tag_of(rho, 0)).second)
+      throw UsageError("--coactivation = " + show(rho) + ": too close to another value to name its own worlds/ and saes/");
   }
-  if (rows * 6 / 10 <= static_cast<std::uint64_t>(base.hidden_dim) + 1)
-    throw UsageError("--rows = " + show(rows) + ": the error inside the factors is fitted on 60 % of the rows and needs more than " +
-                     show(base.hidden_dim + 1) + " of them");
 
   const auto start = std::chrono::steady_clock::now();
   StagedDirectory out(out_dir);
@@ -128,9 +138,7 @@ int run_tegum_recovery(const Args& args, const std::string& out_dir) {
       const std::string tag = tag_of(rhos[a], seed);
       {
         StagedDirectory w(out.path() / "worlds" / tag);
-        saelens::save_synthetic_model(world.model, w.path());
-        io::write_file_atomically(w.path() / kTegumGroundTruthFile,
-                                  [&](std::ostream& o) { o << world.ground_truth_json(c).dump(2) << "\n"; });
+        save_tegum_world(world, c, w.path());
         w.commit();
       }
       TrainRequest r = req;
@@ -146,9 +154,8 @@ int run_tegum_recovery(const Args& args, const std::string& out_dir) {
       world.model.set_sampling_seed(world.model.default_sampling_seed());
       analysis::SyntheticSource source(world.model, rows);
       const auto t1 = std::chrono::steady_clock::now();
-      std::vector<Eigen::MatrixXd> q = world.dictionary.subspaces;
-      const tegum::TrueFactorScores s =
-          tegum::score_true_factors(sae, source, rows, host_eigen(world.model.feature_vectors()), world.group_of, q);
+      const tegum::TrueFactorScores s = tegum::score_true_factors(
+          sae, source, rows, host_eigen(world.model.feature_vectors()), world.group_of, world.dictionary.subspaces);
       runs[a].push_back({seed, s, train_seconds, seconds_since(t1)});
       const auto m = s.mean();
       std::printf("  rho_co %-5g seed %llu: max-cos %.3f  subspace %.3f  coverage %.3f  FVU in factor %.4f  F1 %.3f  "
@@ -186,6 +193,8 @@ int run_tegum_recovery(const Args& args, const std::string& out_dir) {
                         {"hidden_dim", base.hidden_dim},
                         {"subspace_dims", base.geometry.subspace_dims},
                         {"group_probability", base.group_probability},
+                        {"ungrouped", base.ungrouped},
+                        {"ungrouped_probability", base.ungrouped_probability},
                         {"placement", args.text("--placement").value_or("random")},
                         {"arrangement", args.text("--arrangement").value_or("polytope")},
                         {"magnitude_mean", base.magnitude_mean},

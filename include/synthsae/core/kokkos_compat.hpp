@@ -1,6 +1,8 @@
 #pragma once
 // The one place where Kokkos 3.4 (Debian, Serial) and Kokkos >= 4.7 (OpenMP, CUDA) differ.
 // Everything else in synthsae is written against the API both versions share.
+#include <cmath>
+
 #include <Kokkos_Core.hpp>
 
 #if !defined(KOKKOS_VERSION)
@@ -19,6 +21,17 @@ namespace kmath = ::Kokkos;
 #else
 namespace kmath = ::Kokkos::Experimental;
 #endif
+
+/// a * b + c rounded once on every build. Written out, so that whether the compiler contracts
+/// a * b + c (GCC does at -O2 with FMA hardware, not at -O1; nvcc does by default) cannot change
+/// a draw's bits between builds. Kokkos 3.4 (host only) has no fma; std::fma is exact there too.
+KOKKOS_INLINE_FUNCTION float fused_multiply_add(float a, float b, float c) {
+#if KOKKOS_VERSION >= 40000
+  return ::Kokkos::fma(a, b, c);
+#else
+  return std::fma(a, b, c);
+#endif
+}
 
 /// Kokkos version as major*10000 + minor*100 + patch (e.g. 30401, 40701).
 inline constexpr int kokkos_version = KOKKOS_VERSION;

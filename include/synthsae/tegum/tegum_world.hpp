@@ -131,8 +131,12 @@ inline double tegum_member_probability(double q, int size, double rho) {
   if (rho <= 0) return -std::expm1(std::log1p(-q) / size);  // without cancellation for small q
   if (rho >= 1) return target;
   auto rate = [&](double p) { return (1 - rho) * -std::expm1(size * std::log1p(-p)) / size + rho * p; };
-  double lo = 0, hi = 1;
-  for (int i = 0; i < 200 && hi - lo > 1e-17; ++i) (rate(0.5 * (lo + hi)) < target ? lo : hi) = 0.5 * (lo + hi);
+  double lo = 0, hi = 1;  // to the last bit: stop when the midpoint is one of the ends
+  for (int i = 0; i < 2000; ++i) {
+    const double mid = 0.5 * (lo + hi);
+    if (mid <= lo || mid >= hi) break;
+    (rate(mid) < target ? lo : hi) = mid;
+  }
   return 0.5 * (lo + hi);
 }
 

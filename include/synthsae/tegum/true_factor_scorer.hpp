@@ -30,6 +30,12 @@ struct TrueFactorScores {
   /// Ground truth of co-activation per factor: rows where any member fired, and where two or more did.
   std::vector<std::uint64_t> active_rows, cofiring_rows;
   GroupRecovery mean() const { return FactorRecovery::mean_of(recovery); }
+  /// P(two or more members fired | one or more did), pooled over the factors (NaN: none fired).
+  double cofiring_share() const {
+    double active = 0, cofiring = 0;
+    for (std::size_t g = 0; g < active_rows.size(); ++g) active += double(active_rows[g]), cofiring += double(cofiring_rows[g]);
+    return active > 0 ? cofiring / active : NAN;
+  }
 };
 
 class TrueFactorScorer {
@@ -70,6 +76,9 @@ class TrueFactorScorer {
     errors_.add(hx, hx - hx_hat, train);
   }
 
+  /// The fewest rows that leave the error's linear fit (60 % of them) more rows than unknowns.
+  static std::uint64_t min_rows(std::size_t d) { return (10 * (static_cast<std::uint64_t>(d) + 2) + 5) / 6; }
+
   TrueFactorScores scores() const {
     return {recovery_.groups(), errors_.groups(), errors_.total_linear_r2(), errors_.train_rows(), errors_.test_rows(),
             active_, cofiring_};
@@ -77,9 +86,9 @@ class TrueFactorScorer {
 
  private:
   static std::uint64_t checked_rows(std::uint64_t rows, std::size_t d) {
-    if (rows * 6 / 10 <= d + 1)
-      throw ConfigError("rows", show(rows), "the error inside the factors is fitted on 60 % of the rows and needs more than " +
-                                               show(d + 1) + " of them");
+    if (rows < min_rows(d))
+      throw ConfigError("rows", show(rows), "the error inside the factors is fitted on 60 % of the rows; " + show(d) +
+                                               " dimensions need at least " + show(min_rows(d)) + " rows");
     return rows;
   }
   std::size_t groups_;  // first: the others take the subspaces apart

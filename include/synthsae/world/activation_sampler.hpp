@@ -138,10 +138,11 @@ struct FeatureDraw {
     return magnitude(sample, f);
   }
 
-  /// The magnitude of a feature that fires: max(0, mu + sigma n).
+  /// The magnitude of a feature that fires: max(0, mu + sigma n), with one rounding (an explicit
+  /// FMA: the same bits at every optimisation level and on a GPU).
   SYNTHSAE_HD float magnitude(std::uint64_t sample, int f) const {
     const U32x4 m = philox_block(seed, sample, 2 * static_cast<std::uint64_t>(f) + 1);
-    const float v = t.mean(f) + t.stddev(f) * detail::box_muller(m[0], m[1], m[2]);
+    const float v = fused_multiply_add(t.stddev(f), detail::box_muller(m[0], m[1], m[2]), t.mean(f));
     return v > 0.0f ? v : 0.0f;
   }
 
