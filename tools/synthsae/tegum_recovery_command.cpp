@@ -109,12 +109,17 @@ int run_tegum_recovery(const Args& args, const std::string& out_dir) {
     throw UsageError("--rows = " + show(rows) + ": the error inside the factors is fitted on 60 % of the rows; " +
                      show(base.hidden_dim) + " dimensions need at least " + show(min_rows) + " rows");
   std::set<std::string> tags;
-  for (double rho : rhos) {  // every world is checked (config and geometry) before anything runs
+  try {  // the geometry does not depend on rho_co: one placement checks it for every world
+    base.validate();
+    tegum::place_factors(base.group_sizes, base.ungrouped, base.hidden_dim, base.geometry);
+  } catch (const ConfigError& e) {
+    throw UsageError(e.what());
+  }
+  for (double rho : rhos) {  // every world's config is checked before anything runs
     tegum::TegumWorldConfig c = base;
     c.coactivation = rho;
     try {
       c.validate();
-      tegum::place_factors(c.group_sizes, c.ungrouped, c.hidden_dim, c.geometry);
     } catch (const ConfigError& e) {
       throw UsageError(e.what());
     }
