@@ -13,13 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SAELENS_VERSION="${SAELENS_VERSION:-6.54.12}"
-venv="${SAELENS_VENV:-$HOME/.cache/synthsae/saelens-venv}"
-if ! "$venv/bin/python" -c "import sae_lens, sys; sys.exit(sae_lens.__version__ != '$SAELENS_VERSION')" 2>/dev/null; then
-  echo "parity: installing sae-lens==$SAELENS_VERSION into $venv (once; torch is large)"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q "sae-lens==$SAELENS_VERSION"
-fi
+source scripts/saelens_venv.sh
 
 if [ ! -x build/bin/synthsae ]; then
   SYNTHSAE_TARGET=synthsae_cli bash scripts/setup.sh build
@@ -36,6 +30,4 @@ for a in "$@"; do
     args+=("$a")
   fi
 done
-# tqdm's progress bars (SAELens's orthogonalisation, training) would swamp the log.
-export TQDM_DISABLE=1
 exec "$venv/bin/python" scripts/saelens_parity.py --synthsae build/bin/synthsae "${args[@]}"

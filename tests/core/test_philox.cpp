@@ -23,22 +23,25 @@ TEST_CASE("philox4x32_10 is a different permutation for different keys", "[core]
 }
 
 TEST_CASE("the sampler's Philox lanes (AVX2 where compiled in) equal philox4x32_10 lane by lane", "[core][rng]") {
-  // Seeds and streams with both 32-bit halves set, counters across the 32-bit range.
-  std::uint32_t c[16], w0[16], w1[16], p0[16], p1[16];
+  // Seeds, streams and the counter's high word with both halves set, counters across the 32-bit range.
+  std::uint32_t c[16], fast[4][16], plain[4][16];
+  std::uint32_t* const fast_words[4] = {fast[0], fast[1], fast[2], fast[3]};
+  std::uint32_t* const plain_words[4] = {plain[0], plain[1], plain[2], plain[3]};
   std::uint64_t state = 0x9E3779B97F4A7C15ull;
   auto next = [&] { return state = state * 6364136223846793005ull + 1442695040888963407ull; };
   int compared = 0;
   for (int trial = 0; trial < 200; ++trial) {
     const std::uint64_t seed = next(), stream = next();
+    const std::uint32_t c_hi = trial % 2 == 0 ? 0u : static_cast<std::uint32_t>(next() >> 32);
     for (auto& x : c) x = static_cast<std::uint32_t>(next() >> 32);
-    synthsae::detail::philox_lanes_w01<16>(seed, stream, c, w0, w1);
-    synthsae::detail::philox_lanes_w01_plain<16>(seed, stream, c, p0, p1);
+    synthsae::detail::philox_lanes<16>(seed, stream, c, c_hi, fast_words);
+    synthsae::detail::philox_lanes_plain<16>(seed, stream, c, c_hi, plain_words);
     for (int l = 0; l < 16; ++l) {
       const U32x4 ref = synthsae::philox4x32_10(
-          {{c[l], 0, static_cast<std::uint32_t>(stream), static_cast<std::uint32_t>(stream >> 32)}},
+          {{c[l], c_hi, static_cast<std::uint32_t>(stream), static_cast<std::uint32_t>(stream >> 32)}},
           {{static_cast<std::uint32_t>(seed), static_cast<std::uint32_t>(seed >> 32)}});
-      compared += (w0[l] == ref[0]) + (w1[l] == ref[1]) + (p0[l] == ref[0]) + (p1[l] == ref[1]);
+      for (int j = 0; j < 4; ++j) compared += (fast[j][l] == ref[j]) + (plain[j][l] == ref[j]);
     }
   }
-  CHECK(compared == 200 * 16 * 4);
+  CHECK(compared == 200 * 16 * 8);
 }

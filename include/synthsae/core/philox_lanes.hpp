@@ -19,14 +19,14 @@ namespace detail {
 inline constexpr std::uint32_t kPhiloxMul0 = 0xD2511F53u, kPhiloxMul1 = 0xCD9E8D57u;
 inline constexpr std::uint32_t kPhiloxWeyl0 = 0x9E3779B9u, kPhiloxWeyl1 = 0xBB67AE85u;
 
-/// Words 0 and 1 of philox4x32_10({c[l], 0, stream_lo, stream_hi}, seed) for L lanes, as plain
-/// lane loops (the device path, and the host without AVX2).
+/// The four words of philox4x32_10({c[l], c_hi, stream_lo, stream_hi}, seed) for L lanes, word j
+/// of lane l in w[j][l], as plain lane loops (the device path, and the host without AVX2).
 template <int L>
-SYNTHSAE_HD void philox_lanes_w01_plain(std::uint64_t seed, std::uint64_t stream, const std::uint32_t* c,
-                                        std::uint32_t* w0, std::uint32_t* w1) {
+SYNTHSAE_HD void philox_lanes_plain(std::uint64_t seed, std::uint64_t stream, const std::uint32_t* c,
+                                    std::uint32_t c_hi, std::uint32_t* const w[4]) {
   std::uint32_t x0[L], x1[L], x2[L], x3[L];
   for (int l = 0; l < L; ++l) {
-    x0[l] = c[l], x1[l] = 0;
+    x0[l] = c[l], x1[l] = c_hi;
     x2[l] = static_cast<std::uint32_t>(stream), x3[l] = static_cast<std::uint32_t>(stream >> 32);
   }
   std::uint32_t k0 = static_cast<std::uint32_t>(seed), k1 = static_cast<std::uint32_t>(seed >> 32);
@@ -41,7 +41,7 @@ SYNTHSAE_HD void philox_lanes_w01_plain(std::uint64_t seed, std::uint64_t stream
       x0[l] = n0, x2[l] = n2;
     }
   }
-  for (int l = 0; l < L; ++l) w0[l] = x0[l], w1[l] = x1[l];
+  for (int l = 0; l < L; ++l) w[0][l] = x0[l], w[1][l] = x1[l], w[2][l] = x2[l], w[3][l] = x3[l];
 }
 
 #if defined(SYNTHSAE_PHILOX_AVX2)
@@ -53,13 +53,13 @@ inline void mulhilo_x8(__m256i m, __m256i x, __m256i& hi, __m256i& lo) {
   lo = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
 }
 
-/// philox_lanes_w01_plain for eight lanes in AVX2 registers.
-inline void philox_w01_x8(std::uint64_t seed, std::uint64_t stream, const std::uint32_t* c, std::uint32_t* w0,
-                          std::uint32_t* w1) {
+/// philox_lanes_plain for eight lanes in AVX2 registers.
+inline void philox_x8(std::uint64_t seed, std::uint64_t stream, const std::uint32_t* c, std::uint32_t c_hi,
+                      std::uint32_t* const w[4], int offset) {
   const __m256i m0 = _mm256_set1_epi32(static_cast<int>(kPhiloxMul0));
   const __m256i m1 = _mm256_set1_epi32(static_cast<int>(kPhiloxMul1));
-  __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c));
-  __m256i x1 = _mm256_setzero_si256();
+  __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c + offset));
+  __m256i x1 = _mm256_set1_epi32(static_cast<int>(c_hi));
   __m256i x2 = _mm256_set1_epi32(static_cast<int>(static_cast<std::uint32_t>(stream)));
   __m256i x3 = _mm256_set1_epi32(static_cast<int>(static_cast<std::uint32_t>(stream >> 32)));
   std::uint32_t k0 = static_cast<std::uint32_t>(seed), k1 = static_cast<std::uint32_t>(seed >> 32);
@@ -72,22 +72,24 @@ inline void philox_w01_x8(std::uint64_t seed, std::uint64_t stream, const std::u
     const __m256i n2 = _mm256_xor_si256(_mm256_xor_si256(hi0, x3), _mm256_set1_epi32(static_cast<int>(k1)));
     x1 = lo1, x3 = lo0, x0 = n0, x2 = n2;
   }
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(w0), x0);
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(w1), x1);
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(w[0] + offset), x0);
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(w[1] + offset), x1);
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(w[2] + offset), x2);
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(w[3] + offset), x3);
 }
 #endif
 
-/// Words 0 and 1 of philox_block(seed, stream, c[l]) for L counters below 2^32.
+/// The four words of philox_block(seed, stream, (c_hi << 32) | c[l]) for L lanes into w[0..3][l].
 template <int L>
-SYNTHSAE_HD void philox_lanes_w01(std::uint64_t seed, std::uint64_t stream, const std::uint32_t* c, std::uint32_t* w0,
-                                  std::uint32_t* w1) {
+SYNTHSAE_HD void philox_lanes(std::uint64_t seed, std::uint64_t stream, const std::uint32_t* c, std::uint32_t c_hi,
+                              std::uint32_t* const w[4]) {
 #if defined(SYNTHSAE_PHILOX_AVX2)
   if constexpr (L % 8 == 0) {
-    for (int l = 0; l < L; l += 8) philox_w01_x8(seed, stream, c + l, w0 + l, w1 + l);
+    for (int l = 0; l < L; l += 8) philox_x8(seed, stream, c, c_hi, w, l);
     return;
   }
 #endif
-  philox_lanes_w01_plain<L>(seed, stream, c, w0, w1);
+  philox_lanes_plain<L>(seed, stream, c, c_hi, w);
 }
 
 }  // namespace detail

@@ -2,12 +2,16 @@
 // The ground-truth activation sampler (reference §3.3 + §4.4), sparse and lazy.
 //
 // Every random number of sample s is addressed by a Philox counter of stream s:
-//   feature f fires?          counter 2f      (uniform, or the copula's eta)
+//   feature f fires?          the uniform v_f (or the copula's eta) has 64 bits: its high word is
+//                             word f % 4 of the block at counter 2^32 + f / 4 (the "fire word",
+//                             shared by four features), its low word word 0 of counter 2f
 //   feature f's magnitude     counter 2f + 1
 //   winner of sibling group g  counter group_counter(g): 2N + f for feature f's own children,
 //                              4N + k for the k-th organisational group (hierarchy.hpp)
 //   copula factors eps        counters from 3N on (ceil(rank / 2) of them, so below 4N)
-// So a draw does not depend on which other draws were made. The lazy sampler evaluates
+// So a draw does not depend on which other draws were made. The fire word alone rejects almost
+// every feature (v_f >= word / 2^32), so the low word is computed only for the few that may fire,
+// and one Philox block decides four features. The lazy sampler evaluates
 // only features that can fire — top-level features (roots and features outside the forest)
 // and the children of active parents — and gives *exactly* the values of the plain sampler
 // that draws everything and then applies the hierarchy level by level (tests/world check
@@ -27,6 +31,10 @@
 #include "synthsae/core/host_parallel.hpp"
 #include "synthsae/core/normal_distribution.hpp"
 #include "synthsae/core/philox_lanes.hpp"
+
+#if defined(SYNTHSAE_PHILOX_AVX2) && defined(__FMA__)
+#define SYNTHSAE_SAMPLER_AVX2 1  // the host sampler's copula dots in AVX2 registers
+#endif
 
 namespace synthsae {
 
@@ -53,18 +61,32 @@ struct SamplerTables {
   Vector<float> group_coactivation;  ///< [G] probability that a sample skips the exclusion
   Vector<std::uint64_t> group_counter;
   /// The top-level features' parameters in top_level order, padded to a multiple of
-  /// kTopLevelBlock with features that never fire, 1 / sqrt_diag (0 where sqrt_diag is 0), and
-  /// the factor feature-minor [r, padded]: the host kernel decides a block of them at once, one
-  /// SIMD lane per feature.
+  /// kTopLevelChunk with features that never fire, 1 / sqrt_diag (0 where sqrt_diag is 0), and
+  /// the factor block-major and feature-minor [padded / kTopLevelBlock, r * kTopLevelBlock]: the
+  /// host kernel decides a block of them at once, one SIMD lane per feature.
   Vector<std::int32_t> top_ids;
   Vector<float> top_probability, top_threshold, top_inv_sqrt_diag;
   Matrix<float> top_factor;
+  /// The fire words of each chunk of kTopLevelChunk top-level features: the distinct fire-word
+  /// counters (low words, at most kTopLevelChunk, padded with 0) and their number, and per
+  /// feature the slot of its word, (word index) * kTopLevelChunk + (counter's position).
+  Vector<std::uint32_t> top_chunk_counters;
+  Vector<std::int32_t> top_chunk_counts;
+  Vector<std::uint8_t> top_word_slot;
   int num_features = 0;
   int rank = 0;
 };
 
-/// Top-level features per block of the host sampler (two AVX2 registers of Philox lanes).
+/// Top-level features per block of the host sampler's lane loops.
 inline constexpr int kTopLevelBlock = 16;
+/// Top-level features whose fire words the host sampler draws together (a multiple of the block;
+/// slots of its words fit a byte).
+inline constexpr int kTopLevelChunk = 64;
+static_assert(kTopLevelChunk % kTopLevelBlock == 0 && 4 * kTopLevelChunk <= 256);
+
+/// The counter plane of the fire words: feature f's is word f % 4 of block kFireWordPlane + f / 4.
+inline constexpr std::uint64_t kFireWordPlane = std::uint64_t(1) << 32;
+SYNTHSAE_HD constexpr std::uint32_t fire_word_counter(int f) { return static_cast<std::uint32_t>(f) >> 2; }
 
 /// Row b of a LayoutRight matrix by pointer: no View copy, so no reference counting when host
 /// threads run the loop (host_rows).
@@ -92,36 +114,59 @@ struct FeatureDraw {
   SamplerTables t;
   std::uint64_t seed;
 
-  /// Raw value of feature f in sample `sample` (0 if it does not fire); eps: the sample's
-  /// copula factors (ignored when rank is 0).
+  /// Feature f's fire word: the high 32 bits of its uniform v_f.
+  SYNTHSAE_HD std::uint32_t fire_word(std::uint64_t sample, int f) const {
+    return philox_block(seed, sample, kFireWordPlane + fire_word_counter(f))[f & 3];
+  }
+
+  /// A block of fire words kept across calls: siblings with neighbouring ids share one.
+  struct FireWordCache {
+    std::uint64_t counter = ~std::uint64_t(0);
+    U32x4 block{};
+  };
+  SYNTHSAE_HD std::uint32_t fire_word(std::uint64_t sample, int f, FireWordCache& cache) const {
+    const std::uint64_t counter = kFireWordPlane + fire_word_counter(f);
+    if (counter != cache.counter) cache.counter = counter, cache.block = philox_block(seed, sample, counter);
+    return cache.block[f & 3];
+  }
+
+  /// v_f in (0, 1) from its fire word (high) and word 0 of counter 2f (low).
+  SYNTHSAE_HD double fire_uniform(std::uint64_t sample, int f, std::uint32_t high) const {
+    const std::uint32_t low = philox_block(seed, sample, 2 * static_cast<std::uint64_t>(f))[0];
+    return u64_to_open01_double((static_cast<std::uint64_t>(high) << 32) | low);
+  }
+
   /// The copula latent z_f = F_f . eps + sqrt(diag_f) eta_f of feature f (rank > 0), where
   /// eta_f = -Phi^-1(v_f) for the feature's uniform v_f (inverse-CDF sampling).
   template <class EpsRow>
   SYNTHSAE_HD float latent(std::uint64_t sample, int f, const EpsRow& eps) const {
-    const U32x4 w = philox_block(seed, sample, 2 * static_cast<std::uint64_t>(f));
-    const double v = u64_to_open01_double((static_cast<std::uint64_t>(w[1]) << 32) | w[0]);
+    const double v = fire_uniform(sample, f, fire_word(sample, f));
     return static_cast<float>(factor_dot(f, eps) - double(t.sqrt_diag(f)) * normal_quantile(v));
   }
 
   /// Whether feature f fires: z_f > t_f, i.e. v_f < Q((t_f - F_f . eps) / sqrt(diag_f)).
-  /// Most features are decided without a transcendental function: normal_tail_bound(|s|) >= Q(|s|)
-  /// bounds Q(s) for s >= 0 (and 1 - Q(s) for s < 0); only a v_f inside the bounds needs erfc.
-  /// The decision is exact.
   template <class EpsRow>
   SYNTHSAE_HD bool fires(std::uint64_t sample, int f, const EpsRow& eps) const {
-    const U32x4 w = philox_block(seed, sample, 2 * static_cast<std::uint64_t>(f));
-    const double v = u64_to_open01_double((static_cast<std::uint64_t>(w[1]) << 32) | w[0]);
-    return fires_given(v, f, t.rank == 0 ? 0.0 : factor_dot(f, eps));
+    return fires_with(sample, f, fire_word(sample, f), t.rank == 0 ? 0.0 : factor_dot(f, eps));
   }
 
-  /// The decision of fires() from the feature's uniform v and its copula dot F_f . eps.
-  SYNTHSAE_HD bool fires_given(double v, int f, double dot) const {
-    if (t.rank == 0) return v < double(t.probability(f));
+  /// The decision of fires() from the feature's fire word and its copula dot F_f . eps. Most
+  /// features are decided without the low word and without a transcendental function:
+  /// v_f >= high / 2^32, and normal_tail_bound(|s|) >= Q(|s|) bounds Q(s) for s >= 0 (and 1 - Q(s)
+  /// for s < 0); only a v_f inside the bounds needs erfc. The decision is exact.
+  SYNTHSAE_HD bool fires_with(std::uint64_t sample, int f, std::uint32_t high, double dot) const {
+    const double v_floor = static_cast<double>(high) * (1.0 / 4294967296.0);  // exact; <= v_f
+    if (t.rank == 0) {
+      const double p = t.probability(f);
+      return v_floor < p && fire_uniform(sample, f, high) < p;
+    }
     const double sd = t.sqrt_diag(f);
     const double gap = double(t.threshold(f)) - dot;
     if (sd == 0) return gap < 0;  // full-rank factor: no idiosyncratic noise
     const double s = gap / sd;
     const double bound = normal_tail_bound(s >= 0 ? s : -s);  // >= Q(|s|)
+    if (s >= 0 && v_floor >= bound) return false;
+    const double v = fire_uniform(sample, f, high);
     if (s >= 0) {
       if (v >= bound) return false;
     } else if (v < 1 - bound) {
@@ -137,6 +182,12 @@ struct FeatureDraw {
     if (!fires(sample, f, eps)) return 0.0f;
     return magnitude(sample, f);
   }
+  /// raw() with the fire words' block cached.
+  template <class EpsRow>
+  SYNTHSAE_HD float raw(std::uint64_t sample, int f, const EpsRow& eps, FireWordCache& cache) const {
+    if (!fires_with(sample, f, fire_word(sample, f, cache), t.rank == 0 ? 0.0 : factor_dot(f, eps))) return 0.0f;
+    return magnitude(sample, f);
+  }
 
   /// The magnitude of a feature that fires: max(0, mu + sigma n), with one rounding (an explicit
   /// FMA: the same bits at every optimisation level and on a GPU).
@@ -146,15 +197,20 @@ struct FeatureDraw {
     return v > 0.0f ? v : 0.0f;
   }
 
-  /// emit(f, raw(sample, f, eps)) for every top-level feature that fires, in top_level order,
-  /// kTopLevelBlock features at a time (host): their Philox words (AVX2 lanes), copula dots and a
-  /// float form of fires()' first test as lane loops. The float test rejects a lane only with a
-  /// relative slack of 2^-10, far above its rounding (under 1e-5), so every lane it rejects is one
-  /// that fires_given rejects too; the others (a few dozen per sample) go through fires_given.
-  /// The same values as raw(), bit for bit.
-  template <class EpsRow, class Emit>
-  SYNTHSAE_HD void top_level_blocked(std::uint64_t sample, const EpsRow& eps, const Emit& emit) const {
-    constexpr int L = kTopLevelBlock;
+  /// For each of S consecutive samples first + s (s < count <= S, eps[s] their factors):
+  /// emit(s, f, raw(first + s, f, eps[s])) for every top-level feature that fires, in top_level
+  /// order (host). Per chunk of kTopLevelChunk features, each sample's distinct blocks of fire
+  /// words (AVX2 lanes: contiguous ids need a quarter of a block each); then per block of
+  /// kTopLevelBlock features the S samples' copula dots in one pass over the block's factor
+  /// (stored block-major, so one contiguous stream: the factor of SynthSAEBench-16k is 0.56 MB,
+  /// beyond a core's L2, and S samples read it once), then per sample a float form of
+  /// fires_with()'s first test as lane loops. The float test rejects a lane only with a relative
+  /// slack of 2^-10, far above its rounding (under 1e-5), so every lane it rejects is one that
+  /// fires_with rejects too; the others (a few dozen per sample) go through fires_with. The same
+  /// values as raw(), bit for bit.
+  template <int S, class EpsRow, class Emit>
+  SYNTHSAE_HD void top_level_blocked(std::uint64_t first, int count, const EpsRow* eps, const Emit& emit) const {
+    constexpr int L = kTopLevelBlock, C = kTopLevelChunk;
     constexpr float kSlack = 1.0f + 1.0f / 1024;
     const int padded = static_cast<int>(t.top_ids.extent(0));
     const int r = t.rank;
@@ -163,58 +219,100 @@ struct FeatureDraw {
     const float* threshold = t.top_threshold.data();
     const float* inv_sd = t.top_inv_sqrt_diag.data();
     const float* factor = r > 0 ? t.top_factor.data() : nullptr;
-    float e[64];  // the sample's factors; larger ranks read eps directly
-    const bool local_eps = r <= 64;
-    if (local_eps)
-      for (int k = 0; k < r; ++k) e[k] = eps(k);
-    for (int i0 = 0; i0 < padded; i0 += L) {
-      std::uint32_t counter[L], w0[L], w1[L];
-      for (int l = 0; l < L; ++l) counter[l] = 2u * static_cast<std::uint32_t>(ids[i0 + l]);
-      detail::philox_lanes_w01<L>(seed, sample, counter, w0, w1);
-      float dot[L];
-      int rejected[L];
-      if (r == 0) {
-        for (int l = 0; l < L; ++l) {
-          // v >= v_low = the top 24 bits of v as a float.
-          const float v_low = static_cast<float>(static_cast<std::int32_t>(w1[l] >> 8)) * (1.0f / 16777216.0f);
-          dot[l] = 0;
-          rejected[l] = v_low >= probability[i0 + l] * kSlack;
+    const std::uint32_t* chunk_counters = t.top_chunk_counters.data();
+    const std::uint8_t* slot = t.top_word_slot.data();
+    constexpr int kLocalRank = 64;  // the samples' factors on the stack; larger ranks read eps
+    float e[S][kLocalRank];
+    const bool local_eps = r <= kLocalRank;
+    for (int q = 0; q < S; ++q)
+      for (int k = 0; k < r && local_eps; ++k) e[q][k] = q < count ? float(eps[q](k)) : 0.0f;
+    std::uint32_t words[S][4 * C];
+    for (int c0 = 0; c0 < padded; c0 += C) {
+      const int chunk = c0 / C;
+      const int counters = t.top_chunk_counts(chunk);
+      for (int q = 0; q < count; ++q)
+        for (int j = 0; j < counters; j += 8) {
+          std::uint32_t* const rows[4] = {words[q] + j, words[q] + C + j, words[q] + 2 * C + j, words[q] + 3 * C + j};
+          detail::philox_lanes<8>(seed, first + q, chunk_counters + chunk * C + j,
+                                  static_cast<std::uint32_t>(kFireWordPlane >> 32), rows);
         }
-      } else {
-        for (int l = 0; l < L; ++l) dot[l] = 0;
-        for (int k = 0; k < r; ++k) {  // the order of factor_dot's sum, lane by lane
-          const float ek = local_eps ? e[k] : float(eps(k));
-          const float* row = factor + static_cast<std::size_t>(k) * padded + i0;
-          for (int l = 0; l < L; ++l) dot[l] += row[l] * ek;
+      for (int i0 = c0; i0 < c0 + C; i0 += L) {
+        float dot[S][L];
+        const float* block = r > 0 ? factor + static_cast<std::size_t>(i0) * r : nullptr;  // [r][L]
+        // factor_dot's sum, lane by lane: the same FMAs in the same order.
+#if defined(SYNTHSAE_SAMPLER_AVX2)
+        if (local_eps) {  // 2 S accumulators in registers (GCC spills the plain form's to the stack)
+          static_assert(L == 16, "two AVX2 registers per sample");
+          __m256 acc[S][2];
+          for (int q = 0; q < S; ++q) acc[q][0] = acc[q][1] = _mm256_setzero_ps();
+          for (int k = 0; k < r; ++k) {
+            const __m256 f0 = _mm256_loadu_ps(block + k * L), f1 = _mm256_loadu_ps(block + k * L + 8);
+            for (int q = 0; q < S; ++q) {
+              const __m256 ek = _mm256_set1_ps(e[q][k]);
+              acc[q][0] = _mm256_fmadd_ps(f0, ek, acc[q][0]);
+              acc[q][1] = _mm256_fmadd_ps(f1, ek, acc[q][1]);
+            }
+          }
+          for (int q = 0; q < S; ++q) {
+            _mm256_storeu_ps(dot[q], acc[q][0]);
+            _mm256_storeu_ps(dot[q] + 8, acc[q][1]);
+          }
+        } else
+#endif
+        {
+          for (int q = 0; q < S; ++q)
+            for (int l = 0; l < L; ++l) dot[q][l] = 0;
+          for (int k = 0; k < r; ++k) {
+            const float* row = block + k * L;
+            for (int q = 0; q < S; ++q) {
+              const float ek = local_eps ? e[q][k] : (q < count ? float(eps[q](k)) : 0.0f);
+              for (int l = 0; l < L; ++l) dot[q][l] = fused_multiply_add(row[l], ek, dot[q][l]);
+            }
+          }
         }
-        for (int l = 0; l < L; ++l) {  // v * (1 / normal_tail_bound(s)) >= 1 + slack => no fire
-          const float v_low = static_cast<float>(static_cast<std::int32_t>(w1[l] >> 8)) * (1.0f / 16777216.0f);
-          const float gap = threshold[i0 + l] - dot[l];
-          const float s = gap * inv_sd[i0 + l];
-          const float x = 0.5f * s * s;
-          const float exp_lower =
-              1 + x * (1 + x * (0.5f + x * (1.0f / 6 + x * (1.0f / 24 + x * (1.0f / 120 + x * (1.0f / 720))))));
-          const float mills = s * 2.5066283f;
-          // Bitwise &, not &&: no branches, so the loop vectorises.
-          rejected[l] = (gap > 0) & (inv_sd[i0 + l] > 0) & (v_low * exp_lower * (mills > 2 ? mills : 2.0f) >= kSlack);
+        for (int q = 0; q < count; ++q) {
+          std::uint32_t high[L];
+          for (int l = 0; l < L; ++l) high[l] = words[q][slot[i0 + l]];
+          int rejected[L];
+          for (int l = 0; l < L; ++l) {
+            // v >= v_low = the top 24 bits of v as a float.
+            const float v_low = static_cast<float>(static_cast<std::int32_t>(high[l] >> 8)) * (1.0f / 16777216.0f);
+            if (r == 0) {
+              rejected[l] = v_low >= probability[i0 + l] * kSlack;
+              continue;
+            }
+            // v * (1 / normal_tail_bound(s)) >= 1 + slack => no fire
+            const float gap = threshold[i0 + l] - dot[q][l];
+            const float s = gap * inv_sd[i0 + l];
+            const float x = 0.5f * s * s;
+            const float exp_lower =
+                1 + x * (1 + x * (0.5f + x * (1.0f / 6 + x * (1.0f / 24 + x * (1.0f / 120 + x * (1.0f / 720))))));
+            const float mills = s * 2.5066283f;
+            // Bitwise &, not &&: no branches, so the loop vectorises.
+            rejected[l] = (gap > 0) & (inv_sd[i0 + l] > 0) & (v_low * exp_lower * (mills > 2 ? mills : 2.0f) >= kSlack);
+          }
+          int kept = 0;  // most blocks keep no lane: one vector OR instead of 16 branches
+          for (int l = 0; l < L; ++l) kept |= rejected[l] ^ 1;
+          if (!kept) continue;
+          const std::uint64_t sample = first + q;
+          for (int l = 0; l < L; ++l) {
+            if (rejected[l]) continue;
+            const int f = ids[i0 + l];
+            if (f < 0) continue;  // padding
+            if (!fires_with(sample, f, high[l], double(dot[q][l]))) continue;
+            const float value = magnitude(sample, f);
+            if (value > 0.0f) emit(q, f, value);
+          }
         }
-      }
-      for (int l = 0; l < L; ++l) {
-        if (rejected[l]) continue;
-        const int f = ids[i0 + l];
-        if (f < 0) continue;  // padding
-        const double v = u64_to_open01_double((static_cast<std::uint64_t>(w1[l]) << 32) | w0[l]);
-        if (!fires_given(v, f, double(dot[l]))) continue;
-        const float value = magnitude(sample, f);
-        if (value > 0.0f) emit(f, value);
       }
     }
   }
 
+  /// F_f . eps in float, one explicit FMA per term in rank order (the same bits on every build).
   template <class EpsRow>
   SYNTHSAE_HD double factor_dot(int f, const EpsRow& eps) const {
     float acc = 0;
-    for (int k = 0; k < t.rank; ++k) acc += t.factor(f, k) * eps(k);
+    for (int k = 0; k < t.rank; ++k) acc = fused_multiply_add(t.factor(f, k), float(eps(k)), acc);
     return acc;
   }
 
@@ -238,23 +336,27 @@ struct FeatureDraw {
   template <class EpsRow, class Emit>
   SYNTHSAE_HD void emit_children(std::uint64_t sample, int anchor, float ratio, const EpsRow& eps,
                                  const Emit& emit) const {
+    FireWordCache cache;  // siblings with neighbouring ids share a block of fire words
+    constexpr int kKept = 16;  // members decided together (their copula dots interleaved)
+    float kept[kKept];
     for (int g = t.group_offsets(anchor); g < t.group_offsets(anchor + 1); ++g) {
       const int begin = t.member_offsets(g), end = t.member_offsets(g + 1);
       const float scale = t.group_scaled(g) ? ratio : 1.0f;
       if (t.group_exclusive(g)) {
-        constexpr int kKept = 16;  // members whose raw values are kept for the second pass
-        float kept[kKept];
+        // First pass: every member's raw value (the first kKept kept for the second pass).
         std::uint32_t active = 0;
-        for (int c = begin; c < end; ++c) {
-          const float v = raw(sample, t.members(c), eps);
-          if (c - begin < kKept) kept[c - begin] = v;
-          active += v > 0.0f;
+        for (int c0 = begin; c0 < end; c0 += kKept) {
+          float v[kKept];
+          const int n = raw_members(sample, c0, end - c0 < kKept ? end - c0 : kKept, eps, cache, v);
+          for (int j = 0; j < n; ++j) active += v[j] > 0.0f;
+          if (c0 == begin)
+            for (int j = 0; j < n; ++j) kept[j] = v[j];
         }
         if (active == 0) continue;
         const bool all = active > 1 && coactive(sample, g);
         std::uint32_t keep = active > 1 && !all ? winner(sample, g, active) : 0;
         for (int c = begin; c < end; ++c) {
-          const float v = c - begin < kKept ? kept[c - begin] : raw(sample, t.members(c), eps);
+          const float v = c - begin < kKept ? kept[c - begin] : raw(sample, t.members(c), eps, cache);
           if (!(v > 0.0f)) continue;
           if (all) {
             emit(t.members(c), v * scale);
@@ -264,12 +366,32 @@ struct FeatureDraw {
           }
         }
       } else {
-        for (int c = begin; c < end; ++c) {
-          const float v = raw(sample, t.members(c), eps);
-          if (v > 0.0f) emit(t.members(c), v * scale);
+        for (int c0 = begin; c0 < end; c0 += kKept) {
+          const int n = raw_members(sample, c0, end - c0 < kKept ? end - c0 : kKept, eps, cache, kept);
+          for (int j = 0; j < n; ++j)
+            if (kept[j] > 0.0f) emit(t.members(c0 + j), kept[j] * scale);
         }
       }
     }
+  }
+
+  /// v[j] = raw(sample, members(c0 + j), eps) for j < n <= 16; returns n. The members' copula dots
+  /// are summed side by side (the same FMAs per member as factor_dot, but n independent chains
+  /// instead of one at a time).
+  template <class EpsRow>
+  SYNTHSAE_HD int raw_members(std::uint64_t sample, int c0, int n, const EpsRow& eps, FireWordCache& cache,
+                              float* v) const {
+    float dot[16];
+    for (int j = 0; j < n; ++j) dot[j] = 0;
+    for (int k = 0; k < t.rank; ++k) {
+      const float ek = eps(k);
+      for (int j = 0; j < n; ++j) dot[j] = fused_multiply_add(t.factor(t.members(c0 + j), k), ek, dot[j]);
+    }
+    for (int j = 0; j < n; ++j) {
+      const int f = t.members(c0 + j);
+      v[j] = fires_with(sample, f, fire_word(sample, f, cache), dot[j]) ? magnitude(sample, f) : 0.0f;
+    }
+    return n;
   }
 
   /// Fills eps(0..rank) for a sample.
@@ -387,26 +509,40 @@ int sample_sparse_by_teams(const FeatureDraw& draw, std::uint64_t first_sample, 
   return overflowed;
 }
 
-/// sample_sparse with one thread per sample (the host's form): the top-level features in blocks
-/// of SIMD lanes (FeatureDraw::top_level_blocked), threaded over samples by host_rows.
+/// Samples per pass of the host sampler over the top-level features' factor.
+inline constexpr int kSamplesPerPass = 4;
+
+/// sample_sparse with one thread per kSamplesPerPass consecutive samples (the host's form): their
+/// top-level features in blocks of SIMD lanes (FeatureDraw::top_level_blocked), threaded over the
+/// groups of samples by host_rows.
 template <class Space = ExecSpace>
 int sample_sparse_by_rows(const FeatureDraw& draw, std::uint64_t first_sample, const SparseBatch<float>& batch,
                           const Matrix<float>& eps_scratch) {
   static_assert(host_accessible_v<Space>, "sample_sparse_by_rows runs on the host");
+  constexpr int S = kSamplesPerPass;
   const int capacity = static_cast<int>(batch.capacity());
   const int num_top = static_cast<int>(draw.t.top_level.extent(0));
-  // Per sample: every top-level feature's Philox block and copula dot (~60 operations each).
-  const std::int64_t row_cost = 60 * static_cast<std::int64_t>(num_top) + 1000;
+  const int rows = static_cast<int>(batch.batch_size());
+  // Per sample: every top-level feature's share of a Philox block and its copula dot.
+  const std::int64_t group_cost = S * (40 * static_cast<std::int64_t>(num_top) + 1000);
   const std::int64_t overflowed = host_rows_count(
-      "synthsae::sample_sparse", static_cast<std::int64_t>(batch.batch_size()), row_cost,
-      KOKKOS_LAMBDA(int b, int& overflow_count) {
-        const std::uint64_t sample = first_sample + static_cast<std::uint64_t>(b);
-        const RowRef<float> eps{eps_scratch.extent(1) > 0 ? &eps_scratch(b, 0) : nullptr};
-        draw.copula_factors(sample, eps);
-        detail::SampleRow row{batch, b, capacity};
-        draw.top_level_blocked(sample, eps, [&](int f, float v) { row.emit(f, v); });
-        detail::finish_sample(draw, sample, eps, row);
-        overflow_count += row.overflow ? 1 : 0;
+      "synthsae::sample_sparse", (rows + S - 1) / S, group_cost, KOKKOS_LAMBDA(int group, int& overflow_count) {
+        const int b0 = group * S;
+        const int count = rows - b0 < S ? rows - b0 : S;
+        const std::uint64_t first = first_sample + static_cast<std::uint64_t>(b0);
+        RowRef<float> eps[S];
+        detail::SampleRow out[S] = {{batch, b0, capacity}, {batch, b0 + 1, capacity}, {batch, b0 + 2, capacity},
+                                    {batch, b0 + 3, capacity}};
+        static_assert(S == 4, "one SampleRow per sample above");
+        for (int q = 0; q < count; ++q) {
+          eps[q] = RowRef<float>{eps_scratch.extent(1) > 0 ? &eps_scratch(b0 + q, 0) : nullptr};
+          draw.copula_factors(first + q, eps[q]);
+        }
+        draw.top_level_blocked<S>(first, count, eps, [&](int q, int f, float v) { out[q].emit(f, v); });
+        for (int q = 0; q < count; ++q) {
+          detail::finish_sample(draw, first + q, eps[q], out[q]);
+          overflow_count += out[q].overflow ? 1 : 0;
+        }
       });
   return static_cast<int>(overflowed);
 }
@@ -441,6 +577,14 @@ inline void hidden_from_sparse(const SparseBatch<float>& batch, const Matrix<flo
           for (int q = 0; q < n; ++q) {
             const float v = batch.values(b, q);
             const float* __restrict row = &features(batch.ids(b, q), 0);
+#if defined(__GNUC__) && !defined(__CUDACC__)
+            // The rows are scattered over the dictionary (50 MB at SynthSAEBench-16k): ask for the
+            // next one while this one is added.
+            if (q + 1 < n) {
+              const char* next = reinterpret_cast<const char*>(&features(batch.ids(b, q + 1), 0));
+              for (int byte = 0; byte < d * static_cast<int>(sizeof(float)); byte += 64) __builtin_prefetch(next + byte);
+            }
+#endif
             for (int k = 0; k < d; ++k) out[k] += v * row[k];
           }
         });

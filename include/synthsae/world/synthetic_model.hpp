@@ -346,7 +346,7 @@ class SyntheticModel {
   /// The sampler's per-block copies of the top-level features (SamplerTables::top_ids).
   void build_top_level_blocks(SamplerTables& t) const {
     const std::size_t top = tables_.top_level.size(), r = static_cast<std::size_t>(t.rank);
-    const std::size_t padded = (top + kTopLevelBlock - 1) / kTopLevelBlock * kTopLevelBlock;
+    const std::size_t padded = (top + kTopLevelChunk - 1) / kTopLevelChunk * kTopLevelChunk;
     auto probability = Kokkos::create_mirror_view_and_copy(HostSpace(), t.probability);
     auto threshold = Kokkos::create_mirror_view_and_copy(HostSpace(), t.threshold);
     auto sqrt_diag = Kokkos::create_mirror_view_and_copy(HostSpace(), t.sqrt_diag);
@@ -355,7 +355,8 @@ class SyntheticModel {
     t.top_probability = Vector<float>("top_probability", padded);
     t.top_threshold = Vector<float>("top_threshold", padded);
     t.top_inv_sqrt_diag = Vector<float>("top_inv_sqrt_diag", padded);
-    t.top_factor = Matrix<float>("top_factor", r, padded);
+    // Block-major: block q's r x kTopLevelBlock factor entries are one contiguous stream.
+    t.top_factor = Matrix<float>("top_factor", padded / kTopLevelBlock, r * kTopLevelBlock);
     auto ids = Kokkos::create_mirror_view(t.top_ids);
     auto p = Kokkos::create_mirror_view(t.top_probability), th = Kokkos::create_mirror_view(t.top_threshold),
          inv_sd = Kokkos::create_mirror_view(t.top_inv_sqrt_diag);
@@ -370,8 +371,36 @@ class SyntheticModel {
       th(i) = real ? threshold(f) : std::numeric_limits<float>::infinity();
       const float sd = real && r > 0 ? sqrt_diag(f) : 1.0f;
       inv_sd(i) = sd > 0 ? 1.0f / sd : 0.0f;
-      for (std::size_t k = 0; k < r; ++k) fac(k, i) = real ? factor(f, k) : 0.0f;
+      for (std::size_t k = 0; k < r; ++k)
+        fac(i / kTopLevelBlock, k * kTopLevelBlock + i % kTopLevelBlock) = real ? factor(f, k) : 0.0f;
     }
+    // Each chunk's distinct fire-word counters, in first-use order, and each feature's word slot.
+    const std::size_t chunks = padded / kTopLevelChunk;
+    t.top_chunk_counters = Vector<std::uint32_t>("top_chunk_counters", padded);
+    t.top_chunk_counts = Vector<std::int32_t>("top_chunk_counts", chunks);
+    t.top_word_slot = Vector<std::uint8_t>("top_word_slot", padded);
+    auto counters = Kokkos::create_mirror_view(t.top_chunk_counters);
+    auto counts = Kokkos::create_mirror_view(t.top_chunk_counts);
+    auto slots = Kokkos::create_mirror_view(t.top_word_slot);
+    for (std::size_t c = 0; c < chunks; ++c) {
+      std::uint32_t* chunk = &counters(c * kTopLevelChunk);
+      int n = 0;
+      for (std::size_t i = c * kTopLevelChunk; i < (c + 1) * kTopLevelChunk; ++i) {
+        if (ids(i) < 0) {  // padding reads slot 0; unused counter slots keep the View's zeros
+          slots(i) = 0;
+          continue;
+        }
+        const std::uint32_t counter = fire_word_counter(ids(i));
+        int position = 0;
+        while (position < n && chunk[position] != counter) ++position;
+        if (position == n) chunk[n++] = counter;
+        slots(i) = static_cast<std::uint8_t>((ids(i) & 3) * kTopLevelChunk + position);
+      }
+      counts(c) = n;
+    }
+    Kokkos::deep_copy(t.top_chunk_counters, counters);
+    Kokkos::deep_copy(t.top_chunk_counts, counts);
+    Kokkos::deep_copy(t.top_word_slot, slots);
     Kokkos::deep_copy(t.top_ids, ids);
     Kokkos::deep_copy(t.top_probability, p);
     Kokkos::deep_copy(t.top_threshold, th);
