@@ -211,7 +211,6 @@ struct FeatureDraw {
   template <int S, class EpsRow, class Emit>
   SYNTHSAE_HD void top_level_blocked(std::uint64_t first, int count, const EpsRow* eps, const Emit& emit) const {
     constexpr int L = kTopLevelBlock, C = kTopLevelChunk;
-    constexpr float kSlack = 1.0f + 1.0f / 1024;
     const int padded = static_cast<int>(t.top_ids.extent(0));
     const int r = t.rank;
     const std::int32_t* ids = t.top_ids.data();
@@ -241,21 +240,16 @@ struct FeatureDraw {
         const float* block = r > 0 ? factor + static_cast<std::size_t>(i0) * r : nullptr;  // [r][L]
         // factor_dot's sum, lane by lane: the same FMAs in the same order.
 #if defined(SYNTHSAE_SAMPLER_AVX2)
-        if (local_eps) {  // 2 S accumulators in registers (GCC spills the plain form's to the stack)
-          static_assert(L == 16, "two AVX2 registers per sample");
-          __m256 acc[S][2];
-          for (int q = 0; q < S; ++q) acc[q][0] = acc[q][1] = _mm256_setzero_ps();
-          for (int k = 0; k < r; ++k) {
-            const __m256 f0 = _mm256_loadu_ps(block + k * L), f1 = _mm256_loadu_ps(block + k * L + 8);
-            for (int q = 0; q < S; ++q) {
-              const __m256 ek = _mm256_set1_ps(e[q][k]);
-              acc[q][0] = _mm256_fmadd_ps(f0, ek, acc[q][0]);
-              acc[q][1] = _mm256_fmadd_ps(f1, ek, acc[q][1]);
+        if (local_eps) {  // S accumulators in registers per half block (GCC spills the plain form's)
+          static_assert(L == 16, "two halves of eight lanes");
+          for (int h = 0; h < L; h += 8) {
+            __m256 acc[S];
+            for (int q = 0; q < S; ++q) acc[q] = _mm256_setzero_ps();
+            for (int k = 0; k < r; ++k) {
+              const __m256 fk = _mm256_loadu_ps(block + k * L + h);
+              for (int q = 0; q < S; ++q) acc[q] = _mm256_fmadd_ps(fk, _mm256_set1_ps(e[q][k]), acc[q]);
             }
-          }
-          for (int q = 0; q < S; ++q) {
-            _mm256_storeu_ps(dot[q], acc[q][0]);
-            _mm256_storeu_ps(dot[q] + 8, acc[q][1]);
+            for (int q = 0; q < S; ++q) _mm256_storeu_ps(dot[q] + h, acc[q]);
           }
         } else
 #endif
@@ -271,41 +265,81 @@ struct FeatureDraw {
           }
         }
         for (int q = 0; q < count; ++q) {
-          std::uint32_t high[L];
-          for (int l = 0; l < L; ++l) high[l] = words[q][slot[i0 + l]];
-          int rejected[L];
-          for (int l = 0; l < L; ++l) {
-            // v >= v_low = the top 24 bits of v as a float.
-            const float v_low = static_cast<float>(static_cast<std::int32_t>(high[l] >> 8)) * (1.0f / 16777216.0f);
-            if (r == 0) {
-              rejected[l] = v_low >= probability[i0 + l] * kSlack;
-              continue;
-            }
-            // v * (1 / normal_tail_bound(s)) >= 1 + slack => no fire
-            const float gap = threshold[i0 + l] - dot[q][l];
-            const float s = gap * inv_sd[i0 + l];
-            const float x = 0.5f * s * s;
-            const float exp_lower =
-                1 + x * (1 + x * (0.5f + x * (1.0f / 6 + x * (1.0f / 24 + x * (1.0f / 120 + x * (1.0f / 720))))));
-            const float mills = s * 2.5066283f;
-            // Bitwise &, not &&: no branches, so the loop vectorises.
-            rejected[l] = (gap > 0) & (inv_sd[i0 + l] > 0) & (v_low * exp_lower * (mills > 2 ? mills : 2.0f) >= kSlack);
-          }
-          int kept = 0;  // most blocks keep no lane: one vector OR instead of 16 branches
-          for (int l = 0; l < L; ++l) kept |= rejected[l] ^ 1;
-          if (!kept) continue;
+          const std::uint32_t kept = kept_lanes(words[q], slot + i0, dot[q], threshold + i0, inv_sd + i0,
+                                                probability + i0, r == 0);
+          if (kept == 0) continue;  // most blocks
           const std::uint64_t sample = first + q;
           for (int l = 0; l < L; ++l) {
-            if (rejected[l]) continue;
+            if (!(kept >> l & 1u)) continue;
             const int f = ids[i0 + l];
             if (f < 0) continue;  // padding
-            if (!fires_with(sample, f, high[l], double(dot[q][l]))) continue;
+            if (!fires_with(sample, f, words[q][slot[i0 + l]], double(dot[q][l]))) continue;
             const float value = magnitude(sample, f);
             if (value > 0.0f) emit(q, f, value);
           }
         }
       }
     }
+  }
+
+  /// Bit l set: lane l of a block of top_level_blocked may fire; clear: the float pre-test
+  /// proves it does not. The fire word of lane l is words[slot[l]]; v >= v_low = its top 24 bits
+  /// as a float. Rejected: v_low >= p (1 + slack) without a copula, else s = (t - dot) / sd > 0
+  /// and v_low * (1 / normal_tail_bound(s)) >= 1 + slack, the bound's reciprocal as float.
+  SYNTHSAE_HD static std::uint32_t kept_lanes(const std::uint32_t* words, const std::uint8_t* slot, const float* dot,
+                                              const float* threshold, const float* inv_sd, const float* probability,
+                                              bool independent) {
+    constexpr int L = kTopLevelBlock;
+    constexpr float kSlack = 1.0f + 1.0f / 1024;
+    std::uint32_t kept = 0;
+#if defined(SYNTHSAE_SAMPLER_AVX2)
+    static_assert(L == 16, "two AVX2 registers per block");
+    const __m256 slack = _mm256_set1_ps(kSlack), zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f);
+    for (int h = 0; h < 2; ++h) {
+      const __m256i index = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(slot + 8 * h)));
+      const __m256i high = _mm256_i32gather_epi32(reinterpret_cast<const int*>(words), index, 4);
+      const __m256 v_low =
+          _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(high, 8)), _mm256_set1_ps(1.0f / 16777216.0f));
+      __m256 rejected;
+      if (independent) {
+        rejected = _mm256_cmp_ps(v_low, _mm256_mul_ps(_mm256_loadu_ps(probability + 8 * h), slack), _CMP_GE_OQ);
+      } else {
+        const __m256 gap = _mm256_sub_ps(_mm256_loadu_ps(threshold + 8 * h), _mm256_loadu_ps(dot + 8 * h));
+        const __m256 isd = _mm256_loadu_ps(inv_sd + 8 * h);
+        const __m256 s = _mm256_mul_ps(gap, isd);
+        const __m256 x = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), s), s);
+        __m256 e = _mm256_fmadd_ps(x, _mm256_set1_ps(1.0f / 720), _mm256_set1_ps(1.0f / 120));  // T6(x), Horner
+        e = _mm256_fmadd_ps(x, e, _mm256_set1_ps(1.0f / 24));
+        e = _mm256_fmadd_ps(x, e, _mm256_set1_ps(1.0f / 6));
+        e = _mm256_fmadd_ps(x, e, _mm256_set1_ps(0.5f));
+        e = _mm256_fmadd_ps(x, e, one);
+        e = _mm256_fmadd_ps(x, e, one);
+        const __m256 mills = _mm256_max_ps(_mm256_mul_ps(s, _mm256_set1_ps(2.5066283f)), _mm256_set1_ps(2.0f));
+        const __m256 test = _mm256_cmp_ps(_mm256_mul_ps(_mm256_mul_ps(v_low, e), mills), slack, _CMP_GE_OQ);
+        rejected = _mm256_and_ps(_mm256_and_ps(_mm256_cmp_ps(gap, zero, _CMP_GT_OQ), _mm256_cmp_ps(isd, zero, _CMP_GT_OQ)),
+                                 test);
+      }
+      kept |= static_cast<std::uint32_t>(~_mm256_movemask_ps(rejected) & 0xFF) << (8 * h);
+    }
+#else
+    for (int l = 0; l < L; ++l) {
+      const float v_low = static_cast<float>(static_cast<std::int32_t>(words[slot[l]] >> 8)) * (1.0f / 16777216.0f);
+      bool rejected;
+      if (independent) {
+        rejected = v_low >= probability[l] * kSlack;
+      } else {
+        const float gap = threshold[l] - dot[l];
+        const float s = gap * inv_sd[l];
+        const float x = 0.5f * s * s;
+        const float exp_lower =
+            1 + x * (1 + x * (0.5f + x * (1.0f / 6 + x * (1.0f / 24 + x * (1.0f / 120 + x * (1.0f / 720))))));
+        const float mills = s * 2.5066283f;
+        rejected = gap > 0 && inv_sd[l] > 0 && v_low * exp_lower * (mills > 2 ? mills : 2.0f) >= kSlack;
+      }
+      kept |= static_cast<std::uint32_t>(!rejected) << l;
+    }
+#endif
+    return kept;
   }
 
   /// F_f . eps in float, one explicit FMA per term in rank order (the same bits on every build).
@@ -510,7 +544,7 @@ int sample_sparse_by_teams(const FeatureDraw& draw, std::uint64_t first_sample, 
 }
 
 /// Samples per pass of the host sampler over the top-level features' factor.
-inline constexpr int kSamplesPerPass = 4;
+inline constexpr int kSamplesPerPass = 8;
 
 /// sample_sparse with one thread per kSamplesPerPass consecutive samples (the host's form): their
 /// top-level features in blocks of SIMD lanes (FeatureDraw::top_level_blocked), threaded over the
@@ -531,9 +565,10 @@ int sample_sparse_by_rows(const FeatureDraw& draw, std::uint64_t first_sample, c
         const int count = rows - b0 < S ? rows - b0 : S;
         const std::uint64_t first = first_sample + static_cast<std::uint64_t>(b0);
         RowRef<float> eps[S];
-        detail::SampleRow out[S] = {{batch, b0, capacity}, {batch, b0 + 1, capacity}, {batch, b0 + 2, capacity},
-                                    {batch, b0 + 3, capacity}};
-        static_assert(S == 4, "one SampleRow per sample above");
+        detail::SampleRow out[S] = {{batch, b0, capacity},     {batch, b0 + 1, capacity}, {batch, b0 + 2, capacity},
+                                    {batch, b0 + 3, capacity}, {batch, b0 + 4, capacity}, {batch, b0 + 5, capacity},
+                                    {batch, b0 + 6, capacity}, {batch, b0 + 7, capacity}};
+        static_assert(S == 8, "one SampleRow per sample above");
         for (int q = 0; q < count; ++q) {
           eps[q] = RowRef<float>{eps_scratch.extent(1) > 0 ? &eps_scratch(b0 + q, 0) : nullptr};
           draw.copula_factors(first + q, eps[q]);
