@@ -50,7 +50,7 @@ def generation(args, out: Path, bench_dir: Path) -> dict:
         parity.log(f"generation: synthsae model --preset synth-sae-bench-16k --save {world}")
         parity.run_ours(args.synthsae, "model", "--preset", "synth-sae-bench-16k", "--save", str(world))
     parity.log("generation: synthsae (bench_world sample_batches/synth_sae_bench_16k)")
-    row = bench_json(bench_dir / "bench_world", "sample_batches/synth_sae_bench_16k$")
+    row = bench_json(bench_dir / "bench_world", "sample_batches/synth_sae_bench_16k/")
     ours = row["samples_per_s"]
     parity.log(f"generation: synthsae {ours:,.0f} samples/s; SAELens loads the world")
     model = SyntheticModel.load_from_disk(world)
