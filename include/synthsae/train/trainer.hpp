@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "synthsae/core/gemm_types.hpp"
+#include "synthsae/core/host_parallel.hpp"
 #include "synthsae/core/row_loops.hpp"
 #include "synthsae/sae/concepts.hpp"
 #include "synthsae/train/adam.hpp"
@@ -423,6 +424,29 @@ class Trainer {
     const auto since = since_fired_, window = window_fired_;
     const int rows = static_cast<int>(z.extent(0));
     std::int64_t nonzero = 0;
+    if constexpr (host_accessible_v<ExecSpace>) {
+      // Blocks of 64 columns, each read row by row (contiguous; the GPU form below reads a column
+      // per thread, which on the host strides by the width), threaded over blocks by host_rows.
+      constexpr int kBlock = 64;
+      const int cols = static_cast<int>(z.extent(1));
+      nonzero = host_rows_count(
+          "synthsae::record_firing", (cols + kBlock - 1) / kBlock, static_cast<std::int64_t>(rows) * kBlock,
+          [=](int block, int& acc) {
+            const int j0 = block * kBlock, n = cols - j0 < kBlock ? cols - j0 : kBlock;
+            int fired[kBlock] = {};
+            for (int i = 0; i < rows; ++i) {
+              const T* row = &z(i, j0);
+              for (int j = 0; j < n; ++j) fired[j] += row[j] != T(0);
+            }
+            for (int j = 0; j < n; ++j) {
+              since(j0 + j) = fired[j] > 0 ? 0 : since(j0 + j) + 1;
+              window(j0 + j) += fired[j];
+              acc += fired[j];
+            }
+          });
+      window_samples_ += static_cast<std::uint64_t>(rows);
+      return double(nonzero) / double(rows);
+    }
     Kokkos::parallel_reduce(
         "synthsae::record_firing", Kokkos::RangePolicy<ExecSpace>(0, z.extent(1)),
         KOKKOS_LAMBDA(int j, std::int64_t& acc) {
