@@ -87,7 +87,7 @@ std::vector<std::uint8_t> brute_row_top_k(const std::vector<float>& flat, int ro
   return mask;
 }
 
-enum class RowForm { public_entry, radix, teams };
+enum class RowForm { public_entry, radix, teams, among };
 
 std::vector<std::uint8_t> device_row_top_k(const Matrix<float>& key, int k, const std::vector<std::uint8_t>& allowed,
                                            RowForm form) {
@@ -97,7 +97,26 @@ std::vector<std::uint8_t> device_row_top_k(const Matrix<float>& key, int k, cons
   for (std::size_t j = 0; j < allowed.size(); ++j) ha(j) = allowed[j];
   Kokkos::deep_copy(allow, ha);
   const Kokkos::View<const std::uint8_t*, MemSpace> allowed_view(allow);
-  if (form == RowForm::radix) {
+  if (form == RowForm::among) {  // the host's selection among listed candidates (AuxK's)
+    auto h = Kokkos::create_mirror_view_and_copy(HostSpace(), key);
+    std::vector<int> candidates, out(key.extent(1));
+    for (int j = 0; j < static_cast<int>(key.extent(1)); ++j)
+      if (allowed.empty() || allowed[j]) candidates.push_back(j);
+    std::vector<float> scratch(candidates.size());
+    std::vector<int> kept(candidates.size());
+    auto hm = Kokkos::create_mirror_view(mask);
+    Kokkos::deep_copy(hm, 0);
+    for (int i = 0; i < static_cast<int>(key.extent(0)); ++i) {
+      const int m = detail::top_k_among(&h(i, 0), candidates.data(), static_cast<int>(candidates.size()), k,
+                                        scratch.data(), kept.data(), out.data());
+      REQUIRE(m == std::clamp(k, 0, static_cast<int>(candidates.size())));
+      for (int q = 0; q < m; ++q) {
+        if (q > 0) REQUIRE(out[q] > out[q - 1]);  // columns ascending
+        hm(i, out[q]) = 1;
+      }
+    }
+    Kokkos::deep_copy(mask, hm);
+  } else if (form == RowForm::radix) {
     if constexpr (host_accessible_v<ExecSpace>) detail::row_top_k_radix(key, k, mask, allowed_view);
     else detail::row_top_k_by_teams(key, k, mask, allowed_view);  // a GPU has no per-thread form
   } else if (form == RowForm::teams) {
@@ -125,9 +144,11 @@ TEST_CASE("per-row top-k has no limit on k: radix selection (per thread and by t
     CHECK(device_row_top_k(key, k, none, RowForm::radix) == expected);
     CHECK(device_row_top_k(key, k, none, RowForm::teams) == expected);
     CHECK(device_row_top_k(key, k, none, RowForm::public_entry) == expected);
+    CHECK(device_row_top_k(key, k, none, RowForm::among) == expected);
     const auto filtered = brute_row_top_k(flat, rows, cols, k, every_third);
     CHECK(device_row_top_k(key, k, every_third, RowForm::public_entry) == filtered);
     CHECK(device_row_top_k(key, k, every_third, RowForm::teams) == filtered);
+    CHECK(device_row_top_k(key, k, every_third, RowForm::among) == filtered);
     if (k <= kMaxHeapTopK) CHECK(device_row_top_k(key, k, every_third, RowForm::radix) == filtered);
   }
   // Ties, signed zeros and negative keys: quantised keys so that the k-th value is shared by
@@ -146,5 +167,29 @@ TEST_CASE("per-row top-k has no limit on k: radix selection (per thread and by t
     CHECK(device_row_top_k(key, k, none, RowForm::radix) == expected);
     CHECK(device_row_top_k(key, k, none, RowForm::teams) == expected);
     CHECK(device_row_top_k(key, k, none, RowForm::public_entry) == expected);
+    CHECK(device_row_top_k(key, k, none, RowForm::among) == expected);
+    CHECK(device_row_top_k(key, k, every_third, RowForm::among) == brute_row_top_k(flat, rows, cols, k, every_third));
+  }
+}
+
+TEST_CASE("top-k among candidates: a pivot set too high by an unrepresentative sample falls back to every candidate",
+          "[sae][select]") {
+  // The pivot comes from 64 keys at a stride of n / 64; here exactly those keys are the largest,
+  // so only 64 reach the pivot and k = 100 needs the fallback. Brute force decides the answer.
+  const int n = 1024;
+  std::vector<float> flat;
+  const auto key = keys(1, n, 21, flat, [](int) { return 1.0f; });
+  auto h = Kokkos::create_mirror_view_and_copy(HostSpace(), key);
+  for (int j = 0; j < n; j += n / 64) h(0, j) = 100.0f, flat[j] = 100.0f;
+  std::vector<int> candidates(n), kept(n), out(n);
+  for (int j = 0; j < n; ++j) candidates[j] = j;
+  std::vector<float> scratch(n);
+  for (int k : {60, 64, 65, 100, 700}) {
+    INFO("k = " << k);
+    const int m = detail::top_k_among(&h(0, 0), candidates.data(), n, k, scratch.data(), kept.data(), out.data());
+    REQUIRE(m == k);
+    std::vector<std::uint8_t> got(n, 0);
+    for (int q = 0; q < m; ++q) got[out[q]] = 1;
+    CHECK(got == brute_row_top_k(flat, 1, n, k, {}));
   }
 }

@@ -564,7 +564,7 @@ int sample_sparse_by_rows(const FeatureDraw& draw, std::uint64_t first_sample, c
         const int b0 = group * S;
         const int count = rows - b0 < S ? rows - b0 : S;
         const std::uint64_t first = first_sample + static_cast<std::uint64_t>(b0);
-        RowRef<float> eps[S];
+        RowRef<float> eps[S] = {};  // entries past `count` are never read
         detail::SampleRow out[S] = {{batch, b0, capacity},     {batch, b0 + 1, capacity}, {batch, b0 + 2, capacity},
                                     {batch, b0 + 3, capacity}, {batch, b0 + 4, capacity}, {batch, b0 + 5, capacity},
                                     {batch, b0 + 6, capacity}, {batch, b0 + 7, capacity}};

@@ -38,6 +38,23 @@ struct ActiveSet {
 
   std::size_t rows() const { return row_start.extent(0) == 0 ? 0 : row_start.extent(0) - 1; }
 
+  /// Rough operations per row of a kernel that does `per_entry` work for each entry and
+  /// `per_row` besides (host_rows decides from it whether to thread): with AuxK's d_in / 2
+  /// entries per row a fixed estimate left the largest sparse kernels on one thread.
+  std::int64_t row_cost(std::int64_t per_entry, std::int64_t per_row = 0) const {
+    const std::int64_t r = std::max<std::int64_t>(static_cast<std::int64_t>(rows()), 1);
+    return per_row + per_entry * (static_cast<std::int64_t>(entries) + r - 1) / r;
+  }
+
+  /// Room for n entries in col, value and grad (contents kept only when no growth is needed).
+  void reserve(std::size_t n) {
+    if (col.extent(0) >= n) return;
+    const std::size_t capacity = n + n / 4 + 16;  // headroom: the count varies per batch
+    col = Kokkos::View<int*, MemSpace>("active_col", capacity);
+    value = Vector<T>("active_value", capacity);
+    grad = Vector<T>("active_grad", capacity);
+  }
+
   /// Selects, for every row i < `rows` and column j < `cols`, the entries where
   /// `select(i, j, v)` returns true (writing the coefficient into v). Two passes: count, fill.
   /// With more than `max_entries` selected it stops after the count and returns false (the
@@ -71,12 +88,7 @@ struct ActiveSet {
       Kokkos::deep_copy(row_start, 0);
       return false;
     }
-    if (col.extent(0) < entries) {
-      const std::size_t capacity = entries + entries / 4 + 16;  // headroom: the count varies per batch
-      col = Kokkos::View<int*, MemSpace>("active_col", capacity);
-      value = Vector<T>("active_value", capacity);
-      grad = Vector<T>("active_grad", capacity);
-    }
+    reserve(entries);
     const auto cols = col;
     const auto vals = value;
     host_rows(
@@ -88,6 +100,19 @@ struct ActiveSet {
           }
         });
     return true;
+  }
+
+  /// Rows of exactly `per_row` entries each (row i starts at i * per_row), left for the caller
+  /// to fill in column order: a selection that knows its counts needs no counting pass.
+  void assign_uniform_rows(std::size_t num_rows, int per_row) {
+    if (row_start.extent(0) != num_rows + 1) row_start = Kokkos::View<int*, MemSpace>("active_row_start", num_rows + 1);
+    const auto starts = row_start;
+    Kokkos::parallel_for(
+        "synthsae::active_uniform_rows", Kokkos::RangePolicy<ExecSpace>(0, num_rows + 1),
+        KOKKOS_LAMBDA(int i) { starts(i) = i * per_row; });
+    entries = num_rows * static_cast<std::size_t>(per_row);
+    columns_indexed = false;
+    reserve(entries);
   }
 
   /// The same rows and latents as `other`, with values of its own (the Gated SAE's second path);
@@ -259,7 +284,7 @@ void sparse_decode(const ActiveSet<T>& a, const Matrix<T>& w, const Vector<T>& b
   const auto vals = a.value;
   const int d = static_cast<int>(w.extent(1));
   host_rows(
-      "synthsae::sparse_decode", static_cast<std::int64_t>(a.rows()), 8 * d, KOKKOS_LAMBDA(int i) {
+      "synthsae::sparse_decode", static_cast<std::int64_t>(a.rows()), a.row_cost(2 * d, d), KOKKOS_LAMBDA(int i) {
         for (int k = 0; k < d; ++k) out(i, k) = bias(k);
         for (int e = starts(i); e < starts(i + 1) && cols(e) < width; ++e) {
           axpy_contiguous(vals(e), &w(cols(e), 0), &out(i, 0), d);
@@ -292,7 +317,7 @@ double sparse_reconstruct(const ActiveSet<T>& a, const Matrix<T>& w, const Vecto
   const auto target = mapped ? map.target : x;
   const auto out_scale = map.scale, out_shift = map.shift;
   const double sq = host_rows_sum(
-      "synthsae::sparse_reconstruct", static_cast<std::int64_t>(a.rows()), 16 * d,
+      "synthsae::sparse_reconstruct", static_cast<std::int64_t>(a.rows()), a.row_cost(4 * d, 4 * d),
       KOKKOS_LAMBDA(int i, double& acc) {
         for (int k = 0; k < d; ++k) x_hat(i, k) = bias(k);
         int end = starts(i);
@@ -448,7 +473,7 @@ void sparse_row_dots(const ActiveSet<T>& a, const Matrix<T>& g, const Matrix<T>&
   const auto grad = a.grad;
   const int d = static_cast<int>(w.extent(1));
   host_rows(
-      "synthsae::sparse_row_dots", static_cast<std::int64_t>(a.rows()), 8 * d, KOKKOS_LAMBDA(int i) {
+      "synthsae::sparse_row_dots", static_cast<std::int64_t>(a.rows()), a.row_cost(2 * d), KOKKOS_LAMBDA(int i) {
         for (int e = starts(i); e < starts(i + 1); ++e) {
           const int j = cols(e);
           if (j >= width) {
@@ -541,7 +566,8 @@ void sparse_decoder_grad_by_columns(const ActiveSet<T>& a, const Matrix<T>& g, c
   const auto vals = a.value;
   const int d = static_cast<int>(gw.extent(1));
   host_rows(
-      "synthsae::sparse_decoder_grad", static_cast<std::int64_t>(gw.extent(0)), 4 * d, KOKKOS_LAMBDA(int j) {
+      "synthsae::sparse_decoder_grad", static_cast<std::int64_t>(gw.extent(0)),
+      d + 2 * d * static_cast<std::int64_t>(a.entries) / std::max<std::int64_t>(static_cast<std::int64_t>(gw.extent(0)), 1), KOKKOS_LAMBDA(int j) {
         if (!accumulate)
           for (int k = 0; k < d; ++k) gw(j, k) = T(0);
         if (j >= width) return;
@@ -567,7 +593,8 @@ void sparse_encoder_grad_by_columns(const ActiveSet<T>& a, const Matrix<T>& xc, 
   const auto col_start = a.col_start, by_column = a.by_column, entry_row = a.entry_row;
   const auto grad = a.grad;
   host_rows(
-      "synthsae::sparse_encoder_grad", chunks, std::int64_t{kBlock} * d * blocks / chunks, KOKKOS_LAMBDA(int c) {
+      "synthsae::sparse_encoder_grad", chunks,
+      (std::int64_t{kBlock} * blocks + 2 * static_cast<std::int64_t>(a.entries)) * d / chunks, KOKKOS_LAMBDA(int c) {
         T* sums = &scratch(c, 0);
         int first = 0, last = 0;
         chunk_range(blocks, c, chunks, first, last);

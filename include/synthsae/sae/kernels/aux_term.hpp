@@ -3,6 +3,7 @@
 // sparse form of one AuxK term (used by AuxK and MatryoshkaAuxK).
 #include <algorithm>
 #include <cstdint>
+#include <vector>
 
 #include "synthsae/core/gemm.hpp"
 #include "synthsae/sae/kernels/active_set.hpp"
@@ -61,24 +62,60 @@ struct SparseAuxTerm {
   ActiveSet<T> selected;
   Matrix<T> e_hat, residual;
   Vector<T> zero_bias;
+  std::vector<int> candidates;  ///< host: the allowed columns
 
   double run(StepBuffers<T>& b, const SaeParameters<T>& p, SaeParameters<T>& g, const DeadMask& allowed, int k,
              const Matrix<T>& x_hat_ref, double factor) {
     const std::size_t rows = b.batch(), d = p.input_dim(), s = p.num_latents();
-    if (mask.extent(0) != rows || mask.extent(1) != s) mask = decltype(mask)("aux_mask", rows, s);
     if (residual.extent(0) != rows || residual.extent(1) != d) {
       residual = Matrix<T>("aux_residual", rows, d);
       e_hat = Matrix<T>("aux_e_hat", rows, d);
     }
     if (zero_bias.extent(0) != d) zero_bias = Vector<T>("aux_zero_bias", d);
-    row_top_k(b.key, k, mask, allowed);
-    select(b);
+    if constexpr (host_accessible_v<MemSpace>) {
+      select_on_host(b, allowed, k);
+    } else {
+      if (mask.extent(0) != rows || mask.extent(1) != s) mask = decltype(mask)("aux_mask", rows, s);
+      row_top_k(b.key, k, mask, allowed);
+      select(b);
+    }
     const int si = static_cast<int>(s);
     kernels::sparse_decode(selected, p.w_dec, zero_bias, e_hat, si);  // e = a W_dec, no b_dec
     const double sq = aux_residual_to(b.x, x_hat_ref, e_hat, residual, factor);
     kernels::sparse_decoder_grad(selected, residual, g.w_dec, true, si);
     kernels::sparse_row_dots(selected, residual, p.w_dec, false, si);  // dLoss/da = dLoss/dh there
     return sq;
+  }
+
+  /// The host's form of row_top_k + select: the allowed columns listed once, then per row a
+  /// selection among them written straight into `selected` (the same entries: the same rule for
+  /// ties, columns ascending). No rows x latents mask is written or scanned.
+  void select_on_host(const StepBuffers<T>& b, const DeadMask& allowed, int k) {
+    const int s = static_cast<int>(b.h.extent(1)), rows = static_cast<int>(b.batch());
+    candidates.clear();
+    for (int j = 0; j < s; ++j)
+      if (allowed.extent(0) == 0 || allowed(j)) candidates.push_back(j);
+    const int n = static_cast<int>(candidates.size());
+    const int per_row = std::clamp(k, 0, n);
+    selected.assign_uniform_rows(rows, per_row);
+    if (per_row == 0) return;
+    const int chunks = host_chunks(static_cast<std::size_t>(rows));
+    const auto key = b.key, h = b.h;
+    const auto cols = selected.col;
+    const auto vals = selected.value;
+    const int* cand = candidates.data();
+    // About 16 operations per candidate and row (a gather, a compare, the short list's selection).
+    host_rows("synthsae::aux_select", chunks, std::int64_t{rows} / chunks * (16 * n + 64 * per_row), [&](int c) {
+      int r0 = 0, r1 = 0;
+      chunk_range(rows, c, chunks, r0, r1);
+      std::vector<T> scratch(static_cast<std::size_t>(n));
+      std::vector<int> kept(static_cast<std::size_t>(n));
+      for (int i = r0; i < r1; ++i) {
+        int* out = cols.data() + std::size_t(i) * per_row;
+        top_k_among(&key(i, 0), cand, n, per_row, scratch.data(), kept.data(), out);  // fills all per_row
+        for (int q = 0; q < per_row; ++q) vals(std::size_t(i) * per_row + q) = h(i, out[q]);
+      }
+    });
   }
 
   void select(const StepBuffers<T>& b) {
