@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "synthsae/core/host_parallel.hpp"
+#include "synthsae/core/huge_pages.hpp"
 
 using namespace synthsae;
 
@@ -69,4 +70,25 @@ TEST_CASE("host_rows, host_rows_count and host_rows_sum: every row once, the sam
     }
     CHECK(one == total);
   }
+}
+
+TEST_CASE("on_huge_pages: a large matrix comes back as a copy with every value, a small one as itself", "[core]") {
+  Matrix<float> big("big", 3000, 1000);  // 12 MB: above the 8 MB floor
+  auto h = Kokkos::create_mirror_view(big);
+  for (int i = 0; i < 3000; ++i)
+    for (int k = 0; k < 1000; ++k) h(i, k) = static_cast<float>(i) * 1000.0f + static_cast<float>(k) * 0.5f;
+  Kokkos::deep_copy(big, h);
+  const Matrix<float> moved = on_huge_pages(big);
+  REQUIRE(moved.extent(0) == 3000);
+  REQUIRE(moved.extent(1) == 1000);
+  const auto back = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), moved);
+  int differing = 0;
+  for (int i = 0; i < 3000; ++i)
+    for (int k = 0; k < 1000; ++k) differing += back(i, k) != h(i, k);
+  CHECK(differing == 0);
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  if constexpr (host_accessible_v<ExecSpace>) CHECK(moved.data() != big.data());
+#endif
+  Matrix<float> small("small", 10, 10);
+  CHECK(on_huge_pages(small).data() == small.data());
 }

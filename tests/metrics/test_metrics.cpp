@@ -89,7 +89,7 @@ SyntheticModel orthonormal_world(int n) {
   cfg.bias = BiasSpec{BiasSpec::Kind::none, 0.0};
   cfg.seed = 6;
   SyntheticModelParts parts{from_rows(identity(n)), Vector<float>("bias", n), LinearFiring{0.4, 0.1}.generate(n, 0),
-                            std::nullopt, Forest{}};
+                            std::nullopt, Forest{}, std::nullopt};
   return SyntheticModel(cfg, std::move(parts));
 }
 

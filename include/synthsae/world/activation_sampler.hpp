@@ -225,16 +225,14 @@ struct FeatureDraw {
     const bool local_eps = r <= kLocalRank;
     for (int q = 0; q < S; ++q)
       for (int k = 0; k < r && local_eps; ++k) e[q][k] = q < count ? float(eps[q](k)) : 0.0f;
-    std::uint32_t words[S][4 * C];
+    std::uint32_t words[S][4 * C];  // each sample's blocks of fire words, [word][counter position]
+    std::uint32_t lane_words[S][C];  // each feature's fire word, in the chunk's feature order
     for (int c0 = 0; c0 < padded; c0 += C) {
       const int chunk = c0 / C;
       const int counters = t.top_chunk_counts(chunk);
+      fire_word_blocks<S>(first, count, chunk_counters + chunk * C, counters, words);
       for (int q = 0; q < count; ++q)
-        for (int j = 0; j < counters; j += 8) {
-          std::uint32_t* const rows[4] = {words[q] + j, words[q] + C + j, words[q] + 2 * C + j, words[q] + 3 * C + j};
-          detail::philox_lanes<8>(seed, first + q, chunk_counters + chunk * C + j,
-                                  static_cast<std::uint32_t>(kFireWordPlane >> 32), rows);
-        }
+        for (int i = 0; i < C; ++i) lane_words[q][i] = words[q][slot[c0 + i]];
       for (int i0 = c0; i0 < c0 + C; i0 += L) {
         float dot[S][L];
         const float* block = r > 0 ? factor + static_cast<std::size_t>(i0) * r : nullptr;  // [r][L]
@@ -265,15 +263,15 @@ struct FeatureDraw {
           }
         }
         for (int q = 0; q < count; ++q) {
-          const std::uint32_t kept = kept_lanes(words[q], slot + i0, dot[q], threshold + i0, inv_sd + i0,
-                                                probability + i0, r == 0);
+          const std::uint32_t* word = lane_words[q] + (i0 - c0);
+          const std::uint32_t kept = kept_lanes(word, dot[q], threshold + i0, inv_sd + i0, probability + i0, r == 0);
           if (kept == 0) continue;  // most blocks
           const std::uint64_t sample = first + q;
           for (int l = 0; l < L; ++l) {
             if (!(kept >> l & 1u)) continue;
             const int f = ids[i0 + l];
             if (f < 0) continue;  // padding
-            if (!fires_with(sample, f, words[q][slot[i0 + l]], double(dot[q][l]))) continue;
+            if (!fires_with(sample, f, word[l], double(dot[q][l]))) continue;
             const float value = magnitude(sample, f);
             if (value > 0.0f) emit(q, f, value);
           }
@@ -282,11 +280,39 @@ struct FeatureDraw {
     }
   }
 
+  /// words[q][w * C + j] = word w of sample first + q's fire-word block at counter counters[j], for
+  /// j < n <= C and q < count (entries up to the next multiple of 8 are written too; `counters`
+  /// has C entries). With AVX2 four groups of eight blocks at a time, their rounds interleaved.
+  template <int S>
+  SYNTHSAE_HD void fire_word_blocks(std::uint64_t first, int count, const std::uint32_t* counters, int n,
+                                    std::uint32_t (*words)[4 * kTopLevelChunk]) const {
+    constexpr int C = kTopLevelChunk;
+    constexpr std::uint32_t plane = static_cast<std::uint32_t>(kFireWordPlane >> 32);
+#if defined(SYNTHSAE_PHILOX_AVX2)
+    constexpr int G = 4;
+    detail::PhiloxJob8 jobs[G];
+    int pending = 0;
+    for (int q = 0; q < count; ++q)
+      for (int j = 0; j < n; j += 8) {
+        std::uint32_t* w = words[q] + j;
+        jobs[pending++] = detail::PhiloxJob8{first + q, counters + j, {w, w + C, w + 2 * C, w + 3 * C}};
+        if (pending == G) detail::philox_x8_jobs<G>(seed, plane, jobs), pending = 0;
+      }
+    for (int g = 0; g < pending; ++g) detail::philox_x8_jobs<1>(seed, plane, jobs + g);
+#else
+    for (int q = 0; q < count; ++q)
+      for (int j = 0; j < n; j += 8) {
+        std::uint32_t* const rows[4] = {words[q] + j, words[q] + C + j, words[q] + 2 * C + j, words[q] + 3 * C + j};
+        detail::philox_lanes<8>(seed, first + q, counters + j, plane, rows);
+      }
+#endif
+  }
+
   /// Bit l set: lane l of a block of top_level_blocked may fire; clear: the float pre-test
-  /// proves it does not. The fire word of lane l is words[slot[l]]; v >= v_low = its top 24 bits
+  /// proves it does not. The fire word of lane l is words[l]; v >= v_low = its top 24 bits
   /// as a float. Rejected: v_low >= p (1 + slack) without a copula, else s = (t - dot) / sd > 0
   /// and v_low * (1 / normal_tail_bound(s)) >= 1 + slack, the bound's reciprocal as float.
-  SYNTHSAE_HD static std::uint32_t kept_lanes(const std::uint32_t* words, const std::uint8_t* slot, const float* dot,
+  SYNTHSAE_HD static std::uint32_t kept_lanes(const std::uint32_t* words, const float* dot,
                                               const float* threshold, const float* inv_sd, const float* probability,
                                               bool independent) {
     constexpr int L = kTopLevelBlock;
@@ -296,8 +322,7 @@ struct FeatureDraw {
     static_assert(L == 16, "two AVX2 registers per block");
     const __m256 slack = _mm256_set1_ps(kSlack), zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f);
     for (int h = 0; h < 2; ++h) {
-      const __m256i index = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(slot + 8 * h)));
-      const __m256i high = _mm256_i32gather_epi32(reinterpret_cast<const int*>(words), index, 4);
+      const __m256i high = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(words + 8 * h));
       const __m256 v_low =
           _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(high, 8)), _mm256_set1_ps(1.0f / 16777216.0f));
       __m256 rejected;
@@ -323,7 +348,7 @@ struct FeatureDraw {
     }
 #else
     for (int l = 0; l < L; ++l) {
-      const float v_low = static_cast<float>(static_cast<std::int32_t>(words[slot[l]] >> 8)) * (1.0f / 16777216.0f);
+      const float v_low = static_cast<float>(static_cast<std::int32_t>(words[l] >> 8)) * (1.0f / 16777216.0f);
       bool rejected;
       if (independent) {
         rejected = v_low >= probability[l] * kSlack;
@@ -416,10 +441,20 @@ struct FeatureDraw {
   SYNTHSAE_HD int raw_members(std::uint64_t sample, int c0, int n, const EpsRow& eps, FireWordCache& cache,
                               float* v) const {
     float dot[16];
-    for (int j = 0; j < n; ++j) dot[j] = 0;
-    for (int k = 0; k < t.rank; ++k) {
-      const float ek = eps(k);
-      for (int j = 0; j < n; ++j) dot[j] = fused_multiply_add(t.factor(t.members(c0 + j), k), ek, dot[j]);
+    // Four members' chains in registers at a time (a short group repeats its last member; the
+    // copies are not read): the accumulators of the plain lane loop lived in memory.
+    for (int j0 = 0; j0 < n; j0 += 4) {
+      const float* row[4];
+      for (int i = 0; i < 4; ++i) row[i] = t.rank > 0 ? &t.factor(t.members(c0 + (j0 + i < n ? j0 + i : n - 1)), 0) : nullptr;
+      float a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+      for (int k = 0; k < t.rank; ++k) {
+        const float ek = eps(k);
+        a0 = fused_multiply_add(row[0][k], ek, a0);
+        a1 = fused_multiply_add(row[1][k], ek, a1);
+        a2 = fused_multiply_add(row[2][k], ek, a2);
+        a3 = fused_multiply_add(row[3][k], ek, a3);
+      }
+      dot[j0] = a0, dot[j0 + 1] = a1, dot[j0 + 2] = a2, dot[j0 + 3] = a3;
     }
     for (int j = 0; j < n; ++j) {
       const int f = t.members(c0 + j);

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "synthsae/core/backend.hpp"
+#include "synthsae/core/huge_pages.hpp"
 #include "synthsae/core/normal_distribution.hpp"
 #include "synthsae/core/row_loops.hpp"
 #include "synthsae/world/activation_sampler.hpp"
@@ -284,6 +285,7 @@ class SyntheticModel {
   }
 
   void finish_setup() {
+    features_ = on_huge_pages(features_);  // the sampler reads its rows at random
     const auto n = num_features();
     std_ = std_override_ ? *std_override_ : generate(cfg_.std_firing_magnitudes, n, seed_ + 1);
     mean_ = mean_override_ ? *mean_override_ : generate(cfg_.mean_firing_magnitudes, n, seed_ + 2);
