@@ -53,31 +53,7 @@ inline void mulhilo_x8(__m256i m, __m256i x, __m256i& hi, __m256i& lo) {
   lo = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
 }
 
-/// philox_lanes_plain for eight lanes in AVX2 registers.
-inline void philox_x8(std::uint64_t seed, std::uint64_t stream, const std::uint32_t* c, std::uint32_t c_hi,
-                      std::uint32_t* const w[4], int offset) {
-  const __m256i m0 = _mm256_set1_epi32(static_cast<int>(kPhiloxMul0));
-  const __m256i m1 = _mm256_set1_epi32(static_cast<int>(kPhiloxMul1));
-  __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(c + offset));
-  __m256i x1 = _mm256_set1_epi32(static_cast<int>(c_hi));
-  __m256i x2 = _mm256_set1_epi32(static_cast<int>(static_cast<std::uint32_t>(stream)));
-  __m256i x3 = _mm256_set1_epi32(static_cast<int>(static_cast<std::uint32_t>(stream >> 32)));
-  std::uint32_t k0 = static_cast<std::uint32_t>(seed), k1 = static_cast<std::uint32_t>(seed >> 32);
-  for (int round = 0; round < 10; ++round) {
-    if (round > 0) k0 += kPhiloxWeyl0, k1 += kPhiloxWeyl1;
-    __m256i hi0, lo0, hi1, lo1;
-    mulhilo_x8(m0, x0, hi0, lo0);
-    mulhilo_x8(m1, x2, hi1, lo1);
-    const __m256i n0 = _mm256_xor_si256(_mm256_xor_si256(hi1, x1), _mm256_set1_epi32(static_cast<int>(k0)));
-    const __m256i n2 = _mm256_xor_si256(_mm256_xor_si256(hi0, x3), _mm256_set1_epi32(static_cast<int>(k1)));
-    x1 = lo1, x3 = lo0, x0 = n0, x2 = n2;
-  }
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(w[0] + offset), x0);
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(w[1] + offset), x1);
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(w[2] + offset), x2);
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(w[3] + offset), x3);
-}
-/// One philox_x8 job: eight counters (c_hi << 32) | c[l] of a stream, words into w[0..3][l].
+/// One job of philox_x8_jobs: eight counters (c_hi << 32) | c[l] of a stream, words into w[0..3][l].
 struct PhiloxJob8 {
   std::uint64_t stream;
   const std::uint32_t* c;
@@ -116,6 +92,13 @@ inline void philox_x8_jobs(std::uint64_t seed, std::uint32_t c_hi, const PhiloxJ
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(jobs[g].w[2]), x2[g]);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(jobs[g].w[3]), x3[g]);
   }
+}
+
+/// philox_lanes_plain for the eight lanes at `offset`: one job.
+inline void philox_x8(std::uint64_t seed, std::uint64_t stream, const std::uint32_t* c, std::uint32_t c_hi,
+                      std::uint32_t* const w[4], int offset) {
+  const PhiloxJob8 job{stream, c + offset, {w[0] + offset, w[1] + offset, w[2] + offset, w[3] + offset}};
+  philox_x8_jobs<1>(seed, c_hi, &job);
 }
 #endif
 

@@ -42,8 +42,15 @@ struct ActiveSet {
   /// `per_row` besides (host_rows decides from it whether to thread): with AuxK's d_in / 2
   /// entries per row a fixed estimate left the largest sparse kernels on one thread.
   std::int64_t row_cost(std::int64_t per_entry, std::int64_t per_row = 0) const {
-    const std::int64_t r = std::max<std::int64_t>(static_cast<std::int64_t>(rows()), 1);
-    return per_row + per_entry * (static_cast<std::int64_t>(entries) + r - 1) / r;
+    return per_item_cost(static_cast<std::int64_t>(rows()), per_entry, per_row);
+  }
+  /// The same estimate for a kernel that runs one item per latent column (of `columns`).
+  std::int64_t column_cost(std::int64_t columns, std::int64_t per_entry, std::int64_t per_column = 0) const {
+    return per_item_cost(columns, per_entry, per_column);
+  }
+  std::int64_t per_item_cost(std::int64_t items, std::int64_t per_entry, std::int64_t per_item) const {
+    const std::int64_t n = std::max<std::int64_t>(items, 1);
+    return per_item + per_entry * (static_cast<std::int64_t>(entries) + n - 1) / n;
   }
 
   /// Room for n entries in col, value and grad (contents kept only when no growth is needed).
@@ -567,7 +574,7 @@ void sparse_decoder_grad_by_columns(const ActiveSet<T>& a, const Matrix<T>& g, c
   const int d = static_cast<int>(gw.extent(1));
   host_rows(
       "synthsae::sparse_decoder_grad", static_cast<std::int64_t>(gw.extent(0)),
-      d + 2 * d * static_cast<std::int64_t>(a.entries) / std::max<std::int64_t>(static_cast<std::int64_t>(gw.extent(0)), 1), KOKKOS_LAMBDA(int j) {
+      a.column_cost(static_cast<std::int64_t>(gw.extent(0)), 2 * d, d), KOKKOS_LAMBDA(int j) {
         if (!accumulate)
           for (int k = 0; k < d; ++k) gw(j, k) = T(0);
         if (j >= width) return;

@@ -63,6 +63,8 @@ struct SparseAuxTerm {
   Matrix<T> e_hat, residual;
   Vector<T> zero_bias;
   std::vector<int> candidates;  ///< host: the allowed columns
+  std::vector<T> chunk_keys;     ///< host: per thread chunk, room for every candidate's key
+  std::vector<int> chunk_kept;   ///< host: the same for the kept candidates
 
   double run(StepBuffers<T>& b, const SaeParameters<T>& p, SaeParameters<T>& g, const DeadMask& allowed, int k,
              const Matrix<T>& x_hat_ref, double factor) {
@@ -104,15 +106,17 @@ struct SparseAuxTerm {
     const auto cols = selected.col;
     const auto vals = selected.value;
     const int* cand = candidates.data();
+    const std::size_t room = static_cast<std::size_t>(chunks) * static_cast<std::size_t>(n);
+    if (chunk_keys.size() < room) chunk_keys.resize(room), chunk_kept.resize(room);  // once, not per step
     // About 16 operations per candidate and row (a gather, a compare, the short list's selection).
     host_rows("synthsae::aux_select", chunks, std::int64_t{rows} / chunks * (16 * n + 64 * per_row), [&](int c) {
       int r0 = 0, r1 = 0;
       chunk_range(rows, c, chunks, r0, r1);
-      std::vector<T> scratch(static_cast<std::size_t>(n));
-      std::vector<int> kept(static_cast<std::size_t>(n));
+      T* scratch = chunk_keys.data() + std::size_t(c) * n;
+      int* kept = chunk_kept.data() + std::size_t(c) * n;
       for (int i = r0; i < r1; ++i) {
         int* out = cols.data() + std::size_t(i) * per_row;
-        top_k_among(&key(i, 0), cand, n, per_row, scratch.data(), kept.data(), out);  // fills all per_row
+        top_k_among(&key(i, 0), cand, n, per_row, scratch, kept, out);  // fills all per_row
         for (int q = 0; q < per_row; ++q) vals(std::size_t(i) * per_row + q) = h(i, out[q]);
       }
     });
