@@ -556,6 +556,13 @@ TEST_CASE("the threaded sampler gives the same bits at 1 and 2 threads, and equa
   cfg.orthogonalization.reset();
   SyntheticModel model(cfg);
   const int batch = 600, n = static_cast<int>(model.num_features());
+  // Both ways of putting fire words in feature order run: the transpose of interleaved chunks
+  // (roots numbered from 0) and the slot table of the last, padded, chunk.
+  const auto interleaved = Kokkos::create_mirror_view_and_copy(HostSpace(), model.feature_draw().t.top_chunk_interleaved);
+  int plain_chunks = 0;
+  for (std::size_t c = 0; c < interleaved.extent(0); ++c) plain_chunks += interleaved(c);
+  CHECK(plain_chunks > 0);
+  CHECK(plain_chunks < static_cast<int>(interleaved.extent(0)));
   std::vector<float> runs[2];
   for (int threads : {1, 2}) {
 #if defined(_OPENMP)
@@ -623,4 +630,57 @@ TEST_CASE("the team sampler (the GPU's form) writes the rows of the one-thread-p
     CHECK(over_rows > 0);
     CHECK(sample_sparse_by_teams<ExecSpace>(draw, 4242, small_teams, eps) == over_rows);
   }
+}
+
+TEST_CASE("the blocked kernel's float pre-test rejects only lanes that cannot fire, and rejects well", "[world][sampler]") {
+  // Lanes near the boundary v = Q(s): s in [-0.5, 7], v within a factor 4 of Q(s). Sound: a
+  // rejected lane has high / 2^32 >= Q(s) in double, so no v with that word fires. Tight: with
+  // s > 0 and v >= 2^-16 (the 24-bit v_low then loses under 2^-8), every lane with
+  // high / 2^32 >= 1.2 normal_tail_bound(s) is rejected (the two bit-read logarithms lose at
+  // most 0.086 each in log2: a factor 1.127; with the margin and truncation, under 1.2).
+  constexpr int L = kTopLevelBlock;
+  RandomStream rng(20261205, 0);
+  std::size_t unsound = 0, loose = 0, rejected_total = 0, tight_cases = 0, independent_unsound = 0;
+  for (int block = 0; block < 20000; ++block) {
+    std::uint32_t words[L];
+    float dot[L], threshold[L], inv_sd[L], probability[L];
+    double q[L];
+    for (int l = 0; l < L; ++l) {
+      const double s = -0.5 + 7.5 * rng.uniform<double>();
+      const float sd = static_cast<float>(0.2 + 1.3 * rng.uniform<double>());
+      dot[l] = static_cast<float>(rng.uniform<double>() * 4 - 2);
+      threshold[l] = dot[l] + static_cast<float>(s) * sd;
+      inv_sd[l] = 1.0f / sd;
+      q[l] = normal_tail((double(threshold[l]) - double(dot[l])) / double(sd));  // as fires_with
+      const double v = q[l] * std::exp2(4 * rng.uniform<double>() - 2);
+      words[l] = static_cast<std::uint32_t>(std::min(v, 0.999999) * 4294967296.0);
+      probability[l] = static_cast<float>(q[l]);
+    }
+    const std::uint32_t kept = FeatureDraw::kept_lanes(words, dot, threshold, inv_sd, probability, false);
+    const std::uint32_t kept_independent = FeatureDraw::kept_lanes(words, dot, threshold, inv_sd, probability, true);
+    for (int l = 0; l < L; ++l) {
+      const double v_floor = words[l] / 4294967296.0;
+      const bool rejected = !(kept >> l & 1u);
+      rejected_total += rejected;
+      unsound += rejected && v_floor < q[l];
+      independent_unsound += !(kept_independent >> l & 1u) && v_floor < double(probability[l]);
+      const double s = (double(threshold[l]) - double(dot[l])) * double(inv_sd[l]);
+      if (s > 0 && v_floor >= 1.0 / 65536 && v_floor >= 1.2 * normal_tail_bound(s)) {
+        ++tight_cases;
+        loose += !rejected;
+      }
+    }
+  }
+  INFO("rejected " << rejected_total << ", tight cases " << tight_cases);
+  CHECK(unsound == 0);
+  CHECK(independent_unsound == 0);
+  CHECK(tight_cases > 10000);
+  CHECK(loose == 0);
+  // A lane without idiosyncratic noise (inverse 0) is never rejected; padding (threshold +inf) is.
+  std::uint32_t words[L];
+  float dot[L], threshold[L], inv_sd[L], probability[L];
+  for (int l = 0; l < L; ++l)
+    words[l] = 0xFFFFFFFFu, dot[l] = 0, threshold[l] = l < 8 ? 3.0f : std::numeric_limits<float>::infinity(),
+    inv_sd[l] = l < 8 ? 0.0f : 1.0f, probability[l] = 0;
+  CHECK(FeatureDraw::kept_lanes(words, dot, threshold, inv_sd, probability, false) == 0xFFu);
 }

@@ -73,6 +73,10 @@ struct SamplerTables {
   Vector<std::uint32_t> top_chunk_counters;
   Vector<std::int32_t> top_chunk_counts;
   Vector<std::uint8_t> top_word_slot;
+  /// Per chunk, 1 where its slots are the plain interleave (ids consecutive from a multiple of
+  /// four, as the forest numbers its roots): feature j of the chunk reads word j % 4 of the j / 4-th
+  /// counter, so the words are put in feature order by a register transpose, not by slot.
+  Vector<std::uint8_t> top_chunk_interleaved;
   int num_features = 0;
   int rank = 0;
 };
@@ -231,8 +235,15 @@ struct FeatureDraw {
       const int chunk = c0 / C;
       const int counters = t.top_chunk_counts(chunk);
       fire_word_blocks<S>(first, count, chunk_counters + chunk * C, counters, words);
-      for (int q = 0; q < count; ++q)
-        for (int i = 0; i < C; ++i) lane_words[q][i] = words[q][slot[c0 + i]];
+#if defined(SYNTHSAE_SAMPLER_AVX2)
+      if (t.top_chunk_interleaved(chunk)) {
+        for (int q = 0; q < count; ++q) interleave_words(words[q], lane_words[q]);
+      } else
+#endif
+      {
+        for (int q = 0; q < count; ++q)
+          for (int i = 0; i < C; ++i) lane_words[q][i] = words[q][slot[c0 + i]];
+      }
       for (int i0 = c0; i0 < c0 + C; i0 += L) {
         float dot[S][L];
         const float* block = r > 0 ? factor + static_cast<std::size_t>(i0) * r : nullptr;  // [r][L]
@@ -280,6 +291,28 @@ struct FeatureDraw {
     }
   }
 
+#if defined(SYNTHSAE_SAMPLER_AVX2)
+  /// lane[4 j + w] = words[w * C + j] for the C / 4 counters of an interleaved chunk: a 4 x 8
+  /// transpose per eight counters (unpacks within 128-bit halves, then the halves exchanged).
+  static void interleave_words(const std::uint32_t* words, std::uint32_t* lane) {
+    constexpr int C = kTopLevelChunk;
+    static_assert(C % 32 == 0, "eight counters per transpose");
+    for (int j = 0; j < C / 4; j += 8) {
+      const auto row = [&](int w) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(words + w * C + j)); };
+      const __m256i r0 = row(0), r1 = row(1), r2 = row(2), r3 = row(3);
+      const __m256i t0 = _mm256_unpacklo_epi32(r0, r1), t1 = _mm256_unpackhi_epi32(r0, r1);
+      const __m256i t2 = _mm256_unpacklo_epi32(r2, r3), t3 = _mm256_unpackhi_epi32(r2, r3);
+      const __m256i b04 = _mm256_unpacklo_epi64(t0, t2), b15 = _mm256_unpackhi_epi64(t0, t2);  // counters j+0 | j+4 ...
+      const __m256i b26 = _mm256_unpacklo_epi64(t1, t3), b37 = _mm256_unpackhi_epi64(t1, t3);
+      __m256i* out = reinterpret_cast<__m256i*>(lane + 4 * j);
+      _mm256_storeu_si256(out, _mm256_permute2x128_si256(b04, b15, 0x20));
+      _mm256_storeu_si256(out + 1, _mm256_permute2x128_si256(b26, b37, 0x20));
+      _mm256_storeu_si256(out + 2, _mm256_permute2x128_si256(b04, b15, 0x31));
+      _mm256_storeu_si256(out + 3, _mm256_permute2x128_si256(b26, b37, 0x31));
+    }
+  }
+#endif
+
   /// words[q][w * C + j] = word w of sample first + q's fire-word block at counter counters[j], for
   /// j < n <= C and q < count (entries up to the next multiple of 8 are written too; `counters`
   /// has C entries). With AVX2 four groups of eight blocks at a time, their rounds interleaved.
@@ -309,57 +342,63 @@ struct FeatureDraw {
   }
 
   /// Bit l set: lane l of a block of top_level_blocked may fire; clear: the float pre-test
-  /// proves it does not. The fire word of lane l is words[l]; v >= v_low = its top 24 bits
-  /// as a float. Rejected: v_low >= p (1 + slack) without a copula, else s = (t - dot) / sd > 0
-  /// and v_low * (1 / normal_tail_bound(s)) >= 1 + slack, the bound's reciprocal as float.
+  /// proves it does not. The fire word of lane l is words[l]; v >= v_low = its top 24 bits / 2^24.
+  /// Without a copula: rejected when v_low >= p (1 + 2^-10). With one, for s = (t - dot) / sd > 0,
+  /// Q(s) <= e^-x / max(s sqrt(2 pi), 2) (x = s^2 / 2, as in normal_tail_bound), so v >= Q(s) once
+  /// log2 v + log2 max(s sqrt(2 pi), 2) + x log2 e >= 0. Both logarithms are bounded from below by
+  /// a float's bits read as an integer, e + m <= log2(2^e (1 + m)): two conversions and an FMA,
+  /// no polynomial (a zero word claims v >= 2^-151: true, v >= 2^-53). The test asks for a margin
+  /// of 2^-8 (0.27 % in v); where v can be near Q(s) (v >= 2^-24 there, so x < 17) the sum's
+  /// rounding and s's (relative 2^-22) stay under 1e-4.
   SYNTHSAE_HD static std::uint32_t kept_lanes(const std::uint32_t* words, const float* dot,
                                               const float* threshold, const float* inv_sd, const float* probability,
                                               bool independent) {
     constexpr int L = kTopLevelBlock;
     constexpr float kSlack = 1.0f + 1.0f / 1024;
+    // bits(float(n)) / 2^23 for n = the word's top 24 bits is log2-floor-ish(n) + 127, i.e.
+    // (lower bound of log2 v) + 24 + 127; bits(mills) / 2^23 likewise + 127. Rejected when their sum
+    // plus x log2 e, in units of 2^-23, reaches (24 + 254 + 2^-8) 2^23.
+    constexpr float kUnit = 8388608.0f;                          // 2^23
+    constexpr float kXScale = 1.4426950408889634f * kUnit;       // log2 e, in bits' units
+    constexpr float kReject = (24.0f + 254.0f + 1.0f / 256) * kUnit;
+    constexpr float kRootTwoPi = 2.5066283f;
     std::uint32_t kept = 0;
 #if defined(SYNTHSAE_SAMPLER_AVX2)
     static_assert(L == 16, "two AVX2 registers per block");
-    const __m256 slack = _mm256_set1_ps(kSlack), zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f);
     for (int h = 0; h < 2; ++h) {
-      const __m256i high = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(words + 8 * h));
-      const __m256 v_low =
-          _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(high, 8)), _mm256_set1_ps(1.0f / 16777216.0f));
+      const __m256i high = _mm256_srli_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(words + 8 * h)), 8);
       __m256 rejected;
       if (independent) {
-        rejected = _mm256_cmp_ps(v_low, _mm256_mul_ps(_mm256_loadu_ps(probability + 8 * h), slack), _CMP_GE_OQ);
+        const __m256 v_low = _mm256_mul_ps(_mm256_cvtepi32_ps(high), _mm256_set1_ps(1.0f / 16777216.0f));
+        rejected = _mm256_cmp_ps(v_low, _mm256_mul_ps(_mm256_loadu_ps(probability + 8 * h), _mm256_set1_ps(kSlack)),
+                                 _CMP_GE_OQ);
       } else {
-        const __m256 gap = _mm256_sub_ps(_mm256_loadu_ps(threshold + 8 * h), _mm256_loadu_ps(dot + 8 * h));
-        const __m256 isd = _mm256_loadu_ps(inv_sd + 8 * h);
-        const __m256 s = _mm256_mul_ps(gap, isd);
-        const __m256 x = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), s), s);
-        __m256 e = _mm256_fmadd_ps(x, _mm256_set1_ps(1.0f / 720), _mm256_set1_ps(1.0f / 120));  // T6(x), Horner
-        e = _mm256_fmadd_ps(x, e, _mm256_set1_ps(1.0f / 24));
-        e = _mm256_fmadd_ps(x, e, _mm256_set1_ps(1.0f / 6));
-        e = _mm256_fmadd_ps(x, e, _mm256_set1_ps(0.5f));
-        e = _mm256_fmadd_ps(x, e, one);
-        e = _mm256_fmadd_ps(x, e, one);
-        const __m256 mills = _mm256_max_ps(_mm256_mul_ps(s, _mm256_set1_ps(2.5066283f)), _mm256_set1_ps(2.0f));
-        const __m256 test = _mm256_cmp_ps(_mm256_mul_ps(_mm256_mul_ps(v_low, e), mills), slack, _CMP_GE_OQ);
-        rejected = _mm256_and_ps(_mm256_and_ps(_mm256_cmp_ps(gap, zero, _CMP_GT_OQ), _mm256_cmp_ps(isd, zero, _CMP_GT_OQ)),
-                                 test);
+        const __m256 s = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(threshold + 8 * h), _mm256_loadu_ps(dot + 8 * h)),
+                                       _mm256_loadu_ps(inv_sd + 8 * h));
+        const __m256 mills = _mm256_max_ps(_mm256_mul_ps(s, _mm256_set1_ps(kRootTwoPi)), _mm256_set1_ps(2.0f));
+        const __m256 log_v = _mm256_cvtepi32_ps(_mm256_castps_si256(_mm256_cvtepi32_ps(high)));
+        const __m256 log_mills = _mm256_cvtepi32_ps(_mm256_castps_si256(mills));
+        const __m256 sum = _mm256_fmadd_ps(_mm256_mul_ps(s, s), _mm256_set1_ps(0.5f * kXScale),
+                                           _mm256_add_ps(log_v, log_mills));
+        // s > 0 needs t > dot and sd > 0 (inverse 0 marks a full-rank factor: never rejected here).
+        rejected = _mm256_and_ps(_mm256_cmp_ps(s, _mm256_setzero_ps(), _CMP_GT_OQ),
+                                 _mm256_cmp_ps(sum, _mm256_set1_ps(kReject), _CMP_GE_OQ));
       }
       kept |= static_cast<std::uint32_t>(~_mm256_movemask_ps(rejected) & 0xFF) << (8 * h);
     }
 #else
     for (int l = 0; l < L; ++l) {
-      const float v_low = static_cast<float>(static_cast<std::int32_t>(words[l] >> 8)) * (1.0f / 16777216.0f);
+      const std::int32_t high = static_cast<std::int32_t>(words[l] >> 8);
       bool rejected;
       if (independent) {
-        rejected = v_low >= probability[l] * kSlack;
+        rejected = static_cast<float>(high) * (1.0f / 16777216.0f) >= probability[l] * kSlack;
       } else {
-        const float gap = threshold[l] - dot[l];
-        const float s = gap * inv_sd[l];
-        const float x = 0.5f * s * s;
-        const float exp_lower =
-            1 + x * (1 + x * (0.5f + x * (1.0f / 6 + x * (1.0f / 24 + x * (1.0f / 120 + x * (1.0f / 720))))));
-        const float mills = s * 2.5066283f;
-        rejected = gap > 0 && inv_sd[l] > 0 && v_low * exp_lower * (mills > 2 ? mills : 2.0f) >= kSlack;
+        const float s = (threshold[l] - dot[l]) * inv_sd[l];
+        const float mills = s * kRootTwoPi > 2.0f ? s * kRootTwoPi : 2.0f;
+        const float log_v = static_cast<float>(float_bits(static_cast<float>(high)));
+        const float log_mills = static_cast<float>(float_bits(mills));
+        const float sum = fused_multiply_add(s * s, 0.5f * kXScale, log_v + log_mills);
+        rejected = s > 0.0f && sum >= kReject;
       }
       kept |= static_cast<std::uint32_t>(!rejected) << l;
     }

@@ -381,6 +381,8 @@ class SyntheticModel {
     t.top_chunk_counters = Vector<std::uint32_t>("top_chunk_counters", padded);
     t.top_chunk_counts = Vector<std::int32_t>("top_chunk_counts", chunks);
     t.top_word_slot = Vector<std::uint8_t>("top_word_slot", padded);
+    t.top_chunk_interleaved = Vector<std::uint8_t>("top_chunk_interleaved", chunks);
+    auto interleaved = Kokkos::create_mirror_view(t.top_chunk_interleaved);
     auto counters = Kokkos::create_mirror_view(t.top_chunk_counters);
     auto counts = Kokkos::create_mirror_view(t.top_chunk_counts);
     auto slots = Kokkos::create_mirror_view(t.top_word_slot);
@@ -399,7 +401,12 @@ class SyntheticModel {
         slots(i) = static_cast<std::uint8_t>((ids(i) & 3) * kTopLevelChunk + position);
       }
       counts(c) = n;
+      bool plain = true;
+      for (std::size_t j = 0; j < kTopLevelChunk; ++j)
+        plain = plain && slots(c * kTopLevelChunk + j) == (j % 4) * kTopLevelChunk + j / 4;
+      interleaved(c) = plain ? 1 : 0;
     }
+    Kokkos::deep_copy(t.top_chunk_interleaved, interleaved);
     Kokkos::deep_copy(t.top_chunk_counters, counters);
     Kokkos::deep_copy(t.top_chunk_counts, counts);
     Kokkos::deep_copy(t.top_word_slot, slots);
