@@ -28,6 +28,7 @@
 
 #include "synthsae/core/backend.hpp"
 #include "synthsae/core/counter_rng.hpp"
+#include "synthsae/core/float16.hpp"
 #include "synthsae/core/host_parallel.hpp"
 #include "synthsae/core/normal_distribution.hpp"
 #include "synthsae/core/philox_lanes.hpp"
@@ -197,6 +198,27 @@ struct FeatureDraw {
   /// FMA: the same bits at every optimisation level and on a GPU).
   SYNTHSAE_HD float magnitude(std::uint64_t sample, int f) const {
     const U32x4 m = philox_block(seed, sample, 2 * static_cast<std::uint64_t>(f) + 1);
+    const float v = fused_multiply_add(t.stddev(f), detail::box_muller(m[0], m[1], m[2]), t.mean(f));
+    return v > 0.0f ? v : 0.0f;
+  }
+
+  /// Stands for a magnitude proven positive but not computed (magnitude() is never negative).
+  static constexpr float kPositiveMagnitude = -1.0f;
+
+  /// magnitude(), or kPositiveMagnitude when the first uniform alone proves it positive: with
+  /// u1 >= top / 2^24 (its top 24 bits), |n| <= R = sqrt(-2 ln u1) and R^2 <= 2 ln 2 (24 - L),
+  /// L = float(top)'s bits read as an integer (<= log2 top); then mean - sd R > 0 needs no log or
+  /// cos. An exclusive group's losers are only counted, so they never pay for the rest.
+  SYNTHSAE_HD float magnitude_unless_positive(std::uint64_t sample, int f) const {
+    const U32x4 m = philox_block(seed, sample, 2 * static_cast<std::uint64_t>(f) + 1);
+    const double mean = t.mean(f), sd = t.stddev(f);
+    const std::uint32_t top = m[1] >> 8;
+    if (mean > 1e-30 && top != 0) {
+      const double log2_floor = double(float_bits(static_cast<float>(top))) * (1.0 / 8388608.0) - 127;
+      const double radius_sq = 2 * 0.6931471805599453 * (24 - log2_floor);
+      // 0.1 % margin: far above the rounding of R and of n's cast to float (relative 1e-7).
+      if (sd * sd * radius_sq * 1.001 < mean * mean) return kPositiveMagnitude;
+    }
     const float v = fused_multiply_add(t.stddev(f), detail::box_muller(m[0], m[1], m[2]), t.mean(f));
     return v > 0.0f ? v : 0.0f;
   }
@@ -441,12 +463,13 @@ struct FeatureDraw {
       const int begin = t.member_offsets(g), end = t.member_offsets(g + 1);
       const float scale = t.group_scaled(g) ? ratio : 1.0f;
       if (t.group_exclusive(g)) {
-        // First pass: every member's raw value (the first kKept kept for the second pass).
+        // First pass: every member's raw value (the first kKept kept for the second pass), a
+        // magnitude proven positive left as kPositiveMagnitude until it wins.
         std::uint32_t active = 0;
         for (int c0 = begin; c0 < end; c0 += kKept) {
           float v[kKept];
-          const int n = raw_members(sample, c0, end - c0 < kKept ? end - c0 : kKept, eps, cache, v);
-          for (int j = 0; j < n; ++j) active += v[j] > 0.0f;
+          const int n = raw_members(sample, c0, end - c0 < kKept ? end - c0 : kKept, eps, cache, v, true);
+          for (int j = 0; j < n; ++j) active += v[j] != 0.0f;
           if (c0 == begin)
             for (int j = 0; j < n; ++j) kept[j] = v[j];
         }
@@ -454,13 +477,13 @@ struct FeatureDraw {
         const bool all = active > 1 && coactive(sample, g);
         std::uint32_t keep = active > 1 && !all ? winner(sample, g, active) : 0;
         for (int c = begin; c < end; ++c) {
-          const float v = c - begin < kKept ? kept[c - begin] : raw(sample, t.members(c), eps, cache);
-          if (!(v > 0.0f)) continue;
-          if (all) {
-            emit(t.members(c), v * scale);
-          } else if (keep-- == 0) {
-            emit(t.members(c), v * scale);
-            break;
+          const int f = t.members(c);
+          float v = c - begin < kKept ? kept[c - begin] : raw(sample, f, eps, cache);
+          if (v == 0.0f) continue;
+          if (all || keep-- == 0) {
+            if (v == kPositiveMagnitude) v = magnitude(sample, f);
+            emit(f, v * scale);
+            if (!all) break;
           }
         }
       } else {
@@ -473,12 +496,12 @@ struct FeatureDraw {
     }
   }
 
-  /// v[j] = raw(sample, members(c0 + j), eps) for j < n <= 16; returns n. The members' copula dots
-  /// are summed side by side (the same FMAs per member as factor_dot, but n independent chains
-  /// instead of one at a time).
+  /// v[j] = raw(sample, members(c0 + j), eps) for j < n <= 16 (magnitude_unless_positive's value
+  /// with defer_positive); returns n. The members' copula dots are summed side by side (the same
+  /// FMAs per member as factor_dot, but n independent chains instead of one at a time).
   template <class EpsRow>
   SYNTHSAE_HD int raw_members(std::uint64_t sample, int c0, int n, const EpsRow& eps, FireWordCache& cache,
-                              float* v) const {
+                              float* v, bool defer_positive = false) const {
     float dot[16];
     // Four members' chains in registers at a time (a short group repeats its last member; the
     // copies are not read): the accumulators of the plain lane loop lived in memory.
@@ -497,7 +520,10 @@ struct FeatureDraw {
     }
     for (int j = 0; j < n; ++j) {
       const int f = t.members(c0 + j);
-      v[j] = fires_with(sample, f, fire_word(sample, f, cache), dot[j]) ? magnitude(sample, f) : 0.0f;
+      if (!fires_with(sample, f, fire_word(sample, f, cache), dot[j]))
+        v[j] = 0.0f;
+      else
+        v[j] = defer_positive ? magnitude_unless_positive(sample, f) : magnitude(sample, f);
     }
     return n;
   }
