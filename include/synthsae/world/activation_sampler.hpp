@@ -230,10 +230,9 @@ struct FeatureDraw {
   /// kTopLevelBlock features the S samples' copula dots in one pass over the block's factor
   /// (stored block-major, so one contiguous stream: the factor of SynthSAEBench-16k is 0.56 MB,
   /// beyond a core's L2, and S samples read it once), then per sample a float form of
-  /// fires_with()'s first test as lane loops. The float test rejects a lane only with a relative
-  /// slack of 2^-10, far above its rounding (under 1e-5), so every lane it rejects is one that
-  /// fires_with rejects too; the others (a few dozen per sample) go through fires_with. The same
-  /// values as raw(), bit for bit.
+  /// fires_with()'s first test as lane loops (kept_lanes: a margin far above its rounding), so
+  /// every lane it rejects is one that fires_with rejects too; the others (a few dozen per sample)
+  /// go through fires_with. The same values as raw(), bit for bit.
   template <int S, class EpsRow, class Emit>
   SYNTHSAE_HD void top_level_blocked(std::uint64_t first, int count, const EpsRow* eps, const Emit& emit) const {
     constexpr int L = kTopLevelBlock, C = kTopLevelChunk;
@@ -370,8 +369,8 @@ struct FeatureDraw {
   /// log2 v + log2 max(s sqrt(2 pi), 2) + x log2 e >= 0. Both logarithms are bounded from below by
   /// a float's bits read as an integer, e + m <= log2(2^e (1 + m)): two conversions and an FMA,
   /// no polynomial (a zero word claims v >= 2^-151: true, v >= 2^-53). The test asks for a margin
-  /// of 2^-8 (0.27 % in v); where v can be near Q(s) (v >= 2^-24 there, so x < 17) the sum's
-  /// rounding and s's (relative 2^-22) stay under 1e-4.
+  /// of 2^-8 (0.27 % in v); the sum's rounding and s's (relative 2^-22, times x up to about 104
+  /// where a zero word can be rejected) stay under 1e-4.
   SYNTHSAE_HD static std::uint32_t kept_lanes(const std::uint32_t* words, const float* dot,
                                               const float* threshold, const float* inv_sd, const float* probability,
                                               bool independent) {
