@@ -64,6 +64,47 @@ TEST_CASE("Adam: one step by hand, clipping, non-finite gradients are skipped", 
   CHECK(adam.steps() == 2);
 }
 
+TEST_CASE("Adam: the eight-lane host update and the gradient norm against float64 by element", "[train][adam]") {
+  // 1,027 elements: 128 eight-lane blocks (the AVX form where the build has AVX) and a scalar
+  // tail of 3. Every element is checked against the update in float64 from the same float
+  // inputs; a float evaluation differs from it by a few roundings (relative 1e-6 is ~8 ulp), while
+  // a lane mixed up or an operation out of order is off by the size of the values.
+  constexpr int n = 1027;
+  RandomStream rng(5, 0);
+  std::vector<float> p(n), g(n), m(n), v(n);
+  for (int i = 0; i < n; ++i) {
+    p[i] = rng.normal<float>(), g[i] = rng.normal<float>(), m[i] = 0.1f * rng.normal<float>();
+    v[i] = 0.01f * std::abs(rng.normal<float>()) + 1e-6f;
+  }
+  const std::vector<float> p0 = p, m0 = m, v0 = v;
+  const float scale = 0.7f, b1 = 0.9f, b2 = 0.999f, step = 1e-3f / 0.1f, sqrt_bias2 = 0.0447f, eps = 1e-8f;
+  Adam<float>::adam_update(p.data(), g.data(), m.data(), v.data(), n, scale, b1, b2, step, sqrt_bias2, eps);
+  for (int i = 0; i < n; ++i) {
+    const double gi = double(g[i]) * scale;
+    const double mi = double(b1) * m0[i] + (1.0 - double(b1)) * gi;
+    const double vi = double(b2) * v0[i] + (1.0 - double(b2)) * gi * gi;
+    const double denom = std::sqrt(vi) / double(sqrt_bias2) + double(eps), delta = double(step) * mi / denom;
+    // m's two terms may cancel: its rounding is relative to their magnitudes, not to m.
+    const double m_terms = std::abs(double(b1) * m0[i]) + std::abs((1.0 - double(b1)) * gi);
+    INFO("element " << i);
+    REQUIRE(std::abs(m[i] - mi) <= 1e-6 * m_terms);
+    REQUIRE(v[i] == Approx(vi).epsilon(1e-6));
+    // p - delta loses delta's accuracy to p's rounding (half an ulp of p, below 5e-7 here).
+    REQUIRE(std::abs((double(p0[i]) - double(p[i])) - delta) <= 1e-5 * double(step) * m_terms / denom + 5e-7);
+  }
+
+  // gradient_norm: sixteen float64 sums per block of 1,024 and a fixed tree; on 300 x 7
+  // parameters (2 x 2,100 + 307, none a multiple of 16) it equals the float64 sum to rounding.
+  const SaeParameters<float> grads = initial_parameters<float>(7, 300, 0.1, 3);
+  double total = 0;
+  grads.for_each_flat([&](const std::string&, const Vector<float>& x) {
+    auto h = Kokkos::create_mirror_view_and_copy(HostSpace(), x);
+    for (std::size_t i = 0; i < h.extent(0); ++i) total += double(h(i)) * double(h(i));
+  });
+  REQUIRE(total > 0);
+  CHECK(Adam<float>::gradient_norm(grads) == Approx(std::sqrt(total)).epsilon(1e-12));
+}
+
 TEST_CASE("learning-rate schedules and coefficient warm-up", "[train][schedule]") {
   LrSchedule s{LrSchedule::Kind::constant, 1.0, -1, 4, 10, 100};
   s.validate();
