@@ -292,3 +292,57 @@ TEST_CASE("Sparse kernels: the GPU's one-team-per-row forms equal the per-row fo
     }
   }
 }
+
+TEST_CASE("ActiveSet::gather keeps exactly the selected entries, in row and column order", "[sae][sparse]") {
+  // 37 x 1,000 (1,000 = 62 blocks of 16 and a tail of 8) with about 1% selected, so that most of
+  // the fill pass's blocks are empty and skipped; and one dense selection (every block taken).
+  constexpr int rows = 37, cols = 1000;
+  for (int modulus : {97, 2}) {
+    INFO("every " << modulus << "th entry by a hash");
+    auto chosen = [modulus](int i, int j) { return (i * 7919 + j * 104729) % modulus == 0; };
+    ActiveSet<double> a;
+    a.gather(
+        rows, cols, KOKKOS_LAMBDA(int i, int j, double& v) {
+          const bool on = (i * 7919 + j * 104729) % modulus == 0;
+          if (on) v = i + 1e-3 * j;
+          return on;
+        });
+    auto starts = Kokkos::create_mirror_view_and_copy(HostSpace(), a.row_start);
+    auto col = Kokkos::create_mirror_view_and_copy(HostSpace(), a.col);
+    auto val = Kokkos::create_mirror_view_and_copy(HostSpace(), a.value);
+    std::size_t e = 0;
+    for (int i = 0; i < rows; ++i) {
+      REQUIRE(starts(i) == static_cast<int>(e));
+      for (int j = 0; j < cols; ++j) {
+        if (!chosen(i, j)) continue;
+        REQUIRE(e < a.entries);
+        REQUIRE(col(e) == j);
+        REQUIRE(val(e) == i + 1e-3 * j);
+        ++e;
+      }
+    }
+    CHECK(e == a.entries);
+    CHECK(e > std::size_t(modulus == 2 ? 18000 : 300));
+  }
+}
+
+TEST_CASE("dot_contiguous equals the float64 sum for every length and offset", "[sae][sparse]") {
+  // Lengths 0..100 cover the 32-lane body and every tail. Float terms of size ~1: the float sum's
+  // error is at most ~n ulp of the sum of |terms| (relative 6e-8 each), far below a dropped or
+  // doubled term.
+  RandomStream rng(9, 0);
+  std::vector<float> a(140), b(140);
+  for (int i = 0; i < 140; ++i) a[i] = rng.normal<float>(), b[i] = rng.normal<float>();
+  for (int offset : {0, 3}) {
+    for (int n = 0; n <= 100; ++n) {
+      double exact = 0, magnitude = 0;
+      for (int k = 0; k < n; ++k) {
+        exact += double(a[offset + k]) * double(b[offset + k]);
+        magnitude += std::abs(double(a[offset + k]) * double(b[offset + k]));
+      }
+      INFO("n " << n << " offset " << offset);
+      const float got = kernels::dot_contiguous(a.data() + offset, b.data() + offset, n);
+      REQUIRE(std::abs(double(got) - exact) <= 1e-6 * magnitude + 1e-30);
+    }
+  }
+}

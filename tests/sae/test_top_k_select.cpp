@@ -68,7 +68,17 @@ TEST_CASE("batch top-m threshold equals the brute-force m-th largest positive va
   CHECK(batch_top_m_threshold(ties, 20000, ws) == brute_threshold(flat, 20000));
   // Back to the first, larger matrix with the grown workspace.
   const auto again = keys(1024, 512, 1, flat, [](int) { return 1.0f; });
-  CHECK(batch_top_m_threshold(again, 25 * 1024, ws) == brute_threshold(flat, 25 * 1024));
+  const float answer = brute_threshold(flat, 25 * 1024);
+  CHECK(batch_top_m_threshold(again, 25 * 1024, ws) == answer);
+  // The previous answer only narrows the sample's search: any hint, from none to far above
+  // every value (the sample then holds too few values above half of it and is searched whole),
+  // gives the same exact threshold, and the workspace then remembers that threshold.
+  for (float hint : {0.0f, 1e-6f, 0.5f * answer, answer, 1.9f * answer, 4.0f * answer, 1e30f}) {
+    INFO("previous " << hint);
+    ws.previous = hint;
+    CHECK(batch_top_m_threshold(again, 25 * 1024, ws) == answer);
+    if constexpr (host_accessible_v<MemSpace>) CHECK(ws.previous == answer);
+  }
 }
 
 namespace {

@@ -13,6 +13,7 @@
 #include "synthsae/core/backend.hpp"
 #include "synthsae/core/counter_rng.hpp"
 #include "synthsae/core/error.hpp"
+#include "synthsae/core/huge_pages.hpp"
 #include "synthsae/core/memory_check.hpp"
 
 namespace synthsae {
@@ -31,9 +32,9 @@ struct SaeParameters {
   /// Zero-filled parameters of the same shapes (gradients, Adam moments).
   SaeParameters zeros_like() const {
     SaeParameters z;
-    z.w_enc = Matrix<T>("w_enc", w_enc.extent(0), w_enc.extent(1));
+    z.w_enc = zero_matrix_on_huge_pages<T>("w_enc", w_enc.extent(0), w_enc.extent(1));
     z.b_enc = Vector<T>("b_enc", b_enc.extent(0));
-    z.w_dec = Matrix<T>("w_dec", w_dec.extent(0), w_dec.extent(1));
+    z.w_dec = zero_matrix_on_huge_pages<T>("w_dec", w_dec.extent(0), w_dec.extent(1));
     z.b_dec = Vector<T>("b_dec", b_dec.extent(0));
     for (const auto& [name, v] : extra) z.extra[name] = Vector<T>(name, v.extent(0));
     return z;
@@ -74,8 +75,8 @@ SaeParameters<T> initial_parameters(std::size_t d_in, std::size_t d_sae, std::op
   if (decoder_init_norm && !(*decoder_init_norm > 0))
     throw ConfigError("decoder_init_norm", show(*decoder_init_norm), "must be > 0");
   SaeParameters<T> p;
-  p.w_dec = Matrix<T>("w_dec", d_sae, d_in);
-  p.w_enc = Matrix<T>("w_enc", d_in, d_sae);
+  p.w_dec = zero_matrix_on_huge_pages<T>("w_dec", d_sae, d_in);  // rows read at random by sparse steps
+  p.w_enc = zero_matrix_on_huge_pages<T>("w_enc", d_in, d_sae);
   p.b_enc = Vector<T>("b_enc", d_sae);
   p.b_dec = Vector<T>("b_dec", d_in);
   const T bound = static_cast<T>(std::sqrt(6.0 / double(d_in)));

@@ -711,14 +711,9 @@ inline void hidden_from_sparse(const SparseBatch<float>& batch, const Matrix<flo
           for (int q = 0; q < n; ++q) {
             const float v = batch.values(b, q);
             const float* __restrict row = &features(batch.ids(b, q), 0);
-#if defined(__GNUC__) && !defined(__CUDACC__)
             // The rows are scattered over the dictionary (50 MB at SynthSAEBench-16k): ask for the
             // next one while this one is added.
-            if (q + 1 < n) {
-              const char* next = reinterpret_cast<const char*>(&features(batch.ids(b, q + 1), 0));
-              for (int byte = 0; byte < d * static_cast<int>(sizeof(float)); byte += 64) __builtin_prefetch(next + byte);
-            }
-#endif
+            if (q + 1 < n) prefetch_contiguous(&features(batch.ids(b, q + 1), 0), d);
             for (int k = 0; k < d; ++k) out[k] += v * row[k];
           }
         });

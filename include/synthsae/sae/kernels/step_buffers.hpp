@@ -10,6 +10,7 @@
 //   g_xhat [B,D] dLoss/dx_hat;  dc [B, S] dLoss/dc;  dh [B, S] dLoss/dh;  dnorms [S] dLoss/d|W_dec_j|
 #include "synthsae/core/backend.hpp"
 #include "synthsae/core/host_parallel.hpp"
+#include "synthsae/core/huge_pages.hpp"
 #include "synthsae/sae/kernels/output_map.hpp"
 #include "synthsae/sae/kernels/top_k_select.hpp"
 
@@ -23,7 +24,7 @@ struct StepBuffers {
 
   void resize(std::size_t batch, std::size_t d_in, std::size_t d_sae) {
     if (x.extent(0) == batch && x.extent(1) == d_in && h.extent(1) == d_sae) return;
-    auto mat = [](const char* name, std::size_t r, std::size_t c) { return Matrix<T>(std::string(name), r, c); };
+    auto mat = [](const char* name, std::size_t r, std::size_t c) { return zero_matrix_on_huge_pages<T>(name, r, c); };
     x = mat("x", batch, d_in);
     xc = mat("xc", batch, d_in);
     x_hat = mat("x_hat", batch, d_in);
@@ -42,16 +43,21 @@ struct StepBuffers {
 
 namespace kernels {
 
-/// a . b over n contiguous elements, with eight independent partial sums: the compiler may not
-/// reorder a single floating-point sum, which would make the loop latency-bound.
+/// a . b over n contiguous elements, with 32 independent partial sums: the compiler may not
+/// reorder a single floating-point sum, and with eight (one AVX register of floats) the loop was
+/// bound by the FMA's latency (a fifth of a sparse step's reconstruction on the host). The sums
+/// meet in a fixed tree: the same bits on every thread count and backend.
 template <class T>
 SYNTHSAE_HD T dot_contiguous(const T* a, const T* b, int n) {
-  T s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  constexpr int kSums = 32;
+  T s[kSums] = {};
   int k = 0;
-  for (; k + 8 <= n; k += 8)
-    for (int u = 0; u < 8; ++u) s[u] += a[k + u] * b[k + u];
-  for (; k < n; ++k) s[0] += a[k] * b[k];
-  return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+  for (; k + kSums <= n; k += kSums)
+    for (int u = 0; u < kSums; ++u) s[u] += a[k + u] * b[k + u];
+  for (; k < n; ++k) s[k % kSums] += a[k] * b[k];
+  for (int w = kSums / 2; w > 0; w /= 2)
+    for (int u = 0; u < w; ++u) s[u] += s[u + w];
+  return s[0];
 }
 
 /// out(j) = |rows(j, :)|, clamped at 1e-8.

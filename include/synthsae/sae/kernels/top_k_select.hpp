@@ -282,6 +282,10 @@ struct BatchTopMWorkspace {
   Kokkos::View<std::int64_t*, MemSpace> candidate_counts;
   Kokkos::View<float*, MemSpace> candidates;
   std::vector<float> sample_positives;  ///< host: the sample's positive values
+  /// host: the previous call's answer; consecutive batches of a training run have nearly the
+  /// same threshold, so the sample is first searched above half of it (exactness never rests on
+  /// it: see threshold_from_candidates).
+  float previous = 0.0f;
 };
 
 namespace detail {
@@ -391,15 +395,25 @@ std::optional<float> threshold_from_candidates(const Matrix<T>& values, std::siz
   const auto want = static_cast<std::size_t>(std::ceil(1.25 * m_sample + 4.0 * std::sqrt(m_sample) + 8.0));
   // The sample's want-th largest positive value by selection: a copy and nth_element cost less
   // than the two 65,536-bin passes over so few entries.
+  // Any lower bound is exact in the end (a count below m falls back to the exact passes); this
+  // one is the sample's want-th largest. The sample's values above half the previous answer hold
+  // it in most calls; when they are too few, all its positive values are searched.
   auto& positives = ws.sample_positives;
-  positives.clear();
-  for (int i = 0; i < sample_rows; ++i)
-    for (int j = 0; j < cols; ++j) {
-      const float v = static_cast<float>(values(i, j));
-      if (v > 0.0f) positives.push_back(v);
-    }
-  float lower = 0.0f;  // at most `want` positives: every positive entry is a candidate
-  if (positives.size() > want) {
+  auto collect_sample_above = [&](float cut) {
+    positives.clear();
+    for (int i = 0; i < sample_rows; ++i)
+      for (int j = 0; j < cols; ++j) {
+        const float v = static_cast<float>(values(i, j));
+        if (v > cut) positives.push_back(v);
+      }
+  };
+  float cut = std::max(0.5f * ws.previous, 0.0f);
+  collect_sample_above(cut);
+  if (cut > 0.0f && positives.size() < want) collect_sample_above(cut = 0.0f);
+  // Below a positive cut, want values are the sample's want largest; with no cut, at most want
+  // positives make every positive entry a candidate.
+  float lower = 0.0f;
+  if (positives.size() > want || (cut > 0.0f && positives.size() == want)) {
     std::nth_element(positives.begin(), positives.begin() + (want - 1), positives.end(), std::greater<float>());
     lower = positives[want - 1];
   }
@@ -432,15 +446,23 @@ std::optional<float> threshold_from_candidates(const Matrix<T>& values, std::siz
         int r0 = 0, r1 = 0;
         chunk_range(rows, c, chunks, r0, r1);
         std::int64_t e = counts(c);
+        constexpr int kBlock = 16;  // most blocks hold no candidate: a vectorised count skips them
         for (int i = r0; i < r1; ++i)
-          for (int j = 0; j < cols; ++j) {
-            const float v = static_cast<float>(values(i, j));
-            if (keep(v)) candidates(e++) = v;
+          for (int j0 = 0; j0 < cols; j0 += kBlock) {
+            const int j1 = j0 + kBlock < cols ? j0 + kBlock : cols;
+            int n = 0;
+            for (int j = j0; j < j1; ++j) n += keep(static_cast<float>(values(i, j))) ? 1 : 0;
+            if (n == 0) continue;
+            for (int j = j0; j < j1; ++j) {
+              const float v = static_cast<float>(values(i, j));
+              if (keep(v)) candidates(e++) = v;
+            }
           }
       });
   Kokkos::fence();
   float* first = candidates.data();
   std::nth_element(first, first + (m - 1), first + total, [](float a, float b) { return a > b; });
+  ws.previous = first[m - 1];
   return first[m - 1];
 }
 
