@@ -346,3 +346,56 @@ TEST_CASE("dot_contiguous equals the float64 sum for every length and offset", "
     }
   }
 }
+
+TEST_CASE("BatchTopK's active set read off the threshold's candidate list equals the full gather",
+          "[sae][sparse]") {
+  // 1,024 x 300 (large enough for the host's candidate path), k = 6 per sample over the batch;
+  // pre-activations N(0, 1), decoder norms in [0.5, 1.5] (the key rescales by them).
+  constexpr int rows = 1024, cols = 300;
+  StepBuffers<float> b;
+  b.resize(rows, 4, cols);
+  RandomStream rng(21, 0);
+  auto h = Kokkos::create_mirror_view(b.h);
+  auto norms = Kokkos::create_mirror_view(b.norms);
+  for (int i = 0; i < rows; ++i)
+    for (int j = 0; j < cols; ++j) h(i, j) = rng.normal<float>();
+  for (int j = 0; j < cols; ++j) norms(j) = 0.5f + float(j % 11) / 10.0f;
+  Kokkos::deep_copy(b.h, h), Kokkos::deep_copy(b.norms, norms);
+  const SaeParameters<float> params = initial_parameters<float>(4, cols, 0.1, 1);
+  const BatchTopK policy{6, true, 0.01};
+  for (int step = 0; step < 3; ++step) {  // later steps search the sample above the previous answer
+    INFO("step " << step);
+    BatchTopK::State<float> state;
+    ActiveSet<float> listed;
+    policy.forward_active(b, params, state, true, listed);
+    const bool took_list = b.top_m.listed_from == static_cast<const void*>(b.key.data());
+    if constexpr (host_accessible_v<MemSpace>) REQUIRE(took_list);
+    const float tau = std::max(batch_top_m_threshold(b.key, std::size_t(6) * rows),
+                               std::numeric_limits<float>::denorm_min());
+    const auto key = b.key, hh = b.h;
+    ActiveSet<float> full;
+    full.gather(
+        rows, cols, KOKKOS_LAMBDA(int i, int j, float& v) {
+          const bool keep = key(i, j) >= tau;
+          if (keep) v = hh(i, j);
+          return keep;
+        });
+    REQUIRE(listed.entries == full.entries);
+    REQUIRE(full.entries >= std::size_t(6) * rows);
+    auto ls = Kokkos::create_mirror_view_and_copy(HostSpace(), listed.row_start);
+    auto fs = Kokkos::create_mirror_view_and_copy(HostSpace(), full.row_start);
+    auto lc = Kokkos::create_mirror_view_and_copy(HostSpace(), listed.col);
+    auto fc = Kokkos::create_mirror_view_and_copy(HostSpace(), full.col);
+    auto lv = Kokkos::create_mirror_view_and_copy(HostSpace(), listed.value);
+    auto fv = Kokkos::create_mirror_view_and_copy(HostSpace(), full.value);
+    for (int i = 0; i <= rows; ++i) REQUIRE(ls(i) == fs(i));
+    for (std::size_t e = 0; e < full.entries; ++e) {
+      REQUIRE(lc(e) == fc(e));
+      REQUIRE(lv(e) == fv(e));
+    }
+    // The next step's pre-activations: shifted, so the threshold moves.
+    for (int i = 0; i < rows; ++i)
+      for (int j = 0; j < cols; ++j) h(i, j) = 1.1f * h(i, j) + 0.05f;
+    Kokkos::deep_copy(b.h, h);
+  }
+}

@@ -120,6 +120,32 @@ struct ActiveSet {
     return true;
   }
 
+  /// gather restricted to a list of flat positions i * num_cols + j in increasing order (host
+  /// only; a serial pass over the list): the same set as gather whenever `select` is false off
+  /// the list. A batch-wide selection lists its few candidates while finding its threshold, and
+  /// then needs no pass over the whole batch.
+  template <class Selector>
+  void gather_listed(std::size_t num_rows, std::size_t num_cols, const std::int64_t* positions, std::size_t listed,
+                     const Selector& select) {
+    static_assert(host_accessible_v<MemSpace>, "gather_listed reads its list on the host");
+    if (row_start.extent(0) != num_rows + 1) row_start = Kokkos::View<int*, MemSpace>("active_row_start", num_rows + 1);
+    reserve(listed);
+    Kokkos::fence();
+    const auto width = static_cast<std::int64_t>(num_cols);
+    std::size_t e = 0, row = 0;
+    row_start(0) = 0;
+    for (std::size_t q = 0; q < listed; ++q) {
+      const auto i = static_cast<std::size_t>(positions[q] / width);
+      const int j = static_cast<int>(positions[q] % width);
+      for (; row < i; ++row) row_start(row + 1) = static_cast<int>(e);
+      T v{};
+      if (select(static_cast<int>(i), j, v)) col(e) = j, value(e) = v, ++e;
+    }
+    for (; row < num_rows; ++row) row_start(row + 1) = static_cast<int>(e);
+    entries = e;
+    columns_indexed = false;
+  }
+
   /// Rows of exactly `per_row` entries each (row i starts at i * per_row), left for the caller
   /// to fill in column order: a selection that knows its counts needs no counting pass.
   void assign_uniform_rows(std::size_t num_rows, int per_row) {

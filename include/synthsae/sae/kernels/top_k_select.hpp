@@ -281,6 +281,13 @@ struct BatchTopMWorkspace {
   std::vector<std::int64_t> high, low;                                      ///< the two passes' counts
   Kokkos::View<std::int64_t*, MemSpace> candidate_counts;
   Kokkos::View<float*, MemSpace> candidates;
+  /// host: each candidate's flat position i * cols + j, in row-major order (candidates holds
+  /// their values in the same order until the selection reorders it).
+  Kokkos::View<std::int64_t*, MemSpace> candidate_positions;
+  /// host: how many candidates the last call listed, and the matrix they came from (null when
+  /// the last call did not answer from candidates). Every entry >= that call's answer is one.
+  std::size_t listed = 0;
+  const void* listed_from = nullptr;
   std::vector<float> sample_positives;  ///< host: the sample's positive values
   /// host: the previous call's answer; consecutive batches of a training run have nearly the
   /// same threshold, so the sample is first searched above half of it (exactness never rests on
@@ -439,8 +446,12 @@ std::optional<float> threshold_from_candidates(const Matrix<T>& values, std::siz
   for (int c = 0; c < chunks; ++c) counts(c + 1) += counts(c);
   const auto total = static_cast<std::size_t>(counts(chunks));
   if (total < m || total > 16 * m + 65536) return std::nullopt;
-  if (ws.candidates.extent(0) < total) ws.candidates = decltype(ws.candidates)("candidates", total + total / 4);
+  if (ws.candidates.extent(0) < total) {
+    ws.candidates = decltype(ws.candidates)("candidates", total + total / 4);
+    ws.candidate_positions = decltype(ws.candidate_positions)("candidate_positions", total + total / 4);
+  }
   const auto candidates = ws.candidates;
+  const auto positions = ws.candidate_positions;
   host_rows(
       "synthsae::candidate_fill", static_cast<std::int64_t>(chunks), std::int64_t{rows} * cols / chunks, KOKKOS_LAMBDA(int c) {
         int r0 = 0, r1 = 0;
@@ -455,7 +466,7 @@ std::optional<float> threshold_from_candidates(const Matrix<T>& values, std::siz
             if (n == 0) continue;
             for (int j = j0; j < j1; ++j) {
               const float v = static_cast<float>(values(i, j));
-              if (keep(v)) candidates(e++) = v;
+              if (keep(v)) positions(e) = std::int64_t{i} * cols + j, candidates(e++) = v;
             }
           }
       });
@@ -463,6 +474,7 @@ std::optional<float> threshold_from_candidates(const Matrix<T>& values, std::siz
   float* first = candidates.data();
   std::nth_element(first, first + (m - 1), first + total, [](float a, float b) { return a > b; });
   ws.previous = first[m - 1];
+  ws.listed = total, ws.listed_from = values.data();
   return first[m - 1];
 }
 
@@ -473,6 +485,7 @@ std::optional<float> threshold_from_candidates(const Matrix<T>& values, std::siz
 /// (> 0 when it is 0) selects the batch-wide top m, plus any exact ties at the threshold.
 template <class T>
 float batch_top_m_threshold(const Matrix<T>& values, std::size_t m, BatchTopMWorkspace& ws) {
+  ws.listed = 0, ws.listed_from = nullptr;
   if constexpr (host_accessible_v<MemSpace>) {
     const std::optional<float> fast = detail::threshold_from_candidates(values, m, ws);
     if (fast) return *fast;

@@ -97,12 +97,21 @@ struct BatchTopK {
   void forward_active(StepBuffers<T>& b, const SaeParameters<T>&, State<T>& st, bool training, ActiveSet<T>& a) const {
     const float tau = keep_threshold(b);
     const auto h = b.h, key = b.key;
-    a.gather(
-        b.h.extent(0), b.h.extent(1), KOKKOS_LAMBDA(int i, int j, T& v) {
-          const bool keep = static_cast<float>(key(i, j)) >= tau;
-          if (keep) v = h(i, j);
-          return keep;
-        });
+    auto kept = KOKKOS_LAMBDA(int i, int j, T& v) {
+      const bool keep = static_cast<float>(key(i, j)) >= tau;
+      if (keep) v = h(i, j);
+      return keep;
+    };
+    bool listed = false;
+    if constexpr (host_accessible_v<MemSpace>) {
+      // Every kept entry is among the threshold's listed candidates (>= tau >= their floor):
+      // the set is read off that short list, not off the whole batch.
+      if (b.top_m.listed_from == static_cast<const void*>(key.data())) {
+        a.gather_listed(h.extent(0), h.extent(1), b.top_m.candidate_positions.data(), b.top_m.listed, kept);
+        listed = true;
+      }
+    }
+    if (!listed) a.gather(h.extent(0), h.extent(1), kept);
     if (!training || a.entries == 0) return;
     const auto starts = a.row_start;
     const auto cols = a.col;
