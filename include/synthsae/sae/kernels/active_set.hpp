@@ -11,7 +11,12 @@
 // gradient are n * D multiply-adds each, against B * S * D for their dense GEMMs.
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
+
+#if defined(__AVX__) && !defined(__CUDACC__)
+#include <immintrin.h>
+#endif
 
 #include "synthsae/core/backend.hpp"
 #include "synthsae/core/host_parallel.hpp"
@@ -609,6 +614,40 @@ void transpose(const Matrix<T>& in, const Matrix<T>& out) {
       });
 }
 
+#if defined(__AVX__) && !defined(__CUDACC__)
+#define SYNTHSAE_TRANSPOSE_AVX 1
+namespace detail {
+/// dst(c, r) (+)= src(r, c) for an 8 x 8 tile of floats (rows `src_stride` and `dst_stride`
+/// elements apart) through registers: a scalar transposed copy, each read a different cache
+/// line, was most of the encoder gradient's time.
+inline void store_transposed_8x8(const float* src, std::size_t src_stride, float* dst, std::size_t dst_stride,
+                                 bool accumulate) {
+  __m256 r[8], t[8];
+  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * src_stride);
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    r[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  // r[0..3] hold columns 0, 1, 2, 3 of rows 0-3 (low lane) and columns 4-7 (high lane); r[4..7]
+  // the same for rows 4-7.
+  for (int i = 0; i < 4; ++i) {
+    t[i] = _mm256_permute2f128_ps(r[i], r[i + 4], 0x20);
+    t[i + 4] = _mm256_permute2f128_ps(r[i], r[i + 4], 0x31);
+  }
+  for (int c = 0; c < 8; ++c) {
+    float* out = dst + c * dst_stride;
+    _mm256_storeu_ps(out, accumulate ? _mm256_add_ps(_mm256_loadu_ps(out), t[c]) : t[c]);
+  }
+}
+}  // namespace detail
+#endif
+
 /// Host version of sparse_decoder_grad_by_rows over the column index: thread j owns decoder
 /// row j and adds its entries' g rows contiguously.
 template <class T>
@@ -663,11 +702,22 @@ void sparse_encoder_grad_by_columns(const ActiveSet<T>& a, const Matrix<T>& xc, 
             }
             gb_enc(j) = (accumulate ? gb_enc(j) : T(0)) + bias;
           }
+          int k_done = 0;
+#ifdef SYNTHSAE_TRANSPOSE_AVX
+          if constexpr (std::is_same_v<T, float>) {
+            if (j1 - j0 == kBlock) {  // whole 8 x 8 tiles in registers
+              const std::size_t stride = gw_enc.stride(0);
+              for (; k_done + 8 <= d; k_done += 8)
+                for (int jb = 0; jb < kBlock; jb += 8)
+                  detail::store_transposed_8x8(sums + jb * d + k_done, d, &gw_enc(k_done, j0 + jb), stride, accumulate);
+            }
+          }
+#endif
           if (accumulate) {  // two loops: a select would read gw_enc even when overwriting it
-            for (int k = 0; k < d; ++k)
+            for (int k = k_done; k < d; ++k)
               for (int j = j0; j < j1; ++j) gw_enc(k, j) += sums[(j - j0) * d + k];
           } else {
-            for (int k = 0; k < d; ++k)
+            for (int k = k_done; k < d; ++k)
               for (int j = j0; j < j1; ++j) gw_enc(k, j) = sums[(j - j0) * d + k];
           }
         }
