@@ -444,3 +444,21 @@ TEST_CASE("Sparse encoder gradient in float: the host's tiled transpose equals t
     CHECK(worst <= 1e-5 * largest);
   }
 }
+
+TEST_CASE("column_sums: blocks of 16 columns and a tail, each column summed over its rows", "[sae][sparse]") {
+  // 5 x 37 (two blocks of 16 and a tail of 5), exact in float64 (values k + i / 8).
+  Matrix<double> m("m", 5, 37);
+  auto h = Kokkos::create_mirror_view(m);
+  for (int i = 0; i < 5; ++i)
+    for (int k = 0; k < 37; ++k) h(i, k) = k + i / 8.0;
+  Kokkos::deep_copy(m, h);
+  Vector<double> out("out", 37);
+  Kokkos::deep_copy(out, 1.0);
+  // sum_i (k + i / 8) = 5 k + 10 / 8, times 2: first over the 1.0 fill, then added to itself.
+  kernels::column_sums(m, out, 2.0, false);
+  auto once = Kokkos::create_mirror_view_and_copy(HostSpace(), out);
+  for (int k = 0; k < 37; ++k) CHECK(once(k) == 2.0 * (5.0 * k + 1.25));
+  kernels::column_sums(m, out, 2.0, true);
+  auto twice = Kokkos::create_mirror_view_and_copy(HostSpace(), out);
+  for (int k = 0; k < 37; ++k) CHECK(twice(k) == 4.0 * (5.0 * k + 1.25));
+}

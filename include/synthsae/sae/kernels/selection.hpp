@@ -14,6 +14,11 @@ template <class T>
 void ranking_key(StepBuffers<T>& b, bool rescale, bool magnitude = false) {
   const auto h = b.h, key = b.key;
   const auto norms = b.norms;
+  if (rescale && !magnitude) {  // BatchTopK's and TopK's default: a loop without selects
+    for_each_entry(
+        "synthsae::ranking_key", h.extent(0), h.extent(1), KOKKOS_LAMBDA(int i, int j) { key(i, j) = h(i, j) * norms(j); });
+    return;
+  }
   for_each_entry(
       "synthsae::ranking_key", h.extent(0), h.extent(1), KOKKOS_LAMBDA(int i, int j) {
         const T k = rescale ? h(i, j) * norms(j) : h(i, j);
