@@ -197,8 +197,14 @@ struct FeatureDraw {
   /// The magnitude of a feature that fires: max(0, mu + sigma n), with one rounding (an explicit
   /// FMA: the same bits at every optimisation level and on a GPU).
   SYNTHSAE_HD float magnitude(std::uint64_t sample, int f) const {
-    const U32x4 m = philox_block(seed, sample, 2 * static_cast<std::uint64_t>(f) + 1);
-    const float v = fused_multiply_add(t.stddev(f), detail::box_muller(m[0], m[1], m[2]), t.mean(f));
+    return magnitude_from(magnitude_block(sample, f), t.mean(f), t.stddev(f));
+  }
+  /// The Philox block a magnitude is drawn from, and the magnitude from it (clipped at 0).
+  SYNTHSAE_HD U32x4 magnitude_block(std::uint64_t sample, int f) const {
+    return philox_block(seed, sample, 2 * static_cast<std::uint64_t>(f) + 1);
+  }
+  static SYNTHSAE_HD float magnitude_from(const U32x4& m, float mean, float sd) {
+    const float v = fused_multiply_add(sd, detail::box_muller(m[0], m[1], m[2]), mean);
     return v > 0.0f ? v : 0.0f;
   }
 
@@ -210,17 +216,16 @@ struct FeatureDraw {
   /// L = float(top)'s bits read as an integer (<= log2 top); then mean - sd R > 0 needs no log or
   /// cos. An exclusive group's losers are only counted, so they never pay for the rest.
   SYNTHSAE_HD float magnitude_unless_positive(std::uint64_t sample, int f) const {
-    const U32x4 m = philox_block(seed, sample, 2 * static_cast<std::uint64_t>(f) + 1);
-    const double mean = t.mean(f), sd = t.stddev(f);
+    const U32x4 m = magnitude_block(sample, f);
+    const float mean = t.mean(f), sd = t.stddev(f);
     const std::uint32_t top = m[1] >> 8;
-    if (mean > 1e-30 && top != 0) {
+    if (mean > 1e-30f && top != 0) {
       const double log2_floor = double(float_bits(static_cast<float>(top))) * (1.0 / 8388608.0) - 127;
       const double radius_sq = 2 * 0.6931471805599453 * (24 - log2_floor);
       // 0.1 % margin: far above the rounding of R and of n's cast to float (relative 1e-7).
-      if (sd * sd * radius_sq * 1.001 < mean * mean) return kPositiveMagnitude;
+      if (double(sd) * double(sd) * radius_sq * 1.001 < double(mean) * double(mean)) return kPositiveMagnitude;
     }
-    const float v = fused_multiply_add(t.stddev(f), detail::box_muller(m[0], m[1], m[2]), t.mean(f));
-    return v > 0.0f ? v : 0.0f;
+    return magnitude_from(m, mean, sd);
   }
 
   /// For each of S consecutive samples first + s (s < count <= S, eps[s] their factors):
