@@ -640,7 +640,7 @@ TEST_CASE("the blocked kernel's float pre-test rejects only lanes that cannot fi
   // most 0.086 each in log2: a factor 1.127; with the margin and truncation, under 1.2).
   constexpr int L = kTopLevelBlock;
   RandomStream rng(20261205, 0);
-  std::size_t unsound = 0, loose = 0, rejected_total = 0, tight_cases = 0, independent_unsound = 0;
+  std::size_t unsound = 0, loose = 0, rejected_total = 0, tight_cases = 0, independent_unsound = 0, mismatches = 0;
   for (int block = 0; block < 20000; ++block) {
     std::uint32_t words[L];
     float dot[L], threshold[L], inv_sd[L], probability[L];
@@ -658,6 +658,10 @@ TEST_CASE("the blocked kernel's float pre-test rejects only lanes that cannot fi
     }
     const std::uint32_t kept = FeatureDraw::kept_lanes(words, dot, threshold, inv_sd, probability, false);
     const std::uint32_t kept_independent = FeatureDraw::kept_lanes(words, dot, threshold, inv_sd, probability, true);
+    // The lane-loop form (builds without AVX2) decides every lane the same way.
+    mismatches += kept != FeatureDraw::kept_lanes_portable(words, dot, threshold, inv_sd, probability, false);
+    mismatches +=
+        kept_independent != FeatureDraw::kept_lanes_portable(words, dot, threshold, inv_sd, probability, true);
     for (int l = 0; l < L; ++l) {
       const double v_floor = words[l] / 4294967296.0;
       const bool rejected = !(kept >> l & 1u);
@@ -674,6 +678,7 @@ TEST_CASE("the blocked kernel's float pre-test rejects only lanes that cannot fi
   INFO("rejected " << rejected_total << ", tight cases " << tight_cases);
   CHECK(unsound == 0);
   CHECK(independent_unsound == 0);
+  CHECK(mismatches == 0);
   CHECK(tight_cases > 10000);
   CHECK(loose == 0);
   // A lane without idiosyncratic noise (inverse 0) is never rejected; padding (threshold +inf) is.
@@ -683,6 +688,7 @@ TEST_CASE("the blocked kernel's float pre-test rejects only lanes that cannot fi
     words[l] = 0xFFFFFFFFu, dot[l] = 0, threshold[l] = l < 8 ? 3.0f : std::numeric_limits<float>::infinity(),
     inv_sd[l] = l < 8 ? 0.0f : 1.0f, probability[l] = 0;
   CHECK(FeatureDraw::kept_lanes(words, dot, threshold, inv_sd, probability, false) == 0xFFu);
+  CHECK(FeatureDraw::kept_lanes_portable(words, dot, threshold, inv_sd, probability, false) == 0xFFu);
 }
 
 TEST_CASE("a magnitude left uncomputed is one that is positive; the others are magnitude()'s", "[world][sampler]") {

@@ -376,20 +376,21 @@ struct FeatureDraw {
   /// no polynomial (a zero word claims v >= 2^-151: true, v >= 2^-53). The test asks for a margin
   /// of 2^-8 (0.27 % in v); the sum's rounding and s's (relative 2^-22, times x up to about 104
   /// where a zero word can be rejected) stay under 1e-4.
+  // kept_lanes' constants. bits(float(n)) / 2^23 for n = the word's top 24 bits is
+  // log2-floor-ish(n) + 127, i.e. (lower bound of log2 v) + 24 + 127; bits(mills) / 2^23 likewise
+  // + 127. Rejected when their sum plus x log2 e, in units of 2^-23, reaches (24 + 254 + 2^-8) 2^23.
+  static constexpr float kSlack = 1.0f + 1.0f / 1024;
+  static constexpr float kUnit = 8388608.0f;                     // 2^23
+  static constexpr float kXScale = 1.4426950408889634f * kUnit;  // log2 e, in bits' units
+  static constexpr float kReject = (24.0f + 254.0f + 1.0f / 256) * kUnit;
+  static constexpr float kRootTwoPi = 2.5066283f;
+
   SYNTHSAE_HD static std::uint32_t kept_lanes(const std::uint32_t* words, const float* dot,
                                               const float* threshold, const float* inv_sd, const float* probability,
                                               bool independent) {
-    constexpr int L = kTopLevelBlock;
-    constexpr float kSlack = 1.0f + 1.0f / 1024;
-    // bits(float(n)) / 2^23 for n = the word's top 24 bits is log2-floor-ish(n) + 127, i.e.
-    // (lower bound of log2 v) + 24 + 127; bits(mills) / 2^23 likewise + 127. Rejected when their sum
-    // plus x log2 e, in units of 2^-23, reaches (24 + 254 + 2^-8) 2^23.
-    constexpr float kUnit = 8388608.0f;                          // 2^23
-    constexpr float kXScale = 1.4426950408889634f * kUnit;       // log2 e, in bits' units
-    constexpr float kReject = (24.0f + 254.0f + 1.0f / 256) * kUnit;
-    constexpr float kRootTwoPi = 2.5066283f;
-    std::uint32_t kept = 0;
 #if defined(SYNTHSAE_SAMPLER_AVX2)
+    constexpr int L = kTopLevelBlock;
+    std::uint32_t kept = 0;
     static_assert(L == 16, "two AVX2 registers per block");
     for (int h = 0; h < 2; ++h) {
       const __m256i high = _mm256_srli_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(words + 8 * h)), 8);
@@ -412,7 +413,19 @@ struct FeatureDraw {
       }
       kept |= static_cast<std::uint32_t>(~_mm256_movemask_ps(rejected) & 0xFF) << (8 * h);
     }
+    return kept;
 #else
+    return kept_lanes_portable(words, dot, threshold, inv_sd, probability, independent);
+#endif
+  }
+
+  /// kept_lanes as lane loops: the form of builds without AVX2 (and of the GPU), the same
+  /// operations per lane, so the same bits (a test compares both on AVX2 builds).
+  SYNTHSAE_HD static std::uint32_t kept_lanes_portable(const std::uint32_t* words, const float* dot,
+                                                       const float* threshold, const float* inv_sd,
+                                                       const float* probability, bool independent) {
+    constexpr int L = kTopLevelBlock;
+    std::uint32_t kept = 0;
     for (int l = 0; l < L; ++l) {
       const std::int32_t high = static_cast<std::int32_t>(words[l] >> 8);
       bool rejected;
@@ -428,7 +441,6 @@ struct FeatureDraw {
       }
       kept |= static_cast<std::uint32_t>(!rejected) << l;
     }
-#endif
     return kept;
   }
 
