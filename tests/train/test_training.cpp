@@ -94,8 +94,9 @@ TEST_CASE("Adam: the eight-lane host update and the gradient norm against float6
   }
 
   // gradient_norm: sixteen float64 sums per block of 1,024 and a fixed tree; on 300 x 7
-  // parameters (2 x 2,100 + 307, none a multiple of 16) it equals the float64 sum to rounding.
-  const SaeParameters<float> grads = initial_parameters<float>(7, 300, 0.1, 3);
+  // parameters (2 x 2,100 + 300 + 7, none a multiple of 16) it equals the float64 sum to rounding.
+  SaeParameters<float> grads = initial_parameters<float>(7, 300, 0.1, 3);
+  Kokkos::deep_copy(grads.b_enc, 0.3f), Kokkos::deep_copy(grads.b_dec, -0.7f);  // the biases count too
   double total = 0;
   grads.for_each_flat([&](const std::string&, const Vector<float>& x) {
     auto h = Kokkos::create_mirror_view_and_copy(HostSpace(), x);

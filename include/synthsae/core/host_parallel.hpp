@@ -122,7 +122,7 @@ double host_rows_sum(const char* name, std::int64_t rows, std::int64_t row_cost,
 }
 
 /// Asks the host's caches for the n elements at p, one hint per 64-byte line, so that a row read
-/// next at a random place (a dictionary or decoder row) arrives while the current one is used.
+/// next at a random place (the sampler's dictionary rows) arrives while the current one is used.
 /// No effect on a GPU; never changes a value.
 template <class T>
 SYNTHSAE_HD void prefetch_contiguous([[maybe_unused]] const T* p, [[maybe_unused]] int n) {

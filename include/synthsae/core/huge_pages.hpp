@@ -38,6 +38,7 @@ inline void advise_huge_pages([[maybe_unused]] void* data, [[maybe_unused]] std:
 /// A copy of m on advised memory (m itself where that cannot gain).
 template <class T>
 Matrix<T> on_huge_pages(const Matrix<T>& m) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
   if constexpr (host_accessible_v<ExecSpace>) {
     if (m.span() * sizeof(T) < detail::kHugePagesWorthIt) return m;
     // Not initialised: the pages are first touched by the copy, after the advice.
@@ -46,6 +47,7 @@ Matrix<T> on_huge_pages(const Matrix<T>& m) {
     Kokkos::deep_copy(fresh, m);
     return fresh;
   }
+#endif
   return m;
 }
 

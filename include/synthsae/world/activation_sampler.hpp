@@ -367,15 +367,6 @@ struct FeatureDraw {
 #endif
   }
 
-  /// Bit l set: lane l of a block of top_level_blocked may fire; clear: the float pre-test
-  /// proves it does not. The fire word of lane l is words[l]; v >= v_low = its top 24 bits / 2^24.
-  /// Without a copula: rejected when v_low >= p (1 + 2^-10). With one, for s = (t - dot) / sd > 0,
-  /// Q(s) <= e^-x / max(s sqrt(2 pi), 2) (x = s^2 / 2, as in normal_tail_bound), so v >= Q(s) once
-  /// log2 v + log2 max(s sqrt(2 pi), 2) + x log2 e >= 0. Both logarithms are bounded from below by
-  /// a float's bits read as an integer, e + m <= log2(2^e (1 + m)): two conversions and an FMA,
-  /// no polynomial (a zero word claims v >= 2^-151: true, v >= 2^-53). The test asks for a margin
-  /// of 2^-8 (0.27 % in v); the sum's rounding and s's (relative 2^-22, times x up to about 104
-  /// where a zero word can be rejected) stay under 1e-4.
   // kept_lanes' constants. bits(float(n)) / 2^23 for n = the word's top 24 bits is
   // log2-floor-ish(n) + 127, i.e. (lower bound of log2 v) + 24 + 127; bits(mills) / 2^23 likewise
   // + 127. Rejected when their sum plus x log2 e, in units of 2^-23, reaches (24 + 254 + 2^-8) 2^23.
@@ -385,6 +376,15 @@ struct FeatureDraw {
   static constexpr float kReject = (24.0f + 254.0f + 1.0f / 256) * kUnit;
   static constexpr float kRootTwoPi = 2.5066283f;
 
+  /// Bit l set: lane l of a block of top_level_blocked may fire; clear: the float pre-test
+  /// proves it does not. The fire word of lane l is words[l]; v >= v_low = its top 24 bits / 2^24.
+  /// Without a copula: rejected when v_low >= p (1 + 2^-10). With one, for s = (t - dot) / sd > 0,
+  /// Q(s) <= e^-x / max(s sqrt(2 pi), 2) (x = s^2 / 2, as in normal_tail_bound), so v >= Q(s) once
+  /// log2 v + log2 max(s sqrt(2 pi), 2) + x log2 e >= 0. Both logarithms are bounded from below by
+  /// a float's bits read as an integer, e + m <= log2(2^e (1 + m)): two conversions and an FMA,
+  /// no polynomial (a zero word claims v >= 2^-151: true, v >= 2^-53). The test asks for a margin
+  /// of 2^-8 (0.27 % in v); the sum's rounding and s's (relative 2^-22, times x up to about 104
+  /// where a zero word can be rejected) stay under 1e-4.
   SYNTHSAE_HD static std::uint32_t kept_lanes(const std::uint32_t* words, const float* dot,
                                               const float* threshold, const float* inv_sd, const float* probability,
                                               bool independent) {

@@ -129,10 +129,11 @@ struct ActiveSet {
   /// only; a serial pass over the list): the same set as gather whenever `select` is false off
   /// the list. A batch-wide selection lists its few candidates while finding its threshold, and
   /// then needs no pass over the whole batch.
-  template <class Selector>
+  template <class Selector, class Space = MemSpace>
   void gather_listed(std::size_t num_rows, std::size_t num_cols, const std::int64_t* positions, std::size_t listed,
                      const Selector& select) {
-    static_assert(host_accessible_v<MemSpace>, "gather_listed reads its list on the host");
+    // Dependent on a template parameter: a CUDA build compiles the definition without calling it.
+    static_assert(host_accessible_v<Space>, "gather_listed reads its list on the host");
     if (row_start.extent(0) != num_rows + 1) row_start = Kokkos::View<int*, MemSpace>("active_row_start", num_rows + 1);
     reserve(listed);
     Kokkos::fence();
@@ -387,8 +388,8 @@ double sparse_reconstruct(const ActiveSet<T>& a, const Matrix<T>& w, const Vecto
             g(i, k) = mapped ? factor * scale * diff : factor * diff;
           }
         }
-        for (int w = kSums / 2; w > 0; w /= 2)
-          for (int u = 0; u < w; ++u) row[u] += row[u + w];
+        for (int half = kSums / 2; half > 0; half /= 2)
+          for (int u = 0; u < half; ++u) row[u] += row[u + half];
         acc += row[0];
         for (int e = starts(i); e < starts(i + 1); ++e) {
           if (e >= end) {

@@ -54,7 +54,8 @@ SYNTHSAE_HD T dot_contiguous(const T* a, const T* b, int n) {
   int k = 0;
   for (; k + kSums <= n; k += kSums)
     for (int u = 0; u < kSums; ++u) s[u] += a[k + u] * b[k + u];
-  for (; k < n; ++k) s[k % kSums] += a[k] * b[k];
+  for (int u = 0; u < kSums; ++u)  // the tail: s[u] gets element k + u (constant indices: registers on a GPU)
+    if (k + u < n) s[u] += a[k + u] * b[k + u];
   for (int w = kSums / 2; w > 0; w /= 2)
     for (int u = 0; u < w; ++u) s[u] += s[u + w];
   return s[0];
@@ -71,7 +72,7 @@ void row_norms(const Matrix<T>& rows, const Vector<T>& out) {
       });
 }
 
-/// out(k) (+)= scale * sum_i m(i, k): column sums, deterministic (one thread per column).
+/// out(k) (+)= scale * sum_i m(i, k): column sums, deterministic (each column's rows in order).
 template <class T>
 void column_sums(const Matrix<T>& m, const Vector<T>& out, T scale, bool accumulate) {
   const int rows = static_cast<int>(m.extent(0)), cols = static_cast<int>(m.extent(1));

@@ -395,6 +395,7 @@ float exact_batch_top_m_threshold(const Matrix<T>& values, std::size_t m, BatchT
 /// runs). About 1/8 of the radix passes' work for the same, exact result.
 template <class T>
 std::optional<float> threshold_from_candidates(const Matrix<T>& values, std::size_t m, BatchTopMWorkspace& ws) {
+  ws.listed = 0, ws.listed_from = nullptr;  // set again only when this call answers from its list
   const int rows = static_cast<int>(values.extent(0)), cols = static_cast<int>(values.extent(1));
   const int sample_rows = std::max(64, rows / 16);
   if (m == 0 || sample_rows * 4 > rows) return std::nullopt;  // small batches: the exact passes are cheap

@@ -106,7 +106,7 @@ struct BatchTopK {
     if constexpr (host_accessible_v<MemSpace>) {
       // Every kept entry is among the threshold's listed candidates (>= tau >= their floor):
       // the set is read off that short list, not off the whole batch.
-      if (b.top_m.listed_from == static_cast<const void*>(key.data())) {
+      if (key.data() != nullptr && b.top_m.listed_from == static_cast<const void*>(key.data())) {
         a.gather_listed(h.extent(0), h.extent(1), b.top_m.candidate_positions.data(), b.top_m.listed, kept);
         listed = true;
       }
