@@ -121,6 +121,16 @@ double host_rows_sum(const char* name, std::int64_t rows, std::int64_t row_cost,
   }
 }
 
+/// s[0] + ... + s[N - 1] in a fixed tree (halves added pairwise; N a power of two; s is used as
+/// scratch): how partial sums kept apart for speed meet, the same bits on every backend.
+template <int N, class T>
+SYNTHSAE_HD T sum_in_tree(T (&s)[N]) {
+  static_assert(N > 0 && (N & (N - 1)) == 0, "a power of two");
+  for (int half = N / 2; half > 0; half /= 2)
+    for (int u = 0; u < half; ++u) s[u] += s[u + half];
+  return s[0];
+}
+
 /// Asks the host's caches for the n elements at p, one hint per 64-byte line, so that a row read
 /// next at a random place (the sampler's dictionary rows) arrives while the current one is used.
 /// No effect on a GPU; never changes a value.

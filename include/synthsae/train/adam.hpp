@@ -52,9 +52,7 @@ class Adam {
             for (; i + kLanes <= i1; i += kLanes)
               for (int u = 0; u < kLanes; ++u) s[u] += double(data[i + u]) * double(data[i + u]);
             for (; i < i1; ++i) s[0] += double(data[i]) * double(data[i]);
-            for (int w = kLanes / 2; w > 0; w /= 2)
-              for (int u = 0; u < w; ++u) s[u] += s[u + w];
-            acc += s[0];
+            acc += sum_in_tree(s);
           });
       total += part;
     });

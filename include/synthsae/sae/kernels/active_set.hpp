@@ -388,9 +388,7 @@ double sparse_reconstruct(const ActiveSet<T>& a, const Matrix<T>& w, const Vecto
             g(i, k) = mapped ? factor * scale * diff : factor * diff;
           }
         }
-        for (int half = kSums / 2; half > 0; half /= 2)
-          for (int u = 0; u < half; ++u) row[u] += row[u + half];
-        acc += row[0];
+        acc += sum_in_tree(row);
         for (int e = starts(i); e < starts(i + 1); ++e) {
           if (e >= end) {
             if (!accumulate) grad(e) = T(0);

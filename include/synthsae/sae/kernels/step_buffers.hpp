@@ -56,9 +56,7 @@ SYNTHSAE_HD T dot_contiguous(const T* a, const T* b, int n) {
     for (int u = 0; u < kSums; ++u) s[u] += a[k + u] * b[k + u];
   for (int u = 0; u < kSums; ++u)  // the tail: s[u] gets element k + u (constant indices: registers on a GPU)
     if (k + u < n) s[u] += a[k + u] * b[k + u];
-  for (int w = kSums / 2; w > 0; w /= 2)
-    for (int u = 0; u < w; ++u) s[u] += s[u + w];
-  return s[0];
+  return sum_in_tree(s);
 }
 
 /// out(j) = |rows(j, :)|, clamped at 1e-8.

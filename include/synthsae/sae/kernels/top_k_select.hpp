@@ -486,7 +486,6 @@ std::optional<float> threshold_from_candidates(const Matrix<T>& values, std::siz
 /// (> 0 when it is 0) selects the batch-wide top m, plus any exact ties at the threshold.
 template <class T>
 float batch_top_m_threshold(const Matrix<T>& values, std::size_t m, BatchTopMWorkspace& ws) {
-  ws.listed = 0, ws.listed_from = nullptr;
   if constexpr (host_accessible_v<MemSpace>) {
     const std::optional<float> fast = detail::threshold_from_candidates(values, m, ws);
     if (fast) return *fast;
