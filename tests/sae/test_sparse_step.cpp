@@ -347,6 +347,29 @@ TEST_CASE("dot_contiguous equals the float64 sum for every length and offset", "
   }
 }
 
+TEST_CASE("dot_contiguous's AVX form equals the fixed tree of 32 fused sums bit for bit", "[sae][sparse]") {
+#ifdef SYNTHSAE_DOT_AVX
+  // The reference: s[u] gets element k with k % 32 == u through std::fma, then the pairwise tree
+  // (16, 8, 4, 2, 1). Any other order of the sums or a lost tail lane changes the bits of some of
+  // these 2 x 140 random dot products.
+  RandomStream rng(10, 0);
+  std::vector<float> a(180), b(180);
+  for (int i = 0; i < 180; ++i) a[i] = rng.normal<float>(), b[i] = rng.normal<float>();
+  for (int offset : {0, 5}) {
+    for (int n = 0; n <= 140; ++n) {
+      float s[32] = {};
+      for (int k = 0; k < n; ++k) s[k % 32] = std::fma(a[offset + k], b[offset + k], s[k % 32]);
+      for (int half = 16; half > 0; half /= 2)
+        for (int u = 0; u < half; ++u) s[u] += s[u + half];
+      INFO("n " << n << " offset " << offset);
+      REQUIRE(kernels::dot_contiguous(a.data() + offset, b.data() + offset, n) == s[0]);
+    }
+  }
+#else
+  SUCCEED("no AVX2 + FMA in this build: dot_contiguous is the portable form, tested above");
+#endif
+}
+
 TEST_CASE("BatchTopK's active set read off the threshold's candidate list equals the full gather",
           "[sae][sparse]") {
   // 1,024 x 300 (large enough for the host's candidate path), k = 6 per sample over the batch;
