@@ -163,6 +163,13 @@ void BM_StepBatchTopKKernels(benchmark::State& state) {
 void BM_StepBatchTopKQuarterDead(benchmark::State& s) {
   train_steps(s, BatchTopKSae<>(kIn, kLatents, BatchTopK{25, true, 0.01}), 4);
 }
+// A sixteenth dead (256 <= k_aux = 384): AuxK takes every dead latent in every row. Arg 1: its GEMM
+// form over the 256 dead columns; arg 0: the sparse kernels over the same entries.
+void BM_StepBatchTopKFewDead(benchmark::State& s) {
+  BatchTopKSae<> sae(kIn, kLatents, BatchTopK{25, true, 0.01});
+  sae.aux_state().sparse.dense_when_all = s.range(0) != 0;
+  train_steps(s, std::move(sae), 16);
+}
 // The same step through the dense path (every product full-size): the previous version.
 void BM_StepBatchTopKDense(benchmark::State& s) {
   BatchTopKSae<> sae(kIn, kLatents, BatchTopK{25, true, 0.01});
@@ -190,6 +197,7 @@ BENCHMARK(BM_StepBatchTopKMath)->DenseRange(1, 2)->Unit(benchmark::kMillisecond)
 BENCHMARK(BM_StepBatchTopKKernels)->Arg(0)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_StepBatchTopKDense)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_StepBatchTopKQuarterDead)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_StepBatchTopKFewDead)->Arg(1)->Arg(0)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_StepMatryoshka)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_StepTopK)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_StepStandard)->Unit(benchmark::kMillisecond)->UseRealTime();

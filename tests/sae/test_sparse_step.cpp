@@ -19,11 +19,13 @@ constexpr int kBatch = 24, kIn = 12, kLatents = 40;
 
 Matrix<double> random_input(std::uint64_t seed) { return test::random_input(kBatch, kIn, seed); }
 
-DeadMask every_third_dead(std::size_t& count) {
+// Latents 1, 1 + stride, 1 + 2 stride, ... dead: stride 3 kills 13 of 40, more than k_aux = kIn / 2
+// = 6 (AuxK selects per row); stride 9 kills 5 (AuxK takes them all: its GEMM form).
+DeadMask dead_every(int stride, std::size_t& count) {
   Kokkos::View<std::uint8_t*, MemSpace> dead("dead", kLatents);
   auto h = Kokkos::create_mirror_view(dead);
   count = 0;
-  for (int j = 0; j < kLatents; ++j) h(j) = j % 3 == 1, count += h(j);
+  for (int j = 0; j < kLatents; ++j) h(j) = j % stride == 1, count += h(j);
   Kokkos::deep_copy(dead, h);
   return dead;
 }
@@ -31,11 +33,12 @@ DeadMask every_third_dead(std::size_t& count) {
 // Both paths sum the same products in different orders: in float64 they agree to ~1e-15
 // relative; 1e-12 (relative to the tensor's largest entry) would still catch any missing term.
 template <class S>
-void check_same_step(S& sae, std::uint64_t seed, bool with_dead) {
+void check_same_step(S& sae, std::uint64_t seed, int dead_stride) {
   REQUIRE(S::has_sparse_step);
+  const bool with_dead = dead_stride > 0;
   const auto x = random_input(seed);
   std::size_t num_dead = 0;
-  const DeadMask dead = with_dead ? every_third_dead(num_dead) : DeadMask();
+  const DeadMask dead = with_dead ? dead_every(dead_stride, num_dead) : DeadMask();
   SaeParameters<double> sparse = sae.parameters().zeros_like(), dense = sae.parameters().zeros_like();
   const auto state = sae.activation_state();
   sae.set_sparse_step(true);
@@ -65,21 +68,24 @@ void check_same_step(S& sae, std::uint64_t seed, bool with_dead) {
 
 TEST_CASE("Sparse step = dense step: TopK, AbsTopK and BatchTopK, with and without dead latents", "[sae][sparse]") {
   TopKSae<double> topk(kIn, kLatents, TopK{4, true}, {}, AuxK{0.7}, {}, 0.5, 11);
-  check_same_step(topk, 1, false);
-  check_same_step(topk, 2, true);
+  check_same_step(topk, 1, 0);
+  check_same_step(topk, 2, 3);
+  check_same_step(topk, 2, 9);
   AbsTopKSae<double> abs_topk(kIn, kLatents, AbsTopK{4, true}, {}, AuxK{0.7}, {}, 0.5, 13);
-  check_same_step(abs_topk, 5, false);
-  check_same_step(abs_topk, 6, true);
+  check_same_step(abs_topk, 5, 0);
+  check_same_step(abs_topk, 6, 3);
   BatchTopKSae<double> btk(kIn, kLatents, BatchTopK{3.5, true, 0.01}, {}, AuxK{1.0}, {}, 0.5, 12);
-  check_same_step(btk, 3, false);
-  check_same_step(btk, 4, true);
+  check_same_step(btk, 3, 0);
+  check_same_step(btk, 4, 3);
+  check_same_step(btk, 4, 9);
 }
 
 TEST_CASE("Sparse step = dense step: Matryoshka BatchTopK (prefix reconstructions)", "[sae][sparse]") {
   MatryoshkaBatchTopKSae<double> mat(kIn, kLatents, BatchTopK{5, true, 0.01}, {}, AuxK{1.0}, Matryoshka{{4, 10, 25}},
                                      0.5, 13);
-  check_same_step(mat, 5, false);
-  check_same_step(mat, 6, true);
+  check_same_step(mat, 5, 0);
+  check_same_step(mat, 6, 3);
+  check_same_step(mat, 6, 9);
 }
 
 TEST_CASE("Compositions with a penalty or a dense activation keep the dense step", "[sae][sparse]") {
@@ -168,14 +174,14 @@ TEST_CASE("Matryoshka per-level aux loss: sparse = dense, and the value by hand"
   using MatAuxSae = Sae<BatchTopK, NoPenalty, MatryoshkaAuxK, Matryoshka, double>;
   const std::vector<int> widths = {4, 10, 25};
   MatAuxSae sae(kIn, kLatents, BatchTopK{5, true, 0.01}, {}, MatryoshkaAuxK{0.9, widths}, Matryoshka{widths}, 0.5, 14);
-  check_same_step(sae, 7, true);
+  check_same_step(sae, 7, 3);
   CHECK_THROWS_WITH((MatAuxSae(kIn, kLatents, BatchTopK{5}, {}, MatryoshkaAuxK{1.0, {4, 10}}, Matryoshka{widths})),
                     Catch::Contains("matryoshka_widths"));
 
   // By hand on the host: levels [0,4) [4,10) [10,25) [25,40); dead = every third latent from 1.
   const auto x = random_input(8);
   std::size_t num_dead = 0;
-  const DeadMask dead = every_third_dead(num_dead);
+  const DeadMask dead = dead_every(3, num_dead);  // 1 to 5 per level: every level's GEMM form
   SaeParameters<double> g = sae.parameters().zeros_like();
   const double aux = sae.forward_backward(x, g, dead, num_dead).aux;
   const auto& p = sae.parameters();
@@ -213,6 +219,65 @@ TEST_CASE("Matryoshka per-level aux loss: sparse = dense, and the value by hand"
     lo = hi;
   }
   CHECK(aux == Approx(0.9 * expected).epsilon(1e-10));
+}
+
+TEST_CASE("AuxK's GEMM form (every dead latent selected) equals its sparse kernels", "[sae][sparse]") {
+  // One AuxK term on a float64 TopK SAE's step buffers, run twice on the same inputs: through the
+  // four GEMMs over the dead columns and through the sparse kernels over the same active set.
+  // Both sum the same products in other orders: 1e-12 of each tensor's largest entry.
+  TopKSae<double> sae(kIn, kLatents, TopK{4, true}, {}, AuxK{1.0}, {}, 0.5, 15);
+  const auto x = random_input(9);
+  std::size_t num_dead = 0;
+  const DeadMask dead = dead_every(9, num_dead);
+  SaeParameters<double> g0 = sae.parameters().zeros_like();
+  sae.set_sparse_step(true);
+  sae.forward_backward(x, g0, DeadMask(), 0);  // fills the step buffers (h, key, x_hat)
+  auto& b = sae.training_buffers();
+  const auto& p = sae.parameters();
+  std::map<bool, SaeParameters<double>> grads;
+  std::map<bool, double> sq;
+  std::map<bool, std::vector<double>> dh;
+  for (const bool gemm_form : {true, false}) {
+    detail::SparseAuxTerm<double> term;
+    term.dense_when_all = gemm_form;
+    grads.emplace(gemm_form, p.zeros_like());
+    auto& g = grads.at(gemm_form);
+    sq[gemm_form] = term.run(b, p, g, dead, kIn / 2, b.x_hat, 0.25);
+    CHECK(term.all_selected == gemm_form);
+    term.encoder_grad(b, g);
+    REQUIRE(term.selected.entries == std::size_t(kBatch) * num_dead);
+    const auto grad = Kokkos::create_mirror_view_and_copy(HostSpace(), term.selected.grad);
+    const auto col = Kokkos::create_mirror_view_and_copy(HostSpace(), term.selected.col);
+    for (std::size_t e = 0; e < term.selected.entries; ++e) {
+      CHECK(col(e) % 9 == 1);
+      dh[gemm_form].push_back(grad(e));
+    }
+  }
+  CHECK(sq[true] == Approx(sq[false]).epsilon(1e-12));
+  CHECK(sq[true] > 0);
+  double largest = 0, worst = 0;
+  for (std::size_t e = 0; e < dh[true].size(); ++e) {
+    largest = std::max(largest, std::fabs(dh[false][e]));
+    worst = std::max(worst, std::fabs(dh[true][e] - dh[false][e]));
+  }
+  CHECK(largest > 0);
+  CHECK(worst <= 1e-12 * largest);
+  std::map<std::string, Vector<double>> sparse_tensors;
+  grads.at(false).for_each_flat([&](const std::string& name, const Vector<double>& v) { sparse_tensors[name] = v; });
+  grads.at(true).for_each_flat([&](const std::string& name, const Vector<double>& v) {
+    auto a = Kokkos::create_mirror_view_and_copy(HostSpace(), sparse_tensors.at(name));
+    auto c = Kokkos::create_mirror_view_and_copy(HostSpace(), v);
+    double big = 0, off = 0;
+    for (std::size_t i = 0; i < c.extent(0); ++i) big = std::max(big, std::fabs(a(i)));
+    for (std::size_t i = 0; i < c.extent(0); ++i) off = std::max(off, std::fabs(a(i) - c(i)));
+    INFO(name);
+    if (name == "b_dec") {
+      CHECK(big == 0);  // AuxK's term has no b_dec
+    } else {
+      CHECK(big > 0);
+    }
+    CHECK(off <= 1e-12 * big);
+  });
 }
 
 TEST_CASE("AuxK at d_in = 4,096: k_aux = 2,048 is above the heap's limit and still selects exactly",

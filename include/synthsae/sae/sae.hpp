@@ -122,6 +122,9 @@ class Sae {
   const Matrix<T>& last_activations() const { return train_.z; }
   /// Its reconstruction [B, D].
   const Matrix<T>& last_reconstruction() const { return train_.x_hat; }
+  /// The training step's work arrays as the last forward_backward left them (tests run a
+  /// policy's kernels on them).
+  StepBuffers<T>& training_buffers() { return train_; }
 
   /// Loss and gradients (written into `grads`, which must have the parameters' shapes) for one
   /// batch. `dead`: per-latent mask for the auxiliary loss (may be empty); `scale`: how the

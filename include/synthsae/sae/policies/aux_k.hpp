@@ -37,7 +37,7 @@ struct AuxK {
     const auto budget = detail::aux_budget(p.input_dim(), num_dead);
     const double rows = double(b.batch());
     const double sq = st.sparse.run(b, p, g, dead, budget.k, b.x_hat, 2.0 * coefficient * budget.scale / rows);
-    kernels::sparse_encoder_grad(st.sparse.selected, b.xc, g.w_enc, g.b_enc, true);
+    st.sparse.encoder_grad(b, g);
     return coefficient * budget.scale * sq / rows;
   }
 

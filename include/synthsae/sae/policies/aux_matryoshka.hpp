@@ -133,7 +133,7 @@ struct MatryoshkaAuxK {
       if (dense)
         add_to_dense(st.term.selected, b.dh);
       else
-        kernels::sparse_encoder_grad(st.term.selected, b.xc, g.w_enc, g.b_enc, true);
+        st.term.encoder_grad(b, g);
     }
     return coefficient * total;
   }
