@@ -6,6 +6,7 @@
 #include <numeric>
 #include <vector>
 
+#include "synthsae/core/counter_rng.hpp"
 #include "synthsae/metrics/evaluate.hpp"
 #include "synthsae/world/feature_dictionary.hpp"
 
@@ -172,6 +173,64 @@ TEST_CASE("classification counts match a hand-worked example", "[metrics][classi
   CHECK(s.accuracy == Approx((0.75 + 0.25 + 0.5) / 3));
   CHECK(s.dead == 1);
   CHECK(s.sae_l0 == Approx(4.0 / 4));  // 4 firings over 4 samples
+}
+
+TEST_CASE("classification counts: the host's bitmap form equals the bisection form", "[metrics][classification]") {
+  // 300 samples x 200 latents against 150 features, 0 to 12 true features per sample (sorted,
+  // unique), z nonzero (either sign) in about 1 of 8 entries, latents matched to features that
+  // never fire included (feature 149 is never drawn). The counts are integers: equal exactly.
+  const int rows = 300, latents = 200, features = 150, room = 12;
+  RandomStream r(31, 0);
+  SparseBatch<float> truth;
+  truth.ids = decltype(truth.ids)("ids", rows, room);
+  truth.values = decltype(truth.values)("values", rows, room);
+  truth.counts = decltype(truth.counts)("counts", rows);
+  Matrix<float> z("z", rows, latents);
+  EvalContext ctx;
+  ctx.num_latents = latents;
+  ctx.best_feature = Vector<std::int32_t>("best", latents);
+  {
+    auto ids = Kokkos::create_mirror_view(truth.ids);
+    auto counts = Kokkos::create_mirror_view(truth.counts);
+    auto hz = Kokkos::create_mirror_view(z);
+    auto best = Kokkos::create_mirror_view(ctx.best_feature);
+    for (int i = 0; i < rows; ++i) {
+      std::vector<int> on;
+      for (int f = 0; f < features - 1; ++f)
+        if (r.uniform<double>() < 0.04) on.push_back(f);
+      counts(i) = std::min<int>(room, on.size());
+      for (int q = 0; q < counts(i); ++q) ids(i, q) = on[q];
+      for (int j = 0; j < latents; ++j) hz(i, j) = r.uniform<double>() < 0.125 ? r.normal<float>() : 0.0f;
+    }
+    for (int j = 0; j < latents; ++j) best(j) = static_cast<int>(r.uniform<double>() * features);
+    Kokkos::deep_copy(truth.ids, ids);
+    Kokkos::deep_copy(truth.counts, counts);
+    Kokkos::deep_copy(z, hz);
+    Kokkos::deep_copy(ctx.best_feature, best);
+  }
+  Matrix<float> unused("x", rows, 1);
+  const EvalBatch batch{truth, unused, z, unused};
+  LatentClassification by_rows, by_latents;
+  by_rows.begin(ctx);
+  by_latents.begin(ctx);
+  for (int pass = 0; pass < 2; ++pass) {  // two batches: the counts add up
+    by_rows.update_by_rows(batch);
+    by_latents.update_by_latents(batch);
+  }
+  auto host = [](const auto& v) { return Kokkos::create_mirror_view_and_copy(HostSpace(), v); };
+  const auto t1 = host(by_rows.tp), f1 = host(by_rows.fp), m1 = host(by_rows.fn);
+  const auto t2 = host(by_latents.tp), f2 = host(by_latents.fp), m2 = host(by_latents.fn);
+  std::int64_t tp_total = 0, fn_total = 0;
+  for (int j = 0; j < latents; ++j) {
+    INFO("latent " << j);
+    REQUIRE(t1(j) == t2(j));
+    REQUIRE(f1(j) == f2(j));
+    REQUIRE(m1(j) == m2(j));
+    tp_total += t1(j), fn_total += m1(j);
+  }
+  CHECK(tp_total > 100);  // both branches of the test are exercised
+  CHECK(fn_total > 1000);
+  CHECK(by_rows.samples == 2u * rows);
 }
 
 TEST_CASE("explained variance and shrinkage equal a two-pass float64 computation", "[metrics][reconstruction]") {

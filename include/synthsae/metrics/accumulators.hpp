@@ -5,6 +5,7 @@
 //
 // An accumulator provides begin(const EvalContext&), update(const EvalBatch&) and
 // write(nlohmann::json&) (the MetricAccumulator concept); evaluate() folds a list of them.
+#include <algorithm>
 #include <cmath>
 #include <concepts>
 #include <cstdint>
@@ -13,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "synthsae/core/backend.hpp"
+#include "synthsae/core/host_parallel.hpp"
 #include "synthsae/metrics/mcc.hpp"
 #include "synthsae/world/activation_sampler.hpp"
 
@@ -63,6 +65,7 @@ struct LatentClassification {
   Kokkos::View<std::int64_t*, MemSpace> tp, fp, fn;  // per latent; TN = samples - tp - fp - fn
   Vector<std::int32_t> best_feature;
   std::uint64_t samples = 0;
+  std::vector<std::uint64_t> truth_bits;  ///< host: update_by_rows's bitmap of the batch's true features
 
   void begin(const EvalContext& ctx) {
     tp = decltype(tp)("tp", ctx.num_latents);
@@ -72,7 +75,17 @@ struct LatentClassification {
     samples = 0;
   }
 
+  template <class Space = ExecSpace>  // a template, so that a GPU build never compiles the host form
   void update(const EvalBatch& b) {
+    if constexpr (host_accessible_v<Space>)
+      update_by_rows<Space>(b);
+    else
+      update_by_latents(b);
+  }
+
+  /// One thread per latent, which finds its feature in each row by bisection (any backend; the
+  /// GPU's form, and the host's reference in the tests).
+  void update_by_latents(const EvalBatch& b) {
     const auto ids = b.truth.ids;
     const auto counts = b.truth.counts;
     const auto z = b.z;
@@ -103,6 +116,56 @@ struct LatentClassification {
           fp_(j) += f;
           fn_(j) += m;
         });
+    samples += static_cast<std::uint64_t>(batch);
+  }
+
+  /// The host's form, the same counts: the batch's true features as one bitmap row per sample,
+  /// then blocks of 64 latents each read z row by row (contiguous) and test their features' bits.
+  /// The bisection per (row, latent) was half of an evaluation's time, and serial.
+  template <class Space = ExecSpace>
+  void update_by_rows(const EvalBatch& b) {
+    static_assert(host_accessible_v<Space>, "update_by_rows reads the batch on the host");
+    const auto ids = b.truth.ids;
+    const auto counts = b.truth.counts;
+    const auto z = b.z;
+    const auto best = best_feature;
+    const int batch = static_cast<int>(z.extent(0)), latents = static_cast<int>(z.extent(1));
+    int features = 0;  // bits for every id in the batch and every latent's feature
+    for (int j = 0; j < latents; ++j) features = std::max(features, best(j) + 1);
+    for (int i = 0; i < batch; ++i)
+      for (int q = 0; q < counts(i); ++q) features = std::max(features, ids(i, q) + 1);
+    const int words = (features + 63) / 64 + 1;  // the last word stays 0: where a latent without a feature looks
+    truth_bits.assign(static_cast<std::size_t>(batch) * words, 0);
+    std::uint64_t* bits = truth_bits.data();
+    host_rows("synthsae::latent_confusion_bits", batch, 16, [=](int i) {
+      std::uint64_t* row = bits + std::size_t(i) * words;
+      for (int q = 0; q < counts(i); ++q) {
+        const int f = ids(i, q);
+        if (f >= 0) row[f >> 6] |= std::uint64_t{1} << (f & 63);
+      }
+    });
+    constexpr int kBlock = 64;
+    const auto tp_ = tp, fp_ = fp, fn_ = fn;
+    const int none = (words - 1) * 64;
+    host_rows("synthsae::latent_confusion", (latents + kBlock - 1) / kBlock, std::int64_t{batch} * kBlock * 4,
+              [=](int block) {
+                const int j0 = block * kBlock, n = latents - j0 < kBlock ? latents - j0 : kBlock;
+                int bit[kBlock];
+                std::int64_t t[kBlock] = {}, f[kBlock] = {}, m[kBlock] = {};
+                for (int j = 0; j < n; ++j) bit[j] = best(j0 + j) >= 0 ? best(j0 + j) : none;
+                for (int i = 0; i < batch; ++i) {
+                  const float* zr = &z(i, j0);
+                  const std::uint64_t* row = bits + std::size_t(i) * words;
+                  for (int j = 0; j < n; ++j) {
+                    const int on = zr[j] != 0.0f;  // SAELens 6.54: AbsTopK latents fire negative too
+                    const int truth = static_cast<int>(row[bit[j] >> 6] >> (bit[j] & 63) & 1u);
+                    t[j] += on & truth;
+                    f[j] += on & (truth ^ 1);
+                    m[j] += (on ^ 1) & truth;
+                  }
+                }
+                for (int j = 0; j < n; ++j) tp_(j0 + j) += t[j], fp_(j0 + j) += f[j], fn_(j0 + j) += m[j];
+              });
     samples += static_cast<std::uint64_t>(batch);
   }
 

@@ -16,16 +16,26 @@ inline void center(const Matrix<float>& x, const Vector<float>& b_dec, bool subt
       KOKKOS_LAMBDA(int i, int q) { out(i, q) = xx(i, q) - (subtract ? bias(q) : 0.0f); });
 }
 
-/// z = (h > 0 && (!threshold || h > theta_j)) ? h : 0 with h = z + b_enc.
+/// z = (h > 0 && (!threshold || h > theta_j)) ? h : 0 with h = z + b_enc. One loop per case,
+/// each without a branch: the short-circuit form compiled to a branch per entry, mispredicted on
+/// about half of them (an eighth of an evaluation's time).
 inline void relu_gate(const Matrix<float>& z, const Vector<float>& b_enc, const Vector<float>& theta,
                       bool use_threshold) {
   const auto zz = z;
   const auto b = b_enc, t = theta;
-  for_each_entry(
-      "synthsae::inference_act", z.extent(0), z.extent(1), KOKKOS_LAMBDA(int i, int j) {
-        const float h = zz(i, j) + b(j);
-        zz(i, j) = (h > 0.0f && (!use_threshold || h > t(j))) ? h : 0.0f;
-      });
+  if (use_threshold) {
+    for_each_entry(
+        "synthsae::inference_act", z.extent(0), z.extent(1), KOKKOS_LAMBDA(int i, int j) {
+          const float h = zz(i, j) + b(j);
+          zz(i, j) = (h > 0.0f) & (h > t(j)) ? h : 0.0f;
+        });
+  } else {
+    for_each_entry(
+        "synthsae::inference_act", z.extent(0), z.extent(1), KOKKOS_LAMBDA(int i, int j) {
+          const float h = zz(i, j) + b(j);
+          zz(i, j) = h > 0.0f ? h : 0.0f;
+        });
+  }
 }
 
 }  // namespace synthsae::inference::kernels

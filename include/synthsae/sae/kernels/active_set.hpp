@@ -139,13 +139,14 @@ struct ActiveSet {
     Kokkos::fence();
     const auto width = static_cast<std::int64_t>(num_cols);
     std::size_t e = 0, row = 0;
+    std::int64_t row_end = width;  // positions ascend: the row advances by comparison, not by a 64-bit division
     row_start(0) = 0;
     for (std::size_t q = 0; q < listed; ++q) {
-      const auto i = static_cast<std::size_t>(positions[q] / width);
-      const int j = static_cast<int>(positions[q] % width);
-      for (; row < i; ++row) row_start(row + 1) = static_cast<int>(e);
+      const std::int64_t position = positions[q];
+      for (; position >= row_end; ++row, row_end += width) row_start(row + 1) = static_cast<int>(e);
+      const int j = static_cast<int>(position - (row_end - width));
       T v{};
-      if (select(static_cast<int>(i), j, v)) col(e) = j, value(e) = v, ++e;
+      if (select(static_cast<int>(row), j, v)) col(e) = j, value(e) = v, ++e;
     }
     for (; row < num_rows; ++row) row_start(row + 1) = static_cast<int>(e);
     entries = e;
