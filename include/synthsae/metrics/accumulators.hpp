@@ -65,7 +65,8 @@ struct LatentClassification {
   Kokkos::View<std::int64_t*, MemSpace> tp, fp, fn;  // per latent; TN = samples - tp - fp - fn
   Vector<std::int32_t> best_feature;
   std::uint64_t samples = 0;
-  std::vector<std::uint64_t> truth_bits;  ///< host: update_by_rows's bitmap of the batch's true features
+  std::vector<std::uint64_t> truth_bits;     ///< host: update_by_rows's bitmap of the batch's true features
+  std::vector<std::int64_t> feature_rows;    ///< host: the batch's rows per feature (update_by_rows)
 
   void begin(const EvalContext& ctx) {
     tp = decltype(tp)("tp", ctx.num_latents);
@@ -120,8 +121,9 @@ struct LatentClassification {
   }
 
   /// The host's form, the same counts: the batch's true features as one bitmap row per sample,
-  /// then blocks of 64 latents each read z row by row (contiguous) and test their features' bits.
-  /// The bisection per (row, latent) was half of an evaluation's time, and serial.
+  /// then blocks of 64 latents each read z row by row (contiguous) and test their features' bits
+  /// where z is nonzero. The bisection per (row, latent) was half of an evaluation's time, and
+  /// serial.
   template <class Space = ExecSpace>
   void update_by_rows(const EvalBatch& b) {
     static_assert(host_accessible_v<Space>, "update_by_rows reads the batch on the host");
@@ -144,27 +146,36 @@ struct LatentClassification {
         if (f >= 0) row[f >> 6] |= std::uint64_t{1} << (f & 63);
       }
     });
+    // Rows per feature: a latent's FN is its feature's rows less its TP, and its FP its firing
+    // rows less its TP, so only z's nonzero entries are visited after the pass that finds them.
+    feature_rows.assign(static_cast<std::size_t>(words) * 64, 0);
+    for (int i = 0; i < batch; ++i)
+      for (int q = 0; q < counts(i); ++q)
+        if (ids(i, q) >= 0) ++feature_rows[ids(i, q)];
+    const std::int64_t* rows_of = feature_rows.data();
     constexpr int kBlock = 64;
     const auto tp_ = tp, fp_ = fp, fn_ = fn;
     const int none = (words - 1) * 64;
-    host_rows("synthsae::latent_confusion", (latents + kBlock - 1) / kBlock, std::int64_t{batch} * kBlock * 4,
+    host_rows("synthsae::latent_confusion", (latents + kBlock - 1) / kBlock, std::int64_t{batch} * kBlock,
               [=](int block) {
                 const int j0 = block * kBlock, n = latents - j0 < kBlock ? latents - j0 : kBlock;
                 int bit[kBlock];
-                std::int64_t t[kBlock] = {}, f[kBlock] = {}, m[kBlock] = {};
+                std::int64_t t[kBlock] = {}, fired[kBlock] = {};
                 for (int j = 0; j < n; ++j) bit[j] = best(j0 + j) >= 0 ? best(j0 + j) : none;
                 for (int i = 0; i < batch; ++i) {
                   const float* zr = &z(i, j0);
                   const std::uint64_t* row = bits + std::size_t(i) * words;
                   for (int j = 0; j < n; ++j) {
-                    const int on = zr[j] != 0.0f;  // SAELens 6.54: AbsTopK latents fire negative too
-                    const int truth = static_cast<int>(row[bit[j] >> 6] >> (bit[j] & 63) & 1u);
-                    t[j] += on & truth;
-                    f[j] += on & (truth ^ 1);
-                    m[j] += (on ^ 1) & truth;
+                    if (zr[j] == 0.0f) continue;  // SAELens 6.54: AbsTopK latents fire negative too
+                    ++fired[j];
+                    t[j] += static_cast<std::int64_t>(row[bit[j] >> 6] >> (bit[j] & 63) & 1u);
                   }
                 }
-                for (int j = 0; j < n; ++j) tp_(j0 + j) += t[j], fp_(j0 + j) += f[j], fn_(j0 + j) += m[j];
+                for (int j = 0; j < n; ++j) {
+                  tp_(j0 + j) += t[j];
+                  fp_(j0 + j) += fired[j] - t[j];
+                  fn_(j0 + j) += rows_of[bit[j]] - t[j];
+                }
               });
     samples += static_cast<std::uint64_t>(batch);
   }
