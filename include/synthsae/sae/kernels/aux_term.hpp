@@ -144,8 +144,8 @@ struct SparseAuxTerm {
                           const Matrix<T>& x_hat_ref, double factor) {
     const int rows = static_cast<int>(b.batch()), d = static_cast<int>(p.input_dim());
     const int n = static_cast<int>(candidates.size());
-    if (listed.extent(0) < static_cast<std::size_t>(n)) {
-      const std::size_t room = p.num_latents();  // once: n never exceeds the width
+    if (listed.extent(0) < static_cast<std::size_t>(n) || listed_w_dec.extent(1) != static_cast<std::size_t>(d)) {
+      const std::size_t room = p.num_latents();  // once per shape: n never exceeds the width
       listed = Kokkos::View<int*, MemSpace>("aux_listed", room);
       listed_w_dec = Matrix<T>("aux_listed_w_dec", room, d);
       listed_grad = Matrix<T>("aux_listed_grad", room, d);
