@@ -175,15 +175,23 @@ TEST_CASE("Matryoshka per-level aux loss: sparse = dense, and the value by hand"
   const std::vector<int> widths = {4, 10, 25};
   MatAuxSae sae(kIn, kLatents, BatchTopK{5, true, 0.01}, {}, MatryoshkaAuxK{0.9, widths}, Matryoshka{widths}, 0.5, 14);
   check_same_step(sae, 7, 3);
+  sae.aux_state().term.dense_when_all = false;  // each level through the sparse kernels too
+  check_same_step(sae, 7, 3);
+  sae.aux_state().term.dense_when_all = true;
   CHECK_THROWS_WITH((MatAuxSae(kIn, kLatents, BatchTopK{5}, {}, MatryoshkaAuxK{1.0, {4, 10}}, Matryoshka{widths})),
                     Catch::Contains("matryoshka_widths"));
 
   // By hand on the host: levels [0,4) [4,10) [10,25) [25,40); dead = every third latent from 1.
   const auto x = random_input(8);
   std::size_t num_dead = 0;
-  const DeadMask dead = dead_every(3, num_dead);  // 1 to 5 per level: every level's GEMM form
+  const DeadMask dead = dead_every(3, num_dead);  // 1 to 5 per level: each level's GEMM form by default
   SaeParameters<double> g = sae.parameters().zeros_like();
+  const auto state = sae.activation_state();
   const double aux = sae.forward_backward(x, g, dead, num_dead).aux;
+  sae.activation_state() = state;
+  sae.aux_state().term.dense_when_all = false;  // the same value through the sparse kernels
+  CHECK(sae.forward_backward(x, g, dead, num_dead).aux == Approx(aux).epsilon(1e-12));
+  sae.aux_state().term.dense_when_all = true;
   const auto& p = sae.parameters();
   const test::HostSae host(x, p);
   const auto xh = host.x, wd = host.w_dec;

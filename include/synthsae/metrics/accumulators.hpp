@@ -150,8 +150,8 @@ struct LatentClassification {
     // rows less its TP, so only z's nonzero entries are visited after the pass that finds them.
     feature_rows.assign(static_cast<std::size_t>(words) * 64, 0);
     for (int i = 0; i < batch; ++i)
-      for (int q = 0; q < counts(i); ++q)
-        if (ids(i, q) >= 0) ++feature_rows[ids(i, q)];
+      for (int q = 0; q < counts(i); ++q)  // ids ascend; a repeat counts once, as in the bitmap
+        if (ids(i, q) >= 0 && (q == 0 || ids(i, q) != ids(i, q - 1))) ++feature_rows[ids(i, q)];
     const std::int64_t* rows_of = feature_rows.data();
     constexpr int kBlock = 64;
     const auto tp_ = tp, fp_ = fp, fn_ = fn;

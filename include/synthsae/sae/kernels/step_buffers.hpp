@@ -70,9 +70,10 @@ SYNTHSAE_HD T dot_contiguous_portable(const T* a, const T* b, int n) {
 #define SYNTHSAE_DOT_AVX 1
 namespace detail {
 /// dot_contiguous_portable's sums for floats in four AVX registers (s[8q + l] in lane l of
-/// register q), each term one FMA: the portable loop compiled with contraction gives the same
-/// bits. Written by hand because compilers kept the 32 sums in memory, zeroed them with a string
-/// store and summed them in a loop: at D = 128 that overhead was half of each dot product.
+/// register q), each term one FMA: the portable loop compiled with contraction (GCC and Clang
+/// contract `s[u] += a * b` by default) gives the same bits. Written by hand because compilers
+/// kept the 32 sums in memory, zeroed them with a string store and summed them in a loop: at
+/// D = 128 that overhead was half of each dot product.
 inline float dot_contiguous_avx(const float* a, const float* b, int n) {
   __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
   int k = 0;

@@ -111,7 +111,7 @@ struct MatryoshkaAuxK {
     double total = 0;
     int lo = 0;
     for (const int hi : bounds) {
-      // The level's dead latents, as a mask on the device (no copy of the dead mask to the host).
+      // The level's dead latents, as a mask on the device (SparseAuxTerm lists them on the host).
       std::size_t dead_here = 0;
       const auto allowed = st.allowed;
       const auto dd = dead;
