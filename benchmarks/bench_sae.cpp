@@ -85,6 +85,39 @@ void train_steps(benchmark::State& state, SaeT sae, int dead_stride = 0, double 
   if constexpr (requires { sae.last_step_was_sparse(); }) state.counters["sparse"] = sae.last_step_was_sparse();
 }
 
+// ---- decoding an evaluation batch: x_hat = z W_dec + b_dec, 4,096 -> 768, batch 1,024 ------
+// Arg 0: nonzero entries per row of z (25 is the trained regime; 410 is 10 %, 600 15 %); arg 1: 1 = the
+// sparse form, 0 = the GEMM, whatever the density. The crossover in kernels/adaptive_decode.hpp
+// comes from where the two meet here.
+void BM_Decode(benchmark::State& state) {
+  const int per_row = static_cast<int>(state.range(0));
+  Matrix<float> z("z", kBatch, kLatents), w("w_dec", kLatents, kIn), x_hat("x_hat", kBatch, kIn);
+  Vector<float> bias("b_dec", kIn);
+  {
+    auto zh = Kokkos::create_mirror_view(z);
+    auto wh = Kokkos::create_mirror_view(w);
+    RandomStream s(11, 0);
+    for (int i = 0; i < kBatch; ++i)
+      for (int q = 0; q < per_row; ++q)  // distinct latents: a random start, a stride coprime to 4,096
+        zh(i, (static_cast<int>(s.uniform<float>() * kLatents) + q * 97) % kLatents) = 1.0f + s.uniform<float>();
+    for (std::size_t e = 0; e < wh.size(); ++e) wh.data()[e] = 0.01f * s.normal<float>();
+    Kokkos::deep_copy(z, zh);
+    Kokkos::deep_copy(w, wh);
+    Kokkos::deep_copy(bias, 0.1f);
+  }
+  AdaptiveDecode<float> decoder;
+  decoder.set_max_density(state.range(1) != 0 ? 1.0 : 0.0);
+  for (auto _ : state) {
+    decoder.decode(z, Vector<float>(), w, bias, x_hat);
+    Kokkos::fence();
+  }
+  state.counters["sparse"] = decoder.last_was_sparse();
+}
+BENCHMARK(BM_Decode)
+    ->ArgsProduct({{25, 100, 200, 410, 600}, {1, 0}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
 // ---- the ReLU family in the trained regime (about 25 of 4,096 latents firing) -------------
 // Pre-activations of the initial SAE on N(0, 1) inputs are N(0, 0.1^2) (decoder rows of norm
 // 0.1, W_enc = W_dec^T): a bias (or threshold) of -0.1 Phi^-1(1 - rho) leaves a fraction rho

@@ -6,7 +6,6 @@
 
 #include "synthsae/analysis/activation_source.hpp"
 #include "synthsae/analysis/oracle_sae.hpp"
-#include "synthsae/analysis/sparse_decode.hpp"
 #include "synthsae/sae/inference_sae.hpp"
 
 namespace synthsae::analysis {
@@ -27,7 +26,7 @@ inline ChunkReconstruction sae_reconstruction(std::shared_ptr<InferenceSae> sae)
       throw ShapeError("an SAE of " + show(sae->input_dim()) + " inputs on activations of " + show(chunk.x.extent(1)));
     if (z->extent(0) != chunk.rows()) *z = Matrix<float>("reconstruction_z", chunk.rows(), sae->num_latents());
     sae->encode(chunk.x, *z);
-    decode_codes(*sae, *z, x_hat);
+    sae->decode(*z, x_hat);
   };
 }
 

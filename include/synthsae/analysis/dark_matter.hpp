@@ -31,7 +31,6 @@
 #include "synthsae/analysis/power_law_fit.hpp"
 #include "synthsae/analysis/pursuit.hpp"
 #include "synthsae/analysis/row_split.hpp"
-#include "synthsae/analysis/sparse_decode.hpp"
 #include "synthsae/sae/inference_sae.hpp"
 
 namespace synthsae::analysis {
@@ -351,7 +350,7 @@ inline DarkMatterReport analyse_dark_matter(ActivationSource& source, std::vecto
       if (saes[s].pursuit) {
         detail::pursue_on_decoder(sae, *pursuit_dict[s], *saes[s].pursuit, c.x, z_buf[s], out[s]);
       } else {
-        decode_codes(sae, z_buf[s], out[s]);
+        sae.decode(z_buf[s], out[s]);
       }
       if (want_l0 && l0) (*l0)[s] = detail::row_nonzeros(z_buf[s]);
     }

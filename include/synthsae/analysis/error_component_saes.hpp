@@ -21,7 +21,6 @@
 #include "synthsae/analysis/activation_source.hpp"
 #include "synthsae/analysis/error_regression.hpp"
 #include "synthsae/analysis/linear_probe.hpp"
-#include "synthsae/analysis/sparse_decode.hpp"
 #include "synthsae/metrics/decoder_similarity.hpp"
 #include "synthsae/sae/inference/export.hpp"
 #include "synthsae/sae/inference_sae.hpp"
@@ -55,7 +54,7 @@ class ErrorComponentMap {
       pred_ = Matrix<double>("error_map_pred", rows, d);
     }
     base_.encode(x, z_);
-    decode_codes(base_, z_, xhat_);
+    base_.decode(z_, xhat_);
     fit_.predict(x, RowIndex(), pred_);
     const auto xx = x, xh = xhat_;
     const auto p = pred_;
@@ -127,7 +126,7 @@ inline ErrorSaeReport score_error_sae(InferenceSae& sae, SyntheticModel& world, 
     map(c.x);
     if (z.extent(0) != count) z = Matrix<float>("error_score_z", count, s), rec = Matrix<float>("error_score_rec", count, d);
     sae.encode(c.x, z);
-    decode_codes(sae, z, rec);
+    sae.decode(z, rec);
     const auto hx = Kokkos::create_mirror_view_and_copy(HostSpace(), c.x);
     const auto hr = Kokkos::create_mirror_view_and_copy(HostSpace(), rec);
     const auto hz = Kokkos::create_mirror_view_and_copy(HostSpace(), z);

@@ -30,7 +30,6 @@
 #include "synthsae/analysis/activation_source.hpp"
 #include "synthsae/analysis/linear_probe.hpp"
 #include "synthsae/analysis/row_split.hpp"
-#include "synthsae/analysis/sparse_decode.hpp"
 #include "synthsae/core/counter_rng.hpp"
 #include "synthsae/sae/inference_sae.hpp"
 
@@ -192,7 +191,7 @@ inline NoiseInjectionReport noise_injection_experiment(ActivationSource& source,
       n_a = Matrix<float>("ni_noise_a", rows, d), n_r = Matrix<float>("ni_noise_r", rows, d);
     }
     sae.encode(chunk.x, z);
-    decode_codes(sae, z, xp);
+    sae.decode(z, xp);
     detail::noise_block(opt.seed, 0xA000000000ull, first, n_a);
     detail::noise_block(opt.seed, 0xB000000000ull, first, n_r);
   };
@@ -246,7 +245,7 @@ inline NoiseInjectionReport noise_injection_experiment(ActivationSource& source,
       Matrix<float> recon = xp;
       if (g == L && masked[t] > 0) {  // the SAE's codes of x' with the weakest latents masked
         detail::masked_codes(z, keep[t], zm);
-        decode_codes(sae, zm, xm);
+        sae.decode(zm, xm);
         recon = xm;
       }
       const float sr = static_cast<float>((g < L ? opt.levels[t] : opt.ablation_noise) * rms);

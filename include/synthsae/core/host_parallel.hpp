@@ -131,6 +131,24 @@ SYNTHSAE_HD T sum_in_tree(T (&s)[N]) {
   return s[0];
 }
 
+/// body(j) for every j in [begin, end) where selected(j), by blocks of 16: a block is first counted
+/// by a loop without branches (vectorised), and only a block that holds a selected index takes a
+/// branch per index. A sparse selection (a few nonzero activations per thousand) leaves most blocks
+/// empty, and a branch per index would cost more than the count. selected must be cheap and free
+/// of side effects (it runs twice on the indices of a nonempty block).
+template <class Selected, class Body>
+SYNTHSAE_HD void for_each_selected(int begin, int end, const Selected& selected, const Body& body) {
+  constexpr int kBlock = 16;
+  for (int j0 = begin; j0 < end; j0 += kBlock) {
+    const int j1 = j0 + kBlock < end ? j0 + kBlock : end;
+    int n = 0;
+    for (int j = j0; j < j1; ++j) n += selected(j) ? 1 : 0;
+    if (n == 0) continue;
+    for (int j = j0; j < j1; ++j)
+      if (selected(j)) body(j);
+  }
+}
+
 /// Asks the host's caches for the n elements at p, one hint per 64-byte line, so that a row read
 /// next at a random place (the sampler's dictionary rows) arrives while the current one is used.
 /// No effect on a GPU; never changes a value.

@@ -165,11 +165,13 @@ struct LatentClassification {
                 for (int i = 0; i < batch; ++i) {
                   const float* zr = &z(i, j0);
                   const std::uint64_t* row = bits + std::size_t(i) * words;
-                  for (int j = 0; j < n; ++j) {
-                    if (zr[j] == 0.0f) continue;  // SAELens 6.54: AbsTopK latents fire negative too
-                    ++fired[j];
-                    t[j] += static_cast<std::int64_t>(row[bit[j] >> 6] >> (bit[j] & 63) & 1u);
-                  }
+                  // Nonzero, not positive: SAELens 6.54's AbsTopK latents fire negative too.
+                  for_each_selected(
+                      0, n, [&](int j) { return zr[j] != 0.0f; },
+                      [&](int j) {
+                        ++fired[j];
+                        t[j] += static_cast<std::int64_t>(row[bit[j] >> 6] >> (bit[j] & 63) & 1u);
+                      });
                 }
                 for (int j = 0; j < n; ++j) {
                   tp_(j0 + j) += t[j];

@@ -11,6 +11,7 @@
 
 #include "synthsae/core/gemm.hpp"
 #include "synthsae/core/row_loops.hpp"
+#include "synthsae/sae/kernels/adaptive_decode.hpp"
 #include "synthsae/sae/inference/activation_normalization.hpp"
 #include "synthsae/sae/inference/gated_form.hpp"
 #include "synthsae/sae/inference/jumprelu_form.hpp"
@@ -67,29 +68,25 @@ struct InferenceSae {
 
   /// x_hat = (rescaling form ? z / |W_dec_j| : z) W_dec + b_dec, then the normalisation undone
   /// (a tied form adds b_dec only with apply_b_dec_to_input, as SAELens's matching pursuit).
+  /// From z's nonzero entries when they are few (kernels/adaptive_decode.hpp).
   void decode(const Matrix<float>& z, const Matrix<float>& x_hat) {
     const bool rescale = std::visit([](const auto& f) { return f.rescales_on_decode(); }, form);
     if (rescale) {
-      const std::size_t rows = z.extent(0), s = num_latents();
-      if (norms_.extent(0) != s) norms_ = Vector<float>("inference_norms", s);
+      if (norms_.extent(0) != num_latents()) norms_ = Vector<float>("inference_norms", num_latents());
       kernels::row_norms(params.w_dec, norms_);
-      if (c_.extent(0) != rows || c_.extent(1) != s) c_ = Matrix<float>("inference_c", rows, s);
-      const auto c = c_, zz = z;
-      const auto norms = norms_;
-      for_each_entry(
-          "synthsae::inference_unscale", rows, s, KOKKOS_LAMBDA(int i, int j) { c(i, j) = zz(i, j) / norms(j); });
-      gemm(Op::N, Op::N, 1.0f, c_, params.w_dec, 0.0f, x_hat);
-    } else {
-      gemm(Op::N, Op::N, 1.0f, z, params.w_dec, 0.0f, x_hat);
     }
     const bool tied = std::visit([](const auto& f) { return requires { f.b_dec_tied_to_input; }; }, form);
-    if (apply_b_dec_to_input || !tied) kernels::add_to_rows(x_hat, params.b_dec);
+    const bool add_bias = apply_b_dec_to_input || !tied;
+    decoder_.decode(z, rescale ? norms_ : Vector<float>(), params.w_dec, add_bias ? params.b_dec : Vector<float>(), x_hat);
     if (normalization.acts()) normalization.denormalize(x_hat);
   }
+  /// The decoder's choice between the GEMM and the sparse form.
+  AdaptiveDecode<float>& decoder() { return decoder_; }
 
  private:
-  Matrix<float> xc_, c_;
+  Matrix<float> xc_;
   Vector<float> norms_;
+  AdaptiveDecode<float> decoder_;
 };
 
 }  // namespace synthsae

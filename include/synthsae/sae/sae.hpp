@@ -21,6 +21,7 @@
 #include "synthsae/core/row_loops.hpp"
 #include "synthsae/sae/concepts.hpp"
 #include "synthsae/sae/kernels/active_set.hpp"
+#include "synthsae/sae/kernels/adaptive_decode.hpp"
 #include "synthsae/sae/kernels/step_buffers.hpp"
 #include "synthsae/sae/parameters.hpp"
 #include "synthsae/sae/policies.hpp"
@@ -265,20 +266,15 @@ class Sae {
     forward(x, eval_, false, /*reconstruct=*/false);
     Kokkos::deep_copy(z, eval_.z);
   }
-  /// x_hat = (rescale ? z / |W_dec| : z) W_dec + b_dec.
+  /// x_hat = (rescale ? z / |W_dec| : z) W_dec + b_dec (from z's nonzero entries when they are
+  /// few: kernels/adaptive_decode.hpp).
   void decode(const Matrix<T>& z, const Matrix<T>& x_hat) {
-    const std::size_t rows = z.extent(0);
-    if (decode_c_.extent(0) != rows || decode_c_.extent(1) != num_latents())
-      decode_c_ = Matrix<T>("decode_c", rows, num_latents());
     const bool rescale = activation_.rescales_by_decoder_norm();
     if (rescale) kernels::row_norms(params_.w_dec, eval_norms());
-    const auto c = decode_c_, zz = z;
-    const auto norms = eval_norms_;
-    for_each_entry(
-        "synthsae::decode_coefficients", rows, num_latents(),
-        KOKKOS_LAMBDA(int i, int j) { c(i, j) = rescale ? zz(i, j) / norms(j) : zz(i, j); });
-    decode_coefficients(decode_c_, x_hat);
+    decoder_.decode(z, rescale ? eval_norms_ : Vector<T>(), params_.w_dec, params_.b_dec, x_hat);
   }
+  /// The evaluation decoder's choice between the GEMM and the sparse form.
+  AdaptiveDecode<T>& evaluation_decoder() { return decoder_; }
 
  public:  // Kernel-launching helpers are public only because nvcc forbids extended
   // __host__ __device__ lambdas inside private member functions; not part of the API.
@@ -389,8 +385,9 @@ class Sae {
   typename Aux::template State<T> aux_state_{};
   typename Nesting::template State<T> nest_state_{};
   StepBuffers<T> train_, eval_;
-  Matrix<T> dz_, decode_c_;
+  Matrix<T> dz_;
   Vector<T> eval_norms_;
+  AdaptiveDecode<T> decoder_;
   ActiveSet<T> active_;
   OutputMap<T> output_map_;  ///< empty: the plain MSE
   bool sparse_step_ = true;

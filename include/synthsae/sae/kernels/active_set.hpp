@@ -105,22 +105,18 @@ struct ActiveSet {
     const auto vals = value;
     host_rows(
         "synthsae::active_fill", static_cast<std::int64_t>(num_rows), s, KOKKOS_LAMBDA(int i) {
-          // Blocks of 16 counted first, as the count pass does (vectorised, no branch per
-          // entry): a sparse selection leaves most blocks empty, and only the others take the
-          // per-entry branch that writes.
-          constexpr int kBlock = 16;
           int e = starts(i);
-          for (int j0 = 0; j0 < s; j0 += kBlock) {
-            const int j1 = j0 + kBlock < s ? j0 + kBlock : s;
-            int n = 0;
-            T ignored{};
-            for (int j = j0; j < j1; ++j) n += select(i, j, ignored) ? 1 : 0;
-            if (n == 0) continue;
-            for (int j = j0; j < j1; ++j) {
-              T v{};
-              if (select(i, j, v)) cols(e) = j, vals(e) = v, ++e;
-            }
-          }
+          for_each_selected(
+              0, s,
+              [&](int j) {
+                T ignored{};
+                return select(i, j, ignored);
+              },
+              [&](int j) {
+                T v{};
+                select(i, j, v);
+                cols(e) = j, vals(e) = v, ++e;
+              });
         });
     return true;
   }
@@ -237,6 +233,43 @@ SYNTHSAE_HD void axpy_contiguous(T alpha, const T* __restrict x, T* __restrict y
   for (int k = 0; k < n; ++k) y[k] += alpha * x[k];
 }
 
+/// out[k] = bias[k] + sum over e in [begin, end) of vals(e) * w(cols(e), k) for k < d, each element
+/// summed in entry order, for floats with one fused multiply-add per entry (an axpy_contiguous per
+/// entry onto a copy of the bias gives the same bits where the compiler contracts it, as GCC does
+/// at -O2 with FMA hardware). AVX2 hosts (floats) keep 64 elements of out in eight registers
+/// across the entries, so each decoder row is only read and out written once (the axpys read and
+/// wrote out once per entry).
+template <class T, class Index, class Values, class Weights>
+SYNTHSAE_HD void decode_row(const Index& cols, const Values& vals, const Weights& w, const T* __restrict bias, int begin,
+                            int end, T* __restrict out, int d) {
+  int k0 = 0;
+#if defined(__AVX2__) && defined(__FMA__) && !defined(__CUDACC__)
+  if constexpr (std::is_same_v<T, float>) {
+    for (; k0 + 64 <= d; k0 += 64) {
+      __m256 acc[8];
+      for (int r = 0; r < 8; ++r) acc[r] = _mm256_loadu_ps(bias + k0 + 8 * r);
+      for (int e = begin; e < end; ++e) {
+        const __m256 v = _mm256_set1_ps(vals(e));
+        const float* row = &w(cols(e), k0);
+        for (int r = 0; r < 8; ++r) acc[r] = _mm256_fmadd_ps(v, _mm256_loadu_ps(row + 8 * r), acc[r]);
+      }
+      for (int r = 0; r < 8; ++r) _mm256_storeu_ps(out + k0 + 8 * r, acc[r]);
+    }
+  }
+#endif
+  for (int k = k0; k < d; ++k) out[k] = bias[k];
+  for (int e = begin; e < end; ++e) {
+    const T v = vals(e);
+    const T* row = &w(cols(e), 0);
+    for (int k = k0; k < d; ++k) {
+      if constexpr (std::is_same_v<T, float>)
+        out[k] = fused_multiply_add(v, row[k], out[k]);  // rounded once, as the registers' FMAs
+      else
+        out[k] += v * row[k];
+    }
+  }
+}
+
 /// Team size of the GPU's row kernels (one team per row, its threads over the D inputs); a host
 /// space runs teams of one thread.
 template <class Space>
@@ -336,10 +369,7 @@ void sparse_decode(const ActiveSet<T>& a, const Matrix<T>& w, const Vector<T>& b
   const int d = static_cast<int>(w.extent(1));
   host_rows(
       "synthsae::sparse_decode", static_cast<std::int64_t>(a.rows()), a.row_cost(2 * d, d), KOKKOS_LAMBDA(int i) {
-        for (int k = 0; k < d; ++k) out(i, k) = bias(k);
-        for (int e = starts(i); e < starts(i + 1) && cols(e) < width; ++e) {
-          axpy_contiguous(vals(e), &w(cols(e), 0), &out(i, 0), d);
-        }
+        decode_row(cols, vals, w, &bias(0), starts(i), row_end_below(starts, cols, i, width), &out(i, 0), d);
       });
 }
 
@@ -370,11 +400,8 @@ double sparse_reconstruct(const ActiveSet<T>& a, const Matrix<T>& w, const Vecto
   const double sq = host_rows_sum(
       "synthsae::sparse_reconstruct", static_cast<std::int64_t>(a.rows()), a.row_cost(4 * d, 4 * d),
       KOKKOS_LAMBDA(int i, double& acc) {
-        for (int k = 0; k < d; ++k) x_hat(i, k) = bias(k);
-        int end = starts(i);
-        for (; end < starts(i + 1) && cols(end) < width; ++end) {
-          axpy_contiguous(vals(end), &w(cols(end), 0), &x_hat(i, 0), d);
-        }
+        const int end = row_end_below(starts, cols, i, width);
+        decode_row(cols, vals, w, &bias(0), starts(i), end, &x_hat(i, 0), d);
         const T scale = mapped ? out_scale(i) : T(1), shift = mapped ? out_shift(i) : T(0);
         // Eight float64 partial sums of the squared error (one sum in order kept this loop
         // scalar), met in a fixed tree.

@@ -458,18 +458,10 @@ std::optional<float> threshold_from_candidates(const Matrix<T>& values, std::siz
         int r0 = 0, r1 = 0;
         chunk_range(rows, c, chunks, r0, r1);
         std::int64_t e = counts(c);
-        constexpr int kBlock = 16;  // most blocks hold no candidate: a vectorised count skips them
-        for (int i = r0; i < r1; ++i)
-          for (int j0 = 0; j0 < cols; j0 += kBlock) {
-            const int j1 = j0 + kBlock < cols ? j0 + kBlock : cols;
-            int n = 0;
-            for (int j = j0; j < j1; ++j) n += keep(static_cast<float>(values(i, j))) ? 1 : 0;
-            if (n == 0) continue;
-            for (int j = j0; j < j1; ++j) {
-              const float v = static_cast<float>(values(i, j));
-              if (keep(v)) positions(e) = std::int64_t{i} * cols + j, candidates(e++) = v;
-            }
-          }
+        for (int i = r0; i < r1; ++i)  // most blocks of 16 hold no candidate
+          for_each_selected(
+              0, cols, [&](int j) { return keep(static_cast<float>(values(i, j))); },
+              [&](int j) { positions(e) = std::int64_t{i} * cols + j, candidates(e++) = static_cast<float>(values(i, j)); });
       });
   Kokkos::fence();
   float* first = candidates.data();
