@@ -110,6 +110,7 @@ TEST_CASE("Adaptive decode: the batch's density picks the form", "[sae][decode]"
   Matrix<float> out("out", 30, 8);
   AdaptiveDecode<float> decoder;
   CHECK(decoder.max_density() == AdaptiveDecode<float>::default_max_density);
+  CHECK(AdaptiveDecode<float>::default_max_density == (host_accessible_v<ExecSpace> ? 0.05 : 0.0));
   decoder.set_max_density(216.5 / 4500.0);  // room for 216 entries, the count: still sparse
   decoder.decode(z, Vector<float>(), w, Vector<float>(), out);
   CHECK(decoder.last_was_sparse());
@@ -122,9 +123,19 @@ TEST_CASE("Adaptive decode: the batch's density picks the form", "[sae][decode]"
   CHECK_THROWS_AS(decoder.set_max_density(1.5), ConfigError);
   CHECK_THROWS_AS(decoder.set_max_density(-0.1), ConfigError);
   CHECK_THROWS_AS(decoder.set_max_density(std::nan("")), ConfigError);
+  // Shapes that do not fit are refused on either path (the sparse form would index past W).
+  Matrix<float> short_out("short_out", 29, 8), narrow_w("narrow_w", 149, 8);
+  for (const double density : {0.0, 1.0}) {
+    decoder.set_max_density(density);
+    CHECK_THROWS_AS(decoder.decode(z, Vector<float>(), w, Vector<float>(), short_out), ShapeError);
+    CHECK_THROWS_AS(decoder.decode(z, Vector<float>(), narrow_w, Vector<float>(), out), ShapeError);
+    CHECK_THROWS_AS(decoder.decode(z, Vector<float>("divisor", 149), w, Vector<float>(), out), ShapeError);
+    CHECK_THROWS_AS(decoder.decode(z, Vector<float>(), w, Vector<float>("bias", 7), out), ShapeError);
+  }
 }
 
 TEST_CASE("decode_row: the register chunks give std::fma's bits, entry by entry", "[sae][decode]") {
+  // (std::fma where the build has FMA hardware: decode_step's rounding; a plain sum elsewhere.)
   // Every length around the 64-element chunk, and 0 to 6 entries: bit equality with the scalar
   // sum in entry order (one rounding per entry) is what lets the sparse decode replace the axpys.
   const int s = 11, width = 200;
@@ -145,7 +156,13 @@ TEST_CASE("decode_row: the register chunks give std::fma's bits, entry by entry"
       int mismatches = 0;
       for (int k = 0; k < d; ++k) {
         float want = bias[k];
-        for (int e = 0; e < n; ++e) want = std::fma(vals(e), w(cols(e), k), want);
+        for (int e = 0; e < n; ++e) {
+#if defined(__FMA__)
+          want = std::fma(vals(e), w(cols(e), k), want);  // one rounding per entry
+#else
+          want = want + vals(e) * w(cols(e), k);  // no FMA hardware: product and sum rounded apart
+#endif
+        }
         mismatches += out[k] != want;
       }
       CHECK(mismatches == 0);

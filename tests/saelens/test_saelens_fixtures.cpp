@@ -231,11 +231,16 @@ TEST_CASE("normalize_activations modes encode and decode as SAELens's module doe
     const Matrix<float> x = matrix_from_json(expected.at("x"));
     const Matrix<float> z_theirs = matrix_from_json(expected.at("z")), x_hat_theirs = matrix_from_json(expected.at("x_hat"));
     Matrix<float> z("z", z_theirs.extent(0), z_theirs.extent(1)), x_hat("x_hat", x.extent(0), x.extent(1));
-    sae.encode(x, z);
-    sae.decode(z, x_hat);
-    // Float32 products of length 24 and 64 in two summation orders: 1e-5 of the largest entry.
-    CHECK(worst_relative(z, z_theirs) < 1e-5);
-    CHECK(worst_relative(x_hat, x_hat_theirs) < 1e-5);
+    for (const double density : {0.0, 1.0}) {  // the decode's GEMM, then its sparse form
+      INFO("sparse decode " << density);
+      sae.decoder().set_max_density(density);
+      sae.encode(x, z);
+      sae.decode(z, x_hat);
+      CHECK(sae.decoder().last_was_sparse() == (density > 0));
+      // Float32 products of length 24 and 64 in two summation orders: 1e-5 of the largest entry.
+      CHECK(worst_relative(z, z_theirs) < 1e-5);
+      CHECK(worst_relative(x_hat, x_hat_theirs) < 1e-5);
+    }
     // Saving writes the mode back.
     const auto dir = std::filesystem::temp_directory_path() / "synthsae_normalization_roundtrip";
     std::filesystem::remove_all(dir);

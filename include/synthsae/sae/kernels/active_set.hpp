@@ -233,10 +233,21 @@ SYNTHSAE_HD void axpy_contiguous(T alpha, const T* __restrict x, T* __restrict y
   for (int k = 0; k < n; ++k) y[k] += alpha * x[k];
 }
 
+/// acc + v * w as the decodes add it: for floats on FMA hardware (and GPUs) one fused
+/// multiply-add, rounded once, as decode_row's registers and a contracting compiler do; elsewhere
+/// a plain product and sum (a libm fmaf per element would be slow and unvectorised).
+template <class T>
+SYNTHSAE_HD T decode_step(T v, T w, T acc) {
+#if defined(__FMA__) || defined(__CUDACC__)
+  if constexpr (std::is_same_v<T, float>) return fused_multiply_add(v, w, acc);
+#endif
+  return acc + v * w;
+}
+
 /// out[k] = bias[k] + sum over e in [begin, end) of vals(e) * w(cols(e), k) for k < d, each element
-/// summed in entry order, for floats with one fused multiply-add per entry (an axpy_contiguous per
-/// entry onto a copy of the bias gives the same bits where the compiler contracts it, as GCC does
-/// at -O2 with FMA hardware). AVX2 hosts (floats) keep 64 elements of out in eight registers
+/// summed in entry order by decode_step (for floats on FMA hardware one fused multiply-add per
+/// entry: the bits of an axpy_contiguous per entry onto a copy of the bias where the compiler
+/// contracts it, as GCC does at -O2). AVX2 hosts (floats) keep 64 elements of out in eight registers
 /// across the entries, so each decoder row is only read and out written once (the axpys read and
 /// wrote out once per entry).
 template <class T, class Index, class Values, class Weights>
@@ -261,12 +272,7 @@ SYNTHSAE_HD void decode_row(const Index& cols, const Values& vals, const Weights
   for (int e = begin; e < end; ++e) {
     const T v = vals(e);
     const T* row = &w(cols(e), 0);
-    for (int k = k0; k < d; ++k) {
-      if constexpr (std::is_same_v<T, float>)
-        out[k] = fused_multiply_add(v, row[k], out[k]);  // rounded once, as the registers' FMAs
-      else
-        out[k] += v * row[k];
-    }
+    for (int k = k0; k < d; ++k) out[k] = decode_step(v, row[k], out[k]);
   }
 }
 
@@ -292,7 +298,7 @@ template <class T, class Index>
 SYNTHSAE_HD T decoded_element(const Index& cols, const Vector<T>& vals, const Matrix<T>& w, const Vector<T>& bias,
                               int begin, int end, int k) {
   T acc = bias(k);
-  for (int e = begin; e < end; ++e) acc += vals(e) * w(cols(e), k);
+  for (int e = begin; e < end; ++e) acc = decode_step(vals(e), w(cols(e), k), acc);  // decode_row's rounding
   return acc;
 }
 

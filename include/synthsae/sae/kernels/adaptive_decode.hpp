@@ -23,8 +23,9 @@ class AdaptiveDecode {
   /// The crossover: the sparse form when at most this fraction of the batch's entries is
   /// nonzero. bench_sae's BM_Decode (768 <- 4,096, batch 1,024, 2 AVX2 cores) puts the two forms
   /// even at about 15 %: a random decoder row read per entry costs several times a packed GEMM
-  /// tile's multiply-add. A third of that keeps a margin for faster GEMMs (a GPU's).
-  static constexpr double default_max_density = 0.05;
+  /// tile's multiply-add. A third of that keeps a margin for faster GEMMs. A GPU build keeps the
+  /// GEMM (0) until the crossover is measured against cuBLAS there.
+  static constexpr double default_max_density = host_accessible_v<ExecSpace> ? 0.05 : 0.0;
 
   /// x_hat [B, D] = (z / divisor) W + bias for z [B, S], W [S, D]; an empty divisor divides by
   /// nothing (z itself), an empty bias adds nothing.
@@ -32,6 +33,12 @@ class AdaptiveDecode {
               const Matrix<T>& x_hat) {
     const std::size_t rows = z.extent(0), s = z.extent(1), d = w.extent(1);
     const bool divide = divisor.extent(0) != 0, add_bias = bias.extent(0) != 0;
+    // The sparse form indexes W and x_hat without the GEMM's own shape check: the same check here.
+    if (w.extent(0) != s || x_hat.extent(0) != rows || x_hat.extent(1) != d || (divide && divisor.extent(0) != s) ||
+        (add_bias && bias.extent(0) != d))
+      throw ShapeError("decode: z [" + show(rows) + ", " + show(s) + "], W_dec [" + show(w.extent(0)) + ", " + show(d) +
+                       "], x_hat [" + show(x_hat.extent(0)) + ", " + show(x_hat.extent(1)) + "], divisor [" +
+                       show(divisor.extent(0)) + "], bias [" + show(bias.extent(0)) + "] do not fit");
     const auto max_entries = static_cast<std::size_t>(max_density_ * double(rows) * double(s));
     last_sparse_ = false;
     if (max_entries > 0) {
