@@ -1,6 +1,8 @@
 #pragma once
-// Shared by the SAE tests: random inputs and a host copy of an SAE's parameters that computes
+// Shared by the SAE tests: random inputs, a tensor-by-tensor comparison of gradients, and a host copy of an SAE's parameters that computes
 // pre-activations and decoder norms by hand.
+#include <catch2/catch.hpp>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -15,15 +17,39 @@
 
 namespace synthsae::test {
 
-/// rows x d standard normal draws from stream (seed, 0).
-inline Matrix<double> random_input(int rows, int d, std::uint64_t seed) {
-  Matrix<double> x("x", rows, d);
+/// rows x d standard normal draws from stream (seed, stream), in T.
+template <class T = double>
+Matrix<T> random_input(int rows, int d, std::uint64_t seed, std::uint64_t stream = 0) {
+  Matrix<T> x("x", rows, d);
   auto h = Kokkos::create_mirror_view(x);
-  RandomStream s(seed, 0);
+  RandomStream s(seed, stream);
   for (int i = 0; i < rows; ++i)
-    for (int k = 0; k < d; ++k) h(i, k) = s.normal<double>();
+    for (int k = 0; k < d; ++k) h(i, k) = s.normal<T>();
   Kokkos::deep_copy(x, h);
   return x;
+}
+
+/// Every gradient tensor of got equals want's to tolerance x the tensor's largest entry, and
+/// every tensor is nonzero (a gradient zero on both sides would test nothing) except the one
+/// named zero, which must be all zero. Empty tensors (the Gated SAE's b_enc) are skipped.
+inline void check_same_tensors(const SaeParameters<double>& got, const SaeParameters<double>& want,
+                               double tolerance, const std::string& zero = "") {
+  std::map<std::string, Vector<double>> got_tensors;
+  got.for_each_flat([&](const std::string& name, const Vector<double>& v) { got_tensors[name] = v; });
+  want.for_each_flat([&](const std::string& name, const Vector<double>& v) {
+    if (v.extent(0) == 0) return;
+    auto a = Kokkos::create_mirror_view_and_copy(HostSpace(), got_tensors.at(name));
+    auto b = Kokkos::create_mirror_view_and_copy(HostSpace(), v);
+    double largest = 0, worst = 0;
+    for (std::size_t i = 0; i < b.extent(0); ++i) largest = std::max(largest, std::fabs(b(i)));
+    for (std::size_t i = 0; i < b.extent(0); ++i) worst = std::max(worst, std::fabs(a(i) - b(i)));
+    INFO(name);
+    if (name == zero)
+      CHECK(largest == 0);
+    else
+      CHECK(largest > 0);
+    CHECK(worst <= tolerance * largest);
+  });
 }
 
 /// max |x1 - x2| / max |x1| over every element of two views of the same shape (on any memory

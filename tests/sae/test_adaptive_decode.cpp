@@ -5,6 +5,7 @@
 #include <cmath>
 #include <vector>
 
+#include "sae_test_support.hpp"
 #include "synthsae/core/counter_rng.hpp"
 #include "synthsae/core/error.hpp"
 #include "synthsae/sae/kernels/adaptive_decode.hpp"
@@ -12,16 +13,6 @@
 using namespace synthsae;
 
 namespace {
-
-Matrix<float> random_matrix(int rows, int cols, std::uint64_t seed) {
-  Matrix<float> m("m", rows, cols);
-  auto h = Kokkos::create_mirror_view(m);
-  RandomStream s(seed, 0);
-  for (int i = 0; i < rows; ++i)
-    for (int k = 0; k < cols; ++k) h(i, k) = s.normal<float>();
-  Kokkos::deep_copy(m, h);
-  return m;
-}
 
 /// rows x cols with `per_row` nonzero entries in row i (fewer where the row is short), at latents
 /// (i * 7 + q * 13) mod cols: distinct for per_row <= cols when cols is not a multiple of 13.
@@ -74,7 +65,7 @@ TEST_CASE("Adaptive decode: the sparse form and the GEMM both give (z / divisor)
   // keeps it within 9 * 3 * 2^-23 * a few of the float64 oracle; 1e-4 leaves room for the GEMM's
   // blocked order and still fails any misplaced or dropped entry (each is ~0.5 or larger).
   const int rows = 37, s = 150, d = 70;
-  const auto w = random_matrix(s, d, 3);
+  const auto w = test::random_input<float>(s, d, 3);
   const auto z = sparse_codes(rows, s, 9, 4);
   Vector<float> divisor("divisor", s), bias("bias", d);
   {
@@ -105,7 +96,7 @@ TEST_CASE("Adaptive decode: the sparse form and the GEMM both give (z / divisor)
 
 TEST_CASE("Adaptive decode: the batch's density picks the form", "[sae][decode]") {
   // 30 rows, every fifth empty: 24 x 9 = 216 of 30 x 150 = 4,500 entries, 4.8 %.
-  const auto w = random_matrix(150, 8, 5);
+  const auto w = test::random_input<float>(150, 8, 5);
   const auto z = sparse_codes(30, 150, 9, 6);
   Matrix<float> out("out", 30, 8);
   AdaptiveDecode<float> decoder;

@@ -30,28 +30,6 @@ DeadMask dead_every(int stride, std::size_t& count) {
   return dead;
 }
 
-// Every tensor of `got` within 1e-12 of `want`'s largest entry (the same products summed in
-// other orders; see above), and that largest entry nonzero, except in the tensor named `zero`,
-// which must be all zero in `want`.
-void check_same_tensors(const SaeParameters<double>& got, const SaeParameters<double>& want,
-                        const std::string& zero = "") {
-  std::map<std::string, Vector<double>> got_tensors;
-  got.for_each_flat([&](const std::string& name, const Vector<double>& v) { got_tensors[name] = v; });
-  want.for_each_flat([&](const std::string& name, const Vector<double>& v) {
-    auto a = Kokkos::create_mirror_view_and_copy(HostSpace(), got_tensors.at(name));
-    auto b = Kokkos::create_mirror_view_and_copy(HostSpace(), v);
-    double largest = 0, worst = 0;
-    for (std::size_t i = 0; i < b.extent(0); ++i) largest = std::max(largest, std::fabs(b(i)));
-    for (std::size_t i = 0; i < b.extent(0); ++i) worst = std::max(worst, std::fabs(a(i) - b(i)));
-    INFO(name);
-    if (name == zero)
-      CHECK(largest == 0);
-    else
-      CHECK(largest > 0);
-    CHECK(worst <= 1e-12 * largest);
-  });
-}
-
 // Both paths sum the same products in different orders: in float64 they agree to ~1e-15
 // relative; 1e-12 (relative to the tensor's largest entry) would still catch any missing term.
 template <class S>
@@ -72,7 +50,7 @@ void check_same_step(S& sae, std::uint64_t seed, int dead_stride) {
   CHECK(ls.inner_mse == Approx(ld.inner_mse).epsilon(1e-12).margin(1e-300));
   CHECK(ls.aux == Approx(ld.aux).epsilon(1e-12).margin(1e-300));
   if (with_dead) CHECK(ls.aux > 0);
-  check_same_tensors(sparse, dense);
+  test::check_same_tensors(sparse, dense, 1e-12);
 }
 
 }  // namespace
@@ -281,7 +259,7 @@ TEST_CASE("AuxK's GEMM form (every dead latent selected) equals its sparse kerne
   }
   CHECK(largest > 0);
   CHECK(worst <= 1e-12 * largest);
-  check_same_tensors(grads.at(true), grads.at(false), "b_dec");  // AuxK's term has no b_dec
+  test::check_same_tensors(grads.at(true), grads.at(false), 1e-12, "b_dec");  // AuxK's term has no b_dec
 }
 
 TEST_CASE("AuxK at d_in = 4,096: k_aux = 2,048 is above the heap's limit and still selects exactly",

@@ -6,22 +6,13 @@
 #include <filesystem>
 #include <utility>
 
+#include "sae/sae_test_support.hpp"
 #include "synthsae/core/counter_rng.hpp"
 #include "synthsae/saelens/sae_directory.hpp"
 
 using namespace synthsae;
 
 namespace {
-
-Matrix<float> random_x(int rows, int d, std::uint64_t seed) {
-  Matrix<float> x("x", rows, d);
-  auto h = Kokkos::create_mirror_view(x);
-  RandomStream s(seed, 1);
-  for (int i = 0; i < rows; ++i)
-    for (int k = 0; k < d; ++k) h(i, k) = s.normal<float>();
-  Kokkos::deep_copy(x, h);
-  return x;
-}
 
 template <class V>
 auto host(const V& v) {
@@ -57,7 +48,7 @@ TEST_CASE("a Standard SAE saves, loads and encodes identically", "[sae][files]")
   saelens::save_sae(export_inference(sae), dir);
   auto loaded = saelens::load_sae(dir);
   CHECK(loaded.architecture() == "standard");
-  const auto x = random_x(16, 12, 1);
+  const auto x = test::random_input<float>(16, 12, 1, 1);
   Matrix<float> z1("z1", 16, 20), z2("z2", 16, 20);
   sae.encode(x, z1);
   loaded.encode(x, z2);
@@ -83,7 +74,7 @@ TEST_CASE("BatchTopK exports as JumpReLU with folded norms and theta", "[sae][fi
     Kokkos::deep_copy(sae.parameters().w_dec, w);
   }
   sae.activation_state().threshold = 0.05;
-  const auto x = random_x(64, 12, 2);
+  const auto x = test::random_input<float>(64, 12, 2, 1);
   SaeParameters<float> g = sae.parameters().zeros_like();
   sae.forward_backward(x, g);  // fills the training key h * |W_dec_j|
   sae.activation_state().threshold = 0.05;
@@ -127,7 +118,7 @@ TEST_CASE("TopK exports with folded norms and selects the same latents", "[sae][
       for (int k = 0; k < 10; ++k) w(j, k) *= 0.4f + 0.15f * (j % 5);
     Kokkos::deep_copy(sae.parameters().w_dec, w);
   }
-  const auto x = random_x(32, 10, 3);
+  const auto x = test::random_input<float>(32, 10, 3, 1);
   Matrix<float> z1("z1", 32, 16), z2("z2", 32, 16);
   sae.encode(x, z1);
   auto inf = export_inference(sae);
@@ -150,7 +141,7 @@ TEST_CASE("AbsTopK exports as abstopk with folded norms, keeps negative latents,
       for (int k = 0; k < 10; ++k) w(j, k) *= 0.4f + 0.15f * (j % 5);
     Kokkos::deep_copy(sae.parameters().w_dec, w);
   }
-  const auto x = random_x(32, 10, 4);
+  const auto x = test::random_input<float>(32, 10, 4, 1);
   Matrix<float> z1("z1", 32, 16), z2("z2", 32, 16), z3("z3", 32, 16);
   sae.encode(x, z1);
   auto inf = export_inference(sae);
@@ -235,10 +226,69 @@ TEST_CASE("a Matching Pursuit SAE saves tied weights and encodes identically aft
   CHECK(cfg["max_iterations"] == 4);
   CHECK_FALSE(io::read_safetensors(dir / "sae_weights.safetensors").contains("W_enc"));
   auto loaded = saelens::load_sae(dir);
-  const auto [differ, active] = compare_encodings(mp, loaded, random_x(20, 10, 8), 24);
+  const auto [differ, active] = compare_encodings(mp, loaded, test::random_input<float>(20, 10, 8, 1), 24);
   CHECK(differ == 0);
   CHECK(active > 20);
   CHECK(active <= 20 * 4);  // at most max_iterations distinct latents per sample
+}
+
+TEST_CASE("InferenceSae decode, hand-worked: a tied form adds b_dec only with apply_b_dec_to_input; layer_norm undone",
+          "[sae][files][decode]") {
+  // W_dec rows e0, 2 e1, e2, (1,1,1); b_dec (10, 20, 30); z rows (0.5,0,0,0), 0, (0,1,0,2):
+  // z W_dec = (0.5,0,0), (0,0,0), (2,4,2).
+  MatchingPursuitSae<> mp(3, 4, MatchingPursuit{2, 0.0, false}, 7);
+  InferenceSae sae = export_inference(mp);
+  REQUIRE(sae.is<inference::MatchingPursuitForm>());
+  {
+    auto w = Kokkos::create_mirror_view(sae.params.w_dec);
+    const float rows[4][3] = {{1, 0, 0}, {0, 2, 0}, {0, 0, 1}, {1, 1, 1}};
+    for (int j = 0; j < 4; ++j)
+      for (int k = 0; k < 3; ++k) w(j, k) = rows[j][k];
+    Kokkos::deep_copy(sae.params.w_dec, w);
+    auto b = Kokkos::create_mirror_view(sae.params.b_dec);
+    b(0) = 10, b(1) = 20, b(2) = 30;
+    Kokkos::deep_copy(sae.params.b_dec, b);
+  }
+  Matrix<float> z("z", 3, 4), x_hat("x_hat", 3, 3);
+  {
+    auto h = Kokkos::create_mirror_view(z);
+    h(0, 0) = 0.5f, h(2, 1) = 1, h(2, 3) = 2;
+    Kokkos::deep_copy(z, h);
+  }
+  const float product[3][3] = {{0.5f, 0, 0}, {0, 0, 0}, {2, 4, 2}};
+  const float bias[3] = {10, 20, 30};
+  // layer_norm's statistics of x rows (1,2,3), (2,4,6), (0,0,3): mean 2, 4, 1; unbiased sd 1, 2, sqrt(3).
+  const float mean[3] = {2, 4, 1}, sd[3] = {1, 2, std::sqrt(3.0f)};
+  Matrix<float> x("x", 3, 3), unused("z_encoded", 3, 4);
+  {
+    auto h = Kokkos::create_mirror_view(x);
+    const float rows[3][3] = {{1, 2, 3}, {2, 4, 6}, {0, 0, 3}};
+    for (int i = 0; i < 3; ++i)
+      for (int k = 0; k < 3; ++k) h(i, k) = rows[i][k];
+    Kokkos::deep_copy(x, h);
+  }
+  for (const bool layer_norm : {false, true}) {
+    sae.normalization.mode = layer_norm ? inference::ActivationNormalization::layer_norm
+                                        : inference::ActivationNormalization::none;
+    if (layer_norm) sae.encode(x, unused);  // the statistics the decode undoes
+    for (const bool with_bias : {false, true}) {
+      sae.apply_b_dec_to_input = with_bias;
+      for (const double density : {0.0, 1.0}) {  // the GEMM, then the sparse form
+        sae.decoder().set_max_density(density);
+        sae.decode(z, x_hat);
+        CHECK(sae.decoder().last_was_sparse() == (density > 0));
+        const auto h = Kokkos::create_mirror_view_and_copy(HostSpace(), x_hat);
+        for (int i = 0; i < 3; ++i)
+          for (int k = 0; k < 3; ++k) {
+            INFO("layer_norm " << layer_norm << ", apply_b_dec_to_input " << with_bias << ", density " << density
+                               << ", x_hat(" << i << ", " << k << ")");
+            float want = product[i][k] + (with_bias ? bias[k] : 0.0f);
+            if (layer_norm) want = want * sd[i] + mean[i];
+            CHECK(h(i, k) == Approx(want).epsilon(1e-6));
+          }
+      }
+    }
+  }
 }
 
 TEST_CASE("a Gated SAE saves b_gate, r_mag, b_mag (no b_enc) and encodes identically after loading", "[sae][files]") {
@@ -254,7 +304,7 @@ TEST_CASE("a Gated SAE saves b_gate, r_mag, b_mag (no b_enc) and encodes identic
   CHECK(weights.tensors.count("b_enc") == 0);
   auto loaded = saelens::load_sae(dir);
   CHECK(loaded.architecture() == "gated");
-  const auto [differ, active] = compare_encodings(sae, loaded, random_x(16, 12, 2), 20);
+  const auto [differ, active] = compare_encodings(sae, loaded, test::random_input<float>(16, 12, 2, 1), 20);
   CHECK(differ == 0);
   CHECK(active > 0);
   CHECK(active < 16 * 20);  // the gate closes some latents: the comparison covers both cases

@@ -67,6 +67,7 @@ struct LatentClassification {
   std::uint64_t samples = 0;
   std::vector<std::uint64_t> truth_bits;     ///< host: update_by_rows's bitmap of the batch's true features
   std::vector<std::int64_t> feature_rows;    ///< host: the batch's rows per feature (update_by_rows)
+  int best_feature_bound = 0;                ///< 1 + the largest feature id in best_feature (begin)
 
   void begin(const EvalContext& ctx) {
     tp = decltype(tp)("tp", ctx.num_latents);
@@ -74,6 +75,12 @@ struct LatentClassification {
     fn = decltype(fn)("fn", ctx.num_latents);
     best_feature = ctx.best_feature;
     samples = 0;
+    const auto best = best_feature;
+    int largest = 0;  // once per evaluation, not per batch
+    Kokkos::parallel_reduce(
+        "synthsae::largest_best_feature", Kokkos::RangePolicy<ExecSpace>(0, best.extent(0)),
+        KOKKOS_LAMBDA(int j, int& acc) { acc = best(j) + 1 > acc ? best(j) + 1 : acc; }, Kokkos::Max<int>(largest));
+    best_feature_bound = largest;
   }
 
   template <class Space = ExecSpace>  // a template, so that a GPU build never compiles the host form
@@ -132,8 +139,7 @@ struct LatentClassification {
     const auto z = b.z;
     const auto best = best_feature;
     const int batch = static_cast<int>(z.extent(0)), latents = static_cast<int>(z.extent(1));
-    int features = 0;  // bits for every id in the batch and every latent's feature
-    for (int j = 0; j < latents; ++j) features = std::max(features, best(j) + 1);
+    int features = best_feature_bound;  // bits for every id in the batch and every latent's feature
     for (int i = 0; i < batch; ++i)
       for (int q = 0; q < counts(i); ++q) features = std::max(features, ids(i, q) + 1);
     const int words = (features + 63) / 64 + 1;  // the last word stays 0: where a latent without a feature looks
