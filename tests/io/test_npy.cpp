@@ -44,7 +44,7 @@ std::vector<std::byte> bytes_of(const std::string& s) {
   return out;
 }
 
-std::string parse_error(const std::vector<std::byte>& bytes) {
+std::string npy_parse_error(const std::vector<std::byte>& bytes) {
   try {
     parse_npy_header(bytes, "acts.npy");
   } catch (const FormatError& e) {
@@ -54,7 +54,7 @@ std::string parse_error(const std::vector<std::byte>& bytes) {
 }
 
 std::string header_error(const std::string& dict, std::size_t data_bytes = 48) {
-  return parse_error(npy_file(dict, data_bytes));
+  return npy_parse_error(npy_file(dict, data_bytes));
 }
 
 std::vector<float> all_f32(const NpyArray& a) {
@@ -241,23 +241,23 @@ TEST_CASE("header dicts in any order, spacing and trailing commas", "[io][npy]")
 
 TEST_CASE("hostile headers are FormatErrors naming the field, never out-of-bounds reads", "[io][npy]") {
   SECTION("magic, version and preamble") {
-    CHECK_THAT(parse_error({}), Catch::Contains("acts.npy") && Catch::Contains("truncated"));
-    CHECK_THAT(parse_error(bytes_of("\x93NUM")), Catch::Contains("truncated"));
-    CHECK_THAT(parse_error(bytes_of("PK\x03\x04 zip file")), Catch::Contains("not a .npy file"));
-    CHECK_THAT(parse_error(bytes_of("\x93NUMPX\x01\x00")), Catch::Contains("not a .npy file"));
-    CHECK_THAT(parse_error(bytes_of(std::string("\x93NUMPY\x04\x00", 8) + "xx")), Catch::Contains("version 4.0"));
-    CHECK_THAT(parse_error(bytes_of(std::string("\x93NUMPY\x01\x01", 8) + "xx")), Catch::Contains("version 1.1"));
-    CHECK_THAT(parse_error(bytes_of(std::string("\x93NUMPY\x01\x00\x05", 9))), Catch::Contains("preamble"));
-    CHECK_THAT(parse_error(bytes_of(std::string("\x93NUMPY\x02\x00\x05\x00\x00", 11))), Catch::Contains("preamble"));
+    CHECK_THAT(npy_parse_error({}), Catch::Contains("acts.npy") && Catch::Contains("truncated"));
+    CHECK_THAT(npy_parse_error(bytes_of("\x93NUM")), Catch::Contains("truncated"));
+    CHECK_THAT(npy_parse_error(bytes_of("PK\x03\x04 zip file")), Catch::Contains("not a .npy file"));
+    CHECK_THAT(npy_parse_error(bytes_of("\x93NUMPX\x01\x00")), Catch::Contains("not a .npy file"));
+    CHECK_THAT(npy_parse_error(bytes_of(std::string("\x93NUMPY\x04\x00", 8) + "xx")), Catch::Contains("version 4.0"));
+    CHECK_THAT(npy_parse_error(bytes_of(std::string("\x93NUMPY\x01\x01", 8) + "xx")), Catch::Contains("version 1.1"));
+    CHECK_THAT(npy_parse_error(bytes_of(std::string("\x93NUMPY\x01\x00\x05", 9))), Catch::Contains("preamble"));
+    CHECK_THAT(npy_parse_error(bytes_of(std::string("\x93NUMPY\x02\x00\x05\x00\x00", 11))), Catch::Contains("preamble"));
   }
   SECTION("header length past the end of the file") {
     auto bytes = npy_file(kOk, 48);
     bytes[8] = std::byte{0xFF};
     bytes[9] = std::byte{0xFF};
-    CHECK_THAT(parse_error(bytes), Catch::Contains("header length 65535 runs past the end"));
+    CHECK_THAT(npy_parse_error(bytes), Catch::Contains("header length 65535 runs past the end"));
     auto v2 = npy_file(kOk, 48, 2);
     for (int i = 8; i < 12; ++i) v2[static_cast<std::size_t>(i)] = std::byte{0xFF};
-    CHECK_THAT(parse_error(v2), Catch::Contains("header length 4294967295 runs past the end"));
+    CHECK_THAT(npy_parse_error(v2), Catch::Contains("header length 4294967295 runs past the end"));
   }
   SECTION("every truncation of a valid file is rejected") {
     const auto bytes = file_bytes(fixture("f4_3x4.npy"));

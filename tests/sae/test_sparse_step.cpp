@@ -15,17 +15,17 @@ using namespace synthsae;
 
 namespace {
 
-constexpr int kBatch = 24, kIn = 12, kLatents = 40;
+constexpr int kStepBatch = 24, kStepIn = 12, kStepLatents = 40;
 
-Matrix<double> random_input(std::uint64_t seed) { return test::random_input(kBatch, kIn, seed); }
+Matrix<double> step_input(std::uint64_t seed) { return test::random_input(kStepBatch, kStepIn, seed); }
 
-// Latents 1, 1 + stride, 1 + 2 stride, ... dead: stride 3 kills 13 of 40, more than k_aux = kIn / 2
+// Latents 1, 1 + stride, 1 + 2 stride, ... dead: stride 3 kills 13 of 40, more than k_aux = kStepIn / 2
 // = 6 (AuxK selects per row); stride 9 kills 5 (AuxK takes them all: its GEMM form).
 DeadMask dead_every(int stride, std::size_t& count) {
-  Kokkos::View<std::uint8_t*, MemSpace> dead("dead", kLatents);
+  Kokkos::View<std::uint8_t*, MemSpace> dead("dead", kStepLatents);
   auto h = Kokkos::create_mirror_view(dead);
   count = 0;
-  for (int j = 0; j < kLatents; ++j) h(j) = j % stride == 1, count += h(j);
+  for (int j = 0; j < kStepLatents; ++j) h(j) = j % stride == 1, count += h(j);
   Kokkos::deep_copy(dead, h);
   return dead;
 }
@@ -36,7 +36,7 @@ template <class S>
 void check_same_step(S& sae, std::uint64_t seed, int dead_stride) {
   REQUIRE(S::has_sparse_step);
   const bool with_dead = dead_stride > 0;
-  const auto x = random_input(seed);
+  const auto x = step_input(seed);
   std::size_t num_dead = 0;
   const DeadMask dead = with_dead ? dead_every(dead_stride, num_dead) : DeadMask();
   SaeParameters<double> sparse = sae.parameters().zeros_like(), dense = sae.parameters().zeros_like();
@@ -56,21 +56,21 @@ void check_same_step(S& sae, std::uint64_t seed, int dead_stride) {
 }  // namespace
 
 TEST_CASE("Sparse step = dense step: TopK, AbsTopK and BatchTopK, with and without dead latents", "[sae][sparse]") {
-  TopKSae<double> topk(kIn, kLatents, TopK{4, true}, {}, AuxK{0.7}, {}, 0.5, 11);
+  TopKSae<double> topk(kStepIn, kStepLatents, TopK{4, true}, {}, AuxK{0.7}, {}, 0.5, 11);
   check_same_step(topk, 1, 0);
   check_same_step(topk, 2, 3);
   check_same_step(topk, 2, 9);
-  AbsTopKSae<double> abs_topk(kIn, kLatents, AbsTopK{4, true}, {}, AuxK{0.7}, {}, 0.5, 13);
+  AbsTopKSae<double> abs_topk(kStepIn, kStepLatents, AbsTopK{4, true}, {}, AuxK{0.7}, {}, 0.5, 13);
   check_same_step(abs_topk, 5, 0);
   check_same_step(abs_topk, 6, 3);
-  BatchTopKSae<double> btk(kIn, kLatents, BatchTopK{3.5, true, 0.01}, {}, AuxK{1.0}, {}, 0.5, 12);
+  BatchTopKSae<double> btk(kStepIn, kStepLatents, BatchTopK{3.5, true, 0.01}, {}, AuxK{1.0}, {}, 0.5, 12);
   check_same_step(btk, 3, 0);
   check_same_step(btk, 4, 3);
   check_same_step(btk, 4, 9);
 }
 
 TEST_CASE("Sparse step = dense step: Matryoshka BatchTopK (prefix reconstructions)", "[sae][sparse]") {
-  MatryoshkaBatchTopKSae<double> mat(kIn, kLatents, BatchTopK{5, true, 0.01}, {}, AuxK{1.0}, Matryoshka{{4, 10, 25}},
+  MatryoshkaBatchTopKSae<double> mat(kStepIn, kStepLatents, BatchTopK{5, true, 0.01}, {}, AuxK{1.0}, Matryoshka{{4, 10, 25}},
                                      0.5, 13);
   check_same_step(mat, 5, 0);
   check_same_step(mat, 6, 3);
@@ -87,21 +87,21 @@ TEST_CASE("Compositions with a penalty or a dense activation keep the dense step
 TEST_CASE("Sparse kernels: row-ordered (device) and column-ordered (host) versions agree", "[sae][sparse]") {
   // Both sum the same products per output element in different orders; float64 agreement to
   // 1e-12 of the largest entry. Widths below d_sae exercise the Matryoshka prefixes.
-  const auto xc = random_input(21);
-  const auto g = random_input(22);
+  const auto xc = step_input(21);
+  const auto g = step_input(22);
   ActiveSet<double> a;
   a.gather(
-      kBatch, kLatents, KOKKOS_LAMBDA(int i, int j, double& v) {
+      kStepBatch, kStepLatents, KOKKOS_LAMBDA(int i, int j, double& v) {
         v = 0.1 * (i + 1) - 0.03 * j;
         return (i * 7 + j * 3) % 5 == 0;
       });
-  REQUIRE(a.entries > std::size_t(kBatch));
+  REQUIRE(a.entries > std::size_t(kStepBatch));
   const auto grad = a.grad;
   Kokkos::parallel_for(
       Kokkos::RangePolicy<ExecSpace>(0, a.entries), KOKKOS_LAMBDA(int e) { grad(e) = 0.5 - 0.01 * e; });
   auto compare = [](const auto& x, const auto& y) { CHECK(test::relative_worst_gap(x, y) <= 1e-12); };
-  Matrix<double> xc_t("xc_t", kIn, kBatch), enc_rows("enc_rows", kIn, kLatents), enc_cols("enc_cols", kIn, kLatents);
-  Vector<double> b_rows("b_rows", kLatents), b_cols("b_cols", kLatents);
+  Matrix<double> xc_t("xc_t", kStepIn, kStepBatch), enc_rows("enc_rows", kStepIn, kStepLatents), enc_cols("enc_cols", kStepIn, kStepLatents);
+  Vector<double> b_rows("b_rows", kStepLatents), b_cols("b_cols", kStepLatents);
   kernels::transpose(xc, xc_t);
   kernels::sparse_encoder_grad_by_rows(a, xc_t, enc_rows, b_rows, false);
   // One entry by hand: W_enc(k, j) = sum over active (i, j) of xc(i, k) grad.
@@ -111,14 +111,14 @@ TEST_CASE("Sparse kernels: row-ordered (device) and column-ordered (host) versio
   auto cols = Kokkos::create_mirror_view_and_copy(HostSpace(), a.col);
   auto grads = Kokkos::create_mirror_view_and_copy(HostSpace(), a.grad);
   double expected = 0;
-  for (int i = 0; i < kBatch; ++i)
+  for (int i = 0; i < kStepBatch; ++i)
     for (int e = starts(i); e < starts(i + 1); ++e)
       if (cols(e) == 5) expected += hx(i, 2) * grads(e);
   CHECK(he(2, 5) == Approx(expected).epsilon(1e-12));
   // The column-ordered versions exist on host backends only (their index is built there).
   if constexpr (host_accessible_v<MemSpace>) {
-    for (int width : {kLatents, 17}) {
-      Matrix<double> by_rows("by_rows", kLatents, kIn), by_cols("by_cols", kLatents, kIn);
+    for (int width : {kStepLatents, 17}) {
+      Matrix<double> by_rows("by_rows", kStepLatents, kStepIn), by_cols("by_cols", kStepLatents, kStepIn);
       Kokkos::deep_copy(by_rows, 1.0), Kokkos::deep_copy(by_cols, 1.0);
       kernels::sparse_decoder_grad_by_rows(a, g, by_rows, true, width);
       kernels::sparse_decoder_grad_by_columns(a, g, by_cols, true, width);
@@ -137,23 +137,23 @@ TEST_CASE("Sparse kernels: row-ordered (device) and column-ordered (host) versio
   };
   if constexpr (host_accessible_v<MemSpace>) {
     a.columns_indexed = false;
-    a.index_columns(kLatents);
-    const auto starts_host = as_vector(a.col_start, kLatents + 1), order_host = as_vector(a.by_column, a.entries),
+    a.index_columns(kStepLatents);
+    const auto starts_host = as_vector(a.col_start, kStepLatents + 1), order_host = as_vector(a.by_column, a.entries),
                rows_host = as_vector(a.entry_row, a.entries);
-    a.index_columns_on_device(kLatents);
-    CHECK(as_vector(a.col_start, kLatents + 1) == starts_host);
+    a.index_columns_on_device(kStepLatents);
+    CHECK(as_vector(a.col_start, kStepLatents + 1) == starts_host);
     CHECK(as_vector(a.by_column, a.entries) == order_host);
     CHECK(as_vector(a.entry_row, a.entries) == rows_host);
   }
-  for (int width : {kLatents, 17}) {
-    Matrix<double> by_rows("by_rows", kLatents, kIn), by_teams("by_teams", kLatents, kIn);
+  for (int width : {kStepLatents, 17}) {
+    Matrix<double> by_rows("by_rows", kStepLatents, kStepIn), by_teams("by_teams", kStepLatents, kStepIn);
     Kokkos::deep_copy(by_rows, 1.0), Kokkos::deep_copy(by_teams, 1.0);
     kernels::sparse_decoder_grad_by_rows(a, g, by_rows, true, width);
     kernels::sparse_decoder_grad_by_teams(a, g, by_teams, true, width);
     compare(by_rows, by_teams);
   }
-  Matrix<double> enc_teams("enc_teams", kIn, kLatents);
-  Vector<double> b_teams("b_teams", kLatents);
+  Matrix<double> enc_teams("enc_teams", kStepIn, kStepLatents);
+  Vector<double> b_teams("b_teams", kStepLatents);
   kernels::sparse_encoder_grad_by_teams(a, xc, enc_teams, b_teams, false);
   compare(enc_rows, enc_teams);
   compare(b_rows, b_teams);
@@ -162,16 +162,16 @@ TEST_CASE("Sparse kernels: row-ordered (device) and column-ordered (host) versio
 TEST_CASE("Matryoshka per-level aux loss: sparse = dense, and the value by hand", "[sae][sparse]") {
   using MatAuxSae = Sae<BatchTopK, NoPenalty, MatryoshkaAuxK, Matryoshka, double>;
   const std::vector<int> widths = {4, 10, 25};
-  MatAuxSae sae(kIn, kLatents, BatchTopK{5, true, 0.01}, {}, MatryoshkaAuxK{0.9, widths}, Matryoshka{widths}, 0.5, 14);
+  MatAuxSae sae(kStepIn, kStepLatents, BatchTopK{5, true, 0.01}, {}, MatryoshkaAuxK{0.9, widths}, Matryoshka{widths}, 0.5, 14);
   check_same_step(sae, 7, 3);
   sae.aux_state().term.dense_when_all = false;  // each level through the sparse kernels too
   check_same_step(sae, 7, 3);
   sae.aux_state().term.dense_when_all = true;
-  CHECK_THROWS_WITH((MatAuxSae(kIn, kLatents, BatchTopK{5}, {}, MatryoshkaAuxK{1.0, {4, 10}}, Matryoshka{widths})),
+  CHECK_THROWS_WITH((MatAuxSae(kStepIn, kStepLatents, BatchTopK{5}, {}, MatryoshkaAuxK{1.0, {4, 10}}, Matryoshka{widths})),
                     Catch::Contains("matryoshka_widths"));
 
   // By hand on the host: levels [0,4) [4,10) [10,25) [25,40); dead = every third latent from 1.
-  const auto x = random_input(8);
+  const auto x = step_input(8);
   std::size_t num_dead = 0;
   const DeadMask dead = dead_every(3, num_dead);  // 1 to 5 per level: each level's GEMM form by default
   SaeParameters<double> g = sae.parameters().zeros_like();
@@ -187,23 +187,23 @@ TEST_CASE("Matryoshka per-level aux loss: sparse = dense, and the value by hand"
   const auto bd = host.b_dec;
   auto z = Kokkos::create_mirror_view_and_copy(HostSpace(), sae.last_activations());
   auto pre = [&](int i, int j) { return host.pre(i, j); };
-  std::vector<double> norm(kLatents);
-  for (int j = 0; j < kLatents; ++j) norm[j] = host.norm(j);
-  const int half = kIn / 2;
+  std::vector<double> norm(kStepLatents);
+  for (int j = 0; j < kStepLatents; ++j) norm[j] = host.norm(j);
+  const int half = kStepIn / 2;
   double expected = 0;
   int lo = 0;
-  for (int hi : {4, 10, 25, kLatents}) {
+  for (int hi : {4, 10, 25, kStepLatents}) {
     std::vector<int> level_dead;
     for (int j = lo; j < hi; ++j)
       if (j % 3 == 1) level_dead.push_back(j);
     const int k_level = std::min<int>(half, level_dead.size());
     const double scale = std::min(double(level_dead.size()) / half, 1.0);
     double level = 0;
-    for (int i = 0; i < kBatch; ++i) {
+    for (int i = 0; i < kStepBatch; ++i) {
       std::vector<int> cand = level_dead;
       std::stable_sort(cand.begin(), cand.end(),
                        [&](int a, int b) { return pre(i, a) * norm[a] > pre(i, b) * norm[b]; });
-      for (int k = 0; k < kIn; ++k) {
+      for (int k = 0; k < kStepIn; ++k) {
         double prefix = bd(k), e = 0;
         for (int j = 0; j < hi; ++j)
           if (z(i, j) != 0) prefix += pre(i, j) * wd(j, k);
@@ -212,7 +212,7 @@ TEST_CASE("Matryoshka per-level aux loss: sparse = dense, and the value by hand"
         level += diff * diff;
       }
     }
-    expected += scale * level / kBatch;
+    expected += scale * level / kStepBatch;
     lo = hi;
   }
   CHECK(aux == Approx(0.9 * expected).epsilon(1e-10));
@@ -222,8 +222,8 @@ TEST_CASE("AuxK's GEMM form (every dead latent selected) equals its sparse kerne
   // One AuxK term on a float64 TopK SAE's step buffers, run twice on the same inputs: through the
   // four GEMMs over the dead columns and through the sparse kernels over the same active set.
   // Both sum the same products in other orders: 1e-12 of each tensor's largest entry.
-  TopKSae<double> sae(kIn, kLatents, TopK{4, true}, {}, AuxK{1.0}, {}, 0.5, 15);
-  const auto x = random_input(9);
+  TopKSae<double> sae(kStepIn, kStepLatents, TopK{4, true}, {}, AuxK{1.0}, {}, 0.5, 15);
+  const auto x = step_input(9);
   std::size_t num_dead = 0;
   const DeadMask dead = dead_every(9, num_dead);
   SaeParameters<double> g0 = sae.parameters().zeros_like();
@@ -239,10 +239,10 @@ TEST_CASE("AuxK's GEMM form (every dead latent selected) equals its sparse kerne
     term.dense_when_all = gemm_form;
     grads.emplace(gemm_form, p.zeros_like());
     auto& g = grads.at(gemm_form);
-    sq[gemm_form] = term.run(b, p, g, dead, kIn / 2, b.x_hat, 0.25);
+    sq[gemm_form] = term.run(b, p, g, dead, kStepIn / 2, b.x_hat, 0.25);
     CHECK(term.all_selected == gemm_form);
     term.encoder_grad(b, g);
-    REQUIRE(term.selected.entries == std::size_t(kBatch) * num_dead);
+    REQUIRE(term.selected.entries == std::size_t(kStepBatch) * num_dead);
     const auto grad = Kokkos::create_mirror_view_and_copy(HostSpace(), term.selected.grad);
     const auto col = Kokkos::create_mirror_view_and_copy(HostSpace(), term.selected.col);
     for (std::size_t e = 0; e < term.selected.entries; ++e) {
@@ -290,25 +290,25 @@ TEST_CASE("Sparse kernels: the GPU's one-team-per-row forms equal the per-row fo
   // Decode sums each element in the same order either way; the squared error and the entries' dot
   // products are team reductions there: float64 agreement to 1e-12 of the largest entry. Widths
   // below d_sae exercise the Matryoshka prefixes, the output map the per-row normalisations.
-  const auto x = random_input(31);
-  const auto g_in = random_input(32);
-  const auto w = test::random_input(kLatents, kIn, 33);
-  Vector<double> bias("bias", kIn);
+  const auto x = step_input(31);
+  const auto g_in = step_input(32);
+  const auto w = test::random_input(kStepLatents, kStepIn, 33);
+  Vector<double> bias("bias", kStepIn);
   Kokkos::deep_copy(bias, 0.25);
   ActiveSet<double> a;
   a.gather(
-      kBatch, kLatents, KOKKOS_LAMBDA(int i, int j, double& v) {
+      kStepBatch, kStepLatents, KOKKOS_LAMBDA(int i, int j, double& v) {
         v = 0.2 * (i % 5) - 0.05 * j + 0.3;
         return (i * 5 + j * 7) % 6 == 0;
       });
-  REQUIRE(a.entries > std::size_t(kBatch));
+  REQUIRE(a.entries > std::size_t(kStepBatch));
   OutputMap<double> map;
-  map.target = test::random_input(kBatch, kIn, 34);
-  map.scale = Vector<double>("scale", kBatch), map.shift = Vector<double>("shift", kBatch);
+  map.target = test::random_input(kStepBatch, kStepIn, 34);
+  map.scale = Vector<double>("scale", kStepBatch), map.shift = Vector<double>("shift", kStepBatch);
   Kokkos::deep_copy(map.scale, 1.5), Kokkos::deep_copy(map.shift, -0.125);
-  for (int width : {kLatents, 17}) {
+  for (int width : {kStepLatents, 17}) {
     INFO("width " << width);
-    Matrix<double> rows_out("rows_out", kBatch, kIn), teams_out("teams_out", kBatch, kIn);
+    Matrix<double> rows_out("rows_out", kStepBatch, kStepIn), teams_out("teams_out", kStepBatch, kStepIn);
     kernels::sparse_decode(a, w, bias, rows_out, width);  // the host's form here
     kernels::sparse_decode_by_teams(a, w, bias, teams_out, width);
     CHECK(test::relative_worst_gap(rows_out, teams_out) <= 1e-12);
@@ -323,8 +323,8 @@ TEST_CASE("Sparse kernels: the GPU's one-team-per-row forms equal the per-row fo
     }
     for (bool mapped : {false, true}) {
       const OutputMap<double> use = mapped ? map : OutputMap<double>{};
-      Matrix<double> xh_rows("xh_rows", kBatch, kIn), g_rows("g_rows", kBatch, kIn);
-      Matrix<double> xh_teams("xh_teams", kBatch, kIn), g_teams("g_teams", kBatch, kIn);
+      Matrix<double> xh_rows("xh_rows", kStepBatch, kStepIn), g_rows("g_rows", kStepBatch, kStepIn);
+      Matrix<double> xh_teams("xh_teams", kStepBatch, kStepIn), g_teams("g_teams", kStepBatch, kStepIn);
       Kokkos::deep_copy(a.grad, 0.5);
       const double mse_rows = kernels::sparse_reconstruct(a, w, bias, x, xh_rows, g_rows, width, true, use);
       Vector<double> grad_rows("grad_rows", a.entries);

@@ -28,7 +28,7 @@ namespace synthsae::cli {
 
 namespace {
 
-constexpr const char* kUsage =
+constexpr const char* kCircuitsUsage =
     "usage: synthsae circuits --out DIR [options]\n"
     "\n"
     "A synthetic circuit x_L = x_prev + x_mlp + W_O x_attn, each component a sparse sum over its own\n"
@@ -134,7 +134,7 @@ int run_circuits(const std::vector<std::string>& argv) {
                      "--rows", "--target", "--capture", "--noise", "--target-sae", "--train-saes", "--out"},
                     {}, {"--component-sae"});
     if (args.help()) {
-      std::fputs(kUsage, stdout);
+      std::fputs(kCircuitsUsage, stdout);
       return 0;
     }
     if (!args.has("--out")) throw UsageError("--out is required");
@@ -346,7 +346,7 @@ int run_circuits(const std::vector<std::string>& argv) {
       return 1;
     }
   } catch (const UsageError& e) {
-    std::fprintf(stderr, "synthsae circuits: %s\n\n%s", e.what(), kUsage);
+    std::fprintf(stderr, "synthsae circuits: %s\n\n%s", e.what(), kCircuitsUsage);
     return 2;
   }
 }

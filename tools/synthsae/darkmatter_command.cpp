@@ -28,7 +28,7 @@ namespace synthsae::cli {
 
 namespace {
 
-constexpr const char* kUsage =
+constexpr const char* kDarkmatterUsage =
     "usage: synthsae darkmatter --model (PRESET | DIR) --sae DIR [--sae DIR ...] --out DIR [options]\n"
     "       synthsae darkmatter --activations FILE [--raw-width N] (--sae DIR | --sae-outputs FILE |\n"
     "                           --sae-errors FILE) [...] --out DIR [options]\n"
@@ -176,7 +176,7 @@ int run_darkmatter(const std::vector<std::string>& argv) {
                      "--inject-rows", "--train-on-errors", "--downstream", "--downstream-rows", "--out"},
                     {"--no-intercept", "--no-oracle", "--inject"}, {"--sae", "--sae-outputs", "--sae-errors", "--oracle"});
     if (args.help()) {
-      std::fputs(kUsage, stdout);
+      std::fputs(kDarkmatterUsage, stdout);
       return 0;
     }
     if (args.has("--model") == args.has("--activations")) throw UsageError("give exactly one of --model and --activations");
@@ -422,7 +422,7 @@ int run_darkmatter(const std::vector<std::string>& argv) {
       return 1;
     }
   } catch (const UsageError& e) {
-    std::fprintf(stderr, "synthsae darkmatter: %s\n\n%s", e.what(), kUsage);
+    std::fprintf(stderr, "synthsae darkmatter: %s\n\n%s", e.what(), kDarkmatterUsage);
     return 2;
   }
 }

@@ -16,7 +16,7 @@
 
 namespace {
 
-constexpr const char* kUsage =
+constexpr const char* kProgramUsage =
     "usage: synthsae <command> [options]\n"
     "\n"
     "commands:\n"
@@ -50,7 +50,7 @@ int main(int argc, char* argv[]) {
   Kokkos::ScopeGuard kokkos(kokkos_argc, kokkos_args);
   std::vector<std::string> args(argv + first, argv + argc);
   if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
-    std::fputs(kUsage, args.empty() ? stderr : stdout);
+    std::fputs(kProgramUsage, args.empty() ? stderr : stdout);
     return args.empty() ? 2 : 0;
   }
   const std::string command = args[0];
@@ -63,6 +63,6 @@ int main(int argc, char* argv[]) {
   if (command == "darkmatter") return synthsae::cli::run_darkmatter(args);
   if (command == "tegum") return synthsae::cli::run_tegum(args);
   if (command == "circuits") return synthsae::cli::run_circuits(args);
-  std::fprintf(stderr, "synthsae: unknown command '%s'\n\n%s", command.c_str(), kUsage);
+  std::fprintf(stderr, "synthsae: unknown command '%s'\n\n%s", command.c_str(), kProgramUsage);
   return 2;
 }

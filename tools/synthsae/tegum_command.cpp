@@ -40,7 +40,7 @@ namespace synthsae::cli {
 
 namespace {
 
-constexpr const char* kUsage =
+constexpr const char* kTegumUsage =
     "usage: synthsae tegum --out DIR [options]\n"
     "\n"
     "Tests the tegum-factor hypothesis on the toy model of superposition: features come in groups\n"
@@ -592,7 +592,7 @@ int run_tegum(const std::vector<std::string>& argv) {
     valued.insert("--out");
     const Args args(argv, valued, {"--independent", "--recovery-sweep"});
     if (args.help()) {
-      std::fputs(kUsage, stdout);
+      std::fputs(kTegumUsage, stdout);
       return 0;
     }
     if (args.has("--recovery-sweep")) {
@@ -620,7 +620,7 @@ int run_tegum(const std::vector<std::string>& argv) {
       if (args.has(f)) throw UsageError(f + " goes with --sae");
     return run_toy(args, out_dir);
   } catch (const UsageError& e) {
-    std::fprintf(stderr, "synthsae tegum: %s\n\n%s", e.what(), kUsage);
+    std::fprintf(stderr, "synthsae tegum: %s\n\n%s", e.what(), kTegumUsage);
     return 2;
   } catch (const std::exception& e) {  // a bad file or a failed run: nothing half-written (staged)
     std::fprintf(stderr, "synthsae tegum: %s\n", e.what());

@@ -27,7 +27,7 @@ inline void relu_gate(const Matrix<float>& z, const Vector<float>& b_enc, const 
     for_each_entry(
         "synthsae::inference_act", z.extent(0), z.extent(1), KOKKOS_LAMBDA(int i, int j) {
           const float h = zz(i, j) + b(j);
-          zz(i, j) = (h > 0.0f) & (h > t(j)) ? h : 0.0f;
+          zz(i, j) = ((h > 0.0f) & (h > t(j))) ? h : 0.0f;
         });
   } else {
     for_each_entry(
