@@ -80,7 +80,7 @@ double hungarian_max(const std::vector<double>& sim, int s, int n) {
   return total;
 }
 
-std::vector<double> random_matrix(int s, int n, std::uint64_t stream, int levels = 0) {
+std::vector<double> assignment_matrix(int s, int n, std::uint64_t stream, int levels = 0) {
   RandomStream r(77, stream);
   std::vector<double> m(static_cast<std::size_t>(s) * n);
   for (auto& x : m) x = levels ? double(r.uniform_below(levels)) : r.uniform<double>();  // levels: many ties
@@ -110,7 +110,7 @@ TEST_CASE("assignment equals brute force on small random and tied matrices", "[m
   for (auto [s, n] : {std::pair{6, 9}, {6, 6}, {1, 7}, {4, 5}, {5, 8}, {3, 3}})
     for (int levels : {0, 2, 3})
       for (std::uint64_t seed = 0; seed < 12; ++seed) {
-        const auto sim = random_matrix(s, n, seed * 100 + s * 10 + n, levels);
+        const auto sim = assignment_matrix(s, n, seed * 100 + s * 10 + n, levels);
         const auto a = solve_assignment_max(sim, s, n);
         INFO("s " << s << " n " << n << " levels " << levels << " seed " << seed);
         check_solution(a, sim, s, n, brute_force_max(sim, s, n));
@@ -123,7 +123,7 @@ TEST_CASE("assignment equals a textbook Hungarian on medium matrices", "[metrics
   for (auto [s, n] : {std::pair{40, 70}, {60, 60}, {25, 200}})
     for (int levels : {0, 4})
       for (std::uint64_t seed = 0; seed < 15; ++seed) {
-        const auto sim = random_matrix(s, n, 5000 + seed * 7 + s + n + levels, levels);
+        const auto sim = assignment_matrix(s, n, 5000 + seed * 7 + s + n + levels, levels);
         INFO("s " << s << " n " << n << " levels " << levels << " seed " << seed);
         check_solution(solve_assignment_max(sim, s, n), sim, s, n, hungarian_max(sim, s, n));
       }
@@ -150,7 +150,7 @@ TEST_CASE("adversarial matrices: equal rows, equal everything, negatives, one do
   }
   {  // a permutation hidden in noise is found exactly
     const int s = 50, n = 80;
-    auto sim = random_matrix(s, n, 9);
+    auto sim = assignment_matrix(s, n, 9);
     for (auto& x : sim) x *= 0.1;
     for (int i = 0; i < s; ++i) sim[i * n + (i * 37) % n] = 1.0;
     const auto a = solve_assignment_max(sim, s, n);

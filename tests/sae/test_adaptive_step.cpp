@@ -16,7 +16,7 @@ using namespace synthsae;
 
 namespace {
 
-constexpr int kBatch = 32, kIn = 12, kLatents = 48;
+constexpr int kAdaptiveBatch = 32, kAdaptiveIn = 12, kAdaptiveLatents = 48;
 
 void fill(const Vector<double>& v, double value) { Kokkos::deep_copy(v, value); }
 
@@ -47,9 +47,9 @@ template <class S>
 double fraction_above(const S& sae, const Matrix<double>& x, double cut) {
   const test::HostSae copies(x, sae.parameters());
   std::size_t n = 0;
-  for (int i = 0; i < kBatch; ++i)
-    for (int j = 0; j < kLatents; ++j) n += copies.pre(i, j) > cut;
-  return double(n) / double(kBatch * kLatents);
+  for (int i = 0; i < kAdaptiveBatch; ++i)
+    for (int j = 0; j < kAdaptiveLatents; ++j) n += copies.pre(i, j) > cut;
+  return double(n) / double(kAdaptiveBatch * kAdaptiveLatents);
 }
 
 }  // namespace
@@ -58,9 +58,9 @@ TEST_CASE("Adaptive step, Standard L1: sparse below the crossover, dense above, 
           "[sae][sparse][adaptive]") {
   STATIC_REQUIRE(StandardSae<double>::has_adaptive_sparse_step);
   STATIC_REQUIRE(!StandardSae<double>::has_sparse_step);
-  StandardSae<double> sae(kIn, kLatents, Relu{}, L1Penalty{0.7}, {}, {}, 0.5, 3);
+  StandardSae<double> sae(kAdaptiveIn, kAdaptiveLatents, Relu{}, L1Penalty{0.7}, {}, {}, 0.5, 3);
   test::scramble(sae, 4);
-  const auto x = test::random_input(kBatch, kIn, 5);
+  const auto x = test::random_input(kAdaptiveBatch, kAdaptiveIn, 5);
   // Pre-activations ~ N(b_enc, ~1.7^2) after scrambling: b_enc = -2.5 leaves ~7% firing.
   fill(sae.parameters().b_enc, -2.5);
   const double density = fraction_above(sae, x, 0.0);
@@ -79,17 +79,17 @@ TEST_CASE("Adaptive step, Standard L1: sparse below the crossover, dense above, 
 }
 
 TEST_CASE("Adaptive step: an lp_norm other than 1 keeps the dense step", "[sae][sparse][adaptive]") {
-  StandardSae<double> sae(kIn, kLatents, Relu{}, L1Penalty{0.7, 2.0}, {}, {}, 0.5, 3);
+  StandardSae<double> sae(kAdaptiveIn, kAdaptiveLatents, Relu{}, L1Penalty{0.7, 2.0}, {}, {}, 0.5, 3);
   test::scramble(sae, 4);
   fill(sae.parameters().b_enc, -2.5);
-  const auto x = test::random_input(kBatch, kIn, 5);
+  const auto x = test::random_input(kAdaptiveBatch, kAdaptiveIn, 5);
   check_adaptive_equals_dense(sae, x, 1.0, false);
 }
 
 TEST_CASE("Adaptive step, JumpReLU + L0 step: threshold window entries, both modes, both parameterisations",
           "[sae][sparse][adaptive]") {
   STATIC_REQUIRE(JumpReluSae<double>::has_adaptive_sparse_step);
-  const auto x = test::random_input(kBatch, kIn, 6);
+  const auto x = test::random_input(kAdaptiveBatch, kAdaptiveIn, 6);
   for (const auto param : {ThresholdParameterisation::direct, ThresholdParameterisation::log}) {
     for (const bool ste : {false, true}) {
       for (const bool quadratic : {false, true}) {
@@ -97,14 +97,14 @@ TEST_CASE("Adaptive step, JumpReLU + L0 step: threshold window entries, both mod
         JumpRelu act{0.01, 0.4, param, ste};
         L0StepPenalty pen{0.3};
         if (quadratic) pen.mode = L0LossMode::quadratic, pen.target_l0 = 2.0;
-        JumpReluSae<double> sae(kIn, kLatents, act, pen, {}, {}, 0.5, 7);
+        JumpReluSae<double> sae(kAdaptiveIn, kAdaptiveLatents, act, pen, {}, {}, 0.5, 7);
         test::scramble(sae, 8);
         // Thresholds 2.0..2.5 on N(0, ~1.7^2) pre-activations: a few percent active and about
         // as many more inside the window (theta - 0.2, theta + 0.2) without firing.
         const auto name = threshold_parameter_name(param);
         auto theta = Kokkos::create_mirror_view_and_copy(HostSpace(), sae.parameters().extra.at(name));
-        for (int j = 0; j < kLatents; ++j) {
-          const double t = 2.0 + 0.5 * j / kLatents;
+        for (int j = 0; j < kAdaptiveLatents; ++j) {
+          const double t = 2.0 + 0.5 * j / kAdaptiveLatents;
           theta(j) = param == ThresholdParameterisation::log ? std::log(t) : t;
         }
         Kokkos::deep_copy(sae.parameters().extra.at(name), theta);
@@ -119,9 +119,9 @@ TEST_CASE("Adaptive step, JumpReLU + L0 step: threshold window entries, both mod
 }
 
 TEST_CASE("Adaptive step, Gated: sparse on the open gates, equal to the dense step", "[sae][sparse][adaptive]") {
-  GatedSae<double> sae(kIn, kLatents, L1Penalty{0.6}, 0.5, 9);
+  GatedSae<double> sae(kAdaptiveIn, kAdaptiveLatents, L1Penalty{0.6}, 0.5, 9);
   test::scramble(sae, 10);
-  const auto x = test::random_input(kBatch, kIn, 11);
+  const auto x = test::random_input(kAdaptiveBatch, kAdaptiveIn, 11);
   fill(sae.parameters().extra.at("b_gate"), -2.5);  // a few percent of the gates open
   fill(sae.parameters().extra.at("b_mag"), 0.3);
   check_adaptive_equals_dense(sae, x, 1.0, true, PenaltyScale{0.9});
@@ -134,33 +134,33 @@ TEST_CASE("Per-latent sums over an active set: column index (host) = bisection (
           "[sae][sparse][adaptive]") {
   ActiveSet<double> a;
   a.gather(
-      kBatch, kLatents, KOKKOS_LAMBDA(int i, int j, double& v) {
+      kAdaptiveBatch, kAdaptiveLatents, KOKKOS_LAMBDA(int i, int j, double& v) {
         v = 0.25 * i - 0.5 * j;
         return (i * 5 + j * 7) % 6 == 0;
       });
-  REQUIRE(a.entries > std::size_t(kBatch));
+  REQUIRE(a.entries > std::size_t(kAdaptiveBatch));
   const auto vals = a.value;
-  Vector<double> by_bisection("by_bisection", kLatents), by_index("by_index", kLatents);
+  Vector<double> by_bisection("by_bisection", kAdaptiveLatents), by_index("by_index", kAdaptiveLatents);
   const auto term = KOKKOS_LAMBDA(int i, int, int e) { return vals(e) * (i + 1); };
-  kernels::sparse_column_sums_by_bisection(a, kLatents, term, KOKKOS_LAMBDA(int j, double s) { by_bisection(j) = s; });
+  kernels::sparse_column_sums_by_bisection(a, kAdaptiveLatents, term, KOKKOS_LAMBDA(int j, double s) { by_bisection(j) = s; });
   auto hb = Kokkos::create_mirror_view_and_copy(HostSpace(), by_bisection);
-  for (int j = 0; j < kLatents; ++j) {  // by hand: the selected (i, j) of the rule above
+  for (int j = 0; j < kAdaptiveLatents; ++j) {  // by hand: the selected (i, j) of the rule above
     double expected = 0;
-    for (int i = 0; i < kBatch; ++i)
+    for (int i = 0; i < kAdaptiveBatch; ++i)
       if ((i * 5 + j * 7) % 6 == 0) expected += (0.25 * i - 0.5 * j) * (i + 1);
     CHECK(hb(j) == Approx(expected).epsilon(1e-14).margin(1e-14));
   }
   if constexpr (host_accessible_v<MemSpace>) {
-    kernels::sparse_column_sums_by_index(a, kLatents, term, KOKKOS_LAMBDA(int j, double s) { by_index(j) = s; });
+    kernels::sparse_column_sums_by_index(a, kAdaptiveLatents, term, KOKKOS_LAMBDA(int j, double s) { by_index(j) = s; });
     auto hi = Kokkos::create_mirror_view_and_copy(HostSpace(), by_index);
-    for (int j = 0; j < kLatents; ++j) CHECK(hi(j) == hb(j));  // the same terms in the same order
+    for (int j = 0; j < kAdaptiveLatents; ++j) CHECK(hi(j) == hb(j));  // the same terms in the same order
   }
   // Over the limit the gather stops after counting and leaves an empty set.
   CHECK_FALSE(a.gather(
-      kBatch, kLatents, KOKKOS_LAMBDA(int, int, double& v) {
+      kAdaptiveBatch, kAdaptiveLatents, KOKKOS_LAMBDA(int, int, double& v) {
         v = 1;
         return true;
       },
-      kBatch * kLatents - 1));
+      kAdaptiveBatch * kAdaptiveLatents - 1));
   CHECK(a.entries == 0);
 }

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
+#include <limits>
 #include <vector>
 
 #include "synthsae/core/counter_rng.hpp"
@@ -112,7 +113,7 @@ std::vector<std::uint8_t> device_row_top_k(const Matrix<float>& key, int k, cons
     std::vector<int> candidates, out(key.extent(1));
     for (int j = 0; j < static_cast<int>(key.extent(1)); ++j)
       if (allowed.empty() || allowed[j]) candidates.push_back(j);
-    std::vector<float> scratch(candidates.size());
+    std::vector<detail::OrderedBits<float>> scratch(candidates.size());
     std::vector<int> kept(candidates.size());
     auto hm = Kokkos::create_mirror_view(mask);
     Kokkos::deep_copy(hm, 0);
@@ -193,7 +194,7 @@ TEST_CASE("top-k among candidates: a pivot set too high by an unrepresentative s
   for (int j = 0; j < n; j += n / 64) h(0, j) = 100.0f, flat[j] = 100.0f;
   std::vector<int> candidates(n), kept(n), out(n);
   for (int j = 0; j < n; ++j) candidates[j] = j;
-  std::vector<float> scratch(n);
+  std::vector<detail::OrderedBits<float>> scratch(n);
   for (int k : {60, 64, 65, 100, 700}) {
     INFO("k = " << k);
     const int m = detail::top_k_among(&h(0, 0), candidates.data(), n, k, scratch.data(), kept.data(), out.data());
@@ -201,5 +202,30 @@ TEST_CASE("top-k among candidates: a pivot set too high by an unrepresentative s
     std::vector<std::uint8_t> got(n, 0);
     for (int q = 0; q < m; ++q) got[out[q]] = 1;
     CHECK(got == brute_row_top_k(flat, 1, n, k, {}));
+  }
+}
+
+TEST_CASE("top-k among a short candidate list (no pivot): ties, signed zeros and infinite keys as brute force",
+          "[sae][select]") {
+  // Fewer than 256 candidates: the whole list goes through the bit-wise search for the k-th key.
+  const int rows = 4, cols = 150;
+  std::vector<float> flat;
+  const auto key = keys(rows, cols, 31, flat, [](int i) { return 1.0f + float(i); });
+  auto h = Kokkos::create_mirror_view_and_copy(HostSpace(), key);
+  for (int i = 0; i < rows; ++i)
+    for (int j = 0; j < cols; ++j) {
+      float v = std::round(flat[i * cols + j]);  // quantised: the k-th value is shared by many columns
+      if (v == 0.0f && (j % 2)) v = -0.0f;
+      if (i == 3 && j % 7 == 0) v = -std::numeric_limits<float>::infinity();
+      if (i == 3 && j % 11 == 0) v = std::numeric_limits<float>::infinity();
+      h(i, j) = v, flat[i * cols + j] = v;
+    }
+  Kokkos::deep_copy(key, h);
+  std::vector<std::uint8_t> none, odd(cols, 0);
+  for (int j = 1; j < cols; j += 2) odd[j] = 1;
+  for (int k : {1, 2, 37, 64, 74, 75, 149, 150}) {
+    INFO("k = " << k);
+    CHECK(device_row_top_k(key, k, none, RowForm::among) == brute_row_top_k(flat, rows, cols, k, none));
+    CHECK(device_row_top_k(key, k, odd, RowForm::among) == brute_row_top_k(flat, rows, cols, k, odd));
   }
 }

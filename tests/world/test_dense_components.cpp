@@ -16,7 +16,7 @@ using namespace synthsae;
 
 namespace {
 
-SyntheticModelConfig small_world(std::vector<DenseComponentSpec> dense) {
+SyntheticModelConfig dense_world(std::vector<DenseComponentSpec> dense) {
   SyntheticModelConfig c;
   c.num_features = 64;
   c.hidden_dim = 32;
@@ -52,7 +52,7 @@ TEST_CASE("dense components take their variance fraction of x", "[world][dense]"
   using K = DenseComponentSpec::Kind;
   for (const auto& s : {spec(K::isotropic, 0.1), spec(K::low_rank, 0.2, 4), spec(K::circles, 0.15, 0, 3)}) {
     INFO(DenseComponentSpec::kind_name(s.kind));
-    SyntheticModel world(small_world({s}));
+    SyntheticModel world(dense_world({s}));
     REQUIRE(world.has_dense());
     world.set_position(1000);
     const auto batch = world.sample(40'000);
@@ -64,7 +64,7 @@ TEST_CASE("dense components take their variance fraction of x", "[world][dense]"
     CHECK(total_variance(batch.dense) == Approx(world.dense_parts().variance(32)).epsilon(0.03));
   }
   SECTION("all three at once") {
-    SyntheticModel world(small_world({spec(K::isotropic, 0.1), spec(K::low_rank, 0.1, 8), spec(K::circles, 0.05, 0, 2)}));
+    SyntheticModel world(dense_world({spec(K::isotropic, 0.1), spec(K::low_rank, 0.1, 8), spec(K::circles, 0.05, 0, 2)}));
     world.set_position(77);
     const auto batch = world.sample(40'000);
     CHECK(total_variance(batch.dense) / total_variance(batch.hidden) == Approx(0.25).epsilon(0.06));
@@ -74,7 +74,7 @@ TEST_CASE("dense components take their variance fraction of x", "[world][dense]"
 TEST_CASE("dense components: geometry, the hidden vector to the bit, reproducible draws", "[world][dense]") {
   using K = DenseComponentSpec::Kind;
   SECTION("low rank lies in its subspace") {
-    SyntheticModel world(small_world({spec(K::low_rank, 0.2, 5)}));
+    SyntheticModel world(dense_world({spec(K::low_rank, 0.2, 5)}));
     const auto b = world.sample(500);
     const auto q = Kokkos::create_mirror_view_and_copy(HostSpace(), world.dense_parts().low_rank_basis);
     const auto h = Kokkos::create_mirror_view_and_copy(HostSpace(), b.dense);
@@ -89,7 +89,7 @@ TEST_CASE("dense components: geometry, the hidden vector to the bit, reproducibl
     }
   }
   SECTION("a circle has a fixed radius in its plane") {
-    SyntheticModel world(small_world({spec(K::circles, 0.1, 0, 1)}));
+    SyntheticModel world(dense_world({spec(K::circles, 0.1, 0, 1)}));
     const float m = world.dense_parts().circle_magnitude;
     const auto b = world.sample(500);
     const auto h = Kokkos::create_mirror_view_and_copy(HostSpace(), b.dense);
@@ -100,7 +100,7 @@ TEST_CASE("dense components: geometry, the hidden vector to the bit, reproducibl
     }
   }
   SECTION("hidden = Σ c_i d_i + bias + dense, and the draws are functions of the sample index") {
-    SyntheticModel world(small_world({spec(K::isotropic, 0.1), spec(K::circles, 0.1, 0, 2)}));
+    SyntheticModel world(dense_world({spec(K::isotropic, 0.1), spec(K::circles, 0.1, 0, 2)}));
     world.set_position(5'000);
     const auto b = world.sample(256);
     Matrix<float> sparse("sparse", 256, 32), again("again", 256, 32), dense_again;
@@ -133,7 +133,7 @@ TEST_CASE("dense components: files and config errors", "[world][dense][saelens]"
   const auto dir = std::filesystem::temp_directory_path() / ("synthsae_dense_" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
   SECTION("a world with dense components saves and reloads to the same batches") {
-    SyntheticModel world(small_world({spec(K::low_rank, 0.1, 3), spec(K::circles, 0.1, 0, 2)}));
+    SyntheticModel world(dense_world({spec(K::low_rank, 0.1, 3), spec(K::circles, 0.1, 0, 2)}));
     saelens::save_synthetic_model(world, dir);
     const auto w = io::read_safetensors(dir / "synthetic_model.safetensors");
     CHECK(w.contains("dense_scales"));
@@ -148,7 +148,7 @@ TEST_CASE("dense components: files and config errors", "[world][dense][saelens]"
     for (std::size_t i = 0; i < 64 * 32; ++i) REQUIRE(a.data()[i] == b.data()[i]);
   }
   SECTION("a world without them writes SAELens's files unchanged") {
-    SyntheticModel world(small_world({}));
+    SyntheticModel world(dense_world({}));
     CHECK_FALSE(world.has_dense());
     CHECK(world.sample(4).dense.extent(0) == 0);
     saelens::save_synthetic_model(world, dir);
@@ -157,7 +157,7 @@ TEST_CASE("dense components: files and config errors", "[world][dense][saelens]"
   }
   SECTION("bad dense components name the field") {
     auto with = [](const char* dense) {
-      auto j = small_world({}).to_json();
+      auto j = dense_world({}).to_json();
       j["dense_components"] = io::Json::parse(dense);
       return SyntheticModelConfig::from_json(j);
     };
@@ -183,7 +183,7 @@ TEST_CASE("dense components: files and config errors", "[world][dense][saelens]"
                       Catch::Contains("twice"));
     CHECK_THROWS_WITH(with(R"({"kind": "isotropic"})"), Catch::Contains("dense_components") && Catch::Contains("list"));
     // A misspelt top-level key is named as such (the whole config's keys are listed).
-    auto j = small_world({}).to_json();
+    auto j = dense_world({}).to_json();
     j["dense_component"] = io::Json::array();
     CHECK_THROWS_WITH(SyntheticModelConfig::from_json(j),
                       Catch::StartsWith("dense_component = []: is not a key of the synthetic model config") &&

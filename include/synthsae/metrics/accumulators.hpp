@@ -67,7 +67,7 @@ struct LatentClassification {
   std::uint64_t samples = 0;
   std::vector<std::uint64_t> truth_bits;     ///< host: update_by_rows's bitmap of the batch's true features
   std::vector<std::int64_t> feature_rows;    ///< host: the batch's rows per feature (update_by_rows)
-  int best_feature_bound = 0;                ///< 1 + the largest feature id in best_feature (begin)
+  int best_feature_bound = 0;                ///< 1 + the largest feature id in best_feature (set by begin)
 
   void begin(const EvalContext& ctx) {
     tp = decltype(tp)("tp", ctx.num_latents);
@@ -80,7 +80,7 @@ struct LatentClassification {
     Kokkos::parallel_reduce(
         "synthsae::largest_best_feature", Kokkos::RangePolicy<ExecSpace>(0, best.extent(0)),
         KOKKOS_LAMBDA(int j, int& acc) { acc = best(j) + 1 > acc ? best(j) + 1 : acc; }, Kokkos::Max<int>(largest));
-    best_feature_bound = largest;
+    best_feature_bound = largest > 0 ? largest : 0;  // Max's identity on an empty view is INT_MIN
   }
 
   template <class Space = ExecSpace>  // a template, so that a GPU build never compiles the host form

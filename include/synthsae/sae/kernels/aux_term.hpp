@@ -70,7 +70,7 @@ struct SparseAuxTerm {
   Matrix<T> e_hat, residual;
   Vector<T> zero_bias;
   std::vector<int> candidates;  ///< host: the allowed columns
-  std::vector<T> chunk_keys;     ///< host: per thread chunk, room for every candidate's key
+  std::vector<OrderedBits<T>> chunk_keys;  ///< host: per thread chunk, room for every candidate's key bits
   std::vector<int> chunk_kept;   ///< host: the same for the kept candidates
   bool dense_when_all = true;    ///< the GEMM form when every allowed latent is selected (tests compare both)
   bool all_selected = false;     ///< the last run used the GEMM form
@@ -207,7 +207,7 @@ struct SparseAuxTerm {
     host_rows("synthsae::aux_select", chunks, std::int64_t{rows} / chunks * (16 * n + 64 * per_row), [&](int c) {
       int r0 = 0, r1 = 0;
       chunk_range(rows, c, chunks, r0, r1);
-      T* scratch = chunk_keys.data() + std::size_t(c) * n;
+      OrderedBits<T>* scratch = chunk_keys.data() + std::size_t(c) * n;
       int* kept = chunk_kept.data() + std::size_t(c) * n;
       for (int i = r0; i < r1; ++i) {
         int* out = cols.data() + std::size_t(i) * per_row;

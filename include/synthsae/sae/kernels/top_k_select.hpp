@@ -203,49 +203,72 @@ void row_top_k_heap(const Matrix<T>& key, int k, const Kokkos::View<std::uint8_t
       });
 }
 
+/// A key's ordered bits (ordered_bits' type: 32 bits for float, 64 for double).
+template <class T>
+using OrderedBits = decltype(ordered_bits(T(0)));
+
+/// The k-th largest of v[0..n) (1 <= k <= n), by a binary search over the bits: the largest t
+/// with at least k values >= t is that value. One branch-free count per bit, which compilers
+/// vectorise, instead of nth_element's data-dependent branches (AuxK's rows hold a hundred or so
+/// keys, where nth_element's mispredictions were most of the selection's time).
+template <class Bits>
+Bits kth_largest_bits(const Bits* v, int n, int k) {
+  Bits t = 0;
+  for (int bit = int(sizeof(Bits)) * 8 - 1; bit >= 0; --bit) {
+    const Bits c = t | (Bits(1) << bit);
+    int count = 0;
+    for (int q = 0; q < n; ++q) count += v[q] >= c ? 1 : 0;
+    if (count >= k) t = c;
+  }
+  return t;
+}
+
 /// The host's per-row top-k among a list of candidate columns (ascending): the k largest of
 /// key_row[candidates[q]], the ties at the k-th key kept from the lowest column on (the heap's
-/// rule), written to `out` in increasing column order; returns min(k, n). `scratch` holds n keys,
-/// `kept` n columns. AuxK picks d_in / 2 of hundreds of dead latents per row early in training,
-/// and a heap over every column with a rows x latents mask cost a third of a training run. Here
-/// the r-th largest of 64 keys sampled at a stride is a pivot that about k + 4 SD + 1 sampled
-/// shares of the keys reach; one pass keeps those (a short list), and the k-th largest of the
-/// list is the answer whenever it holds k keys (otherwise the list is every candidate).
+/// rule; -0 and +0 tie), written to `out` in increasing column order; returns min(k, n).
+/// `scratch` holds n keys' ordered bits, `kept` n columns. AuxK picks d_in / 2 of hundreds of
+/// dead latents per row early in training, and a heap over every column with a rows x latents
+/// mask cost a third of a training run. Here the r-th largest of 64 keys sampled at a stride is a
+/// pivot that about k + 4 SD + 1 sampled shares of the keys reach; one pass keeps those (a short
+/// list), and the k-th largest of the list is the answer whenever it holds k keys (otherwise the
+/// list is every candidate).
 template <class T>
-int top_k_among(const T* key_row, const int* candidates, int n, int k, T* scratch, int* kept, int* out) {
+int top_k_among(const T* key_row, const int* candidates, int n, int k, OrderedBits<T>* scratch, int* kept, int* out) {
+  using Bits = OrderedBits<T>;
   if (k <= 0) return 0;
   if (n <= k) {
     std::copy(candidates, candidates + n, out);
     return n;
   }
   constexpr int kSample = 64;
-  T pivot = -std::numeric_limits<T>::infinity();  // every key reaches it
+  Bits pivot = 0;  // every key reaches it
   if (n >= 4 * kSample) {
     const double expect = double(kSample) * k / n;  // sampled keys at or above the k-th largest
     const int rank = static_cast<int>(std::ceil(expect + 4.0 * std::sqrt(expect))) + 1;
     if (rank < kSample) {
-      for (int q = 0; q < kSample; ++q) scratch[q] = key_row[candidates[static_cast<std::int64_t>(q) * n / kSample]];
-      std::nth_element(scratch, scratch + (rank - 1), scratch + kSample, std::greater<T>());
+      for (int q = 0; q < kSample; ++q)
+        scratch[q] = ordered_bits(key_row[candidates[static_cast<std::int64_t>(q) * n / kSample]]);
+      std::nth_element(scratch, scratch + (rank - 1), scratch + kSample, std::greater<Bits>());
       pivot = scratch[rank - 1];
     }
   }
   int listed = 0;
   for (int q = 0; q < n; ++q) {  // branch-free compaction: the write always, the advance if kept
-    const T v = key_row[candidates[q]];
+    const Bits v = ordered_bits(key_row[candidates[q]]);
     scratch[listed] = v, kept[listed] = candidates[q];
     listed += v >= pivot ? 1 : 0;
   }
   if (listed < k) {  // the pivot was too high: the list is every candidate
-    for (int q = 0; q < n; ++q) scratch[q] = key_row[candidates[q]], kept[q] = candidates[q];
+    for (int q = 0; q < n; ++q) scratch[q] = ordered_bits(key_row[candidates[q]]), kept[q] = candidates[q];
     listed = n;
   }
-  std::nth_element(scratch, scratch + (k - 1), scratch + listed, std::greater<T>());
-  const T kth = scratch[k - 1];  // every key above it, and the k-th itself, is in the list
-  int need = k;                  // the ties at kth that fit once every key above it is kept
-  for (int q = 0; q < k - 1; ++q) need -= scratch[q] > kth ? 1 : 0;
+  const Bits kth = kth_largest_bits(scratch, listed, k);  // every key above it, and the k-th itself, is listed
+  int above = 0;
+  for (int q = 0; q < listed; ++q) above += scratch[q] > kth ? 1 : 0;
+  int need = k - above;  // the ties at kth that fit once every key above it is kept
   int m = 0;
   for (int q = 0; q < listed; ++q) {
-    const T v = key_row[kept[q]];
+    const Bits v = scratch[q];
     const bool take = v > kth || (v == kth && need > 0);
     need -= take && v == kth ? 1 : 0;
     if (take) out[m++] = kept[q];
