@@ -1,6 +1,6 @@
 #pragma once
-// Shared by the SAE tests: random inputs, a tensor-by-tensor comparison of gradients, and a host copy of an SAE's parameters that computes
-// pre-activations and decoder norms by hand.
+// Shared by the SAE tests: random inputs, a tensor-by-tensor comparison of gradients, and a host
+// copy of an SAE's parameters that computes pre-activations and decoder norms by hand.
 #include <catch2/catch.hpp>
 
 #include <algorithm>

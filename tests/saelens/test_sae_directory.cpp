@@ -284,6 +284,7 @@ TEST_CASE("InferenceSae decode, hand-worked: a tied form adds b_dec only with ap
                                << ", x_hat(" << i << ", " << k << ")");
             float want = product[i][k] + (with_bias ? bias[k] : 0.0f);
             if (layer_norm) want = want * sd[i] + mean[i];
+            // Small integers but for sqrt(3): a few float roundings (~6e-8 each) at most.
             CHECK(h(i, k) == Approx(want).epsilon(1e-6));
           }
       }
