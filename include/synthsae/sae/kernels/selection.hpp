@@ -1,6 +1,8 @@
 #pragma once
 // Kernels shared by the selecting activations (TopK, AbsTopK, BatchTopK): the ranking key, coefficients
 // from a selection mask, and the backward pass through a selection.
+#include <algorithm>
+
 #include "synthsae/core/backend.hpp"
 #include "synthsae/core/row_loops.hpp"
 #include "synthsae/sae/kernels/step_buffers.hpp"
@@ -8,6 +10,20 @@
 namespace synthsae {
 
 namespace detail {
+
+/// Row i of ranking_key without magnitude, on the host: key = rescale ? h * norms : h (the same
+/// product as ranking_key's, so the same bits).
+template <class T>
+void ranking_key_row(const Matrix<T>& h, const Vector<T>& norms, const Matrix<T>& key, int i, int s, bool rescale) {
+  const T* __restrict in = &h(i, 0);
+  T* __restrict out = &key(i, 0);
+  if (!rescale) {
+    std::copy(in, in + s, out);
+    return;
+  }
+  const T* __restrict n = norms.data();
+  for (int j = 0; j < s; ++j) out[j] = in[j] * n[j];
+}
 
 /// key = rescale ? h * norms : h, or its magnitude |key| (AbsTopK ranks by magnitude).
 template <class T>

@@ -302,7 +302,6 @@ struct BatchTopMWorkspace {
   Kokkos::View<std::int32_t**, Kokkos::LayoutRight, MemSpace> local_hist;  ///< host: per chunk
   Kokkos::View<std::int32_t*, MemSpace> device_hist;                         ///< GPU: one histogram
   std::vector<std::int64_t> high, low;                                      ///< the two passes' counts
-  Kokkos::View<std::int64_t*, MemSpace> candidate_counts;
   Kokkos::View<float*, MemSpace> candidates;
   /// host: each candidate's flat position i * cols + j, in row-major order (candidates holds
   /// their values in the same order until the selection reorders it).
@@ -312,6 +311,13 @@ struct BatchTopMWorkspace {
   std::size_t listed = 0;
   const void* listed_from = nullptr;
   std::vector<float> sample_positives;  ///< host: the sample's positive values
+  /// host: one list per chunk of rows of the fused pass (threshold_from_candidates), appended
+  /// to in row-major order and copied into candidates in chunk order.
+  struct ChunkList {
+    std::vector<float> values;
+    std::vector<std::int64_t> positions;
+  };
+  std::vector<ChunkList> chunk_lists;
   /// host: the previous call's answer; consecutive batches of a training run have nearly the
   /// same threshold, so the sample is first searched above half of it (exactness never rests on
   /// it: see threshold_from_candidates).
@@ -411,17 +417,31 @@ float exact_batch_top_m_threshold(const Matrix<T>& values, std::size_t m, BatchT
   return bits_float((prefix << 16) | static_cast<std::uint32_t>(low));
 }
 
+/// The fused pass's row writer when the rows are already written (batch_top_m_threshold).
+struct RowsAlreadyWritten {
+  void operator()(int) const {}
+};
+
 /// Host backends: the same threshold from a candidate set. The first rows (1/16 of the batch)
 /// give a lower bound t_lo whose expected count over the batch is ~1.25 m plus four standard
 /// deviations; one pass keeps the entries >= t_lo, and the m-th largest of those is the answer
 /// whenever there are at least m of them (checked: otherwise nullopt and the exact selection
 /// runs). About 1/8 of the radix passes' work for the same, exact result.
-template <class T>
-std::optional<float> threshold_from_candidates(const Matrix<T>& values, std::size_t m, BatchTopMWorkspace& ws) {
+/// `write_row(i)` writes row i of `values` (the ranking keys) just before the pass reads it, so
+/// the keys are listed while the row is still in the core's cache instead of in two more passes
+/// over the whole matrix; it is called exactly once per row, whatever the answer, so `values`
+/// is complete on return (the exact selection and later readers of the keys need every row).
+template <class T, class WriteRow = RowsAlreadyWritten>
+std::optional<float> threshold_from_candidates(const Matrix<T>& values, std::size_t m, BatchTopMWorkspace& ws,
+                                               const WriteRow& write_row = {}) {
   ws.listed = 0, ws.listed_from = nullptr;  // set again only when this call answers from its list
   const int rows = static_cast<int>(values.extent(0)), cols = static_cast<int>(values.extent(1));
   const int sample_rows = std::max(64, rows / 16);
-  if (m == 0 || sample_rows * 4 > rows) return std::nullopt;  // small batches: the exact passes are cheap
+  if (m == 0 || sample_rows * 4 > rows) {  // small batches: the exact passes are cheap
+    host_rows("synthsae::write_rows", rows, cols, [&](int i) { write_row(i); });
+    return std::nullopt;
+  }
+  for (int i = 0; i < sample_rows; ++i) write_row(i);
   const double m_sample = double(m) * sample_rows / rows;
   const auto want = static_cast<std::size_t>(std::ceil(1.25 * m_sample + 4.0 * std::sqrt(m_sample) + 8.0));
   // The sample's want-th largest positive value by selection: a copy and nth_element cost less
@@ -448,46 +468,44 @@ std::optional<float> threshold_from_candidates(const Matrix<T>& values, std::siz
     std::nth_element(positives.begin(), positives.begin() + (want - 1), positives.end(), std::greater<float>());
     lower = positives[want - 1];
   }
-  const int chunks = host_chunks(rows);
-  if (ws.candidate_counts.extent(0) < static_cast<std::size_t>(chunks + 1))
-    ws.candidate_counts = decltype(ws.candidate_counts)("candidate_counts", chunks + 1);
-  const auto counts = ws.candidate_counts;
-  counts(0) = 0;
-  // v >= floor <=> v > 0 && v >= lower; one comparison keeps the count pass free of
-  // unpredictable branches (half the keys are negative).
+  // v >= floor <=> v > 0 && v >= lower; one comparison keeps the pass free of unpredictable
+  // branches (half the keys are negative).
   const float floor = std::max(lower, std::numeric_limits<float>::denorm_min());
   auto keep = [=](float v) { return v >= floor; };
-  host_rows(
-      "synthsae::candidate_count", static_cast<std::int64_t>(chunks), std::int64_t{rows} * cols / chunks, KOKKOS_LAMBDA(int c) {
-        int r0 = 0, r1 = 0;
-        chunk_range(rows, c, chunks, r0, r1);
-        std::int64_t n = 0;
-        for (int i = r0; i < r1; ++i)
-          for (int j = 0; j < cols; ++j) n += keep(static_cast<float>(values(i, j))) ? 1 : 0;
-        counts(c + 1) = n;
-      });
-  Kokkos::fence();
-  for (int c = 0; c < chunks; ++c) counts(c + 1) += counts(c);
-  const auto total = static_cast<std::size_t>(counts(chunks));
+  // One pass: each chunk writes its rows and lists their candidates in row-major order.
+  const int chunks = host_chunks(rows);
+  if (ws.chunk_lists.size() < static_cast<std::size_t>(chunks)) ws.chunk_lists.resize(chunks);
+  host_rows("synthsae::candidate_list", chunks, std::int64_t{rows} * cols / chunks, [&](int c) {
+    int r0 = 0, r1 = 0;
+    chunk_range(rows, c, chunks, r0, r1);
+    auto& list = ws.chunk_lists[c];
+    list.values.clear(), list.positions.clear();
+    for (int i = r0; i < r1; ++i) {
+      if (i >= sample_rows) write_row(i);
+      for_each_selected(  // most blocks of 16 hold no candidate
+          0, cols, [&](int j) { return keep(static_cast<float>(values(i, j))); },
+          [&](int j) {
+            list.positions.push_back(std::int64_t{i} * cols + j);
+            list.values.push_back(static_cast<float>(values(i, j)));
+          });
+    }
+  });
+  std::size_t total = 0;
+  for (int c = 0; c < chunks; ++c) total += ws.chunk_lists[c].values.size();
   if (total < m || total > 16 * m + 65536) return std::nullopt;
   if (ws.candidates.extent(0) < total) {
     ws.candidates = decltype(ws.candidates)("candidates", total + total / 4);
     ws.candidate_positions = decltype(ws.candidate_positions)("candidate_positions", total + total / 4);
   }
-  const auto candidates = ws.candidates;
-  const auto positions = ws.candidate_positions;
-  host_rows(
-      "synthsae::candidate_fill", static_cast<std::int64_t>(chunks), std::int64_t{rows} * cols / chunks, KOKKOS_LAMBDA(int c) {
-        int r0 = 0, r1 = 0;
-        chunk_range(rows, c, chunks, r0, r1);
-        std::int64_t e = counts(c);
-        for (int i = r0; i < r1; ++i)  // most blocks of 16 hold no candidate
-          for_each_selected(
-              0, cols, [&](int j) { return keep(static_cast<float>(values(i, j))); },
-              [&](int j) { positions(e) = std::int64_t{i} * cols + j, candidates(e++) = static_cast<float>(values(i, j)); });
-      });
-  Kokkos::fence();
-  float* first = candidates.data();
+  float* first = ws.candidates.data();
+  std::int64_t* position = ws.candidate_positions.data();
+  for (int c = 0; c < chunks; ++c) {  // chunk order = row-major order
+    const auto& list = ws.chunk_lists[c];
+    std::copy(list.values.begin(), list.values.end(), first);
+    std::copy(list.positions.begin(), list.positions.end(), position);
+    first += list.values.size(), position += list.positions.size();
+  }
+  first = ws.candidates.data();
   std::nth_element(first, first + (m - 1), first + total, [](float a, float b) { return a > b; });
   ws.previous = first[m - 1];
   ws.listed = total, ws.listed_from = values.data();
@@ -505,6 +523,18 @@ float batch_top_m_threshold(const Matrix<T>& values, std::size_t m, BatchTopMWor
     const std::optional<float> fast = detail::threshold_from_candidates(values, m, ws);
     if (fast) return *fast;
   }
+  return detail::exact_batch_top_m_threshold(values, m, ws);
+}
+
+/// batch_top_m_threshold on host backends for `values` not yet written: `write_row(i)` writes
+/// row i, and the selection reads each row right after it is written (the ranking keys of a
+/// training step are listed in the pass that computes them). Every row is written on return.
+template <class T, class WriteRow>
+float batch_top_m_threshold_writing(const Matrix<T>& values, std::size_t m, BatchTopMWorkspace& ws,
+                                    const WriteRow& write_row) {
+  static_assert(host_accessible_v<MemSpace>, "batch_top_m_threshold_writing: host backends only");
+  const std::optional<float> fast = detail::threshold_from_candidates(values, m, ws, write_row);
+  if (fast) return *fast;
   return detail::exact_batch_top_m_threshold(values, m, ws);
 }
 

@@ -54,9 +54,20 @@ struct BatchTopK {
   /// per entry).
   template <class T>
   float keep_threshold(StepBuffers<T>& b) const {
-    detail::ranking_key(b, rescale_acts_by_decoder_norm);
     const auto m = static_cast<std::size_t>(std::floor(k * double(b.h.extent(0))));
-    return std::max(batch_top_m_threshold(b.key, m, b.top_m), std::numeric_limits<float>::denorm_min());
+    float tau = 0;
+    if constexpr (host_accessible_v<MemSpace>) {
+      // The keys are listed as they are computed, row by row (one pass over the batch, not three).
+      const auto h = b.h, key = b.key;
+      const auto norms = b.norms;
+      const bool rescale = rescale_acts_by_decoder_norm;
+      const int s = static_cast<int>(h.extent(1));
+      tau = batch_top_m_threshold_writing(b.key, m, b.top_m, [=](int i) { detail::ranking_key_row(h, norms, key, i, s, rescale); });
+    } else {
+      detail::ranking_key(b, rescale_acts_by_decoder_norm);
+      tau = batch_top_m_threshold(b.key, m, b.top_m);
+    }
+    return std::max(tau, std::numeric_limits<float>::denorm_min());
   }
 
   template <class T>
