@@ -77,6 +77,77 @@ TEST_CASE("Sparse step = dense step: Matryoshka BatchTopK (prefix reconstruction
   check_same_step(mat, 6, 9);
 }
 
+namespace {
+
+// Per latent, the rows of the last batch where z != 0, counted from the matrix (which a sparse
+// step writes only now).
+template <class S>
+std::vector<std::int64_t> firing_from_z(const S& sae) {
+  auto z = Kokkos::create_mirror_view_and_copy(HostSpace(), sae.last_activations());
+  std::vector<std::int64_t> fired(z.extent(1), 0);
+  for (std::size_t i = 0; i < z.extent(0); ++i)
+    for (std::size_t j = 0; j < z.extent(1); ++j) fired[j] += z(i, j) != 0.0;
+  return fired;
+}
+
+// After a sparse step: the counts from the active set (added to 1 everywhere) equal z's, then z
+// is written and the SAE no longer offers them.
+template <class S>
+void check_firing_counts(const S& sae, std::int64_t expected_total) {
+  std::vector<std::int64_t> counts(kStepLatents, 1);
+  const auto rows = sae.add_last_firing_counts(counts);
+  REQUIRE(rows.has_value());
+  CHECK(*rows == std::size_t(kStepBatch));
+  const auto fired = firing_from_z(sae);
+  std::int64_t total = 0;
+  for (int j = 0; j < kStepLatents; ++j) {
+    CHECK(counts[j] == fired[j] + 1);
+    total += fired[j];
+  }
+  CHECK(total == expected_total);
+  CHECK_FALSE(sae.add_last_firing_counts(counts).has_value());
+}
+
+}  // namespace
+
+TEST_CASE("A sparse step's firing counts come from its active set; z is written when asked for", "[sae][sparse]") {
+  if constexpr (!host_accessible_v<MemSpace>) return;  // the host's trainer counts this way
+  const auto x = step_input(7);
+  std::size_t num_dead = 0;
+  const DeadMask dead = dead_every(3, num_dead);
+  // BatchTopK keeps floor(3.5 x 24) = 84 entries (no ties among random keys); AuxK's dead latents
+  // add to the gradients, never to z.
+  BatchTopKSae<double> btk(kStepIn, kStepLatents, BatchTopK{3.5, true, 0.01}, {}, AuxK{1.0}, {}, 0.5, 12);
+  SaeParameters<double> g = btk.parameters().zeros_like();
+  btk.forward_backward(x, g, dead, num_dead);
+  check_firing_counts(btk, 84);
+  std::vector<std::int64_t> counts(kStepLatents, 0);
+  btk.set_sparse_step(false);  // the dense step writes z itself
+  btk.forward_backward(x, g, dead, num_dead);
+  CHECK_FALSE(btk.add_last_firing_counts(counts).has_value());
+  // The adaptive ReLU step, sparse here (crossover 1): z = c on its gathered entries, h > 0.
+  StandardSae<double> relu(kStepIn, kStepLatents, Relu{}, L1Penalty{0.7}, {}, {}, 0.5, 3);
+  relu.set_sparse_step_max_density(1.0);
+  SaeParameters<double> gr = relu.parameters().zeros_like();
+  relu.forward_backward(x, gr);
+  REQUIRE(relu.last_step_was_sparse());
+  const test::HostSae host(x, relu.parameters());
+  std::int64_t positive = 0;
+  for (int i = 0; i < kStepBatch; ++i)
+    for (int j = 0; j < kStepLatents; ++j) positive += host.pre(i, j) > 0;
+  check_firing_counts(relu, positive);
+  // MatryoshkaAuxK reads b.z in its sparse hook, so that composition writes z in the step.
+  using MatAux = Sae<BatchTopK, NoPenalty, MatryoshkaAuxK, Matryoshka, double>;
+  STATIC_REQUIRE(MatAux::policies_read_feature_acts);
+  STATIC_REQUIRE_FALSE(BatchTopKSae<double>::policies_read_feature_acts);
+  MatAux mat(kStepIn, kStepLatents, BatchTopK{3.5, true, 0.01}, {}, MatryoshkaAuxK{1.0, {4, 10, 25}},
+             Matryoshka{{4, 10, 25}}, 0.5, 13);
+  SaeParameters<double> gm = mat.parameters().zeros_like();
+  mat.forward_backward(x, gm, dead, num_dead);
+  REQUIRE(mat.last_step_was_sparse());
+  CHECK_FALSE(mat.add_last_firing_counts(counts).has_value());
+}
+
 TEST_CASE("Compositions with a penalty or a dense activation keep the dense step", "[sae][sparse]") {
   STATIC_REQUIRE(!StandardSae<double>::has_sparse_step);
   STATIC_REQUIRE(!JumpReluSae<double>::has_sparse_step);

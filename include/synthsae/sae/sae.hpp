@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "synthsae/core/gemm.hpp"
 #include "synthsae/core/row_loops.hpp"
@@ -73,6 +74,14 @@ class Sae {
   /// The crossover of the adaptive step, measured with bench_sae (BM_StepStandardDensity): below
   /// this fraction of needed entries the sparse step is faster on a 2-core AVX2 machine.
   static constexpr double default_sparse_step_max_density = 0.06;
+  /// Whether a policy's sparse-step hooks read b.z, the dense feature activations: a policy says
+  /// so with sparse_step_reads_feature_acts = true (MatryoshkaAuxK); otherwise the sparse steps
+  /// write b.z only when it is asked for (last_activations).
+  static constexpr bool policies_read_feature_acts =
+      requires { requires Activation::sparse_step_reads_feature_acts; } ||
+      requires { requires Penalty::sparse_step_reads_feature_acts; } ||
+      requires { requires Aux::sparse_step_reads_feature_acts; } ||
+      requires { requires Nesting::sparse_step_reads_feature_acts; };
 
   static_assert(CompositionRules<Activation, Penalty, Aux, Nesting>::ok);
 
@@ -119,19 +128,47 @@ class Sae {
   typename Nesting::template State<T>& nesting_state() { return nest_state_; }
   Matrix<T> decoder_weights() const { return params_.w_dec; }
 
-  /// The feature activations z of the last training forward pass [B, S].
-  const Matrix<T>& last_activations() const { return train_.z; }
+  /// The feature activations z of the last training forward pass [B, S]. A sparse step keeps
+  /// them as its active set and writes this matrix on the first request (a pass over B x S that
+  /// the trainer's firing count does not need: add_last_firing_counts).
+  const Matrix<T>& last_activations() const {
+    write_deferred_activations();
+    return train_.z;
+  }
+  /// When the last training step was sparse and z is still only its active set: adds to
+  /// counts[j] (length S) the rows of that batch where latent j fired (z != 0) and returns the
+  /// batch's row count. Otherwise nothing (count from last_activations()). Host backends.
+  std::optional<std::size_t> add_last_firing_counts(std::vector<std::int64_t>& counts) const {
+    if constexpr (!host_accessible_v<MemSpace>) {
+      return std::nullopt;
+    } else {
+      if (!z_deferred_) return std::nullopt;
+      const auto starts = active_.row_start;
+      const auto cols = active_.col;
+      const auto vals = active_.value;
+      const auto norms = train_.norms;
+      const std::size_t rows = active_.rows();
+      for (std::size_t i = 0; i < rows; ++i)
+        for (int e = starts(i); e < starts(i + 1); ++e)  // scatter_feature_acts' z, tested against 0
+          counts[cols(e)] += (z_rescaled_ ? vals(e) * norms(cols(e)) : vals(e)) != T(0);
+      return rows;
+    }
+  }
   /// Its reconstruction [B, D].
   const Matrix<T>& last_reconstruction() const { return train_.x_hat; }
   /// The training step's work arrays as the last forward_backward left them (tests run a
   /// policy's kernels on them).
-  StepBuffers<T>& training_buffers() { return train_; }
+  StepBuffers<T>& training_buffers() {
+    write_deferred_activations();
+    return train_;
+  }
 
   /// Loss and gradients (written into `grads`, which must have the parameters' shapes) for one
   /// batch. `dead`: per-latent mask for the auxiliary loss (may be empty); `scale`: how the
   /// trainer scales the penalty's own coefficient at this step (warm-up, autotuner).
   StepLosses forward_backward(const Matrix<T>& x, SaeParameters<T>& grads, const DeadMask& dead = {},
                               std::size_t num_dead = 0, PenaltyScale scale = {}) {
+    z_deferred_ = false;
     if constexpr (has_sparse_step) {
       last_step_sparse_ = sparse_step_;
       if (sparse_step_) return sparse_forward_backward(x, grads, dead, num_dead);
@@ -283,6 +320,18 @@ class Sae {
     return eval_norms_;
   }
 
+  /// The sparse steps' z: their active set stands for it until asked for (the scatter writes all
+  /// of B x S), unless a policy's sparse hooks read b.z.
+  void defer_activations(bool rescaled) {
+    z_deferred_ = true, z_rescaled_ = rescaled;
+    if constexpr (policies_read_feature_acts) write_deferred_activations();
+  }
+  void write_deferred_activations() const {
+    if (!z_deferred_) return;
+    kernels::scatter_feature_acts(active_, train_.norms, z_rescaled_, train_.z);
+    z_deferred_ = false;
+  }
+
   void decode_coefficients(const Matrix<T>& c, const Matrix<T>& x_hat) const {
     gemm(Op::N, Op::N, T(1), c, params_.w_dec, T(0), x_hat);
     kernels::add_to_rows(x_hat, params_.b_dec);
@@ -293,7 +342,7 @@ class Sae {
     StepBuffers<T>& b = train_;
     encoder_pre_activations(x, b);
     activation_.forward_active(b, params_, act_state_, true, active_);  // b.c is not written
-    kernels::scatter_feature_acts(active_, b.norms, activation_.rescales_by_decoder_norm(), b.z);
+    defer_activations(activation_.rescales_by_decoder_norm());
     const int s = static_cast<int>(num_latents());
     StepLosses losses;
     // x_hat, g = dLoss/dx_hat, and grad = dLoss/dc on the active entries
@@ -316,7 +365,7 @@ class Sae {
   StepLosses adaptive_sparse_backward(StepBuffers<T>& b, SaeParameters<T>& grads, const DeadMask& dead,
                                       std::size_t num_dead, PenaltyScale scale) {
     const int s = static_cast<int>(num_latents());
-    kernels::scatter_feature_acts(active_, b.norms, false, b.z);  // z = c: these activations do not rescale
+    defer_activations(false);  // z = c: these activations do not rescale
     StepLosses losses;
     losses.mse =
         kernels::sparse_reconstruct(active_, params_.w_dec, params_.b_dec, b.x, b.x_hat, b.g_xhat, s, false, output_map_);
@@ -392,6 +441,8 @@ class Sae {
   OutputMap<T> output_map_;  ///< empty: the plain MSE
   bool sparse_step_ = true;
   bool last_step_sparse_ = false;
+  mutable bool z_deferred_ = false;  ///< z of the last sparse step is still only active_
+  bool z_rescaled_ = false;          ///< ... and is value * |W_dec row| there (not the value)
   bool apply_b_dec_to_input_ = true;
   double sparse_max_density_ = default_sparse_step_max_density;
 };

@@ -420,8 +420,22 @@ class Trainer {
   /// steps_since_fired += 1, reset where the latent fired in this batch; the window's firing
   /// counts gain the batch's; returns the batch L0.
   double record_firing() {
-    const auto z = sae_.last_activations();
     const auto since = since_fired_, window = window_fired_;
+    if constexpr (host_accessible_v<ExecSpace> && requires { sae_.add_last_firing_counts(fired_counts_); }) {
+      // After a sparse step the SAE counts from its active set, and z (B x S) is never written.
+      fired_counts_.assign(since.extent(0), 0);
+      if (const auto rows = sae_.add_last_firing_counts(fired_counts_)) {
+        std::int64_t nonzero = 0;
+        for (std::size_t j = 0; j < fired_counts_.size(); ++j) {
+          since(j) = fired_counts_[j] > 0 ? 0 : since(j) + 1;
+          window(j) += fired_counts_[j];
+          nonzero += fired_counts_[j];
+        }
+        window_samples_ += static_cast<std::uint64_t>(*rows);
+        return double(nonzero) / double(*rows);
+      }
+    }
+    const auto z = sae_.last_activations();
     const int rows = static_cast<int>(z.extent(0));
     std::int64_t nonzero = 0;
     if constexpr (host_accessible_v<ExecSpace>) {
@@ -517,6 +531,7 @@ class Trainer {
   Kokkos::View<std::int64_t*, MemSpace> since_fired_;
   Kokkos::View<std::int64_t*, MemSpace> window_fired_;  ///< firings per latent in this window
   std::uint64_t window_samples_ = 0;
+  std::vector<std::int64_t> fired_counts_;  ///< record_firing's per-latent counts from a sparse step
   Kokkos::View<std::uint8_t*, MemSpace> dead_;
   L0Autotuner autotuner_;
   long step_ = 0;

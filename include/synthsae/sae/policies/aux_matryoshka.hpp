@@ -23,6 +23,7 @@ struct MatryoshkaAuxK {
   static constexpr bool reads_residual = true;  ///< compares with the input (Sae::output_map_covers_loss)
   /// Needs the Matryoshka nesting (its levels); checked at compile time by Sae.
   static constexpr bool needs_matryoshka_nesting = true;
+  static constexpr bool sparse_step_reads_feature_acts = true;  ///< accumulate_sparse reads b.z
   double coefficient = 1.0;  ///< aux_loss_coefficient
   /// The nesting's matryoshka_widths: left empty, the Sae takes the nesting's (their one source);
   /// different widths are a ConfigError at construction.
