@@ -83,44 +83,46 @@ TEST_CASE("batch top-m threshold equals the brute-force m-th largest positive va
 }
 
 TEST_CASE("the host's fused pass writes every row once and answers as batch_top_m_threshold", "[sae][select]") {
-  if constexpr (!host_accessible_v<MemSpace>) return;  // host backends only (a training step's keys)
-  std::vector<float> flat;
-  BatchTopMWorkspace ws;
-  // (rows, scale of the first 64 rows, m): the candidate path, its fallback when the first rows
-  // mislead the sample, a batch too small for a sample, and m = 0.
-  struct Case {
-    int rows;
-    float first_rows;
-    std::size_t m;
-  };
-  for (const Case& c : {Case{1024, 1.0f, 25 * 1024}, Case{1024, 100.0f, 25 * 1024}, Case{200, 1.0f, 1000},
-                        Case{1024, 1.0f, 0}}) {
-    INFO("rows " << c.rows << ", first rows x" << c.first_rows << ", m " << c.m);
-    const auto source = keys(c.rows, 512, 5, flat, [&](int i) { return i < 64 ? c.first_rows : 1.0f; });
-    Matrix<float> written("written", c.rows, 512);
-    Kokkos::deep_copy(written, std::numeric_limits<float>::quiet_NaN());
-    std::vector<int> writes(c.rows, 0);  // one writer per row, so plain ints
-    const float answer = batch_top_m_threshold_writing(written, c.m, ws, [&](int i) {
-      ++writes[i];
-      for (int j = 0; j < 512; ++j) written(i, j) = source(i, j);
-    });
-    CHECK(answer == brute_threshold(flat, c.m));
-    CHECK(std::count(writes.begin(), writes.end(), 1) == c.rows);
-    bool same = true;
-    for (int i = 0; i < c.rows; ++i)
-      for (int j = 0; j < 512; ++j) same = same && written(i, j) == source(i, j);
-    CHECK(same);
-    const bool from_list = c.rows == 1024 && c.first_rows == 1.0f && c.m > 0;
-    CHECK((ws.listed_from == written.data()) == from_list);
-    if (from_list) {  // answered from its list: what gather_listed relies on
-      std::size_t at_or_above = 0, listed_at_or_above = 0;
-      for (float v : flat) at_or_above += v >= answer;
-      for (std::size_t e = 0; e < ws.listed; ++e) {
-        const std::int64_t p = ws.candidate_positions(e);
-        if (e > 0) REQUIRE(p > ws.candidate_positions(e - 1));  // row-major order
-        listed_at_or_above += flat[p] >= answer;
+  if constexpr (host_accessible_v<MemSpace>) {  // host backends only (a training step's keys)
+    std::vector<float> flat;
+    BatchTopMWorkspace ws;
+    // (rows, scale of the first 64 rows, m): the candidate path; its fallbacks when the first rows
+    // mislead the sample, with a bound above the m-th value (too few candidates) or far below it
+    // (too many: each chunk stops listing); a batch too small for a sample; m = 0.
+    struct Case {
+      int rows;
+      float first_rows;
+      std::size_t m;
+    };
+    for (const Case& c : {Case{1024, 1.0f, 25 * 1024}, Case{1024, 100.0f, 25 * 1024}, Case{1024, 0.01f, 1000},
+                          Case{200, 1.0f, 1000}, Case{1024, 1.0f, 0}}) {
+      INFO("rows " << c.rows << ", first rows x" << c.first_rows << ", m " << c.m);
+      const auto source = keys(c.rows, 512, 5, flat, [&](int i) { return i < 64 ? c.first_rows : 1.0f; });
+      Matrix<float> written("written", c.rows, 512);
+      Kokkos::deep_copy(written, std::numeric_limits<float>::quiet_NaN());
+      std::vector<int> writes(c.rows, 0);  // one writer per row, so plain ints
+      const float answer = batch_top_m_threshold_writing(written, c.m, ws, [&](int i) {
+        ++writes[i];
+        for (int j = 0; j < 512; ++j) written(i, j) = source(i, j);
+      });
+      CHECK(answer == brute_threshold(flat, c.m));
+      CHECK(std::count(writes.begin(), writes.end(), 1) == c.rows);
+      bool same = true;
+      for (int i = 0; i < c.rows; ++i)
+        for (int j = 0; j < 512; ++j) same = same && written(i, j) == source(i, j);
+      CHECK(same);
+      const bool from_list = c.rows == 1024 && c.first_rows == 1.0f && c.m > 0;
+      CHECK((ws.listed_from == written.data()) == from_list);
+      if (from_list) {  // answered from its list: what gather_listed relies on
+        std::size_t at_or_above = 0, listed_at_or_above = 0;
+        for (float v : flat) at_or_above += v >= answer;
+        for (std::size_t e = 0; e < ws.listed; ++e) {
+          const std::int64_t p = ws.candidate_positions(e);
+          if (e > 0) REQUIRE(p > ws.candidate_positions(e - 1));  // row-major order
+          listed_at_or_above += flat[p] >= answer;
+        }
+        CHECK(listed_at_or_above == at_or_above);
       }
-      CHECK(listed_at_or_above == at_or_above);
     }
   }
 }

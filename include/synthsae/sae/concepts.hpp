@@ -94,6 +94,9 @@ concept SparsePenaltyPolicy = !P::active || requires(const P& pen, const StepBuf
 };
 
 /// Nesting and auxiliary policies that can work on the active set instead of dense [B, S] arrays.
+/// In the sparse steps b.c is never written and b.z only on request: a policy whose sparse hook
+/// reads b.z declares `static constexpr bool sparse_step_reads_feature_acts = true` (Sae then
+/// writes z before the hooks; MatryoshkaAuxK does this).
 template <class N, class T = float>
 concept SparseNestingPolicy = requires(const N& n, StepBuffers<T>& b, const ActiveSet<T>& a, const SaeParameters<T>& p,
                                        SaeParameters<T>& g, typename N::template State<T>& st) {

@@ -168,7 +168,6 @@ class Sae {
   /// trainer scales the penalty's own coefficient at this step (warm-up, autotuner).
   StepLosses forward_backward(const Matrix<T>& x, SaeParameters<T>& grads, const DeadMask& dead = {},
                               std::size_t num_dead = 0, PenaltyScale scale = {}) {
-    z_deferred_ = false;
     if constexpr (has_sparse_step) {
       last_step_sparse_ = sparse_step_;
       if (sparse_step_) return sparse_forward_backward(x, grads, dead, num_dead);
@@ -396,6 +395,7 @@ class Sae {
     if (x.extent(1) != input_dim()) {
       throw ShapeError("SAE input has " + show(x.extent(1)) + " dimensions, d_in is " + show(input_dim()));
     }
+    if (&b == &train_) z_deferred_ = false;  // this step writes (or defers) z anew
     b.resize(x.extent(0), input_dim(), num_latents());
     Kokkos::deep_copy(b.x, x);
     if (apply_b_dec_to_input_)

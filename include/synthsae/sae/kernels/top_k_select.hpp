@@ -8,6 +8,7 @@
 #include <functional>
 #include <limits>
 #include <optional>
+#include <type_traits>
 #include <vector>
 
 #include "synthsae/core/backend.hpp"
@@ -438,7 +439,8 @@ std::optional<float> threshold_from_candidates(const Matrix<T>& values, std::siz
   const int rows = static_cast<int>(values.extent(0)), cols = static_cast<int>(values.extent(1));
   const int sample_rows = std::max(64, rows / 16);
   if (m == 0 || sample_rows * 4 > rows) {  // small batches: the exact passes are cheap
-    host_rows("synthsae::write_rows", rows, cols, [&](int i) { write_row(i); });
+    if constexpr (!std::is_same_v<WriteRow, RowsAlreadyWritten>)
+      host_rows("synthsae::write_rows", rows, cols, [&](int i) { write_row(i); });
     return std::nullopt;
   }
   for (int i = 0; i < sample_rows; ++i) write_row(i);
@@ -472,7 +474,10 @@ std::optional<float> threshold_from_candidates(const Matrix<T>& values, std::siz
   // branches (half the keys are negative).
   const float floor = std::max(lower, std::numeric_limits<float>::denorm_min());
   auto keep = [=](float v) { return v >= floor; };
-  // One pass: each chunk writes its rows and lists their candidates in row-major order.
+  // One pass: each chunk writes its rows and lists their candidates in row-major order. A chunk
+  // stops listing (never writing) once its list alone passes the most the answer may use: the
+  // call then gives up, and a bound far below the m-th value costs no more than that in memory.
+  const std::size_t most = 16 * m + 65536;
   const int chunks = host_chunks(rows);
   if (ws.chunk_lists.size() < static_cast<std::size_t>(chunks)) ws.chunk_lists.resize(chunks);
   host_rows("synthsae::candidate_list", chunks, std::int64_t{rows} * cols / chunks, [&](int c) {
@@ -482,6 +487,7 @@ std::optional<float> threshold_from_candidates(const Matrix<T>& values, std::siz
     list.values.clear(), list.positions.clear();
     for (int i = r0; i < r1; ++i) {
       if (i >= sample_rows) write_row(i);
+      if (list.values.size() > most) continue;
       for_each_selected(  // most blocks of 16 hold no candidate
           0, cols, [&](int j) { return keep(static_cast<float>(values(i, j))); },
           [&](int j) {
@@ -492,7 +498,7 @@ std::optional<float> threshold_from_candidates(const Matrix<T>& values, std::siz
   });
   std::size_t total = 0;
   for (int c = 0; c < chunks; ++c) total += ws.chunk_lists[c].values.size();
-  if (total < m || total > 16 * m + 65536) return std::nullopt;
+  if (total < m || total > most) return std::nullopt;
   if (ws.candidates.extent(0) < total) {
     ws.candidates = decltype(ws.candidates)("candidates", total + total / 4);
     ws.candidate_positions = decltype(ws.candidate_positions)("candidate_positions", total + total / 4);
@@ -529,10 +535,10 @@ float batch_top_m_threshold(const Matrix<T>& values, std::size_t m, BatchTopMWor
 /// batch_top_m_threshold on host backends for `values` not yet written: `write_row(i)` writes
 /// row i, and the selection reads each row right after it is written (the ranking keys of a
 /// training step are listed in the pass that computes them). Every row is written on return.
-template <class T, class WriteRow>
+template <class T, class WriteRow, class Space = MemSpace>
 float batch_top_m_threshold_writing(const Matrix<T>& values, std::size_t m, BatchTopMWorkspace& ws,
                                     const WriteRow& write_row) {
-  static_assert(host_accessible_v<MemSpace>, "batch_top_m_threshold_writing: host backends only");
+  static_assert(host_accessible_v<Space>, "batch_top_m_threshold_writing: host backends only");
   const std::optional<float> fast = detail::threshold_from_candidates(values, m, ws, write_row);
   if (fast) return *fast;
   return detail::exact_batch_top_m_threshold(values, m, ws);
