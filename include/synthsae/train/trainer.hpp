@@ -421,46 +421,44 @@ class Trainer {
   /// counts gain the batch's; returns the batch L0.
   double record_firing() {
     const auto since = since_fired_, window = window_fired_;
-    if constexpr (host_accessible_v<ExecSpace> && requires { sae_.add_last_firing_counts(fired_counts_); }) {
-      // After a sparse step the SAE counts from its active set, and z (B x S) is never written.
+    if constexpr (host_accessible_v<ExecSpace>) {
+      // Per latent, the rows where it fired: after a sparse step from the SAE's active set (z,
+      // B x S, is then never written), otherwise from z in blocks of 64 columns, each read row
+      // by row (contiguous; the GPU form below reads a column per thread, which on the host
+      // strides by the width), threaded over blocks by host_rows.
       fired_counts_.assign(since.extent(0), 0);
-      if (const auto rows = sae_.add_last_firing_counts(fired_counts_)) {
-        std::int64_t nonzero = 0;
-        for (std::size_t j = 0; j < fired_counts_.size(); ++j) {
-          since(j) = fired_counts_[j] > 0 ? 0 : since(j) + 1;
-          window(j) += fired_counts_[j];
-          nonzero += fired_counts_[j];
-        }
-        window_samples_ += static_cast<std::uint64_t>(*rows);
-        return double(nonzero) / double(*rows);
+      std::optional<std::size_t> rows;
+      if constexpr (requires { sae_.add_last_firing_counts(fired_counts_); })
+        rows = sae_.add_last_firing_counts(fired_counts_);
+      if (!rows) {
+        const auto z = sae_.last_activations();
+        rows = z.extent(0);
+        constexpr int kBlock = 64;
+        const int r = static_cast<int>(z.extent(0)), cols = static_cast<int>(z.extent(1));
+        std::int64_t* fired_out = fired_counts_.data();
+        host_rows("synthsae::record_firing", (cols + kBlock - 1) / kBlock, static_cast<std::int64_t>(r) * kBlock,
+                  [=](int block) {
+                    const int j0 = block * kBlock, n = cols - j0 < kBlock ? cols - j0 : kBlock;
+                    int fired[kBlock] = {};
+                    for (int i = 0; i < r; ++i) {
+                      const T* row = &z(i, j0);
+                      for (int j = 0; j < n; ++j) fired[j] += row[j] != T(0);
+                    }
+                    for (int j = 0; j < n; ++j) fired_out[j0 + j] = fired[j];
+                  });
       }
+      std::int64_t nonzero = 0;
+      for (std::size_t j = 0; j < fired_counts_.size(); ++j) {
+        since(j) = fired_counts_[j] > 0 ? 0 : since(j) + 1;
+        window(j) += fired_counts_[j];
+        nonzero += fired_counts_[j];
+      }
+      window_samples_ += static_cast<std::uint64_t>(*rows);
+      return double(nonzero) / double(*rows);
     }
     const auto z = sae_.last_activations();
     const int rows = static_cast<int>(z.extent(0));
     std::int64_t nonzero = 0;
-    if constexpr (host_accessible_v<ExecSpace>) {
-      // Blocks of 64 columns, each read row by row (contiguous; the GPU form below reads a column
-      // per thread, which on the host strides by the width), threaded over blocks by host_rows.
-      constexpr int kBlock = 64;
-      const int cols = static_cast<int>(z.extent(1));
-      nonzero = host_rows_count(
-          "synthsae::record_firing", (cols + kBlock - 1) / kBlock, static_cast<std::int64_t>(rows) * kBlock,
-          [=](int block, int& acc) {
-            const int j0 = block * kBlock, n = cols - j0 < kBlock ? cols - j0 : kBlock;
-            int fired[kBlock] = {};
-            for (int i = 0; i < rows; ++i) {
-              const T* row = &z(i, j0);
-              for (int j = 0; j < n; ++j) fired[j] += row[j] != T(0);
-            }
-            for (int j = 0; j < n; ++j) {
-              since(j0 + j) = fired[j] > 0 ? 0 : since(j0 + j) + 1;
-              window(j0 + j) += fired[j];
-              acc += fired[j];
-            }
-          });
-      window_samples_ += static_cast<std::uint64_t>(rows);
-      return double(nonzero) / double(rows);
-    }
     Kokkos::parallel_reduce(
         "synthsae::record_firing", Kokkos::RangePolicy<ExecSpace>(0, z.extent(1)),
         KOKKOS_LAMBDA(int j, std::int64_t& acc) {

@@ -14,7 +14,8 @@ namespace detail {
 /// Row i of ranking_key without magnitude, on the host: key = rescale ? h * norms : h (the same
 /// product as ranking_key's, so the same bits).
 template <class T>
-void ranking_key_row(const Matrix<T>& h, const Vector<T>& norms, const Matrix<T>& key, int i, int s, bool rescale) {
+void ranking_key_row(const Matrix<T>& h, const Vector<T>& norms, const Matrix<T>& key, int i, bool rescale) {
+  const int s = static_cast<int>(h.extent(1));
   const T* __restrict in = &h(i, 0);
   T* __restrict out = &key(i, 0);
   if (!rescale) {

@@ -520,21 +520,9 @@ std::optional<float> threshold_from_candidates(const Matrix<T>& values, std::siz
 
 }  // namespace detail
 
-/// The m-th largest of the positive entries of `values` (compared as float), or 0 when there
-/// are at most m positive entries (infinity when m = 0). Keeping the entries >= the result
-/// (> 0 when it is 0) selects the batch-wide top m, plus any exact ties at the threshold.
-template <class T>
-float batch_top_m_threshold(const Matrix<T>& values, std::size_t m, BatchTopMWorkspace& ws) {
-  if constexpr (host_accessible_v<MemSpace>) {
-    const std::optional<float> fast = detail::threshold_from_candidates(values, m, ws);
-    if (fast) return *fast;
-  }
-  return detail::exact_batch_top_m_threshold(values, m, ws);
-}
-
-/// batch_top_m_threshold on host backends for `values` not yet written: `write_row(i)` writes
-/// row i, and the selection reads each row right after it is written (the ranking keys of a
-/// training step are listed in the pass that computes them). Every row is written on return.
+/// batch_top_m_threshold (below) on host backends for `values` not yet written: `write_row(i)`
+/// writes row i, and the selection reads each row right after it is written (the ranking keys of
+/// a training step are listed in the pass that computes them). Every row is written on return.
 template <class T, class WriteRow, class Space = MemSpace>
 float batch_top_m_threshold_writing(const Matrix<T>& values, std::size_t m, BatchTopMWorkspace& ws,
                                     const WriteRow& write_row) {
@@ -542,6 +530,17 @@ float batch_top_m_threshold_writing(const Matrix<T>& values, std::size_t m, Batc
   const std::optional<float> fast = detail::threshold_from_candidates(values, m, ws, write_row);
   if (fast) return *fast;
   return detail::exact_batch_top_m_threshold(values, m, ws);
+}
+
+/// The m-th largest of the positive entries of `values` (compared as float), or 0 when there
+/// are at most m positive entries (infinity when m = 0). Keeping the entries >= the result
+/// (> 0 when it is 0) selects the batch-wide top m, plus any exact ties at the threshold.
+template <class T>
+float batch_top_m_threshold(const Matrix<T>& values, std::size_t m, BatchTopMWorkspace& ws) {
+  if constexpr (host_accessible_v<MemSpace>)
+    return batch_top_m_threshold_writing(values, m, ws, detail::RowsAlreadyWritten{});
+  else
+    return detail::exact_batch_top_m_threshold(values, m, ws);
 }
 
 /// The same with work arrays of its own (one call).

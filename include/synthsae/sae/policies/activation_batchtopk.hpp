@@ -61,8 +61,7 @@ struct BatchTopK {
       const auto h = b.h, key = b.key;
       const auto norms = b.norms;
       const bool rescale = rescale_acts_by_decoder_norm;
-      const int s = static_cast<int>(h.extent(1));
-      tau = batch_top_m_threshold_writing(b.key, m, b.top_m, [=](int i) { detail::ranking_key_row(h, norms, key, i, s, rescale); });
+      tau = batch_top_m_threshold_writing(b.key, m, b.top_m, [=](int i) { detail::ranking_key_row(h, norms, key, i, rescale); });
     } else {
       detail::ranking_key(b, rescale_acts_by_decoder_norm);
       tau = batch_top_m_threshold(b.key, m, b.top_m);
