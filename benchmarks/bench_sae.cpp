@@ -83,6 +83,8 @@ void train_steps(benchmark::State& state, SaeT sae, int dead_stride = 0, double 
   state.SetItemsProcessed(state.iterations() * kBatch);
   state.counters["L0"] = last_l0(sae);
   if constexpr (requires { sae.last_step_was_sparse(); }) state.counters["sparse"] = sae.last_step_was_sparse();
+  if constexpr (requires { sae.last_step_entries_per_row(); })
+    state.counters["entries_per_row"] = sae.last_step_entries_per_row();
 }
 
 // ---- decoding an evaluation batch: x_hat = z W_dec + b_dec, 4,096 -> 768, batch 1,024 ------

@@ -263,6 +263,11 @@ class Sae {
   double sparse_step_max_density() const { return sparse_max_density_; }
   /// Whether the last training step took the sparse products.
   bool last_step_was_sparse() const { return last_step_sparse_; }
+  /// Entries per row of the last sparse step's active set (the JumpReLU's include those inside
+  /// the threshold's window, which are not firing); 0 after a dense step.
+  double last_step_entries_per_row() const {
+    return last_step_sparse_ && active_.rows() > 0 ? double(active_.entries) / double(active_.rows()) : 0.0;
+  }
 
   /// SAELens's apply_b_dec_to_input (default true): whether the encoder sees x - b_dec or x.
   /// Without it b_dec is only the decoder's bias, and its gradient loses the encoder term.

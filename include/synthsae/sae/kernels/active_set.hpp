@@ -249,7 +249,8 @@ SYNTHSAE_HD T decode_step(T v, T w, T acc) {
 /// entry: the bits of an axpy_contiguous per entry onto a copy of the bias where the compiler
 /// contracts it, as GCC does at -O2). AVX2 hosts (floats) keep 64 elements of out in eight registers
 /// across the entries, so each decoder row is only read and out written once (the axpys read and
-/// wrote out once per entry).
+/// wrote out once per entry). Entries of value 0 (a JumpReLU's window, kept for its gradient) are
+/// skipped: adding 0 * w changes no finite sum, and the gradient kernels skip them likewise.
 template <class T, class Index, class Values, class Weights>
 SYNTHSAE_HD void decode_row(const Index& cols, const Values& vals, const Weights& w, const T* __restrict bias, int begin,
                             int end, T* __restrict out, int d) {
@@ -260,6 +261,7 @@ SYNTHSAE_HD void decode_row(const Index& cols, const Values& vals, const Weights
       __m256 acc[8];
       for (int r = 0; r < 8; ++r) acc[r] = _mm256_loadu_ps(bias + k0 + 8 * r);
       for (int e = begin; e < end; ++e) {
+        if (vals(e) == T(0)) continue;  // an entry the step needs only for its gradient
         const __m256 v = _mm256_set1_ps(vals(e));
         const float* row = &w(cols(e), k0);
         for (int r = 0; r < 8; ++r) acc[r] = _mm256_fmadd_ps(v, _mm256_loadu_ps(row + 8 * r), acc[r]);
@@ -271,6 +273,7 @@ SYNTHSAE_HD void decode_row(const Index& cols, const Values& vals, const Weights
   for (int k = k0; k < d; ++k) out[k] = bias[k];
   for (int e = begin; e < end; ++e) {
     const T v = vals(e);
+    if (v == T(0)) continue;
     const T* row = &w(cols(e), 0);
     for (int k = k0; k < d; ++k) out[k] = decode_step(v, row[k], out[k]);
   }
@@ -696,8 +699,10 @@ void sparse_decoder_grad_by_columns(const ActiveSet<T>& a, const Matrix<T>& g, c
         if (!accumulate)
           for (int k = 0; k < d; ++k) gw(j, k) = T(0);
         if (j >= width) return;
-        for (int p = col_start(j); p < col_start(j + 1); ++p)
-          axpy_contiguous(vals(by_column(p)), &g(entry_row(p), 0), &gw(j, 0), d);
+        for (int p = col_start(j); p < col_start(j + 1); ++p) {
+          const T v = vals(by_column(p));
+          if (v != T(0)) axpy_contiguous(v, &g(entry_row(p), 0), &gw(j, 0), d);  // see decode_row
+        }
       });
 }
 
@@ -730,6 +735,7 @@ void sparse_encoder_grad_by_columns(const ActiveSet<T>& a, const Matrix<T>& xc, 
             T bias = 0;
             for (int p = col_start(j); p < col_start(j + 1); ++p) {
               const T g = grad(by_column(p));
+              if (g == T(0)) continue;  // a JumpReLU's window entry without the STE to its input
               axpy_contiguous(g, &xc(entry_row(p), 0), sums + (j - j0) * d, d);
               bias += g;
             }

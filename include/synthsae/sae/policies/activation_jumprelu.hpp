@@ -41,6 +41,14 @@ struct JumpReluThreshold {
   SYNTHSAE_HD T raw_gradient(T theta, T d_theta) const { return log ? theta * d_theta : d_theta; }
 };
 
+/// theta_j when the parameter is theta itself (a functor, not a lambda: nvcc's extended lambdas
+/// are not captured by other kernels' lambdas).
+template <class T>
+struct DirectThreshold {
+  Vector<T> raw;
+  SYNTHSAE_HD T operator()(int j) const { return raw(j); }
+};
+
 /// The name of the parameter that holds theta.
 inline const char* threshold_parameter_name(ThresholdParameterisation p) {
   return p == ThresholdParameterisation::log ? "log_threshold" : "threshold";
@@ -143,16 +151,26 @@ struct JumpRelu {
   template <class T>
   bool gather_active(const StepBuffers<T>& b, const SaeParameters<T>& p, ActiveSet<T>& active,
                      std::size_t max_entries) const {
-    const auto h = b.h;
     const auto theta = jumprelu_threshold(p);
+    if (theta.log) return gather_window(b.h, theta, active, max_entries);
+    // theta read directly: no branch on the parameterisation per entry
+    return gather_window(b.h, DirectThreshold<T>{theta.raw}, active, max_entries);
+  }
+
+  /// gather_active with theta_j = theta_of(j). "h > theta, or (h - theta) / eps inside the window"
+  /// is one comparison, (h - theta) / eps > -1/2: above theta the quotient is >= 0, and at or
+  /// below it the window's upper edge holds. Rounding is monotone, so this is the same set as the
+  /// dense backward's two tests (NaN selects nothing either way), and without branches the host
+  /// compiler vectorises the scan over the batch.
+  template <class T, class Theta>
+  bool gather_window(const Matrix<T>& h, const Theta& theta_of, ActiveSet<T>& active, std::size_t max_entries) const {
     const T eps = static_cast<T>(bandwidth);
     return active.gather(
         h.extent(0), h.extent(1),
         KOKKOS_LAMBDA(int i, int j, T& v) {
-          const T t = theta(j);
-          const bool on = h(i, j) > t;
-          v = on ? h(i, j) : T(0);
-          return on || rectangle((h(i, j) - t) / eps) > T(0);
+          const T theta = theta_of(j), x = h(i, j);
+          v = x > theta ? x : T(0);
+          return (x - theta) / eps > T(-0.5);
         },
         max_entries);
   }
