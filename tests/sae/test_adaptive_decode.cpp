@@ -137,6 +137,7 @@ TEST_CASE("decode_row: the register chunks give std::fma's bits, entry by entry"
   for (int j = 0; j < s; ++j)
     for (int k = 0; k < width; ++k) w(j, k) = rng.normal<float>();
   for (int e = 0; e < 6; ++e) cols(e) = (e * 4 + 1) % s, vals(e) = 0.3f * float(e) - 0.7f;
+  vals(2) = 0.0f;  // skipped, as a JumpReLU's window entry is: the same bits as adding 0 * w
   std::vector<float> bias(width);
   for (int k = 0; k < width; ++k) bias[k] = 0.01f * float(k) - 1.0f;
   for (int d : {0, 1, 63, 64, 65, 127, 128, 131, 200})

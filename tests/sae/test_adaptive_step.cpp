@@ -168,14 +168,18 @@ TEST_CASE("Per-latent sums over an active set: column index (host) = bisection (
   CHECK(a.entries == 0);
 }
 
-TEST_CASE("JumpReLU's gather is the dense step's rule entry by entry at the window's edges", "[sae][sparse][adaptive]") {
-  // gather_active tests (h - theta) / eps > -1/2 alone; the dense backward tests h > theta and
-  // the rectangle's two edges. Brute force over pre-activations a few ulps either side of
-  // theta - eps / 2, theta and theta + eps / 2, for thresholds where eps is far below theta's
-  // ulp too, with NaN and infinities: the set must be exactly the dense rule's entries.
-  using T = float;
-  const std::vector<T> thetas = {0.0f, 0.01f, 1.0f, 3.7f, 1.0e6f, std::numeric_limits<T>::infinity()};
-  const std::vector<T> bandwidths = {0.05f, 1.0e-3f, 1.0e-7f};
+namespace {
+
+/// gather_active tests (h - theta) / eps > -1/2 alone; the dense backward tests h > theta and the
+/// rectangle's two edges. Brute force over pre-activations a few ulps either side of
+/// theta - eps / 2, theta and theta + eps / 2, for thresholds where eps is far below theta's ulp
+/// too, negative ones (an unprojected direct threshold), infinite and NaN ones, with NaN, +-0 and
+/// +-inf inputs: the set must be exactly the dense rule's entries, with the dense rule's values.
+template <class T>
+void check_gather_at_window_edges() {
+  constexpr T inf = std::numeric_limits<T>::infinity(), nan = std::numeric_limits<T>::quiet_NaN();
+  const std::vector<T> thetas = {T(0), T(0.01), T(1), T(3.7), T(1.0e6), T(-1.5), inf, -inf, nan};
+  const std::vector<T> bandwidths = {T(0.05), T(1.0e-3), T(1.0e-7)};
   for (const T eps : bandwidths) {
     JumpRelu act{0.01, static_cast<double>(eps)};
     SaeParameters<T> p;
@@ -184,21 +188,19 @@ TEST_CASE("JumpReLU's gather is the dense step's rule entry by entry at the wind
     auto theta = Kokkos::create_mirror_view(p.extra["threshold"]);
     for (int j = 0; j < s; ++j) theta(j) = thetas[j];
     Kokkos::deep_copy(p.extra["threshold"], theta);
-    // Rows: offsets around the three edges (k ulps away, k in -3..3), then NaN and +-inf.
+    // Rows: offsets around the three edges (k ulps away, k in -3..3), then NaN, +-inf and +-0.
     std::vector<std::vector<T>> rows;
     for (const T edge : {T(-0.5), T(0), T(0.5)})
       for (int k = -3; k <= 3; ++k) {
         std::vector<T> row(s);
         for (int j = 0; j < s; ++j) {
           T v = thetas[j] + edge * eps;
-          for (int step = 0; step < std::abs(k); ++step) v = std::nextafter(v, k > 0 ? T(INFINITY) : T(-INFINITY));
+          for (int step = 0; step < std::abs(k); ++step) v = std::nextafter(v, k > 0 ? inf : -inf);
           row[j] = v;
         }
         rows.push_back(row);
       }
-    for (const T special : {std::numeric_limits<T>::quiet_NaN(), std::numeric_limits<T>::infinity(),
-                            -std::numeric_limits<T>::infinity()})
-      rows.push_back(std::vector<T>(s, special));
+    for (const T special : {nan, inf, -inf, T(0), -T(0)}) rows.push_back(std::vector<T>(s, special));
     StepBuffers<T> b;
     b.h = Matrix<T>("h", rows.size(), s);
     auto h = Kokkos::create_mirror_view(b.h);
@@ -212,6 +214,7 @@ TEST_CASE("JumpReLU's gather is the dense step's rule entry by entry at the wind
     auto vals = Kokkos::create_mirror_view_and_copy(HostSpace(), active.value);
     std::size_t expected_entries = 0, in_window_only = 0;
     for (std::size_t i = 0; i < rows.size(); ++i) {
+      INFO("eps " << eps << " row " << i);
       std::vector<int> want;
       for (int j = 0; j < s; ++j) {
         const T x = rows[i][j], t = thetas[j];
@@ -225,11 +228,17 @@ TEST_CASE("JumpReLU's gather is the dense step's rule entry by entry at the wind
         const T x = rows[i][cols(e)];
         CHECK(vals(e) == (x > thetas[cols(e)] ? x : T(0)));
       }
-      INFO("eps " << eps << " row " << i);
       CHECK(got == want);
       expected_entries += want.size();
     }
     CHECK(active.entries == expected_entries);
     CHECK(in_window_only > 0);  // the window's edge entries are among those tested
   }
+}
+
+}  // namespace
+
+TEST_CASE("JumpReLU's gather is the dense step's rule entry by entry at the window's edges", "[sae][sparse][adaptive]") {
+  check_gather_at_window_edges<float>();
+  check_gather_at_window_edges<double>();
 }

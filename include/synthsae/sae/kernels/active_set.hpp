@@ -250,7 +250,8 @@ SYNTHSAE_HD T decode_step(T v, T w, T acc) {
 /// contracts it, as GCC does at -O2). AVX2 hosts (floats) keep 64 elements of out in eight registers
 /// across the entries, so each decoder row is only read and out written once (the axpys read and
 /// wrote out once per entry). Entries of value 0 (a JumpReLU's window, kept for its gradient) are
-/// skipped: adding 0 * w changes no finite sum, and the gradient kernels skip them likewise.
+/// skipped: adding 0 * w changes no finite sum (but for the sign of a -0 bias). The gradient
+/// kernels and the GPU's team forms skip them likewise (a test per entry, the same for a whole team).
 template <class T, class Index, class Values, class Weights>
 SYNTHSAE_HD void decode_row(const Index& cols, const Values& vals, const Weights& w, const T* __restrict bias, int begin,
                             int end, T* __restrict out, int d) {
@@ -301,7 +302,8 @@ template <class T, class Index>
 SYNTHSAE_HD T decoded_element(const Index& cols, const Vector<T>& vals, const Matrix<T>& w, const Vector<T>& bias,
                               int begin, int end, int k) {
   T acc = bias(k);
-  for (int e = begin; e < end; ++e) acc = decode_step(vals(e), w(cols(e), k), acc);  // decode_row's rounding
+  for (int e = begin; e < end; ++e)  // decode_row's rounding, and its zeros skipped
+    if (vals(e) != T(0)) acc = decode_step(vals(e), w(cols(e), k), acc);
   return acc;
 }
 
@@ -781,7 +783,8 @@ void sparse_decoder_grad_by_teams(const ActiveSet<T>& a, const Matrix<T>& g, con
         Kokkos::parallel_for(Kokkos::TeamThreadRange(m, d), [&](int k) {
           T acc = accumulate ? gw(j, k) : T(0);
           if (j < width)
-            for (int p = col_start(j); p < col_start(j + 1); ++p) acc += vals(by_column(p)) * g(entry_row(p), k);
+            for (int p = col_start(j); p < col_start(j + 1); ++p)
+              if (vals(by_column(p)) != T(0)) acc += vals(by_column(p)) * g(entry_row(p), k);  // as by columns
           gw(j, k) = acc;
         });
       });
@@ -807,7 +810,7 @@ void sparse_encoder_grad_by_teams(const ActiveSet<T>& a, const Matrix<T>& xc, co
           const bool bias = k == d;  // the last thread of the range sums the bias
           T acc = accumulate ? (bias ? gb_enc(j) : gw_enc(k, j)) : T(0);
           for (int p = col_start(j); p < col_start(j + 1); ++p)
-            acc += (bias ? T(1) : xc(entry_row(p), k)) * grad(by_column(p));
+            if (grad(by_column(p)) != T(0)) acc += (bias ? T(1) : xc(entry_row(p), k)) * grad(by_column(p));
           (bias ? gb_enc(j) : gw_enc(k, j)) = acc;
         });
       });
