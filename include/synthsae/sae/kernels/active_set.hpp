@@ -783,8 +783,10 @@ void sparse_decoder_grad_by_teams(const ActiveSet<T>& a, const Matrix<T>& g, con
         Kokkos::parallel_for(Kokkos::TeamThreadRange(m, d), [&](int k) {
           T acc = accumulate ? gw(j, k) : T(0);
           if (j < width)
-            for (int p = col_start(j); p < col_start(j + 1); ++p)
-              if (vals(by_column(p)) != T(0)) acc += vals(by_column(p)) * g(entry_row(p), k);  // as by columns
+            for (int p = col_start(j); p < col_start(j + 1); ++p) {
+              const T v = vals(by_column(p));
+              if (v != T(0)) acc += v * g(entry_row(p), k);  // zeros skipped, as by columns
+            }
           gw(j, k) = acc;
         });
       });
@@ -809,8 +811,10 @@ void sparse_encoder_grad_by_teams(const ActiveSet<T>& a, const Matrix<T>& xc, co
         Kokkos::parallel_for(Kokkos::TeamThreadRange(m, d + 1), [&](int k) {
           const bool bias = k == d;  // the last thread of the range sums the bias
           T acc = accumulate ? (bias ? gb_enc(j) : gw_enc(k, j)) : T(0);
-          for (int p = col_start(j); p < col_start(j + 1); ++p)
-            if (grad(by_column(p)) != T(0)) acc += (bias ? T(1) : xc(entry_row(p), k)) * grad(by_column(p));
+          for (int p = col_start(j); p < col_start(j + 1); ++p) {
+            const T dh = grad(by_column(p));
+            if (dh != T(0)) acc += (bias ? T(1) : xc(entry_row(p), k)) * dh;
+          }
           (bias ? gb_enc(j) : gw_enc(k, j)) = acc;
         });
       });

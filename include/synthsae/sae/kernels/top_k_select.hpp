@@ -438,12 +438,15 @@ std::optional<float> threshold_from_candidates(const Matrix<T>& values, std::siz
   ws.listed = 0, ws.listed_from = nullptr;  // set again only when this call answers from its list
   const int rows = static_cast<int>(values.extent(0)), cols = static_cast<int>(values.extent(1));
   const int sample_rows = std::max(64, rows / 16);
-  if (m == 0 || sample_rows * 4 > rows) {  // small batches: the exact passes are cheap
+  auto write_first_rows = [&](int n) {  // threaded like the pass below; nothing to do when written
     if constexpr (!std::is_same_v<WriteRow, RowsAlreadyWritten>)
-      host_rows("synthsae::write_rows", rows, cols, [&](int i) { write_row(i); });
+      host_rows("synthsae::write_rows", n, cols, [&](int i) { write_row(i); });
+  };
+  if (m == 0 || sample_rows * 4 > rows) {  // small batches: the exact passes are cheap
+    write_first_rows(rows);
     return std::nullopt;
   }
-  for (int i = 0; i < sample_rows; ++i) write_row(i);
+  write_first_rows(sample_rows);
   const double m_sample = double(m) * sample_rows / rows;
   const auto want = static_cast<std::size_t>(std::ceil(1.25 * m_sample + 4.0 * std::sqrt(m_sample) + 8.0));
   // The sample's want-th largest positive value by selection: a copy and nth_element cost less
