@@ -160,3 +160,49 @@ TEST_CASE("decode_row: the register chunks give std::fma's bits, entry by entry"
       CHECK(mismatches == 0);
     }
 }
+
+TEST_CASE("sum_scaled_rows: by latent, through an order, from zero, a start or out itself", "[sae][decode]") {
+  // The weight gradients by latent sum g or xc rows through by_column (order) and entry_row
+  // (row_of), from zero or accumulating onto out: the same bits as the scalar chain in term order,
+  // zero coefficients skipped, for every length around the 64-element chunk.
+  const int s = 9, width = 200, terms = 7;
+  Kokkos::View<float**, Kokkos::LayoutRight, HostSpace> rows("rows", s, width);
+  RandomStream rng(21, 0);
+  for (int j = 0; j < s; ++j)
+    for (int k = 0; k < width; ++k) rows(j, k) = rng.normal<float>();
+  const int order[terms] = {3, 0, 6, 1, 5, 2, 4};
+  const int row_of[terms] = {8, 2, 2, 5, 0, 7, 3};  // a row may repeat
+  float coef[terms];
+  for (int e = 0; e < terms; ++e) coef[e] = 0.45f * float(e) - 1.1f;
+  coef[5] = 0.0f;  // skipped (order[4] = 5)
+  auto chain = [&](float start, int n, int k) {
+    float want = start;
+    for (int p = 0; p < n; ++p) {
+      const float c = coef[order[p]];
+      if (c == 0.0f) continue;
+#if defined(__FMA__)
+      want = std::fma(c, rows(row_of[p], k), want);
+#else
+      want = want + c * rows(row_of[p], k);
+#endif
+    }
+    return want;
+  };
+  for (int d : {0, 1, 63, 64, 65, 128, 131, 200})
+    for (int n = 0; n <= terms; ++n) {
+      INFO("d " << d << ", terms " << n);
+      std::vector<float> start(std::max(d, 1)), out(std::max(d, 1), 99.0f), inplace(std::max(d, 1));
+      for (int k = 0; k < d; ++k) start[k] = inplace[k] = 0.02f * float(k) - 2.0f;
+      int from_zero = 0, from_start = 0, accumulated = 0;
+      kernels::sum_scaled_rows<float>(nullptr, coef, order, row_of, rows.data(), rows.stride(0), 0, n, out.data(), d);
+      for (int k = 0; k < d; ++k) from_zero += out[k] != chain(0.0f, n, k);
+      kernels::sum_scaled_rows<float>(start.data(), coef, order, row_of, rows.data(), rows.stride(0), 0, n, out.data(), d);
+      for (int k = 0; k < d; ++k) from_start += out[k] != chain(start[k], n, k);
+      kernels::sum_scaled_rows<float>(inplace.data(), coef, order, row_of, rows.data(), rows.stride(0), 0, n,
+                                      inplace.data(), d);
+      for (int k = 0; k < d; ++k) accumulated += inplace[k] != chain(start[k], n, k);
+      CHECK(from_zero == 0);
+      CHECK(from_start == 0);
+      CHECK(accumulated == 0);
+    }
+}

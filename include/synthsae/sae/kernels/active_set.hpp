@@ -227,12 +227,6 @@ struct ActiveSet {
 
 namespace kernels {
 
-/// y += alpha x over n contiguous elements.
-template <class T>
-SYNTHSAE_HD void axpy_contiguous(T alpha, const T* __restrict x, T* __restrict y, int n) {
-  for (int k = 0; k < n; ++k) y[k] += alpha * x[k];
-}
-
 /// acc + v * w as the decodes add it: for floats on FMA hardware (and GPUs) one fused
 /// multiply-add, rounded once, as decode_row's registers and a contracting compiler do; elsewhere
 /// a plain product and sum (a libm fmaf per element would be slow and unvectorised).
@@ -244,40 +238,51 @@ SYNTHSAE_HD T decode_step(T v, T w, T acc) {
   return acc + v * w;
 }
 
-/// out[k] = bias[k] + sum over e in [begin, end) of vals(e) * w(cols(e), k) for k < d, each element
-/// summed in entry order by decode_step (for floats on FMA hardware one fused multiply-add per
-/// entry: the bits of an axpy_contiguous per entry onto a copy of the bias where the compiler
-/// contracts it, as GCC does at -O2). AVX2 hosts (floats) keep 64 elements of out in eight registers
-/// across the entries, so each decoder row is only read and out written once (the axpys read and
-/// wrote out once per entry). Entries of value 0 (a JumpReLU's window, kept for its gradient) are
-/// skipped: adding 0 * w changes no finite sum (but for the sign of a -0 bias). The gradient
-/// kernels and the GPU's team forms skip them likewise (a test per entry, the same for a whole team).
-template <class T, class Index, class Values, class Weights>
-SYNTHSAE_HD void decode_row(const Index& cols, const Values& vals, const Weights& w, const T* __restrict bias, int begin,
-                            int end, T* __restrict out, int d) {
+/// out[k] = (init ? init[k] : 0) + sum over p in [begin, end) of c_p * row_p[k] for k < d, with
+/// c_p = coef[order ? order[p] : p] and row_p = rows + row_of[p] * stride: each element summed in
+/// p order by decode_step (for floats on FMA hardware one fused multiply-add per term: the bits
+/// of an axpy_contiguous per term where the compiler contracts it, as GCC does at -O2), terms
+/// with c_p = 0 skipped (adding 0 * row changes no finite sum, but for the sign of a -0 start).
+/// AVX2 hosts (floats) keep 64 elements of out in eight registers across the terms, so each row
+/// is read once and out written once; an axpy per term loaded and stored out every time, and
+/// the stores bound the loop. init may be out itself (accumulating). The host's sparse decode
+/// and both weight gradients by latent are this sum; the GPU's team forms skip the same terms.
+template <class T>
+SYNTHSAE_HD void sum_scaled_rows(const T* init, const T* coef, const int* order, const int* row_of, const T* rows,
+                                 std::size_t stride, int begin, int end, T* out, int d) {
   int k0 = 0;
 #if defined(__AVX2__) && defined(__FMA__) && !defined(__CUDACC__)
   if constexpr (std::is_same_v<T, float>) {
     for (; k0 + 64 <= d; k0 += 64) {
       __m256 acc[8];
-      for (int r = 0; r < 8; ++r) acc[r] = _mm256_loadu_ps(bias + k0 + 8 * r);
-      for (int e = begin; e < end; ++e) {
-        if (vals(e) == T(0)) continue;  // an entry the step needs only for its gradient
-        const __m256 v = _mm256_set1_ps(vals(e));
-        const float* row = &w(cols(e), k0);
+      for (int r = 0; r < 8; ++r) acc[r] = init ? _mm256_loadu_ps(init + k0 + 8 * r) : _mm256_setzero_ps();
+      for (int p = begin; p < end; ++p) {
+        const float c = coef[order ? order[p] : p];
+        if (c == 0.0f) continue;
+        const __m256 v = _mm256_set1_ps(c);
+        const float* row = rows + static_cast<std::size_t>(row_of[p]) * stride + k0;
         for (int r = 0; r < 8; ++r) acc[r] = _mm256_fmadd_ps(v, _mm256_loadu_ps(row + 8 * r), acc[r]);
       }
       for (int r = 0; r < 8; ++r) _mm256_storeu_ps(out + k0 + 8 * r, acc[r]);
     }
   }
 #endif
-  for (int k = k0; k < d; ++k) out[k] = bias[k];
-  for (int e = begin; e < end; ++e) {
-    const T v = vals(e);
-    if (v == T(0)) continue;
-    const T* row = &w(cols(e), 0);
-    for (int k = k0; k < d; ++k) out[k] = decode_step(v, row[k], out[k]);
+  for (int k = k0; k < d; ++k) out[k] = init ? init[k] : T(0);
+  for (int p = begin; p < end; ++p) {
+    const T c = coef[order ? order[p] : p];
+    if (c == T(0)) continue;
+    const T* row = rows + static_cast<std::size_t>(row_of[p]) * stride;
+    for (int k = k0; k < d; ++k) out[k] = decode_step(c, row[k], out[k]);
   }
+}
+
+/// out[k] = bias[k] + sum over e in [begin, end) of vals(e) * w(cols(e), k) for k < d: one row of
+/// the sparse decode, summed as sum_scaled_rows sums (entries of value 0, a JumpReLU's window
+/// kept for its gradient, are skipped).
+template <class T, class Index, class Values, class Weights>
+SYNTHSAE_HD void decode_row(const Index& cols, const Values& vals, const Weights& w, const T* bias, int begin, int end,
+                            T* out, int d) {
+  sum_scaled_rows<T>(bias, vals.data(), nullptr, cols.data(), w.data(), w.stride(0), begin, end, out, d);
 }
 
 /// Team size of the GPU's row kernels (one team per row, its threads over the D inputs); a host
@@ -698,13 +703,9 @@ void sparse_decoder_grad_by_columns(const ActiveSet<T>& a, const Matrix<T>& g, c
   host_rows(
       "synthsae::sparse_decoder_grad", static_cast<std::int64_t>(gw.extent(0)),
       a.column_cost(static_cast<std::int64_t>(gw.extent(0)), 2 * d, d), KOKKOS_LAMBDA(int j) {
-        if (!accumulate)
-          for (int k = 0; k < d; ++k) gw(j, k) = T(0);
-        if (j >= width) return;
-        for (int p = col_start(j); p < col_start(j + 1); ++p) {
-          const T v = vals(by_column(p));
-          if (v != T(0)) axpy_contiguous(v, &g(entry_row(p), 0), &gw(j, 0), d);  // see decode_row
-        }
+        const int end = j < width ? col_start(j + 1) : col_start(j);  // no terms past width
+        sum_scaled_rows<T>(accumulate ? &gw(j, 0) : nullptr, vals.data(), by_column.data(), entry_row.data(),
+                           g.data(), g.stride(0), col_start(j), end, &gw(j, 0), d);
       });
 }
 
@@ -732,15 +733,12 @@ void sparse_encoder_grad_by_columns(const ActiveSet<T>& a, const Matrix<T>& xc, 
         chunk_range(blocks, c, chunks, first, last);
         for (int blk = first; blk < last; ++blk) {
           const int j0 = blk * kBlock, j1 = j0 + kBlock < s ? j0 + kBlock : s;
-          for (int q = 0; q < kBlock * d; ++q) sums[q] = T(0);
           for (int j = j0; j < j1; ++j) {
+            // Entries with dLoss/dh = 0 (a JumpReLU's window without the STE to its input) add nothing.
+            sum_scaled_rows<T>(nullptr, grad.data(), by_column.data(), entry_row.data(), xc.data(), xc.stride(0),
+                               col_start(j), col_start(j + 1), sums + (j - j0) * d, d);
             T bias = 0;
-            for (int p = col_start(j); p < col_start(j + 1); ++p) {
-              const T g = grad(by_column(p));
-              if (g == T(0)) continue;  // a JumpReLU's window entry without the STE to its input
-              axpy_contiguous(g, &xc(entry_row(p), 0), sums + (j - j0) * d, d);
-              bias += g;
-            }
+            for (int p = col_start(j); p < col_start(j + 1); ++p) bias += grad(by_column(p));
             gb_enc(j) = (accumulate ? gb_enc(j) : T(0)) + bias;
           }
           int k_done = 0;
