@@ -27,19 +27,48 @@ inline constexpr bool host_rows_use_openmp_v =
 #endif
 
 namespace detail {
-/// The least work (rows x operations per row) that host_rows threads: 2^20, about a third of a
-/// millisecond on one core. An OpenMP region costs microseconds, but libgomp's idle members spin
-/// after each one, and where other processes share the cores (ctest -j2, a sweep) many small
-/// regions cost far more than they save: at 2^17 the L0-autotuner test took 18 s alone but 106 s
-/// beside another test, against 22 s on one thread. SYNTHSAE_HOST_THREAD_MIN_WORK overrides it.
+/// The least work (rows x operations per row) that host_rows threads: 2^16, about 20 us on one
+/// core. An OpenMP region costs a few microseconds; below this the serial loop wins. At 2^20 it
+/// left the second core idle for a quarter of a cpu-1k training run (the AuxK residual, the
+/// gradient norm, the bias sums, the column index: each 2^17-2^19 operations); 2^16
+/// measured 6 % more samples/s there, and the suite under ctest -j2 with OMP_WAIT_POLICY=passive
+/// (scripts/test.sh) ran 96 -> 84 s. Processes that share cores with idle members spinning
+/// (libgomp's default) lose far more per region: run them with OMP_WAIT_POLICY=passive, or raise
+/// the threshold with SYNTHSAE_HOST_THREAD_MIN_WORK.
 inline std::int64_t host_thread_min_work() {
   static const std::int64_t min_work = [] {
     const char* v = std::getenv("SYNTHSAE_HOST_THREAD_MIN_WORK");
     const long long parsed = v ? std::atoll(v) : 0;
-    return parsed > 0 ? static_cast<std::int64_t>(parsed) : std::int64_t{1} << 20;
+    return parsed > 0 ? static_cast<std::int64_t>(parsed) : std::int64_t{1} << 16;
   }();
   return min_work;
 }
+
+/// Reports a host_rows loop that OpenMP runs to Kokkos's tool callbacks (KernelTimer, a
+/// profiling library), as Kokkos does for its own kernels; free when no tool listens.
+class ToolKernelScope {
+ public:
+  ToolKernelScope(const char* name, bool reduce) : reduce_(reduce), on_(Kokkos::Tools::profileLibraryLoaded()) {
+    if (!on_) return;
+    if (reduce_)
+      Kokkos::Tools::beginParallelReduce(name, 0, &id_);
+    else
+      Kokkos::Tools::beginParallelFor(name, 0, &id_);
+  }
+  ~ToolKernelScope() {
+    if (!on_) return;
+    if (reduce_)
+      Kokkos::Tools::endParallelReduce(id_);
+    else
+      Kokkos::Tools::endParallelFor(id_);
+  }
+  ToolKernelScope(const ToolKernelScope&) = delete;
+  ToolKernelScope& operator=(const ToolKernelScope&) = delete;
+
+ private:
+  bool reduce_, on_;
+  std::uint64_t id_ = 0;
+};
 
 /// Whether `rows` rows of about `row_cost` arithmetic operations each are worth a thread team.
 inline bool worth_threads(std::int64_t rows, std::int64_t row_cost) {
@@ -57,6 +86,7 @@ template <class Body>
 void host_rows(const char* name, std::int64_t rows, std::int64_t row_cost, const Body& body) {
   if constexpr (host_rows_use_openmp_v) {
     if (detail::worth_threads(rows, row_cost)) {
+      const detail::ToolKernelScope scope(name, false);
 #if defined(_OPENMP)
 #pragma omp parallel for schedule(static)
       for (std::int64_t i = 0; i < rows; ++i) body(static_cast<int>(i));
@@ -72,6 +102,7 @@ template <class Body>
 std::int64_t host_rows_count(const char* name, std::int64_t rows, std::int64_t row_cost, const Body& body) {
   if constexpr (host_rows_use_openmp_v) {
     if (detail::worth_threads(rows, row_cost)) {
+      const detail::ToolKernelScope scope(name, true);
       std::int64_t total = 0;
 #if defined(_OPENMP)
 #pragma omp parallel for schedule(static) reduction(+ : total)
@@ -95,6 +126,7 @@ std::int64_t host_rows_count(const char* name, std::int64_t rows, std::int64_t r
 template <class Body>
 double host_rows_sum(const char* name, std::int64_t rows, std::int64_t row_cost, const Body& body) {
   if constexpr (host_rows_use_openmp_v) {
+    const detail::ToolKernelScope scope(name, true);  // threaded or not, no Kokkos kernel reports it
     constexpr std::int64_t kChunks = 64;
     double part[kChunks] = {};
     const auto run_chunk = [&](std::int64_t c) {
