@@ -11,6 +11,7 @@
 // gradient are n * D multiply-adds each, against B * S * D for their dense GEMMs.
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <type_traits>
 #include <vector>
 
@@ -40,6 +41,8 @@ struct ActiveSet {
   mutable kernels::BucketIndex column_buckets;  ///< the device's builder of that order
   mutable Kokkos::View<int*, MemSpace> entry_position;  ///< its work space: each entry's place in that order
   mutable Matrix<T> scratch;  ///< kernels' work space (xc transposed, per-thread sums)
+  mutable std::vector<int> column_cursors;  ///< the host's index: per chunk of rows, per latent
+  std::vector<std::size_t> listed_chunks;   ///< gather_listed's work space: per chunk of rows
 
   std::size_t rows() const { return row_start.extent(0) == 0 ? 0 : row_start.extent(0) - 1; }
 
@@ -122,9 +125,11 @@ struct ActiveSet {
   }
 
   /// gather restricted to a list of flat positions i * num_cols + j in increasing order (host
-  /// only; a serial pass over the list): the same set as gather whenever `select` is false off
-  /// the list. A batch-wide selection lists its few candidates while finding its threshold, and
-  /// then needs no pass over the whole batch.
+  /// only): the same set as gather whenever `select` is false off the list. A batch-wide
+  /// selection lists its few candidates while finding its threshold, and then needs no pass over
+  /// the whole batch. Threaded by chunks of rows: each chunk finds its part of the list by
+  /// bisection and writes its entries from its first listed place (there is room: at most one
+  /// entry per listed position); the chunks are then moved down to close the gaps, in order.
   template <class Selector, class Space = MemSpace>
   void gather_listed(std::size_t num_rows, std::size_t num_cols, const std::int64_t* positions, std::size_t listed,
                      const Selector& select) {
@@ -134,17 +139,45 @@ struct ActiveSet {
     reserve(listed);
     Kokkos::fence();
     const auto width = static_cast<std::int64_t>(num_cols);
-    std::size_t e = 0, row = 0;
-    std::int64_t row_end = width;  // positions ascend: the row advances by comparison, not by a 64-bit division
-    row_start(0) = 0;
-    for (std::size_t q = 0; q < listed; ++q) {
-      const std::int64_t position = positions[q];
-      for (; position >= row_end; ++row, row_end += width) row_start(row + 1) = static_cast<int>(e);
-      const int j = static_cast<int>(position - (row_end - width));
-      T v{};
-      if (select(static_cast<int>(row), j, v)) col(e) = j, value(e) = v, ++e;
+    const int n_rows = static_cast<int>(num_rows);
+    const int chunks = host_chunks(num_rows);
+    listed_chunks.assign(2 * static_cast<std::size_t>(chunks), 0);  // per chunk: first place, entries
+    std::size_t* part = listed_chunks.data();
+    const auto starts = row_start, cols = col, vals = value;
+    // About 32 operations per listed place: two reads at scattered places of B x S arrays.
+    host_rows("synthsae::active_gather_listed", chunks, 32 * static_cast<std::int64_t>(listed) / chunks, [&](int c) {
+      int r0 = 0, r1 = 0;
+      chunk_range(n_rows, c, chunks, r0, r1);
+      const std::int64_t* first = std::lower_bound(positions, positions + listed, r0 * width);
+      const std::int64_t* last = std::lower_bound(first, positions + listed, r1 * width);
+      const std::size_t begin = static_cast<std::size_t>(first - positions);
+      std::size_t e = begin;
+      int row = r0;
+      std::int64_t row_end = (r0 + 1) * width;  // positions ascend: the row advances by comparison
+      if (r0 < r1) starts(r0) = static_cast<int>(e);
+      for (const std::int64_t* q = first; q < last; ++q) {
+        const std::int64_t position = *q;
+        for (; position >= row_end; ++row, row_end += width) starts(row + 1) = static_cast<int>(e);
+        const int j = static_cast<int>(position - (row_end - width));
+        T v{};
+        if (select(row, j, v)) cols(e) = j, vals(e) = v, ++e;
+      }
+      for (; row + 1 < r1; ++row) starts(row + 1) = static_cast<int>(e);
+      part[2 * c] = begin, part[2 * c + 1] = e - begin;
+    });
+    std::size_t e = 0;
+    for (int c = 0; c < chunks; ++c) {  // ascending: a chunk only moves down, onto places already read
+      const std::size_t begin = part[2 * c], n = part[2 * c + 1];
+      if (begin != e) {
+        std::memmove(col.data() + e, col.data() + begin, n * sizeof(int));
+        std::memmove(value.data() + e, value.data() + begin, n * sizeof(T));
+        int r0 = 0, r1 = 0;
+        chunk_range(n_rows, c, chunks, r0, r1);
+        for (int r = r0; r < r1; ++r) row_start(r) -= static_cast<int>(begin - e);
+      }
+      e += n;
     }
-    for (; row < num_rows; ++row) row_start(row + 1) = static_cast<int>(e);
+    row_start(num_rows) = static_cast<int>(e);
     entries = e;
     columns_indexed = false;
   }
@@ -175,31 +208,64 @@ struct ActiveSet {
     columns_indexed = false;
   }
 
-  /// Counting sort of the entries by latent, rows ascending within each: serial on the host (a
-  /// few thousand entries), a stable bucket index on a GPU (the same order: entries ascend with
-  /// their rows). Deterministic either way; a no-op when the index of this gather exists.
+  /// Counting sort of the entries by latent, rows ascending within each: threaded by chunks of
+  /// rows on the host, a stable bucket index on a GPU (the same order: entries ascend with their
+  /// rows). Deterministic either way; a no-op when the index of this gather exists.
   void index_columns(std::size_t num_cols) const {
     if (columns_indexed && col_start.extent(0) == num_cols + 1) return;
     columns_indexed = true;
-    if constexpr (!host_accessible_v<MemSpace>) {
+    if constexpr (!host_accessible_v<MemSpace>)
       index_columns_on_device(num_cols);
-      return;
-    }
+    else
+      index_columns_on_host(num_cols);
+  }
+
+  /// The host's index_columns.
+  template <class Space = MemSpace>
+  void index_columns_on_host(std::size_t num_cols) const {
+    // Dependent on a template parameter: a CUDA build compiles the definition without calling it.
+    static_assert(host_accessible_v<Space>, "index_columns_on_host runs its loops on the host");
     Kokkos::fence();
     if (col_start.extent(0) != num_cols + 1) col_start = Kokkos::View<int*, MemSpace>("active_col_start", num_cols + 1);
     if (by_column.extent(0) < col.extent(0)) {
       by_column = Kokkos::View<int*, MemSpace>("active_by_column", col.extent(0));
       entry_row = Kokkos::View<int*, MemSpace>("active_entry_row", col.extent(0));
     }
-    for (std::size_t j = 0; j <= num_cols; ++j) col_start(j) = 0;
-    for (std::size_t e = 0; e < entries; ++e) ++col_start(col(e) + 1);
-    for (std::size_t j = 0; j < num_cols; ++j) col_start(j + 1) += col_start(j);
-    std::vector<int> cursor(col_start.data(), col_start.data() + num_cols);
-    for (std::size_t i = 0; i < rows(); ++i)
-      for (int e = row_start(i); e < row_start(i + 1); ++e) {
-        const int p = cursor[col(e)]++;
-        by_column(p) = e, entry_row(p) = static_cast<int>(i);
+    // Per chunk of rows, its count of entries per latent; the chunks' cursors start where the
+    // chunks before them end, so each chunk places its rows by itself and every latent's entries
+    // still ascend by row (the serial counting sort's order).
+    const int n_rows = static_cast<int>(rows()), cols = static_cast<int>(num_cols);
+    const int chunks = host_chunks(static_cast<std::size_t>(n_rows));
+    column_cursors.assign(static_cast<std::size_t>(chunks) * cols, 0);
+    int* cursors = column_cursors.data();
+    const auto starts = row_start, entry_col = col, order = by_column, row_of = entry_row;
+    const std::int64_t per_chunk = 8 * static_cast<std::int64_t>(entries) / chunks + cols;  // scattered counts
+    host_rows("synthsae::index_columns_count", chunks, per_chunk, [&](int c) {
+      int r0 = 0, r1 = 0;
+      chunk_range(n_rows, c, chunks, r0, r1);
+      int* count = cursors + std::size_t(c) * cols;
+      for (int e = starts(r0); e < starts(r1); ++e) ++count[entry_col(e)];
+    });
+    int total = 0;
+    for (int j = 0; j < cols; ++j) {
+      col_start(j) = total;
+      for (int c = 0; c < chunks; ++c) {
+        const int n = cursors[std::size_t(c) * cols + j];
+        cursors[std::size_t(c) * cols + j] = total;
+        total += n;
       }
+    }
+    col_start(num_cols) = total;
+    host_rows("synthsae::index_columns_place", chunks, per_chunk, [&](int c) {
+      int r0 = 0, r1 = 0;
+      chunk_range(n_rows, c, chunks, r0, r1);
+      int* cursor = cursors + std::size_t(c) * cols;
+      for (int i = r0; i < r1; ++i)
+        for (int e = starts(i); e < starts(i + 1); ++e) {
+          const int p = cursor[entry_col(e)]++;
+          order(p) = e, row_of(p) = i;
+        }
+    });
   }
 
   /// index_columns on any execution space (public for the host test of the GPU's form): the
