@@ -210,11 +210,23 @@ struct SparseAuxTerm {
       OrderedBits<T>* scratch = chunk_keys.data() + std::size_t(c) * n;
       int* kept = chunk_kept.data() + std::size_t(c) * n;
       for (int i = r0; i < r1; ++i) {
+        if (i + 1 < r1) prefetch_row(&key(i + 1, 0), &h(i + 1, 0), key.extent(1));
         int* out = cols.data() + std::size_t(i) * per_row;
         top_k_among(&key(i, 0), cand, n, per_row, scratch, kept, out);  // fills all per_row
         for (int q = 0; q < per_row; ++q) vals(std::size_t(i) * per_row + q) = h(i, out[q]);
       }
     });
+  }
+
+  /// Asks for the next row's keys and pre-activations while this row is selected: its
+  /// candidates' keys and the chosen values are read at scattered places of rows that the
+  /// threshold pass and the GEMM left beyond the L2 cache.
+  static void prefetch_row(const T* key_row, const T* h_row, std::size_t n) {
+    constexpr std::size_t kLine = 64 / sizeof(T);
+    for (std::size_t k = 0; k < n; k += kLine) {
+      __builtin_prefetch(key_row + k);
+      __builtin_prefetch(h_row + k);
+    }
   }
 
   void select(const StepBuffers<T>& b) {

@@ -211,15 +211,29 @@ using OrderedBits = decltype(ordered_bits(T(0)));
 /// The k-th largest of v[0..n) (1 <= k <= n), by a binary search over the bits: the largest t
 /// with at least k values >= t is that value. One branch-free count per bit, which compilers
 /// vectorise, instead of nth_element's data-dependent branches (AuxK's rows hold a hundred or so
-/// keys, where nth_element's mispredictions were most of the selection's time).
+/// keys, where nth_element's mispredictions were most of the selection's time). Every value
+/// shares the bits above the highest bit where the least and the greatest differ, so the search
+/// starts below them; and once exactly k values reach a prefix, the answer is the least of those
+/// (about ten counts for a short list of keys, instead of 32).
 template <class Bits>
 Bits kth_largest_bits(const Bits* v, int n, int k) {
-  Bits t = 0;
-  for (int bit = int(sizeof(Bits)) * 8 - 1; bit >= 0; --bit) {
+  Bits lo = v[0], hi = v[0];
+  for (int q = 1; q < n; ++q) lo = v[q] < lo ? v[q] : lo, hi = v[q] > hi ? v[q] : hi;
+  if (lo == hi) return lo;
+  constexpr int kBits = int(sizeof(Bits)) * 8;
+  int top = kBits - 1;
+  while (((lo ^ hi) >> top) == 0) --top;                                     // the highest bit they differ in
+  Bits t = top == kBits - 1 ? Bits(0) : Bits(lo >> (top + 1)) << (top + 1);  // their common prefix
+  for (int bit = top; bit >= 0; --bit) {
     const Bits c = t | (Bits(1) << bit);
     int count = 0;
     for (int q = 0; q < n; ++q) count += v[q] >= c ? 1 : 0;
-    if (count >= k) t = c;
+    if (count == k) {  // the k largest are exactly the values >= c
+      Bits least = hi;
+      for (int q = 0; q < n; ++q) least = v[q] >= c && v[q] < least ? v[q] : least;
+      return least;
+    }
+    if (count > k) t = c;
   }
   return t;
 }
@@ -249,8 +263,7 @@ int top_k_among(const T* key_row, const int* candidates, int n, int k, OrderedBi
     if (rank < kSample) {
       for (int q = 0; q < kSample; ++q)
         scratch[q] = ordered_bits(key_row[candidates[static_cast<std::int64_t>(q) * n / kSample]]);
-      std::nth_element(scratch, scratch + (rank - 1), scratch + kSample, std::greater<Bits>());
-      pivot = scratch[rank - 1];
+      pivot = kth_largest_bits(scratch, kSample, rank);
     }
   }
   int listed = 0;
@@ -268,12 +281,15 @@ int top_k_among(const T* key_row, const int* candidates, int n, int k, OrderedBi
   for (int q = 0; q < listed; ++q) above += scratch[q] > kth ? 1 : 0;
   int need = k - above;  // the ties at kth that fit once every key above it is kept
   int m = 0;
-  for (int q = 0; q < listed; ++q) {
-    const Bits v = scratch[q];
-    const bool take = v > kth || (v == kth && need > 0);
-    need -= take && v == kth ? 1 : 0;
-    if (take) out[m++] = kept[q];
+  for (int q = 0; q < listed; ++q) {  // compacted in place without branches (m <= q): the
+    const Bits v = scratch[q];        // branch per key was a third of the selection's time
+    const bool tie = v == kth;
+    const bool take = (v > kth) | (tie & (need > 0));
+    need -= take & tie;
+    kept[m] = kept[q];
+    m += take;
   }
+  std::copy(kept, kept + m, out);
   return m;
 }
 
