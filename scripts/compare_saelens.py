@@ -153,7 +153,8 @@ def main() -> None:
         sys.exit(f"--threads = {args.threads}: at least 1")
     torch.set_num_threads(args.threads)
     os.environ["OMP_NUM_THREADS"] = str(args.threads)  # synthsae's processes inherit it
-    os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+    # No OMP_WAIT_POLICY here: torch read its own at import, so a passive policy set now would
+    # reach synthsae's processes only, and a user's run of synthsae has libgomp's default.
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     bench_dir = Path(args.synthsae).resolve().parent.parent / "benchmarks"

@@ -27,19 +27,23 @@ inline constexpr bool host_rows_use_openmp_v =
 #endif
 
 namespace detail {
-/// The least work (rows x operations per row) that host_rows threads: 2^16, about 20 us on one
-/// core. An OpenMP region costs a few microseconds; below this the serial loop wins. At 2^20 it
-/// left the second core idle for a quarter of a cpu-1k training run (the AuxK residual, the
-/// gradient norm, the bias sums, the column index: each 2^17-2^19 operations); 2^16
-/// measured 6 % more samples/s there, and the suite under ctest -j2 with OMP_WAIT_POLICY=passive
-/// (scripts/test.sh) ran 96 -> 84 s. Processes that share cores with idle members spinning
-/// (libgomp's default) lose far more per region: run them with OMP_WAIT_POLICY=passive, or raise
-/// the threshold with SYNTHSAE_HOST_THREAD_MIN_WORK.
+/// The least work (rows x operations per row) that host_rows threads. It depends on how the team's
+/// idle members wait. Spinning (libgomp's default), a region costs a few microseconds, and 2^16
+/// operations (about 20 us on one core) are worth a team: at 2^20 the second core sat idle for a
+/// quarter of a cpu-1k training run (the AuxK residual, the gradient norm, the bias sums, the
+/// column index: each 2^17-2^19 operations), and 2^16 gave it 6 % more samples/s. Sleeping
+/// (OMP_WAIT_POLICY=passive, for processes that share cores: scripts/test.sh sets it), each
+/// region wakes its members through the kernel, and 2^16 was 7 % slower than 2^20 (cpu-1k: 150 k
+/// against 162 k samples/s), so there it stays 2^20.
+/// SYNTHSAE_HOST_THREAD_MIN_WORK overrides either.
 inline std::int64_t host_thread_min_work() {
   static const std::int64_t min_work = [] {
     const char* v = std::getenv("SYNTHSAE_HOST_THREAD_MIN_WORK");
     const long long parsed = v ? std::atoll(v) : 0;
-    return parsed > 0 ? static_cast<std::int64_t>(parsed) : std::int64_t{1} << 16;
+    if (parsed > 0) return static_cast<std::int64_t>(parsed);
+    const char* policy = std::getenv("OMP_WAIT_POLICY");
+    const bool passive = policy != nullptr && (policy[0] == 'p' || policy[0] == 'P');
+    return std::int64_t{1} << (passive ? 20 : 16);
   }();
   return min_work;
 }
