@@ -53,6 +53,9 @@ inline std::int64_t host_thread_min_work() {
 class ToolKernelScope {
  public:
   ToolKernelScope(const char* name, bool reduce) : reduce_(reduce), on_(Kokkos::Tools::profileLibraryLoaded()) {
+#if defined(_OPENMP)
+    on_ = on_ && !omp_in_parallel();  // the callbacks are not thread-safe; the enclosing loop reports
+#endif
     if (!on_) return;
     if (reduce_)
       Kokkos::Tools::beginParallelReduce(name, 0, &id_);

@@ -235,7 +235,10 @@ struct ActiveSet {
     // chunks before them end, so each chunk places its rows by itself and every latent's entries
     // still ascend by row (the serial counting sort's order).
     const int n_rows = static_cast<int>(rows()), cols = static_cast<int>(num_cols);
-    const int chunks = host_chunks(static_cast<std::size_t>(n_rows));
+    // Each chunk holds a count per latent: no more chunks than entries per latent, so that the
+    // counts never outweigh the entries (many threads, a wide SAE, a sparse set).
+    const int chunks = static_cast<int>(std::clamp<std::size_t>(entries / std::max<std::size_t>(num_cols, 1), 1,
+                                                                static_cast<std::size_t>(host_chunks(n_rows))));
     column_cursors.assign(static_cast<std::size_t>(chunks) * cols, 0);
     int* cursors = column_cursors.data();
     const auto starts = row_start, entry_col = col, order = by_column, row_of = entry_row;
@@ -243,6 +246,7 @@ struct ActiveSet {
     host_rows("synthsae::index_columns_count", chunks, per_chunk, [&](int c) {
       int r0 = 0, r1 = 0;
       chunk_range(n_rows, c, chunks, r0, r1);
+      if (r0 == r1) return;  // no rows: row_start may be empty
       int* count = cursors + std::size_t(c) * cols;
       for (int e = starts(r0); e < starts(r1); ++e) ++count[entry_col(e)];
     });

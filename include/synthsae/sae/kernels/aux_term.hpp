@@ -203,6 +203,8 @@ struct SparseAuxTerm {
     const int* cand = candidates.data();
     const std::size_t room = static_cast<std::size_t>(chunks) * static_cast<std::size_t>(n);
     if (chunk_keys.size() < room) chunk_keys.resize(room), chunk_kept.resize(room);  // once, not per step
+    // Whole next rows are worth asking for only where the candidates cover much of them.
+    const bool prefetch = 4 * static_cast<std::size_t>(n) >= key.extent(1);
     // About 16 operations per candidate and row (a gather, a compare, the short list's selection).
     host_rows("synthsae::aux_select", chunks, std::int64_t{rows} / chunks * (16 * n + 64 * per_row), [&](int c) {
       int r0 = 0, r1 = 0;
@@ -210,7 +212,7 @@ struct SparseAuxTerm {
       OrderedBits<T>* scratch = chunk_keys.data() + std::size_t(c) * n;
       int* kept = chunk_kept.data() + std::size_t(c) * n;
       for (int i = r0; i < r1; ++i) {
-        if (i + 1 < r1) prefetch_row(&key(i + 1, 0), &h(i + 1, 0), key.extent(1));
+        if (prefetch && i + 1 < r1) prefetch_row(&key(i + 1, 0), &h(i + 1, 0), key.extent(1));
         int* out = cols.data() + std::size_t(i) * per_row;
         top_k_among(&key(i, 0), cand, n, per_row, scratch, kept, out);  // fills all per_row
         for (int q = 0; q < per_row; ++q) vals(std::size_t(i) * per_row + q) = h(i, out[q]);
