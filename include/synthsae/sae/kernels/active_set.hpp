@@ -311,7 +311,7 @@ SYNTHSAE_HD T decode_step(T v, T w, T acc) {
 /// out[k] = (init ? init[k] : 0) + sum over p in [begin, end) of c_p * row_p[k] for k < d, with
 /// c_p = coef[order ? order[p] : p] and row_p = rows + row_of[p] * stride: each element summed in
 /// p order by decode_step (for floats on FMA hardware one fused multiply-add per term: the bits
-/// of an axpy_contiguous per term where the compiler contracts it, as GCC does at -O2), terms
+/// of a per-term axpy where the compiler contracts it, as GCC does at -O2), terms
 /// with c_p = 0 skipped (adding 0 * row changes no finite sum, but for the sign of a -0 start).
 /// AVX2 hosts (floats) keep 64 elements of out in eight registers across the terms, so each row
 /// is read once and out written once; an axpy per term loaded and stored out every time, and
