@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstdint>
 #include <map>
 #include <string>
 
@@ -544,10 +545,11 @@ TEST_CASE("BatchTopK's active set read off the threshold's candidate list equals
 TEST_CASE("Sparse encoder gradient in float: the host's tiled transpose equals the per-element sums",
           "[sae][sparse]") {
   // d_in 37 = four 8-row tiles and a tail of 5; 50 latents = three whole blocks of 16 (tiled) and
-  // a block of 2 (scalar). Each element sums the same products in the same order in both forms,
-  // so they agree to float rounding (relative 1e-5 of the largest entry; a misplaced element is
-  // off by the size of the entries).
-  constexpr int batch = 40, d = 37, latents = 50;
+  // a block of 2 (scalar); 64 latents = rows of whole, aligned cache lines, which the
+  // non-accumulating form writes with streaming stores. Each element sums the same products in
+  // the same order in both forms, so they agree to float rounding (relative 1e-5 of the largest
+  // entry; a misplaced element is off by the size of the entries).
+  constexpr int batch = 40, d = 37;
   const auto xc64 = test::random_input(batch, d, 41);
   Matrix<float> xc("xc", batch, d);
   {
@@ -557,32 +559,36 @@ TEST_CASE("Sparse encoder gradient in float: the host's tiled transpose equals t
       for (int k = 0; k < d; ++k) h(i, k) = static_cast<float>(h64(i, k));
     Kokkos::deep_copy(xc, h);
   }
-  ActiveSet<float> a;
-  a.gather(
-      batch, latents, KOKKOS_LAMBDA(int i, int j, float& v) {
-        v = 1.0f;
-        return (i * 5 + j * 3) % 4 == 0;
-      });
-  const auto grad = a.grad;
-  Kokkos::parallel_for(
-      Kokkos::RangePolicy<ExecSpace>(0, a.entries), KOKKOS_LAMBDA(int e) { grad(e) = 0.5f - 0.01f * float(e % 97); });
-  for (bool accumulate : {false, true}) {
-    INFO("accumulate " << accumulate);
-    Matrix<float> by_cols("by_cols", d, latents), by_teams("by_teams", d, latents);
-    Vector<float> b_cols("b_cols", latents), b_teams("b_teams", latents);
-    Kokkos::deep_copy(by_cols, 0.25f), Kokkos::deep_copy(by_teams, 0.25f);
-    kernels::sparse_encoder_grad(a, xc, by_cols, b_cols, accumulate);  // the host's form on a host build
-    kernels::sparse_encoder_grad_by_teams(a, xc, by_teams, b_teams, accumulate);
-    auto c = Kokkos::create_mirror_view_and_copy(HostSpace(), by_cols);
-    auto t = Kokkos::create_mirror_view_and_copy(HostSpace(), by_teams);
-    double largest = 0, worst = 0;
-    for (int k = 0; k < d; ++k)
-      for (int j = 0; j < latents; ++j) {
-        largest = std::max(largest, std::fabs(double(t(k, j))));
-        worst = std::max(worst, std::fabs(double(c(k, j)) - double(t(k, j))));
-      }
-    CHECK(largest > 0.5);
-    CHECK(worst <= 1e-5 * largest);
+  for (const int latents : {50, 64}) {
+    ActiveSet<float> a;
+    a.gather(
+        batch, latents, KOKKOS_LAMBDA(int i, int j, float& v) {
+          v = 1.0f;
+          return (i * 5 + j * 3) % 4 == 0;
+        });
+    const auto grad = a.grad;
+    Kokkos::parallel_for(
+        Kokkos::RangePolicy<ExecSpace>(0, a.entries), KOKKOS_LAMBDA(int e) { grad(e) = 0.5f - 0.01f * float(e % 97); });
+    for (bool accumulate : {false, true}) {
+      INFO("latents " << latents << ", accumulate " << accumulate);
+      Matrix<float> by_cols("by_cols", d, latents), by_teams("by_teams", d, latents);
+      // The streaming form needs 64-byte rows at 64-byte addresses: the case must reach it.
+      if (latents == 64) REQUIRE(reinterpret_cast<std::uintptr_t>(by_cols.data()) % 64 == 0);
+      Vector<float> b_cols("b_cols", latents), b_teams("b_teams", latents);
+      Kokkos::deep_copy(by_cols, 0.25f), Kokkos::deep_copy(by_teams, 0.25f);
+      kernels::sparse_encoder_grad(a, xc, by_cols, b_cols, accumulate);  // the host's form on a host build
+      kernels::sparse_encoder_grad_by_teams(a, xc, by_teams, b_teams, accumulate);
+      auto c = Kokkos::create_mirror_view_and_copy(HostSpace(), by_cols);
+      auto t = Kokkos::create_mirror_view_and_copy(HostSpace(), by_teams);
+      double largest = 0, worst = 0;
+      for (int k = 0; k < d; ++k)
+        for (int j = 0; j < latents; ++j) {
+          largest = std::max(largest, std::fabs(double(t(k, j))));
+          worst = std::max(worst, std::fabs(double(c(k, j)) - double(t(k, j))));
+        }
+      CHECK(largest > 0.5);
+      CHECK(worst <= 1e-5 * largest);
+    }
   }
 }
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <functional>
 #include <limits>
 #include <vector>
@@ -303,4 +304,47 @@ TEST_CASE("kth_largest_bits equals the k-th of the sorted values, for every k, w
   };
   check(std::uint32_t{}, 5);
   check(std::uint64_t{}, 6);
+}
+
+TEST_CASE("list_row_at_least and append_above list exactly the keys a scalar scan lists, columns ascending",
+          "[sae][select]") {
+  // Lengths around the sixteen-key blocks (the vector form's unit) and a 1,024-key row; keys with
+  // NaN, infinities, signed zeros, denormals and values one ulp either side of the floor.
+  const float specials[] = {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+                            -std::numeric_limits<float>::infinity(), 0.0f, -0.0f,
+                            std::numeric_limits<float>::denorm_min(), -std::numeric_limits<float>::denorm_min()};
+  for (const float floor : {std::numeric_limits<float>::denorm_min(), 0.5f, 3.0f, std::numeric_limits<float>::infinity()}) {
+    for (const int cols : {0, 1, 15, 16, 17, 31, 32, 33, 47, 1024}) {
+      std::vector<float> row(cols);
+      for (int j = 0; j < cols; ++j) {
+        const std::uint32_t r = static_cast<std::uint32_t>(j) * 2654435761u ^ static_cast<std::uint32_t>(cols) * 40503u;
+        switch (r % 5) {
+          case 0: row[j] = specials[(r >> 3) % 7]; break;
+          case 1: row[j] = std::nextafter(floor, 0.0f); break;
+          case 2: row[j] = std::isinf(floor) ? floor : std::nextafter(floor, 10.0f); break;
+          case 3: row[j] = floor; break;
+          default: row[j] = float((r >> 8) % 1000) / 200.0f - 1.0f; break;
+        }
+      }
+      INFO("floor " << floor << ", " << cols << " keys");
+      std::vector<std::uint32_t> bits = {7u};  // appended to: what is there stays
+      std::vector<std::int64_t> positions = {-7};
+      const std::int64_t base = 5000;
+      detail::list_row_at_least(row.data(), cols, floor, base, bits, positions);
+      std::vector<std::uint32_t> want_bits = {7u};
+      std::vector<std::int64_t> want_positions = {-7};
+      for (int j = 0; j < cols; ++j)
+        if (row[j] >= floor) want_bits.push_back(float_bits(row[j])), want_positions.push_back(base + j);
+      CHECK(positions == want_positions);
+      CHECK(bits == want_bits);
+      if (cols == 1024) CHECK(want_bits.size() > 100);  // the long row lists many keys
+      // The sample's scan: strictly above the cut (the floor here), NaN never.
+      std::vector<float> above = {-7.0f}, want_above = {-7.0f};
+      detail::append_above(row.data(), cols, floor, above);
+      for (int j = 0; j < cols; ++j)
+        if (row[j] > floor) want_above.push_back(row[j]);
+      REQUIRE(above.size() == want_above.size());
+      for (std::size_t q = 0; q < above.size(); ++q) CHECK(above[q] == want_above[q]);
+    }
+  }
 }

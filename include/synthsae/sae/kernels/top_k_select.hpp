@@ -16,6 +16,11 @@
 #include "synthsae/core/error.hpp"
 #include "synthsae/core/float16.hpp"
 
+#if defined(__AVX2__) && !defined(__CUDACC__)
+#include <immintrin.h>
+#define SYNTHSAE_LIST_AVX2 1
+#endif
+
 namespace synthsae {
 
 /// Largest k the per-row heap serves (it lives in registers/stack); a larger k goes to the
@@ -319,9 +324,9 @@ struct BatchTopMWorkspace {
   Kokkos::View<std::int32_t**, Kokkos::LayoutRight, MemSpace> local_hist;  ///< host: per chunk
   Kokkos::View<std::int32_t*, MemSpace> device_hist;                         ///< GPU: one histogram
   std::vector<std::int64_t> high, low;                                      ///< the two passes' counts
-  Kokkos::View<float*, MemSpace> candidates;
-  /// host: each candidate's flat position i * cols + j, in row-major order (candidates holds
-  /// their values in the same order until the selection reorders it).
+  /// host: the listed candidates' float bits (positive floats: ordered as the values), and each
+  /// candidate's flat position i * cols + j, in the same, row-major order.
+  Kokkos::View<std::uint32_t*, MemSpace> candidate_bits;
   Kokkos::View<std::int64_t*, MemSpace> candidate_positions;
   /// host: how many candidates the last call listed, and the matrix they came from (null when
   /// the last call did not answer from candidates). Every entry >= that call's answer is one.
@@ -331,7 +336,7 @@ struct BatchTopMWorkspace {
   /// host: one list per chunk of rows of the fused pass (threshold_from_candidates), appended
   /// to in row-major order and copied into candidates in chunk order.
   struct ChunkList {
-    std::vector<float> values;
+    std::vector<std::uint32_t> bits;
     std::vector<std::int64_t> positions;
   };
   std::vector<ChunkList> chunk_lists;
@@ -439,6 +444,63 @@ struct RowsAlreadyWritten {
   void operator()(int) const {}
 };
 
+/// Appends (base + j, float_bits(row[j])) for every j < cols with float(row[j]) >= floor, columns
+/// ascending: the candidate pass's listing of one row (floor > 0: the bits of positive floats
+/// order as the floats do). With AVX2 (float rows) sixteen keys are compared at
+/// once and only their set bits are visited: a branch per key, taken at random where a block
+/// holds a candidate, was most of the pass. NaN is never listed (an ordered comparison).
+template <class T>
+void list_row_at_least(const T* row, int cols, float floor, std::int64_t base, std::vector<std::uint32_t>& bits,
+                       std::vector<std::int64_t>& positions) {
+  int j = 0;
+#ifdef SYNTHSAE_LIST_AVX2
+  if constexpr (std::is_same_v<T, float>) {
+    const __m256 f = _mm256_set1_ps(floor);
+    for (; j + 16 <= cols; j += 16) {
+      const __m256 lo = _mm256_cmp_ps(_mm256_loadu_ps(row + j), f, _CMP_GE_OQ);
+      const __m256 hi = _mm256_cmp_ps(_mm256_loadu_ps(row + j + 8), f, _CMP_GE_OQ);
+      auto mask = static_cast<std::uint32_t>(_mm256_movemask_ps(lo)) |
+                  (static_cast<std::uint32_t>(_mm256_movemask_ps(hi)) << 8);
+      for (; mask != 0; mask &= mask - 1) {
+        const int q = j + __builtin_ctz(mask);
+        positions.push_back(base + q);
+        bits.push_back(float_bits(row[q]));
+      }
+    }
+  }
+#endif
+  for (; j < cols; ++j) {
+    const float v = static_cast<float>(row[j]);
+    if (v >= floor) {
+      positions.push_back(base + j);
+      bits.push_back(float_bits(v));
+    }
+  }
+}
+
+/// Appends float(row[j]) for every j < cols with float(row[j]) > cut, in column order: the
+/// candidate pass's sample, scanned on one core (sixteen keys per comparison with AVX2).
+template <class T>
+void append_above(const T* row, int cols, float cut, std::vector<float>& out) {
+  int j = 0;
+#ifdef SYNTHSAE_LIST_AVX2
+  if constexpr (std::is_same_v<T, float>) {
+    const __m256 f = _mm256_set1_ps(cut);
+    for (; j + 16 <= cols; j += 16) {
+      const __m256 lo = _mm256_cmp_ps(_mm256_loadu_ps(row + j), f, _CMP_GT_OQ);
+      const __m256 hi = _mm256_cmp_ps(_mm256_loadu_ps(row + j + 8), f, _CMP_GT_OQ);
+      auto mask = static_cast<std::uint32_t>(_mm256_movemask_ps(lo)) |
+                  (static_cast<std::uint32_t>(_mm256_movemask_ps(hi)) << 8);
+      for (; mask != 0; mask &= mask - 1) out.push_back(row[j + __builtin_ctz(mask)]);
+    }
+  }
+#endif
+  for (; j < cols; ++j) {
+    const float v = static_cast<float>(row[j]);
+    if (v > cut) out.push_back(v);
+  }
+}
+
 /// Host backends: the same threshold from a candidate set. The first rows (1/16 of the batch)
 /// give a lower bound t_lo whose expected count over the batch is ~1.25 m plus four standard
 /// deviations; one pass keeps the entries >= t_lo, and the m-th largest of those is the answer
@@ -473,11 +535,7 @@ std::optional<float> threshold_from_candidates(const Matrix<T>& values, std::siz
   auto& positives = ws.sample_positives;
   auto collect_sample_above = [&](float cut) {
     positives.clear();
-    for (int i = 0; i < sample_rows; ++i)
-      for (int j = 0; j < cols; ++j) {
-        const float v = static_cast<float>(values(i, j));
-        if (v > cut) positives.push_back(v);
-      }
+    for (int i = 0; i < sample_rows; ++i) append_above(&values(i, 0), cols, cut, positives);
   };
   float cut = std::max(0.5f * ws.previous, 0.0f);
   collect_sample_above(cut);
@@ -492,7 +550,6 @@ std::optional<float> threshold_from_candidates(const Matrix<T>& values, std::siz
   // v >= floor <=> v > 0 && v >= lower; one comparison keeps the pass free of unpredictable
   // branches (half the keys are negative).
   const float floor = std::max(lower, std::numeric_limits<float>::denorm_min());
-  auto keep = [=](float v) { return v >= floor; };
   // One pass: each chunk writes its rows and lists their candidates in row-major order. A chunk
   // stops listing (never writing) once its list alone passes the most the answer may use: the
   // call then gives up, and a bound far below the m-th value costs no more than that in memory.
@@ -503,38 +560,34 @@ std::optional<float> threshold_from_candidates(const Matrix<T>& values, std::siz
     int r0 = 0, r1 = 0;
     chunk_range(rows, c, chunks, r0, r1);
     auto& list = ws.chunk_lists[c];
-    list.values.clear(), list.positions.clear();
+    list.bits.clear(), list.positions.clear();
     for (int i = r0; i < r1; ++i) {
       if (i >= sample_rows) write_row(i);
-      if (list.values.size() > most) continue;
-      for_each_selected(  // most blocks of 16 hold no candidate
-          0, cols, [&](int j) { return keep(static_cast<float>(values(i, j))); },
-          [&](int j) {
-            list.positions.push_back(std::int64_t{i} * cols + j);
-            list.values.push_back(static_cast<float>(values(i, j)));
-          });
+      if (list.bits.size() > most) continue;
+      list_row_at_least(&values(i, 0), cols, floor, std::int64_t{i} * cols, list.bits, list.positions);
     }
   });
   std::size_t total = 0;
-  for (int c = 0; c < chunks; ++c) total += ws.chunk_lists[c].values.size();
+  for (int c = 0; c < chunks; ++c) total += ws.chunk_lists[c].bits.size();
   if (total < m || total > most) return std::nullopt;
-  if (ws.candidates.extent(0) < total) {
-    ws.candidates = decltype(ws.candidates)("candidates", total + total / 4);
+  if (ws.candidate_bits.extent(0) < total) {
+    ws.candidate_bits = decltype(ws.candidate_bits)("candidate_bits", total + total / 4);
     ws.candidate_positions = decltype(ws.candidate_positions)("candidate_positions", total + total / 4);
   }
-  float* first = ws.candidates.data();
+  std::uint32_t* bits = ws.candidate_bits.data();
   std::int64_t* position = ws.candidate_positions.data();
   for (int c = 0; c < chunks; ++c) {  // chunk order = row-major order
     const auto& list = ws.chunk_lists[c];
-    std::copy(list.values.begin(), list.values.end(), first);
+    std::copy(list.bits.begin(), list.bits.end(), bits);
     std::copy(list.positions.begin(), list.positions.end(), position);
-    first += list.values.size(), position += list.positions.size();
+    bits += list.bits.size(), position += list.positions.size();
   }
-  first = ws.candidates.data();
-  std::nth_element(first, first + (m - 1), first + total, [](float a, float b) { return a > b; });
-  ws.previous = first[m - 1];
+  // The m-th largest by the bit search (branch-free counts; nth_element's unpredictable branches
+  // over tens of thousands of candidates ran on one core while the others waited).
+  const float answer = bits_float(kth_largest_bits(ws.candidate_bits.data(), static_cast<int>(total), static_cast<int>(m)));
+  ws.previous = answer;
   ws.listed = total, ws.listed_from = values.data();
-  return first[m - 1];
+  return answer;
 }
 
 }  // namespace detail
