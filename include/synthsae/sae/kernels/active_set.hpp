@@ -730,9 +730,9 @@ void transpose(const Matrix<T>& in, const Matrix<T>& out) {
 #if defined(__AVX__) && !defined(__CUDACC__)
 #define SYNTHSAE_TRANSPOSE_AVX 1
 namespace detail {
-/// dst(c, r) (+)= src(r, c) for an 8 x 8 tile of floats (rows `src_stride` and `dst_stride`
-/// elements apart) through registers: a scalar transposed copy, each read a different cache
-/// line, was most of the encoder gradient's time.
+/// t[c] = column c of the 8 x 8 tile of floats at src (rows `src_stride` elements apart), i.e.
+/// src(0..7, c), through registers: a scalar transposed copy, each read a different cache line,
+/// was most of the encoder gradient's time.
 inline void transpose_8x8(const float* src, std::size_t src_stride, __m256 t[8]) {
   __m256 r[8];
   for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * src_stride);
@@ -835,7 +835,7 @@ void sparse_encoder_grad_by_columns(const ActiveSet<T>& a, const Matrix<T>& xc, 
           int k_done = 0;
 #ifdef SYNTHSAE_TRANSPOSE_AVX
           if constexpr (std::is_same_v<T, float>) {
-            if (j1 - j0 == kBlock) {  // whole 8 x 8 tiles in registers
+            if (j1 - j0 == kBlock) {  // whole 16 x 8 tiles in registers
               const std::size_t stride = gw_enc.stride(0);
               const bool stream = !accumulate && stride % kBlock == 0 &&
                                   reinterpret_cast<std::uintptr_t>(&gw_enc(0, j0)) % 64 == 0;

@@ -334,7 +334,7 @@ struct BatchTopMWorkspace {
   const void* listed_from = nullptr;
   std::vector<float> sample_positives;  ///< host: the sample's positive values
   /// host: one list per chunk of rows of the fused pass (threshold_from_candidates), appended
-  /// to in row-major order and copied into candidates in chunk order.
+  /// to in row-major order and copied into candidate_bits and candidate_positions in chunk order.
   struct ChunkList {
     std::vector<std::uint32_t> bits;
     std::vector<std::int64_t> positions;
@@ -569,7 +569,8 @@ std::optional<float> threshold_from_candidates(const Matrix<T>& values, std::siz
   });
   std::size_t total = 0;
   for (int c = 0; c < chunks; ++c) total += ws.chunk_lists[c].bits.size();
-  if (total < m || total > most) return std::nullopt;
+  // (More than INT_MAX candidates would need m near 2^27: the exact passes answer then.)
+  if (total < m || total > most || total > std::size_t(std::numeric_limits<int>::max())) return std::nullopt;
   if (ws.candidate_bits.extent(0) < total) {
     ws.candidate_bits = decltype(ws.candidate_bits)("candidate_bits", total + total / 4);
     ws.candidate_positions = decltype(ws.candidate_positions)("candidate_positions", total + total / 4);
