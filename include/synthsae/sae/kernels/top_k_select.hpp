@@ -444,61 +444,52 @@ struct RowsAlreadyWritten {
   void operator()(int) const {}
 };
 
-/// Appends (base + j, float_bits(row[j])) for every j < cols with float(row[j]) >= floor, columns
-/// ascending: the candidate pass's listing of one row (floor > 0: the bits of positive floats
-/// order as the floats do). With AVX2 (float rows) sixteen keys are compared at
-/// once and only their set bits are visited: a branch per key, taken at random where a block
-/// holds a candidate, was most of the pass. NaN is never listed (an ordered comparison).
-template <class T>
-void list_row_at_least(const T* row, int cols, float floor, std::int64_t base, std::vector<std::uint32_t>& bits,
-                       std::vector<std::int64_t>& positions) {
+/// body(j, float(row[j])) for every j < cols with float(row[j]) > cut (Strict) or >= cut, columns
+/// ascending. With AVX2 (float rows) sixteen keys are compared at once and only the mask's set
+/// bits are visited: a branch per key, taken at random where a block held a passing key, was
+/// most of BatchTopK's candidate pass. NaN never passes (ordered comparisons, as the scalar tail).
+template <bool Strict, class T, class Body>
+void for_each_key_past(const T* row, int cols, float cut, const Body& body) {
   int j = 0;
 #ifdef SYNTHSAE_LIST_AVX2
   if constexpr (std::is_same_v<T, float>) {
-    const __m256 f = _mm256_set1_ps(floor);
+    constexpr int kPredicate = Strict ? _CMP_GT_OQ : _CMP_GE_OQ;
+    const __m256 f = _mm256_set1_ps(cut);
     for (; j + 16 <= cols; j += 16) {
-      const __m256 lo = _mm256_cmp_ps(_mm256_loadu_ps(row + j), f, _CMP_GE_OQ);
-      const __m256 hi = _mm256_cmp_ps(_mm256_loadu_ps(row + j + 8), f, _CMP_GE_OQ);
+      const __m256 lo = _mm256_cmp_ps(_mm256_loadu_ps(row + j), f, kPredicate);
+      const __m256 hi = _mm256_cmp_ps(_mm256_loadu_ps(row + j + 8), f, kPredicate);
       auto mask = static_cast<std::uint32_t>(_mm256_movemask_ps(lo)) |
                   (static_cast<std::uint32_t>(_mm256_movemask_ps(hi)) << 8);
       for (; mask != 0; mask &= mask - 1) {
         const int q = j + __builtin_ctz(mask);
-        positions.push_back(base + q);
-        bits.push_back(float_bits(row[q]));
+        body(q, row[q]);
       }
     }
   }
 #endif
   for (; j < cols; ++j) {
     const float v = static_cast<float>(row[j]);
-    if (v >= floor) {
-      positions.push_back(base + j);
-      bits.push_back(float_bits(v));
-    }
+    if (Strict ? v > cut : v >= cut) body(j, v);
   }
 }
 
+/// Appends (base + j, float_bits(row[j])) for every j < cols with float(row[j]) >= floor, columns
+/// ascending: the candidate pass's listing of one row (floor > 0: the bits of positive floats
+/// order as the floats do).
+template <class T>
+void list_row_at_least(const T* row, int cols, float floor, std::int64_t base, std::vector<std::uint32_t>& bits,
+                       std::vector<std::int64_t>& positions) {
+  for_each_key_past<false>(row, cols, floor, [&](int j, float v) {
+    positions.push_back(base + j);
+    bits.push_back(float_bits(v));
+  });
+}
+
 /// Appends float(row[j]) for every j < cols with float(row[j]) > cut, in column order: the
-/// candidate pass's sample, scanned on one core (sixteen keys per comparison with AVX2).
+/// candidate pass's sample, scanned on one core.
 template <class T>
 void append_above(const T* row, int cols, float cut, std::vector<float>& out) {
-  int j = 0;
-#ifdef SYNTHSAE_LIST_AVX2
-  if constexpr (std::is_same_v<T, float>) {
-    const __m256 f = _mm256_set1_ps(cut);
-    for (; j + 16 <= cols; j += 16) {
-      const __m256 lo = _mm256_cmp_ps(_mm256_loadu_ps(row + j), f, _CMP_GT_OQ);
-      const __m256 hi = _mm256_cmp_ps(_mm256_loadu_ps(row + j + 8), f, _CMP_GT_OQ);
-      auto mask = static_cast<std::uint32_t>(_mm256_movemask_ps(lo)) |
-                  (static_cast<std::uint32_t>(_mm256_movemask_ps(hi)) << 8);
-      for (; mask != 0; mask &= mask - 1) out.push_back(row[j + __builtin_ctz(mask)]);
-    }
-  }
-#endif
-  for (; j < cols; ++j) {
-    const float v = static_cast<float>(row[j]);
-    if (v > cut) out.push_back(v);
-  }
+  for_each_key_past<true>(row, cols, cut, [&](int, float v) { out.push_back(v); });
 }
 
 /// Host backends: the same threshold from a candidate set. The first rows (1/16 of the batch)
