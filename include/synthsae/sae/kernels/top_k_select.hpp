@@ -235,7 +235,10 @@ Bits kth_largest_bits(const Bits* v, int n, int k) {
     for (int q = 0; q < n; ++q) count += v[q] >= c ? 1 : 0;
     if (count == k) {  // the k largest are exactly the values >= c
       Bits least = hi;
-      for (int q = 0; q < n; ++q) least = v[q] >= c && v[q] < least ? v[q] : least;
+      for (int q = 0; q < n; ++q) {  // a masked minimum (one select, then min: it vectorises)
+        const Bits x = v[q] >= c ? v[q] : hi;
+        least = x < least ? x : least;
+      }
       return least;
     }
     if (count > k) t = c;
@@ -282,17 +285,24 @@ int top_k_among(const T* key_row, const int* candidates, int n, int k, OrderedBi
     listed = n;
   }
   const Bits kth = kth_largest_bits(scratch, listed, k);  // every key above it, and the k-th itself, is listed
-  int above = 0;
-  for (int q = 0; q < listed; ++q) above += scratch[q] > kth ? 1 : 0;
-  int need = k - above;  // the ties at kth that fit once every key above it is kept
+  int above = 0, reach = 0;
+  for (int q = 0; q < listed; ++q) above += scratch[q] > kth ? 1 : 0, reach += scratch[q] >= kth ? 1 : 0;
   int m = 0;
-  for (int q = 0; q < listed; ++q) {  // compacted in place without branches (m <= q): the
-    const Bits v = scratch[q];        // branch per key was a third of the selection's time
-    const bool tie = v == kth;
-    const bool take = (v > kth) | (tie & (need > 0));
-    need -= take & tie;
-    kept[m] = kept[q];
-    m += take;
+  if (reach == k) {  // no tie beyond the k-th (the usual case): exactly the keys reaching it
+    for (int q = 0; q < listed; ++q) {  // compacted in place without branches (m <= q)
+      kept[m] = kept[q];
+      m += scratch[q] >= kth ? 1 : 0;
+    }
+  } else {
+    int need = k - above;  // the ties at kth that fit once every key above it is kept
+    for (int q = 0; q < listed; ++q) {  // the same, with a count of the ties still to take (the
+      const Bits v = scratch[q];        // branch per key was a third of the selection's time)
+      const bool tie = v == kth;
+      const bool take = (v > kth) | (tie & (need > 0));
+      need -= take & tie;
+      kept[m] = kept[q];
+      m += take;
+    }
   }
   std::copy(kept, kept + m, out);
   return m;
