@@ -285,8 +285,8 @@ int top_k_among(const T* key_row, const int* candidates, int n, int k, OrderedBi
     listed = n;
   }
   const Bits kth = kth_largest_bits(scratch, listed, k);  // every key above it, and the k-th itself, is listed
-  int above = 0, reach = 0;
-  for (int q = 0; q < listed; ++q) above += scratch[q] > kth ? 1 : 0, reach += scratch[q] >= kth ? 1 : 0;
+  int reach = 0;
+  for (int q = 0; q < listed; ++q) reach += scratch[q] >= kth ? 1 : 0;
   int m = 0;
   if (reach == k) {  // no tie beyond the k-th (the usual case): exactly the keys reaching it
     for (int q = 0; q < listed; ++q) {  // compacted in place without branches (m <= q)
@@ -294,6 +294,8 @@ int top_k_among(const T* key_row, const int* candidates, int n, int k, OrderedBi
       m += scratch[q] >= kth ? 1 : 0;
     }
   } else {
+    int above = 0;
+    for (int q = 0; q < listed; ++q) above += scratch[q] > kth ? 1 : 0;
     int need = k - above;  // the ties at kth that fit once every key above it is kept
     for (int q = 0; q < listed; ++q) {  // the same, with a count of the ties still to take (the
       const Bits v = scratch[q];        // branch per key was a third of the selection's time)
@@ -455,9 +457,10 @@ struct RowsAlreadyWritten {
 };
 
 /// body(j, float(row[j])) for every j < cols with float(row[j]) > cut (Strict) or >= cut, columns
-/// ascending. With AVX2 (float rows) sixteen keys are compared at once and only the mask's set
-/// bits are visited: a branch per key, taken at random where a block held a passing key, was
-/// most of BatchTopK's candidate pass. NaN never passes (ordered comparisons, as the scalar tail).
+/// ascending: for_each_selected (core/host_parallel.hpp) for a threshold on a row. With AVX2
+/// (float rows) sixteen keys are compared at once and only the mask's set bits are visited: a
+/// branch per key, taken at random where a block held a passing key, was most of BatchTopK's
+/// candidate pass. NaN never passes (ordered comparisons, as the scalar tail).
 template <bool Strict, class T, class Body>
 void for_each_key_past(const T* row, int cols, float cut, const Body& body) {
   int j = 0;
