@@ -58,6 +58,8 @@ void build_world(benchmark::State& state, const std::string& name) {
   }
 }
 
+// cpu-1k: the world of the SAELens comparison's training run (scripts/compare_saelens.sh).
+BENCHMARK_CAPTURE(sample_batches, cpu_1k, std::string("cpu-1k"))->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_CAPTURE(sample_batches, cpu_4k, std::string("cpu-4k"))->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_CAPTURE(dense_hidden_gemm, cpu_4k, std::string("cpu-4k"))->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_CAPTURE(sample_batches, synth_sae_bench_16k, std::string("synth-sae-bench-16k"))

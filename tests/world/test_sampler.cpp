@@ -5,7 +5,9 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstring>
 #include <numeric>
+#include <random>
 #include <vector>
 
 #include "synthsae/world/presets.hpp"
@@ -141,6 +143,81 @@ TEST_CASE("the lazy sampler equals the plain one at a copula rank beyond the hos
   CHECK(active > std::size_t(batch) * 3);  // the comparison is not vacuous
   CHECK(differ == 0);
 }
+
+TEST_CASE("the lazy sampler equals the plain one with sibling groups of 2 to 24 members, exclusive or not",
+          "[world][sampler]") {
+  // The children pass draws its members four at a time (one eight-lane Philox call for their low
+  // words and magnitudes, their copula bounds in four double lanes) and keeps the first sixteen
+  // members' draws for an exclusive group's winner: groups of every size up to 24 take the short
+  // last quad and the members past sixteen.
+  auto c = small_world(true, true);
+  c.hierarchy->branching_factor = {2, 24};
+  c.hierarchy->mutually_exclusive_portion = 0.5;
+  SyntheticModel model(c);
+  const auto& t = model.feature_draw().t;
+  const auto offsets = Kokkos::create_mirror_view_and_copy(HostSpace(), t.member_offsets);
+  const auto exclusive = Kokkos::create_mirror_view_and_copy(HostSpace(), t.group_exclusive);
+  int large_exclusive = 0, large_plain = 0, short_quads = 0;
+  for (std::size_t g = 0; g + 1 < offsets.extent(0); ++g) {
+    const int size = offsets(g + 1) - offsets(g);
+    if (size > 16) (exclusive(g) ? large_exclusive : large_plain) += 1;
+    short_quads += size % 4 != 0;
+  }
+  CHECK(large_exclusive > 0);
+  CHECK(large_plain > 0);
+  CHECK(short_quads > 0);
+  const int batch = 1500, n = static_cast<int>(model.num_features());
+  SparseBatch<float> sb;
+  model.sample_features_at(sb, 4242, batch);
+  const auto lazy = densify(sb, n);
+  auto plain = Kokkos::create_mirror_view_and_copy(HostSpace(), plain_sample(model, 4242, batch));
+  std::size_t differ = 0, active = 0;
+  for (int b = 0; b < batch; ++b)
+    for (int f = 0; f < n; ++f) {
+      differ += lazy[std::size_t(b) * n + f] != plain(b, f);
+      active += plain(b, f) > 0;
+    }
+  INFO("active " << active);
+  CHECK(active > std::size_t(batch) * 3);  // the comparison is not vacuous
+  CHECK(differ == 0);
+}
+
+#if defined(SYNTHSAE_SAMPLER_AVX2)
+TEST_CASE("the children pass's four-lane copula bounds are fires_with's quotient and bound, bit for bit",
+          "[world][sampler]") {
+  // Any bound >= Q(|s|) gives the same decisions, but the lanes claim fires_with's own bits:
+  // dots from -6 to 6 around thresholds put s on both sides of 0 and deep in both tails.
+  SyntheticModel model(small_world(true, true));
+  const FeatureDraw& draw = model.feature_draw();
+  const auto offsets = Kokkos::create_mirror_view_and_copy(HostSpace(), draw.t.member_offsets);
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> dots(-6.0f, 6.0f);
+  std::size_t compared = 0, differ = 0, negative = 0;
+  for (std::size_t g = 0; g + 1 < offsets.extent(0); ++g) {
+    const int c0 = offsets(g), n = std::min(offsets(g + 1) - c0, 16);
+    for (int round = 0; round < 50; ++round) {
+      float dot[16];
+      for (int j = 0; j < n; ++j) dot[j] = dots(rng);
+      double quotient[16], bound[16];
+      draw.copula_bounds(c0, n, dot, quotient, bound);
+      for (int j = 0; j < n; ++j) {
+        const int f = draw.t.members(c0 + j);
+        const double s = (double(draw.t.threshold(f)) - double(dot[j])) / double(draw.t.sqrt_diag(f));
+        differ += std::memcmp(&s, &quotient[j], sizeof s) != 0;
+        const double b = normal_tail_bound(s >= 0 ? s : -s);
+        differ += std::memcmp(&b, &bound[j], sizeof b) != 0;
+        negative += s < 0;
+        ++compared;
+      }
+    }
+  }
+  INFO("compared " << compared << ", negative " << negative);
+  CHECK(compared > 1000);
+  CHECK(negative > compared / 10);
+  CHECK(negative < compared * 9 / 10);
+  CHECK(differ == 0);
+}
+#endif
 
 TEST_CASE("capacity overflow is retried transparently", "[world][sampler]") {
   SyntheticModelConfig c;

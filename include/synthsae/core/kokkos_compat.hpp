@@ -33,6 +33,14 @@ KOKKOS_INLINE_FUNCTION float fused_multiply_add(float a, float b, float c) {
 #endif
 }
 
+KOKKOS_INLINE_FUNCTION double fused_multiply_add(double a, double b, double c) {
+#if KOKKOS_VERSION >= 40000
+  return ::Kokkos::fma(a, b, c);
+#else
+  return std::fma(a, b, c);
+#endif
+}
+
 /// Kokkos version as major*10000 + minor*100 + patch (e.g. 30401, 40701).
 inline constexpr int kokkos_version = KOKKOS_VERSION;
 

@@ -137,7 +137,13 @@ struct FeatureDraw {
 
   /// v_f in (0, 1) from its fire word (high) and word 0 of counter 2f (low).
   SYNTHSAE_HD double fire_uniform(std::uint64_t sample, int f, std::uint32_t high) const {
-    const std::uint32_t low = philox_block(seed, sample, 2 * static_cast<std::uint64_t>(f))[0];
+    return uniform_from_words(high, low_word(sample, f));
+  }
+  /// Word 0 of counter 2f: the low word of feature f's uniform.
+  SYNTHSAE_HD std::uint32_t low_word(std::uint64_t sample, int f) const {
+    return philox_block(seed, sample, 2 * static_cast<std::uint64_t>(f))[0];
+  }
+  static SYNTHSAE_HD double uniform_from_words(std::uint32_t high, std::uint32_t low) {
     return u64_to_open01_double((static_cast<std::uint64_t>(high) << 32) | low);
   }
 
@@ -160,18 +166,29 @@ struct FeatureDraw {
   /// v_f >= high / 2^32, and normal_tail_bound(|s|) >= Q(|s|) bounds Q(s) for s >= 0 (and 1 - Q(s)
   /// for s < 0); only a v_f inside the bounds needs erfc. The decision is exact.
   SYNTHSAE_HD bool fires_with(std::uint64_t sample, int f, std::uint32_t high, double dot) const {
+    return fires_with(f, high, dot, [&]() { return low_word(sample, f); });
+  }
+  /// fires_with() with the low word from `low()`, called only where the decision needs it.
+  template <class LowWord>
+  SYNTHSAE_HD bool fires_with(int f, std::uint32_t high, double dot, const LowWord& low) const {
     const double v_floor = static_cast<double>(high) * (1.0 / 4294967296.0);  // exact; <= v_f
     if (t.rank == 0) {
       const double p = t.probability(f);
-      return v_floor < p && fire_uniform(sample, f, high) < p;
+      return v_floor < p && uniform_from_words(high, low()) < p;
     }
     const double sd = t.sqrt_diag(f);
     const double gap = double(t.threshold(f)) - dot;
     if (sd == 0) return gap < 0;  // full-rank factor: no idiosyncratic noise
     const double s = gap / sd;
-    const double bound = normal_tail_bound(s >= 0 ? s : -s);  // >= Q(|s|)
+    return fires_given_bound(high, s, normal_tail_bound(s >= 0 ? s : -s), low);
+  }
+  /// The copula decision from s = (t_f - F_f . eps) / sqrt(diag_f) and bound =
+  /// normal_tail_bound(|s|) >= Q(|s|).
+  template <class LowWord>
+  static SYNTHSAE_HD bool fires_given_bound(std::uint32_t high, double s, double bound, const LowWord& low) {
+    const double v_floor = static_cast<double>(high) * (1.0 / 4294967296.0);  // exact; <= v_f
     if (s >= 0 && v_floor >= bound) return false;
-    const double v = fire_uniform(sample, f, high);
+    const double v = uniform_from_words(high, low());
     if (s >= 0) {
       if (v >= bound) return false;
     } else if (v < 1 - bound) {
@@ -216,7 +233,10 @@ struct FeatureDraw {
   /// L = float(top)'s bits read as an integer (<= log2 top); then mean - sd R > 0 needs no log or
   /// cos. An exclusive group's losers are only counted, so they never pay for the rest.
   SYNTHSAE_HD float magnitude_unless_positive(std::uint64_t sample, int f) const {
-    const U32x4 m = magnitude_block(sample, f);
+    return magnitude_unless_positive(magnitude_block(sample, f), f);
+  }
+  /// The same from feature f's magnitude block m.
+  SYNTHSAE_HD float magnitude_unless_positive(const U32x4& m, int f) const {
     const float mean = t.mean(f), sd = t.stddev(f);
     const std::uint32_t top = m[1] >> 8;
     if (mean > 1e-30f && top != 0) {
@@ -467,6 +487,17 @@ struct FeatureDraw {
     return (static_cast<double>(w[1]) + 0.5) * (1.0 / 4294967296.0) < static_cast<double>(rho);
   }
 
+  /// The draws of members c0 + 4q .. c0 + 4q + 3 of a sibling group that read two Philox blocks
+  /// each: word 0 of counter 2f (the low word of the fire uniform) and counter 2f + 1 (the
+  /// magnitude). On AVX2 hosts all eight blocks come from one eight-lane call, made when the
+  /// first of them is needed: a member of an active parent's group usually needs its low word
+  /// (its firing probability given the parent is high, so its fire word rarely decides alone),
+  /// and one that fires its magnitude, so the call replaces about six scalar blocks. Elsewhere
+  /// each block is drawn where it is needed. The same words either way.
+  struct MemberDraws {
+    bool drawn = false;
+    std::uint32_t w[4][8];  ///< word i of lane 2l (low word's block) and 2l + 1 (magnitude's block)
+  };
   /// emit(c, value) for the members of anchor's sibling groups that survive mutual exclusion;
   /// `ratio` = the anchor's value / mean, applied to the groups that scale.
   template <class EpsRow, class Emit>
@@ -476,6 +507,7 @@ struct FeatureDraw {
     constexpr int kKept = 16;  // members decided together (their copula dots interleaved)
     float kept[kKept];
     for (int g = t.group_offsets(anchor); g < t.group_offsets(anchor + 1); ++g) {
+      MemberDraws draws[kKept / 4];  // the first kKept members' low words and magnitude blocks
       const int begin = t.member_offsets(g), end = t.member_offsets(g + 1);
       const float scale = t.group_scaled(g) ? ratio : 1.0f;
       if (t.group_exclusive(g)) {
@@ -484,7 +516,9 @@ struct FeatureDraw {
         std::uint32_t active = 0;
         for (int c0 = begin; c0 < end; c0 += kKept) {
           float v[kKept];
-          const int n = raw_members(sample, c0, end - c0 < kKept ? end - c0 : kKept, eps, cache, v, true);
+          MemberDraws later[kKept / 4];
+          const int n = raw_members(sample, c0, end - c0 < kKept ? end - c0 : kKept, eps, cache, v,
+                                    c0 == begin ? draws : later, true);
           for (int j = 0; j < n; ++j) active += v[j] != 0.0f;
           if (c0 == begin)
             for (int j = 0; j < n; ++j) kept[j] = v[j];
@@ -497,14 +531,16 @@ struct FeatureDraw {
           float v = c - begin < kKept ? kept[c - begin] : raw(sample, f, eps, cache);
           if (v == 0.0f) continue;
           if (all || keep-- == 0) {
-            if (v == kPositiveMagnitude) v = magnitude(sample, f);
+            if (v == kPositiveMagnitude)
+              v = c - begin < kKept ? member_magnitude(sample, begin, end, c - begin, draws) : magnitude(sample, f);
             emit(f, v * scale);
             if (!all) break;
           }
         }
       } else {
         for (int c0 = begin; c0 < end; c0 += kKept) {
-          const int n = raw_members(sample, c0, end - c0 < kKept ? end - c0 : kKept, eps, cache, kept);
+          MemberDraws chunk_draws[kKept / 4];
+          const int n = raw_members(sample, c0, end - c0 < kKept ? end - c0 : kKept, eps, cache, kept, chunk_draws);
           for (int j = 0; j < n; ++j)
             if (kept[j] > 0.0f) emit(t.members(c0 + j), kept[j] * scale);
         }
@@ -517,7 +553,7 @@ struct FeatureDraw {
   /// FMAs per member as factor_dot, but n independent chains instead of one at a time).
   template <class EpsRow>
   SYNTHSAE_HD int raw_members(std::uint64_t sample, int c0, int n, const EpsRow& eps, FireWordCache& cache,
-                              float* v, bool defer_positive = false) const {
+                              float* v, MemberDraws* draws, bool defer_positive = false) const {
     float dot[16];
     // Four members' chains in registers at a time (a short group repeats its last member; the
     // copies are not read): the accumulators of the plain lane loop lived in memory.
@@ -534,15 +570,106 @@ struct FeatureDraw {
       }
       dot[j0] = a0, dot[j0 + 1] = a1, dot[j0 + 2] = a2, dot[j0 + 3] = a3;
     }
+#if defined(SYNTHSAE_SAMPLER_AVX2)
+    // Each member's s and bound, four at a time: one member's division, polynomial and division
+    // are a chain of some 60 cycles, and its branch on the result (often mispredicted: these
+    // members fire often) kept the next member's chain from starting early.
+    double quotient[16], bound[16];
+    const bool copula = t.rank > 0;
+    if (copula) copula_bounds(c0, n, dot, quotient, bound);
+#endif
     for (int j = 0; j < n; ++j) {
       const int f = t.members(c0 + j);
-      if (!fires_with(sample, f, fire_word(sample, f, cache), dot[j]))
-        v[j] = 0.0f;
+      const auto low = [&]() { return member_low_word(sample, c0, c0 + n, j, draws); };
+      bool fires;
+#if defined(SYNTHSAE_SAMPLER_AVX2)
+      if (copula && t.sqrt_diag(f) != 0)
+        fires = fires_given_bound(fire_word(sample, f, cache), quotient[j], bound[j], low);
       else
-        v[j] = defer_positive ? magnitude_unless_positive(sample, f) : magnitude(sample, f);
+#endif
+        fires = fires_with(f, fire_word(sample, f, cache), dot[j], low);
+      if (!fires)
+        v[j] = 0.0f;
+      else if (defer_positive)
+        v[j] = magnitude_unless_positive(member_magnitude_block(sample, c0, c0 + n, j, draws), f);
+      else
+        v[j] = magnitude_from(member_magnitude_block(sample, c0, c0 + n, j, draws), t.mean(f), t.stddev(f));
     }
     return n;
   }
+
+  /// Word 0 of counter 2f for member c0 + j (members c0 .. end of the group in hand).
+  SYNTHSAE_HD std::uint32_t member_low_word(std::uint64_t sample, int c0, int end, int j, MemberDraws* draws) const {
+#if defined(SYNTHSAE_SAMPLER_AVX2)
+    return drawn_quad(sample, c0, end, j, draws).w[0][2 * (j & 3)];
+#else
+    (void)end, (void)draws;
+    return low_word(sample, t.members(c0 + j));
+#endif
+  }
+  SYNTHSAE_HD U32x4 member_magnitude_block(std::uint64_t sample, int c0, int end, int j, MemberDraws* draws) const {
+#if defined(SYNTHSAE_SAMPLER_AVX2)
+    const MemberDraws& d = drawn_quad(sample, c0, end, j, draws);
+    const int l = 2 * (j & 3) + 1;
+    return U32x4{{d.w[0][l], d.w[1][l], d.w[2][l], d.w[3][l]}};
+#else
+    (void)end, (void)draws;
+    return magnitude_block(sample, t.members(c0 + j));
+#endif
+  }
+  /// magnitude() of member c0 + j.
+  SYNTHSAE_HD float member_magnitude(std::uint64_t sample, int c0, int end, int j, MemberDraws* draws) const {
+    const int f = t.members(c0 + j);
+    return magnitude_from(member_magnitude_block(sample, c0, end, j, draws), t.mean(f), t.stddev(f));
+  }
+#if defined(SYNTHSAE_SAMPLER_AVX2)
+  /// For members c0 + j, j < n: s_j = (t_f - dot_j) / sqrt(diag_f) and normal_tail_bound(|s_j|),
+  /// four lanes at a time with fires_with()'s operations (the same bits; lanes whose sqrt_diag is
+  /// 0 are not read).
+  void copula_bounds(int c0, int n, const float* dot, double* quotient, double* bound) const {
+    const __m256d sign = _mm256_set1_pd(-0.0), half = _mm256_set1_pd(0.5), two = _mm256_set1_pd(2.0);
+    const __m256d root_two_pi = _mm256_set1_pd(kRootTwoPiDouble), one = _mm256_set1_pd(1.0);
+    for (int j0 = 0; j0 < n; j0 += 4) {
+      double thr[4], sd[4], d[4];
+      for (int l = 0; l < 4; ++l) {
+        const int j = j0 + l < n ? j0 + l : n - 1;
+        const int f = t.members(c0 + j);
+        thr[l] = t.threshold(f), sd[l] = t.sqrt_diag(f), d[l] = dot[j];
+      }
+      const __m256d s = _mm256_div_pd(_mm256_sub_pd(_mm256_loadu_pd(thr), _mm256_loadu_pd(d)), _mm256_loadu_pd(sd));
+      const __m256d a = _mm256_andnot_pd(sign, s);
+      const __m256d x = _mm256_mul_pd(_mm256_mul_pd(half, a), a);
+      __m256d e = _mm256_fmadd_pd(x, _mm256_set1_pd(1.0 / 720), _mm256_set1_pd(1.0 / 120));
+      e = _mm256_fmadd_pd(x, e, _mm256_set1_pd(1.0 / 24));
+      e = _mm256_fmadd_pd(x, e, _mm256_set1_pd(1.0 / 6));
+      e = _mm256_fmadd_pd(x, e, half);
+      e = _mm256_fmadd_pd(x, e, one);
+      e = _mm256_fmadd_pd(x, e, one);
+      // mills > 2 ? mills : 2 (max_pd returns its second operand where mills is NaN, as the select does)
+      const __m256d mills = _mm256_max_pd(_mm256_mul_pd(a, root_two_pi), two);
+      const __m256d b = _mm256_div_pd(one, _mm256_mul_pd(e, mills));
+      double sq[4], bq[4];
+      _mm256_storeu_pd(sq, s), _mm256_storeu_pd(bq, b);
+      for (int l = 0; l < 4 && j0 + l < n; ++l) quotient[j0 + l] = sq[l], bound[j0 + l] = bq[l];
+    }
+  }
+  /// draws[j / 4], drawn on first use (a short quad repeats its last member in the spare lanes).
+  const MemberDraws& drawn_quad(std::uint64_t sample, int c0, int end, int j, MemberDraws* draws) const {
+    MemberDraws& d = draws[j >> 2];
+    if (!d.drawn) {
+      const int first = c0 + (j & ~3);
+      std::uint32_t counters[8];
+      for (int l = 0; l < 4; ++l) {
+        const int f = t.members(first + l < end ? first + l : end - 1);
+        counters[2 * l] = 2 * static_cast<std::uint32_t>(f), counters[2 * l + 1] = 2 * static_cast<std::uint32_t>(f) + 1;
+      }
+      std::uint32_t* const w[4] = {d.w[0], d.w[1], d.w[2], d.w[3]};
+      detail::philox_x8(seed, sample, counters, 0, w, 0);
+      d.drawn = true;
+    }
+    return d;
+  }
+#endif
 
   /// Fills eps(0..rank) for a sample.
   template <class EpsRow>
