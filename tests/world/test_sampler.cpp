@@ -144,27 +144,29 @@ TEST_CASE("the lazy sampler equals the plain one at a copula rank beyond the hos
   CHECK(differ == 0);
 }
 
-TEST_CASE("the lazy sampler equals the plain one with sibling groups of 2 to 24 members, exclusive or not",
-          "[world][sampler]") {
-  // The children pass draws its members four at a time (one eight-lane Philox call for their low
-  // words and magnitudes, their copula bounds in four double lanes) and keeps the first sixteen
-  // members' draws for an exclusive group's winner: groups of every size up to 24 take the short
-  // last quad and the members past sixteen.
+// Sibling groups of 2 to 24 members, half of them mutually exclusive, under a rank-4 copula:
+// the children pass draws its members four at a time (one eight-lane Philox call for their low
+// words and magnitudes, their copula bounds in four double lanes) and keeps the first sixteen
+// members' draws for an exclusive group's winner, so these groups take short last quads and
+// members past the sixteenth.
+namespace {
+SyntheticModelConfig varied_groups_world() {
   auto c = small_world(true, true);
   c.hierarchy->branching_factor = {2, 24};
   c.hierarchy->mutually_exclusive_portion = 0.5;
-  SyntheticModel model(c);
+  return c;
+}
+}  // namespace
+
+TEST_CASE("the lazy sampler equals the plain one with sibling groups of 2 to 24 members, exclusive or not",
+          "[world][sampler]") {
+  SyntheticModel model(varied_groups_world());
   const auto& t = model.feature_draw().t;
   const auto offsets = Kokkos::create_mirror_view_and_copy(HostSpace(), t.member_offsets);
+  const auto members = Kokkos::create_mirror_view_and_copy(HostSpace(), t.members);
   const auto exclusive = Kokkos::create_mirror_view_and_copy(HostSpace(), t.group_exclusive);
-  int large_exclusive = 0, large_plain = 0, short_quads = 0;
-  for (std::size_t g = 0; g + 1 < offsets.extent(0); ++g) {
-    const int size = offsets(g + 1) - offsets(g);
-    if (size > 16) (exclusive(g) ? large_exclusive : large_plain) += 1;
-    short_quads += size % 4 != 0;
-  }
-  CHECK(large_exclusive > 0);
-  CHECK(large_plain > 0);
+  int short_quads = 0;
+  for (std::size_t g = 0; g + 1 < offsets.extent(0); ++g) short_quads += (offsets(g + 1) - offsets(g)) % 4 != 0;
   CHECK(short_quads > 0);
   const int batch = 1500, n = static_cast<int>(model.num_features());
   SparseBatch<float> sb;
@@ -177,7 +179,16 @@ TEST_CASE("the lazy sampler equals the plain one with sibling groups of 2 to 24 
       differ += lazy[std::size_t(b) * n + f] != plain(b, f);
       active += plain(b, f) > 0;
     }
-  INFO("active " << active);
+  // Members past the sixteenth fire, in exclusive groups (decided outside the kept draws) and
+  // in the others (a second chunk of draws).
+  std::size_t late_exclusive = 0, late_plain = 0;
+  for (std::size_t g = 0; g + 1 < offsets.extent(0); ++g)
+    for (int c = offsets(g) + 16; c < offsets(g + 1); ++c)
+      for (int b = 0; b < batch; ++b)
+        if (plain(b, members(c)) > 0) (exclusive(g) ? late_exclusive : late_plain) += 1;
+  INFO("active " << active << ", members past 16 active: exclusive " << late_exclusive << ", plain " << late_plain);
+  CHECK(late_exclusive > 0);
+  CHECK(late_plain > 0);
   CHECK(active > std::size_t(batch) * 3);  // the comparison is not vacuous
   CHECK(differ == 0);
 }
@@ -185,23 +196,25 @@ TEST_CASE("the lazy sampler equals the plain one with sibling groups of 2 to 24 
 #if defined(SYNTHSAE_SAMPLER_AVX2)
 TEST_CASE("the children pass's four-lane copula bounds are fires_with's quotient and bound, bit for bit",
           "[world][sampler]") {
-  // Any bound >= Q(|s|) gives the same decisions, but the lanes claim fires_with's own bits:
-  // dots from -6 to 6 around thresholds put s on both sides of 0 and deep in both tails.
-  SyntheticModel model(small_world(true, true));
+  // Any bound >= Q(|s|) gives the same decisions, but the lanes claim the scalar path's own
+  // bits. Every group and every count n <= 16 from its start (short quads, and quads past the
+  // first); dots from -6 to 6 put s on both sides of 0 and deep in both tails.
+  SyntheticModel model(varied_groups_world());
   const FeatureDraw& draw = model.feature_draw();
   const auto offsets = Kokkos::create_mirror_view_and_copy(HostSpace(), draw.t.member_offsets);
   std::mt19937 rng(5);
   std::uniform_real_distribution<float> dots(-6.0f, 6.0f);
   std::size_t compared = 0, differ = 0, negative = 0;
   for (std::size_t g = 0; g + 1 < offsets.extent(0); ++g) {
-    const int c0 = offsets(g), n = std::min(offsets(g + 1) - c0, 16);
-    for (int round = 0; round < 50; ++round) {
+    const int c0 = offsets(g), size = std::min(offsets(g + 1) - c0, 16);
+    for (int n = 1; n <= size; ++n) {
       float dot[16];
       for (int j = 0; j < n; ++j) dot[j] = dots(rng);
       double quotient[16], bound[16];
       draw.copula_bounds(c0, n, dot, quotient, bound);
       for (int j = 0; j < n; ++j) {
         const int f = draw.t.members(c0 + j);
+        // fires_with's own steps (activation_sampler.hpp), then normal_tail_bound's.
         const double s = (double(draw.t.threshold(f)) - double(dot[j])) / double(draw.t.sqrt_diag(f));
         differ += std::memcmp(&s, &quotient[j], sizeof s) != 0;
         const double b = normal_tail_bound(s >= 0 ? s : -s);

@@ -17,17 +17,26 @@ SYNTHSAE_HD double normal_tail(double x) { return 0.5 * kmath::erfc(x * 0.707106
 /// the sampler's features sit (about 1.3 Q(s) at s = 3): Q(s) <= e^-x min(1/2, 1/(s sqrt(2 pi)))
 /// with x = s^2 / 2 (Chernoff and Mills' ratio), and e^x >= 1 + x + ... + x^6/6! for x >= 0.
 /// Equal to Q(0) = 1/2 at 0.
-/// The polynomial by Horner's rule in explicit FMAs: the host sampler's AVX2 form (four features
-/// at once) makes the same operations, so the same bits.
+/// The polynomial by Horner's rule, in explicit FMAs where the hardware has them: the host
+/// sampler's AVX2 + FMA form (four features at once) makes the same operations, so the same bits.
+/// Without FMA hardware a library fma would be slow, and the bound's last bits change no
+/// decision (it only spares the exact test), so a plain product and sum.
 inline constexpr double kRootTwoPiDouble = 2.50662827463100050242;
+SYNTHSAE_HD double horner_step(double x, double acc, double c) {
+#if defined(__FMA__) || defined(__CUDACC__)
+  return fused_multiply_add(x, acc, c);
+#else
+  return x * acc + c;
+#endif
+}
 SYNTHSAE_HD double normal_tail_bound(double s) {
   const double x = 0.5 * s * s;
-  double exp_lower = fused_multiply_add(x, 1.0 / 720, 1.0 / 120);
-  exp_lower = fused_multiply_add(x, exp_lower, 1.0 / 24);
-  exp_lower = fused_multiply_add(x, exp_lower, 1.0 / 6);
-  exp_lower = fused_multiply_add(x, exp_lower, 0.5);
-  exp_lower = fused_multiply_add(x, exp_lower, 1.0);
-  exp_lower = fused_multiply_add(x, exp_lower, 1.0);
+  double exp_lower = horner_step(x, 1.0 / 720, 1.0 / 120);
+  exp_lower = horner_step(x, exp_lower, 1.0 / 24);
+  exp_lower = horner_step(x, exp_lower, 1.0 / 6);
+  exp_lower = horner_step(x, exp_lower, 0.5);
+  exp_lower = horner_step(x, exp_lower, 1.0);
+  exp_lower = horner_step(x, exp_lower, 1.0);
   const double mills = s * kRootTwoPiDouble;
   return 1 / (exp_lower * (mills > 2 ? mills : 2));
 }

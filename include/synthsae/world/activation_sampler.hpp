@@ -489,14 +489,16 @@ struct FeatureDraw {
 
   /// The draws of members c0 + 4q .. c0 + 4q + 3 of a sibling group that read two Philox blocks
   /// each: word 0 of counter 2f (the low word of the fire uniform) and counter 2f + 1 (the
-  /// magnitude). On AVX2 hosts all eight blocks come from one eight-lane call, made when the
+  /// magnitude). On AVX2 + FMA hosts all eight blocks come from one eight-lane call, made when the
   /// first of them is needed: a member of an active parent's group usually needs its low word
   /// (its firing probability given the parent is high, so its fire word rarely decides alone),
   /// and one that fires its magnitude, so the call replaces about six scalar blocks. Elsewhere
   /// each block is drawn where it is needed. The same words either way.
   struct MemberDraws {
+#if defined(SYNTHSAE_SAMPLER_AVX2)  // elsewhere empty: no 128 bytes per quad on a GPU thread's stack
     bool drawn = false;
     std::uint32_t w[4][8];  ///< word i of lane 2l (low word's block) and 2l + 1 (magnitude's block)
+#endif
   };
   /// emit(c, value) for the members of anchor's sibling groups that survive mutual exclusion;
   /// `ratio` = the anchor's value / mean, applied to the groups that scale.
