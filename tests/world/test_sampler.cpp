@@ -91,6 +91,22 @@ std::vector<float> densify(const SparseBatch<float>& sb, int n) {
   return d;
 }
 
+// Entries where a densified lazy batch differs from the plain sampler's [batch, n] batch, and
+// the plain batch's active entries (so a test can show its comparison is not vacuous).
+struct PlainComparison {
+  std::size_t differ = 0, active = 0;
+};
+template <class Plain>
+PlainComparison compare_with_plain(const std::vector<float>& lazy, const Plain& plain, int batch, int n) {
+  PlainComparison c;
+  for (int b = 0; b < batch; ++b)
+    for (int f = 0; f < n; ++f) {
+      c.differ += lazy[std::size_t(b) * n + f] != plain(b, f);
+      c.active += plain(b, f) > 0;
+    }
+  return c;
+}
+
 SyntheticModelConfig small_world(bool correlated, bool scale) {
   auto c = preset("tiny");
   c.hierarchy->scale_children_by_parent = scale;
@@ -110,12 +126,7 @@ TEST_CASE("the lazy sparse sampler equals the plain dense sampler bit for bit", 
       model.sample_features_at(sb, 12345, batch);
       const auto lazy = densify(sb, n);
       auto plain = Kokkos::create_mirror_view_and_copy(HostSpace(), plain_sample(model, 12345, batch));
-      std::size_t differ = 0, active = 0;
-      for (int b = 0; b < batch; ++b)
-        for (int f = 0; f < n; ++f) {
-          differ += lazy[std::size_t(b) * n + f] != plain(b, f);
-          active += plain(b, f) > 0;
-        }
+      const auto [differ, active] = compare_with_plain(lazy, plain, batch, n);
       INFO("correlated " << correlated << " scale " << scale << " active " << active);
       CHECK(active > std::size_t(batch) * 3);  // the comparison is not vacuous
       CHECK(differ == 0);
@@ -134,12 +145,7 @@ TEST_CASE("the lazy sampler equals the plain one at a copula rank beyond the hos
   model.sample_features_at(sb, 777, batch);
   const auto lazy = densify(sb, n);
   auto plain = Kokkos::create_mirror_view_and_copy(HostSpace(), plain_sample(model, 777, batch));
-  std::size_t differ = 0, active = 0;
-  for (int b = 0; b < batch; ++b)
-    for (int f = 0; f < n; ++f) {
-      differ += lazy[std::size_t(b) * n + f] != plain(b, f);
-      active += plain(b, f) > 0;
-    }
+  const auto [differ, active] = compare_with_plain(lazy, plain, batch, n);
   CHECK(active > std::size_t(batch) * 3);  // the comparison is not vacuous
   CHECK(differ == 0);
 }
@@ -173,12 +179,7 @@ TEST_CASE("the lazy sampler equals the plain one with sibling groups of 2 to 24 
   model.sample_features_at(sb, 4242, batch);
   const auto lazy = densify(sb, n);
   auto plain = Kokkos::create_mirror_view_and_copy(HostSpace(), plain_sample(model, 4242, batch));
-  std::size_t differ = 0, active = 0;
-  for (int b = 0; b < batch; ++b)
-    for (int f = 0; f < n; ++f) {
-      differ += lazy[std::size_t(b) * n + f] != plain(b, f);
-      active += plain(b, f) > 0;
-    }
+  const auto [differ, active] = compare_with_plain(lazy, plain, batch, n);
   // Members past the sixteenth fire, in exclusive groups (decided outside the kept draws) and
   // in the others (a second chunk of draws).
   std::size_t late_exclusive = 0, late_plain = 0;
@@ -668,12 +669,7 @@ TEST_CASE("the threaded sampler gives the same bits at 1 and 2 threads, and equa
   }
   CHECK(runs[0] == runs[1]);
   auto plain = Kokkos::create_mirror_view_and_copy(HostSpace(), plain_sample(model, 777, batch));
-  std::size_t differ = 0, active = 0;
-  for (int b = 0; b < batch; ++b)
-    for (int f = 0; f < n; ++f) {
-      differ += runs[0][std::size_t(b) * n + f] != plain(b, f);
-      active += plain(b, f) > 0;
-    }
+  const auto [differ, active] = compare_with_plain(runs[0], plain, batch, n);
   INFO("active " << active);
   CHECK(active > std::size_t(batch) * 5);
   CHECK(differ == 0);

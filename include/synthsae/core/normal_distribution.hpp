@@ -13,14 +13,10 @@ SYNTHSAE_HD double normal_cdf(double x) { return 0.5 * kmath::erfc(-x * 0.707106
 /// Q(x) = 1 - Phi(x), accurate in the upper tail.
 SYNTHSAE_HD double normal_tail(double x) { return 0.5 * kmath::erfc(x * 0.70710678118654752440); }
 
-/// An upper bound of Q(s) for s >= 0 without a transcendental function, tight in the tail where
-/// the sampler's features sit (about 1.3 Q(s) at s = 3): Q(s) <= e^-x min(1/2, 1/(s sqrt(2 pi)))
-/// with x = s^2 / 2 (Chernoff and Mills' ratio), and e^x >= 1 + x + ... + x^6/6! for x >= 0.
-/// Equal to Q(0) = 1/2 at 0.
-/// The polynomial by Horner's rule, in explicit FMAs where the hardware has them: the host
-/// sampler's AVX2 + FMA form (four features at once) makes the same operations, so the same bits.
-/// Without FMA hardware a library fma would be slow, and the bound's last bits change no
-/// decision (it only spares the exact test), so a plain product and sum.
+/// sqrt(2 pi), and acc * x + c with one rounding where the hardware fuses it (normal_tail_bound's
+/// Horner steps; the host sampler's AVX2 + FMA lanes make the same operations, so the same bits).
+/// Without FMA hardware a library fma would be slow, and the bound's last bits change no decision
+/// (it only spares the exact test), so a plain product and sum there.
 inline constexpr double kRootTwoPiDouble = 2.50662827463100050242;
 SYNTHSAE_HD double horner_step(double x, double acc, double c) {
 #if defined(__FMA__) || defined(__CUDACC__)
@@ -29,6 +25,11 @@ SYNTHSAE_HD double horner_step(double x, double acc, double c) {
   return x * acc + c;
 #endif
 }
+
+/// An upper bound of Q(s) for s >= 0 without a transcendental function, tight in the tail where
+/// the sampler's features sit (about 1.3 Q(s) at s = 3): Q(s) <= e^-x min(1/2, 1/(s sqrt(2 pi)))
+/// with x = s^2 / 2 (Chernoff and Mills' ratio), and e^x >= 1 + x + ... + x^6/6! for x >= 0.
+/// Equal to Q(0) = 1/2 at 0.
 SYNTHSAE_HD double normal_tail_bound(double s) {
   const double x = 0.5 * s * s;
   double exp_lower = horner_step(x, 1.0 / 720, 1.0 / 120);

@@ -146,6 +146,8 @@ struct FeatureDraw {
   static SYNTHSAE_HD double uniform_from_words(std::uint32_t high, std::uint32_t low) {
     return u64_to_open01_double((static_cast<std::uint64_t>(high) << 32) | low);
   }
+  /// high / 2^32: exact, and <= the uniform whose high word it is.
+  static SYNTHSAE_HD double fire_floor(std::uint32_t high) { return static_cast<double>(high) * (1.0 / 4294967296.0); }
 
   /// The copula latent z_f = F_f . eps + sqrt(diag_f) eta_f of feature f (rank > 0), where
   /// eta_f = -Phi^-1(v_f) for the feature's uniform v_f (inverse-CDF sampling).
@@ -171,10 +173,9 @@ struct FeatureDraw {
   /// fires_with() with the low word from `low()`, called only where the decision needs it.
   template <class LowWord>
   SYNTHSAE_HD bool fires_with(int f, std::uint32_t high, double dot, const LowWord& low) const {
-    const double v_floor = static_cast<double>(high) * (1.0 / 4294967296.0);  // exact; <= v_f
     if (t.rank == 0) {
       const double p = t.probability(f);
-      return v_floor < p && uniform_from_words(high, low()) < p;
+      return fire_floor(high) < p && uniform_from_words(high, low()) < p;
     }
     const double sd = t.sqrt_diag(f);
     const double gap = double(t.threshold(f)) - dot;
@@ -186,8 +187,7 @@ struct FeatureDraw {
   /// normal_tail_bound(|s|) >= Q(|s|).
   template <class LowWord>
   static SYNTHSAE_HD bool fires_given_bound(std::uint32_t high, double s, double bound, const LowWord& low) {
-    const double v_floor = static_cast<double>(high) * (1.0 / 4294967296.0);  // exact; <= v_f
-    if (s >= 0 && v_floor >= bound) return false;
+    if (s >= 0 && fire_floor(high) >= bound) return false;
     const double v = uniform_from_words(high, low());
     if (s >= 0) {
       if (v >= bound) return false;
@@ -533,8 +533,8 @@ struct FeatureDraw {
           float v = c - begin < kKept ? kept[c - begin] : raw(sample, f, eps, cache);
           if (v == 0.0f) continue;
           if (all || keep-- == 0) {
-            if (v == kPositiveMagnitude)
-              v = c - begin < kKept ? member_magnitude(sample, begin, end, c - begin, draws) : magnitude(sample, f);
+            // Only the kept members defer (raw() computes its magnitudes), so their draws are at hand.
+            if (v == kPositiveMagnitude) v = member_magnitude(sample, begin, end, c - begin, draws);
             emit(f, v * scale);
             if (!all) break;
           }
@@ -595,7 +595,7 @@ struct FeatureDraw {
       else if (defer_positive)
         v[j] = magnitude_unless_positive(member_magnitude_block(sample, c0, c0 + n, j, draws), f);
       else
-        v[j] = magnitude_from(member_magnitude_block(sample, c0, c0 + n, j, draws), t.mean(f), t.stddev(f));
+        v[j] = member_magnitude(sample, c0, c0 + n, j, draws);
     }
     return n;
   }
