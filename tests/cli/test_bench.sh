@@ -32,6 +32,19 @@ grep -q '^time (s): world' "$work/table.txt" || fail "the table lacks the time s
 awk '/"generation":/ {g=$2} /"steps":/ {s=$2} /"seconds":/ {t=$2; if (g + s > t + 1e-6) bad=1} END {exit bad}' \
   <(tr ',' '\n' <"$work/b/results.json") || fail "a run's generation + steps exceed its seconds"
 
+# The runs of one L0 train side by side on batches drawn once: the same SAEs, bit for bit, as
+# `synthsae train` makes of the same requests one at a time.
+grep -q '"reused": 48' "$work/b/results.json" || fail "results.json should count 48 reused batches (2 L0s x 3 runs x 8 steps)"
+grep -q '"drawn": 16' "$work/b/results.json" || fail "results.json should count 16 drawn batches (8 steps per L0)"
+"$bin" train --model tiny --arch gated --target-l0 3 --samples 8192 --lr 1e-3 --eval-samples 2048 --eval-every 1 \
+  --out "$work/t_gated" >/dev/null 2>"$work/train.err" || fail "train gated failed: $(tail -3 "$work/train.err")"
+"$bin" train --model tiny --arch batchtopk --k 2 --samples 8192 --lr 1e-3 --eval-samples 2048 --eval-every 1 \
+  --out "$work/t_batchtopk" >/dev/null 2>"$work/train.err" || fail "train batchtopk failed: $(tail -3 "$work/train.err")"
+cmp -s "$work/t_gated/sae_weights.safetensors" "$work/b/runs/gated-l03-seed0/sae_weights.safetensors" ||
+  fail "bench's gated-l03 differs from the same request trained alone"
+cmp -s "$work/t_batchtopk/sae_weights.safetensors" "$work/b/runs/batchtopk-l02-seed0/sae_weights.safetensors" ||
+  fail "bench's batchtopk-l02 differs from the same request trained alone"
+
 expect 2 "unknown architecture 'nope'" -- "$bin" bench --preset tiny --archs batchtopk,nope --out "$work/x"
 expect 2 "--l0" -- "$bin" bench --preset tiny --l0 2.5 --out "$work/x"
 expect 2 "--samples" -- "$bin" bench --preset tiny --samples 10 --out "$work/x"

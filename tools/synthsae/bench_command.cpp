@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <fstream>
 #include <map>
+#include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -123,10 +125,24 @@ int run_bench(const std::vector<std::string>& argv) {
       SyntheticModel world = world_from_argument(preset_name);
       const double world_seconds = seconds_since(t_start);
       StagedDirectory out(out_dir);
-      std::vector<Row> rows;
-      for (const double l0 : l0s)
-        for (const auto& arch : archs)
-          for (int seed = 0; seed < seeds; ++seed) {
+      // The runs of one L0 and seed read the same stream: they train side by side, taking turns
+      // chunk by chunk, and each batch is drawn once for all of them (BatchCache; the same bits
+      // as drawing it per run). The drawing is timed here, as the job's shared generation.
+      std::vector<std::optional<Row>> slots(l0s.size() * archs.size() * std::size_t(seeds));
+      double shared_generation = 0;
+      std::size_t batches_drawn = 0, batches_reused = 0;
+      for (std::size_t li = 0; li < l0s.size(); ++li)
+        for (int seed = 0; seed < seeds; ++seed) {
+          const double l0 = l0s[li];
+          struct Pending {
+            std::size_t slot;
+            std::string arch, name;
+            std::unique_ptr<TrainingRun> run;
+          };
+          std::vector<Pending> group;
+          std::string names;
+          for (std::size_t ai = 0; ai < archs.size(); ++ai) {
+            const auto& arch = archs[ai];
             TrainRequest r = base;
             r.arch = arch;
             r.seed = static_cast<std::uint64_t>(seed);
@@ -134,10 +150,54 @@ int run_bench(const std::vector<std::string>& argv) {
             if (architectures::knobs_of(arch).target_l0) r.target_l0 = l0;
             const std::string name = arch + "-l0" + std::to_string(int(l0)) + "-seed" + std::to_string(seed);
             r.out = out.path() / "runs" / name;
-            std::fprintf(stderr, "synthsae bench: training %s\n", name.c_str());
-            Row row{arch, l0, seed, train_one(r, world), out_dir / "runs" / name};
-            rows.push_back(row);
+            r.progress_label = name;
+            group.push_back({(li * archs.size() + ai) * std::size_t(seeds) + std::size_t(seed), arch, name,
+                             start_training(r, world)});
+            names += (names.empty() ? "" : ", ") + name;
           }
+          std::fprintf(stderr, "synthsae bench: training %s side by side (each batch drawn once)\n", names.c_str());
+          auto cache = std::make_shared<BatchCache>(1);
+          world.share_batches(cache);
+          long chunk = 1;
+          SampleBatch scratch;
+          for (;;) {
+            long left = 0;
+            for (const auto& p : group) left = std::max(left, p.run->steps_left());
+            if (left == 0) break;
+            // The next chunk's batches, drawn into the cache from the first unfinished run's stream.
+            const TrainingRun* lead = nullptr;
+            for (const auto& p : group)
+              if (p.run->steps_left() > 0) {
+                lead = p.run.get();
+                break;
+              }
+            const long n = std::min(chunk, lead->steps_left());
+            const auto t0 = std::chrono::steady_clock::now();
+            world.set_sampling_seed(lead->stream_seed());
+            for (long i = 0; i < n; ++i) {
+              world.set_position(lead->next_sample() + std::uint64_t(i) * lead->batch_size());
+              world.sample_into(scratch, lead->batch_size());
+            }
+            Kokkos::fence();
+            shared_generation += seconds_since(t0);
+            if (chunk == 1) {  // now the batch's size is known: chunks of up to 64 batches in 64 MiB
+              const std::size_t bytes = std::max<std::size_t>(1, BatchCache::bytes_of(scratch));
+              chunk = static_cast<long>(std::clamp<std::size_t>((std::size_t(64) << 20) / bytes, 1, 64));
+              cache->set_capacity(static_cast<std::size_t>(chunk));
+            }
+            for (auto& p : group)
+              if (p.run->steps_left() > 0) p.run->advance(n);
+          }
+          world.share_batches(nullptr);
+          batches_drawn += cache->misses();
+          batches_reused += cache->hits();
+          for (auto& p : group) {
+            slots[p.slot] = Row{p.arch, l0, seed, p.run->finish(), out_dir / "runs" / p.name};
+            p.run.reset();  // its memory, before the next group's
+          }
+        }
+      std::vector<Row> rows;
+      for (auto& r : slots) rows.push_back(std::move(*r));
 
       // Table, CSV, JSON.
       std::ostringstream csv;
@@ -189,6 +249,7 @@ int run_bench(const std::vector<std::string>& argv) {
       for (const auto& row : rows)
         for (const auto& [phase, sec] : row.result["phase_seconds"].items())
           phases[phase] = phases.value(phase, 0.0) + sec.get<double>();
+      phases["generation"] = phases.value("generation", 0.0) + shared_generation;  // the runs' own: copies
       phases["probes"] = probe_seconds;
       phases["total"] = seconds_since(t_start);
       std::printf("\ntime (s): world %.1f, generation %.1f, steps %.1f, periodic evaluation %.1f, final evaluation %.1f,"
@@ -196,13 +257,17 @@ int run_bench(const std::vector<std::string>& argv) {
                   world_seconds, phases.value("generation", 0.0), phases.value("steps", 0.0),
                   phases.value("periodic_evaluation", 0.0), phases.value("final_evaluation", 0.0), probe_seconds,
                   phases["total"].get<double>());
+      std::printf("batches: %zu drawn, %zu reused (the runs of one L0 and seed share them)\n", batches_drawn,
+                  batches_reused);
       const std::string csv_text = csv.str();
       io::write_file_atomically(out.path() / "results.csv", [&](std::ostream& o) { o << csv_text; });
       io::write_json_file(out.path() / "results.json", {{"preset", preset_name},
                                                          {"samples_per_sae", base.samples},
                                                          {"runs", all},
                                                          {"supervised_probes", ceiling},
-                                                         {"phase_seconds", phases}});
+                                                         {"phase_seconds", phases},
+                                                         {"batches", {{"drawn", batches_drawn},
+                                                                      {"reused", batches_reused}}}});
 
       // Metrics against L0, one series per architecture (seed means).
       std::vector<std::pair<std::string, std::vector<Series>>> panels;

@@ -78,68 +78,110 @@ std::string train_usage() {
   return text;
 }
 
+/// One SAE's run: its trainer, periodic evaluations and metrics.csv while it trains, then the
+/// final evaluation and the saved directory. It trains in pieces (advance) so that several runs
+/// can take turns on one world, and each piece reads the run's own stream.
 template <class SaeT>
-io::Json train_and_save(SaeT sae, SyntheticModel& world, const TrainRequest& a, TrainerConfig cfg,
-                        const io::Json& runner) {
-  StagedDirectory out(a.out);
-  Trainer trainer(sae, world, cfg);
-  if (a.resume) trainer.load_checkpoint(*a.resume);
-  ProgressDisplay progress;
-  CsvLog csv;
-  csv.path = out.path() / "metrics.csv";
-  csv.eval_every = a.eval_every;
-  double periodic_seconds = 0;
-  csv.evaluate = [&](const StepInfo&) {
-    const auto t0 = std::chrono::steady_clock::now();
-    EvalOptions o;
-    o.samples = std::min<std::size_t>(a.eval_samples, 16384);  // periodic: a quick look; the final evaluation uses all
-    o.batch = a.batch;
-    o.input_scale = trainer.scaling_factor();  // not yet folded: scale in, unscale out, as the final one sees it
-    o.whitening = &trainer.whitening();        // likewise the whitening (empty without one)
-    o.row_normalization = trainer.row_normalization();  // and a per-row mode, which stays
-    auto stats = evaluate_all(sae, world, o);
-    periodic_seconds += seconds_since(t0);
-    return stats;
-  };
-  PeriodicCheckpoint checkpoints{a.out / "checkpoint", a.checkpoint_every};
-  const StepInfo last = trainer.fit(progress, csv, checkpoints);
+class TypedTrainingRun final : public TrainingRun {
+ public:
+  TypedTrainingRun(SaeT sae, SyntheticModel& world, const TrainRequest& a, TrainerConfig cfg, io::Json runner,
+                   std::uint64_t stream_seed)
+      : a_(a),
+        world_(world),
+        stream_seed_(stream_seed),
+        runner_(std::move(runner)),
+        out_(a.out),
+        sae_(std::move(sae)),
+        trainer_(sae_, world, cfg) {
+    if (a_.resume) {
+      trainer_.load_checkpoint(*a_.resume);
+      stream_seed_ = world.sampling_seed();  // the checkpoint's stream goes on
+    }
+    if (!a_.progress_label.empty()) progress_.label = a_.progress_label;
+    csv_.path = out_.path() / "metrics.csv";
+    csv_.eval_every = a_.eval_every;
+    csv_.evaluate = [this](const StepInfo&) {
+      const auto t0 = std::chrono::steady_clock::now();
+      EvalOptions o;
+      o.samples = std::min<std::size_t>(a_.eval_samples, 16384);  // periodic: a quick look; the final evaluation uses all
+      o.batch = a_.batch;
+      o.input_scale = trainer_.scaling_factor();  // not yet folded: scale in, unscale out, as the final one sees it
+      o.whitening = &trainer_.whitening();        // likewise the whitening (empty without one)
+      o.row_normalization = trainer_.row_normalization();  // and a per-row mode, which stays
+      auto stats = evaluate_all(sae_, world_, o);
+      periodic_seconds_ += seconds_since(t0);
+      return stats;
+    };
+    checkpoints_ = PeriodicCheckpoint{a_.out / "checkpoint", a_.checkpoint_every};
+  }
 
-  const auto t_eval = std::chrono::steady_clock::now();
-  EvalOptions eval;
-  eval.samples = a.eval_samples;
-  eval.batch = a.batch;
-  eval.row_normalization = trainer.row_normalization();
-  const auto stats = evaluate_all(sae, world, eval);
-  const double final_eval_seconds = seconds_since(t_eval);
-  io::write_json_file(out.path() / "eval_stats.json", stats);
-  // SAELens's metadata after training: the last window's mean L0 and the dead latents.
-  const std::vector<double> sparsity = trainer.feature_sparsity();
-  double window_l0 = 0;
-  for (double f : sparsity) window_l0 += f;
-  InferenceSae saved = export_inference(sae);
-  saved.normalization.mode = trainer.row_normalization();  // a per-row mode is applied at inference
-  saelens::save_sae(saved, out.path(),
-                    {{"training_architecture", a.arch},
-                     {"synthsae_architecture", a.arch},
-                     {"synthetic_model", a.model},
-                     {"l0", window_l0},
-                     {"num_dead_features", trainer.dead_latents()}});
-  saelens::save_sparsity(trainer.log_feature_sparsity(), out.path());
-  io::write_json_file(out.path() / "runner_config.json", runner);
-  out.commit();
-  io::Json result = stats;
-  result["seconds"] = last.elapsed_seconds;
-  // Where the time went: the training loop's own phases, its periodic evaluations and the rest
-  // of the loop (progress, metrics.csv, checkpoints), then the final evaluation.
-  const auto& phases = trainer.phase_seconds();
-  result["phase_seconds"] = {{"generation", phases.generation},
-                             {"steps", phases.step},
-                             {"periodic_evaluation", periodic_seconds},
-                             {"loop_other", std::max(0.0, last.elapsed_seconds - phases.generation - phases.step -
-                                                              periodic_seconds)},
-                             {"final_evaluation", final_eval_seconds}};
-  return result;
-}
+  bool done() const override { return trainer_.samples() >= trainer_.config().training_samples; }
+
+  std::uint64_t stream_seed() const override { return stream_seed_; }
+  std::uint64_t next_sample() const override { return trainer_.next_sample(); }
+  std::size_t batch_size() const override { return trainer_.config().batch_size; }
+  long steps_left() const override { return trainer_.config().total_steps() - trainer_.step(); }
+
+  void advance(long steps) override {
+    const ScopedGemmMath gemm_math(a_.gemm_math);
+    world_.set_sampling_seed(stream_seed_);
+    last_ = trainer_.fit_steps(steps, progress_, csv_, checkpoints_);
+  }
+
+  io::Json finish() override {
+    const ScopedGemmMath gemm_math(a_.gemm_math);  // the final evaluation follows the run's setting
+    world_.set_sampling_seed(stream_seed_);
+    const auto t_eval = std::chrono::steady_clock::now();
+    EvalOptions eval;
+    eval.samples = a_.eval_samples;
+    eval.batch = a_.batch;
+    eval.row_normalization = trainer_.row_normalization();
+    const auto stats = evaluate_all(sae_, world_, eval);
+    const double final_eval_seconds = seconds_since(t_eval);
+    io::write_json_file(out_.path() / "eval_stats.json", stats);
+    // SAELens's metadata after training: the last window's mean L0 and the dead latents.
+    const std::vector<double> sparsity = trainer_.feature_sparsity();
+    double window_l0 = 0;
+    for (double f : sparsity) window_l0 += f;
+    InferenceSae saved = export_inference(sae_);
+    saved.normalization.mode = trainer_.row_normalization();  // a per-row mode is applied at inference
+    saelens::save_sae(saved, out_.path(),
+                      {{"training_architecture", a_.arch},
+                       {"synthsae_architecture", a_.arch},
+                       {"synthetic_model", a_.model},
+                       {"l0", window_l0},
+                       {"num_dead_features", trainer_.dead_latents()}});
+    saelens::save_sparsity(trainer_.log_feature_sparsity(), out_.path());
+    io::write_json_file(out_.path() / "runner_config.json", runner_);
+    out_.commit();
+    io::Json result = stats;
+    result["seconds"] = last_.elapsed_seconds;
+    // Where the time went: the training loop's own phases, its periodic evaluations and the rest
+    // of the loop (progress, metrics.csv, checkpoints), then the final evaluation.
+    const auto& phases = trainer_.phase_seconds();
+    result["phase_seconds"] = {{"generation", phases.generation},
+                               {"steps", phases.step},
+                               {"periodic_evaluation", periodic_seconds_},
+                               {"loop_other", std::max(0.0, last_.elapsed_seconds - phases.generation - phases.step -
+                                                                periodic_seconds_)},
+                               {"final_evaluation", final_eval_seconds}};
+    return result;
+  }
+
+ private:
+  TrainRequest a_;
+  SyntheticModel& world_;
+  std::uint64_t stream_seed_;
+  io::Json runner_;
+  StagedDirectory out_;
+  SaeT sae_;  // before trainer_, which holds a reference to it
+  Trainer<SaeT> trainer_;
+  ProgressDisplay progress_;
+  CsvLog csv_;
+  PeriodicCheckpoint checkpoints_;
+  double periodic_seconds_ = 0;
+  StepInfo last_;
+};
 
 /// runner_config.json in the schema of SAELens's SyntheticSAERunnerConfig.to_dict (its keys with
 /// this run's values), the SAE's training fields under "sae" as SAELens nests them, and what only
@@ -210,16 +252,17 @@ void check_architecture_knobs(const std::string& arch, bool k_given, bool l1_giv
   }
 }
 
-io::Json train_one(TrainRequest a, SyntheticModel& world) {
+std::unique_ptr<TrainingRun> start_training(TrainRequest a, SyntheticModel& world) {
   // Seed 0 reads the world's own stream; another seed another stream (recipes::data_stream_seed).
-  world.set_sampling_seed(recipes::data_stream_seed(world.default_sampling_seed(), a.seed));
+  const std::uint64_t stream_seed = recipes::data_stream_seed(world.default_sampling_seed(), a.seed);
+  world.set_sampling_seed(stream_seed);
   world.set_position(0);
   if (a.width == 0) a.width = std::max<std::size_t>(1, world.num_features() / 4);
   if (a.k > static_cast<int>(a.width))
     throw UsageError("--k = " + std::to_string(a.k) + ": larger than the width " + std::to_string(a.width));
   TrainerConfig cfg = recipes::trainer_config(a.samples, a.batch, a.lr);
   cfg.gemm_math = a.gemm_math;
-  const ScopedGemmMath gemm_math(a.gemm_math);  // the final evaluation follows the same setting
+  const ScopedGemmMath gemm_math(a.gemm_math);
   architectures::Request r;
   r.d_in = world.hidden_dim();
   r.width = a.width;
@@ -228,7 +271,7 @@ io::Json train_one(TrainRequest a, SyntheticModel& world) {
   r.target_l0 = a.target_l0;
   r.total_steps = cfg.total_steps();
   r.seed = a.seed;
-  io::Json result;
+  std::unique_ptr<TrainingRun> run;
   const bool known = architectures::visit(a.arch, [&](auto arch) {
     using Arch = decltype(arch);
     Arch::configure(cfg, r);
@@ -253,10 +296,18 @@ io::Json train_one(TrainRequest a, SyntheticModel& world) {
       }
     }();
     sae.set_apply_b_dec_to_input(a.apply_b_dec_to_input);
-    result = train_and_save(std::move(sae), world, a, cfg, runner_config_json(a, r, cfg, world, sae_fields));
+    io::Json runner = runner_config_json(a, r, cfg, world, sae_fields);
+    run = std::make_unique<TypedTrainingRun<std::decay_t<decltype(sae)>>>(std::move(sae), world, a, cfg, std::move(runner),
+                                                                     stream_seed);
   });
   if (!known) throw UsageError("--arch = " + a.arch + ": choose one of " + architectures::name_list());
-  return result;
+  return run;
+}
+
+io::Json train_one(TrainRequest a, SyntheticModel& world) {
+  auto run = start_training(std::move(a), world);
+  run->advance(-1);
+  return run->finish();
 }
 
 ErrorSaeSpec parse_error_sae_spec(const std::string& text) {

@@ -3,6 +3,7 @@
 // architectures and what each accepts come from the library's list (synthsae/architectures.hpp).
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -30,7 +31,31 @@ struct TrainRequest {
   /// SAELens's normalize_activations for training; unset: the architecture's recipe.
   std::optional<InputNormalization> normalization;
   bool print_stats = true;
+  std::string progress_label;  ///< before each progress line (bench: the run's name)
 };
+
+/// One SAE's training in pieces, from its trainer to its saved directory: `synthsae bench` lets
+/// the runs of one L0 and seed take turns on the same batches (BatchCache), so each batch is
+/// drawn once for all of them.
+class TrainingRun {
+ public:
+  virtual ~TrainingRun() = default;
+  /// Whether every training sample has been seen.
+  virtual bool done() const = 0;
+  /// Trains `steps` more steps (-1: to the end), on this run's own stream of the world.
+  virtual void advance(long steps) = 0;
+  /// The final evaluation, the saved directory (committed), and what train_one returns.
+  virtual io::Json finish() = 0;
+  /// The stream this run reads (its sampling seed), where its next batch starts, and its batch size.
+  virtual std::uint64_t stream_seed() const = 0;
+  virtual std::uint64_t next_sample() const = 0;
+  virtual std::size_t batch_size() const = 0;
+  /// Steps left to train.
+  virtual long steps_left() const = 0;
+};
+
+/// Checks the request and makes its run (nothing trained yet; the output directory is staged).
+std::unique_ptr<TrainingRun> start_training(TrainRequest request, SyntheticModel& world);
 
 /// Trains, evaluates and saves (into request.out, staged). Returns the evaluation (SAELens keys)
 /// plus "seconds" (training wall time). Throws UsageError for inconsistent requests.

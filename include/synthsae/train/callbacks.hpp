@@ -20,6 +20,7 @@ namespace synthsae {
 struct ProgressDisplay {
   std::FILE* out = stderr;
   long every_steps = 0;  ///< 0: every 0.25 s on a terminal, every 10 % otherwise
+  std::string label;     ///< printed before each line (which run, where several take turns)
   bool terminal = false;
   double last_print = -1;
 
@@ -44,7 +45,7 @@ struct ProgressDisplay {
     std::snprintf(buf, sizeof buf, "step %ld/%ld  %.3gM samples  %.1fk samples/s  ETA %s  loss %.4g  L0 %.1f  dead %zu",
                   i.step, i.total_steps, double(i.samples) / 1e6, rate / 1e3, duration(eta).c_str(), i.losses.total(),
                   i.l0, i.dead_latents);
-    std::string text = buf;
+    std::string text = label.empty() ? std::string(buf) : label + "  " + buf;
     if (i.skipped_steps > 0) text += "  skipped " + std::to_string(i.skipped_steps) + " non-finite";
     return text;
   }
@@ -84,6 +85,7 @@ struct CsvLog {
 
   template <class Tr>
   void on_start(const Tr&) {
+    if (file.is_open()) return;  // a run fitted in pieces (Trainer::fit_steps) keeps one file
     file.open(path, std::ios::trunc);
     if (!file) throw IoError(path.string(), "cannot open for writing");
     file << kHeader << '\n';

@@ -134,6 +134,8 @@ class Trainer {
   const TrainerConfig& config() const { return cfg_; }
   long step() const { return step_; }
   std::size_t samples() const { return samples_; }
+  /// The world position of the next batch this trainer draws.
+  std::uint64_t next_sample() const { return first_sample_ + samples_; }
   double scaling_factor() const { return scaling_factor_; }
   /// The covariance whitening the SAE trains behind (empty without it, and once folded).
   const InputWhitening& whitening() const { return whitening_; }

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <limits>
+#include <memory>
 #include <optional>
 #include <random>
 #include <vector>
@@ -19,18 +20,11 @@
 #include "synthsae/core/normal_distribution.hpp"
 #include "synthsae/core/row_loops.hpp"
 #include "synthsae/world/activation_sampler.hpp"
+#include "synthsae/world/batch_cache.hpp"
 #include "synthsae/world/dense_component.hpp"
 #include "synthsae/world/synthetic_model_config.hpp"
 
 namespace synthsae {
-
-/// A batch of samples: sparse ground truth and the hidden vectors [B, D]; in a world with dense
-/// components also their part of each sample (`dense`, [B, D]; empty otherwise).
-struct SampleBatch {
-  SparseBatch<float> features;
-  Matrix<float> hidden;
-  Matrix<float> dense;
-};
 
 /// Replacements for parts a config would generate: a researcher's own policy (any type
 /// satisfying the policy concepts, through the helpers below) or a full correlation matrix
@@ -174,6 +168,10 @@ class SyntheticModel {
 
   /// Like sample(), reusing `out`'s storage when it is large enough.
   void sample_into(SampleBatch& out, std::size_t batch) {
+    if (cache_ && cache_->copy_into(draw_.seed, position_, batch, out)) {
+      position_ += batch;
+      return;
+    }
     sample_features_at(out.features, position_, batch);
     if (out.hidden.extent(0) != batch || out.hidden.extent(1) != hidden_dim()) {
       out.hidden = Matrix<float>(Kokkos::view_alloc(Kokkos::WithoutInitializing, "hidden"), batch, hidden_dim());
@@ -186,8 +184,15 @@ class SyntheticModel {
       out.dense = Matrix<float>();
     }
     hidden_of(out.features, out.dense, out.hidden);
+    if (cache_) cache_->keep(draw_.seed, position_, out);
     position_ += batch;
   }
+
+  /// sample_into keeps what it draws in `cache` and takes a batch from it when it is kept there
+  /// (BatchCache: the same values); nullptr: no cache. Share one cache between the users of one
+  /// world that read the same stream in turns.
+  void share_batches(std::shared_ptr<BatchCache> cache) { cache_ = std::move(cache); }
+  const std::shared_ptr<BatchCache>& batch_cache() const { return cache_; }
 
   /// x [B, D] of samples [first, first + B) whose sparse truth is `truth`: Σ c_i d_i + bias, plus
   /// the dense part in a world with dense components (into `dense` when given, else a buffer).
@@ -432,6 +437,7 @@ class SyntheticModel {
   DenseParts dense_;
   Matrix<float> eps_;
   std::size_t capacity_ = 64;
+  std::shared_ptr<BatchCache> cache_;
   std::uint64_t position_ = 0;
 };
 
