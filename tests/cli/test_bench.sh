@@ -9,7 +9,7 @@ work="$2"
 rm -rf "$work" && mkdir -p "$work"
 source "$(dirname "$0")/lib.sh"
 
-"$bin" bench --preset tiny --archs batchtopk,gated,matching_pursuit --l0 2,3 --samples 8192 --eval-samples 2048 \
+"$bin" bench --preset tiny --archs batchtopk,gated,matching_pursuit --l0 2,3 --samples 8500 --eval-samples 2048 \
   --no-probes --out "$work/b" >"$work/table.txt" 2>"$work/bench.err" || fail "bench failed: $(tail -3 "$work/bench.err")"
 for f in results.csv results.json metrics_vs_l0.svg training_curves.svg decoder_heatmap.svg; do
   [ -s "$work/b/$f" ] || fail "missing or empty $f"
@@ -32,21 +32,35 @@ grep -q '^time (s): world' "$work/table.txt" || fail "the table lacks the time s
 awk '/"generation":/ {g=$2} /"steps":/ {s=$2} /"seconds":/ {t=$2; if (g + s > t + 1e-6) bad=1} END {exit bad}' \
   <(tr ',' '\n' <"$work/b/results.json") || fail "a run's generation + steps exceed its seconds"
 
-# The runs of one L0 train side by side on batches drawn once: the same SAEs, bit for bit, as
-# `synthsae train` makes of the same requests one at a time.
-grep -q '"reused": 48' "$work/b/results.json" || fail "results.json should count 48 reused batches (2 L0s x 3 runs x 8 steps)"
-grep -q '"drawn": 16' "$work/b/results.json" || fail "results.json should count 16 drawn batches (8 steps per L0)"
-"$bin" train --model tiny --arch gated --target-l0 3 --samples 8192 --lr 1e-3 --eval-samples 2048 --eval-every 1 \
-  --out "$work/t_gated" >/dev/null 2>"$work/train.err" || fail "train gated failed: $(tail -3 "$work/train.err")"
-"$bin" train --model tiny --arch batchtopk --k 2 --samples 8192 --lr 1e-3 --eval-samples 2048 --eval-every 1 \
-  --out "$work/t_batchtopk" >/dev/null 2>"$work/train.err" || fail "train batchtopk failed: $(tail -3 "$work/train.err")"
-cmp -s "$work/t_gated/sae_weights.safetensors" "$work/b/runs/gated-l03-seed0/sae_weights.safetensors" ||
-  fail "bench's gated-l03 differs from the same request trained alone"
-cmp -s "$work/t_batchtopk/sae_weights.safetensors" "$work/b/runs/batchtopk-l02-seed0/sae_weights.safetensors" ||
-  fail "bench's batchtopk-l02 differs from the same request trained alone"
+# The runs of one L0 and seed train side by side on batches drawn once: the same SAEs, bit for
+# bit, as `synthsae train` makes of the same requests one at a time. 8,500 samples are 9 steps
+# of 1,024 (the last batch overruns, as train's), so 2 L0s draw 18 batches and their 3 runs each
+# read all 9: 54 reused. A second job adds JumpReLU (it scales its batches in place, which a
+# shared batch must survive) and a second seed (its own stream).
+grep -q '"reused": 54' "$work/b/results.json" || fail "results.json should count 54 reused batches"
+grep -q '"drawn": 18' "$work/b/results.json" || fail "results.json should count 18 drawn batches"
+"$bin" bench --preset tiny --archs batchtopk,jumprelu --l0 3 --seeds 2 --samples 4000 --eval-samples 1024 \
+  --no-probes --out "$work/j" >/dev/null 2>"$work/bench2.err" || fail "bench with jumprelu failed: $(tail -3 "$work/bench2.err")"
+train_alone() {  # NAME ARGS...: the same request as bench's run, trained alone
+  local name="$1"; shift
+  "$bin" train --model tiny "$@" --lr 1e-3 --eval-every 1 --out "$work/t_$name" >/dev/null 2>"$work/train.err" ||
+    fail "train $name failed: $(tail -3 "$work/train.err")"
+}
+train_alone gated --arch gated --target-l0 3 --samples 8500 --eval-samples 2048
+train_alone batchtopk --arch batchtopk --k 2 --samples 8500 --eval-samples 2048
+train_alone jumprelu --arch jumprelu --target-l0 3 --seed 1 --samples 4000 --eval-samples 1024
+for pair in "gated b/runs/gated-l03-seed0" "batchtopk b/runs/batchtopk-l02-seed0" "jumprelu j/runs/jumprelu-l03-seed1"; do
+  set -- $pair
+  cmp -s "$work/t_$1/sae_weights.safetensors" "$work/$2/sae_weights.safetensors" ||
+    fail "bench's $2 differs from the same request trained alone"
+done
+cmp -s "$work/j/runs/jumprelu-l03-seed0/sae_weights.safetensors" "$work/j/runs/jumprelu-l03-seed1/sae_weights.safetensors" &&
+  fail "the two seeds' JumpReLU runs are the same"
 
 expect 2 "unknown architecture 'nope'" -- "$bin" bench --preset tiny --archs batchtopk,nope --out "$work/x"
 expect 2 "--l0" -- "$bin" bench --preset tiny --l0 2.5 --out "$work/x"
+expect 2 "'batchtopk' is given twice" -- "$bin" bench --preset tiny --archs batchtopk,gated,batchtopk --out "$work/x"
+expect 2 "--l0: 3 is given twice" -- "$bin" bench --preset tiny --l0 3,2,3 --out "$work/x"
 expect 2 "--samples" -- "$bin" bench --preset tiny --samples 10 --out "$work/x"
 [ -e "$work/x" ] && fail "a usage error left output behind"
 

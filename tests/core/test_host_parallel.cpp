@@ -1,11 +1,14 @@
 // host_parallel.hpp: the row loops that thread the Serial-Kokkos build over OpenMP visit every
-// row once, count exactly, and sum with the same bits at one and two threads.
+// row once, count exactly, and sum with the same bits at one and two threads; for_each_column
+// sums each column's rows in order.
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <vector>
 
 #include "synthsae/core/host_parallel.hpp"
 #include "synthsae/core/huge_pages.hpp"
+#include "synthsae/core/row_loops.hpp"
 
 using namespace synthsae;
 
@@ -91,4 +94,50 @@ TEST_CASE("on_huge_pages: a large matrix comes back as a copy with every value, 
 #endif
   Matrix<float> small("small", 10, 10);
   CHECK(on_huge_pages(small).data() == small.data());
+}
+
+TEST_CASE("for_each_column: each column's rows in order, its entries written, at 1 and 2 threads",
+          "[core][threads]") {
+  // Column counts around the host's block of 16 (a ragged last block, one block, several).
+  for (const int cols : {1, 15, 16, 17, 37, 64}) {
+    CAPTURE(cols);
+    const int rows = 23;
+    Matrix<float> x("x", rows, cols);
+    auto hx = Kokkos::create_mirror_view(x);
+    for (int i = 0; i < rows; ++i)  // magnitudes far apart: a float sum in another order rounds otherwise
+      for (int j = 0; j < cols; ++j) hx(i, j) = std::ldexp(float(1 + (i * 7 + j * 3) % 11), (i * 5 + j) % 29 - 14);
+    Kokkos::deep_copy(x, hx);
+    // Plain loops: the running sum of each column, written into its entries, and its total.
+    std::vector<float> want_total(cols);
+    std::vector<float> want_running(std::size_t(rows) * cols);
+    for (int j = 0; j < cols; ++j) {
+      float s = float(j);  // init(j)
+      for (int i = 0; i < rows; ++i) {
+        s += hx(i, j);
+        want_running[std::size_t(i) * cols + j] = s;
+      }
+      want_total[j] = s;
+    }
+    for (const int threads : {1, 2}) {
+      CAPTURE(threads);
+      Matrix<float> running("running", rows, cols);
+      Vector<float> total("total", cols);
+      with_threads(threads, [&] {
+        for_each_column(
+            "test_columns", rows, cols, KOKKOS_LAMBDA(int j) { return float(j); },
+            KOKKOS_LAMBDA(int i, int j, float& s) {
+              s += x(i, j);
+              running(i, j) = s;
+            },
+            KOKKOS_LAMBDA(int j, float s) { total(j) = s; });
+        return 0;
+      });
+      auto hr = Kokkos::create_mirror_view_and_copy(HostSpace(), running);
+      auto ht = Kokkos::create_mirror_view_and_copy(HostSpace(), total);
+      for (int j = 0; j < cols; ++j) {
+        REQUIRE(ht(j) == want_total[j]);
+        for (int i = 0; i < rows; ++i) REQUIRE(hr(i, j) == want_running[std::size_t(i) * cols + j]);
+      }
+    }
+  }
 }

@@ -4,6 +4,7 @@
 // results.json and SVG plots: metrics against L0, training curves, and a heat map of one
 // SAE's decoder against the true features.
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -17,6 +18,7 @@
 #include <synthsae/metrics/decoder_similarity.hpp>
 #include <synthsae/metrics/supervised_probes.hpp>
 #include <synthsae/saelens/sae_directory.hpp>
+#include <synthsae/train/callbacks.hpp>
 
 #include "cli_args.hpp"
 #include "commands.hpp"
@@ -99,6 +101,9 @@ int run_bench(const std::vector<std::string>& argv) {
       }
     }
     if (archs.empty()) throw UsageError("--archs: empty list");
+    for (std::size_t i = 0; i < archs.size(); ++i)  // one run directory per name
+      if (std::find(archs.begin() + i + 1, archs.end(), archs[i]) != archs.end())
+        throw UsageError("--archs: '" + archs[i] + "' is given twice");
     std::vector<double> l0s;
     for (const auto& t : split_list(args.text("--l0").value_or("8"), true)) {
       const auto v = parse_number(t, 1, 4096);
@@ -106,6 +111,9 @@ int run_bench(const std::vector<std::string>& argv) {
       l0s.push_back(*v);
     }
     if (l0s.empty()) throw UsageError("--l0: empty list");
+    for (std::size_t i = 0; i < l0s.size(); ++i)
+      if (std::find(l0s.begin() + i + 1, l0s.end(), l0s[i]) != l0s.end())
+        throw UsageError("--l0: " + std::to_string(int(l0s[i])) + " is given twice");
     const int seeds = static_cast<int>(args.integer("--seeds", 1, 100).value_or(1));
     TrainRequest base;
     base.model = preset_name;
@@ -151,6 +159,7 @@ int run_bench(const std::vector<std::string>& argv) {
             const std::string name = arch + "-l0" + std::to_string(int(l0)) + "-seed" + std::to_string(seed);
             r.out = out.path() / "runs" / name;
             r.progress_label = name;
+            r.progress_last_line_only = true;  // the group reports its progress (below)
             group.push_back({(li * archs.size() + ai) * std::size_t(seeds) + std::size_t(seed), arch, name,
                              start_training(r, world)});
             names += (names.empty() ? "" : ", ") + name;
@@ -158,19 +167,18 @@ int run_bench(const std::vector<std::string>& argv) {
           std::fprintf(stderr, "synthsae bench: training %s side by side (each batch drawn once)\n", names.c_str());
           auto cache = std::make_shared<BatchCache>(1);
           world.share_batches(cache);
-          long chunk = 1;
           SampleBatch scratch;
+          long chunk = 1, steps_done = 0, next_report = 0;
+          const long steps_total = group.front().run->steps_left();
+          const auto t_group = std::chrono::steady_clock::now();
           for (;;) {
-            long left = 0;
-            for (const auto& p : group) left = std::max(left, p.run->steps_left());
-            if (left == 0) break;
-            // The next chunk's batches, drawn into the cache from the first unfinished run's stream.
-            const TrainingRun* lead = nullptr;
+            const TrainingRun* lead = nullptr;  // the next chunk is drawn from its stream
             for (const auto& p : group)
-              if (p.run->steps_left() > 0) {
+              if (!p.run->done()) {
                 lead = p.run.get();
                 break;
               }
+            if (!lead) break;
             const long n = std::min(chunk, lead->steps_left());
             const auto t0 = std::chrono::steady_clock::now();
             world.set_sampling_seed(lead->stream_seed());
@@ -180,13 +188,22 @@ int run_bench(const std::vector<std::string>& argv) {
             }
             Kokkos::fence();
             shared_generation += seconds_since(t0);
-            if (chunk == 1) {  // now the batch's size is known: chunks of up to 64 batches in 64 MiB
-              const std::size_t bytes = std::max<std::size_t>(1, BatchCache::bytes_of(scratch));
-              chunk = static_cast<long>(std::clamp<std::size_t>((std::size_t(64) << 20) / bytes, 1, 64));
-              cache->set_capacity(static_cast<std::size_t>(chunk));
-            }
+            // Chunks of up to 64 batches in 64 MiB, from the size of the latest batch (the
+            // sampler's rows widen when a sample has more active features than they held).
+            const std::size_t batch_bytes = std::max<std::size_t>(1, BatchCache::bytes_of(scratch));
+            chunk = static_cast<long>(std::clamp<std::size_t>((std::size_t(64) << 20) / batch_bytes, 1, 64));
+            cache->set_capacity(static_cast<std::size_t>(chunk));
             for (auto& p : group)
-              if (p.run->steps_left() > 0) p.run->advance(n);
+              if (!p.run->done()) p.run->advance(n);
+            steps_done += n;
+            if (steps_done >= next_report || steps_done >= steps_total) {  // the group's progress, every 10 %
+              const double elapsed = seconds_since(t_group);
+              const double eta = elapsed * double(steps_total - steps_done) / double(std::max(1L, steps_done));
+              std::fprintf(stderr, "synthsae bench: L0 %g seed %d  step %ld/%ld  %.3gM samples per run  ETA %s\n", l0,
+                           seed, steps_done, steps_total, double(steps_done) * double(lead->batch_size()) / 1e6,
+                           ProgressDisplay::duration(eta).c_str());
+              next_report = steps_done + std::max(1L, steps_total / 10);
+            }
           }
           world.share_batches(nullptr);
           batches_drawn += cache->misses();
@@ -249,7 +266,8 @@ int run_bench(const std::vector<std::string>& argv) {
       for (const auto& row : rows)
         for (const auto& [phase, sec] : row.result["phase_seconds"].items())
           phases[phase] = phases.value(phase, 0.0) + sec.get<double>();
-      phases["generation"] = phases.value("generation", 0.0) + shared_generation;  // the runs' own: copies
+      // Each run's own generation is its copies from the cache; the drawing is counted once, here.
+      phases["generation"] = phases.value("generation", 0.0) + shared_generation;
       phases["probes"] = probe_seconds;
       phases["total"] = seconds_since(t_start);
       std::printf("\ntime (s): world %.1f, generation %.1f, steps %.1f, periodic evaluation %.1f, final evaluation %.1f,"

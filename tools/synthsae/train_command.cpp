@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <string>
 
 #include <algorithm>
@@ -97,7 +98,8 @@ class TypedTrainingRun final : public TrainingRun {
       trainer_.load_checkpoint(*a_.resume);
       stream_seed_ = world.sampling_seed();  // the checkpoint's stream goes on
     }
-    if (!a_.progress_label.empty()) progress_.label = a_.progress_label;
+    progress_.label = a_.progress_label;
+    if (a_.progress_last_line_only) progress_.every_steps = std::numeric_limits<long>::max();
     csv_.path = out_.path() / "metrics.csv";
     csv_.eval_every = a_.eval_every;
     csv_.evaluate = [this](const StepInfo&) {
@@ -120,7 +122,11 @@ class TypedTrainingRun final : public TrainingRun {
   std::uint64_t stream_seed() const override { return stream_seed_; }
   std::uint64_t next_sample() const override { return trainer_.next_sample(); }
   std::size_t batch_size() const override { return trainer_.config().batch_size; }
-  long steps_left() const override { return trainer_.config().total_steps() - trainer_.step(); }
+  long steps_left() const override {  // the trainer steps until it has seen every sample: the last batch may overrun
+    const TrainerConfig& c = trainer_.config();
+    const std::size_t seen = trainer_.samples();
+    return seen >= c.training_samples ? 0 : static_cast<long>((c.training_samples - seen + c.batch_size - 1) / c.batch_size);
+  }
 
   void advance(long steps) override {
     const ScopedGemmMath gemm_math(a_.gemm_math);

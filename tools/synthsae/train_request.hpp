@@ -32,6 +32,7 @@ struct TrainRequest {
   std::optional<InputNormalization> normalization;
   bool print_stats = true;
   std::string progress_label;  ///< before each progress line (bench: the run's name)
+  bool progress_last_line_only = false;
 };
 
 /// One SAE's training in pieces, from its trainer to its saved directory: `synthsae bench` lets

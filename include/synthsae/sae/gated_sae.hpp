@@ -30,6 +30,12 @@
 
 namespace synthsae {
 
+/// A latent's magnitude scale e^r_mag and its three column sums (gate_backward's per-column state).
+template <class T>
+struct GateColumn {
+  T scale, sum_dp, sum_dm, sum_dr;
+};
+
 template <class T = float>
 class GatedSae {
  public:
@@ -182,23 +188,23 @@ class GatedSae {
                b_mag = params_.extra.at("b_mag");
     const auto gb_gate = grads.extra.at("b_gate"), gr_mag = grads.extra.at("r_mag"), gb_mag = grads.extra.at("b_mag");
     const int rows = static_cast<int>(H.extent(0));
-    Kokkos::parallel_for(
-        "synthsae::gated_backward", Kokkos::RangePolicy<ExecSpace>(0, num_latents()), KOKKOS_LAMBDA(int j) {
-          const T scale = kmath::exp(r_mag(j));
-          T sum_dp = 0, sum_dm = 0, sum_dr = 0;
-          for (int i = 0; i < rows; ++i) {
-            const T p = H(i, j) + b_gate(j);
-            const T m = H(i, j) * scale + b_mag(j);
-            const T dp = p > T(0) ? dpi(i, j) : T(0);
-            const T dm = (p > T(0) && m > T(0)) ? dz(i, j) : T(0);
-            dH(i, j) = dp + dm * scale;
-            sum_dp += dp;
-            sum_dm += dm;
-            sum_dr += dm * H(i, j) * scale;
-          }
-          gb_gate(j) = sum_dp;
-          gb_mag(j) = sum_dm;
-          gr_mag(j) = sum_dr;
+    for_each_column(
+        "synthsae::gated_backward", std::size_t(rows), num_latents(),
+        KOKKOS_LAMBDA(int j) { return GateColumn<T>{kmath::exp(r_mag(j)), T(0), T(0), T(0)}; },
+        KOKKOS_LAMBDA(int i, int j, GateColumn<T>& st) {
+          const T p = H(i, j) + b_gate(j);
+          const T m = H(i, j) * st.scale + b_mag(j);
+          const T dp = p > T(0) ? dpi(i, j) : T(0);
+          const T dm = (p > T(0) && m > T(0)) ? dz(i, j) : T(0);
+          dH(i, j) = dp + dm * st.scale;
+          st.sum_dp += dp;
+          st.sum_dm += dm;
+          st.sum_dr += dm * H(i, j) * st.scale;
+        },
+        KOKKOS_LAMBDA(int j, const GateColumn<T>& st) {
+          gb_gate(j) = st.sum_dp;
+          gb_mag(j) = st.sum_dm;
+          gr_mag(j) = st.sum_dr;
         });
   }
 

@@ -2,6 +2,7 @@
 // The decoder-norm-weighted L1 of a [B, S] activation matrix and its gradient: shared by
 // L1Penalty (on z) and the Gated SAE (on its gate path pi).
 #include "synthsae/core/backend.hpp"
+#include "synthsae/core/row_loops.hpp"
 #include "synthsae/core/kokkos_compat.hpp"
 #include "synthsae/sae/kernels/active_set.hpp"
 
@@ -28,15 +29,13 @@ template <class T>
 void weighted_l1_backward(const Matrix<T>& z, const Matrix<T>& dz, const Vector<T>& norms, const Vector<T>& dnorms,
                           T scale) {
   const int rows = static_cast<int>(z.extent(0));
-  Kokkos::parallel_for(
-      "synthsae::l1_backward", Kokkos::RangePolicy<ExecSpace>(0, z.extent(1)), KOKKOS_LAMBDA(int j) {
-        T col = 0;
-        for (int i = 0; i < rows; ++i) {
-          dz(i, j) += scale * norms(j);
-          col += z(i, j);
-        }
-        dnorms(j) += scale * col;
-      });
+  for_each_column(
+      "synthsae::l1_backward", std::size_t(rows), z.extent(1), KOKKOS_LAMBDA(int) { return T(0); },
+      KOKKOS_LAMBDA(int i, int j, T& col) {
+        dz(i, j) += scale * norms(j);
+        col += z(i, j);
+      },
+      KOKKOS_LAMBDA(int j, T col) { dnorms(j) += scale * col; });
 }
 
 /// The same over an active set (z = value on its entries, zero elsewhere), float64, in the

@@ -25,6 +25,12 @@ SYNTHSAE_HD T rectangle(T u) {
   return (u > T(-0.5) && u < T(0.5)) ? T(1) : T(0);
 }
 
+/// A latent's threshold and a sum over its column (the dense backward kernels' per-column state).
+template <class T>
+struct ThresholdColumn {
+  T theta, sum;
+};
+
 /// How the JumpReLU threshold is parameterised for training.
 enum class ThresholdParameterisation {
   direct,  ///< theta itself, clamped >= 0 before each step (SAELens >= 6.48; the default)
@@ -130,18 +136,16 @@ struct JumpRelu {
     const int rows = static_cast<int>(h.extent(0));
     const T eps = static_cast<T>(bandwidth);
     const bool ste = ste_to_input;
-    // One thread per latent: dh column and the summed threshold pseudo-gradient.
-    Kokkos::parallel_for(
-        "synthsae::jumprelu_backward", Kokkos::RangePolicy<ExecSpace>(0, h.extent(1)), KOKKOS_LAMBDA(int j) {
-          const T theta = theta_of(j);
-          T d_theta = 0;
-          for (int i = 0; i < rows; ++i) {
-            const T window = (theta / eps) * rectangle((h(i, j) - theta) / eps) * dc(i, j);
-            dh(i, j) = (h(i, j) > theta ? dc(i, j) : T(0)) + (ste ? window : T(0));
-            d_theta -= window;
-          }
-          g_raw(j) += theta_of.raw_gradient(theta, d_theta);
-        });
+    // Per latent: its dh column and the summed threshold pseudo-gradient.
+    for_each_column(
+        "synthsae::jumprelu_backward", std::size_t(rows), h.extent(1),
+        KOKKOS_LAMBDA(int j) { return ThresholdColumn<T>{theta_of(j), T(0)}; },
+        KOKKOS_LAMBDA(int i, int j, ThresholdColumn<T>& st) {
+          const T window = (st.theta / eps) * rectangle((h(i, j) - st.theta) / eps) * dc(i, j);
+          dh(i, j) = (h(i, j) > st.theta ? dc(i, j) : T(0)) + (ste ? window : T(0));
+          st.sum -= window;
+        },
+        KOKKOS_LAMBDA(int j, const ThresholdColumn<T>& st) { g_raw(j) += theta_of.raw_gradient(st.theta, st.sum); });
   }
 
   // ---- the density-adaptive sparse step (concepts.hpp: GathersActiveLatents) ----------

@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "synthsae/core/error.hpp"
+#include "synthsae/core/row_loops.hpp"
 #include "synthsae/sae/kernels/active_set.hpp"
 #include "synthsae/sae/kernels/step_buffers.hpp"
 #include "synthsae/sae/parameters.hpp"
@@ -122,16 +123,16 @@ struct L0StepPenalty {
           });
     }
     const bool weighted = weight.extent(0) > 0;
-    Kokkos::parallel_for(
-        "synthsae::l0_step_backward", Kokkos::RangePolicy<ExecSpace>(0, s), KOKKOS_LAMBDA(int j) {
-          const T theta = theta_of(j);
-          T acc = 0;
-          for (int i = 0; i < rows; ++i) {
-            const T term = -(T(1) / eps) * rectangle((h(i, j) - theta) / eps) * (weighted ? T(weight(i)) : T(1));
-            acc += term;
-            if (ste) dh(i, j) -= (weighted ? T(1) : scale) * term;
-          }
-          g_raw(j) += theta_of.raw_gradient(theta, weighted ? acc : scale * acc);
+    for_each_column(
+        "synthsae::l0_step_backward", std::size_t(rows), std::size_t(s),
+        KOKKOS_LAMBDA(int j) { return ThresholdColumn<T>{theta_of(j), T(0)}; },
+        KOKKOS_LAMBDA(int i, int j, ThresholdColumn<T>& st) {
+          const T term = -(T(1) / eps) * rectangle((h(i, j) - st.theta) / eps) * (weighted ? T(weight(i)) : T(1));
+          st.sum += term;
+          if (ste) dh(i, j) -= (weighted ? T(1) : scale) * term;
+        },
+        KOKKOS_LAMBDA(int j, const ThresholdColumn<T>& st) {
+          g_raw(j) += theta_of.raw_gradient(st.theta, weighted ? st.sum : scale * st.sum);
         });
   }
 

@@ -4,6 +4,7 @@
 #include <string_view>
 
 #include "synthsae/core/error.hpp"
+#include "synthsae/core/row_loops.hpp"
 #include "synthsae/sae/kernels/step_buffers.hpp"
 #include "synthsae/sae/parameters.hpp"
 #include "synthsae/sae/step_interface.hpp"
@@ -40,17 +41,15 @@ struct L0TanhPenalty {
     const int rows = static_cast<int>(z.extent(0));
     const T cs = static_cast<T>(tanh_scale);
     const T scale = static_cast<T>(lambda / double(rows));
-    Kokkos::parallel_for(
-        "synthsae::l0_tanh_backward", Kokkos::RangePolicy<ExecSpace>(0, z.extent(1)), KOKKOS_LAMBDA(int j) {
-          T col = 0;
-          for (int i = 0; i < rows; ++i) {
-            const T t = kmath::tanh(cs * z(i, j) * norms(j));
-            const T sech2 = T(1) - t * t;
-            dz(i, j) += scale * cs * norms(j) * sech2;
-            col += cs * z(i, j) * sech2;
-          }
-          dnorms(j) += scale * col;
-        });
+    for_each_column(
+        "synthsae::l0_tanh_backward", std::size_t(rows), z.extent(1), KOKKOS_LAMBDA(int) { return T(0); },
+        KOKKOS_LAMBDA(int i, int j, T& col) {
+          const T t = kmath::tanh(cs * z(i, j) * norms(j));
+          const T sech2 = T(1) - t * t;
+          dz(i, j) += scale * cs * norms(j) * sech2;
+          col += cs * z(i, j) * sech2;
+        },
+        KOKKOS_LAMBDA(int j, T col) { dnorms(j) += scale * col; });
   }
 };
 
