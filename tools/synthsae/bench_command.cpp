@@ -49,7 +49,9 @@ constexpr const char* kBenchUsage =
     "  --out DIR          results.csv, results.json, metrics_vs_l0.svg, training_curves.svg,\n"
     "                     decoder_heatmap.svg, and runs/<arch>-l0<L0>-seed<S>/ (each an SAE in\n"
     "                     SAELens's layout)\n"
-    "The table shows each run's target L0 and the L0 it reached on the evaluation samples.\n";
+    "The table shows each run's target L0 and the L0 it reached on the evaluation samples.\n"
+    "The runs of one L0 and seed train side by side, each batch drawn once for all of them (the\n"
+    "same SAEs as `synthsae train` makes one at a time; a group's runs are in memory together).\n";
 
 struct Row {
   std::string arch;
