@@ -117,16 +117,10 @@ class TypedTrainingRun final : public TrainingRun {
     checkpoints_ = PeriodicCheckpoint{a_.out / "checkpoint", a_.checkpoint_every};
   }
 
-  bool done() const override { return trainer_.samples() >= trainer_.config().training_samples; }
-
   std::uint64_t stream_seed() const override { return stream_seed_; }
   std::uint64_t next_sample() const override { return trainer_.next_sample(); }
   std::size_t batch_size() const override { return trainer_.config().batch_size; }
-  long steps_left() const override {  // the trainer steps until it has seen every sample: the last batch may overrun
-    const TrainerConfig& c = trainer_.config();
-    const std::size_t seen = trainer_.samples();
-    return seen >= c.training_samples ? 0 : static_cast<long>((c.training_samples - seen + c.batch_size - 1) / c.batch_size);
-  }
+  long steps_left() const override { return trainer_.steps_left(); }
 
   void advance(long steps) override {
     const ScopedGemmMath gemm_math(a_.gemm_math);

@@ -41,8 +41,6 @@ struct TrainRequest {
 class TrainingRun {
  public:
   virtual ~TrainingRun() = default;
-  /// Whether every training sample has been seen.
-  virtual bool done() const = 0;
   /// Trains `steps` more steps (-1: to the end), on this run's own stream of the world.
   virtual void advance(long steps) = 0;
   /// The final evaluation, the saved directory (committed), and what train_one returns.
@@ -51,8 +49,9 @@ class TrainingRun {
   virtual std::uint64_t stream_seed() const = 0;
   virtual std::uint64_t next_sample() const = 0;
   virtual std::size_t batch_size() const = 0;
-  /// Steps left to train.
+  /// Steps left to train (Trainer::steps_left), and whether none is.
   virtual long steps_left() const = 0;
+  bool done() const { return steps_left() == 0; }
 };
 
 /// Checks the request and makes its run (nothing trained yet; the output directory is staged).

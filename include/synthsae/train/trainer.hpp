@@ -136,6 +136,12 @@ class Trainer {
   std::size_t samples() const { return samples_; }
   /// The world position of the next batch this trainer draws.
   std::uint64_t next_sample() const { return first_sample_ + samples_; }
+  /// The steps fit() still takes: it steps until every training sample is seen, so a last batch
+  /// may overrun (one step more than total_steps() when the batch does not divide the samples).
+  long steps_left() const {
+    if (samples_ >= cfg_.training_samples) return 0;
+    return static_cast<long>((cfg_.training_samples - samples_ + cfg_.batch_size - 1) / cfg_.batch_size);
+  }
   double scaling_factor() const { return scaling_factor_; }
   /// The covariance whitening the SAE trains behind (empty without it, and once folded).
   const InputWhitening& whitening() const { return whitening_; }

@@ -33,7 +33,8 @@ inline void copy_batch(const SampleBatch& from, SampleBatch& to) {
       return;
     }
     // Ranks 1 and 2 only (extent(1) of a rank-1 View is 1).
-    if (dst.extent(0) != src.extent(0) || dst.extent(1) != src.extent(1)) dst = V(Kokkos::view_alloc(Kokkos::WithoutInitializing, std::string(label)), src.layout());
+    if (dst.extent(0) != src.extent(0) || dst.extent(1) != src.extent(1))
+      dst = V(Kokkos::view_alloc(Kokkos::WithoutInitializing, std::string(label)), src.layout());
     Kokkos::deep_copy(dst, src);
   };
   match(to.features.ids, from.features.ids, "feature_ids");
@@ -54,21 +55,19 @@ class BatchCache {
   /// Copies the batch kept for (seed, first, size) into `out`; false (and `out` untouched)
   /// when there is none.
   bool copy_into(std::uint64_t seed, std::uint64_t first, std::size_t size, SampleBatch& out) {
-    for (const Entry& e : entries_) {
-      if (e.seed == seed && e.first == first && e.batch.hidden.extent(0) == size) {
-        copy_batch(e.batch, out);
-        ++hits_;
-        return true;
-      }
+    const Entry* e = find(seed, first, size);
+    if (!e) {
+      ++misses_;
+      return false;
     }
-    ++misses_;
-    return false;
+    copy_batch(e->batch, out);
+    ++hits_;
+    return true;
   }
 
   /// Keeps a copy of `batch`, the samples [first, first + B) of stream `seed`.
   void keep(std::uint64_t seed, std::uint64_t first, const SampleBatch& batch) {
-    for (const Entry& e : entries_)
-      if (e.seed == seed && e.first == first && e.batch.hidden.extent(0) == batch.hidden.extent(0)) return;
+    if (find(seed, first, batch.hidden.extent(0))) return;
     Entry entry;
     if (entries_.size() == capacity_) {  // the oldest leaves; its storage takes the new batch
       entry = std::move(entries_.front());
@@ -102,6 +101,11 @@ class BatchCache {
     std::uint64_t seed = 0, first = 0;
     SampleBatch batch;
   };
+  const Entry* find(std::uint64_t seed, std::uint64_t first, std::size_t size) const {
+    for (const Entry& e : entries_)
+      if (e.seed == seed && e.first == first && e.batch.hidden.extent(0) == size) return &e;
+    return nullptr;
+  }
   std::size_t capacity_;
   std::deque<Entry> entries_;
   std::size_t hits_ = 0, misses_ = 0;

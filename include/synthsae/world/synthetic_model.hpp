@@ -192,7 +192,6 @@ class SyntheticModel {
   /// (BatchCache: the same values); nullptr: no cache. Share one cache between the users of one
   /// world that read the same stream in turns.
   void share_batches(std::shared_ptr<BatchCache> cache) { cache_ = std::move(cache); }
-  const std::shared_ptr<BatchCache>& batch_cache() const { return cache_; }
 
   /// x [B, D] of samples [first, first + B) whose sparse truth is `truth`: Σ c_i d_i + bias, plus
   /// the dense part in a world with dense components (into `dense` when given, else a buffer).
