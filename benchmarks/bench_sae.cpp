@@ -41,7 +41,8 @@ void BM_EncoderGemm(benchmark::State& state) {
 }
 BENCHMARK(BM_EncoderGemm)->Unit(benchmark::kMillisecond)->UseRealTime();
 
-// The same product in each GemmMath (arg: 0 fp32, 1 tf32, 2 bf16; the host is always fp32).
+// The same product in each GemmMath (arg: 0 fp32, 1 tf32, 2 bf16; on the host tf32 runs as fp32,
+// bf16 on AMX tiles where the processor has them).
 constexpr GemmMath kMaths[] = {GemmMath::fp32, GemmMath::tf32, GemmMath::bf16};
 void BM_EncoderGemmMath(benchmark::State& state) {
   ScopedGemmMath math(kMaths[state.range(0)]);
@@ -227,6 +228,13 @@ void BM_StepMatchingPursuit(benchmark::State& s) {
   train_steps(s, MatchingPursuitSae<>(kIn, kLatents, MatchingPursuit{25, 0.0, false}));
 }
 void BM_StepGated(benchmark::State& s) { train_steps(s, GatedSae<>(kIn, kLatents, L1Penalty{2.0})); }
+// The other steps with every product in BF16 (GemmMath::bf16: AMX tiles on a host that has them),
+// to set beside their FP32 rows and BM_EncoderGemmMath/2 of the same run.
+template <void (*Step)(benchmark::State&)>
+void BM_Bf16(benchmark::State& s) {
+  ScopedGemmMath math(GemmMath::bf16);
+  Step(s);
+}
 BENCHMARK(BM_StepBatchTopK)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_StepBatchTopKMath)->DenseRange(1, 2)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_StepBatchTopKKernels)->Arg(0)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
@@ -242,6 +250,15 @@ BENCHMARK(BM_StepMatchingPursuit)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_StepStandardTrained)->Arg(1)->Arg(0)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_StepJumpReluTrained)->Arg(1)->Arg(0)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_StepGatedTrained)->Arg(1)->Arg(0)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_TEMPLATE(BM_Bf16, BM_StepMatryoshka)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_TEMPLATE(BM_Bf16, BM_StepTopK)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_TEMPLATE(BM_Bf16, BM_StepStandard)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_TEMPLATE(BM_Bf16, BM_StepJumpRelu)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_TEMPLATE(BM_Bf16, BM_StepGated)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_TEMPLATE(BM_Bf16, BM_StepMatchingPursuit)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_TEMPLATE(BM_Bf16, BM_StepStandardTrained)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_TEMPLATE(BM_Bf16, BM_StepJumpReluTrained)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK_TEMPLATE(BM_Bf16, BM_StepGatedTrained)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_StepStandardDensity)
     ->ArgsProduct({{100, 300, 600, 1000, 1500}, {1, 0}})
     ->Unit(benchmark::kMillisecond)

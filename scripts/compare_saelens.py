@@ -12,7 +12,10 @@ The work (each tool's samples/s or seconds; ratio = synthsae's speed / SAELens's
                untimed).
   training     A BatchTopK SAE on cpu-1k (the main job's world), the same hyperparameters in both
                tools (SAELens's runner is built from synthsae's runner_config.json, as in
-               scripts/saelens_parity.py); samples/s of the training loop alone.
+               scripts/saelens_parity.py); samples/s of the training loop alone. With
+               --gemm-math bf16, synthsae's GEMMs take BF16 operands (AMX tiles where the CPU has
+               them) and SAELens's SAE runs under its counterpart, autocast_sae (torch.autocast
+               to bfloat16), both written in the one runner config.
   evaluation   That SAE evaluated on --eval-samples samples of the same world by each tool
                (synthsae: `synthsae eval`, process start and world load included).
   assignment   MCC's exact assignment at the 16k shape, 4,096 x 16,384: synthsae's solver
@@ -81,6 +84,7 @@ def training_and_evaluation(args, out: Path) -> tuple[dict, dict]:
     parity.log("training: SAELens, the same runner config")
     theirs = parity.train_saelens(train_args, world, model, ours_dir, 1, theirs_dir)
     training = {"world": "cpu-1k", "arch": "batchtopk", "width": args.width, "k": args.k, "samples": args.samples,
+                "gemm_math": args.gemm_math,
                 "synthsae_samples_per_second": args.samples / ours["train_seconds"],
                 "saelens_samples_per_second": args.samples / theirs["train_seconds"]}
     parity.log(f"training: synthsae {training['synthsae_samples_per_second']:,.0f}, "
@@ -113,8 +117,10 @@ def markdown(r: dict) -> str:
     t = r.get("training")
     if t:
         a, b = t["synthsae_samples_per_second"], t["saelens_samples_per_second"]
-        lines.append(f"| training BatchTopK on cpu-1k, width {t['width']}, k {t['k']}, {t['samples']:,} samples "
-                     f"(samples/s) | {a:,.0f} | {b:,.0f} | {a / b:.1f}× |")
+        math = t.get("gemm_math", "fp32")
+        lines.append(f"| training BatchTopK on cpu-1k, width {t['width']}, k {t['k']}, {t['samples']:,} samples"
+                     + (" (BF16 GEMMs; SAELens's autocast_sae)" if math == "bf16" else "") +
+                     f" (samples/s) | {a:,.0f} | {b:,.0f} | {a / b:.1f}× |")
     e = r.get("evaluation")
     if e:
         a, b = e["synthsae_seconds"], e["saelens_seconds"]
@@ -141,6 +147,8 @@ def main() -> None:
     p.add_argument("--k", type=int, default=8)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--eval-samples", type=int, default=500_000)
+    p.add_argument("--gemm-math", choices=("fp32", "bf16"), default="fp32",
+                   help="the training run's GEMM arithmetic (bf16: SAELens's autocast_sae)")
     p.add_argument("--markdown-from", metavar="JSON", help="only re-render compare.md from a compare.json")
     args = p.parse_args()
     if args.markdown_from:

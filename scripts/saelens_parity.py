@@ -170,7 +170,7 @@ def train_ours(args, world: Path, arch: str, seed: int, d: Path) -> dict:
     _, seconds = run_ours(args.synthsae, "train", "--model", str(world), "--arch", arch, *knob_args(arch, args),
                              "--width", str(args.width), "--samples", str(args.samples), "--batch", "1024", "--lr",
                              str(args.lr), "--seed", str(seed), "--eval-samples", str(args.eval_samples),
-                             "--out", str(d))
+                             "--gemm-math", getattr(args, "gemm_math", "fp32"), "--out", str(d))
     stats = flat(json.loads((d / "eval_stats.json").read_text()))
     # The training loop's own seconds (world load and final evaluation apart, as timed for
     # SAELens): the seconds column of metrics.csv's last row.

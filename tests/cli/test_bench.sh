@@ -29,6 +29,7 @@ for key in world generation steps periodic_evaluation final_evaluation probes to
   grep -q "\"$key\":" "$work/b/results.json" || fail "results.json phase_seconds lacks $key"
 done
 grep -q '^time (s): world' "$work/table.txt" || fail "the table lacks the time summary"
+grep -q '"gemm_math": "fp32"' "$work/b/results.json" || fail "results.json lacks the job's gemm_math"
 awk '/"generation":/ {g=$2} /"steps":/ {s=$2} /"seconds":/ {t=$2; if (g + s > t + 1e-6) bad=1} END {exit bad}' \
   <(tr ',' '\n' <"$work/b/results.json") || fail "a run's generation + steps exceed its seconds"
 
@@ -62,6 +63,7 @@ expect 2 "--l0" -- "$bin" bench --preset tiny --l0 2.5 --out "$work/x"
 expect 2 "'batchtopk' is given twice" -- "$bin" bench --preset tiny --archs batchtopk,gated,batchtopk --out "$work/x"
 expect 2 "--l0: 3 is given twice" -- "$bin" bench --preset tiny --l0 3,2,3 --out "$work/x"
 expect 2 "--samples" -- "$bin" bench --preset tiny --samples 10 --out "$work/x"
+expect 2 "--gemm-math = fp16" -- "$bin" bench --preset tiny --gemm-math fp16 --out "$work/x"
 [ -e "$work/x" ] && fail "a usage error left output behind"
 
 finish "all synthsae bench checks passed"

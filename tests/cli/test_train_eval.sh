@@ -114,6 +114,16 @@ grep -q '"topk_threshold_lr": 0.01' "$work/btk/runner_config.json" || fail "batc
 grep -q '"architecture": "topk"' "$work/tl1/cfg.json" || fail "topk_l1 should be saved as topk"
 grep -q '"l1_coefficient": 0.1' "$work/tl1/runner_config.json" || fail "topk_l1 runner_config lacks its L1 coefficient"
 grep -q '"gemm_math": "tf32"' "$work/tl1/runner_config.json" || fail "runner_config lacks gemm_math"
+grep -q '"autocast_sae": false' "$work/tl1/runner_config.json" || fail "a tf32 run is not SAELens's autocast_sae"
+# BF16 GEMMs on the host (AMX tiles or their emulation): recorded as SAELens's autocast_sae, and
+# the weights differ from the same run in FP32 (the host no longer ignores the setting).
+for math in fp32 bf16; do
+  "$bin" train --model tiny --arch topk --k 3 --width 32 --samples 10240 --batch 512 --eval-samples 1024 \
+    --gemm-math "$math" --out "$work/gm_$math" >/dev/null 2>&1 || fail "topk train --gemm-math $math failed"
+done
+grep -q '"autocast_sae": true' "$work/gm_bf16/runner_config.json" || fail "a bf16 run should be recorded as autocast_sae"
+cmp -s "$work/gm_fp32/sae_weights.safetensors" "$work/gm_bf16/sae_weights.safetensors" &&
+  fail "--gemm-math bf16 trained the same weights as fp32"
 "$bin" architectures >"$work/arch.md" || fail "synthsae architectures failed"
 for a in standard topk batchtopk matryoshka_batchtopk jumprelu gated matching_pursuit topk_l1; do
   grep -q "^| \`$a\` |" "$work/arch.md" || fail "synthsae architectures lacks $a"

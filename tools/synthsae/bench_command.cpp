@@ -33,7 +33,7 @@ namespace {
 
 constexpr const char* kBenchUsage =
     "usage: synthsae bench [--preset NAME] [--archs LIST] [--l0 LIST] [--seeds N] [--samples N]\n"
-    "                      [--width N] [--eval-samples N] [--lr X] --out DIR\n"
+    "                      [--width N] [--eval-samples N] [--lr X] [--gemm-math M] --out DIR\n"
     "\n"
     "  --preset NAME      world (default cpu-1k)\n"
     "  --archs LIST       comma-separated (default batchtopk,matryoshka_batchtopk,jumprelu,\n"
@@ -44,6 +44,8 @@ constexpr const char* kBenchUsage =
     "  --width N          SAE latents (default num_features / 4)\n"
     "  --eval-samples N   evaluation samples per SAE (default 50,000)\n"
     "  --lr X             learning rate (default 1e-3)\n"
+    "  --gemm-math M      fp32 (default) | tf32 | bf16: the training runs' GEMM arithmetic, as\n"
+    "                     `synthsae train --gemm-math` (bf16 runs on AMX tiles where the CPU has them)\n"
     "  --no-probes        skip the supervised ceiling (logistic-regression probes on x for the\n"
     "                     features the first SAE's latents match)\n"
     "  --out DIR          results.csv, results.json, metrics_vs_l0.svg, training_curves.svg,\n"
@@ -87,7 +89,7 @@ Series csv_series(const std::filesystem::path& csv, const std::string& column, c
 int run_bench(const std::vector<std::string>& argv) {
   try {
     const Args args(
-        argv, {"--preset", "--archs", "--l0", "--seeds", "--samples", "--width", "--eval-samples", "--lr", "--out"},
+        argv, {"--preset", "--archs", "--l0", "--seeds", "--samples", "--width", "--eval-samples", "--lr", "--gemm-math", "--out"},
         {"--no-probes"});
     if (args.help()) {
       std::fputs(kBenchUsage, stdout);
@@ -125,6 +127,11 @@ int run_bench(const std::vector<std::string>& argv) {
         static_cast<std::size_t>(args.integer("--eval-samples", 1, std::int64_t(1) << 40).value_or(50'000));
     base.lr = args.number("--lr", 1e-12, 10).value_or(1e-3);
     base.batch = 1024;
+    if (auto m = args.text("--gemm-math")) {
+      const auto math = parse_gemm_math(*m);
+      if (!math) throw UsageError("--gemm-math = " + *m + ": choose fp32, tf32 or bf16");
+      base.gemm_math = *math;
+    }
     if (base.samples < base.batch)
       throw UsageError("--samples = " + std::to_string(base.samples) + ": must be at least one batch (1024)");
     base.eval_every = std::max<long>(1, static_cast<long>(base.samples / base.batch / 8));
@@ -283,6 +290,7 @@ int run_bench(const std::vector<std::string>& argv) {
       io::write_file_atomically(out.path() / "results.csv", [&](std::ostream& o) { o << csv_text; });
       io::write_json_file(out.path() / "results.json", {{"preset", preset_name},
                                                          {"samples_per_sae", base.samples},
+                                                         {"gemm_math", gemm_math_name(base.gemm_math)},
                                                          {"runs", all},
                                                          {"supervised_probes", ceiling},
                                                          {"phase_seconds", phases},

@@ -53,8 +53,8 @@ std::string train_usage() {
       "                       (default 0: final evaluation only)\n"
       "  --eval-samples N     samples of the final evaluation (default 500,000, as SAELens's runner)\n"
       "  --checkpoint-every N checkpoint every N steps into OUT/checkpoint\n"
-      "  --gemm-math M        fp32 | tf32 | bf16: GEMM arithmetic on CUDA (default fp32;\n"
-      "                       no effect on the CPU)\n"
+      "  --gemm-math M        fp32 | tf32 | bf16: GEMM arithmetic (default fp32); on the CPU\n"
+      "                       bf16 runs on AMX tiles where it has them (else emulated), tf32 as fp32\n"
       "  --resume DIR         continue from a checkpoint directory\n"
       "  --apply-b-dec-to-input B  true (default, as SAELens): the encoder sees x - b_dec;\n"
       "                       false: x itself (b_dec is then only the decoder's bias)\n"
@@ -212,7 +212,9 @@ io::Json runner_config_json(const TrainRequest& a, const architectures::Request&
   runner["adam_beta2"] = cfg.adam.beta2;
   runner["n_restart_cycles"] = cfg.lr.restart_cycles;
   runner["device"] = host_accessible_v<MemSpace> ? "cpu" : "cuda";
-  runner["autocast_sae"] = false;
+  // SAELens's nearest setting to BF16 GEMMs: the SAE's forward and backward under
+  // torch.autocast(bfloat16) (which also rounds the products' outputs to BF16; ours keep FP32).
+  runner["autocast_sae"] = a.gemm_math == GemmMath::bf16;
   runner["autocast_data"] = false;
   runner["n_checkpoints"] = 0;
   runner["checkpoint_path"] = nullptr;

@@ -1,7 +1,8 @@
 #pragma once
 // C = alpha * op(A) * op(B) + beta * C on row-major (LayoutRight) rank-2 Views, in place,
 // without copies. One entry point; the memory space of the Views chooses the backend:
-// host-accessible memory goes to Eigen (threaded with OpenMP when built with it), CUDA
+// host-accessible memory goes to Eigen (threaded with OpenMP when built with it), or for float
+// in GemmMath::bf16 to the host BF16 product (AMX tiles where the processor has them), CUDA
 // memory to cuBLAS. Row strides (leading dimensions) are honoured, so row-range subviews
 // and LayoutStride views whose column stride is 1 are accepted.
 #include <cstddef>
@@ -10,6 +11,7 @@
 
 #include "synthsae/core/backend.hpp"
 #include "synthsae/core/error.hpp"
+#include "synthsae/core/gemm_bf16_host.hpp"
 #include "synthsae/core/gemm_host.hpp"
 #include "synthsae/core/gemm_types.hpp"
 #if defined(KOKKOS_ENABLE_CUDA)
@@ -75,6 +77,12 @@ void gemm(const Space& space, Op op_a, Op op_b, typename CView::non_const_value_
   using Mem = typename CView::memory_space;
   if constexpr (host_accessible_v<Mem>) {
     space.fence();  // kernels that produced A, B or C may still be in flight
+    if constexpr (std::is_same_v<T, float>) {
+      if (math == GemmMath::bf16) {  // tf32 has no host arithmetic of its own: it runs as fp32
+        gemm_impl::host_gemm_bf16(op_a == Op::T, op_b == Op::T, m, n, k, alpha, a, b, beta, c);
+        return;
+      }
+    }
     gemm_impl::host_gemm<T>(op_a == Op::T, op_b == Op::T, m, n, k, alpha, a, b, beta, c);
   } else {
 #if defined(KOKKOS_ENABLE_CUDA)

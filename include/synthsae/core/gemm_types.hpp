@@ -7,11 +7,11 @@ namespace synthsae {
 
 enum class Op { N, T };  ///< use the matrix as stored, or its transpose
 
-/// Arithmetic for float GEMM on CUDA (host GEMM is always exact FP32/FP64).
+/// Arithmetic for float GEMM (double is always exact FP64).
 enum class GemmMath {
   fp32,  ///< full FP32
-  tf32,  ///< TF32 tensor cores, FP32 accumulation
-  bf16,  ///< BF16 tensor cores, FP32 accumulation
+  tf32,  ///< TF32 tensor cores, FP32 accumulation, on CUDA; FP32 on the host (no TF32 unit there)
+  bf16,  ///< operands rounded to BF16, FP32 accumulation: tensor cores on CUDA, AMX tiles (or emulated) on the host
 };
 
 inline constexpr std::string_view gemm_math_name(GemmMath m) {
@@ -32,7 +32,7 @@ inline GemmMath& default_gemm_math_slot() {
 
 /// The arithmetic a gemm call without an explicit GemmMath uses on this thread (FP32 unless a
 /// ScopedGemmMath is alive). The Trainer sets it from TrainerConfig::gemm_math for a run, so
-/// every product of the step and of its policies follows one setting. No effect on the host.
+/// every product of the step and of its policies follows one setting.
 inline GemmMath default_gemm_math() { return detail::default_gemm_math_slot(); }
 
 /// Sets the default GemmMath of this thread until the end of the scope.
