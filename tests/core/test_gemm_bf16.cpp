@@ -105,7 +105,7 @@ TEST_CASE("bf16 gemm rounds its operands to BF16 and sums in FP32, every transpo
   };
   // Whole 32 x 32 blocks and K steps of 32, and every kind of remainder of each.
   const Shape shapes[] = {{1, 1, 1}, {32, 32, 32}, {17, 33, 31}, {40, 70, 100}, {64, 96, 64}, {33, 17, 129}};
-  const std::pair<float, float> scalings[] = {{1.0f, 0.0f}, {0.5f, 1.0f}, {-1.25f, -0.5f}};
+  const std::pair<float, float> scalings[] = {{1.0f, 0.0f}, {1.0f, 1.0f}, {0.5f, 1.0f}, {-1.25f, -0.5f}};
   std::uint64_t stream = 0;
   for (const auto& path : bf16_paths())
     for (const auto& s : shapes)

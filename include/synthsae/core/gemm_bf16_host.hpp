@@ -181,7 +181,7 @@ SYNTHSAE_AMX_TARGET inline void pack_b(bool trans, const RowMajorOperand<float>&
 }
 
 /// C[r0:r0+32, c0:c0+32] (clipped to m x n) = alpha * (Ap's rows r0.. times Bp's columns c0..)
-/// + beta * C, the sums over K in steps of 32 in order.
+/// + beta * C, the sums over K in steps of 32 in order (after C's value where it is the start).
 SYNTHSAE_AMX_TARGET inline void block_product(const std::uint16_t* ap, const std::uint32_t* bp, std::size_t padded_k,
                                               std::size_t r0, std::size_t c0, std::size_t m, std::size_t n, float alpha,
                                               float beta, const RowMajorOperand<float>& c) {
@@ -190,10 +190,22 @@ SYNTHSAE_AMX_TARGET inline void block_product(const std::uint16_t* ap, const std
   const std::uint16_t* a1 = ap + a_offset(r0 + 16, 0, padded_k);
   const std::uint32_t* b0 = bp + (c0 / 16) * pairs * 16;
   const std::uint32_t* b1 = b0 + pairs * 16;
-  _tile_zero(0);
-  _tile_zero(1);
-  _tile_zero(2);
-  _tile_zero(3);
+  const std::size_t c_stride = c.ld * sizeof(float);
+  float* out = c.data + r0 * c.ld + c0;
+  // Whole blocks with alpha = 1 and beta 0 or 1 (the step's h = b_enc + x W_enc) start from zero
+  // or from C and go straight back to C; the others through a 32 x 32 buffer.
+  const bool whole = r0 + kBlock <= m && c0 + kBlock <= n && alpha == 1.0f && (beta == 0.0f || beta == 1.0f);
+  if (whole && beta == 1.0f) {
+    _tile_loadd(0, out, c_stride);
+    _tile_loadd(1, out + 16, c_stride);
+    _tile_loadd(2, out + 16 * c.ld, c_stride);
+    _tile_loadd(3, out + 16 * c.ld + 16, c_stride);
+  } else {
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+  }
   for (std::size_t j = 0; j < padded_k; j += kStep) {
     // Each operand tile is loaded right after the last product that read its previous
     // contents: tile registers are not renamed, so a load waits for those products.
@@ -206,9 +218,7 @@ SYNTHSAE_AMX_TARGET inline void block_product(const std::uint16_t* ap, const std
     _tile_dpbf16ps(2, 5, 6);
     _tile_dpbf16ps(3, 5, 7);
   }
-  const std::size_t c_stride = c.ld * sizeof(float);
-  float* out = c.data + r0 * c.ld + c0;
-  if (r0 + kBlock <= m && c0 + kBlock <= n && alpha == 1.0f && beta == 0.0f) {
+  if (whole) {
     _tile_stored(0, out, c_stride);
     _tile_stored(1, out + 16, c_stride);
     _tile_stored(2, out + 16 * c.ld, c_stride);
