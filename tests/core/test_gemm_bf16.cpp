@@ -4,8 +4,10 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstdint>
 #include <functional>
 #include <limits>
+#include <utility>
 #include <vector>
 
 #include "synthsae/core/counter_rng.hpp"
@@ -31,7 +33,10 @@ struct Path {
 
 std::vector<Path> bf16_paths() {
   std::vector<Path> paths{{"emulated", gemm_impl::host_gemm_bf16_emulated}};
-  if (gemm_impl::host_bf16_tiles_available()) paths.push_back({"AMX tiles", gemm_impl::host_gemm_bf16});
+  if (gemm_impl::host_bf16_tiles_available())
+    paths.push_back({"AMX tiles", gemm_impl::host_gemm_bf16});
+  else
+    WARN("no AMX tile unit here (or Linux refused it): only the emulation of GemmMath::bf16 is tested");
   return paths;
 }
 
@@ -116,14 +121,75 @@ TEST_CASE("bf16 gemm rounds its operands to BF16 and sums in FP32, every transpo
           INFO(path.name << ": " << s.m << " x " << s.n << " x " << s.k << ", trans " << (ops & 1) << (ops >> 1)
                          << ", alpha " << alpha << ", beta " << beta);
           CHECK(d.over_bound <= 1.0);
-          CHECK(d.unrounded_gap > 1.0);  // the FP32 operands' product is out of reach: they were rounded
+          // The bound is tight enough to tell the two references apart on these operands, so a
+          // product of unrounded operands would have failed the check above.
+          CHECK(d.unrounded_gap > 1.0);
         }
+}
+
+TEST_CASE("bf16 gemm rounds each operand to nearest even, exactly, ties included", "[core][gemm][bf16]") {
+  // K = 1: each entry is one product of two BF16 values (exact in FP32), so C must equal it bit
+  // for bit. The operands' low 16 bits are ties (0x8000: odd BF16 rounds up, even stays), just
+  // above and below them, and zero (no value or product below FP32's normal range, which the
+  // tile unit flushes to zero).
+  const std::uint32_t highs[] = {0x3F80, 0x3F81, 0xBFC0, 0x4049, 0x3E4C, 0xC2F7, 0x3F7F, 0x3A83};
+  const std::uint32_t lows[] = {0x8000, 0x8001, 0x7FFF, 0x0000, 0xFFFF};
+  std::vector<float> values;
+  for (std::uint32_t h : highs)
+    for (std::uint32_t l : lows) values.push_back(bits_float(h << 16 | l));
+  const std::size_t m = values.size(), n = values.size();
+  std::vector<float> a = values, b = values;  // A: m x 1, B: 1 x n
+  for (const auto& path : bf16_paths()) {
+    std::vector<float> c(m * n, -1.0f);
+    path.product(false, false, m, n, 1, 1.0f, RowMajorOperand<float>{a.data(), m, 1, 1},
+                 RowMajorOperand<float>{b.data(), 1, n, n}, 0.0f, RowMajorOperand<float>{c.data(), m, n, n});
+    int wrong = 0;
+    for (std::size_t i = 0; i < m; ++i)
+      for (std::size_t j = 0; j < n; ++j) wrong += c[i * n + j] != to_bf16(a[i]) * to_bf16(b[j]);
+    INFO(path.name);
+    CHECK(wrong == 0);
+  }
+  CHECK(to_bf16(bits_float(0x3F808000u)) == bits_float(0x3F800000u));  // the tie rule the oracle uses
+  CHECK(to_bf16(bits_float(0x3F818000u)) == bits_float(0x3F820000u));
+}
+
+TEST_CASE("bf16 gemm honours leading dimensions longer than the rows, and reads no padding", "[core][gemm][bf16]") {
+  // Every operand's rows are padded with NaN: a read of the padding would put NaN into C, and a
+  // write into C's padding would overwrite the NaN there.
+  const std::size_t m = 40, n = 70, k = 50, pad = 7;
+  for (const auto& path : bf16_paths())
+    for (int ops = 0; ops < 4; ++ops)
+      for (const auto& [alpha, beta] : {std::pair{1.0f, 1.0f}, std::pair{0.5f, -2.0f}}) {
+        Problem p = problem(ops & 1, ops & 2, m, n, k, 1300 + ops);
+        auto padded = [&](const std::vector<float>& x, std::size_t rows, std::size_t cols) {
+          std::vector<float> out(rows * (cols + pad), std::numeric_limits<float>::quiet_NaN());
+          for (std::size_t r = 0; r < rows; ++r)
+            for (std::size_t j = 0; j < cols; ++j) out[r * (cols + pad) + j] = x[r * cols + j];
+          return out;
+        };
+        const std::size_t a_rows = p.ta ? k : m, a_cols = p.ta ? m : k, b_rows = p.tb ? n : k, b_cols = p.tb ? k : n;
+        auto a = padded(p.a, a_rows, a_cols), b = padded(p.b, b_rows, b_cols), c = padded(p.c0, m, n);
+        path.product(p.ta, p.tb, m, n, k, alpha, RowMajorOperand<float>{a.data(), a_rows, a_cols, a_cols + pad},
+                     RowMajorOperand<float>{b.data(), b_rows, b_cols, b_cols + pad}, beta,
+                     RowMajorOperand<float>{c.data(), m, n, n + pad});
+        std::vector<float> dense(m * n);
+        int padding_touched = 0;
+        for (std::size_t r = 0; r < m; ++r) {
+          for (std::size_t j = 0; j < n; ++j) dense[r * n + j] = c[r * (n + pad) + j];
+          for (std::size_t j = n; j < n + pad; ++j) padding_touched += !std::isnan(c[r * (n + pad) + j]);
+        }
+        INFO(path.name << ", trans " << (ops & 1) << (ops >> 1) << ", alpha " << alpha << ", beta " << beta);
+        CHECK(padding_touched == 0);
+        CHECK(deviation(p, alpha, beta, dense).over_bound <= 1.0);  // NaN fails this too
+      }
 }
 
 TEST_CASE("gemm in GemmMath::bf16 on host Views follows the BF16 contract; tf32 runs as FP32", "[core][gemm][bf16]") {
   const int m = 45, n = 70, k = 90;
   Problem p = problem(false, true, m, n, k, 900);
-  Matrix<float> A("A", m, k), B("B", n, k), C("C", m, n), C32("C32", m, n), Ctf("Ctf", m, n);
+  // Host Views: in a CUDA build the default memory space would send the products to cuBLAS.
+  using HostMatrix = Matrix<float, Kokkos::HostSpace>;
+  HostMatrix A("A", m, k), B("B", n, k), C("C", m, n), C32("C32", m, n), Ctf("Ctf", m, n);
   auto ha = Kokkos::create_mirror_view(A);
   auto hb = Kokkos::create_mirror_view(B);
   for (int i = 0; i < m; ++i)
@@ -170,9 +236,11 @@ TEST_CASE("bf16 gemm with beta = 0 ignores NaN in C, in whole and partial blocks
 }
 
 TEST_CASE("bf16 gemm gives the same bits on 1 and 2 threads, above the threading threshold", "[core][gemm][bf16]") {
-  // 520 x 512 x 128 multiply-adds exceed the tile path's threading threshold (8 * 2^22).
+  // Twice the tile path's threading threshold (8x the FP32 product's), so that both threads work.
+  const std::size_t m = 520, n = 512;
+  const auto k = static_cast<std::size_t>(std::ceil(2 * 8 * gemm_impl::gemm_parallel_min_work / (m * n) / 32)) * 32;
   for (const auto& path : bf16_paths()) {
-    Problem p = problem(false, false, 520, 512, 128, 1500);
+    Problem p = problem(false, false, m, n, k, 1500);
     auto with_threads = [&](int threads) {
 #ifdef _OPENMP
       const int before = omp_get_max_threads();

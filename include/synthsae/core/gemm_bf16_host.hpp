@@ -29,6 +29,14 @@
 #endif
 
 namespace synthsae::gemm_impl {
+// The two variants (with the tile path, and emulation only, as nvcc's translation units get it)
+// live in inline namespaces of their own, so one program may link both without two bodies
+// under one name.
+#if defined(SYNTHSAE_AMX_CODE)
+inline namespace bf16_with_tiles {
+#else
+inline namespace bf16_emulated_only {
+#endif
 
 /// Rounds op(X) (rows x cols of the stored matrix, or its transpose) to BF16 values held in FP32,
 /// into a dense row-major copy.
@@ -73,6 +81,7 @@ inline bool detect() {
   __cpuid_count(7, 0, a, b, c, d);
   const bool tile = (d >> 24) & 1u, bf16 = (d >> 22) & 1u, avx512f = (b >> 16) & 1u, avx512bw = (b >> 30) & 1u,
              avx512vl = (b >> 31) & 1u;
+  if (a < 1) return false;  // no sub-leaf 1, so no AVX-512 BF16 conversions
   __cpuid_count(7, 1, a, b, c, d);
   const bool avx512bf16 = (a >> 5) & 1u;
   if (!(tile && bf16 && avx512f && avx512bw && avx512vl && avx512bf16)) return false;
@@ -192,8 +201,13 @@ SYNTHSAE_AMX_TARGET inline void block_product(const std::uint16_t* ap, const std
   const std::uint32_t* b1 = b0 + pairs * 16;
   const std::size_t c_stride = c.ld * sizeof(float);
   float* out = c.data + r0 * c.ld + c0;
+  // GCC's tile loads and stores are asm statements that name no memory: tell the compiler that
+  // memory is read and written here (the packed operands, C).
+  __asm__ volatile("" ::: "memory");
   // Whole blocks with alpha = 1 and beta 0 or 1 (the step's h = b_enc + x W_enc) start from zero
-  // or from C and go straight back to C; the others through a 32 x 32 buffer.
+  // or from C and go straight back to C; the others through a 32 x 32 buffer. With beta = 1 a
+  // whole block adds C first and a clipped one last, so an entry's last bits depend on whether
+  // its block is whole (on the shape, never on the thread count).
   const bool whole = r0 + kBlock <= m && c0 + kBlock <= n && alpha == 1.0f && (beta == 0.0f || beta == 1.0f);
   if (whole && beta == 1.0f) {
     _tile_loadd(0, out, c_stride);
@@ -223,6 +237,7 @@ SYNTHSAE_AMX_TARGET inline void block_product(const std::uint16_t* ap, const std
     _tile_stored(1, out + 16, c_stride);
     _tile_stored(2, out + 16 * c.ld, c_stride);
     _tile_stored(3, out + 16 * c.ld + 16, c_stride);
+    __asm__ volatile("" ::: "memory");
     return;
   }
   alignas(64) float block[kBlock * kBlock];
@@ -230,6 +245,7 @@ SYNTHSAE_AMX_TARGET inline void block_product(const std::uint16_t* ap, const std
   _tile_stored(1, block + 16, kBlock * sizeof(float));
   _tile_stored(2, block + 16 * kBlock, kBlock * sizeof(float));
   _tile_stored(3, block + 16 * kBlock + 16, kBlock * sizeof(float));
+  __asm__ volatile("" ::: "memory");
   const std::size_t rows = std::min(kBlock, m - r0), cols = std::min(kBlock, n - c0);
   for (std::size_t r = 0; r < rows; ++r) {
     float* dst = out + r * c.ld;
@@ -243,7 +259,7 @@ SYNTHSAE_AMX_TARGET inline void block_product(const std::uint16_t* ap, const std
 
 SYNTHSAE_AMX_TARGET inline void release_tiles() { _tile_release(); }
 
-/// Packing buffers kept between calls (per calling thread).
+/// Packing buffers kept between calls (per calling thread; they keep the largest size asked).
 struct Buffers {
   std::vector<std::uint16_t> a;
   std::vector<std::uint32_t> b;
@@ -339,4 +355,7 @@ inline void host_gemm_bf16(bool trans_a, bool trans_b, std::size_t m, std::size_
   host_gemm_bf16_emulated(trans_a, trans_b, m, n, k, alpha, a, b, beta, c);
 }
 
+}  // inline namespace
 }  // namespace synthsae::gemm_impl
+
+#undef SYNTHSAE_AMX_CODE
