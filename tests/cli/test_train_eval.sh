@@ -124,6 +124,12 @@ done
 grep -q '"autocast_sae": true' "$work/gm_bf16/runner_config.json" || fail "a bf16 run should be recorded as autocast_sae"
 cmp -s "$work/gm_fp32/sae_weights.safetensors" "$work/gm_bf16/sae_weights.safetensors" &&
   fail "--gemm-math bf16 trained the same weights as fp32"
+# Where the BF16 products ran is in --timings; SYNTHSAE_NO_AMX forces the emulation, which says so.
+SYNTHSAE_NO_AMX=1 "$bin" train --model tiny --arch topk --k 3 --width 32 --samples 2048 --batch 512 --eval-samples 1024 \
+  --gemm-math bf16 --timings "$work/gm_emu.json" --out "$work/gm_emu" >/dev/null 2>"$work/gm_emu.err" ||
+  fail "bf16 train with SYNTHSAE_NO_AMX failed"
+grep -q '"bf16_products": "emulated"' "$work/gm_emu.json" || fail "timings should say the bf16 products were emulated"
+grep -q 'products are emulated' "$work/gm_emu.err" || fail "an emulated bf16 run should say so on stderr"
 "$bin" architectures >"$work/arch.md" || fail "synthsae architectures failed"
 for a in standard topk batchtopk matryoshka_batchtopk jumprelu gated matching_pursuit topk_l1; do
   grep -q "^| \`$a\` |" "$work/arch.md" || fail "synthsae architectures lacks $a"

@@ -131,6 +131,7 @@ int run_bench(const std::vector<std::string>& argv) {
       const auto math = parse_gemm_math(*m);
       if (!math) throw UsageError("--gemm-math = " + *m + ": choose fp32, tf32 or bf16");
       base.gemm_math = *math;
+      note_gemm_math(base.gemm_math);
     }
     if (base.samples < base.batch)
       throw UsageError("--samples = " + std::to_string(base.samples) + ": must be at least one batch (1024)");

@@ -254,6 +254,18 @@ void check_architecture_knobs(const std::string& arch, bool k_given, bool l1_giv
   }
 }
 
+std::string bf16_products_where() {
+  if constexpr (!host_accessible_v<MemSpace>) return "CUDA tensor cores";
+  return gemm_impl::host_bf16_tiles_available() ? "AMX tiles" : "emulated";
+}
+
+void note_gemm_math(GemmMath math) {
+  if (math == GemmMath::bf16 && bf16_products_where() == "emulated")
+    std::fprintf(stderr,
+                 "synthsae: --gemm-math bf16: no AMX tile unit here (or SYNTHSAE_NO_AMX is set), so the BF16 "
+                 "products are emulated: the same arithmetic as on tiles, slower than fp32\n");
+}
+
 std::unique_ptr<TrainingRun> start_training(TrainRequest a, SyntheticModel& world) {
   // Seed 0 reads the world's own stream; another seed another stream (recipes::data_stream_seed).
   const std::uint64_t stream_seed = recipes::data_stream_seed(world.default_sampling_seed(), a.seed);
@@ -391,6 +403,7 @@ void write_timings(const std::filesystem::path& path, const TrainRequest& a, dou
   t["samples"] = a.samples;
   t["batch"] = a.batch;
   t["gemm_math"] = std::string(gemm_math_name(a.gemm_math));
+  if (a.gemm_math == GemmMath::bf16) t["bf16_products"] = bf16_products_where();
   const double loop = result.at("seconds").get<double>();
   t["samples_per_second"] = loop > 0 ? double(a.samples) / loop : 0.0;
   if (kernels) {
@@ -441,6 +454,7 @@ int run_train(const std::vector<std::string>& argv) {
       const auto math = parse_gemm_math(*m);
       if (!math) throw UsageError("--gemm-math = " + *m + ": choose fp32, tf32 or bf16");
       a.gemm_math = *math;
+      note_gemm_math(a.gemm_math);
     }
     if (auto v = args.text("--apply-b-dec-to-input")) {
       if (*v != "true" && *v != "false")

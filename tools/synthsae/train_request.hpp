@@ -54,6 +54,12 @@ class TrainingRun {
   bool done() const { return steps_left() == 0; }
 };
 
+/// Where this process's GemmMath::bf16 products run: "AMX tiles", "emulated" (a host without a
+/// tile unit, or SYNTHSAE_NO_AMX) or "CUDA tensor cores".
+std::string bf16_products_where();
+/// For bf16 on a host that emulates it, says so on stderr (the same arithmetic, slower than fp32).
+void note_gemm_math(GemmMath math);
+
 /// Checks the request and makes its run (nothing trained yet; the output directory is staged).
 std::unique_ptr<TrainingRun> start_training(TrainRequest request, SyntheticModel& world);
 

@@ -15,6 +15,8 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
+#include <string_view>
 #include <vector>
 
 #include "synthsae/core/float16.hpp"
@@ -75,7 +77,9 @@ inline std::size_t round_up(std::size_t x, std::size_t to) { return (x + to - 1)
 
 /// Whether the processor has AMX-BF16 with AVX-512 BF16 conversions, the OS saves the tile
 /// state (XCR0 bits 17, 18), and Linux lets this process use it (arch_prctl, once per process).
+/// SYNTHSAE_NO_AMX set (to anything but 0) says no: the emulation runs instead.
 inline bool detect() {
+  if (const char* off = std::getenv("SYNTHSAE_NO_AMX"); off && *off && std::string_view(off) != "0") return false;
   unsigned a = 0, b = 0, c = 0, d = 0;
   if (__get_cpuid_max(0, nullptr) < 7) return false;
   __cpuid_count(7, 0, a, b, c, d);
