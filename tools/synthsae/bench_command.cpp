@@ -127,12 +127,7 @@ int run_bench(const std::vector<std::string>& argv) {
         static_cast<std::size_t>(args.integer("--eval-samples", 1, std::int64_t(1) << 40).value_or(50'000));
     base.lr = args.number("--lr", 1e-12, 10).value_or(1e-3);
     base.batch = 1024;
-    if (auto m = args.text("--gemm-math")) {
-      const auto math = parse_gemm_math(*m);
-      if (!math) throw UsageError("--gemm-math = " + *m + ": choose fp32, tf32 or bf16");
-      base.gemm_math = *math;
-      note_gemm_math(base.gemm_math);
-    }
+    if (auto m = args.text("--gemm-math")) base.gemm_math = gemm_math_argument(*m);
     if (base.samples < base.batch)
       throw UsageError("--samples = " + std::to_string(base.samples) + ": must be at least one batch (1024)");
     base.eval_every = std::max<long>(1, static_cast<long>(base.samples / base.batch / 8));

@@ -259,11 +259,14 @@ std::string bf16_products_where() {
   return gemm_impl::host_bf16_tiles_available() ? "AMX tiles" : "emulated";
 }
 
-void note_gemm_math(GemmMath math) {
-  if (math == GemmMath::bf16 && bf16_products_where() == "emulated")
+GemmMath gemm_math_argument(const std::string& text) {
+  const auto math = parse_gemm_math(text);
+  if (!math) throw UsageError("--gemm-math = " + text + ": choose fp32, tf32 or bf16");
+  if (*math == GemmMath::bf16 && bf16_products_where() == "emulated")
     std::fprintf(stderr,
                  "synthsae: --gemm-math bf16: no AMX tile unit here (or SYNTHSAE_NO_AMX is set), so the BF16 "
                  "products are emulated: the same arithmetic as on tiles, slower than fp32\n");
+  return *math;
 }
 
 std::unique_ptr<TrainingRun> start_training(TrainRequest a, SyntheticModel& world) {
@@ -450,12 +453,7 @@ int run_train(const std::vector<std::string>& argv) {
     a.eval_samples =
         static_cast<std::size_t>(args.integer("--eval-samples", 1, std::int64_t(1) << 40).value_or(500'000));
     a.checkpoint_every = static_cast<long>(args.integer("--checkpoint-every", 0, std::int64_t(1) << 40).value_or(0));
-    if (auto m = args.text("--gemm-math")) {
-      const auto math = parse_gemm_math(*m);
-      if (!math) throw UsageError("--gemm-math = " + *m + ": choose fp32, tf32 or bf16");
-      a.gemm_math = *math;
-      note_gemm_math(a.gemm_math);
-    }
+    if (auto m = args.text("--gemm-math")) a.gemm_math = gemm_math_argument(*m);
     if (auto v = args.text("--apply-b-dec-to-input")) {
       if (*v != "true" && *v != "false")
         throw UsageError("--apply-b-dec-to-input = " + *v + ": choose true or false");

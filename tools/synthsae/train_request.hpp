@@ -57,8 +57,9 @@ class TrainingRun {
 /// Where this process's GemmMath::bf16 products run: "AMX tiles", "emulated" (a host without a
 /// tile unit, or SYNTHSAE_NO_AMX) or "CUDA tensor cores".
 std::string bf16_products_where();
-/// For bf16 on a host that emulates it, says so on stderr (the same arithmetic, slower than fp32).
-void note_gemm_math(GemmMath math);
+/// The value of --gemm-math (train's and bench's): UsageError naming the value if it is none;
+/// for bf16 on a host that emulates it, says so on stderr (the same arithmetic, slower than fp32).
+GemmMath gemm_math_argument(const std::string& text);
 
 /// Checks the request and makes its run (nothing trained yet; the output directory is staged).
 std::unique_ptr<TrainingRun> start_training(TrainRequest request, SyntheticModel& world);
