@@ -42,7 +42,7 @@ void BM_EncoderGemm(benchmark::State& state) {
 BENCHMARK(BM_EncoderGemm)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // The same product in each GemmMath (arg: 0 fp32, 1 tf32, 2 bf16; on the host tf32 runs as fp32,
-// bf16 on AMX tiles where the processor has them).
+// bf16 on AMX tiles or AVX-512 BF16 where the processor has them).
 constexpr GemmMath kMaths[] = {GemmMath::fp32, GemmMath::tf32, GemmMath::bf16};
 void BM_EncoderGemmMath(benchmark::State& state) {
   ScopedGemmMath math(kMaths[state.range(0)]);
@@ -228,7 +228,7 @@ void BM_StepMatchingPursuit(benchmark::State& s) {
   train_steps(s, MatchingPursuitSae<>(kIn, kLatents, MatchingPursuit{25, 0.0, false}));
 }
 void BM_StepGated(benchmark::State& s) { train_steps(s, GatedSae<>(kIn, kLatents, L1Penalty{2.0})); }
-// The other steps with every product in BF16 (GemmMath::bf16: AMX tiles on a host that has them),
+// The other steps with every product in BF16 (GemmMath::bf16: AMX tiles or AVX-512 BF16 on a host that has them),
 // to set beside their FP32 rows and BM_EncoderGemmMath/2 of the same run.
 template <void (*Step)(benchmark::State&)>
 void BM_Bf16(benchmark::State& s) {

@@ -13,8 +13,8 @@ The work (each tool's samples/s or seconds; ratio = synthsae's speed / SAELens's
   training     A BatchTopK SAE on cpu-1k (the main job's world), the same hyperparameters in both
                tools (SAELens's runner is built from synthsae's runner_config.json, as in
                scripts/saelens_parity.py); samples/s of the training loop alone. With
-               --gemm-math bf16, synthsae's GEMMs take BF16 operands (AMX tiles where the CPU has
-               them) and SAELens's SAE runs under its counterpart, autocast_sae (torch.autocast
+               --gemm-math bf16, synthsae's GEMMs take BF16 operands (AMX tiles or AVX-512
+               BF16 where the CPU has them) and SAELens's SAE runs under its counterpart, autocast_sae (torch.autocast
                to bfloat16), both written in the one runner config.
   evaluation   That SAE evaluated on --eval-samples samples of the same world by each tool
                (synthsae: `synthsae eval`, process start and world load included).

@@ -115,7 +115,7 @@ grep -q '"architecture": "topk"' "$work/tl1/cfg.json" || fail "topk_l1 should be
 grep -q '"l1_coefficient": 0.1' "$work/tl1/runner_config.json" || fail "topk_l1 runner_config lacks its L1 coefficient"
 grep -q '"gemm_math": "tf32"' "$work/tl1/runner_config.json" || fail "runner_config lacks gemm_math"
 grep -q '"autocast_sae": false' "$work/tl1/runner_config.json" || fail "a tf32 run is not SAELens's autocast_sae"
-# BF16 GEMMs on the host (AMX tiles or their emulation): recorded as SAELens's autocast_sae, and
+# BF16 GEMMs on the host (AMX tiles, AVX-512 BF16 or their emulation): recorded as SAELens's autocast_sae, and
 # the weights differ from the same run in FP32 (the host no longer ignores the setting).
 for math in fp32 bf16; do
   "$bin" train --model tiny --arch topk --k 3 --width 32 --samples 10240 --batch 512 --eval-samples 1024 \
@@ -124,12 +124,18 @@ done
 grep -q '"autocast_sae": true' "$work/gm_bf16/runner_config.json" || fail "a bf16 run should be recorded as autocast_sae"
 cmp -s "$work/gm_fp32/sae_weights.safetensors" "$work/gm_bf16/sae_weights.safetensors" &&
   fail "--gemm-math bf16 trained the same weights as fp32"
-# Where the BF16 products ran is in --timings; SYNTHSAE_NO_AMX forces the emulation, which says so.
-SYNTHSAE_NO_AMX=1 "$bin" train --model tiny --arch topk --k 3 --width 32 --samples 2048 --batch 512 --eval-samples 1024 \
+# Where the BF16 products ran is in --timings; SYNTHSAE_HOST_BF16=emulated forces the emulation,
+# which says so; a value outside amx, avx512 and emulated is an error that names it.
+SYNTHSAE_HOST_BF16=emulated "$bin" train --model tiny --arch topk --k 3 --width 32 --samples 2048 --batch 512 --eval-samples 1024 \
   --gemm-math bf16 --timings "$work/gm_emu.json" --out "$work/gm_emu" >/dev/null 2>"$work/gm_emu.err" ||
-  fail "bf16 train with SYNTHSAE_NO_AMX failed"
+  fail "bf16 train with SYNTHSAE_HOST_BF16=emulated failed"
 grep -q '"bf16_products": "emulated"' "$work/gm_emu.json" || fail "timings should say the bf16 products were emulated"
 grep -q 'products are emulated' "$work/gm_emu.err" || fail "an emulated bf16 run should say so on stderr"
+SYNTHSAE_HOST_BF16=avx2 "$bin" train --model tiny --arch topk --k 3 --width 32 --samples 2048 --batch 512 \
+  --eval-samples 1024 --gemm-math bf16 --out "$work/gm_bad" >/dev/null 2>"$work/gm_bad.err"
+[ $? -eq 2 ] || fail "SYNTHSAE_HOST_BF16=avx2 should be refused as a usage error (exit 2)"
+grep -q 'SYNTHSAE_HOST_BF16 = avx2' "$work/gm_bad.err" || fail "the SYNTHSAE_HOST_BF16 error should name the value"
+test -e "$work/gm_bad/sae_weights.safetensors" && fail "a refused SYNTHSAE_HOST_BF16 left weights behind"
 "$bin" architectures >"$work/arch.md" || fail "synthsae architectures failed"
 for a in standard topk batchtopk matryoshka_batchtopk jumprelu gated matching_pursuit topk_l1; do
   grep -q "^| \`$a\` |" "$work/arch.md" || fail "synthsae architectures lacks $a"

@@ -1,6 +1,6 @@
-// GemmMath::bf16 on the host (core/gemm_bf16_host.hpp): the AMX tile path where this processor
-// has it, and the emulation that runs elsewhere, against a long-double product of the operands
-// rounded to BF16, with FP32 accumulation's error bound.
+// GemmMath::bf16 on the host (core/gemm_bf16_host.hpp): every unit this processor has (the AMX
+// tile unit, AVX-512 BF16's dot products) and the emulation that runs elsewhere, against a
+// long-double product of the operands rounded to BF16, with FP32 accumulation's error bound.
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -32,11 +32,20 @@ struct Path {
 };
 
 std::vector<Path> bf16_paths() {
-  std::vector<Path> paths{{"emulated", gemm_impl::host_gemm_bf16_emulated}};
-  if (gemm_impl::host_bf16_tiles_available())
-    paths.push_back({"AMX tiles", gemm_impl::host_gemm_bf16});
-  else
-    WARN("no AMX tile unit here (or Linux refused it): only the emulation of GemmMath::bf16 is tested");
+  using gemm_impl::HostBf16Unit;
+  std::vector<Path> paths;
+  for (const HostBf16Unit unit : {HostBf16Unit::emulated, HostBf16Unit::avx512_bf16, HostBf16Unit::amx_tiles}) {
+    if (!gemm_impl::host_bf16_unit_available(unit)) {
+      WARN("this processor has no " << gemm_impl::host_bf16_unit_name(unit) << " (or Linux refused it): not tested");
+      continue;
+    }
+    paths.push_back({gemm_impl::host_bf16_unit_name(unit),
+                     [unit](bool ta, bool tb, std::size_t m, std::size_t n, std::size_t k, float alpha,
+                            const RowMajorOperand<float>& a, const RowMajorOperand<float>& b, float beta,
+                            const RowMajorOperand<float>& c) {
+                       gemm_impl::host_gemm_bf16_on(unit, ta, tb, m, n, k, alpha, a, b, beta, c);
+                     }});
+  }
   return paths;
 }
 
@@ -109,7 +118,7 @@ TEST_CASE("bf16 gemm rounds its operands to BF16 and sums in FP32, every transpo
     std::size_t m, n, k;
   };
   // Whole 32 x 32 blocks and K steps of 32, and every kind of remainder of each.
-  const Shape shapes[] = {{1, 1, 1}, {32, 32, 32}, {17, 33, 31}, {40, 70, 100}, {64, 96, 64}, {33, 17, 129}};
+  const Shape shapes[] = {{1, 1, 1}, {32, 32, 32}, {36, 64, 48}, {17, 33, 31}, {40, 70, 100}, {64, 96, 64}, {33, 17, 129}};
   const std::pair<float, float> scalings[] = {{1.0f, 0.0f}, {1.0f, 1.0f}, {0.5f, 1.0f}, {-1.25f, -0.5f}};
   std::uint64_t stream = 0;
   for (const auto& path : bf16_paths())

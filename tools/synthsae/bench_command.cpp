@@ -45,7 +45,7 @@ constexpr const char* kBenchUsage =
     "  --eval-samples N   evaluation samples per SAE (default 50,000)\n"
     "  --lr X             learning rate (default 1e-3)\n"
     "  --gemm-math M      fp32 (default) | tf32 | bf16: the training runs' GEMM arithmetic, as\n"
-    "                     `synthsae train --gemm-math` (bf16 runs on AMX tiles where the CPU has them)\n"
+    "                     `synthsae train --gemm-math` (bf16 on AMX tiles or AVX-512 BF16 where the CPU has them)\n"
     "  --no-probes        skip the supervised ceiling (logistic-regression probes on x for the\n"
     "                     features the first SAE's latents match)\n"
     "  --out DIR          results.csv, results.json, metrics_vs_l0.svg, training_curves.svg,\n"

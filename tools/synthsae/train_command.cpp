@@ -54,7 +54,7 @@ std::string train_usage() {
       "  --eval-samples N     samples of the final evaluation (default 500,000, as SAELens's runner)\n"
       "  --checkpoint-every N checkpoint every N steps into OUT/checkpoint\n"
       "  --gemm-math M        fp32 | tf32 | bf16: GEMM arithmetic (default fp32); on the CPU\n"
-      "                       bf16 runs on AMX tiles where it has them (else emulated), tf32 as fp32\n"
+      "                       bf16 on AMX tiles or AVX-512 BF16 where the CPU has them (else emulated), tf32 as fp32\n"
       "  --resume DIR         continue from a checkpoint directory\n"
       "  --apply-b-dec-to-input B  true (default, as SAELens): the encoder sees x - b_dec;\n"
       "                       false: x itself (b_dec is then only the decoder's bias)\n"
@@ -256,16 +256,23 @@ void check_architecture_knobs(const std::string& arch, bool k_given, bool l1_giv
 
 std::string bf16_products_where() {
   if constexpr (!host_accessible_v<MemSpace>) return "CUDA tensor cores";
-  return gemm_impl::host_bf16_tiles_available() ? "AMX tiles" : "emulated";
+  return gemm_impl::host_bf16_unit_name(gemm_impl::host_bf16_unit());
 }
 
 GemmMath gemm_math_argument(const std::string& text) {
   const auto math = parse_gemm_math(text);
   if (!math) throw UsageError("--gemm-math = " + text + ": choose fp32, tf32 or bf16");
-  if (*math == GemmMath::bf16 && bf16_products_where() == "emulated")
+  std::string where;
+  try {
+    if (*math == GemmMath::bf16) where = bf16_products_where();
+  } catch (const ConfigError& e) {  // SYNTHSAE_HOST_BF16 outside its values
+    throw UsageError(e.what());
+  }
+  if (where == "emulated")
     std::fprintf(stderr,
-                 "synthsae: --gemm-math bf16: no AMX tile unit here (or SYNTHSAE_NO_AMX is set), so the BF16 "
-                 "products are emulated: the same arithmetic as on tiles, slower than fp32\n");
+                 "synthsae: --gemm-math bf16: this CPU has neither AMX tiles nor AVX-512 BF16 (or "
+                 "SYNTHSAE_HOST_BF16=emulated), so the BF16 products are emulated: the same arithmetic, "
+                 "slower than fp32\n");
   return *math;
 }
 

@@ -54,8 +54,8 @@ class TrainingRun {
   bool done() const { return steps_left() == 0; }
 };
 
-/// Where this process's GemmMath::bf16 products run: "AMX tiles", "emulated" (a host without a
-/// tile unit, or SYNTHSAE_NO_AMX) or "CUDA tensor cores".
+/// Where this process's GemmMath::bf16 products run: "AMX tiles", "AVX-512 BF16", "emulated" (a
+/// host with neither, or SYNTHSAE_HOST_BF16=emulated) or "CUDA tensor cores".
 std::string bf16_products_where();
 /// The value of --gemm-math (train's and bench's): UsageError naming the value if it is none;
 /// for bf16 on a host that emulates it, says so on stderr (the same arithmetic, slower than fp32).

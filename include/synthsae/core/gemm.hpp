@@ -2,7 +2,7 @@
 // C = alpha * op(A) * op(B) + beta * C on row-major (LayoutRight) rank-2 Views, in place,
 // without copies. One entry point; the memory space of the Views chooses the backend:
 // host-accessible memory goes to Eigen (threaded with OpenMP when built with it), or for float
-// in GemmMath::bf16 to the host BF16 product (AMX tiles where the processor has them), CUDA
+// in GemmMath::bf16 to the host BF16 product (AMX tiles or AVX-512 BF16 where the processor has them), CUDA
 // memory to cuBLAS. Row strides (leading dimensions) are honoured, so row-range subviews
 // and LayoutStride views whose column stride is 1 are accepted.
 #include <cstddef>

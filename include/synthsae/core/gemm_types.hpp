@@ -11,7 +11,7 @@ enum class Op { N, T };  ///< use the matrix as stored, or its transpose
 enum class GemmMath {
   fp32,  ///< full FP32
   tf32,  ///< TF32 tensor cores, FP32 accumulation, on CUDA; FP32 on the host (no TF32 unit there)
-  bf16,  ///< operands rounded to BF16, FP32 accumulation: tensor cores on CUDA, AMX tiles (or emulated) on the host
+  bf16,  ///< operands rounded to BF16, FP32 accumulation: tensor cores on CUDA, AMX tiles, AVX-512 BF16 (or emulated) on the host
 };
 
 inline constexpr std::string_view gemm_math_name(GemmMath m) {
