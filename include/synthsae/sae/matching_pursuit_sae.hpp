@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "synthsae/core/gemm.hpp"
+#include "synthsae/core/host_parallel.hpp"
 #include "synthsae/sae/kernels/bucket_index.hpp"
 #include "synthsae/sae/kernels/step_buffers.hpp"
 #include "synthsae/sae/parameters.hpp"
@@ -54,8 +55,10 @@ void matching_pursuit_encode(const MatchingPursuit& mp, const Matrix<T>& xc, con
   const T threshold = static_cast<T>(mp.residual_threshold);
   const bool dup_stop = mp.stop_on_duplicate_support;
   const auto s = scores;
-  Kokkos::parallel_for(
-      "synthsae::mp_encode", Kokkos::RangePolicy<ExecSpace>(0, xc.extent(0)), KOKKOS_LAMBDA(int i) {
+  // Rows are independent: host_rows threads them where Kokkos is Serial (Debian's), the same bits.
+  host_rows(
+      "synthsae::mp_encode", static_cast<std::int64_t>(xc.extent(0)), std::int64_t{2} * iterations * s_count + d,
+      KOKKOS_LAMBDA(int i) {
         T r2 = 0;
         for (int k = 0; k < d; ++k) r2 += xc(i, k) * xc(i, k);
         bool done = false;
@@ -138,8 +141,8 @@ class MatchingPursuitSae {
     const auto w = params_.w_dec, xc = xc_, contrib = contrib_, dr = dr_, r = r_;
     const auto sel = sel_;
     const auto val = val_;
-    Kokkos::parallel_for(
-        "synthsae::mp_backward", Kokkos::RangePolicy<ExecSpace>(0, rows), KOKKOS_LAMBDA(int i) {
+    host_rows(
+        "synthsae::mp_backward", static_cast<std::int64_t>(rows), std::int64_t{6} * iters * d, KOKKOS_LAMBDA(int i) {
           // r_T = xc - sum_t v_t w_t = x - x_hat (b_dec in both or in neither).
           for (int k = 0; k < d; ++k) {
             r(i, k) = xx(i, k) - xh(i, k);
@@ -170,8 +173,8 @@ class MatchingPursuitSae {
     if (apply_b_dec_to_input_) {
       const auto db = grads.b_dec;
       const int ri = static_cast<int>(rows);
-      Kokkos::parallel_for(
-          "synthsae::mp_db_dec", Kokkos::RangePolicy<ExecSpace>(0, d), KOKKOS_LAMBDA(int k) {
+      host_rows(
+          "synthsae::mp_db_dec", d, ri, KOKKOS_LAMBDA(int k) {
             T acc = 0;
             for (int i = 0; i < ri; ++i) acc += dr(i, k);
             db(k) -= acc;
@@ -184,8 +187,9 @@ class MatchingPursuitSae {
     const auto d_offsets = by_latent_.offsets;
     const auto d_order = by_latent_.order;
     const auto gw = grads.w_dec;
-    Kokkos::parallel_for(
-        "synthsae::mp_dw_dec", Kokkos::RangePolicy<ExecSpace>(0, s), KOKKOS_LAMBDA(int j) {
+    host_rows(
+        "synthsae::mp_dw_dec", s, std::int64_t(d) * (1 + static_cast<std::int64_t>(rows) * iters / (s > 0 ? s : 1)),
+        KOKKOS_LAMBDA(int j) {
           for (int k = 0; k < d; ++k) gw(j, k) = T(0);
           for (int q = d_offsets(j); q < d_offsets(j + 1); ++q)
             for (int k = 0; k < d; ++k) gw(j, k) += contrib(d_order(q), k);
@@ -246,8 +250,8 @@ class MatchingPursuitSae {
     const auto b_dec = params_.b_dec;
     const int di = static_cast<int>(d);
     const bool centre = apply_b_dec_to_input_;
-    Kokkos::parallel_for(
-        "synthsae::mp_center", Kokkos::RangePolicy<ExecSpace>(0, rows), KOKKOS_LAMBDA(int i) {
+    host_rows(
+        "synthsae::mp_center", static_cast<std::int64_t>(rows), di, KOKKOS_LAMBDA(int i) {
           for (int k = 0; k < di; ++k) xc(i, k) = centre ? xx(i, k) - b_dec(k) : xx(i, k);
         });
     detail::matching_pursuit_encode(mp_, xc_, params_.w_dec, scores_, gram_, sel_, val_, z_);
