@@ -4,12 +4,14 @@
 // failure the temporary directory is removed and the target is untouched. A process killed
 // outright cannot remove its own: the next run on the same target removes the staging
 // directories of processes that no longer exist.
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstdio>
 #include <filesystem>
 #include <string>
 #include <system_error>
+#include <vector>
 
 #include <signal.h>
 #include <unistd.h>
@@ -43,13 +45,30 @@ class StagedDirectory {
   /// Where to write.
   const std::filesystem::path& path() const { return staging_; }
 
-  /// Moves every staged file into the target (created if needed), replacing files of the same
-  /// name; files of the target that were not staged are left alone.
+  /// Moves every staged file into the target, replacing files of the same name; files of the
+  /// target that were not staged are left alone. A target that does not exist yet gets the whole
+  /// staging directory in one rename. Into an existing one (a training run's checkpoint/ is
+  /// there) files move one by one, the completion markers last: a loader finds an SAE by its
+  /// cfg.json, so a process killed between two moves must not leave cfg.json without weights.
   void commit() {
     std::error_code ec;
+    if (!std::filesystem::exists(target_, ec) && !ec) {
+      std::filesystem::rename(staging_, target_, ec);
+      if (!ec) {
+        committed_ = true;
+        return;
+      }
+    }
+    ec.clear();
     std::filesystem::create_directories(target_, ec);
     if (ec) throw IoError(target_.string(), "cannot create directory: " + ec.message());
-    for (const auto& entry : std::filesystem::directory_iterator(staging_)) {
+    std::vector<std::filesystem::directory_entry> entries;
+    for (const auto& entry : std::filesystem::directory_iterator(staging_)) entries.push_back(entry);
+    std::stable_partition(entries.begin(), entries.end(), [](const std::filesystem::directory_entry& e) {
+      const std::string name = e.path().filename().string();
+      return name != "cfg.json" && name != "results.json";
+    });
+    for (const auto& entry : entries) {
       const std::filesystem::path to = target_ / entry.path().filename();
       // rename() replaces a file but not a non-empty directory (a rerun's runs/, saes/): the old
       // one moves aside first and goes once the new one is in place.
