@@ -162,26 +162,9 @@ inline void gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::
     for (std::size_t r0 = first_r; r0 < r_end; r0 += kBlock)  // a row of blocks reuses A's rows
       for (std::size_t c0 = first_c; c0 < c_end; c0 += kBlock) block_product(ap, bp, pk, r0, c0, m, n, alpha, beta, c);
   };
-  const long pack_items = static_cast<long>(a_items + b_items);
-#ifdef _OPENMP
   // The tile unit is ~5x the FP32 product, so a team pays off only from ~8x the FP32 threshold.
-  const bool worth_a_team = double(m) * double(n) * double(k) >= 8 * gemm_parallel_min_work;
-  const int team = worth_a_team ? static_cast<int>(std::min<long>(items, omp_get_max_threads())) : 1;
-#pragma omp parallel num_threads(team)
-  {
-#pragma omp for schedule(dynamic, 8)
-    for (long i = 0; i < pack_items; ++i) pack(i);
-    configure_tiles();
-#pragma omp for schedule(dynamic, 1)
-    for (long i = 0; i < items; ++i) compute(i);
-    release_tiles();
-  }
-#else
-  for (long i = 0; i < pack_items; ++i) pack(i);
-  configure_tiles();
-  for (long i = 0; i < items; ++i) compute(i);
-  release_tiles();
-#endif
+  pack_then_compute(double(m) * double(n) * double(k), 8 * gemm_parallel_min_work, static_cast<long>(a_items + b_items),
+                    items, pack, compute, configure_tiles, release_tiles);
 }
 
 #undef SYNTHSAE_AMX_TARGET

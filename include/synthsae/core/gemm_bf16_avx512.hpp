@@ -130,22 +130,10 @@ inline void gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::
                       std::min(kRows, m - r0), std::min(kColumns, n - c0), alpha, beta);
     }
   };
-  const long pack_items = static_cast<long>(a_panels + b_groups);
-#ifdef _OPENMP
   // About twice the FP32 product's multiply-adds per cycle, so a team from twice its threshold.
-  const bool worth_a_team = double(m) * double(n) * double(k) >= 2 * gemm_parallel_min_work;
-  const int team = worth_a_team ? static_cast<int>(std::min<long>(items, omp_get_max_threads())) : 1;
-#pragma omp parallel num_threads(team)
-  {
-#pragma omp for schedule(dynamic, 8)
-    for (long i = 0; i < pack_items; ++i) pack(i);
-#pragma omp for schedule(dynamic, 1)
-    for (long i = 0; i < items; ++i) compute(i);
-  }
-#else
-  for (long i = 0; i < pack_items; ++i) pack(i);
-  for (long i = 0; i < items; ++i) compute(i);
-#endif
+  const auto nothing = [] {};
+  pack_then_compute(double(m) * double(n) * double(k), 2 * gemm_parallel_min_work,
+                    static_cast<long>(a_panels + b_groups), items, pack, compute, nothing, nothing);
 }
 
 }  // namespace synthsae::gemm_impl::x86_bf16::avx512

@@ -122,4 +122,31 @@ T* aligned_start(std::vector<T>& v, std::size_t count) {
   return v.data() + ((64 - address % 64) % 64) / sizeof(T);
 }
 
+/// The driver both kernels share: pack(i) for i < pack_items, then compute(i) for i < items, each
+/// loop shared by a team of threads once the product has at least min_work multiply-adds (one
+/// thread below that: a team costs more than it saves). Every member runs enter() before its
+/// first compute() and leave() after its last (the tile unit's configuration is per thread).
+template <class Pack, class Compute, class Enter, class Leave>
+void pack_then_compute(double multiply_adds, double min_work, long pack_items, long items, const Pack& pack,
+                       const Compute& compute, const Enter& enter, const Leave& leave) {
+#ifdef _OPENMP
+  const int team = multiply_adds >= min_work ? static_cast<int>(std::min<long>(items, omp_get_max_threads())) : 1;
+#pragma omp parallel num_threads(team)
+  {
+#pragma omp for schedule(dynamic, 8)
+    for (long i = 0; i < pack_items; ++i) pack(i);
+    enter();
+#pragma omp for schedule(dynamic, 1)
+    for (long i = 0; i < items; ++i) compute(i);
+    leave();
+  }
+#else
+  (void)multiply_adds, (void)min_work;
+  for (long i = 0; i < pack_items; ++i) pack(i);
+  enter();
+  for (long i = 0; i < items; ++i) compute(i);
+  leave();
+#endif
+}
+
 }  // namespace synthsae::gemm_impl::x86_bf16
