@@ -91,7 +91,7 @@ class TypedTrainingRun final : public TrainingRun {
         world_(world),
         stream_seed_(stream_seed),
         runner_(std::move(runner)),
-        out_(a.out),
+        out_(a.out, {"cfg.json"}),
         sae_(std::move(sae)),
         trainer_(sae_, world, cfg) {
     if (a_.resume) {
@@ -262,13 +262,14 @@ std::string bf16_products_where() {
 GemmMath gemm_math_argument(const std::string& text) {
   const auto math = parse_gemm_math(text);
   if (!math) throw UsageError("--gemm-math = " + text + ": choose fp32, tf32 or bf16");
-  std::string where;
+  bool emulated = false;
   try {
-    if (*math == GemmMath::bf16) where = bf16_products_where();
+    if constexpr (host_accessible_v<MemSpace>)
+      emulated = *math == GemmMath::bf16 && gemm_impl::host_bf16_unit() == gemm_impl::HostBf16Unit::emulated;
   } catch (const ConfigError& e) {  // SYNTHSAE_HOST_BF16 outside its values
     throw UsageError(e.what());
   }
-  if (where == "emulated")
+  if (emulated)
     std::fprintf(stderr,
                  "synthsae: --gemm-math bf16: this CPU has neither AMX tiles nor AVX-512 BF16 (or "
                  "SYNTHSAE_HOST_BF16=emulated), so the BF16 products are emulated: the same arithmetic, "
