@@ -137,7 +137,7 @@ int run_bench(const std::vector<std::string>& argv) {
       const auto t_start = std::chrono::steady_clock::now();
       SyntheticModel world = world_from_argument(preset_name);
       const double world_seconds = seconds_since(t_start);
-      StagedDirectory out(out_dir);
+      StagedDirectory out(out_dir, {"results.json"});
       // The runs of one L0 and seed read the same stream: they train side by side, taking turns
       // chunk by chunk, and each batch is drawn once for all of them (BatchCache; the same bits
       // as drawing it per run). The drawing is timed here, as the job's shared generation.

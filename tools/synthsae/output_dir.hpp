@@ -23,7 +23,10 @@ namespace synthsae::cli {
 
 class StagedDirectory {
  public:
-  explicit StagedDirectory(std::filesystem::path target) : target_(std::move(target)) {
+  /// `move_last`: the files a reader takes as the sign of a complete output (an SAE directory's
+  /// cfg.json, the bench's results.json); commit() moves them after every other file.
+  explicit StagedDirectory(std::filesystem::path target, std::vector<std::string> move_last = {})
+      : target_(std::move(target)), move_last_(std::move(move_last)) {
     if (target_.filename().empty()) target_ = target_.parent_path();  // "dir/" -> "dir"
     staging_ = target_;
     staging_ += ".partial-" + std::to_string(::getpid());
@@ -48,7 +51,7 @@ class StagedDirectory {
   /// Moves every staged file into the target, replacing files of the same name; files of the
   /// target that were not staged are left alone. A target that does not exist yet gets the whole
   /// staging directory in one rename. Into an existing one (a training run's checkpoint/ is
-  /// there) files move one by one, the completion markers last: a loader finds an SAE by its
+  /// there) files move one by one, move_last's files last: a loader finds an SAE by its
   /// cfg.json, so a process killed between two moves must not leave cfg.json without weights.
   void commit() {
     std::error_code ec;
@@ -64,9 +67,8 @@ class StagedDirectory {
     if (ec) throw IoError(target_.string(), "cannot create directory: " + ec.message());
     std::vector<std::filesystem::directory_entry> entries;
     for (const auto& entry : std::filesystem::directory_iterator(staging_)) entries.push_back(entry);
-    std::stable_partition(entries.begin(), entries.end(), [](const std::filesystem::directory_entry& e) {
-      const std::string name = e.path().filename().string();
-      return name != "cfg.json" && name != "results.json";
+    std::stable_partition(entries.begin(), entries.end(), [this](const std::filesystem::directory_entry& e) {
+      return std::find(move_last_.begin(), move_last_.end(), e.path().filename().string()) == move_last_.end();
     });
     for (const auto& entry : entries) {
       const std::filesystem::path to = target_ / entry.path().filename();
@@ -107,6 +109,7 @@ class StagedDirectory {
   }
 
   std::filesystem::path target_, staging_;
+  std::vector<std::string> move_last_;
   bool committed_ = false;
 };
 
