@@ -30,6 +30,19 @@ BENCHMARK(BM_GemmEncoderShape)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
+// The encoder product in FP32 (arg 3: 0) and BF16 (2; AMX tiles or AVX-512 BF16 where the
+// processor has them, else emulated): 1,024 x 128 x 1,024 is cpu-1k training's one dense product.
+void BM_GemmEncoderShapeMath(benchmark::State& state) {
+  ScopedGemmMath math(state.range(3) == 2 ? GemmMath::bf16 : GemmMath::fp32);
+  BM_GemmEncoderShape(state);
+}
+BENCHMARK(BM_GemmEncoderShapeMath)
+    ->Args({1024, 128, 1024, 0})
+    ->Args({1024, 128, 1024, 2})
+    ->Args({1024, 768, 4096, 2})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
 // The other products of a training step at 768 -> 4,096, batch 1,024, and a short one (few rows
 // of C): arguments (transpose A, transpose B, m, n, k) of C [m, n] = op(A) op(B).
 void BM_GemmStepShapes(benchmark::State& state) {
