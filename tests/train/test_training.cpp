@@ -1,8 +1,12 @@
 // Optimiser, schedules, autotuner, checkpoint resumption, and training quality on small worlds.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
 
 #include "synthsae/core/counter_rng.hpp"
 #include "synthsae/metrics/evaluate.hpp"
@@ -483,4 +487,43 @@ TEST_CASE("init_sae_to_match_features: decoder = the true features (MCC 1), W_de
   CHECK(sq / 1536 == Approx(1e-4).epsilon(5 * std::sqrt(2.0 / 1536)));
   CHECK_THROWS_WITH(init_sae_to_match_features(sae.parameters(), world.feature_vectors(), 0.0, {1, 2}),
                     Catch::Contains("feature_ordering"));
+}
+
+TEST_CASE("metrics.csv: an evaluation that throws leaves no half row; the next row starts its own line",
+          "[train][csv]") {
+  const auto path = std::filesystem::temp_directory_path() / "synthsae_test_csv_throw.csv";
+  CsvLog log;
+  log.path = path;
+  log.every_steps = 1;
+  log.eval_every = 2;
+  bool fail = true;
+  log.evaluate = [&](const StepInfo&) -> io::Json {
+    if (fail) throw IoError("eval", "fails once");
+    return io::Json{{"mcc", 0.5}, {"uniqueness", 1.0}, {"explained_variance", 0.25},
+                    {"classification", {{"f1_score", 0.75}}}, {"sae_l0", 8.0}};
+  };
+  int trainer = 0;  // CsvLog reads nothing of the trainer
+  log.on_start(trainer);
+  StepInfo i;
+  i.total_steps = 10;
+  i.step = 1;
+  log.on_step(i, trainer);
+  i.step = 2;
+  CHECK_THROWS_AS(log.on_step(i, trainer), IoError);
+  fail = false;
+  log.on_step(i, trainer);  // the same step again, as a run fitted in pieces may
+  i.step = 3;
+  log.on_step(i, trainer);
+  log.on_end(i, trainer);
+  std::ifstream in(path);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  REQUIRE(lines.size() == 4);  // header, steps 1, 2 (evaluated), 3
+  const auto fields = [](const std::string& line) { return std::count(line.begin(), line.end(), ',') + 1; };
+  for (const auto& line : lines) CHECK(fields(line) == fields(std::string(CsvLog::kHeader)));
+  CHECK(lines[1].rfind("1,", 0) == 0);
+  CHECK(lines[2].rfind("2,", 0) == 0);
+  CHECK(lines[2].ends_with(",0.5,1,0.25,0.75,8"));
+  CHECK(lines[3].rfind("3,", 0) == 0);
+  std::filesystem::remove(path);
 }

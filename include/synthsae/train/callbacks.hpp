@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <sstream>
 #include <string>
 
 #include <unistd.h>
@@ -90,23 +91,29 @@ struct CsvLog {
     if (!file) throw IoError(path.string(), "cannot open for writing");
     file << kHeader << '\n';
   }
+  /// Each row is composed whole before it is written: an evaluation that throws leaves no half
+  /// row for the next one to continue (a run fitted in pieces keeps the file), and a failed
+  /// write (a full disk) is an IoError, not a silently short log.
   template <class Tr>
   void on_step(const StepInfo& i, Tr&) {
     const bool eval_now = eval_every > 0 && evaluate && i.step % eval_every == 0;
     if (i.step % std::max<long>(1, every_steps) != 0 && !eval_now && i.step != i.total_steps) return;
-    file << i.step << ',' << i.samples << ',' << i.losses.total() << ',' << i.losses.mse << ',' << i.losses.inner_mse
-         << ',' << i.losses.penalty << ',' << i.losses.aux << ',' << i.l0 << ',' << i.dead_latents << ',' << i.lr << ','
-         << i.coefficient << ',' << i.grad_norm << ',' << i.skipped_steps << ',' << i.elapsed_seconds;
+    std::ostringstream row;
+    row << i.step << ',' << i.samples << ',' << i.losses.total() << ',' << i.losses.mse << ',' << i.losses.inner_mse
+        << ',' << i.losses.penalty << ',' << i.losses.aux << ',' << i.l0 << ',' << i.dead_latents << ',' << i.lr << ','
+        << i.coefficient << ',' << i.grad_norm << ',' << i.skipped_steps << ',' << i.elapsed_seconds;
     if (eval_now) {
       const io::Json r = evaluate(i);
-      file << ',' << r["mcc"].get<double>() << ',' << r["uniqueness"].get<double>() << ','
-           << r["explained_variance"].get<double>() << ',' << r["classification"]["f1_score"].get<double>() << ','
-           << r["sae_l0"].get<double>();
+      row << ',' << r["mcc"].get<double>() << ',' << r["uniqueness"].get<double>() << ','
+          << r["explained_variance"].get<double>() << ',' << r["classification"]["f1_score"].get<double>() << ','
+          << r["sae_l0"].get<double>();
     } else {
-      file << ",,,,,";
+      row << ",,,,,";
     }
-    file << '\n';
+    row << '\n';
+    file << row.str();
     file.flush();
+    if (!file) throw IoError(path.string(), "cannot write the row of step " + std::to_string(i.step));
   }
   template <class Tr>
   void on_end(const StepInfo&, Tr&) {
