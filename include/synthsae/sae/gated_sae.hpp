@@ -20,6 +20,7 @@
 #include <optional>
 
 #include "synthsae/core/gemm.hpp"
+#include "synthsae/core/host_copy.hpp"
 #include "synthsae/core/row_loops.hpp"
 #include "synthsae/sae/kernels/active_set.hpp"
 #include "synthsae/sae/kernels/step_buffers.hpp"
@@ -138,7 +139,7 @@ class GatedSae {
 
   void encode(const Matrix<T>& x, const Matrix<T>& z) {
     forward(x, /*reconstruct=*/false);
-    Kokkos::deep_copy(z, z_);
+    copy_view(z, z_);
   }
   void decode(const Matrix<T>& z, const Matrix<T>& x_hat) const {
     gemm(Op::N, Op::N, T(1), z, params_.w_dec, T(0), x_hat);
@@ -157,11 +158,11 @@ class GatedSae {
     if (x.extent(1) != input_dim())
       throw ShapeError("SAE input has " + show(x.extent(1)) + " dimensions, d_in is " + show(input_dim()));
     resize(x.extent(0));
-    Kokkos::deep_copy(x_, x);
+    copy_view(x_, x);
     if (apply_b_dec_to_input_)
       kernels::subtract_from_rows(x_, params_.b_dec, xc_);
     else
-      Kokkos::deep_copy(xc_, x_);
+      copy_view(xc_, x_);
     gemm(Op::N, Op::N, T(1), xc_, params_.w_enc, T(0), H_);
   }
 

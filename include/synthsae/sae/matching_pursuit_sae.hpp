@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "synthsae/core/gemm.hpp"
+#include "synthsae/core/host_copy.hpp"
 #include "synthsae/core/host_parallel.hpp"
 #include "synthsae/sae/kernels/bucket_index.hpp"
 #include "synthsae/sae/kernels/step_buffers.hpp"
@@ -49,7 +50,7 @@ void matching_pursuit_encode(const MatchingPursuit& mp, const Matrix<T>& xc, con
                              const Matrix<T>& val, const Matrix<T>& z) {
   gemm(Op::N, Op::T, T(1), xc, w_dec, T(0), scores);   // s = r0 W_dec^T
   gemm(Op::N, Op::T, T(1), w_dec, w_dec, T(0), gram);  // G = W_dec W_dec^T
-  Kokkos::deep_copy(z, T(0));
+  fill_view(z, T(0));
   const int s_count = static_cast<int>(w_dec.extent(0)), d = static_cast<int>(xc.extent(1));
   const int iterations = mp.max_iterations;
   const T threshold = static_cast<T>(mp.residual_threshold);
@@ -216,7 +217,7 @@ class MatchingPursuitSae {
 
   void encode(const Matrix<T>& x, const Matrix<T>& z) {
     forward(x);
-    Kokkos::deep_copy(z, z_);
+    copy_view(z, z_);
   }
   void decode(const Matrix<T>& z, const Matrix<T>& x_hat) const {
     gemm(Op::N, Op::N, T(1), z, params_.w_dec, T(0), x_hat);
@@ -245,7 +246,7 @@ class MatchingPursuitSae {
       val_ = Matrix<T>("mp_val", rows, mp_.max_iterations);
     }
     if (gram_.extent(0) != s) gram_ = Matrix<T>("mp_gram", s, s);
-    Kokkos::deep_copy(x_, x);
+    copy_view(x_, x);
     const auto xx = x_, xc = xc_;
     const auto b_dec = params_.b_dec;
     const int di = static_cast<int>(d);

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "synthsae/core/gemm.hpp"
+#include "synthsae/core/host_copy.hpp"
 #include "synthsae/core/row_loops.hpp"
 #include "synthsae/sae/concepts.hpp"
 #include "synthsae/sae/kernels/active_set.hpp"
@@ -305,7 +306,7 @@ class Sae {
   /// z = feature activations [B, S]; BatchTopK selects over this batch (the runner's evaluation).
   void encode(const Matrix<T>& x, const Matrix<T>& z) {
     forward(x, eval_, false, /*reconstruct=*/false);
-    Kokkos::deep_copy(z, eval_.z);
+    copy_view(z, eval_.z);
   }
   /// x_hat = (rescale ? z / |W_dec| : z) W_dec + b_dec (from z's nonzero entries when they are
   /// few: kernels/adaptive_decode.hpp).
@@ -402,11 +403,11 @@ class Sae {
     }
     if (&b == &train_) z_deferred_ = false;  // this step writes (or defers) z anew
     b.resize(x.extent(0), input_dim(), num_latents());
-    Kokkos::deep_copy(b.x, x);
+    copy_view(b.x, x);
     if (apply_b_dec_to_input_)
       kernels::subtract_from_rows(b.x, params_.b_dec, b.xc);
     else
-      Kokkos::deep_copy(b.xc, b.x);
+      copy_view(b.xc, b.x);
     kernels::fill_rows(b.h, params_.b_enc);  // h = b_enc + xc W_enc: the product accumulates onto the bias
     gemm(Op::N, Op::N, T(1), b.xc, params_.w_enc, T(1), b.h);
     kernels::row_norms(params_.w_dec, b.norms);

@@ -12,6 +12,7 @@
 
 #include "synthsae/core/backend.hpp"
 #include "synthsae/core/error.hpp"
+#include "synthsae/core/host_copy.hpp"
 #include "synthsae/world/activation_sampler.hpp"
 
 namespace synthsae {
@@ -35,7 +36,7 @@ inline void copy_batch(const SampleBatch& from, SampleBatch& to) {
     // Ranks 1 and 2 only (extent(1) of a rank-1 View is 1).
     if (dst.extent(0) != src.extent(0) || dst.extent(1) != src.extent(1))
       dst = V(Kokkos::view_alloc(Kokkos::WithoutInitializing, std::string(label)), src.layout());
-    Kokkos::deep_copy(dst, src);
+    copy_view(dst, src);
   };
   match(to.features.ids, from.features.ids, "feature_ids");
   match(to.features.values, from.features.values, "feature_values");
