@@ -8,6 +8,8 @@
 #include <vector>
 
 #include "synthsae/core/gemm.hpp"
+#include "synthsae/core/host_copy.hpp"
+#include "synthsae/core/host_parallel.hpp"
 #include "synthsae/world/synthetic_model.hpp"
 
 namespace synthsae {
@@ -63,17 +65,17 @@ inline ProbeResult supervised_probe_scores(SyntheticModel& world, const std::vec
     const auto xx = x;
     const float s = static_cast<float>(scale);
     const int di = static_cast<int>(d);
-    Kokkos::parallel_for(
-        "synthsae::probe_scale", Kokkos::RangePolicy<ExecSpace>(0, b), KOKKOS_LAMBDA(int i) {
+    host_rows(
+        "synthsae::probe_scale", static_cast<std::int64_t>(b), di, KOKKOS_LAMBDA(int i) {
           for (int k = 0; k < di; ++k) xx(i, k) *= s;
         });
-    Kokkos::deep_copy(labels, std::uint8_t(0));
+    fill_view(labels, std::uint8_t(0));
     const auto ids = truth.ids;
     const auto counts = truth.counts;
     const auto col = column_of;
     const auto lab = labels;
-    Kokkos::parallel_for(
-        "synthsae::probe_labels", Kokkos::RangePolicy<ExecSpace>(0, b), KOKKOS_LAMBDA(int i) {
+    host_rows(
+        "synthsae::probe_labels", static_cast<std::int64_t>(b), 64, KOKKOS_LAMBDA(int i) {
           for (int q = 0; q < counts(i); ++q) {
             const int c = col(ids(i, q));
             if (c >= 0) lab(i, c) = 1;
@@ -103,8 +105,8 @@ inline ProbeResult supervised_probe_scores(SyntheticModel& world, const std::vec
     const auto lab = labels;
     const auto bb = bias;
     const float inv_b = 1.0f / float(b);
-    Kokkos::parallel_for(
-        "synthsae::probe_grad", Kokkos::RangePolicy<ExecSpace>(0, b), KOKKOS_LAMBDA(int i) {
+    host_rows(
+        "synthsae::probe_grad", static_cast<std::int64_t>(b), 20 * std::int64_t{fi}, KOKKOS_LAMBDA(int i) {
           for (int c = 0; c < fi; ++c) {
             const float p = 1.0f / (1.0f + kmath::exp(-(lg(i, c) + bb(c))));
             lg(i, c) = (p - float(lab(i, c))) * inv_b;  // dBCE/dlogit, averaged over the batch
@@ -113,8 +115,8 @@ inline ProbeResult supervised_probe_scores(SyntheticModel& world, const std::vec
     gemm(Op::T, Op::N, 1.0f, x, logits, 0.0f, grad_w);
     const int bi = static_cast<int>(b);
     const auto gb = grad_b;
-    Kokkos::parallel_for(
-        "synthsae::probe_grad_b", Kokkos::RangePolicy<ExecSpace>(0, f), KOKKOS_LAMBDA(int c) {
+    host_rows(
+        "synthsae::probe_grad_b", static_cast<std::int64_t>(f), bi, KOKKOS_LAMBDA(int c) {
           float acc = 0;
           for (int i = 0; i < bi; ++i) acc += lg(i, c);
           gb(c) = acc;
@@ -123,8 +125,8 @@ inline ProbeResult supervised_probe_scores(SyntheticModel& world, const std::vec
     const float bias1 = 1.0f - float(std::pow(0.9, double(t))),
                 sqrt_bias2 = float(std::sqrt(1.0 - std::pow(0.999, double(t))));
     auto adam = [&](const Vector<float>& p, const Vector<float>& g, const Vector<float>& m, const Vector<float>& v) {
-      Kokkos::parallel_for(
-          "synthsae::probe_adam", Kokkos::RangePolicy<ExecSpace>(0, p.extent(0)), KOKKOS_LAMBDA(int i) {
+      host_rows(
+          "synthsae::probe_adam", static_cast<std::int64_t>(p.extent(0)), 10, KOKKOS_LAMBDA(int i) {
             m(i) = b1 * m(i) + (1 - b1) * g(i);
             v(i) = b2 * v(i) + (1 - b2) * g(i) * g(i);
             p(i) -= lr / bias1 * m(i) / (kmath::sqrt(v(i)) / sqrt_bias2 + 1e-8f);
@@ -143,8 +145,8 @@ inline ProbeResult supervised_probe_scores(SyntheticModel& world, const std::vec
     const auto bb = bias;
     const auto cnt = counts;
     const int rows = static_cast<int>(std::min(b, opt.eval_samples - done));
-    Kokkos::parallel_for(
-        "synthsae::probe_eval", Kokkos::RangePolicy<ExecSpace>(0, f), KOKKOS_LAMBDA(int c) {
+    host_rows(
+        "synthsae::probe_eval", static_cast<std::int64_t>(f), 3 * std::int64_t{rows}, KOKKOS_LAMBDA(int c) {
           for (int i = 0; i < rows; ++i) {
             const bool pred = lg(i, c) + bb(c) > 0.0f, truth_on = lab(i, c) != 0;
             cnt(c, 0) += pred && truth_on;
