@@ -146,8 +146,7 @@ inline void gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::
   std::uint16_t* ap = aligned_start(buf.a16, pm * pk);
   std::uint32_t* bp = aligned_start(buf.b, pn / 16 * (pk / 2) * 16);
   const std::size_t a_items = pm / kBlock, b_items = pn / 16;
-  const std::size_t row_items = (pm + kItemRows - 1) / kItemRows, col_items = (pn + kItemColumns - 1) / kItemColumns;
-  const long items = static_cast<long>(row_items * col_items);
+  const ItemGrid grid{pm, pn, kItemRows, kItemColumns};
   auto pack = [&](long i) {
     if (i < static_cast<long>(a_items))
       pack_a(trans_a, a, m, k, pk, ap, std::size_t(i) * kBlock, std::size_t(i + 1) * kBlock);
@@ -155,16 +154,13 @@ inline void gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::
       pack_b_pairs(trans_b, b, k, n, pk, bp, std::size_t(i) - a_items, std::size_t(i) - a_items + 1);
   };
   auto compute = [&](long item) {
-    // Column-major over items: the items of one column panel (one slice of Bp) run together.
-    const std::size_t col = std::size_t(item) / row_items, row = std::size_t(item) % row_items;
-    const std::size_t first_r = row * kItemRows, first_c = col * kItemColumns;
-    const std::size_t r_end = std::min(pm, first_r + kItemRows), c_end = std::min(pn, first_c + kItemColumns);
-    for (std::size_t r0 = first_r; r0 < r_end; r0 += kBlock)  // a row of blocks reuses A's rows
-      for (std::size_t c0 = first_c; c0 < c_end; c0 += kBlock) block_product(ap, bp, pk, r0, c0, m, n, alpha, beta, c);
+    const ItemGrid::Range at = grid.range(item);
+    for (std::size_t r0 = at.r0; r0 < at.r_end; r0 += kBlock)  // a row of blocks reuses A's rows
+      for (std::size_t c0 = at.c0; c0 < at.c_end; c0 += kBlock) block_product(ap, bp, pk, r0, c0, m, n, alpha, beta, c);
   };
   // The tile unit is ~5x the FP32 product, so a team pays off only from ~8x the FP32 threshold.
   pack_then_compute(double(m) * double(n) * double(k), 8 * gemm_parallel_min_work, static_cast<long>(a_items + b_items),
-                    items, pack, compute, configure_tiles, release_tiles);
+                    grid.count(), pack, compute, configure_tiles, release_tiles);
 }
 
 #undef SYNTHSAE_AMX_TARGET

@@ -109,8 +109,7 @@ inline void gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::
   std::uint32_t* ap = aligned_start(buf.a32, pm * pairs);
   std::uint32_t* bp = aligned_start(buf.b, pn * pairs);
   const std::size_t a_panels = pm / kRows, b_groups = pn / 16;
-  const std::size_t row_items = (pm + kItemRows - 1) / kItemRows, col_items = (pn + kItemColumns - 1) / kItemColumns;
-  const long items = static_cast<long>(row_items * col_items);
+  const ItemGrid grid{pm, pn, kItemRows, kItemColumns};
   auto pack = [&](long i) {
     if (i < static_cast<long>(a_panels))
       pack_a_pairs(trans_a, a, m, k, pk, ap, std::size_t(i), std::size_t(i) + 1);
@@ -118,14 +117,11 @@ inline void gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::
       pack_b_pairs(trans_b, b, k, n, pk, bp, std::size_t(i) - a_panels, std::size_t(i) - a_panels + 1);
   };
   auto compute = [&](long item) {
-    // Column-major over items: the items of one column panel (one slice of Bp) run together;
-    // inside an item, each pair of B groups (48 KB at K = 768) serves every row panel.
-    const std::size_t col = std::size_t(item) / row_items, row = std::size_t(item) % row_items;
-    const std::size_t first_r = row * kItemRows, first_c = col * kItemColumns;
-    const std::size_t r_end = std::min(pm, first_r + kItemRows), c_end = std::min(pn, first_c + kItemColumns);
-    for (std::size_t c0 = first_c; c0 < c_end && c0 < n; c0 += kColumns) {
+    // Inside an item, each pair of B groups (48 KB at K = 768) serves every row panel.
+    const ItemGrid::Range at = grid.range(item);
+    for (std::size_t c0 = at.c0; c0 < at.c_end && c0 < n; c0 += kColumns) {
       const std::uint32_t* b0 = bp + (c0 / 16) * pairs * 16;
-      for (std::size_t r0 = first_r; r0 < r_end && r0 < m; r0 += kRows)
+      for (std::size_t r0 = at.r0; r0 < at.r_end && r0 < m; r0 += kRows)
         block_product(ap + (r0 / kRows) * pairs * kRows, b0, b0 + pairs * 16, pairs, c.data + r0 * c.ld + c0, c.ld,
                       std::min(kRows, m - r0), std::min(kColumns, n - c0), alpha, beta);
     }
@@ -133,7 +129,7 @@ inline void gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::
   // About twice the FP32 product's multiply-adds per cycle, so a team from twice its threshold.
   const auto nothing = [] {};
   pack_then_compute(double(m) * double(n) * double(k), 2 * gemm_parallel_min_work,
-                    static_cast<long>(a_panels + b_groups), items, pack, compute, nothing, nothing);
+                    static_cast<long>(a_panels + b_groups), grid.count(), pack, compute, nothing, nothing);
 }
 
 }  // namespace synthsae::gemm_impl::x86_bf16::avx512

@@ -122,6 +122,23 @@ T* aligned_start(std::vector<T>& v, std::size_t count) {
   return v.data() + ((64 - address % 64) % 64) / sizeof(T);
 }
 
+/// C's padded rows x cols cut into work items of item_rows x item_cols, numbered column-major: the
+/// items of one column panel (one slice of the packed op(B)) run one after another.
+struct ItemGrid {
+  std::size_t rows, cols, item_rows, item_cols;
+  std::size_t row_items() const { return (rows + item_rows - 1) / item_rows; }
+  long count() const { return static_cast<long>(row_items() * ((cols + item_cols - 1) / item_cols)); }
+  /// Item `item`'s rows [r0, r_end) and columns [c0, c_end).
+  struct Range {
+    std::size_t r0, r_end, c0, c_end;
+  };
+  Range range(long item) const {
+    const std::size_t col = std::size_t(item) / row_items(), row = std::size_t(item) % row_items();
+    const std::size_t r0 = row * item_rows, c0 = col * item_cols;
+    return {r0, std::min(rows, r0 + item_rows), c0, std::min(cols, c0 + item_cols)};
+  }
+};
+
 /// The driver both kernels share: pack(i) for i < pack_items, then compute(i) for i < items, each
 /// loop shared by a team of threads once the product has at least min_work multiply-adds (one
 /// thread below that: a team costs more than it saves). Every member runs enter() before its
