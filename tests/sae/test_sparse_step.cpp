@@ -524,6 +524,14 @@ TEST_CASE("BatchTopK's active set read off the threshold's candidate list equals
         });
     REQUIRE(listed.entries == full.entries);
     REQUIRE(full.entries >= std::size_t(6) * rows);
+    // The threshold's EMA (from 0, rate 0.01) takes the least kept key: tau itself for float
+    // keys, here checked against every key of the batch.
+    auto keys = Kokkos::create_mirror_view_and_copy(HostSpace(), b.key);
+    double least = std::numeric_limits<double>::infinity();
+    for (int i = 0; i < rows; ++i)
+      for (int j = 0; j < cols; ++j)
+        if (keys(i, j) >= tau) least = std::min(least, double(keys(i, j)));
+    CHECK(state.threshold == 0.01 * least);
     auto ls = Kokkos::create_mirror_view_and_copy(HostSpace(), listed.row_start);
     auto fs = Kokkos::create_mirror_view_and_copy(HostSpace(), full.row_start);
     auto lc = Kokkos::create_mirror_view_and_copy(HostSpace(), listed.col);
@@ -540,6 +548,32 @@ TEST_CASE("BatchTopK's active set read off the threshold's candidate list equals
       for (int j = 0; j < cols; ++j) h(i, j) = 1.1f * h(i, j) + 0.05f;
     Kokkos::deep_copy(b.h, h);
   }
+}
+
+TEST_CASE("BatchTopK's threshold EMA with fewer positive keys than k B: the least positive key", "[sae][sparse]") {
+  // 256 x 64, k = 4 (m = 1,024), only 100 positive pre-activations: tau is the smallest positive
+  // float, every positive key is kept, and the EMA takes the least of them by a pass over them.
+  constexpr int rows = 256, cols = 64;
+  StepBuffers<float> b;
+  b.resize(rows, 4, cols);
+  RandomStream rng(7, 0);
+  auto h = Kokkos::create_mirror_view(b.h);
+  auto norms = Kokkos::create_mirror_view(b.norms);
+  double least = std::numeric_limits<double>::infinity();
+  for (int i = 0; i < rows; ++i)
+    for (int j = 0; j < cols; ++j) h(i, j) = -1.0f - rng.uniform<float>();
+  for (int q = 0; q < 100; ++q) h((q * 37) % rows, (q * 11) % cols) = 0.25f + rng.uniform<float>();
+  for (int j = 0; j < cols; ++j) norms(j) = 1.0f + float(j % 3) / 4.0f;
+  for (int i = 0; i < rows; ++i)
+    for (int j = 0; j < cols; ++j)
+      if (h(i, j) > 0) least = std::min(least, double(h(i, j) * norms(j)));
+  Kokkos::deep_copy(b.h, h), Kokkos::deep_copy(b.norms, norms);
+  const SaeParameters<float> params = initial_parameters<float>(4, cols, 0.1, 1);
+  BatchTopK::State<float> state;
+  ActiveSet<float> active;
+  BatchTopK{4, true, 0.5}.forward_active(b, params, state, true, active);
+  REQUIRE(active.entries == 100);
+  CHECK(state.threshold == 0.5 * least);
 }
 
 TEST_CASE("Sparse encoder gradient in float: the host's tiled transpose equals the per-element sums",

@@ -13,6 +13,7 @@
 // |r|^2 - 2 v s_j + v^2 G_jj. The hand-written backward walks the selections in reverse,
 // rebuilding r_t = r_{t+1} + v_t w_t from the final residual, and accumulates the W_dec gradient
 // per latent (deterministic, no atomics).
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <string_view>
@@ -188,9 +189,11 @@ class MatchingPursuitSae {
     const auto d_offsets = by_latent_.offsets;
     const auto d_order = by_latent_.order;
     const auto gw = grads.w_dec;
+    // Row cost for host_rows' threading choice: zeroing the row plus the average latent's share
+    // of the rows * iters selections, d operations each.
+    const std::int64_t selections_per_latent = std::int64_t(rows) * iters / std::max(s, 1);
     host_rows(
-        "synthsae::mp_dw_dec", s, std::int64_t(d) * (1 + static_cast<std::int64_t>(rows) * iters / (s > 0 ? s : 1)),
-        KOKKOS_LAMBDA(int j) {
+        "synthsae::mp_dw_dec", s, std::int64_t(d) * (1 + selections_per_latent), KOKKOS_LAMBDA(int j) {
           for (int k = 0; k < d; ++k) gw(j, k) = T(0);
           for (int q = d_offsets(j); q < d_offsets(j + 1); ++q)
             for (int k = 0; k < d; ++k) gw(j, k) += contrib(d_order(q), k);

@@ -404,10 +404,10 @@ class Sae {
     if (&b == &train_) z_deferred_ = false;  // this step writes (or defers) z anew
     b.resize(x.extent(0), input_dim(), num_latents());
     copy_view(b.x, x);
-    if (apply_b_dec_to_input_)
-      kernels::subtract_from_rows(b.x, params_.b_dec, b.xc);
+    if (apply_b_dec_to_input_)  // xc from the caller's x, not b.x: neither waits on the other's copy
+      kernels::subtract_from_rows(x, params_.b_dec, b.xc);
     else
-      copy_view(b.xc, b.x);
+      copy_view(b.xc, x);
     kernels::fill_rows(b.h, params_.b_enc);  // h = b_enc + xc W_enc: the product accumulates onto the bias
     gemm(Op::N, Op::N, T(1), b.xc, params_.w_enc, T(1), b.h);
     kernels::row_norms(params_.w_dec, b.norms);

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <limits>
 #include <string_view>
+#include <type_traits>
 
 #include "synthsae/sae/kernels/active_set.hpp"
 #include "synthsae/sae/kernels/selection.hpp"
@@ -123,6 +124,22 @@ struct BatchTopK {
     }
     if (!listed) a.gather(h.extent(0), h.extent(1), kept);
     if (!training || a.entries == 0) return;
+    double smallest = std::numeric_limits<double>::infinity();
+    if constexpr (std::is_same_v<T, float>) {
+      // Above the smallest positive float, tau is the m-th largest key itself (batch_top_m_threshold
+      // returns an entry), so it is the least kept key: no pass over the kept entries. Float keys
+      // only: a double key just below tau may round up to it and be kept.
+      if (tau > std::numeric_limits<float>::denorm_min()) smallest = double(tau);
+    }
+    if (!std::isfinite(smallest)) smallest = min_kept_key(b, a);
+    st.threshold = (1.0 - topk_threshold_lr) * st.threshold + topk_threshold_lr * smallest;
+  }
+
+ private:
+  /// The least key among a's entries.
+  template <class T>
+  static double min_kept_key(const StepBuffers<T>& b, const ActiveSet<T>& a) {
+    const auto key = b.key;
     const auto starts = a.row_start;
     const auto cols = a.col;
     double smallest = std::numeric_limits<double>::infinity();
@@ -133,7 +150,7 @@ struct BatchTopK {
             if (double(key(i, cols(e))) < min_kept) min_kept = double(key(i, cols(e)));
         },
         Kokkos::Min<double>(smallest));
-    st.threshold = (1.0 - topk_threshold_lr) * st.threshold + topk_threshold_lr * smallest;
+    return smallest;
   }
 };
 
