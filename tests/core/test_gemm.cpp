@@ -1,8 +1,10 @@
 // gemm against a triple loop for every transpose combination, alpha/beta cases,
-// row-strided subviews, and shape errors.
+// row-strided subviews, and shape errors; gemm_onto_rows against a fill then gemm.
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <limits>
+#include <tuple>
 #include <utility>
 
 #include "synthsae/core/counter_rng.hpp"
@@ -136,4 +138,111 @@ TEST_CASE("gemm rejects shapes that do not fit, naming them", "[core][gemm]") {
   CHECK_THROWS_AS(gemm(Op::N, Op::T, 1.0f, A, B, 0.0f, C), ShapeError);
   Kokkos::View<float**, Kokkos::LayoutLeft> left("left", 4, 2);  // column-major: rows not contiguous
   CHECK_THROWS_WITH(gemm(Op::N, Op::N, 1.0f, A, left, 0.0f, C), Catch::Contains("column stride"));
+}
+
+namespace {
+
+// C = v in every row, then gemm with beta = 1: what gemm_onto_rows must equal, bit for bit.
+template <class T, class VA, class VB, class VC>
+void fill_then_gemm(Op oa, Op ob, T alpha, const VA& A, const VB& B, const Vector<T>& v, const VC& C,
+                    GemmMath math = default_gemm_math()) {
+  auto h = Kokkos::create_mirror_view(C);
+  auto hv = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), v);
+  for (int i = 0; i < int(C.extent(0)); ++i)
+    for (int j = 0; j < int(C.extent(1)); ++j) h(i, j) = hv(j);
+  Kokkos::deep_copy(C, h);
+  gemm(oa, ob, alpha, A, B, T(1), C, math);
+}
+
+template <class T>
+Vector<T> random_vector(int n, std::uint64_t stream) {
+  Vector<T> v("v", n);
+  auto h = Kokkos::create_mirror_view(v);
+  RandomStream s(19, stream);
+  for (int j = 0; j < n; ++j) h(j) = s.normal<T>();
+  Kokkos::deep_copy(v, h);
+  return v;
+}
+
+template <class VC, class VD>
+int differing_entries(const VC& C, const VD& D) {
+  auto c = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), C);
+  auto d = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), D);
+  int differ = 0;
+  for (int i = 0; i < int(c.extent(0)); ++i)
+    for (int j = 0; j < int(c.extent(1)); ++j) differ += !(c(i, j) == d(i, j));
+  return differ;
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("gemm_onto_rows equals a fill of C's rows then gemm with beta = 1, bit for bit", "[core][gemm]",
+                   float, double) {
+  using T = TestType;
+  // Row panels (300 x 40), column panels (40 x 300), both sides a panel and a bit (257 x 257), and
+  // the encoder's shape at cpu-1k (1,024 x 1,024, k = 128: threaded). C starts as NaN: the fused
+  // form must not read it (beta * C with beta = 0 would still be NaN).
+  for (auto [m, n, k] : {std::tuple<int, int, int>{300, 40, 23}, {40, 300, 23}, {257, 257, 23}, {1024, 1024, 128}})
+    for (Op oa : {Op::N, Op::T})
+      for (Op ob : {Op::N, Op::T}) {
+        if (m == 1024 && (oa == Op::T || ob == Op::T)) continue;  // the encoder's product only
+        auto A = oa == Op::N ? random_matrix<T>(m, k, 9) : random_matrix<T>(k, m, 9);
+        auto B = ob == Op::N ? random_matrix<T>(k, n, 10) : random_matrix<T>(n, k, 10);
+        const Vector<T> v = random_vector<T>(n, 11);
+        Matrix<T> fused("fused", m, n), separate("separate", m, n);
+        Kokkos::deep_copy(fused, std::numeric_limits<T>::quiet_NaN());
+        gemm_onto_rows(oa, ob, T(-0.75), A, B, v, fused);
+        fill_then_gemm(oa, ob, T(-0.75), A, B, v, separate);
+        INFO("m " << m << " n " << n << " k " << k << " op_a " << int(oa) << " op_b " << int(ob));
+        CHECK(differing_entries(fused, separate) == 0);
+        // And the sum itself: v + alpha A B, to the bound of the panel test above.
+        Matrix<T> c0("c0", m, n);
+        const T tol = T(64 * k) * std::numeric_limits<T>::epsilon() * T(4);
+        auto hc0 = Kokkos::create_mirror_view(c0);
+        auto hv = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), v);
+        for (int i = 0; i < m; ++i)
+          for (int j = 0; j < n; ++j) hc0(i, j) = hv(j);
+        Kokkos::deep_copy(c0, hc0);
+        if (m < 1024) CHECK(max_error<T>(oa, ob, T(-0.75), A, B, T(1), c0, fused) < tol);
+      }
+}
+
+TEST_CASE("gemm_onto_rows: a column range of a wider C, BF16 arithmetic, an empty inner dimension, a wrong v",
+          "[core][gemm]") {
+  // Columns 3..203 of a 150 x 210 matrix (row stride 210): the fused fill writes only the range.
+  auto A = random_matrix<float>(150, 31, 12);
+  auto B = random_matrix<float>(31, 200, 13);
+  const Vector<float> v = random_vector<float>(200, 14);
+  Matrix<float> big("big", 150, 210), big_separate("big_separate", 150, 210);
+  Kokkos::deep_copy(big, 5.0f), Kokkos::deep_copy(big_separate, 5.0f);
+  const auto range = std::make_pair(3, 203);
+  gemm_onto_rows(Op::N, Op::N, 1.0f, A, B, v, Kokkos::subview(big, Kokkos::ALL(), range));
+  fill_then_gemm(Op::N, Op::N, 1.0f, A, B, v, Kokkos::subview(big_separate, Kokkos::ALL(), range));
+  CHECK(differing_entries(big, big_separate) == 0);  // columns outside the range still 5 in both
+  auto hb = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), big);
+  CHECK(hb(7, 2) == 5.0f);
+  CHECK(hb(149, 209) == 5.0f);
+
+  // BF16 arithmetic takes the fill-then-gemm form: the same bits as that form by construction.
+  Matrix<float> bf16_fused("bf16_fused", 150, 200), bf16_separate("bf16_separate", 150, 200);
+  gemm_onto_rows(Op::N, Op::N, 1.0f, A, B, v, bf16_fused, GemmMath::bf16);
+  fill_then_gemm(Op::N, Op::N, 1.0f, A, B, v, bf16_separate, GemmMath::bf16);
+  CHECK(differing_entries(bf16_fused, bf16_separate) == 0);
+
+  // k = 0: C is v in every row.
+  Matrix<double> A0("A0", 3, 0), B0("B0", 0, 2), C0("C0", 3, 2);
+  Vector<double> v0("v0", 2);
+  auto hv0 = Kokkos::create_mirror_view(v0);
+  hv0(0) = 1.5, hv0(1) = -2.0;
+  Kokkos::deep_copy(v0, hv0);
+  Kokkos::deep_copy(C0, std::nan(""));
+  gemm_onto_rows(Op::N, Op::N, 1.0, A0, B0, v0, C0);
+  auto h0 = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), C0);
+  CHECK(h0(2, 0) == 1.5);
+  CHECK(h0(2, 1) == -2.0);
+
+  Vector<float> wrong("wrong", 199);
+  Matrix<float> C("C", 150, 200);
+  CHECK_THROWS_WITH(gemm_onto_rows(Op::N, Op::N, 1.0f, A, B, wrong, C),
+                    Catch::Contains("199") && Catch::Contains("200"));
 }

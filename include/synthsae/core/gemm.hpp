@@ -6,6 +6,7 @@
 // memory to cuBLAS. Row strides (leading dimensions) are honoured, so row-range subviews
 // and LayoutStride views whose column stride is 1 are accepted.
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <type_traits>
 
@@ -14,6 +15,7 @@
 #include "synthsae/core/gemm_bf16_host.hpp"
 #include "synthsae/core/gemm_host.hpp"
 #include "synthsae/core/gemm_types.hpp"
+#include "synthsae/core/host_parallel.hpp"
 #if defined(KOKKOS_ENABLE_CUDA)
 #include "synthsae/core/gemm_cuda.hpp"
 #endif
@@ -46,12 +48,12 @@ inline std::string shape_text(std::size_t r, std::size_t c) {
   return text;
 }
 
-}  // namespace detail
-
+/// gemm's body. row_init (host memory, n entries, host fp32 / fp64 arithmetic only): every row of
+/// C starts as row_init instead of beta * C (gemm_onto_rows).
 template <class Space, class AView, class BView, class CView>
-void gemm(const Space& space, Op op_a, Op op_b, typename CView::non_const_value_type alpha, const AView& A,
-          const BView& B, typename CView::non_const_value_type beta, const CView& C,
-          GemmMath math = default_gemm_math()) {
+void gemm_into(const Space& space, Op op_a, Op op_b, typename CView::non_const_value_type alpha, const AView& A,
+               const BView& B, typename CView::non_const_value_type beta, const CView& C, GemmMath math,
+               const typename CView::non_const_value_type* row_init) {
   using T = typename CView::non_const_value_type;
   static_assert(std::is_same_v<std::remove_const_t<typename AView::value_type>, T> &&
                     std::is_same_v<std::remove_const_t<typename BView::value_type>, T>,
@@ -83,7 +85,7 @@ void gemm(const Space& space, Op op_a, Op op_b, typename CView::non_const_value_
         return;
       }
     }
-    gemm_impl::host_gemm<T>(op_a == Op::T, op_b == Op::T, m, n, k, alpha, a, b, beta, c);
+    gemm_impl::host_gemm<T>(op_a == Op::T, op_b == Op::T, m, n, k, alpha, a, b, beta, c, row_init);
   } else {
 #if defined(KOKKOS_ENABLE_CUDA)
     static_assert(is_cuda_space_v<Mem>, "synthsae::gemm: no GEMM backend for this memory space");
@@ -92,7 +94,17 @@ void gemm(const Space& space, Op op_a, Op op_b, typename CView::non_const_value_
     static_assert(host_accessible_v<Mem>, "synthsae::gemm: no GEMM backend for this memory space");
 #endif
   }
-  (void)math;
+  (void)math, (void)row_init;
+}
+
+}  // namespace detail
+
+/// C = alpha * op(A) * op(B) + beta * C (shapes checked, with a ShapeError naming them).
+template <class Space, class AView, class BView, class CView>
+void gemm(const Space& space, Op op_a, Op op_b, typename CView::non_const_value_type alpha, const AView& A,
+          const BView& B, typename CView::non_const_value_type beta, const CView& C,
+          GemmMath math = default_gemm_math()) {
+  detail::gemm_into(space, op_a, op_b, alpha, A, B, beta, C, math, nullptr);
 }
 
 /// gemm on the default execution space instance.
@@ -100,6 +112,37 @@ template <class AView, class BView, class CView>
 void gemm(Op op_a, Op op_b, typename CView::non_const_value_type alpha, const AView& A, const BView& B,
           typename CView::non_const_value_type beta, const CView& C, GemmMath math = default_gemm_math()) {
   gemm(typename CView::execution_space(), op_a, op_b, alpha, A, B, beta, C, math);
+}
+
+/// C = v in every row + alpha * op(A) * op(B): a bias under a product (h = b_enc + xc W_enc).
+/// Host products in fp32 / fp64 arithmetic write v into each panel of C just before the panel's
+/// product reads it, while the panel is in the core's cache (a separate fill leaves C in memory
+/// for the product to read back); the same bits as the fill then gemm with beta = 1, which is
+/// what every other backend and the BF16 arithmetic run.
+template <class AView, class BView, class VView, class CView>
+void gemm_onto_rows(Op op_a, Op op_b, typename CView::non_const_value_type alpha, const AView& A, const BView& B,
+                    const VView& v, const CView& C, GemmMath math = default_gemm_math()) {
+  using T = typename CView::non_const_value_type;
+  static_assert(VView::rank == 1, "gemm_onto_rows: v is a rank-1 View");
+  static_assert(std::is_same_v<typename VView::memory_space, typename CView::memory_space>,
+                "gemm_onto_rows: v and C must live in the same memory space");
+  if (v.extent(0) != C.extent(1)) {
+    throw ShapeError("gemm_onto_rows: v has " + show(v.extent(0)) + " entries, C " + show(C.extent(1)) + " columns");
+  }
+  using Mem = typename CView::memory_space;
+  if constexpr (host_accessible_v<Mem>) {
+    const bool bf16 = std::is_same_v<T, float> && math == GemmMath::bf16;
+    if (!bf16 && (v.extent(0) <= 1 || v.stride(0) == 1)) {
+      detail::gemm_into(typename CView::execution_space(), op_a, op_b, alpha, A, B, T(1), C, math, v.data());
+      return;
+    }
+  }
+  const int cols = static_cast<int>(C.extent(1));
+  host_rows(
+      "synthsae::fill_rows", static_cast<std::int64_t>(C.extent(0)), cols, KOKKOS_LAMBDA(int i) {
+        for (int j = 0; j < cols; ++j) C(i, j) = v(j);
+      });
+  gemm(op_a, op_b, alpha, A, B, T(1), C, math);
 }
 
 }  // namespace synthsae

@@ -81,9 +81,17 @@ void panel_product(bool trans_a, bool trans_b, std::size_t k, T alpha, const Row
 /// beside another test and 28 s alone, with products of 256 x 64 x 32).
 inline constexpr double gemm_parallel_min_work = double(1 << 22);
 
+/// Every row of C's block [r0, r0 + rows) x [c0, c0 + cols) set to row_init[c0, c0 + cols).
+template <class T>
+void fill_block_rows(const RowMajorOperand<T>& c, const T* row_init, std::size_t r0, std::size_t rows, std::size_t c0,
+                     std::size_t cols) {
+  for (std::size_t i = r0; i < r0 + rows; ++i) std::copy(row_init + c0, row_init + c0 + cols, c.data + i * c.ld + c0);
+}
+
 template <class T>
 void host_gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, T alpha,
-               const RowMajorOperand<T>& a, const RowMajorOperand<T>& b, T beta, const RowMajorOperand<T>& c) {
+               const RowMajorOperand<T>& a, const RowMajorOperand<T>& b, T beta, const RowMajorOperand<T>& c,
+               const T* row_init = nullptr) {
   // Split the longer side of C: each panel repacks the whole of the other operand, and that
   // operand (m x k when splitting columns, k x n when splitting rows) is then the smaller one.
   const bool by_rows = m >= n;
@@ -91,10 +99,12 @@ void host_gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::si
   const auto panels = static_cast<long>((extent + step - 1) / step);
   auto run_panel = [&](long p) {
     const std::size_t first = static_cast<std::size_t>(p) * step, size = std::min(step, extent - first);
-    if (by_rows)
-      panel_product(trans_a, trans_b, k, alpha, a, b, beta, c, first, size, 0, n);
-    else
-      panel_product(trans_a, trans_b, k, alpha, a, b, beta, c, 0, m, first, size);
+    const std::size_t r0 = by_rows ? first : 0, rows = by_rows ? size : m;
+    const std::size_t c0 = by_rows ? 0 : first, cols = by_rows ? n : size;
+    // With row_init, the panel of C is written just before its product reads it: still in this
+    // core's cache, where a separate pass over all of C would have left it in memory.
+    if (row_init != nullptr) fill_block_rows(c, row_init, r0, rows, c0, cols);
+    panel_product(trans_a, trans_b, k, alpha, a, b, row_init != nullptr ? T(1) : beta, c, r0, rows, c0, cols);
   };
 #ifdef _OPENMP
   const bool worth_a_team = panels > 1 && double(m) * double(n) * double(k) >= gemm_parallel_min_work;

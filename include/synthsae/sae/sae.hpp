@@ -408,8 +408,7 @@ class Sae {
       kernels::subtract_from_rows(x, params_.b_dec, b.xc);
     else
       copy_view(b.xc, x);
-    kernels::fill_rows(b.h, params_.b_enc);  // h = b_enc + xc W_enc: the product accumulates onto the bias
-    gemm(Op::N, Op::N, T(1), b.xc, params_.w_enc, T(1), b.h);
+    gemm_onto_rows(Op::N, Op::N, T(1), b.xc, params_.w_enc, params_.b_enc, b.h);  // h = b_enc + xc W_enc
     kernels::row_norms(params_.w_dec, b.norms);
   }
 
