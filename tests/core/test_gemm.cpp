@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <tuple>
 #include <utility>
@@ -164,13 +165,14 @@ Vector<T> random_vector(int n, std::uint64_t stream) {
   return v;
 }
 
+// Entries whose bits differ (so -0 against +0, or two NaNs with different payloads, count).
 template <class VC, class VD>
 int differing_entries(const VC& C, const VD& D) {
   auto c = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), C);
   auto d = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), D);
   int differ = 0;
   for (int i = 0; i < int(c.extent(0)); ++i)
-    for (int j = 0; j < int(c.extent(1)); ++j) differ += !(c(i, j) == d(i, j));
+    for (int j = 0; j < int(c.extent(1)); ++j) differ += std::memcmp(&c(i, j), &d(i, j), sizeof(c(i, j))) != 0;
   return differ;
 }
 
@@ -222,6 +224,18 @@ TEST_CASE("gemm_onto_rows: a column range of a wider C, BF16 arithmetic, an empt
   auto hb = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), big);
   CHECK(hb(7, 2) == 5.0f);
   CHECK(hb(149, 209) == 5.0f);
+  // Rows 0..299 and columns 0..40 of a 300 x 50 matrix: row panels with a leading dimension of 50.
+  auto A2 = random_matrix<float>(300, 17, 15);
+  auto B2 = random_matrix<float>(17, 40, 16);
+  const Vector<float> v2 = random_vector<float>(40, 17);
+  Matrix<float> tall("tall", 300, 50), tall_separate("tall_separate", 300, 50);
+  Kokkos::deep_copy(tall, -1.0f), Kokkos::deep_copy(tall_separate, -1.0f);
+  const auto first40 = std::make_pair(0, 40);
+  gemm_onto_rows(Op::N, Op::N, 2.0f, A2, B2, v2, Kokkos::subview(tall, Kokkos::ALL(), first40));
+  fill_then_gemm(Op::N, Op::N, 2.0f, A2, B2, v2, Kokkos::subview(tall_separate, Kokkos::ALL(), first40));
+  CHECK(differing_entries(tall, tall_separate) == 0);
+  auto ht = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), tall);
+  CHECK(ht(299, 45) == -1.0f);
 
   // BF16 arithmetic takes the fill-then-gemm form: the same bits as that form by construction.
   Matrix<float> bf16_fused("bf16_fused", 150, 200), bf16_separate("bf16_separate", 150, 200);
@@ -238,11 +252,25 @@ TEST_CASE("gemm_onto_rows: a column range of a wider C, BF16 arithmetic, an empt
   Kokkos::deep_copy(C0, std::nan(""));
   gemm_onto_rows(Op::N, Op::N, 1.0, A0, B0, v0, C0);
   auto h0 = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), C0);
-  CHECK(h0(2, 0) == 1.5);
-  CHECK(h0(2, 1) == -2.0);
+  for (int i = 0; i < 3; ++i) {
+    CHECK(h0(i, 0) == 1.5);
+    CHECK(h0(i, 1) == -2.0);
+  }
 
   Vector<float> wrong("wrong", 199);
   Matrix<float> C("C", 150, 200);
   CHECK_THROWS_WITH(gemm_onto_rows(Op::N, Op::N, 1.0f, A, B, wrong, C),
                     Catch::Contains("199") && Catch::Contains("200"));
+  // Operands that do not fit: a ShapeError before anything is written, on both paths (the fused
+  // one and the fill-then-gemm one that BF16 takes).
+  auto B_short = random_matrix<float>(30, 200, 18);  // 30 rows where A has 31 columns
+  Kokkos::deep_copy(C, 3.0f);
+  for (GemmMath math : {GemmMath::fp32, GemmMath::bf16}) {
+    CHECK_THROWS_WITH(gemm_onto_rows(Op::N, Op::N, 1.0f, A, B_short, v, C, math), Catch::Contains("[30 x 200]"));
+    auto hc = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), C);
+    int written = 0;
+    for (int i = 0; i < 150; ++i)
+      for (int j = 0; j < 200; ++j) written += hc(i, j) != 3.0f;
+    CHECK(written == 0);
+  }
 }

@@ -48,12 +48,14 @@ inline std::string shape_text(std::size_t r, std::size_t c) {
   return text;
 }
 
-/// gemm's body. row_init (host memory, n entries, host fp32 / fp64 arithmetic only): every row of
-/// C starts as row_init instead of beta * C (gemm_onto_rows).
-template <class Space, class AView, class BView, class CView>
-void gemm_into(const Space& space, Op op_a, Op op_b, typename CView::non_const_value_type alpha, const AView& A,
-               const BView& B, typename CView::non_const_value_type beta, const CView& C, GemmMath math,
-               const typename CView::non_const_value_type* row_init) {
+struct GemmShape {
+  std::size_t m, n, k;
+};
+
+/// C [m, n] = op(A) [m, k] op(B) [k, n], or a ShapeError naming the three shapes (or the operand
+/// whose rows are not contiguous). Nothing is written before it passes.
+template <class AView, class BView, class CView>
+GemmShape checked_gemm_shape(Op op_a, Op op_b, const AView& A, const BView& B, const CView& C) {
   using T = typename CView::non_const_value_type;
   static_assert(std::is_same_v<std::remove_const_t<typename AView::value_type>, T> &&
                     std::is_same_v<std::remove_const_t<typename BView::value_type>, T>,
@@ -62,25 +64,42 @@ void gemm_into(const Space& space, Op op_a, Op op_b, typename CView::non_const_v
   static_assert(std::is_same_v<typename AView::memory_space, typename CView::memory_space> &&
                     std::is_same_v<typename BView::memory_space, typename CView::memory_space>,
                 "synthsae::gemm: A, B and C must live in the same memory space");
-
-  const auto a = detail::row_major_operand(A, "A");
-  const auto b = detail::row_major_operand(B, "B");
-  const auto c = detail::row_major_operand(C, "C");
+  const auto a = row_major_operand(A, "A");
+  const auto b = row_major_operand(B, "B");
+  const auto c = row_major_operand(C, "C");
   const std::size_t m = op_a == Op::N ? a.rows : a.cols;
   const std::size_t k = op_a == Op::N ? a.cols : a.rows;
   const std::size_t kb = op_b == Op::N ? b.rows : b.cols;
   const std::size_t n = op_b == Op::N ? b.cols : b.rows;
   if (k != kb || c.rows != m || c.cols != n) {
-    throw ShapeError("gemm: op(A) " + detail::shape_text(m, k) + " * op(B) " + detail::shape_text(kb, n) +
-                     " does not fit C " + detail::shape_text(c.rows, c.cols));
+    throw ShapeError("gemm: op(A) " + shape_text(m, k) + " * op(B) " + shape_text(kb, n) + " does not fit C " +
+                     shape_text(c.rows, c.cols));
   }
+  return {m, n, k};
+}
+
+/// gemm's body. row_init (host memory, n entries, not aliasing C): every row of C starts as
+/// row_init instead of beta * C (gemm_onto_rows).
+template <class Space, class AView, class BView, class CView>
+void gemm_into(const Space& space, Op op_a, Op op_b, typename CView::non_const_value_type alpha, const AView& A,
+               const BView& B, typename CView::non_const_value_type beta, const CView& C, GemmMath math,
+               const typename CView::non_const_value_type* row_init) {
+  using T = typename CView::non_const_value_type;
+  const auto [m, n, k] = checked_gemm_shape(op_a, op_b, A, B, C);
   if (m == 0 || n == 0) return;
+  const auto a = row_major_operand(A, "A");
+  const auto b = row_major_operand(B, "B");
+  const auto c = row_major_operand(C, "C");
 
   using Mem = typename CView::memory_space;
   if constexpr (host_accessible_v<Mem>) {
     space.fence();  // kernels that produced A, B or C may still be in flight
     if constexpr (std::is_same_v<T, float>) {
       if (math == GemmMath::bf16) {  // tf32 has no host arithmetic of its own: it runs as fp32
+        if (row_init != nullptr) {  // gemm_onto_rows fills threaded itself; this keeps the body whole
+          gemm_impl::fill_block_rows(c, row_init, 0, m, 0, n);
+          beta = T(1);
+        }
         gemm_impl::host_gemm_bf16(op_a == Op::T, op_b == Op::T, m, n, k, alpha, a, b, beta, c);
         return;
       }
@@ -118,7 +137,8 @@ void gemm(Op op_a, Op op_b, typename CView::non_const_value_type alpha, const AV
 /// Host products in fp32 / fp64 arithmetic write v into each panel of C just before the panel's
 /// product reads it, while the panel is in the core's cache (a separate fill leaves C in memory
 /// for the product to read back); the same bits as the fill then gemm with beta = 1, which is
-/// what every other backend and the BF16 arithmetic run.
+/// what every other backend and the BF16 arithmetic run. v must not alias C. Shapes are checked
+/// before anything is written.
 template <class AView, class BView, class VView, class CView>
 void gemm_onto_rows(Op op_a, Op op_b, typename CView::non_const_value_type alpha, const AView& A, const BView& B,
                     const VView& v, const CView& C, GemmMath math = default_gemm_math()) {
@@ -137,11 +157,16 @@ void gemm_onto_rows(Op op_a, Op op_b, typename CView::non_const_value_type alpha
       return;
     }
   }
+  detail::checked_gemm_shape(op_a, op_b, A, B, C);  // before the fill overwrites C
   const int cols = static_cast<int>(C.extent(1));
-  host_rows(
-      "synthsae::fill_rows", static_cast<std::int64_t>(C.extent(0)), cols, KOKKOS_LAMBDA(int i) {
-        for (int j = 0; j < cols; ++j) C(i, j) = v(j);
-      });
+  const auto fill_row = KOKKOS_LAMBDA(int i) {
+    for (int j = 0; j < cols; ++j) C(i, j) = v(j);
+  };
+  using CSpace = typename CView::execution_space;
+  if constexpr (std::is_same_v<CSpace, ExecSpace>)  // host_rows threads it on Debian's Serial Kokkos
+    host_rows("synthsae::fill_rows", static_cast<std::int64_t>(C.extent(0)), cols, fill_row);
+  else  // host Views in a GPU build: their own (host) execution space
+    Kokkos::parallel_for("synthsae::fill_rows", Kokkos::RangePolicy<CSpace>(0, C.extent(0)), fill_row);
   gemm(op_a, op_b, alpha, A, B, T(1), C, math);
 }
 
