@@ -197,9 +197,10 @@ TEMPLATE_TEST_CASE("gemm_onto_rows equals a fill of C's rows then gemm with beta
         fill_then_gemm(oa, ob, T(-0.75), A, B, v, separate);
         INFO("m " << m << " n " << n << " k " << k << " op_a " << int(oa) << " op_b " << int(ob));
         CHECK(differing_entries(fused, separate) == 0);
-        // And the sum itself: v + alpha A B, to the bound of the panel test above.
+        // And the sum itself, v + alpha A B, to the panel test's bound above (64 k eps for N(0, 1)
+        // inputs, |alpha| < 1 and one N(0, 1) term added).
         Matrix<T> c0("c0", m, n);
-        const T tol = T(64 * k) * std::numeric_limits<T>::epsilon() * T(4);
+        const T tol = T(64 * k) * std::numeric_limits<T>::epsilon();
         auto hc0 = Kokkos::create_mirror_view(c0);
         auto hv = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), v);
         for (int i = 0; i < m; ++i)

@@ -5,6 +5,7 @@
 // in GemmMath::bf16 to the host BF16 product (AMX tiles or AVX-512 BF16 where the processor has them), CUDA
 // memory to cuBLAS. Row strides (leading dimensions) are honoured, so row-range subviews
 // and LayoutStride views whose column stride is 1 are accepted.
+#include <cassert>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -48,14 +49,18 @@ inline std::string shape_text(std::size_t r, std::size_t c) {
   return text;
 }
 
-struct GemmShape {
+/// The operands as row-major matrices, and C [m, n] = op(A) [m, k] op(B) [k, n].
+template <class T>
+struct CheckedGemm {
+  gemm_impl::RowMajorOperand<T> a, b, c;
   std::size_t m, n, k;
 };
 
 /// C [m, n] = op(A) [m, k] op(B) [k, n], or a ShapeError naming the three shapes (or the operand
 /// whose rows are not contiguous). Nothing is written before it passes.
 template <class AView, class BView, class CView>
-GemmShape checked_gemm_shape(Op op_a, Op op_b, const AView& A, const BView& B, const CView& C) {
+CheckedGemm<typename CView::non_const_value_type> checked_gemm(Op op_a, Op op_b, const AView& A, const BView& B,
+                                                             const CView& C) {
   using T = typename CView::non_const_value_type;
   static_assert(std::is_same_v<std::remove_const_t<typename AView::value_type>, T> &&
                     std::is_same_v<std::remove_const_t<typename BView::value_type>, T>,
@@ -75,31 +80,25 @@ GemmShape checked_gemm_shape(Op op_a, Op op_b, const AView& A, const BView& B, c
     throw ShapeError("gemm: op(A) " + shape_text(m, k) + " * op(B) " + shape_text(kb, n) + " does not fit C " +
                      shape_text(c.rows, c.cols));
   }
-  return {m, n, k};
+  return {a, b, c, m, n, k};
 }
 
-/// gemm's body. row_init (host memory, n entries, not aliasing C): every row of C starts as
-/// row_init instead of beta * C (gemm_onto_rows).
+/// gemm's body. row_init (host memory, n entries, not aliasing C; FP32 / FP64 host products only):
+/// every row of C starts as row_init instead of beta * C (gemm_onto_rows).
 template <class Space, class AView, class BView, class CView>
 void gemm_into(const Space& space, Op op_a, Op op_b, typename CView::non_const_value_type alpha, const AView& A,
                const BView& B, typename CView::non_const_value_type beta, const CView& C, GemmMath math,
                const typename CView::non_const_value_type* row_init) {
   using T = typename CView::non_const_value_type;
-  const auto [m, n, k] = checked_gemm_shape(op_a, op_b, A, B, C);
+  const auto [a, b, c, m, n, k] = checked_gemm(op_a, op_b, A, B, C);
   if (m == 0 || n == 0) return;
-  const auto a = row_major_operand(A, "A");
-  const auto b = row_major_operand(B, "B");
-  const auto c = row_major_operand(C, "C");
 
   using Mem = typename CView::memory_space;
   if constexpr (host_accessible_v<Mem>) {
     space.fence();  // kernels that produced A, B or C may still be in flight
     if constexpr (std::is_same_v<T, float>) {
       if (math == GemmMath::bf16) {  // tf32 has no host arithmetic of its own: it runs as fp32
-        if (row_init != nullptr) {  // gemm_onto_rows fills threaded itself; this keeps the body whole
-          gemm_impl::fill_block_rows(c, row_init, 0, m, 0, n);
-          beta = T(1);
-        }
+        assert(row_init == nullptr && "gemm_onto_rows fills C itself before a BF16 product");
         gemm_impl::host_gemm_bf16(op_a == Op::T, op_b == Op::T, m, n, k, alpha, a, b, beta, c);
         return;
       }
@@ -157,7 +156,7 @@ void gemm_onto_rows(Op op_a, Op op_b, typename CView::non_const_value_type alpha
       return;
     }
   }
-  detail::checked_gemm_shape(op_a, op_b, A, B, C);  // before the fill overwrites C
+  detail::checked_gemm(op_a, op_b, A, B, C);  // before the fill overwrites C
   const int cols = static_cast<int>(C.extent(1));
   const auto fill_row = KOKKOS_LAMBDA(int i) {
     for (int j = 0; j < cols; ++j) C(i, j) = v(j);

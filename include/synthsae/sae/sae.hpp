@@ -404,7 +404,7 @@ class Sae {
     if (&b == &train_) z_deferred_ = false;  // this step writes (or defers) z anew
     b.resize(x.extent(0), input_dim(), num_latents());
     copy_view(b.x, x);
-    if (apply_b_dec_to_input_)  // xc from the caller's x, not b.x: neither waits on the other's copy
+    if (apply_b_dec_to_input_)  // xc straight from the caller's x (b.x is a copy of it)
       kernels::subtract_from_rows(x, params_.b_dec, b.xc);
     else
       copy_view(b.xc, x);
