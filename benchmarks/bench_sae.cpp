@@ -86,6 +86,12 @@ void train_steps(benchmark::State& state, SaeT sae, int dead_stride = 0, double 
   if constexpr (requires { sae.last_step_was_sparse(); }) state.counters["sparse"] = sae.last_step_was_sparse();
   if constexpr (requires { sae.last_step_entries_per_row(); })
     state.counters["entries_per_row"] = sae.last_step_entries_per_row();
+  if constexpr (requires { sae.encoder_screen().last_recomputed; }) {
+    if (sae.encoder_screening()) {  // the last step's recomputed share of B x S, and whether it fell back
+      state.counters["recomputed"] = double(sae.encoder_screen().last_recomputed) / (double(kBatch) * kLatents);
+      state.counters["fell_back"] = sae.encoder_screen().last_fell_back;
+    }
+  }
 }
 
 // ---- decoding an evaluation batch: x_hat = z W_dec + b_dec, 4,096 -> 768, batch 1,024 ------
@@ -176,7 +182,10 @@ void BM_StepBatchTopKMath(benchmark::State& s) {
 // on Debian's Serial Kokkos also host_rows' OpenMP loops, which are no Kokkos kernels.
 void BM_StepBatchTopKKernels(benchmark::State& state) {
   ScopedGemmMath math(kMaths[state.range(0)]);
+  if (state.range(1) != 0 && !BatchTopKSae<>::supports_encoder_screening)
+    return state.SkipWithError("the screened encoder runs on host builds");
   BatchTopKSae<> sae(kIn, kLatents, BatchTopK{25, true, 0.01});
+  sae.set_encoder_screening(state.range(1) != 0);  // arg 1: the screened encoder
   const auto x = input();
   SaeParameters<float> grads = sae.parameters().zeros_like();
   Adam<float> adam(sae.parameters(), AdamConfig{});
@@ -206,6 +215,16 @@ void BM_StepBatchTopKFewDead(benchmark::State& s) {
   sae.aux_state().sparse.dense_when_all = s.range(0) != 0;
   train_steps(s, std::move(sae), 16);
 }
+// The screened encoder (kernels/screened_encoder.hpp): the product in BF16, FP32 dots where the
+// selections read them. Arg: 0 no dead latent, 16 a sixteenth dead (AuxK takes them all), 4 a
+// quarter (past an eighth: the screen runs the plain product): to set beside BM_StepBatchTopK,
+// BM_StepBatchTopKFewDead/1 and BM_StepBatchTopKQuarterDead of the same run.
+void BM_StepBatchTopKScreened(benchmark::State& s) {
+  if (!BatchTopKSae<>::supports_encoder_screening) return s.SkipWithError("the screened encoder runs on host builds");
+  BatchTopKSae<> sae(kIn, kLatents, BatchTopK{25, true, 0.01});
+  sae.set_encoder_screening(true);
+  train_steps(s, std::move(sae), static_cast<int>(s.range(0)));
+}
 // The same step through the dense path (every product full-size): the previous version.
 void BM_StepBatchTopKDense(benchmark::State& s) {
   BatchTopKSae<> sae(kIn, kLatents, BatchTopK{25, true, 0.01});
@@ -215,6 +234,12 @@ void BM_StepBatchTopKDense(benchmark::State& s) {
 void BM_StepMatryoshka(benchmark::State& s) {
   train_steps(
       s, MatryoshkaBatchTopKSae<>(kIn, kLatents, BatchTopK{25, true, 0.01}, {}, AuxK{}, Matryoshka{{128, 512, 2048}}));
+}
+void BM_StepMatryoshkaScreened(benchmark::State& s) {  // beside BM_StepMatryoshka: the screened encoder
+  if (!BatchTopKSae<>::supports_encoder_screening) return s.SkipWithError("the screened encoder runs on host builds");
+  MatryoshkaBatchTopKSae<> sae(kIn, kLatents, BatchTopK{25, true, 0.01}, {}, AuxK{}, Matryoshka{{128, 512, 2048}});
+  sae.set_encoder_screening(true);
+  train_steps(s, std::move(sae));
 }
 void BM_StepTopK(benchmark::State& s) { train_steps(s, TopKSae<>(kIn, kLatents, TopK{25, true})); }
 void BM_StepStandard(benchmark::State& s) { train_steps(s, StandardSae<>(kIn, kLatents, Relu{}, L1Penalty{2.0})); }
@@ -237,11 +262,13 @@ void BM_Bf16(benchmark::State& s) {
 }
 BENCHMARK(BM_StepBatchTopK)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_StepBatchTopKMath)->DenseRange(1, 2)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK(BM_StepBatchTopKKernels)->Arg(0)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_StepBatchTopKKernels)->Args({0, 0})->Args({2, 0})->Args({0, 1})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_StepBatchTopKDense)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_StepBatchTopKScreened)->Arg(0)->Arg(16)->Arg(4)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_StepBatchTopKQuarterDead)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_StepBatchTopKFewDead)->Arg(1)->Arg(0)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_StepMatryoshka)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_StepMatryoshkaScreened)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_StepTopK)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_StepStandard)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_StepJumpRelu)->Unit(benchmark::kMillisecond)->UseRealTime();

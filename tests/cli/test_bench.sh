@@ -57,6 +57,18 @@ for pair in "gated b/runs/gated-l03-seed0" "batchtopk b/runs/batchtopk-l02-seed0
 done
 cmp -s "$work/j/runs/jumprelu-l03-seed0/sae_weights.safetensors" "$work/j/runs/jumprelu-l03-seed1/sae_weights.safetensors" &&
   fail "the two seeds' JumpReLU runs are the same"
+# --screen-encoder: the runs that can take it (batchtopk) do, the others train as before, and each
+# run's runner_config.json says which; the screened batchtopk equals `train --screen-encoder` alone.
+"$bin" bench --preset tiny --archs batchtopk,jumprelu --l0 3 --samples 4000 --eval-samples 1024 --no-probes \
+  --screen-encoder --out "$work/s" >/dev/null 2>"$work/bench3.err" || fail "bench --screen-encoder failed: $(tail -3 "$work/bench3.err")"
+grep -q '"screen_encoder": true' "$work/s/results.json" || fail "results.json lacks screen_encoder: true"
+grep -q '"screen_encoder": true' "$work/s/runs/batchtopk-l03-seed0/runner_config.json" || fail "the screened batchtopk run is not recorded"
+grep -q '"screen_encoder": false' "$work/s/runs/jumprelu-l03-seed0/runner_config.json" || fail "jumprelu cannot be screened"
+cmp -s "$work/s/runs/jumprelu-l03-seed0/sae_weights.safetensors" "$work/j/runs/jumprelu-l03-seed0/sae_weights.safetensors" ||
+  fail "--screen-encoder changed the jumprelu run"
+train_alone screened --arch batchtopk --k 3 --samples 4000 --eval-samples 1024 --screen-encoder
+cmp -s "$work/t_screened/sae_weights.safetensors" "$work/s/runs/batchtopk-l03-seed0/sae_weights.safetensors" ||
+  fail "bench's screened batchtopk differs from train --screen-encoder alone"
 
 expect 2 "unknown architecture 'nope'" -- "$bin" bench --preset tiny --archs batchtopk,nope --out "$work/x"
 expect 2 "--l0" -- "$bin" bench --preset tiny --l0 2.5 --out "$work/x"

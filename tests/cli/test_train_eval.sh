@@ -136,6 +136,28 @@ SYNTHSAE_HOST_BF16=avx2 "$bin" train --model tiny --arch topk --k 3 --width 32 -
 [ $? -eq 2 ] || fail "SYNTHSAE_HOST_BF16=avx2 should be refused as a usage error (exit 2)"
 grep -q 'SYNTHSAE_HOST_BF16 = avx2' "$work/gm_bad.err" || fail "the SYNTHSAE_HOST_BF16 error should name the value"
 test -e "$work/gm_bad/sae_weights.safetensors" && fail "a refused SYNTHSAE_HOST_BF16 left weights behind"
+# --screen-encoder (batchtopk): the screened product trains, is recorded, and writes weights close
+# to the plain FP32 run's (the same arithmetic up to the order of each dot's sums), not equal to
+# them; any other architecture, or another --gemm-math, is a usage error.
+for mode in plain screen; do
+  flag=""; [ "$mode" = screen ] && flag="--screen-encoder"
+  "$bin" train --model tiny --arch batchtopk --k 3 --width 64 --samples 10240 --batch 512 --eval-samples 1024 \
+    $flag --out "$work/scr_$mode" >/dev/null 2>&1 || fail "batchtopk train ($mode encoder) failed"
+done
+grep -q '"screen_encoder": true' "$work/scr_screen/runner_config.json" || fail "runner_config lacks screen_encoder: true"
+grep -q '"screen_encoder": false' "$work/scr_plain/runner_config.json" || fail "runner_config lacks screen_encoder: false"
+ev_plain=$(sed -n 's/.*"explained_variance": \([-0-9.e]*\).*/\1/p' "$work/scr_plain/eval_stats.json")
+ev_screen=$(sed -n 's/.*"explained_variance": \([-0-9.e]*\).*/\1/p' "$work/scr_screen/eval_stats.json")
+awk -v a="$ev_plain" -v b="$ev_screen" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d < 0.01) }' ||
+  fail "screened explained variance $ev_screen is not within 0.01 of the plain run's $ev_plain"
+cmp -s "$work/scr_plain/sae_weights.safetensors" "$work/scr_screen/sae_weights.safetensors" &&
+  fail "--screen-encoder trained the plain run's weights bit for bit (was the screen used?)"
+"$bin" train --model tiny --arch matryoshka_batchtopk --k 3 --width 64 --samples 4096 --batch 512 --eval-samples 1024 \
+  --screen-encoder --out "$work/scr_mat" >/dev/null 2>&1 || fail "matryoshka_batchtopk train --screen-encoder failed"
+grep -q '"screen_encoder": true' "$work/scr_mat/runner_config.json" || fail "the screened matryoshka_batchtopk run is not recorded"
+expect 2 "--screen-encoder: topk has no batch-wide selection" -- "$bin" train --model tiny --arch topk --screen-encoder --out "$work/x"
+expect 2 "--screen-encoder with --gemm-math bf16" -- "$bin" train --model tiny --arch batchtopk --gemm-math bf16 --screen-encoder --out "$work/x"
+
 "$bin" architectures >"$work/arch.md" || fail "synthsae architectures failed"
 for a in standard topk batchtopk matryoshka_batchtopk jumprelu gated matching_pursuit topk_l1; do
   grep -q "^| \`$a\` |" "$work/arch.md" || fail "synthsae architectures lacks $a"

@@ -29,6 +29,17 @@ Matrix<T> random_input(int rows, int d, std::uint64_t seed, std::uint64_t stream
   return x;
 }
 
+/// A dead mask over `latents` marking j with j % stride == 1 (latents 1, 1 + stride, ...); `count`
+/// gets how many.
+inline DeadMask dead_every(int latents, int stride, std::size_t& count) {
+  Kokkos::View<std::uint8_t*, MemSpace> dead("dead", latents);
+  auto h = Kokkos::create_mirror_view(dead);
+  count = 0;
+  for (int j = 0; j < latents; ++j) h(j) = j % stride == 1, count += h(j);
+  Kokkos::deep_copy(dead, h);
+  return dead;
+}
+
 /// Every gradient tensor of got equals want's to tolerance x the tensor's largest entry, and
 /// every tensor is nonzero (a gradient zero on both sides would test nothing) except the one
 /// named zero, which must be all zero. Empty tensors (the Gated SAE's b_enc) are skipped.

@@ -22,14 +22,7 @@ Matrix<double> step_input(std::uint64_t seed) { return test::random_input(kStepB
 
 // Latents 1, 1 + stride, 1 + 2 stride, ... dead: stride 3 kills 13 of 40, more than k_aux = kStepIn / 2
 // = 6 (AuxK selects per row); stride 9 kills 5 (AuxK takes them all: its GEMM form).
-DeadMask dead_every(int stride, std::size_t& count) {
-  Kokkos::View<std::uint8_t*, MemSpace> dead("dead", kStepLatents);
-  auto h = Kokkos::create_mirror_view(dead);
-  count = 0;
-  for (int j = 0; j < kStepLatents; ++j) h(j) = j % stride == 1, count += h(j);
-  Kokkos::deep_copy(dead, h);
-  return dead;
-}
+DeadMask dead_every(int stride, std::size_t& count) { return test::dead_every(kStepLatents, stride, count); }
 
 // Both paths sum the same products in different orders: in float64 they agree to ~1e-15
 // relative; 1e-12 (relative to the tensor's largest entry) would still catch any missing term.

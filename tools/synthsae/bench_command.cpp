@@ -33,7 +33,8 @@ namespace {
 
 constexpr const char* kBenchUsage =
     "usage: synthsae bench [--preset NAME] [--archs LIST] [--l0 LIST] [--seeds N] [--samples N]\n"
-    "                      [--width N] [--eval-samples N] [--lr X] [--gemm-math M] --out DIR\n"
+    "                      [--width N] [--eval-samples N] [--lr X] [--gemm-math M] [--screen-encoder]\n"
+    "                      [--no-probes] --out DIR\n"
     "\n"
     "  --preset NAME      world (default cpu-1k)\n"
     "  --archs LIST       comma-separated (default batchtopk,matryoshka_batchtopk,jumprelu,\n"
@@ -46,6 +47,8 @@ constexpr const char* kBenchUsage =
     "  --lr X             learning rate (default 1e-3)\n"
     "  --gemm-math M      fp32 (default) | tf32 | bf16: the training runs' GEMM arithmetic, as\n"
     "                     `synthsae train --gemm-math` (bf16 on AMX tiles or AVX-512 BF16 where the CPU has them)\n"
+    "  --screen-encoder   the runs that can (batchtopk, matryoshka_batchtopk) screen their encoder\n"
+    "                     product, as `synthsae train --screen-encoder`; the others train as usual\n"
     "  --no-probes        skip the supervised ceiling (logistic-regression probes on x for the\n"
     "                     features the first SAE's latents match)\n"
     "  --out DIR          results.csv, results.json, metrics_vs_l0.svg, training_curves.svg,\n"
@@ -90,7 +93,7 @@ int run_bench(const std::vector<std::string>& argv) {
   try {
     const Args args(
         argv, {"--preset", "--archs", "--l0", "--seeds", "--samples", "--width", "--eval-samples", "--lr", "--gemm-math", "--out"},
-        {"--no-probes"});
+        {"--no-probes", "--screen-encoder"});
     if (args.help()) {
       std::fputs(kBenchUsage, stdout);
       return 0;
@@ -128,6 +131,8 @@ int run_bench(const std::vector<std::string>& argv) {
     base.lr = args.number("--lr", 1e-12, 10).value_or(1e-3);
     base.batch = 1024;
     if (auto m = args.text("--gemm-math")) base.gemm_math = gemm_math_argument(*m);
+    base.screen_encoder = screen_encoder_argument(args.has("--screen-encoder"), base.gemm_math);
+    base.screen_where_supported = true;
     if (base.samples < base.batch)
       throw UsageError("--samples = " + std::to_string(base.samples) + ": must be at least one batch (1024)");
     base.eval_every = std::max<long>(1, static_cast<long>(base.samples / base.batch / 8));
@@ -287,6 +292,7 @@ int run_bench(const std::vector<std::string>& argv) {
       io::write_json_file(out.path() / "results.json", {{"preset", preset_name},
                                                          {"samples_per_sae", base.samples},
                                                          {"gemm_math", gemm_math_name(base.gemm_math)},
+                                                         {"screen_encoder", base.screen_encoder},
                                                          {"runs", all},
                                                          {"supervised_probes", ceiling},
                                                          {"phase_seconds", phases},

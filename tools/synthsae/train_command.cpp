@@ -33,7 +33,7 @@ std::string train_usage() {
       "usage: synthsae train --model (PRESET | DIR) --arch NAME --out DIR\n"
       "                      [--k N | --l1 X | --target-l0 N] [--width N] [--samples N] [--batch N]\n"
       "                      [--lr X] [--seed N] [--eval-every N] [--eval-samples N]\n"
-      "                      [--checkpoint-every N] [--resume DIR] [--gemm-math M]\n"
+      "                      [--checkpoint-every N] [--resume DIR] [--gemm-math M] [--screen-encoder]\n"
       "                      [--apply-b-dec-to-input true|false] [--normalize-activations MODE]\n"
       "                      [--timings FILE [--profile-kernels]]\n"
       "\n"
@@ -55,6 +55,10 @@ std::string train_usage() {
       "  --checkpoint-every N checkpoint every N steps into OUT/checkpoint\n"
       "  --gemm-math M        fp32 | tf32 | bf16: GEMM arithmetic (default fp32); on the CPU\n"
       "                       bf16 on AMX tiles or AVX-512 BF16 where the CPU has them (else emulated), tf32 as fp32\n"
+      "  --screen-encoder     batchtopk, matryoshka_batchtopk: the encoder product in BF16 and the\n"
+      "                       entries a selection can reach recomputed in FP32 (FP32 results at about\n"
+      "                       the BF16 product's cost where the CPU has AMX tiles or AVX-512 BF16;\n"
+      "                       docs/policies.md); with --gemm-math fp32 only\n"
       "  --resume DIR         continue from a checkpoint directory\n"
       "  --apply-b-dec-to-input B  true (default, as SAELens): the encoder sees x - b_dec;\n"
       "                       false: x itself (b_dec is then only the decoder's bias)\n"
@@ -233,7 +237,8 @@ io::Json runner_config_json(const TrainRequest& a, const architectures::Request&
   runner["synthsae"] = {{"model", a.model},
                         {"seed", a.seed},
                         {"checkpoint_every", a.checkpoint_every},
-                        {"gemm_math", gemm_math_name(a.gemm_math)}};
+                        {"gemm_math", gemm_math_name(a.gemm_math)},
+                        {"screen_encoder", a.screen_encoder}};
   return runner;
 }
 
@@ -257,6 +262,26 @@ void check_architecture_knobs(const std::string& arch, bool k_given, bool l1_giv
 std::string bf16_products_where() {
   if constexpr (!host_accessible_v<MemSpace>) return "CUDA tensor cores";
   return gemm_impl::host_bf16_unit_name(gemm_impl::host_bf16_unit());
+}
+
+bool screen_encoder_argument(bool given, GemmMath math) {
+  if (!given) return false;
+  if (math != GemmMath::fp32)
+    throw UsageError("--screen-encoder with --gemm-math " + std::string(gemm_math_name(math)) +
+                     ": the screen gives FP32 results; use it with --gemm-math fp32");
+  if (!host_accessible_v<MemSpace>) throw UsageError("--screen-encoder: CPU builds only (this build runs on CUDA)");
+  bool emulated = false;
+  try {
+    if constexpr (host_accessible_v<MemSpace>) emulated = gemm_impl::host_bf16_unit() == gemm_impl::HostBf16Unit::emulated;
+  } catch (const ConfigError& e) {  // SYNTHSAE_HOST_BF16 outside its values
+    throw UsageError(e.what());
+  }
+  if (emulated)
+    std::fputs("synthsae: --screen-encoder: this CPU has neither AMX tiles nor AVX-512 BF16 (or "
+               "SYNTHSAE_HOST_BF16=emulated): the BF16 product is emulated, and the screened step slower "
+               "than the plain FP32 one\n",
+               stderr);
+  return true;
 }
 
 GemmMath gemm_math_argument(const std::string& text) {
@@ -321,6 +346,18 @@ std::unique_ptr<TrainingRun> start_training(TrainRequest a, SyntheticModel& worl
       }
     }();
     sae.set_apply_b_dec_to_input(a.apply_b_dec_to_input);
+    if (a.screen_encoder) {
+      using Sae = std::decay_t<decltype(sae)>;
+      if constexpr (requires { requires Sae::supports_encoder_screening; }) {
+        sae.set_encoder_screening(true);
+      } else if (a.screen_where_supported) {
+        a.screen_encoder = false;  // runner_config.json records what this run did
+      } else {
+        throw UsageError("--screen-encoder: " + a.arch +
+                         " has no batch-wide selection to screen (batchtopk and matryoshka_batchtopk have; "
+                         "float, CPU builds)");
+      }
+    }
     io::Json runner = runner_config_json(a, r, cfg, world, sae_fields);
     run = std::make_unique<TypedTrainingRun<std::decay_t<decltype(sae)>>>(std::move(sae), world, a, cfg, std::move(runner),
                                                                      stream_seed);
@@ -436,7 +473,7 @@ int run_train(const std::vector<std::string>& argv) {
         {"--model", "--arch", "--k", "--l1", "--target-l0", "--width", "--samples", "--batch", "--lr", "--seed",
          "--eval-every", "--eval-samples", "--checkpoint-every", "--resume", "--gemm-math", "--apply-b-dec-to-input",
          "--normalize-activations", "--out", "--timings"},
-        {"--profile-kernels"});
+        {"--profile-kernels", "--screen-encoder"});
     if (args.help()) {
       std::fputs(train_usage().c_str(), stdout);
       return 0;
@@ -462,6 +499,7 @@ int run_train(const std::vector<std::string>& argv) {
         static_cast<std::size_t>(args.integer("--eval-samples", 1, std::int64_t(1) << 40).value_or(500'000));
     a.checkpoint_every = static_cast<long>(args.integer("--checkpoint-every", 0, std::int64_t(1) << 40).value_or(0));
     if (auto m = args.text("--gemm-math")) a.gemm_math = gemm_math_argument(*m);
+    a.screen_encoder = screen_encoder_argument(args.has("--screen-encoder"), a.gemm_math);
     if (auto v = args.text("--apply-b-dec-to-input")) {
       if (*v != "true" && *v != "false")
         throw UsageError("--apply-b-dec-to-input = " + *v + ": choose true or false");

@@ -28,6 +28,11 @@ struct TrainRequest {
   long eval_every = 0, checkpoint_every = 0;
   GemmMath gemm_math = GemmMath::fp32;
   bool apply_b_dec_to_input = true;  ///< SAELens's flag: the encoder sees x - b_dec (or x)
+  /// --screen-encoder: the sparse step's encoder product in BF16, FP32 where the selections read
+  /// it (Sae::set_encoder_screening). An architecture without it is a usage error, unless
+  /// `screen_where_supported` (bench: the other architectures train as usual).
+  bool screen_encoder = false;
+  bool screen_where_supported = false;
   /// SAELens's normalize_activations for training; unset: the architecture's recipe.
   std::optional<InputNormalization> normalization;
   bool print_stats = true;
@@ -60,6 +65,9 @@ std::string bf16_products_where();
 /// The value of --gemm-math (train's and bench's): UsageError naming the value if it is none;
 /// for bf16 on a host that emulates it, says so on stderr (the same arithmetic, slower than fp32).
 GemmMath gemm_math_argument(const std::string& text);
+/// --screen-encoder (`given`) with the run's --gemm-math: UsageError unless fp32 on a CPU build;
+/// warns on stderr where the host's BF16 product is emulated.
+bool screen_encoder_argument(bool given, GemmMath math);
 
 /// Checks the request and makes its run (nothing trained yet; the output directory is staged).
 std::unique_ptr<TrainingRun> start_training(TrainRequest request, SyntheticModel& world);

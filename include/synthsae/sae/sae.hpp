@@ -16,6 +16,8 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <type_traits>
+#include <variant>
 #include <vector>
 
 #include "synthsae/core/gemm.hpp"
@@ -24,6 +26,7 @@
 #include "synthsae/sae/concepts.hpp"
 #include "synthsae/sae/kernels/active_set.hpp"
 #include "synthsae/sae/kernels/adaptive_decode.hpp"
+#include "synthsae/sae/kernels/screened_encoder.hpp"
 #include "synthsae/sae/kernels/step_buffers.hpp"
 #include "synthsae/sae/parameters.hpp"
 #include "synthsae/sae/policies.hpp"
@@ -270,6 +273,29 @@ class Sae {
     return last_step_sparse_ && active_.rows() > 0 ? double(active_.entries) / double(active_.rows()) : 0.0;
   }
 
+  /// Whether this composition can screen its encoder product: a batch-wide selection
+  /// (BatchTopK) with an auxiliary loss that says which pre-activations it reads (AuxK,
+  /// MatryoshkaAuxK, none), float parameters on the host.
+  static constexpr bool supports_encoder_screening =
+      std::is_same_v<T, float> && host_accessible_v<MemSpace> &&
+      requires(const Activation a, const Aux x) {
+        a.batch_keep_count(std::size_t{});
+        { x.reads_dead_columns(std::size_t{}) } -> std::same_as<bool>;
+      };
+  /// The sparse step's encoder product in BF16 with FP32 values wherever the selections read
+  /// them (kernels/screened_encoder.hpp): FP32 arithmetic at about the BF16 product's cost.
+  /// The dense step (set_sparse_step(false)) and evaluation keep the plain product. ConfigError
+  /// for a composition that cannot (supports_encoder_screening).
+  void set_encoder_screening(bool on) {
+    if (on && !supports_encoder_screening)
+      throw ConfigError("screen_encoder", "true",
+                        "needs BatchTopK with AuxK, MatryoshkaAuxK or no aux loss, float, on the host");
+    screen_encoder_ = on;
+  }
+  bool encoder_screening() const { return screen_encoder_; }
+  /// The screen's work arrays and its last step's counts (tests, diagnostics).
+  auto& encoder_screen() { return screen_; }
+
   /// SAELens's apply_b_dec_to_input (default true): whether the encoder sees x - b_dec or x.
   /// Without it b_dec is only the decoder's bias, and its gradient loses the encoder term.
   void set_apply_b_dec_to_input(bool on) { apply_b_dec_to_input_ = on; }
@@ -345,7 +371,14 @@ class Sae {
   StepLosses sparse_forward_backward(const Matrix<T>& x, SaeParameters<T>& grads, const DeadMask& dead,
                                      std::size_t num_dead) {
     StepBuffers<T>& b = train_;
-    encoder_pre_activations(x, b);
+    if constexpr (supports_encoder_screening) {
+      if (screen_encoder_)
+        screened_pre_activations(x, b, dead, num_dead);
+      else
+        encoder_pre_activations(x, b);
+    } else {
+      encoder_pre_activations(x, b);
+    }
     activation_.forward_active(b, params_, act_state_, true, active_);  // b.c is not written
     defer_activations(activation_.rescales_by_decoder_norm());
     const int s = static_cast<int>(num_latents());
@@ -398,6 +431,22 @@ class Sae {
 
   /// xc = x - b_dec (x itself without apply_b_dec_to_input), h = b_enc + xc W_enc, norms = |W_dec_j|.
   void encoder_pre_activations(const Matrix<T>& x, StepBuffers<T>& b) {
+    encoder_input(x, b);
+    gemm_onto_rows(Op::N, Op::N, T(1), b.xc, params_.w_enc, params_.b_enc, b.h);  // h = b_enc + xc W_enc
+    kernels::row_norms(params_.w_dec, b.norms);
+  }
+
+  /// The same with the screened product: h holds the FP32 dots wherever the activation's
+  /// batch-wide selection or the aux loss's per-row one among the dead latents can read it.
+  void screened_pre_activations(const Matrix<T>& x, StepBuffers<T>& b, const DeadMask& dead, std::size_t num_dead) {
+    encoder_input(x, b);
+    kernels::row_norms(params_.w_dec, b.norms);  // the keys' bounds scale by them
+    screen_.run(b.xc, params_, b, activation_.batch_keep_count(b.batch()), activation_.rescales_by_decoder_norm(),
+                dead, aux_.reads_dead_columns(num_dead));
+  }
+
+  /// b.x = x, b.xc = x - b_dec (or x), sized for x.
+  void encoder_input(const Matrix<T>& x, StepBuffers<T>& b) {
     if (x.extent(1) != input_dim()) {
       throw ShapeError("SAE input has " + show(x.extent(1)) + " dimensions, d_in is " + show(input_dim()));
     }
@@ -408,8 +457,6 @@ class Sae {
       kernels::subtract_from_rows(x, params_.b_dec, b.xc);
     else
       copy_view(b.xc, x);
-    gemm_onto_rows(Op::N, Op::N, T(1), b.xc, params_.w_enc, params_.b_enc, b.h);  // h = b_enc + xc W_enc
-    kernels::row_norms(params_.w_dec, b.norms);
   }
 
   void forward(const Matrix<T>& x, StepBuffers<T>& b, bool training, bool reconstruct = true) {
@@ -443,6 +490,8 @@ class Sae {
   Vector<T> eval_norms_;
   AdaptiveDecode<T> decoder_;
   ActiveSet<T> active_;
+  std::conditional_t<std::is_same_v<T, float>, EncoderScreen<float>, std::monostate> screen_{};
+  bool screen_encoder_ = false;
   OutputMap<T> output_map_;  ///< empty: the plain MSE
   bool sparse_step_ = true;
   bool last_step_sparse_ = false;

@@ -49,13 +49,15 @@ struct BatchTopK {
   }
   template <class T>
   void add_parameters(SaeParameters<T>&) const {}
+  /// m = floor(k B): the entries a batch of B rows keeps (before ties at the threshold).
+  std::size_t batch_keep_count(std::size_t rows) const { return static_cast<std::size_t>(std::floor(k * double(rows))); }
 
   /// Fills b.key and returns tau: an entry is kept <=> float(key) >= tau. Tau is at least the
   /// smallest positive float, so one comparison also demands key > 0 (no unpredictable branch
   /// per entry).
   template <class T>
   float keep_threshold(StepBuffers<T>& b) const {
-    const auto m = static_cast<std::size_t>(std::floor(k * double(b.h.extent(0))));
+    const std::size_t m = batch_keep_count(b.h.extent(0));
     float tau = 0;
     if constexpr (host_accessible_v<MemSpace>) {
       // The keys are listed as they are computed, row by row (one pass over the batch, not three).

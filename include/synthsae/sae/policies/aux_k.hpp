@@ -20,6 +20,9 @@ struct AuxK {
   double coefficient = 1.0;  ///< aux_loss_coefficient
 
   void validate(std::size_t, std::size_t) const { require_coefficient("aux_loss_coefficient", coefficient); }
+  /// Whether a step reads the dead latents' pre-activations (its per-row selection among them),
+  /// for the screened encoder (kernels/screened_encoder.hpp).
+  bool reads_dead_columns(std::size_t num_dead) const { return num_dead > 0 && coefficient != 0; }
 
   template <class T>
   struct State {

@@ -30,6 +30,9 @@ struct MatryoshkaAuxK {
   std::vector<int> widths = {};
 
   void validate(std::size_t, std::size_t) const { require_coefficient("aux_loss_coefficient", coefficient); }
+  /// Whether a step reads pre-activations beyond the kept entries: each level's dead columns, for
+  /// the screened encoder (kernels/screened_encoder.hpp).
+  bool reads_dead_columns(std::size_t num_dead) const { return num_dead > 0 && coefficient != 0; }
   /// Takes the levels from the Matryoshka nesting.
   template <class Nesting>
   void bind(const Nesting& n) {

@@ -11,6 +11,7 @@ struct NoAux {
   template <class T>
   struct State {};
   void validate(std::size_t /*d_in*/, std::size_t /*d_sae*/) const {}
+  bool reads_dead_columns(std::size_t) const { return false; }  ///< (the screened encoder's question)
   template <class T>
   double accumulate(StepBuffers<T>&, const SaeParameters<T>&, SaeParameters<T>&, State<T>&, const DeadMask&,
                     std::size_t) const {
