@@ -264,19 +264,26 @@ std::string bf16_products_where() {
   return gemm_impl::host_bf16_unit_name(gemm_impl::host_bf16_unit());
 }
 
+namespace {
+/// Whether this host emulates its BF16 products (false in a CUDA build); SYNTHSAE_HOST_BF16
+/// outside its values is a UsageError.
+bool host_bf16_emulated() {
+  try {
+    if constexpr (host_accessible_v<MemSpace>) return gemm_impl::host_bf16_unit() == gemm_impl::HostBf16Unit::emulated;
+  } catch (const ConfigError& e) {
+    throw UsageError(e.what());
+  }
+  return false;
+}
+}  // namespace
+
 bool screen_encoder_argument(bool given, GemmMath math) {
   if (!given) return false;
   if (math != GemmMath::fp32)
     throw UsageError("--screen-encoder with --gemm-math " + std::string(gemm_math_name(math)) +
                      ": the screen gives FP32 results; use it with --gemm-math fp32");
   if (!host_accessible_v<MemSpace>) throw UsageError("--screen-encoder: CPU builds only (this build runs on CUDA)");
-  bool emulated = false;
-  try {
-    if constexpr (host_accessible_v<MemSpace>) emulated = gemm_impl::host_bf16_unit() == gemm_impl::HostBf16Unit::emulated;
-  } catch (const ConfigError& e) {  // SYNTHSAE_HOST_BF16 outside its values
-    throw UsageError(e.what());
-  }
-  if (emulated)
+  if (host_bf16_emulated())
     std::fputs("synthsae: --screen-encoder: this CPU has neither AMX tiles nor AVX-512 BF16 (or "
                "SYNTHSAE_HOST_BF16=emulated): the BF16 product is emulated, and the screened step slower "
                "than the plain FP32 one\n",
@@ -287,14 +294,7 @@ bool screen_encoder_argument(bool given, GemmMath math) {
 GemmMath gemm_math_argument(const std::string& text) {
   const auto math = parse_gemm_math(text);
   if (!math) throw UsageError("--gemm-math = " + text + ": choose fp32, tf32 or bf16");
-  bool emulated = false;
-  try {
-    if constexpr (host_accessible_v<MemSpace>)
-      emulated = *math == GemmMath::bf16 && gemm_impl::host_bf16_unit() == gemm_impl::HostBf16Unit::emulated;
-  } catch (const ConfigError& e) {  // SYNTHSAE_HOST_BF16 outside its values
-    throw UsageError(e.what());
-  }
-  if (emulated)
+  if (*math == GemmMath::bf16 && host_bf16_emulated())
     std::fprintf(stderr,
                  "synthsae: --gemm-math bf16: this CPU has neither AMX tiles nor AVX-512 BF16 (or "
                  "SYNTHSAE_HOST_BF16=emulated), so the BF16 products are emulated: the same arithmetic, "

@@ -196,8 +196,8 @@ struct EncoderScreen {
   /// g (the last step's answer, a little lower) and counts the lower ends that do; when at least m
   /// do, g is raised to L, the m-th largest of those lower ends (the tightest such bound), and the
   /// listed entries whose upper end reaches max(L, the smallest positive float) are the
-  /// candidates. Otherwise a guess from the first rows' lower ends, then the FP32 product
-  /// (false). Also false when the list passes `most` entries.
+  /// candidates. Otherwise a guess from the first rows' lower ends, then false (the caller
+  /// recomputes every entry). Also false when the list passes `most` entries.
   bool list_batch_candidates(StepBuffers<T>& b, std::size_t m, bool rescale, int chunks, std::size_t most) {
     float guess = last_lower_m > 0 ? 0.97f * last_lower_m : guess_from_first_rows(b, m, rescale);
     for (int attempt = 0; attempt < 2; ++attempt) {
@@ -317,10 +317,7 @@ struct EncoderScreen {
     return true;
   }
 
-  /// The dead latents' columns, all of them, by an FP32 product over those columns: AuxK reads
-  /// them whole when it takes every dead latent, and picks hundreds per row when there are many
-  /// (each row's picks would need most of its dead columns as candidates). Their cost is the
-  /// plain step's share of the product for those columns.
+  /// dead_columns = the columns `dead` marks (every column when it is empty, as AuxK reads it).
   void list_dead(const DeadMask& dead, int s) {
     const auto on_host = Kokkos::create_mirror_view_and_copy(HostSpace(), dead);
     dead_columns.clear();
@@ -328,17 +325,20 @@ struct EncoderScreen {
       if (on_host.extent(0) == 0 || on_host(j)) dead_columns.push_back(j);
   }
 
+  /// The dead latents' columns, all of them, by an FP32 product over those columns: AuxK reads
+  /// them whole when it takes every dead latent, and picks many per row otherwise (each row's
+  /// picks would need most of its dead columns as candidates). With the gather and the scatter
+  /// they cost more than their share of the plain product (hence run's limit of an eighth).
   void exact_dead_columns(const Matrix<T>& xc, const SaeParameters<T>& p, const Matrix<T>& h) {
     const int rows = static_cast<int>(xc.extent(0)), d = static_cast<int>(xc.extent(1));
     const int s = static_cast<int>(p.num_latents());
     const int n = static_cast<int>(dead_columns.size());
     if (n == 0) return;
-    if (dead_w.extent(0) != static_cast<std::size_t>(d) || dead_w.extent(1) < static_cast<std::size_t>(n)) {
+    if (dead_w.extent(0) != std::size_t(d) || dead_w.extent(1) != std::size_t(s) || dead_h.extent(0) != std::size_t(rows)) {
       dead_w = Matrix<T>("screen_dead_w", d, s);  // room for every column: allocated once per shape
       dead_bias = Vector<T>("screen_dead_bias", s);
       dead_h = Matrix<T>("screen_dead_h", rows, s);
     }
-    if (dead_h.extent(0) != static_cast<std::size_t>(rows)) dead_h = Matrix<T>("screen_dead_h", rows, s);
     const int* cols = dead_columns.data();
     const auto w = p.w_enc;
     const auto wd = Kokkos::subview(dead_w, Kokkos::ALL, std::make_pair(0, n));
