@@ -242,6 +242,16 @@ void BM_StepMatryoshkaScreened(benchmark::State& s) {  // beside BM_StepMatryosh
   train_steps(s, std::move(sae));
 }
 void BM_StepTopK(benchmark::State& s) { train_steps(s, TopKSae<>(kIn, kLatents, TopK{25, true})); }
+// A sixteenth of TopK's latents dead (AuxK takes them all): beside BM_StepTopKScreened/16.
+void BM_StepTopKFewDead(benchmark::State& s) { train_steps(s, TopKSae<>(kIn, kLatents, TopK{25, true}), 16); }
+// TopK with the screened encoder: each row's candidates from its k-th largest lower end. Arg as
+// BM_StepBatchTopKScreened's (0 no dead latent, 16 a sixteenth dead).
+void BM_StepTopKScreened(benchmark::State& s) {
+  if (!TopKSae<>::supports_encoder_screening) return s.SkipWithError("the screened encoder runs on host builds");
+  TopKSae<> sae(kIn, kLatents, TopK{25, true});
+  sae.set_encoder_screening(true);
+  train_steps(s, std::move(sae), static_cast<int>(s.range(0)));
+}
 void BM_StepStandard(benchmark::State& s) { train_steps(s, StandardSae<>(kIn, kLatents, Relu{}, L1Penalty{2.0})); }
 void BM_StepJumpRelu(benchmark::State& s) {
   train_steps(s, JumpReluSae<>(kIn, kLatents, JumpRelu{1.0, 1.0}, L0StepPenalty{1.0, 1.0}, {}, {}, 0.5));
@@ -270,6 +280,8 @@ BENCHMARK(BM_StepBatchTopKFewDead)->Arg(1)->Arg(0)->Unit(benchmark::kMillisecond
 BENCHMARK(BM_StepMatryoshka)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_StepMatryoshkaScreened)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_StepTopK)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_StepTopKFewDead)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_StepTopKScreened)->Arg(0)->Arg(16)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_StepStandard)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_StepJumpRelu)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_StepGated)->Unit(benchmark::kMillisecond)->UseRealTime();

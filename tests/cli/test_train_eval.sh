@@ -33,7 +33,7 @@ grep -q '^25,' "$work/std/metrics.csv" || fail "metrics.csv lacks the step-25 ev
 cmp -s "$work/train.json" "$work/eval.json" || fail "eval of the saved SAE differs from the in-process metrics"
 grep -q '"mcc"' "$work/eval.json" || fail "eval output lacks mcc"
 # --timings: the phases of the run; with --profile-kernels each kernel label's seconds and launches
-# (a TopK step launches the per-row top-k once per step: 10 steps, at least 10 launches).
+# (a TopK step lists its per-row top-k once per step: 10 steps, at least 10 launches).
 "$bin" train --model tiny --arch topk --k 4 --width 32 --samples 5120 --batch 512 --eval-samples 1024 \
   --out "$work/timed" --timings "$work/timings.json" --profile-kernels >"$work/timed.json" 2>"$work/timed.err" \
   || fail "train --timings --profile-kernels failed: $(tail -3 "$work/timed.err")"
@@ -44,7 +44,7 @@ assert t["samples"] == 5120 and t["batch"] == 512, t
 assert t["world_seconds"] >= 0 and t["training_seconds"] > 0 and t["samples_per_second"] > 0, t
 assert set(t["phase_seconds"]) == {"generation", "steps", "periodic_evaluation", "loop_other", "final_evaluation"}, t
 k = {e["label"]: e for e in t["kernels"]}
-assert k["synthsae::row_top_k"]["calls"] >= 10, k.get("synthsae::row_top_k")
+assert k["synthsae::row_top_k_lists"]["calls"] >= 10, k.get("synthsae::row_top_k_lists")
 secs = [e["seconds"] for e in t["kernels"]]
 assert secs == sorted(secs, reverse=True) and abs(sum(secs) - t["kernels_total_seconds"]) < 1e-6 * max(1, sum(secs))
 assert "seconds" not in json.load(open(sys.argv[2]))  # stdout stays eval_stats.json
@@ -136,9 +136,10 @@ SYNTHSAE_HOST_BF16=avx2 "$bin" train --model tiny --arch topk --k 3 --width 32 -
 [ $? -eq 2 ] || fail "SYNTHSAE_HOST_BF16=avx2 should be refused as a usage error (exit 2)"
 grep -q 'SYNTHSAE_HOST_BF16 = avx2' "$work/gm_bad.err" || fail "the SYNTHSAE_HOST_BF16 error should name the value"
 test -e "$work/gm_bad/sae_weights.safetensors" && fail "a refused SYNTHSAE_HOST_BF16 left weights behind"
-# --screen-encoder (batchtopk): the screened product trains, is recorded, and writes weights close
-# to the plain FP32 run's (the same arithmetic up to the order of each dot's sums), not equal to
-# them; any other architecture, or another --gemm-math, is a usage error.
+# --screen-encoder (batchtopk, matryoshka_batchtopk, topk): the screened product trains, is
+# recorded, and writes weights close to the plain FP32 run's (the same arithmetic up to the order
+# of each dot's sums), not equal to them; any other architecture, or another --gemm-math, is a
+# usage error.
 for mode in plain screen; do
   flag=""; [ "$mode" = screen ] && flag="--screen-encoder"
   "$bin" train --model tiny --arch batchtopk --k 3 --width 64 --samples 10240 --batch 512 --eval-samples 1024 \
@@ -155,7 +156,20 @@ cmp -s "$work/scr_plain/sae_weights.safetensors" "$work/scr_screen/sae_weights.s
 "$bin" train --model tiny --arch matryoshka_batchtopk --k 3 --width 64 --samples 4096 --batch 512 --eval-samples 1024 \
   --screen-encoder --out "$work/scr_mat" >/dev/null 2>&1 || fail "matryoshka_batchtopk train --screen-encoder failed"
 grep -q '"screen_encoder": true' "$work/scr_mat/runner_config.json" || fail "the screened matryoshka_batchtopk run is not recorded"
-expect 2 "--screen-encoder: topk has no batch-wide selection" -- "$bin" train --model tiny --arch topk --screen-encoder --out "$work/x"
+# topk screens per row: close to its plain run, not equal to it.
+for mode in plain screen; do
+  flag=""; [ "$mode" = screen ] && flag="--screen-encoder"
+  "$bin" train --model tiny --arch topk --k 3 --width 64 --samples 10240 --batch 512 --eval-samples 1024 \
+    $flag --out "$work/scr_topk_$mode" >/dev/null 2>&1 || fail "topk train ($mode encoder) failed"
+done
+grep -q '"screen_encoder": true' "$work/scr_topk_screen/runner_config.json" || fail "the screened topk run is not recorded"
+ev_plain=$(sed -n 's/.*"explained_variance": \([-0-9.e]*\).*/\1/p' "$work/scr_topk_plain/eval_stats.json")
+ev_screen=$(sed -n 's/.*"explained_variance": \([-0-9.e]*\).*/\1/p' "$work/scr_topk_screen/eval_stats.json")
+awk -v a="$ev_plain" -v b="$ev_screen" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d < 0.01) }' ||
+  fail "screened topk explained variance $ev_screen is not within 0.01 of the plain run's $ev_plain"
+cmp -s "$work/scr_topk_plain/sae_weights.safetensors" "$work/scr_topk_screen/sae_weights.safetensors" &&
+  fail "topk --screen-encoder trained the plain run's weights bit for bit (was the screen used?)"
+expect 2 "--screen-encoder: abstopk has no selection to screen" -- "$bin" train --model tiny --arch abstopk --screen-encoder --out "$work/x"
 expect 2 "--screen-encoder with --gemm-math bf16" -- "$bin" train --model tiny --arch batchtopk --gemm-math bf16 --screen-encoder --out "$work/x"
 
 "$bin" architectures >"$work/arch.md" || fail "synthsae architectures failed"

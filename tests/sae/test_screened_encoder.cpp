@@ -60,7 +60,7 @@ ScreenedRun run_step(S& sae, const Matrix<float>& x, const DeadMask& dead, std::
   sae.set_encoder_screening(screen);
   setup(sae.encoder_screen());
   r.losses = sae.forward_backward(x, r.grads, dead, num_dead);
-  r.threshold = sae.activation_state().threshold;
+  if constexpr (requires { sae.activation_state().threshold; }) r.threshold = sae.activation_state().threshold;
   r.recomputed = sae.encoder_screen().last_recomputed;
   r.fell_back = sae.encoder_screen().last_fell_back;
   sae.activation_state() = state;
@@ -85,7 +85,8 @@ void check_screened_step(S& sae, int rows, std::uint64_t seed, int dead_stride, 
   REQUIRE(b.recomputed == std::size_t(rows) * s);
   if (screens) {  // a small part of the batch: the kept k B entries and those near them
     CHECK(a.recomputed < std::size_t(rows) * s / 8);
-    CHECK(a.recomputed >= sae.activation().batch_keep_count(rows));
+    const ScreenedSelection keep = sae.activation().screened_selection(rows);
+    CHECK(a.recomputed >= (keep.per_row ? keep.count * rows : keep.count));
   }
   CHECK(a.losses.mse == b.losses.mse);
   CHECK(a.losses.aux == b.losses.aux);
@@ -123,7 +124,7 @@ TEST_CASE("Screened encoder: the BF16 product stays within the bound of the FP32
   b.resize(rows, d, s);
   EncoderScreen<float> screen;
   screen.recompute_all = true;
-  screen.run(xc, p, b, 0, false, DeadMask(), 0);
+  screen.run(xc, p, b, ScreenedSelection{}, false, DeadMask(), 0);
   const auto dots = Kokkos::create_mirror_view_and_copy(HostSpace(), b.h);
   Matrix<float> bf16("bf16", rows, s);
   gemm_onto_rows(Op::N, Op::N, 1.0f, xc, p.w_enc, p.b_enc, bf16, GemmMath::bf16);
@@ -233,13 +234,32 @@ TEST_CASE("Screened encoder: more than an eighth of the latents dead, the FP32 p
   CHECK(run_step(sae, x, DeadMask(more), 49, true, screened).fell_back);
 }
 
-TEST_CASE("Screened encoder: compositions without a batch-wide selection refuse it", "[sae][screen]") {
+TEST_CASE("Screened TopK step = the step on FP32 dots everywhere, bit for bit", "[sae][screen]") {
+  // Per-row selection: each row's candidates are the entries whose upper end reaches its k-th
+  // largest lower end. The shapes and dead strides of the BatchTopK case, then ragged shapes with
+  // unscaled keys, and k = 100 of 130 (more than a row's positive keys: every entry recomputed).
+  TopKSae<float> sae(48, 384, TopK{6, true}, {}, AuxK{1.0}, {}, 0.5, 41);
+  check_screened_step(sae, 1024, 11, 0);
+  check_screened_step(sae, 1024, 12, 9);
+  check_screened_step(sae, 1024, 13, 20);
+  check_screened_step(sae, 40, 14, 0);
+  TopKSae<float> ragged(200, 130, TopK{2, false}, {}, AuxK{1.0}, {}, 0.5, 43);
+  check_screened_step(ragged, 300, 15, 0);
+  check_screened_step(ragged, 300, 16, 9);
+  TopKSae<float> most(200, 130, TopK{100, true}, {}, AuxK{1.0}, {}, 0.5, 47);
+  check_screened_step(most, 300, 17, 0, /*screens=*/false);
+}
+
+TEST_CASE("Screened encoder: compositions without a selection it bounds refuse it", "[sae][screen]") {
   STATIC_REQUIRE(BatchTopKSae<float>::supports_encoder_screening);
   STATIC_REQUIRE(MatryoshkaBatchTopKSae<float>::supports_encoder_screening);
   STATIC_REQUIRE(Sae<BatchTopK, NoPenalty, MatryoshkaAuxK, Matryoshka, float>::supports_encoder_screening);
+  STATIC_REQUIRE(TopKSae<float>::supports_encoder_screening);
   STATIC_REQUIRE_FALSE(BatchTopKSae<double>::supports_encoder_screening);
-  STATIC_REQUIRE_FALSE(TopKSae<float>::supports_encoder_screening);
-  TopKSae<float> topk(16, 64, TopK{4, true}, {}, AuxK{1.0}, {}, 0.5, 3);
-  CHECK_THROWS_AS(topk.set_encoder_screening(true), ConfigError);
-  CHECK_NOTHROW(topk.set_encoder_screening(false));
+  STATIC_REQUIRE_FALSE(AbsTopKSae<float>::supports_encoder_screening);  // magnitudes: not bounded
+  using TopKWithL1 = Sae<TopK, L1Penalty, AuxK, NoNesting, float>;      // a penalty: no sparse step
+  STATIC_REQUIRE_FALSE(TopKWithL1::supports_encoder_screening);
+  AbsTopKSae<float> abs_topk(16, 64, AbsTopK{4, true}, {}, AuxK{1.0}, {}, 0.5, 3);
+  CHECK_THROWS_AS(abs_topk.set_encoder_screening(true), ConfigError);
+  CHECK_NOTHROW(abs_topk.set_encoder_screening(false));
 }

@@ -5,11 +5,14 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <limits>
+#include <numeric>
 #include <vector>
 
 #include "synthsae/core/counter_rng.hpp"
+#include "synthsae/sae/kernels/row_top_k_lists.hpp"
 #include "synthsae/sae/kernels/top_k_select.hpp"
 
 using namespace synthsae;
@@ -144,7 +147,7 @@ std::vector<std::uint8_t> brute_row_top_k(const std::vector<float>& flat, int ro
   return mask;
 }
 
-enum class RowForm { public_entry, radix, teams, among };
+enum class RowForm { public_entry, radix, teams, among, of_row };
 
 std::vector<std::uint8_t> device_row_top_k(const Matrix<float>& key, int k, const std::vector<std::uint8_t>& allowed,
                                            RowForm form) {
@@ -154,7 +157,27 @@ std::vector<std::uint8_t> device_row_top_k(const Matrix<float>& key, int k, cons
   for (std::size_t j = 0; j < allowed.size(); ++j) ha(j) = allowed[j];
   Kokkos::deep_copy(allow, ha);
   const Kokkos::View<const std::uint8_t*, MemSpace> allowed_view(allow);
-  if (form == RowForm::among) {  // the host's selection among listed candidates (AuxK's)
+  if (form == RowForm::of_row) {  // the host's selection of a whole row (TopK's training step)
+    REQUIRE(allowed.empty());
+    auto h = Kokkos::create_mirror_view_and_copy(HostSpace(), key);
+    const int cols = static_cast<int>(key.extent(1));
+    std::vector<detail::OrderedBits<float>> bits(cols);
+    std::vector<int> listed(cols), out(cols);
+    auto hm = Kokkos::create_mirror_view(mask);
+    Kokkos::deep_copy(hm, 0);
+    for (int i = 0; i < static_cast<int>(key.extent(0)); ++i) {
+      const int kk = std::clamp(k, 0, cols);
+      if (kk == 0) continue;
+      const int m = kk == cols ? cols : detail::top_k_of_row(&h(i, 0), cols, kk, bits.data(), listed.data(), out.data());
+      if (kk == cols) std::iota(out.begin(), out.end(), 0);
+      REQUIRE(m == kk);
+      for (int q = 0; q < m; ++q) {
+        if (q > 0) REQUIRE(out[q] > out[q - 1]);  // columns ascending
+        hm(i, out[q]) = 1;
+      }
+    }
+    Kokkos::deep_copy(mask, hm);
+  } else if (form == RowForm::among) {  // the host's selection among listed candidates (AuxK's)
     auto h = Kokkos::create_mirror_view_and_copy(HostSpace(), key);
     std::vector<int> candidates, out(key.extent(1));
     for (int j = 0; j < static_cast<int>(key.extent(1)); ++j)
@@ -202,6 +225,7 @@ TEST_CASE("per-row top-k has no limit on k: radix selection (per thread and by t
     CHECK(device_row_top_k(key, k, none, RowForm::teams) == expected);
     CHECK(device_row_top_k(key, k, none, RowForm::public_entry) == expected);
     CHECK(device_row_top_k(key, k, none, RowForm::among) == expected);
+    CHECK(device_row_top_k(key, k, none, RowForm::of_row) == expected);
     const auto filtered = brute_row_top_k(flat, rows, cols, k, every_third);
     CHECK(device_row_top_k(key, k, every_third, RowForm::public_entry) == filtered);
     CHECK(device_row_top_k(key, k, every_third, RowForm::teams) == filtered);
@@ -225,6 +249,7 @@ TEST_CASE("per-row top-k has no limit on k: radix selection (per thread and by t
     CHECK(device_row_top_k(key, k, none, RowForm::teams) == expected);
     CHECK(device_row_top_k(key, k, none, RowForm::public_entry) == expected);
     CHECK(device_row_top_k(key, k, none, RowForm::among) == expected);
+    CHECK(device_row_top_k(key, k, none, RowForm::of_row) == expected);
     CHECK(device_row_top_k(key, k, every_third, RowForm::among) == brute_row_top_k(flat, rows, cols, k, every_third));
   }
 }
@@ -248,6 +273,7 @@ TEST_CASE("top-k among candidates: a pivot set too high by an unrepresentative s
     std::vector<std::uint8_t> got(n, 0);
     for (int q = 0; q < m; ++q) got[out[q]] = 1;
     CHECK(got == brute_row_top_k(flat, 1, n, k, {}));
+    CHECK(device_row_top_k(key, k, {}, RowForm::of_row) == brute_row_top_k(flat, 1, n, k, {}));
   }
 }
 
@@ -272,6 +298,7 @@ TEST_CASE("top-k among a short candidate list (no pivot): ties, signed zeros and
   for (int k : {1, 2, 37, 64, 74, 75, 149, 150}) {
     INFO("k = " << k);
     CHECK(device_row_top_k(key, k, none, RowForm::among) == brute_row_top_k(flat, rows, cols, k, none));
+    CHECK(device_row_top_k(key, k, none, RowForm::of_row) == brute_row_top_k(flat, rows, cols, k, none));
     CHECK(device_row_top_k(key, k, odd, RowForm::among) == brute_row_top_k(flat, rows, cols, k, odd));
   }
 }
@@ -346,5 +373,61 @@ TEST_CASE("list_row_at_least and append_above list exactly the keys a scalar sca
       REQUIRE(above.size() == want_above.size());
       for (std::size_t q = 0; q < above.size(); ++q) CHECK(above[q] == want_above[q]);
     }
+  }
+}
+
+TEST_CASE("TopK's host step lists per row the entries that row_top_k's mask and a gather select", "[sae][select]") {
+  if constexpr (host_accessible_v<MemSpace>) {  // host backends only (the host's training step)
+    // Keys quantised to halves (many ties at the k-th key, signed zeros), one row with a NaN and one
+    // with an infinity: the per-row lists must give the mask route's entries, values and order, for
+    // TopK (chosen keys above 0) and AbsTopK (magnitudes, signs kept), rescaled or not.
+    const int rows = 40, cols = 1500;
+    std::vector<float> flat;
+    const auto source = keys(rows, cols, 41, flat, [](int i) { return 1.0f + 0.1f * float(i % 5); });
+    StepBuffers<float> b;
+    b.resize(rows, 4, cols);
+    RandomStream r(42, 1);
+    for (int j = 0; j < cols; ++j) b.norms(j) = 0.5f + r.uniform<float>();
+    for (int i = 0; i < rows; ++i)
+      for (int j = 0; j < cols; ++j) {
+        float v = std::round(source(i, j) * 2.0f) / 2.0f;
+        if (v == 0.0f && (j % 2)) v = -0.0f;
+        b.h(i, j) = v;
+      }
+    b.h(3, 700) = std::numeric_limits<float>::quiet_NaN();
+    b.h(5, 11) = std::numeric_limits<float>::infinity();
+    b.h(6, 12) = -std::numeric_limits<float>::infinity();
+    for (const bool magnitude : {false, true})
+      for (const bool rescale : {false, true})
+        for (int k : {1, 3, 25, 700, 1024, 1025, 1499, 1500, 2000}) {
+          INFO("magnitude " << magnitude << ", rescale " << rescale << ", k = " << k);
+          detail::ranking_key(b, rescale, magnitude);
+          Kokkos::View<std::uint8_t**, Kokkos::LayoutRight, MemSpace> mask("mask", rows, cols);
+          row_top_k(b.key, std::min(k, cols), mask, Kokkos::View<const std::uint8_t*, MemSpace>());
+          ActiveSet<float> expected, got;
+          expected.gather(rows, cols, [&](int i, int j, float& v) {
+            const bool keep = mask(i, j) && (magnitude || b.key(i, j) > 0.0f);
+            if (keep) v = b.h(i, j);
+            return keep;
+          });
+          const Matrix<float> key_before("key_before", rows, cols);
+          Kokkos::deep_copy(key_before, b.key);
+          Kokkos::deep_copy(b.key, 7.0f);  // row_top_k_active writes every key itself
+          RowTopKLists<float> ws;
+          row_top_k_active(b, k, rescale, magnitude, ws, got);
+          REQUIRE(got.entries == expected.entries);
+          CHECK(expected.entries > 0);
+          bool same = true;
+          for (int i = 0; i <= rows; ++i) same = same && got.row_start(i) == expected.row_start(i);
+          for (std::size_t e = 0; e < got.entries; ++e)
+            same = same && got.col(e) == expected.col(e) &&
+                   std::memcmp(&got.value(e), &expected.value(e), sizeof(float)) == 0;
+          CHECK(same);
+          bool keys_same = true;
+          for (int i = 0; i < rows; ++i)
+            for (int j = 0; j < cols; ++j)
+              keys_same = keys_same && std::memcmp(&b.key(i, j), &key_before(i, j), sizeof(float)) == 0;
+          CHECK(keys_same);
+        }
   }
 }

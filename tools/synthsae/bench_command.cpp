@@ -47,7 +47,7 @@ constexpr const char* kBenchUsage =
     "  --lr X             learning rate (default 1e-3)\n"
     "  --gemm-math M      fp32 (default) | tf32 | bf16: the training runs' GEMM arithmetic, as\n"
     "                     `synthsae train --gemm-math` (bf16 on AMX tiles or AVX-512 BF16 where the CPU has them)\n"
-    "  --screen-encoder   the runs that can (batchtopk, matryoshka_batchtopk) screen their encoder\n"
+    "  --screen-encoder   the runs that can (batchtopk, matryoshka_batchtopk, topk) screen their encoder\n"
     "                     product, as `synthsae train --screen-encoder`; the others train as usual\n"
     "  --no-probes        skip the supervised ceiling (logistic-regression probes on x for the\n"
     "                     features the first SAE's latents match)\n"

@@ -55,7 +55,7 @@ std::string train_usage() {
       "  --checkpoint-every N checkpoint every N steps into OUT/checkpoint\n"
       "  --gemm-math M        fp32 | tf32 | bf16: GEMM arithmetic (default fp32); on the CPU\n"
       "                       bf16 on AMX tiles or AVX-512 BF16 where the CPU has them (else emulated), tf32 as fp32\n"
-      "  --screen-encoder     batchtopk, matryoshka_batchtopk: the encoder product in BF16 and the\n"
+      "  --screen-encoder     batchtopk, matryoshka_batchtopk, topk: the encoder product in BF16 and the\n"
       "                       entries a selection can reach recomputed in FP32 (FP32 results at about\n"
       "                       the BF16 product's cost where the CPU has AMX tiles or AVX-512 BF16;\n"
       "                       docs/policies.md); with --gemm-math fp32 only\n"
@@ -354,7 +354,7 @@ std::unique_ptr<TrainingRun> start_training(TrainRequest a, SyntheticModel& worl
         a.screen_encoder = false;  // runner_config.json records what this run did
       } else {
         throw UsageError("--screen-encoder: " + a.arch +
-                         " has no batch-wide selection to screen (batchtopk and matryoshka_batchtopk have; "
+                         " has no selection to screen (batchtopk, matryoshka_batchtopk and topk have; "
                          "float, CPU builds)");
       }
     }

@@ -273,13 +273,14 @@ class Sae {
     return last_step_sparse_ && active_.rows() > 0 ? double(active_.entries) / double(active_.rows()) : 0.0;
   }
 
-  /// Whether this composition can screen its encoder product: a batch-wide selection
-  /// (BatchTopK) with an auxiliary loss that says which pre-activations it reads (AuxK,
-  /// MatryoshkaAuxK, none), float parameters on the host.
+  /// Whether this composition can screen its encoder product: a selection that says what it
+  /// keeps (BatchTopK's batch-wide top m, TopK's per-row top k) with an auxiliary loss that says
+  /// which pre-activations it reads (AuxK, MatryoshkaAuxK, none), in the sparse step (no
+  /// penalty), float parameters on the host.
   static constexpr bool supports_encoder_screening =
-      std::is_same_v<T, float> && host_accessible_v<MemSpace> &&
+      std::is_same_v<T, float> && host_accessible_v<MemSpace> && has_sparse_step &&
       requires(const Activation a, const Aux x) {
-        a.batch_keep_count(std::size_t{});
+        { a.screened_selection(std::size_t{}) } -> std::same_as<ScreenedSelection>;
         { x.reads_dead_columns(std::size_t{}) } -> std::same_as<bool>;
       };
   /// The sparse step's encoder product in BF16 with FP32 values wherever the selections read
@@ -289,7 +290,7 @@ class Sae {
   void set_encoder_screening(bool on) {
     if (on && !supports_encoder_screening)
       throw ConfigError("screen_encoder", "true",
-                        "needs BatchTopK with AuxK, MatryoshkaAuxK or no aux loss, float, on the host");
+                        "needs BatchTopK or TopK with AuxK, MatryoshkaAuxK or no aux loss, no penalty, float, on the host");
     screen_encoder_ = on;
   }
   bool encoder_screening() const { return screen_encoder_; }
@@ -437,11 +438,11 @@ class Sae {
   }
 
   /// The same with the screened product: h holds the FP32 dots wherever the activation's
-  /// batch-wide selection or the aux loss's per-row one among the dead latents can read it.
+  /// selection or the aux loss's per-row one among the dead latents can read it.
   void screened_pre_activations(const Matrix<T>& x, StepBuffers<T>& b, const DeadMask& dead, std::size_t num_dead) {
     encoder_input(x, b);
     kernels::row_norms(params_.w_dec, b.norms);  // the keys' bounds scale by them
-    screen_.run(b.xc, params_, b, activation_.batch_keep_count(b.batch()), activation_.rescales_by_decoder_norm(),
+    screen_.run(b.xc, params_, b, activation_.screened_selection(b.batch()), activation_.rescales_by_decoder_norm(),
                 dead, aux_.reads_dead_columns(num_dead));
   }
 

@@ -182,6 +182,28 @@ struct ActiveSet {
     columns_indexed = false;
   }
 
+  /// The entries of per-row lists (host only): row i's are the columns
+  /// lists[i * stride + q] for q < counts[i], in increasing order, with coefficients
+  /// value_of(i, j). A per-row selection that lists its columns needs no pass over the batch.
+  template <class ValueOf, class Space = MemSpace>
+  void gather_row_lists(std::size_t num_rows, const int* lists, int stride, const int* counts, const ValueOf& value_of) {
+    static_assert(host_accessible_v<Space>, "gather_row_lists reads its lists on the host");
+    if (row_start.extent(0) != num_rows + 1) row_start = Kokkos::View<int*, MemSpace>("active_row_start", num_rows + 1);
+    Kokkos::fence();
+    std::size_t e = 0;
+    for (std::size_t i = 0; i < num_rows; ++i) row_start(i) = static_cast<int>(e), e += static_cast<std::size_t>(counts[i]);
+    row_start(num_rows) = static_cast<int>(e);
+    entries = e;
+    columns_indexed = false;
+    reserve(entries);
+    const auto starts = row_start, cols = col;
+    const auto vals = value;
+    host_rows("synthsae::active_fill_lists", static_cast<std::int64_t>(num_rows), 4 * stride, [&](int i) {
+      const int* list = lists + static_cast<std::size_t>(i) * stride;
+      for (int q = 0, e0 = starts(i); q < counts[i]; ++q) cols(e0 + q) = list[q], vals(e0 + q) = value_of(i, list[q]);
+    });
+  }
+
   /// Rows of exactly `per_row` entries each (row i starts at i * per_row), left for the caller
   /// to fill in column order: a selection that knows its counts needs no counting pass.
   void assign_uniform_rows(std::size_t num_rows, int per_row) {

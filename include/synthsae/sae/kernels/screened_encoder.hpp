@@ -1,14 +1,14 @@
 #pragma once
-// BatchTopK's encoder product in BF16, with FP32 values wherever a selection reads them.
+// BatchTopK's and TopK's encoder product in BF16, with FP32 values wherever a selection reads them.
 //
-// h = b_enc + xc W_enc is the one dense product of a sparse BatchTopK step, and few of its
-// entries matter: the batch's top m = k B ranking keys, and the dead latents' columns, from which
-// AuxK picks per row. The product runs in BF16 (0.39 of the FP32 product's time at 768 -> 4,096
+// h = b_enc + xc W_enc is the one dense product of a sparse BatchTopK or TopK step, and few of its
+// entries matter: the batch's top m = k B ranking keys (BatchTopK) or each row's top k (TopK), and
+// the dead latents' columns, from which AuxK picks per row. The product runs in BF16 (0.39 of the FP32 product's time at 768 -> 4,096
 // on AVX-512 BF16), and every entry carries a rigorous bound on its distance from the FP32 dot
 // product (screening_kappa). The entries whose bound lets them reach the batch's selection are
 // recomputed as FP32 dots (kernels::dot_contiguous's fixed order), the dead columns by an FP32
 // product over those columns, both written over the BF16 values. Every other entry stays below
-// the threshold whatever its FP32 value, so the kept set, the threshold and every value read
+// the threshold (the batch's, or its row's k-th key) whatever its FP32 value, so the kept set, the threshold and every value read
 // are those of FP32 arithmetic. docs/policies.md ("The screened encoder") has the argument and
 // where it pays.
 #include <algorithm>
@@ -21,6 +21,8 @@
 
 #include "synthsae/core/gemm.hpp"
 #include "synthsae/sae/kernels/active_set.hpp"
+#include "synthsae/sae/kernels/row_top_k_lists.hpp"
+#include "synthsae/sae/kernels/selection.hpp"
 #include "synthsae/sae/kernels/step_buffers.hpp"
 #include "synthsae/sae/kernels/top_k_select.hpp"
 #include "synthsae/sae/parameters.hpp"
@@ -72,6 +74,10 @@ struct EncoderScreen {
   std::vector<std::size_t> chunk_reaching;
   float last_lower_m = 0;  ///< the last step's L (the next step's guess starts just below it)
   std::vector<std::uint32_t> listed_lower_bits;
+  std::vector<float> row_ends;              ///< per thread chunk: one row's lower and upper ends (TopK)
+  std::vector<std::uint32_t> row_bits;      ///< per thread chunk: kth_largest_of_row's work space
+  std::vector<int> row_listed;
+  std::vector<char> chunk_failed;
   std::vector<int> dead_columns;
   Matrix<T> dead_w, dead_h;  ///< W_enc's and h's dead columns side by side: [D, room], [B, room]
   Vector<T> dead_bias;
@@ -84,12 +90,14 @@ struct EncoderScreen {
   std::size_t last_recomputed = 0;  ///< entries recomputed by the last run
   bool last_fell_back = false;      ///< the last run recomputed every entry, or ran the plain product
 
-  /// b.h = b_enc + xc W_enc: the FP32 dots at every entry that can reach the batch's top m keys
-  /// (m > 0; keys are h * b.norms with `rescale`, else h), and an FP32 product over the columns
-  /// `dead` marks when `dead_columns_read` (the aux loss selects among them); elsewhere BF16 values
-  /// that no selection reaches. b.norms must hold |W_dec_j| already.
-  void run(const Matrix<T>& xc, const SaeParameters<T>& p, StepBuffers<T>& b, std::size_t m, bool rescale,
+  /// b.h = b_enc + xc W_enc: the FP32 dots at every entry that can reach the selection (the
+  /// batch's top m keys, or each row's top k with keep.per_row; keys are h * b.norms with
+  /// `rescale`, else h), and an FP32 product over the columns `dead` marks when
+  /// `dead_columns_read` (the aux loss selects among them); elsewhere BF16 values that no
+  /// selection reaches. b.norms must hold |W_dec_j| already.
+  void run(const Matrix<T>& xc, const SaeParameters<T>& p, StepBuffers<T>& b, ScreenedSelection keep, bool rescale,
            const DeadMask& dead, bool dead_columns_read) {
+    const std::size_t m = keep.count;
     const int rows = static_cast<int>(xc.extent(0)), d = static_cast<int>(xc.extent(1));
     const int s = static_cast<int>(p.num_latents());
     last_recomputed = 0, last_fell_back = false;
@@ -117,7 +125,9 @@ struct EncoderScreen {
     } else {
       // A bound that is not finite (an input with inf or NaN) proves nothing: every entry then.
       screened = bounds(xc, p, b.norms, rescale);
-      if (screened && m > 0) screened = list_batch_candidates(b, m, rescale, chunks, most);
+      if (screened && m > 0)
+        screened = keep.per_row ? list_row_candidates(b, static_cast<int>(std::min<std::size_t>(m, s)), rescale, chunks, most)
+                                : list_batch_candidates(b, m, rescale, chunks, most);
     }
     std::size_t total = 0;
     for (int c = 0; c < chunks; ++c) total += chunk_entries[c].size();
@@ -215,6 +225,84 @@ struct EncoderScreen {
   }
 
   static constexpr std::size_t kOverflow = ~std::size_t{0};
+
+  /// One row's ends: lower_j = key_j - e_j and upper_j = key_j + e_j with e_j = r alpha_j + beta_j
+  /// (key = h n with `rescale`, else h); false when one of them is infinite or NaN. Eight columns
+  /// at a time on AVX2 hosts (the scalar loop with its finiteness test stayed scalar).
+  static bool row_ends_finite(const float* __restrict h, const float* __restrict n, const float* __restrict alpha,
+                              const float* __restrict beta, float r, int s, bool rescale, float* __restrict lower,
+                              float* __restrict upper) {
+    int j = 0;
+    bool finite = true;
+#ifdef SYNTHSAE_LIST_AVX2
+    const __m256 rv = _mm256_set1_ps(r), zero = _mm256_setzero_ps();
+    __m256 all = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
+    for (; j + 8 <= s; j += 8) {
+      __m256 k = _mm256_loadu_ps(h + j);
+      if (rescale) k = _mm256_mul_ps(k, _mm256_loadu_ps(n + j));
+      const __m256 e = _mm256_add_ps(_mm256_mul_ps(rv, _mm256_loadu_ps(alpha + j)), _mm256_loadu_ps(beta + j));
+      const __m256 lo = _mm256_sub_ps(k, e), up = _mm256_add_ps(k, e);
+      _mm256_storeu_ps(lower + j, lo);
+      _mm256_storeu_ps(upper + j, up);
+      // x - x is 0 for a finite x, NaN for an infinite or NaN one
+      all = _mm256_and_ps(all, _mm256_cmp_ps(_mm256_sub_ps(lo, lo), zero, _CMP_EQ_OQ));
+      all = _mm256_and_ps(all, _mm256_cmp_ps(_mm256_sub_ps(up, up), zero, _CMP_EQ_OQ));
+    }
+    finite = _mm256_movemask_ps(all) == 0xFF;
+#endif
+    for (; j < s; ++j) {  // (a compiler may fuse r * alpha + beta: either is a bound)
+      const float key = rescale ? h[j] * n[j] : h[j];
+      const float e = r * alpha[j] + beta[j];
+      lower[j] = key - e, upper[j] = key + e;
+      finite = finite && lower[j] - lower[j] == 0.0f && upper[j] - upper[j] == 0.0f;
+    }
+    return finite;
+  }
+
+  /// The per-row part (TopK). With the ends as above, row i's k-th largest FP32 key is at least
+  /// L_i, the k-th largest of its lower ends, so an entry whose upper end is below L_i is not among
+  /// the row's k largest, and one below the smallest positive float is not kept either (TopK keeps
+  /// the positive keys): the candidates are the entries whose upper end reaches max(L_i, that
+  /// float). Per row in the chunk's buffers: both ends, L_i by kth_largest_of_row, the listing.
+  /// False when an end is not finite (nothing is proved) or the candidates pass `most`.
+  bool list_row_candidates(StepBuffers<T>& b, int k, bool rescale, int chunks, std::size_t most) {
+    const int rows = static_cast<int>(b.h.extent(0)), s = static_cast<int>(b.h.extent(1));
+    if (k >= s) return false;  // every entry is selected
+    const std::size_t room = most / std::size_t(chunks) + 1;
+    const std::size_t per_chunk = std::size_t(s);
+    if (row_ends.size() < 2 * per_chunk * chunks) row_ends.resize(2 * per_chunk * chunks);
+    if (row_bits.size() < per_chunk * chunks) row_bits.resize(per_chunk * chunks), row_listed.resize(per_chunk * chunks);
+    if (chunk_failed.size() < static_cast<std::size_t>(chunks)) chunk_failed.resize(chunks);
+    const float* __restrict n = b.norms.data();
+    const float* __restrict alpha = col_alpha.data();
+    const float* __restrict beta = col_beta.data();
+    host_rows("synthsae::screen_rows", chunks, std::int64_t{rows} / chunks * 12 * s, [&](int c) {
+      int r0 = 0, r1 = 0;
+      chunk_range(rows, c, chunks, r0, r1);
+      float* __restrict lower = row_ends.data() + 2 * per_chunk * c;
+      float* __restrict upper = lower + per_chunk;
+      std::uint32_t* bits = row_bits.data() + per_chunk * c;
+      int* listed = row_listed.data() + per_chunk * c;
+      auto& out = chunk_entries[c];
+      bool failed = false;
+      for (int i = r0; i < r1 && !failed; ++i) {
+        const float* __restrict h = &b.h(i, 0);
+        const float r = row_scale[i];
+        if (!row_ends_finite(h, n, alpha, beta, r, s, rescale, lower, upper)) {
+          failed = true;
+          break;
+        }
+        const float lower_k = float_from_ordered_bits(detail::kth_largest_of_row(lower, s, k, bits, listed));
+        const float cut = std::max(lower_k, std::numeric_limits<float>::denorm_min());
+        detail::for_each_key_past<false>(upper, s, cut, [&](int j, float) { out.push_back({i, j}); });
+        failed = out.size() > room;
+      }
+      chunk_failed[c] = failed;
+    });
+    for (int c = 0; c < chunks; ++c)
+      if (chunk_failed[c]) return false;
+    return true;
+  }
 
   /// The want-th largest lower end among the first rows (1/16 of the batch, at least 64), with
   /// want about 1.25 times m's share plus four standard deviations.

@@ -2,6 +2,7 @@
 // Kernels shared by the selecting activations (TopK, AbsTopK, BatchTopK): the ranking key, coefficients
 // from a selection mask, and the backward pass through a selection.
 #include <algorithm>
+#include <cstddef>
 
 #include "synthsae/core/backend.hpp"
 #include "synthsae/core/row_loops.hpp"
@@ -9,21 +10,34 @@
 
 namespace synthsae {
 
+/// What a selecting activation keeps, as the screened encoder (screened_encoder.hpp) needs to
+/// know: the batch's `count` largest keys (BatchTopK: m = k B), or with `per_row` each row's
+/// `count` largest (TopK).
+struct ScreenedSelection {
+  std::size_t count = 0;
+  bool per_row = false;
+};
+
 namespace detail {
 
-/// Row i of ranking_key without magnitude, on the host: key = rescale ? h * norms : h (the same
-/// product as ranking_key's, so the same bits).
+/// Row i of ranking_key on the host: the same products (and magnitudes), so the same bits.
 template <class T>
-void ranking_key_row(const Matrix<T>& h, const Vector<T>& norms, const Matrix<T>& key, int i, bool rescale) {
+void ranking_key_row(const Matrix<T>& h, const Vector<T>& norms, const Matrix<T>& key, int i, bool rescale,
+                     bool magnitude = false) {
   const int s = static_cast<int>(h.extent(1));
   const T* __restrict in = &h(i, 0);
   T* __restrict out = &key(i, 0);
-  if (!rescale) {
-    std::copy(in, in + s, out);
-    return;
-  }
   const T* __restrict n = norms.data();
-  for (int j = 0; j < s; ++j) out[j] = in[j] * n[j];
+  if (magnitude) {
+    for (int j = 0; j < s; ++j) {
+      const T k = rescale ? in[j] * n[j] : in[j];
+      out[j] = k < T(0) ? -k : k;
+    }
+  } else if (!rescale) {
+    std::copy(in, in + s, out);
+  } else {
+    for (int j = 0; j < s; ++j) out[j] = in[j] * n[j];
+  }
 }
 
 /// key = rescale ? h * norms : h, or its magnitude |key| (AbsTopK ranks by magnitude).

@@ -165,8 +165,44 @@ void row_top_k_by_teams(const Matrix<T>& key, int k, const Kokkos::View<std::uin
       });
 }
 
-/// The host's per-row top-k for k <= kMaxHeapTopK: a bounded min-heap per row (on the stack; a
-/// GPU never instantiates it).
+/// One row of the host's heap selection: the columns j < s with allowed(j) of the k largest
+/// key_row[j] (0 <= k <= kMaxHeapTopK), ties to the lower column, into heap[0 .. returned size)
+/// in heap order. A bounded min-heap (on the caller's stack; a GPU never instantiates it).
+template <class T, class Allowed>
+int heap_top_k_of_row(const T* key_row, int s, int k, const Allowed& allowed, int* heap) {
+  int size = 0;
+  auto less = [&](int a, int b) {  // "a ranks below b"
+    const T ka = key_row[a], kb = key_row[b];
+    return ka < kb || (ka == kb && a > b);
+  };
+  for (int j = 0; j < s; ++j) {
+    if (!allowed(j)) continue;
+    if (size < k) {
+      int pos = size++;
+      heap[pos] = j;
+      while (pos > 0 && less(heap[pos], heap[(pos - 1) / 2])) {
+        const int parent = (pos - 1) / 2;
+        const int t = heap[pos];
+        heap[pos] = heap[parent], heap[parent] = t, pos = parent;
+      }
+    } else if (k > 0 && less(heap[0], j)) {
+      heap[0] = j;
+      int pos = 0;
+      for (;;) {
+        const int l = 2 * pos + 1, r = l + 1;
+        int smallest = pos;
+        if (l < size && less(heap[l], heap[smallest])) smallest = l;
+        if (r < size && less(heap[r], heap[smallest])) smallest = r;
+        if (smallest == pos) break;
+        const int t = heap[pos];
+        heap[pos] = heap[smallest], heap[smallest] = t, pos = smallest;
+      }
+    }
+  }
+  return size;
+}
+
+/// The host's per-row top-k for k <= kMaxHeapTopK: heap_top_k_of_row per row, into the mask.
 template <class T>
 void row_top_k_heap(const Matrix<T>& key, int k, const Kokkos::View<std::uint8_t**, Kokkos::LayoutRight, MemSpace>& mask,
                     const Kokkos::View<const std::uint8_t*, MemSpace>& allowed) {
@@ -174,37 +210,9 @@ void row_top_k_heap(const Matrix<T>& key, int k, const Kokkos::View<std::uint8_t
   const bool filter = allowed.extent(0) > 0;
   host_rows(
       "synthsae::row_top_k", static_cast<std::int64_t>(key.extent(0)), 4 * s, KOKKOS_LAMBDA(int i) {
-        int heap[kMaxHeapTopK];  // min-heap of column indices by (key, -index)
-        int size = 0;
-        auto less = [&](int a, int b) {  // "a ranks below b"
-          const T ka = key(i, a), kb = key(i, b);
-          return ka < kb || (ka == kb && a > b);
-        };
-        for (int j = 0; j < s; ++j) {
-          mask(i, j) = 0;
-          if (filter && !allowed(j)) continue;
-          if (size < k) {
-            int pos = size++;
-            heap[pos] = j;
-            while (pos > 0 && less(heap[pos], heap[(pos - 1) / 2])) {
-              const int parent = (pos - 1) / 2;
-              const int t = heap[pos];
-              heap[pos] = heap[parent], heap[parent] = t, pos = parent;
-            }
-          } else if (k > 0 && less(heap[0], j)) {
-            heap[0] = j;
-            int pos = 0;
-            for (;;) {
-              const int l = 2 * pos + 1, r = l + 1;
-              int smallest = pos;
-              if (l < size && less(heap[l], heap[smallest])) smallest = l;
-              if (r < size && less(heap[r], heap[smallest])) smallest = r;
-              if (smallest == pos) break;
-              const int t = heap[pos];
-              heap[pos] = heap[smallest], heap[smallest] = t, pos = smallest;
-            }
-          }
-        }
+        int heap[kMaxHeapTopK];
+        for (int j = 0; j < s; ++j) mask(i, j) = 0;
+        const int size = heap_top_k_of_row(&key(i, 0), s, k, [&](int j) { return !filter || allowed(j) != 0; }, heap);
         for (int q = 0; q < size; ++q) mask(i, heap[q]) = 1;
       });
 }
@@ -246,44 +254,26 @@ Bits kth_largest_bits(const Bits* v, int n, int k) {
   return t;
 }
 
-/// The host's per-row top-k among a list of candidate columns (ascending): the k largest of
-/// key_row[candidates[q]], the ties at the k-th key kept from the lowest column on (the heap's
-/// rule; -0 and +0 tie), written to `out` in increasing column order; returns min(k, n).
-/// `scratch` holds n keys' ordered bits, `kept` n columns. AuxK picks d_in / 2 of hundreds of
-/// dead latents per row early in training, and a heap over every column with a rows x latents
-/// mask cost a third of a training run. Here the r-th largest of 64 keys sampled at a stride is a
-/// pivot that about k + 4 SD + 1 sampled shares of the keys reach; one pass keeps those (a short
-/// list), and the k-th largest of the list is the answer whenever it holds k keys (otherwise the
-/// list is every candidate).
-template <class T>
-int top_k_among(const T* key_row, const int* candidates, int n, int k, OrderedBits<T>* scratch, int* kept, int* out) {
-  using Bits = OrderedBits<T>;
-  if (k <= 0) return 0;
-  if (n <= k) {
-    std::copy(candidates, candidates + n, out);
-    return n;
-  }
-  constexpr int kSample = 64;
-  Bits pivot = 0;  // every key reaches it
-  if (n >= 4 * kSample) {
-    const double expect = double(kSample) * k / n;  // sampled keys at or above the k-th largest
-    const int rank = static_cast<int>(std::ceil(expect + 4.0 * std::sqrt(expect))) + 1;
-    if (rank < kSample) {
-      for (int q = 0; q < kSample; ++q)
-        scratch[q] = ordered_bits(key_row[candidates[static_cast<std::int64_t>(q) * n / kSample]]);
-      pivot = kth_largest_bits(scratch, kSample, rank);
-    }
-  }
-  int listed = 0;
-  for (int q = 0; q < n; ++q) {  // branch-free compaction: the write always, the advance if kept
-    const Bits v = ordered_bits(key_row[candidates[q]]);
-    scratch[listed] = v, kept[listed] = candidates[q];
-    listed += v >= pivot ? 1 : 0;
-  }
-  if (listed < k) {  // the pivot was too high: the list is every candidate
-    for (int q = 0; q < n; ++q) scratch[q] = ordered_bits(key_row[candidates[q]]), kept[q] = candidates[q];
-    listed = n;
-  }
+/// Keys sampled at a stride for a selection's pivot.
+inline constexpr int kPivotSample = 64;
+
+/// The rank among kPivotSample keys sampled at a stride from n that about k + 4 SD + 1 of the
+/// sampled shares reach (so the keys at or above it hold the k largest in all but rare rows),
+/// or 0 where a pivot does not pay (short rows, or k near n).
+inline int sampled_pivot_rank(int n, int k) {
+  if (n < 4 * kPivotSample) return 0;
+  const double expect = double(kPivotSample) * k / n;  // sampled keys at or above the k-th largest
+  const int rank = static_cast<int>(std::ceil(expect + 4.0 * std::sqrt(expect))) + 1;
+  return rank < kPivotSample ? rank : 0;
+}
+
+/// The columns of the k largest of a list (1 <= k <= listed), ties at the k-th kept from the
+/// lowest column on: scratch[q] is entry q's ordered bits, kept[q] its column, columns ascending;
+/// writes the chosen columns to out in increasing order and returns k. Every entry of the row
+/// that reaches the k-th largest must be on the list (a list of the keys at or above a pivot that
+/// k of them reach). kept is overwritten.
+template <class Bits>
+int keep_k_largest(const Bits* scratch, int* kept, int listed, int k, int* out) {
   const Bits kth = kth_largest_bits(scratch, listed, k);  // every key above it, and the k-th itself, is listed
   int reach = 0;
   for (int q = 0; q < listed; ++q) reach += scratch[q] >= kth ? 1 : 0;
@@ -308,6 +298,42 @@ int top_k_among(const T* key_row, const int* candidates, int n, int k, OrderedBi
   }
   std::copy(kept, kept + m, out);
   return m;
+}
+
+/// The host's per-row top-k among a list of candidate columns (ascending): the k largest of
+/// key_row[candidates[q]], the ties at the k-th key kept from the lowest column on (the heap's
+/// rule; -0 and +0 tie), written to `out` in increasing column order; returns min(k, n).
+/// `scratch` holds n keys' ordered bits, `kept` n columns. AuxK picks d_in / 2 of hundreds of
+/// dead latents per row early in training, and a heap over every column with a rows x latents
+/// mask cost a third of a training run. Here the r-th largest of 64 keys sampled at a stride is a
+/// pivot that about k + 4 SD + 1 sampled shares of the keys reach; one pass keeps those (a short
+/// list), and the k-th largest of the list is the answer whenever it holds k keys (otherwise the
+/// list is every candidate).
+template <class T>
+int top_k_among(const T* key_row, const int* candidates, int n, int k, OrderedBits<T>* scratch, int* kept, int* out) {
+  using Bits = OrderedBits<T>;
+  if (k <= 0) return 0;
+  if (n <= k) {
+    std::copy(candidates, candidates + n, out);
+    return n;
+  }
+  Bits pivot = 0;  // every key reaches it
+  if (const int rank = sampled_pivot_rank(n, k); rank > 0) {
+    for (int q = 0; q < kPivotSample; ++q)
+      scratch[q] = ordered_bits(key_row[candidates[static_cast<std::int64_t>(q) * n / kPivotSample]]);
+    pivot = kth_largest_bits(scratch, kPivotSample, rank);
+  }
+  int listed = 0;
+  for (int q = 0; q < n; ++q) {  // branch-free compaction: the write always, the advance if kept
+    const Bits v = ordered_bits(key_row[candidates[q]]);
+    scratch[listed] = v, kept[listed] = candidates[q];
+    listed += v >= pivot ? 1 : 0;
+  }
+  if (listed < k) {  // the pivot was too high: the list is every candidate
+    for (int q = 0; q < n; ++q) scratch[q] = ordered_bits(key_row[candidates[q]]), kept[q] = candidates[q];
+    listed = n;
+  }
+  return keep_k_largest(scratch, kept, listed, k, out);
 }
 
 }  // namespace detail

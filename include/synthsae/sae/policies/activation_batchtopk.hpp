@@ -51,6 +51,8 @@ struct BatchTopK {
   void add_parameters(SaeParameters<T>&) const {}
   /// m = floor(k B): the entries a batch of B rows keeps (before ties at the threshold).
   std::size_t batch_keep_count(std::size_t rows) const { return static_cast<std::size_t>(std::floor(k * double(rows))); }
+  /// The screened encoder's selection: the batch's m largest keys.
+  ScreenedSelection screened_selection(std::size_t rows) const { return {batch_keep_count(rows), false}; }
 
   /// Fills b.key and returns tau: an entry is kept <=> float(key) >= tau. Tau is at least the
   /// smallest positive float, so one comparison also demands key > 0 (no unpredictable branch

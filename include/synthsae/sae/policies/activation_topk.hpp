@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "synthsae/sae/kernels/active_set.hpp"
+#include "synthsae/sae/kernels/row_top_k_lists.hpp"
 #include "synthsae/sae/kernels/selection.hpp"
 #include "synthsae/sae/kernels/step_buffers.hpp"
 #include "synthsae/sae/kernels/top_k_select.hpp"
@@ -30,9 +31,17 @@ struct RowTopK {
   template <class T>
   struct State {
     Kokkos::View<std::uint8_t**, Kokkos::LayoutRight, MemSpace> mask;
+    RowTopKLists<T> lists;  ///< the host's sparse forward
   };
 
   bool rescales_by_decoder_norm() const { return rescale_acts_by_decoder_norm; }
+  /// The screened encoder's selection (TopK; AbsTopK ranks magnitudes, which it does not bound):
+  /// each row's k largest keys.
+  ScreenedSelection screened_selection(std::size_t) const
+    requires(!ByMagnitude)
+  {
+    return {static_cast<std::size_t>(k), true};
+  }
   void validate(std::size_t, std::size_t d_sae) const {
     if (k < 1) throw ConfigError("k", show(k), "must be >= 1");
     if (static_cast<std::size_t>(k) > d_sae) throw ConfigError("k", show(k), "must be <= d_sae = " + show(d_sae));
@@ -55,6 +64,10 @@ struct RowTopK {
   /// positive ones); b.key is filled (AuxK ranks it), b.c is not written.
   template <class T>
   void forward_active(StepBuffers<T>& b, const SaeParameters<T>&, State<T>& st, bool, ActiveSet<T>& a) const {
+    if constexpr (host_accessible_v<MemSpace>) {  // the same set, listed per row (row_top_k_lists.hpp)
+      row_top_k_active(b, k, rescale_acts_by_decoder_norm, ByMagnitude, st.lists, a);
+      return;
+    }
     select(b, st);
     const auto mask = st.mask;
     const auto h = b.h, key = b.key;
