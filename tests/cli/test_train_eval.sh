@@ -149,6 +149,7 @@ grep -q '"screen_encoder": true' "$work/scr_screen/runner_config.json" || fail "
 grep -q '"screen_encoder": false' "$work/scr_plain/runner_config.json" || fail "runner_config lacks screen_encoder: false"
 ev_plain=$(sed -n 's/.*"explained_variance": \([-0-9.e]*\).*/\1/p' "$work/scr_plain/eval_stats.json")
 ev_screen=$(sed -n 's/.*"explained_variance": \([-0-9.e]*\).*/\1/p' "$work/scr_screen/eval_stats.json")
+[ -n "$ev_plain" ] && [ -n "$ev_screen" ] || fail "a batchtopk run's eval_stats.json lacks explained_variance"
 awk -v a="$ev_plain" -v b="$ev_screen" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d < 0.01) }' ||
   fail "screened explained variance $ev_screen is not within 0.01 of the plain run's $ev_plain"
 cmp -s "$work/scr_plain/sae_weights.safetensors" "$work/scr_screen/sae_weights.safetensors" &&
@@ -163,8 +164,10 @@ for mode in plain screen; do
     $flag --out "$work/scr_topk_$mode" >/dev/null 2>&1 || fail "topk train ($mode encoder) failed"
 done
 grep -q '"screen_encoder": true' "$work/scr_topk_screen/runner_config.json" || fail "the screened topk run is not recorded"
+grep -q '"screen_encoder": false' "$work/scr_topk_plain/runner_config.json" || fail "the plain topk run is recorded as screened"
 ev_plain=$(sed -n 's/.*"explained_variance": \([-0-9.e]*\).*/\1/p' "$work/scr_topk_plain/eval_stats.json")
 ev_screen=$(sed -n 's/.*"explained_variance": \([-0-9.e]*\).*/\1/p' "$work/scr_topk_screen/eval_stats.json")
+[ -n "$ev_plain" ] && [ -n "$ev_screen" ] || fail "a topk run's eval_stats.json lacks explained_variance"
 awk -v a="$ev_plain" -v b="$ev_screen" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d < 0.01) }' ||
   fail "screened topk explained variance $ev_screen is not within 0.01 of the plain run's $ev_plain"
 cmp -s "$work/scr_topk_plain/sae_weights.safetensors" "$work/scr_topk_screen/sae_weights.safetensors" &&

@@ -85,8 +85,8 @@ void check_screened_step(S& sae, int rows, std::uint64_t seed, int dead_stride, 
   REQUIRE(b.recomputed == std::size_t(rows) * s);
   if (screens) {  // a small part of the batch: the kept k B entries and those near them
     CHECK(a.recomputed < std::size_t(rows) * s / 8);
-    const ScreenedSelection keep = sae.activation().screened_selection(rows);
-    CHECK(a.recomputed >= (keep.per_row ? keep.count * rows : keep.count));
+    // Every kept entry among them (the plain step, run last, left its active set's size).
+    CHECK(double(a.recomputed) >= sae.last_step_entries_per_row() * rows);
   }
   CHECK(a.losses.mse == b.losses.mse);
   CHECK(a.losses.aux == b.losses.aux);
@@ -246,8 +246,30 @@ TEST_CASE("Screened TopK step = the step on FP32 dots everywhere, bit for bit", 
   TopKSae<float> ragged(200, 130, TopK{2, false}, {}, AuxK{1.0}, {}, 0.5, 43);
   check_screened_step(ragged, 300, 15, 0);
   check_screened_step(ragged, 300, 16, 9);
+  // k = 100 of 130: the candidates pass an eighth of B x S, so every entry is recomputed.
   TopKSae<float> most(200, 130, TopK{100, true}, {}, AuxK{1.0}, {}, 0.5, 47);
   check_screened_step(most, 300, 17, 0, /*screens=*/false);
+  // b_enc three RMS of the products below zero: most rows have fewer than k positive keys, so
+  // L_i <= 0 and the cut is the smallest positive float; unlisted entries may then be among a
+  // row's k largest, but they are not positive, so the kept set is still the FP32 one.
+  TopKSae<float> few_positive(48, 384, TopK{6, true}, {}, AuxK{1.0}, {}, 0.5, 49);
+  {
+    const auto x = test::random_input<float>(1024, 48, 18);  // check_screened_step's input below
+    const auto w = few_positive.parameters().w_enc;
+    const auto b_dec = few_positive.parameters().b_dec;
+    double sq = 0;
+    for (int i = 0; i < 64; ++i)
+      for (int j = 0; j < 384; ++j) {
+        double dot = 0;
+        for (int k = 0; k < 48; ++k) dot += double(x(i, k) - b_dec(k)) * double(w(k, j));
+        sq += dot * dot;
+      }
+    Kokkos::deep_copy(few_positive.parameters().b_enc, float(-3.0 * std::sqrt(sq / (64.0 * 384.0))));
+  }
+  check_screened_step(few_positive, 1024, 18, 0);
+  const double kept_per_row = few_positive.last_step_entries_per_row();
+  CHECK(kept_per_row > 0.05);  // some rows keep a latent...
+  CHECK(kept_per_row < 3.0);   // ...and most keep fewer than k = 6
 }
 
 TEST_CASE("Screened encoder: compositions without a selection it bounds refuse it", "[sae][screen]") {

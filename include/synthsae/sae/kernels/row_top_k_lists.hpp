@@ -4,7 +4,8 @@
 // the core's cache. The route through row_top_k's mask (the keys, a heap and a mask over every
 // entry, then a gather counting and filling over every entry again) read and wrote the B x S
 // arrays four times, which cost a TopK step a fifth of its time at 768 -> 4,096. The same entries
-// either way: the heap's rule for ties, and the heap itself for a row holding a NaN.
+// either way: the heap's rule for ties, and for a row holding a NaN the heap's own answer (the
+// radix selection's above k = 1,024, as row_top_k).
 #include <algorithm>
 #include <cstdint>
 #include <limits>
@@ -49,10 +50,17 @@ template <class T>
 int list_k_largest_reach(const T* key_row, int n, int k, OrderedBits<T>* bits, int* listed) {
   T pivot = -std::numeric_limits<T>::infinity();  // every key reaches it
   if (const int rank = sampled_pivot_rank(n, k); rank > 0) {
+    // The sample's rank-th largest by the branch-free bit search (nth_element's unpredictable
+    // branches were a third of this function's time at 1,024 latents), then the key with those
+    // bits (either zero where the answer is a zero: they compare alike).
     T sample[kPivotSample];
-    for (int q = 0; q < kPivotSample; ++q) sample[q] = key_row[static_cast<std::int64_t>(q) * n / kPivotSample];
-    std::nth_element(sample, sample + (rank - 1), sample + kPivotSample, std::greater<T>());
-    pivot = sample[rank - 1];
+    OrderedBits<T> sample_bits[kPivotSample];
+    for (int q = 0; q < kPivotSample; ++q) {
+      sample[q] = key_row[static_cast<std::int64_t>(q) * n / kPivotSample];
+      sample_bits[q] = ordered_bits(sample[q]);
+    }
+    const OrderedBits<T> answer = kth_largest_bits(sample_bits, kPivotSample, rank);
+    for (int q = 0; q < kPivotSample; ++q) pivot = sample_bits[q] == answer ? sample[q] : pivot;
   }
   int count = 0;
   auto take = [&](int j) { bits[count] = ordered_bits(key_row[j]), listed[count] = j, ++count; };

@@ -8,7 +8,8 @@
 // product (screening_kappa). The entries whose bound lets them reach the batch's selection are
 // recomputed as FP32 dots (kernels::dot_contiguous's fixed order), the dead columns by an FP32
 // product over those columns, both written over the BF16 values. Every other entry stays below
-// the threshold (the batch's, or its row's k-th key) whatever its FP32 value, so the kept set, the threshold and every value read
+// the threshold (the batch's, or its row's k-th key; for a row with fewer than k positive keys,
+// at or below zero, where it is not kept) whatever its FP32 value, so the kept set, the threshold and every value read
 // are those of FP32 arithmetic. docs/policies.md ("The screened encoder") has the argument and
 // where it pays.
 #include <algorithm>
