@@ -168,7 +168,8 @@ std::vector<std::uint8_t> device_row_top_k(const Matrix<float>& key, int k, cons
     for (int i = 0; i < static_cast<int>(key.extent(0)); ++i) {
       const int kk = std::clamp(k, 0, cols);
       if (kk == 0) continue;
-      const int m = kk == cols ? cols : detail::top_k_of_row(&h(i, 0), cols, kk, bits.data(), listed.data(), out.data());
+      const int m =
+          kk == cols ? cols : detail::top_k_of_row(&h(i, 0), cols, kk, bits.data(), listed.data(), out.data());
       if (kk == cols) std::iota(out.begin(), out.end(), 0);
       REQUIRE(m == kk);
       for (int q = 0; q < m; ++q) {

@@ -289,8 +289,9 @@ class Sae {
   /// for a composition that cannot (supports_encoder_screening).
   void set_encoder_screening(bool on) {
     if (on && !supports_encoder_screening)
-      throw ConfigError("screen_encoder", "true",
-                        "needs BatchTopK or TopK with AuxK, MatryoshkaAuxK or no aux loss, no penalty, float, on the host");
+      throw ConfigError(
+          "screen_encoder", "true",
+          "needs BatchTopK or TopK with AuxK, MatryoshkaAuxK or no aux loss, no penalty, float, on the host");
     screen_encoder_ = on;
   }
   bool encoder_screening() const { return screen_encoder_; }

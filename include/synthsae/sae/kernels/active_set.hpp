@@ -186,12 +186,14 @@ struct ActiveSet {
   /// lists[i * stride + q] for q < counts[i], in increasing order, with coefficients
   /// value_of(i, j). A per-row selection that lists its columns needs no pass over the batch.
   template <class ValueOf, class Space = MemSpace>
-  void gather_row_lists(std::size_t num_rows, const int* lists, int stride, const int* counts, const ValueOf& value_of) {
+  void gather_row_lists(std::size_t num_rows, const int* lists, int stride, const int* counts,
+                        const ValueOf& value_of) {
     static_assert(host_accessible_v<Space>, "gather_row_lists reads its lists on the host");
     if (row_start.extent(0) != num_rows + 1) row_start = Kokkos::View<int*, MemSpace>("active_row_start", num_rows + 1);
     Kokkos::fence();
     std::size_t e = 0;
-    for (std::size_t i = 0; i < num_rows; ++i) row_start(i) = static_cast<int>(e), e += static_cast<std::size_t>(counts[i]);
+    for (std::size_t i = 0; i < num_rows; ++i)
+      row_start(i) = static_cast<int>(e), e += static_cast<std::size_t>(counts[i]);
     row_start(num_rows) = static_cast<int>(e);
     entries = e;
     columns_indexed = false;

@@ -25,10 +25,10 @@ namespace synthsae {
 /// Work arrays of row_top_k_active, kept between steps (grown, never shrunk).
 template <class T>
 struct RowTopKLists {
-  std::vector<int> columns;              ///< rows x k: each row's chosen columns, ascending
-  std::vector<int> counts;               ///< rows: how many of them are kept
-  std::vector<detail::OrderedBits<T>> bits;///< per chunk of rows, one row's listed keys
-  std::vector<int> listed;               ///< per chunk of rows, their columns
+  std::vector<int> columns;                  ///< rows x k: each row's chosen columns, ascending
+  std::vector<int> counts;                   ///< rows: how many of them are kept
+  std::vector<detail::OrderedBits<T>> bits;  ///< per chunk of rows, one row's listed keys
+  std::vector<int> listed;                   ///< per chunk of rows, their columns
 };
 
 namespace detail {
@@ -93,17 +93,18 @@ OrderedBits<T> kth_largest_of_row(const T* row, int n, int k, OrderedBits<T>* bi
 
 }  // namespace detail
 
-/// TopK's (keep_sign false: the chosen keys above 0) and AbsTopK's (keep_sign: every chosen key)
+/// TopK's and AbsTopK's (`by_magnitude`: keys |h| or |h n|, every chosen entry kept with its sign)
 /// sparse forward on the host: writes b.key (ranking_key's values, every entry, as AuxK reads
-/// them), selects the k largest keys per row and fills `a` with their h. The same set as
-/// row_top_k's mask and a gather over it.
+/// them), selects the k largest keys per row and fills `a` with their h (TopK: the chosen keys
+/// above 0). The same set as row_top_k's mask and a gather over it.
 template <class T>
-void row_top_k_active(StepBuffers<T>& b, int k, bool rescale, bool keep_sign, RowTopKLists<T>& ws, ActiveSet<T>& a) {
+void row_top_k_active(StepBuffers<T>& b, int k, bool rescale, bool by_magnitude, RowTopKLists<T>& ws, ActiveSet<T>& a) {
   const int rows = static_cast<int>(b.h.extent(0)), s = static_cast<int>(b.h.extent(1));
   k = std::clamp(k, 0, s);
   const int chunks = host_chunks(static_cast<std::size_t>(rows));
   const std::size_t stride = static_cast<std::size_t>(std::max(k, 1));
-  if (ws.columns.size() < static_cast<std::size_t>(rows) * stride) ws.columns.resize(static_cast<std::size_t>(rows) * stride);
+  if (ws.columns.size() < static_cast<std::size_t>(rows) * stride)
+    ws.columns.resize(static_cast<std::size_t>(rows) * stride);
   if (ws.counts.size() < static_cast<std::size_t>(rows)) ws.counts.resize(rows);
   const std::size_t room = static_cast<std::size_t>(chunks) * static_cast<std::size_t>(s);
   if (ws.bits.size() < room) ws.bits.resize(room), ws.listed.resize(room);
@@ -117,7 +118,7 @@ void row_top_k_active(StepBuffers<T>& b, int k, bool rescale, bool keep_sign, Ro
     detail::OrderedBits<T>* bits = ws.bits.data() + static_cast<std::size_t>(c) * s;
     int* listed = ws.listed.data() + static_cast<std::size_t>(c) * s;
     for (int i = r0; i < r1; ++i) {
-      detail::ranking_key_row(h, norms, key, i, rescale, keep_sign);
+      detail::ranking_key_row(h, norms, key, i, rescale, by_magnitude);
       const T* key_row = &key(i, 0);
       int* out = ws.columns.data() + static_cast<std::size_t>(i) * stride;
       int m = k;
@@ -125,8 +126,9 @@ void row_top_k_active(StepBuffers<T>& b, int k, bool rescale, bool keep_sign, Ro
       } else if (k == s) {
         std::iota(out, out + s, 0);
       } else if (detail::row_has_nan(key_row, s)) {  // row_top_k's answer, whatever NaN does to it:
-        if (k <= kMaxHeapTopK) {                    // the heap's,
-          m = detail::heap_top_k_of_row(key_row, s, k, [](int) { return true; }, out);
+        if (k <= kMaxHeapTopK) {                     // the heap's,
+          m = detail::heap_top_k_of_row(
+              key_row, s, k, [](int) { return true; }, out);
           std::sort(out, out + m);
         } else {  // or the radix selection's (the ordered bits of every key)
           for (int j = 0; j < s; ++j) bits[j] = detail::ordered_bits(key_row[j]), listed[j] = j;
@@ -135,7 +137,7 @@ void row_top_k_active(StepBuffers<T>& b, int k, bool rescale, bool keep_sign, Ro
       } else {
         m = detail::top_k_of_row(key_row, s, k, bits, listed, out);
       }
-      if (!keep_sign) {  // TopK keeps the chosen keys above 0 (ReLU)
+      if (!by_magnitude) {  // TopK keeps the chosen keys above 0 (ReLU)
         int kept = 0;
         for (int q = 0; q < m; ++q) {
           out[kept] = out[q];

@@ -1,17 +1,17 @@
 #pragma once
 // BatchTopK's and TopK's encoder product in BF16, with FP32 values wherever a selection reads them.
 //
-// h = b_enc + xc W_enc is the one dense product of a sparse BatchTopK or TopK step, and few of its
-// entries matter: the batch's top m = k B ranking keys (BatchTopK) or each row's top k (TopK), and
-// the dead latents' columns, from which AuxK picks per row. The product runs in BF16 (0.39 of the FP32 product's time at 768 -> 4,096
-// on AVX-512 BF16), and every entry carries a rigorous bound on its distance from the FP32 dot
-// product (screening_kappa). The entries whose bound lets them reach the batch's selection are
-// recomputed as FP32 dots (kernels::dot_contiguous's fixed order), the dead columns by an FP32
-// product over those columns, both written over the BF16 values. Every other entry stays below
-// the threshold (the batch's, or its row's k-th key; for a row with fewer than k positive keys,
-// at or below zero, where it is not kept) whatever its FP32 value, so the kept set, the threshold and every value read
-// are those of FP32 arithmetic. docs/policies.md ("The screened encoder") has the argument and
-// where it pays.
+// h = b_enc + xc W_enc is the one dense product of a sparse BatchTopK or TopK step, and few of
+// its entries matter: the batch's top m = k B ranking keys (BatchTopK) or each row's top k
+// (TopK), and the dead latents' columns, from which AuxK picks per row. The product runs in BF16
+// (0.39 of the FP32 product's time at 768 -> 4,096 on AVX-512 BF16), and every entry carries a
+// rigorous bound on its distance from the FP32 dot product (screening_kappa). The entries whose
+// bound lets them reach the selection are recomputed as FP32 dots (kernels::dot_contiguous's
+// fixed order), the dead columns by an FP32 product over those columns, both written over the
+// BF16 values. Every other entry stays below the threshold (the batch's, or its row's k-th key;
+// in a row with fewer than k positive keys it is at or below zero, and so not kept) whatever its
+// FP32 value, so the kept set, the threshold and every value read are those of FP32 arithmetic.
+// docs/policies.md ("The screened encoder") has the argument and where it pays.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -75,8 +75,8 @@ struct EncoderScreen {
   std::vector<std::size_t> chunk_reaching;
   float last_lower_m = 0;  ///< the last step's L (the next step's guess starts just below it)
   std::vector<std::uint32_t> listed_lower_bits;
-  std::vector<float> row_ends;              ///< per thread chunk: one row's lower and upper ends (TopK)
-  std::vector<std::uint32_t> row_bits;      ///< per thread chunk: kth_largest_of_row's work space
+  std::vector<float> row_ends;          ///< per thread chunk: one row's lower and upper ends (TopK)
+  std::vector<std::uint32_t> row_bits;  ///< per thread chunk: kth_largest_of_row's work space
   std::vector<int> row_listed;
   std::vector<char> chunk_failed;
   std::vector<int> dead_columns;
@@ -127,8 +127,9 @@ struct EncoderScreen {
       // A bound that is not finite (an input with inf or NaN) proves nothing: every entry then.
       screened = bounds(xc, p, b.norms, rescale);
       if (screened && m > 0)
-        screened = keep.per_row ? list_row_candidates(b, static_cast<int>(std::min<std::size_t>(m, s)), rescale, chunks, most)
-                                : list_batch_candidates(b, m, rescale, chunks, most);
+        screened = keep.per_row
+                       ? list_row_candidates(b, static_cast<int>(std::min<std::size_t>(m, s)), rescale, chunks, most)
+                       : list_batch_candidates(b, m, rescale, chunks, most);
     }
     std::size_t total = 0;
     for (int c = 0; c < chunks; ++c) total += chunk_entries[c].size();
@@ -272,7 +273,8 @@ struct EncoderScreen {
     const std::size_t room = most / std::size_t(chunks) + 1;
     const std::size_t per_chunk = std::size_t(s);
     if (row_ends.size() < 2 * per_chunk * chunks) row_ends.resize(2 * per_chunk * chunks);
-    if (row_bits.size() < per_chunk * chunks) row_bits.resize(per_chunk * chunks), row_listed.resize(per_chunk * chunks);
+    if (row_bits.size() < per_chunk * chunks)
+      row_bits.resize(per_chunk * chunks), row_listed.resize(per_chunk * chunks);
     if (chunk_failed.size() < static_cast<std::size_t>(chunks)) chunk_failed.resize(chunks);
     const float* __restrict n = b.norms.data();
     const float* __restrict alpha = col_alpha.data();

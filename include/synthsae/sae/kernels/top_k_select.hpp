@@ -212,7 +212,8 @@ void row_top_k_heap(const Matrix<T>& key, int k, const Kokkos::View<std::uint8_t
       "synthsae::row_top_k", static_cast<std::int64_t>(key.extent(0)), 4 * s, KOKKOS_LAMBDA(int i) {
         int heap[kMaxHeapTopK];
         for (int j = 0; j < s; ++j) mask(i, j) = 0;
-        const int size = heap_top_k_of_row(&key(i, 0), s, k, [&](int j) { return !filter || allowed(j) != 0; }, heap);
+        const int size = heap_top_k_of_row(
+            &key(i, 0), s, k, [&](int j) { return !filter || allowed(j) != 0; }, heap);
         for (int q = 0; q < size; ++q) mask(i, heap[q]) = 1;
       });
 }
