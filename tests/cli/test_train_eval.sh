@@ -140,38 +140,30 @@ test -e "$work/gm_bad/sae_weights.safetensors" && fail "a refused SYNTHSAE_HOST_
 # recorded, and writes weights close to the plain FP32 run's (the same arithmetic up to the order
 # of each dot's sums), not equal to them; any other architecture, or another --gemm-math, is a
 # usage error.
-for mode in plain screen; do
-  flag=""; [ "$mode" = screen ] && flag="--screen-encoder"
-  "$bin" train --model tiny --arch batchtopk --k 3 --width 64 --samples 10240 --batch 512 --eval-samples 1024 \
-    $flag --out "$work/scr_$mode" >/dev/null 2>&1 || fail "batchtopk train ($mode encoder) failed"
-done
-grep -q '"screen_encoder": true' "$work/scr_screen/runner_config.json" || fail "runner_config lacks screen_encoder: true"
-grep -q '"screen_encoder": false' "$work/scr_plain/runner_config.json" || fail "runner_config lacks screen_encoder: false"
-ev_plain=$(sed -n 's/.*"explained_variance": \([-0-9.e]*\).*/\1/p' "$work/scr_plain/eval_stats.json")
-ev_screen=$(sed -n 's/.*"explained_variance": \([-0-9.e]*\).*/\1/p' "$work/scr_screen/eval_stats.json")
-[ -n "$ev_plain" ] && [ -n "$ev_screen" ] || fail "a batchtopk run's eval_stats.json lacks explained_variance"
-awk -v a="$ev_plain" -v b="$ev_screen" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d < 0.01) }' ||
-  fail "screened explained variance $ev_screen is not within 0.01 of the plain run's $ev_plain"
-cmp -s "$work/scr_plain/sae_weights.safetensors" "$work/scr_screen/sae_weights.safetensors" &&
-  fail "--screen-encoder trained the plain run's weights bit for bit (was the screen used?)"
+#
+# screened_pair ARCH: plain and screened 10,240-sample runs of ARCH; both recorded as such, the
+# screened EV within 0.01 of the plain one, the weights not equal.
+screened_pair() {
+  for mode in plain screen; do
+    flag=""; [ "$mode" = screen ] && flag="--screen-encoder"
+    "$bin" train --model tiny --arch "$1" --k 3 --width 64 --samples 10240 --batch 512 --eval-samples 1024 \
+      $flag --out "$work/scr_$1_$mode" >/dev/null 2>&1 || fail "$1 train ($mode encoder) failed"
+  done
+  grep -q '"screen_encoder": true' "$work/scr_$1_screen/runner_config.json" || fail "the screened $1 run is not recorded"
+  grep -q '"screen_encoder": false' "$work/scr_$1_plain/runner_config.json" || fail "the plain $1 run is recorded as screened"
+  ev_plain=$(sed -n 's/.*"explained_variance": \([-0-9.e]*\).*/\1/p' "$work/scr_$1_plain/eval_stats.json")
+  ev_screen=$(sed -n 's/.*"explained_variance": \([-0-9.e]*\).*/\1/p' "$work/scr_$1_screen/eval_stats.json")
+  [ -n "$ev_plain" ] && [ -n "$ev_screen" ] || fail "a $1 run's eval_stats.json lacks explained_variance"
+  awk -v a="$ev_plain" -v b="$ev_screen" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d < 0.01) }' ||
+    fail "screened $1 explained variance $ev_screen is not within 0.01 of the plain run's $ev_plain"
+  cmp -s "$work/scr_$1_plain/sae_weights.safetensors" "$work/scr_$1_screen/sae_weights.safetensors" &&
+    fail "$1 --screen-encoder trained the plain run's weights bit for bit (was the screen used?)"
+}
+screened_pair batchtopk
+screened_pair topk  # per-row screen
 "$bin" train --model tiny --arch matryoshka_batchtopk --k 3 --width 64 --samples 4096 --batch 512 --eval-samples 1024 \
   --screen-encoder --out "$work/scr_mat" >/dev/null 2>&1 || fail "matryoshka_batchtopk train --screen-encoder failed"
 grep -q '"screen_encoder": true' "$work/scr_mat/runner_config.json" || fail "the screened matryoshka_batchtopk run is not recorded"
-# topk screens per row: close to its plain run, not equal to it.
-for mode in plain screen; do
-  flag=""; [ "$mode" = screen ] && flag="--screen-encoder"
-  "$bin" train --model tiny --arch topk --k 3 --width 64 --samples 10240 --batch 512 --eval-samples 1024 \
-    $flag --out "$work/scr_topk_$mode" >/dev/null 2>&1 || fail "topk train ($mode encoder) failed"
-done
-grep -q '"screen_encoder": true' "$work/scr_topk_screen/runner_config.json" || fail "the screened topk run is not recorded"
-grep -q '"screen_encoder": false' "$work/scr_topk_plain/runner_config.json" || fail "the plain topk run is recorded as screened"
-ev_plain=$(sed -n 's/.*"explained_variance": \([-0-9.e]*\).*/\1/p' "$work/scr_topk_plain/eval_stats.json")
-ev_screen=$(sed -n 's/.*"explained_variance": \([-0-9.e]*\).*/\1/p' "$work/scr_topk_screen/eval_stats.json")
-[ -n "$ev_plain" ] && [ -n "$ev_screen" ] || fail "a topk run's eval_stats.json lacks explained_variance"
-awk -v a="$ev_plain" -v b="$ev_screen" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d < 0.01) }' ||
-  fail "screened topk explained variance $ev_screen is not within 0.01 of the plain run's $ev_plain"
-cmp -s "$work/scr_topk_plain/sae_weights.safetensors" "$work/scr_topk_screen/sae_weights.safetensors" &&
-  fail "topk --screen-encoder trained the plain run's weights bit for bit (was the screen used?)"
 expect 2 "--screen-encoder: abstopk has no selection to screen" -- "$bin" train --model tiny --arch abstopk --screen-encoder --out "$work/x"
 expect 2 "--screen-encoder with --gemm-math bf16" -- "$bin" train --model tiny --arch batchtopk --gemm-math bf16 --screen-encoder --out "$work/x"
 

@@ -91,6 +91,26 @@ OrderedBits<T> kth_largest_of_row(const T* row, int n, int k, OrderedBits<T>* bi
   return kth_largest_bits(bits, list_k_largest_reach(row, n, k, bits, listed), k);
 }
 
+/// row_top_k's choice in one row (0 <= k <= s), its columns ascending into out; returns how many.
+/// A row holding a NaN gets row_top_k's own answer, whatever NaN does to it: the heap's, or above
+/// kMaxHeapTopK the radix selection's (the ordered bits of every key).
+template <class T>
+int row_top_k_columns(const T* key_row, int s, int k, OrderedBits<T>* bits, int* listed, int* out) {
+  if (k == 0) return 0;
+  if (k == s) {
+    std::iota(out, out + s, 0);
+    return s;
+  }
+  if (!row_has_nan(key_row, s)) return top_k_of_row(key_row, s, k, bits, listed, out);
+  if (k <= kMaxHeapTopK) {
+    const int m = heap_top_k_of_row(key_row, s, k, [](int) { return true; }, out);
+    std::sort(out, out + m);
+    return m;
+  }
+  for (int j = 0; j < s; ++j) bits[j] = ordered_bits(key_row[j]), listed[j] = j;
+  return keep_k_largest(bits, listed, s, k, out);
+}
+
 }  // namespace detail
 
 /// TopK's and AbsTopK's (`by_magnitude`: keys |h| or |h n|, every chosen entry kept with its sign)
@@ -121,22 +141,7 @@ void row_top_k_active(StepBuffers<T>& b, int k, bool rescale, bool by_magnitude,
       detail::ranking_key_row(h, norms, key, i, rescale, by_magnitude);
       const T* key_row = &key(i, 0);
       int* out = ws.columns.data() + static_cast<std::size_t>(i) * stride;
-      int m = k;
-      if (k == 0) {
-      } else if (k == s) {
-        std::iota(out, out + s, 0);
-      } else if (detail::row_has_nan(key_row, s)) {  // row_top_k's answer, whatever NaN does to it:
-        if (k <= kMaxHeapTopK) {                     // the heap's,
-          m = detail::heap_top_k_of_row(
-              key_row, s, k, [](int) { return true; }, out);
-          std::sort(out, out + m);
-        } else {  // or the radix selection's (the ordered bits of every key)
-          for (int j = 0; j < s; ++j) bits[j] = detail::ordered_bits(key_row[j]), listed[j] = j;
-          m = detail::keep_k_largest(bits, listed, s, k, out);
-        }
-      } else {
-        m = detail::top_k_of_row(key_row, s, k, bits, listed, out);
-      }
+      int m = detail::row_top_k_columns(key_row, s, k, bits, listed, out);
       if (!by_magnitude) {  // TopK keeps the chosen keys above 0 (ReLU)
         int kept = 0;
         for (int q = 0; q < m; ++q) {

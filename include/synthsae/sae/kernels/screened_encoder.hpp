@@ -52,11 +52,6 @@ inline bool screening_supports(std::size_t d_in) { return d_in <= (std::size_t{1
 /// subnormals to zero (the BF16 units do) can change, at most (k + 2) 2^-126 per entry.
 inline constexpr double screening_norm_floor = 0x1p-50;
 
-/// detail::ordered_bits' inverse for float.
-inline float float_from_ordered_bits(std::uint32_t u) {
-  return bits_float((u & 0x80000000u) ? (u & 0x7fffffffu) : ~u);
-}
-
 template <class T>
 struct EncoderScreen {
   static_assert(std::is_same_v<T, float>, "EncoderScreen: float parameters only (BF16 products)");
@@ -295,7 +290,7 @@ struct EncoderScreen {
           failed = true;
           break;
         }
-        const float lower_k = float_from_ordered_bits(detail::kth_largest_of_row(lower, s, k, bits, listed));
+        const float lower_k = detail::float_from_ordered_bits(detail::kth_largest_of_row(lower, s, k, bits, listed));
         const float cut = std::max(lower_k, std::numeric_limits<float>::denorm_min());
         detail::for_each_key_past<false>(upper, s, cut, [&](int j, float) { out.push_back({i, j}); });
         failed = out.size() > room;
@@ -396,7 +391,7 @@ struct EncoderScreen {
     // (The pass's vector arithmetic may round an end differently from this scalar one: either is
     // a bound, but the count can come out below m here.)
     if (listed_lower_bits.size() < m) return false;
-    const float lower_m = float_from_ordered_bits(detail::kth_largest_bits(
+    const float lower_m = detail::float_from_ordered_bits(detail::kth_largest_bits(
         listed_lower_bits.data(), static_cast<int>(listed_lower_bits.size()), static_cast<int>(m)));
     last_lower_m = lower_m;
     const float cut = std::max(lower_m, std::numeric_limits<float>::denorm_min());

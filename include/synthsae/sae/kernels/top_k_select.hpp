@@ -46,6 +46,11 @@ SYNTHSAE_HD auto ordered_bits(T v) {
   }
 }
 
+/// ordered_bits' inverse for float (of the two zeros, +0).
+inline float float_from_ordered_bits(std::uint32_t u) {
+  return bits_float((u & 0x80000000u) ? (u & 0x7fffffffu) : ~u);
+}
+
 /// One radix pass's digit of the k-th largest key: the highest bin whose count, with the counts
 /// above it, reaches `need`; `need` becomes the number still to take from that bin.
 SYNTHSAE_HD int kth_largest_digit(const int* hist, int& need) {
