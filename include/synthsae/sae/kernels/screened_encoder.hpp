@@ -165,11 +165,17 @@ struct EncoderScreen {
 #endif
       for (; k < d; ++k)
         for (int j = j0; j < j1; ++j) wt(j, k) = w(k, j);
-      for (int j = j0; j < j1; ++j) {
-        double sq = 0;
-        for (int q = 0; q < d; ++q) sq += double(wt(j, q)) * double(wt(j, q));
-        col_sq[j] = sq;
+      // The 16 columns' sums side by side, each over its rows in order (the bits of one sum per
+      // column): one chain of d dependent additions per column was half of this pass.
+      double sq[16] = {};
+      if (j1 - j0 == 16) {
+        for (int q = 0; q < d; ++q)
+          for (int u = 0; u < 16; ++u) sq[u] += double(w(q, j0 + u)) * double(w(q, j0 + u));
+      } else {
+        for (int q = 0; q < d; ++q)
+          for (int u = 0; u < j1 - j0; ++u) sq[u] += double(w(q, j0 + u)) * double(w(q, j0 + u));
       }
+      for (int j = j0; j < j1; ++j) col_sq[j] = sq[j - j0];
     });
   }
 
@@ -179,10 +185,16 @@ struct EncoderScreen {
     const int s = static_cast<int>(p.num_latents());
     const double kappa = screening_kappa(static_cast<std::size_t>(d));
     row_scale.resize(rows), col_alpha.resize(s), col_beta.resize(s);
-    host_rows("synthsae::screen_row_norms", rows, d, [&](int i) {
-      double sq = 0;
-      for (int k = 0; k < d; ++k) sq += double(xc(i, k)) * double(xc(i, k));
-      row_scale[i] = static_cast<float>(std::sqrt(sq) + screening_norm_floor);
+    // Eight rows' sums side by side, each over its inputs in order (independent chains).
+    constexpr int kRows = 8;
+    host_rows("synthsae::screen_row_norms", (rows + kRows - 1) / kRows, kRows * d, [&](int g) {
+      const int i0 = g * kRows, n = std::min(kRows, rows - i0);
+      const T* row[kRows];
+      for (int u = 0; u < kRows; ++u) row[u] = &xc(i0 + (u < n ? u : n - 1), 0);
+      double sq[kRows] = {};
+      for (int k = 0; k < d; ++k)
+        for (int u = 0; u < kRows; ++u) sq[u] += double(row[u][k]) * double(row[u][k]);
+      for (int u = 0; u < n; ++u) row_scale[i0 + u] = static_cast<float>(std::sqrt(sq[u]) + screening_norm_floor);
     });
     const auto bias = p.b_enc;
     for (int j = 0; j < s; ++j) {
