@@ -49,11 +49,13 @@ BENCHMARK(BM_GemmEncoderShapeMath)
 // The encoder's h = b_enc + x W_enc as a training step meets it: C last touched a step ago, so
 // out of cache (a 64 MB write between iterations, untimed, pushes it out). Arg 3: 0 fills C's
 // rows with the bias in one pass, then the product with beta = 1 (the previous version); 1 is
-// gemm_onto_rows, which fills each panel just before its product.
+// gemm_onto_rows, which fills each panel just before its product (FP32), or starts the BF16 units'
+// sums from the bias (arg 4: 0 FP32, 1 BF16).
 void BM_GemmOntoBias(benchmark::State& state) {
   const int b = static_cast<int>(state.range(0)), d = static_cast<int>(state.range(1)),
             n = static_cast<int>(state.range(2));
   const bool fused = state.range(3) != 0;
+  const GemmMath math = state.range(4) != 0 ? GemmMath::bf16 : GemmMath::fp32;
   Matrix<float> x("x", b, d), w("w", d, n), y("y", b, n);
   Vector<float> bias("bias", n);
   Kokkos::deep_copy(x, 0.5f);
@@ -66,20 +68,18 @@ void BM_GemmOntoBias(benchmark::State& state) {
     benchmark::DoNotOptimize(elsewhere.data());
     state.ResumeTiming();
     if (fused) {
-      gemm_onto_rows(Op::N, Op::N, 1.0f, x, w, bias, y);
+      gemm_onto_rows(Op::N, Op::N, 1.0f, x, w, bias, y, math);
     } else {
       kernels::fill_rows(y, bias);
-      gemm(Op::N, Op::N, 1.0f, x, w, 1.0f, y);
+      gemm(Op::N, Op::N, 1.0f, x, w, 1.0f, y, math);
     }
     ExecSpace().fence();
   }
   state.counters["GFLOPS"] = benchmark::Counter(2e-9 * b * d * n, benchmark::Counter::kIsIterationInvariantRate);
 }
 BENCHMARK(BM_GemmOntoBias)
-    ->Args({1024, 128, 1024, 0})
-    ->Args({1024, 128, 1024, 1})
-    ->Args({1024, 768, 4096, 0})
-    ->Args({1024, 768, 4096, 1})
+    ->ArgsProduct({{1024}, {128}, {1024}, {0, 1}, {0, 1}})
+    ->ArgsProduct({{1024}, {768}, {4096}, {0, 1}, {0, 1}})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 

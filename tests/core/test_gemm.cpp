@@ -238,7 +238,8 @@ TEST_CASE("gemm_onto_rows: a column range of a wider C, BF16 arithmetic, an empt
   auto ht = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), tall);
   CHECK(ht(299, 45) == -1.0f);
 
-  // BF16 arithmetic takes the fill-then-gemm form: the same bits as that form by construction.
+  // BF16 arithmetic starts its sums from v (on every unit: test_gemm_bf16.cpp): the same bits as
+  // the fill then the product.
   Matrix<float> bf16_fused("bf16_fused", 150, 200), bf16_separate("bf16_separate", 150, 200);
   gemm_onto_rows(Op::N, Op::N, 1.0f, A, B, v, bf16_fused, GemmMath::bf16);
   fill_then_gemm(Op::N, Op::N, 1.0f, A, B, v, bf16_separate, GemmMath::bf16);
@@ -262,8 +263,7 @@ TEST_CASE("gemm_onto_rows: a column range of a wider C, BF16 arithmetic, an empt
   Matrix<float> C("C", 150, 200);
   CHECK_THROWS_WITH(gemm_onto_rows(Op::N, Op::N, 1.0f, A, B, wrong, C),
                     Catch::Contains("199") && Catch::Contains("200"));
-  // Operands that do not fit: a ShapeError before anything is written, on both paths (the fused
-  // one and the fill-then-gemm one that BF16 takes).
+  // Operands that do not fit: a ShapeError before anything is written, in FP32 and in BF16.
   auto B_short = random_matrix<float>(30, 200, 18);  // 30 rows where A has 31 columns
   Kokkos::deep_copy(C, 3.0f);
   for (GemmMath math : {GemmMath::fp32, GemmMath::bf16}) {

@@ -5,7 +5,6 @@
 // in GemmMath::bf16 to the host BF16 product (AMX tiles or AVX-512 BF16 where the processor has them), CUDA
 // memory to cuBLAS. Row strides (leading dimensions) are honoured, so row-range subviews
 // and LayoutStride views whose column stride is 1 are accepted.
-#include <cassert>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -83,8 +82,8 @@ CheckedGemm<typename CView::non_const_value_type> checked_gemm(Op op_a, Op op_b,
   return {a, b, c, m, n, k};
 }
 
-/// gemm's body. row_init (host memory, n entries, not aliasing C; FP32 / FP64 host products only):
-/// every row of C starts as row_init instead of beta * C (gemm_onto_rows).
+/// gemm's body. row_init (host memory, n entries, not aliasing C; host products only): every row
+/// of C starts as row_init instead of beta * C (gemm_onto_rows).
 template <class Space, class AView, class BView, class CView>
 void gemm_into(const Space& space, Op op_a, Op op_b, typename CView::non_const_value_type alpha, const AView& A,
                const BView& B, typename CView::non_const_value_type beta, const CView& C, GemmMath math,
@@ -98,8 +97,7 @@ void gemm_into(const Space& space, Op op_a, Op op_b, typename CView::non_const_v
     space.fence();  // kernels that produced A, B or C may still be in flight
     if constexpr (std::is_same_v<T, float>) {
       if (math == GemmMath::bf16) {  // tf32 has no host arithmetic of its own: it runs as fp32
-        assert(row_init == nullptr && "gemm_onto_rows fills C itself before a BF16 product");
-        gemm_impl::host_gemm_bf16(op_a == Op::T, op_b == Op::T, m, n, k, alpha, a, b, beta, c);
+        gemm_impl::host_gemm_bf16(op_a == Op::T, op_b == Op::T, m, n, k, alpha, a, b, beta, c, row_init);
         return;
       }
     }
@@ -133,11 +131,11 @@ void gemm(Op op_a, Op op_b, typename CView::non_const_value_type alpha, const AV
 }
 
 /// C = v in every row + alpha * op(A) * op(B): a bias under a product (h = b_enc + xc W_enc).
-/// Host products in fp32 / fp64 arithmetic write v into each panel of C just before the panel's
-/// product reads it, while the panel is in the core's cache (a separate fill leaves C in memory
-/// for the product to read back); the same bits as the fill then gemm with beta = 1, which is
-/// what every other backend and the BF16 arithmetic run. v must not alias C. Shapes are checked
-/// before anything is written.
+/// Host products with a contiguous v never fill C first: fp32 / fp64 write v into each panel of C
+/// just before the panel's product reads it, while the panel is in the core's cache (a separate
+/// fill leaves C in memory for the product to read back); the BF16 units start their sums from v
+/// itself. The same bits as the fill then gemm with beta = 1, which is what every other backend
+/// runs. v must not alias C. Shapes are checked before anything is written.
 template <class AView, class BView, class VView, class CView>
 void gemm_onto_rows(Op op_a, Op op_b, typename CView::non_const_value_type alpha, const AView& A, const BView& B,
                     const VView& v, const CView& C, GemmMath math = default_gemm_math()) {
@@ -150,8 +148,7 @@ void gemm_onto_rows(Op op_a, Op op_b, typename CView::non_const_value_type alpha
   }
   using Mem = typename CView::memory_space;
   if constexpr (host_accessible_v<Mem>) {
-    const bool bf16 = std::is_same_v<T, float> && math == GemmMath::bf16;
-    if (!bf16 && (v.extent(0) <= 1 || v.stride(0) == 1)) {
+    if (v.extent(0) <= 1 || v.stride(0) == 1) {
       detail::gemm_into(typename CView::execution_space(), op_a, op_b, alpha, A, B, T(1), C, math, v.data());
       return;
     }

@@ -66,9 +66,10 @@ SYNTHSAE_AMX_TARGET inline void pack_a(bool trans, const RowMajorOperand<float>&
 
 /// C[r0:r0+32, c0:c0+32] (clipped to m x n) = alpha * (Ap's rows r0.. times Bp's columns c0..)
 /// + beta * C, the sums over K in steps of 32 in order (after C's value where it is the start).
+/// With row_init, every row of C starts as row_init instead (beta is then 1 and C is not read).
 SYNTHSAE_AMX_TARGET inline void block_product(const std::uint16_t* ap, const std::uint32_t* bp, std::size_t padded_k,
                                               std::size_t r0, std::size_t c0, std::size_t m, std::size_t n, float alpha,
-                                              float beta, const RowMajorOperand<float>& c) {
+                                              float beta, const RowMajorOperand<float>& c, const float* row_init) {
   const std::size_t pairs = padded_k / 2, a_stride = kStep * sizeof(std::uint16_t);
   const std::uint16_t* a0 = ap + a_offset(r0, 0, padded_k);
   const std::uint16_t* a1 = ap + a_offset(r0 + 16, 0, padded_k);
@@ -83,8 +84,16 @@ SYNTHSAE_AMX_TARGET inline void block_product(const std::uint16_t* ap, const std
   // or from C and go straight back to C; the others through a 32 x 32 buffer. With beta = 1 a
   // whole block adds C first and a clipped one last, so an entry's last bits depend on whether
   // its block is whole (on the shape, never on the thread count).
+  // row_init's tiles are loaded with a stride of 0 (every row from the same 64 bytes): the bits of
+  // a fill of C then a load from it, without writing and reading C in between.
+  if (row_init != nullptr) beta = 1.0f;
   const bool whole = r0 + kBlock <= m && c0 + kBlock <= n && alpha == 1.0f && (beta == 0.0f || beta == 1.0f);
-  if (whole && beta == 1.0f) {
+  if (whole && row_init != nullptr) {
+    _tile_loadd(0, row_init + c0, 0);
+    _tile_loadd(1, row_init + c0 + 16, 0);
+    _tile_loadd(2, row_init + c0, 0);
+    _tile_loadd(3, row_init + c0 + 16, 0);
+  } else if (whole && beta == 1.0f) {
     _tile_loadd(0, out, c_stride);
     _tile_loadd(1, out + 16, c_stride);
     _tile_loadd(2, out + 16 * c.ld, c_stride);
@@ -125,7 +134,9 @@ SYNTHSAE_AMX_TARGET inline void block_product(const std::uint16_t* ap, const std
   for (std::size_t r = 0; r < rows; ++r) {
     float* dst = out + r * c.ld;
     const float* src = block + r * kBlock;
-    if (beta == 0.0f)  // beta == 0 never reads C (it may hold NaN)
+    if (row_init != nullptr)  // beta is 1: the fill-then-add's expression, so the same contraction
+      for (std::size_t j = 0; j < cols; ++j) dst[j] = alpha * src[j] + beta * row_init[c0 + j];
+    else if (beta == 0.0f)  // beta == 0 never reads C (it may hold NaN)
       for (std::size_t j = 0; j < cols; ++j) dst[j] = alpha * src[j];
     else
       for (std::size_t j = 0; j < cols; ++j) dst[j] = alpha * src[j] + beta * dst[j];
@@ -140,7 +151,7 @@ inline constexpr std::size_t kItemRows = 256, kItemColumns = 256;
 
 inline void gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha,
                  const RowMajorOperand<float>& a, const RowMajorOperand<float>& b, float beta,
-                 const RowMajorOperand<float>& c) {
+                 const RowMajorOperand<float>& c, const float* row_init) {
   const std::size_t pm = round_up(m, kBlock), pn = round_up(n, kBlock), pk = round_up(k, kStep);
   PackBuffers& buf = pack_buffers();
   std::uint16_t* ap = aligned_start(buf.a16, pm * pk);
@@ -156,7 +167,8 @@ inline void gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::
   auto compute = [&](long item) {
     const ItemGrid::Range at = grid.range(item);
     for (std::size_t r0 = at.r0; r0 < at.r_end; r0 += kBlock)  // a row of blocks reuses A's rows
-      for (std::size_t c0 = at.c0; c0 < at.c_end; c0 += kBlock) block_product(ap, bp, pk, r0, c0, m, n, alpha, beta, c);
+      for (std::size_t c0 = at.c0; c0 < at.c_end; c0 += kBlock)
+        block_product(ap, bp, pk, r0, c0, m, n, alpha, beta, c, row_init);
   };
   // The tile unit is ~5x the FP32 product, so a team pays off only from ~8x the FP32 threshold.
   pack_then_compute(double(m) * double(n) * double(k), 8 * gemm_parallel_min_work, static_cast<long>(a_items + b_items),

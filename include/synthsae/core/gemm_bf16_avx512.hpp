@@ -54,19 +54,22 @@ SYNTHSAE_AVX512BF16_TARGET inline void pack_a_pairs(bool trans, const RowMajorOp
 /// C[r0 : r0 + kRows, c0 : c0 + 32] (clipped to `rows` x `cols`) = alpha * (the panel times the two
 /// column groups) + beta * C. With alpha = 1 and beta = 1 the sums start from C (the step's
 /// h = b_enc + x W_enc); otherwise from zero, and beta = 0 never reads C (it may hold NaN).
+/// With `init` (the block's 32 entries of a row), every row starts as init instead of C (beta 1).
 SYNTHSAE_AVX512BF16_TARGET inline void block_product(const std::uint32_t* a_panel, const std::uint32_t* b0,
                                                      const std::uint32_t* b1, std::size_t pairs, float* out,
                                                      std::size_t ldc, std::size_t rows, std::size_t cols, float alpha,
-                                                     float beta) {
+                                                     float beta, const float* init) {
   const __mmask16 m0 = cols >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << cols) - 1u);
   const __mmask16 m1 = cols >= 32 ? __mmask16(0xFFFF) : cols > 16 ? __mmask16((1u << (cols - 16)) - 1u) : __mmask16(0);
+  if (init != nullptr) beta = 1.0f;
   const bool from_c = alpha == 1.0f && beta == 1.0f;
   __m512 sum[kRows][2];
 #pragma GCC unroll 12
   for (std::size_t r = 0; r < kRows; ++r) {
     const bool load = from_c && r < rows;
-    sum[r][0] = load ? _mm512_maskz_loadu_ps(m0, out + r * ldc) : _mm512_setzero_ps();
-    sum[r][1] = load ? _mm512_maskz_loadu_ps(m1, out + r * ldc + 16) : _mm512_setzero_ps();
+    const float* start = init != nullptr ? init : out + r * ldc;
+    sum[r][0] = load ? _mm512_maskz_loadu_ps(m0, start) : _mm512_setzero_ps();
+    sum[r][1] = load ? _mm512_maskz_loadu_ps(m1, start + 16) : _mm512_setzero_ps();
   }
   for (std::size_t p = 0; p < pairs; ++p) {
     const __m512bh x0 = (__m512bh)_mm512_load_si512(b0 + p * 16);
@@ -91,7 +94,8 @@ SYNTHSAE_AVX512BF16_TARGET inline void block_product(const std::uint32_t* a_pane
       __m512 v = sum[r][half];
       if (!from_c) {
         v = _mm512_mul_ps(a_scale, v);
-        if (beta != 0.0f) v = _mm512_fmadd_ps(b_scale, _mm512_maskz_loadu_ps(mask, dst + 16 * half), v);
+        const float* addend = init != nullptr ? init : dst;
+        if (beta != 0.0f) v = _mm512_fmadd_ps(b_scale, _mm512_maskz_loadu_ps(mask, addend + 16 * half), v);
       }
       _mm512_mask_storeu_ps(dst + 16 * half, mask, v);
     }
@@ -103,7 +107,7 @@ inline constexpr std::size_t kItemRows = 20 * kRows, kItemColumns = 8 * kColumns
 
 inline void gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha,
                  const RowMajorOperand<float>& a, const RowMajorOperand<float>& b, float beta,
-                 const RowMajorOperand<float>& c) {
+                 const RowMajorOperand<float>& c, const float* row_init) {
   const std::size_t pm = round_up(m, kRows), pn = round_up(n, kColumns), pk = round_up(k, kStep), pairs = pk / 2;
   PackBuffers& buf = pack_buffers();
   std::uint32_t* ap = aligned_start(buf.a32, pm * pairs);
@@ -123,7 +127,8 @@ inline void gemm(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::
       const std::uint32_t* b0 = bp + (c0 / 16) * pairs * 16;
       for (std::size_t r0 = at.r0; r0 < at.r_end && r0 < m; r0 += kRows)
         block_product(ap + (r0 / kRows) * pairs * kRows, b0, b0 + pairs * 16, pairs, c.data + r0 * c.ld + c0, c.ld,
-                      std::min(kRows, m - r0), std::min(kColumns, n - c0), alpha, beta);
+                      std::min(kRows, m - r0), std::min(kColumns, n - c0), alpha, beta,
+                      row_init != nullptr ? row_init + c0 : nullptr);
     }
   };
   // About twice the FP32 product's multiply-adds per cycle, so a team from twice its threshold.

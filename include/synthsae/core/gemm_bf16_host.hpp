@@ -58,13 +58,13 @@ inline void round_operand_to_bf16(bool trans, const RowMajorOperand<float>& x, s
 /// BF16 GEMM by emulation: both operands rounded to BF16, then the FP32 host GEMM.
 inline void host_gemm_bf16_emulated(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k,
                                     float alpha, const RowMajorOperand<float>& a, const RowMajorOperand<float>& b,
-                                    float beta, const RowMajorOperand<float>& c) {
+                                    float beta, const RowMajorOperand<float>& c, const float* row_init = nullptr) {
   std::vector<float> ra, rb;
   round_operand_to_bf16(trans_a, a, ra, m, k);
   round_operand_to_bf16(trans_b, b, rb, k, n);
   const RowMajorOperand<float> ar{ra.data(), m, k, std::max<std::size_t>(k, 1)};
   const RowMajorOperand<float> br{rb.data(), k, n, n};
-  host_gemm<float>(false, false, m, n, k, alpha, ar, br, beta, c);
+  host_gemm<float>(false, false, m, n, k, alpha, ar, br, beta, c, row_init);
 }
 
 /// The units GemmMath::bf16 can run on, fastest first.
@@ -119,21 +119,25 @@ inline HostBf16Unit host_bf16_unit() {
 /// C = alpha op(A) op(B) + beta C on one unit (the caller checked that it is available).
 inline void host_gemm_bf16_on(HostBf16Unit unit, bool trans_a, bool trans_b, std::size_t m, std::size_t n,
                               std::size_t k, float alpha, const RowMajorOperand<float>& a,
-                              const RowMajorOperand<float>& b, float beta, const RowMajorOperand<float>& c) {
+                              const RowMajorOperand<float>& b, float beta, const RowMajorOperand<float>& c,
+                              const float* row_init = nullptr) {
 #if defined(SYNTHSAE_X86_BF16_CODE)
-  if (k > 0 && unit == HostBf16Unit::amx_tiles) return x86_bf16::amx::gemm(trans_a, trans_b, m, n, k, alpha, a, b, beta, c);
+  if (k > 0 && unit == HostBf16Unit::amx_tiles)
+    return x86_bf16::amx::gemm(trans_a, trans_b, m, n, k, alpha, a, b, beta, c, row_init);
   if (k > 0 && unit == HostBf16Unit::avx512_bf16)
-    return x86_bf16::avx512::gemm(trans_a, trans_b, m, n, k, alpha, a, b, beta, c);
+    return x86_bf16::avx512::gemm(trans_a, trans_b, m, n, k, alpha, a, b, beta, c, row_init);
 #endif
   (void)unit;
-  host_gemm_bf16_emulated(trans_a, trans_b, m, n, k, alpha, a, b, beta, c);
+  host_gemm_bf16_emulated(trans_a, trans_b, m, n, k, alpha, a, b, beta, c, row_init);
 }
 
 /// C = alpha op(A) op(B) + beta C in BF16 arithmetic with FP32 accumulation (see the top of this file).
+/// With row_init (n entries, not aliasing C), every row of C starts as row_init instead of beta C:
+/// the bits of a fill of C then beta = 1, without the pass over C (gemm_onto_rows).
 inline void host_gemm_bf16(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha,
                            const RowMajorOperand<float>& a, const RowMajorOperand<float>& b, float beta,
-                           const RowMajorOperand<float>& c) {
-  host_gemm_bf16_on(host_bf16_unit(), trans_a, trans_b, m, n, k, alpha, a, b, beta, c);
+                           const RowMajorOperand<float>& c, const float* row_init = nullptr) {
+  host_gemm_bf16_on(host_bf16_unit(), trans_a, trans_b, m, n, k, alpha, a, b, beta, c, row_init);
 }
 
 }  // inline namespace
