@@ -517,13 +517,12 @@ struct FeatureDraw {
         // magnitude proven positive left as kPositiveMagnitude until it wins.
         std::uint32_t active = 0;
         for (int c0 = begin; c0 < end; c0 += kKept) {
-          float v[kKept];
+          float later_values[kKept];
           MemberDraws later[kKept / 4];
+          float* v = c0 == begin ? kept : later_values;  // written in place: a copy was a `rep movs`
           const int n = raw_members(sample, c0, end - c0 < kKept ? end - c0 : kKept, eps, cache, v,
                                     c0 == begin ? draws : later, true);
           for (int j = 0; j < n; ++j) active += v[j] != 0.0f;
-          if (c0 == begin)
-            for (int j = 0; j < n; ++j) kept[j] = v[j];
         }
         if (active == 0) continue;
         const bool all = active > 1 && coactive(sample, g);
