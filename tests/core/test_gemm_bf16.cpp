@@ -276,29 +276,32 @@ TEST_CASE("bf16 gemm starting every row from row_init equals a fill of C then be
   // 70 x 100: whole 32 x 32 tile blocks and clipped ones on both sides (the tile unit loads a
   // whole block's start from row_init with a stride of 0, and adds it to a clipped one last), and
   // the AVX-512 kernel's 12-row panels with a short last one. alpha = 1 takes the sums-from-C
-  // route, -0.75 the scaled one. C starts as NaN: with row_init it must not be read.
+  // route, -0.75 the scaled one. C starts as NaN: with row_init it must not be read. beta = 0 is
+  // passed with row_init on purpose (row_init overrides it to 1; a path that ignored row_init
+  // would then lose v).
   const std::size_t m = 70, n = 100, k = 45;
   for (const HostBf16Unit unit : {HostBf16Unit::emulated, HostBf16Unit::avx512_bf16, HostBf16Unit::amx_tiles}) {
     if (!gemm_impl::host_bf16_unit_available(unit)) continue;  // bf16_paths() warns about it
     for (const float alpha : {1.0f, -0.75f})
-      for (const bool ta : {false, true}) {
-        Problem p = problem(ta, false, m, n, k, 1700);
-        const std::vector<float> init = normals(n, 1703);
-        std::vector<float> filled(m * n), started(m * n, std::numeric_limits<float>::quiet_NaN());
-        for (std::size_t i = 0; i < m; ++i) std::copy(init.begin(), init.end(), filled.begin() + i * n);
-        const auto a = p.op(p.a, ta, m, k), b = p.op(p.b, false, k, n);
-        gemm_impl::host_gemm_bf16_on(unit, ta, false, m, n, k, alpha, a, b, 1.0f, {filled.data(), m, n, n});
-        gemm_impl::host_gemm_bf16_on(unit, ta, false, m, n, k, alpha, a, b, 0.0f, {started.data(), m, n, n},
-                                     init.data());
-        INFO(gemm_impl::host_bf16_unit_name(unit) << " alpha " << alpha << " trans_a " << ta);
-        int differ = 0;
-        for (std::size_t e = 0; e < m * n; ++e) differ += std::memcmp(&filled[e], &started[e], sizeof(float)) != 0;
-        CHECK(differ == 0);
-        // And it is a product at all: the fill form against the reference's bound.
-        p.c0 = init;
-        p.c0.resize(m * n);
-        for (std::size_t i = 1; i < m; ++i) std::copy(init.begin(), init.end(), p.c0.begin() + i * n);
-        CHECK(deviation(p, alpha, 1.0f, started).over_bound <= 1.0);
-      }
+      for (const bool ta : {false, true})
+        for (const bool tb : {false, true}) {
+          Problem p = problem(ta, tb, m, n, k, 1700);
+          const std::vector<float> init = normals(n, 1703);
+          std::vector<float> filled(m * n), started(m * n, std::numeric_limits<float>::quiet_NaN());
+          for (std::size_t i = 0; i < m; ++i) std::copy(init.begin(), init.end(), filled.begin() + i * n);
+          const auto a = p.op(p.a, ta, m, k), b = p.op(p.b, tb, k, n);
+          gemm_impl::host_gemm_bf16_on(unit, ta, tb, m, n, k, alpha, a, b, 1.0f, {filled.data(), m, n, n});
+          gemm_impl::host_gemm_bf16_on(unit, ta, tb, m, n, k, alpha, a, b, 0.0f, {started.data(), m, n, n},
+                                       init.data());
+          INFO(gemm_impl::host_bf16_unit_name(unit) << " alpha " << alpha << " trans_a " << ta << " trans_b " << tb);
+          int differ = 0;
+          for (std::size_t e = 0; e < m * n; ++e) differ += std::memcmp(&filled[e], &started[e], sizeof(float)) != 0;
+          CHECK(differ == 0);
+          // And it is a product at all: the fill form against the reference's bound.
+          p.c0 = init;
+          p.c0.resize(m * n);
+          for (std::size_t i = 1; i < m; ++i) std::copy(init.begin(), init.end(), p.c0.begin() + i * n);
+          CHECK(deviation(p, alpha, 1.0f, started).over_bound <= 1.0);
+        }
   }
 }

@@ -131,11 +131,12 @@ void gemm(Op op_a, Op op_b, typename CView::non_const_value_type alpha, const AV
 }
 
 /// C = v in every row + alpha * op(A) * op(B): a bias under a product (h = b_enc + xc W_enc).
-/// Host products with a contiguous v never fill C first: fp32 / fp64 write v into each panel of C
-/// just before the panel's product reads it, while the panel is in the core's cache (a separate
-/// fill leaves C in memory for the product to read back); the BF16 units start their sums from v
-/// itself. The same bits as the fill then gemm with beta = 1, which is what every other backend
-/// runs. v must not alias C. Shapes are checked before anything is written.
+/// Host products with a contiguous v never fill all of C first: fp32 / fp64 (and the BF16
+/// emulation) write v into each panel of C just before the panel's product reads it, while the
+/// panel is in the core's cache (a separate fill leaves C in memory for the product to read back);
+/// the BF16 units take v in place of C's start. The same bits as the fill then gemm with beta = 1,
+/// which is what every other backend runs. v must not alias C. Shapes are checked before anything
+/// is written.
 template <class AView, class BView, class VView, class CView>
 void gemm_onto_rows(Op op_a, Op op_b, typename CView::non_const_value_type alpha, const AView& A, const BView& B,
                     const VView& v, const CView& C, GemmMath math = default_gemm_math()) {

@@ -54,7 +54,8 @@ SYNTHSAE_AVX512BF16_TARGET inline void pack_a_pairs(bool trans, const RowMajorOp
 /// C[r0 : r0 + kRows, c0 : c0 + 32] (clipped to `rows` x `cols`) = alpha * (the panel times the two
 /// column groups) + beta * C. With alpha = 1 and beta = 1 the sums start from C (the step's
 /// h = b_enc + x W_enc); otherwise from zero, and beta = 0 never reads C (it may hold NaN).
-/// With `init` (the block's 32 entries of a row), every row starts as init instead of C (beta 1).
+/// With `init` (the block's `cols` entries of a row, up to 32), every row starts as init instead of
+/// C (beta 1), or adds it last where alpha is not 1.
 SYNTHSAE_AVX512BF16_TARGET inline void block_product(const std::uint32_t* a_panel, const std::uint32_t* b0,
                                                      const std::uint32_t* b1, std::size_t pairs, float* out,
                                                      std::size_t ldc, std::size_t rows, std::size_t cols, float alpha,

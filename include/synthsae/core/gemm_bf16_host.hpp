@@ -133,7 +133,9 @@ inline void host_gemm_bf16_on(HostBf16Unit unit, bool trans_a, bool trans_b, std
 
 /// C = alpha op(A) op(B) + beta C in BF16 arithmetic with FP32 accumulation (see the top of this file).
 /// With row_init (n entries, not aliasing C), every row of C starts as row_init instead of beta C:
-/// the bits of a fill of C then beta = 1, without the pass over C (gemm_onto_rows).
+/// the bits of a fill of C then beta = 1 (gemm_onto_rows). The tile unit and the AVX-512 kernel take
+/// it in place of C's start (adding it last in blocks they scale or clip), so C is only written;
+/// the emulation fills each panel just before its FP32 product.
 inline void host_gemm_bf16(bool trans_a, bool trans_b, std::size_t m, std::size_t n, std::size_t k, float alpha,
                            const RowMajorOperand<float>& a, const RowMajorOperand<float>& b, float beta,
                            const RowMajorOperand<float>& c, const float* row_init = nullptr) {

@@ -143,8 +143,8 @@ struct EncoderScreen {
   }
 
  private:
-  /// w_enc_t = W_enc^T, and each column's squared norm (its row of w_enc_t) into col_sq: 16
-  /// columns at a time through registers, their norms while the 16 rows are in the cache.
+  /// w_enc_t = W_enc^T, and each column's squared norm into col_sq: 16 columns at a time through
+  /// registers, their norms from the same 16 columns of W_enc while those are in the cache.
   void transpose_w_enc(const SaeParameters<T>& p) {
     const int d = static_cast<int>(p.input_dim()), s = static_cast<int>(p.num_latents());
     if (w_enc_t.extent(0) != static_cast<std::size_t>(s) || w_enc_t.extent(1) != static_cast<std::size_t>(d))
