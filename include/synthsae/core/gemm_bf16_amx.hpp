@@ -134,12 +134,12 @@ SYNTHSAE_AMX_TARGET inline void block_product(const std::uint16_t* ap, const std
   for (std::size_t r = 0; r < rows; ++r) {
     float* dst = out + r * c.ld;
     const float* src = block + r * kBlock;
-    if (row_init != nullptr)  // beta is 1: the fill-then-add's expression, so the same contraction
-      for (std::size_t j = 0; j < cols; ++j) dst[j] = alpha * src[j] + beta * row_init[c0 + j];
-    else if (beta == 0.0f)  // beta == 0 never reads C (it may hold NaN)
+    // One expression adds C or row_init (beta 1), so both round alike whatever the compiler fuses.
+    const float* addend = row_init != nullptr ? row_init + c0 : dst;
+    if (beta == 0.0f)  // beta == 0 never reads C (it may hold NaN)
       for (std::size_t j = 0; j < cols; ++j) dst[j] = alpha * src[j];
     else
-      for (std::size_t j = 0; j < cols; ++j) dst[j] = alpha * src[j] + beta * dst[j];
+      for (std::size_t j = 0; j < cols; ++j) dst[j] = alpha * src[j] + beta * addend[j];
   }
 }
 
