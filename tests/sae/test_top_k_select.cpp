@@ -377,6 +377,65 @@ TEST_CASE("list_row_at_least and append_above list exactly the keys a scalar sca
   }
 }
 
+TEST_CASE("list_keys_at_least lists the ordered bits and columns a scalar scan lists, never past n", "[sae][select]") {
+  // The per-row top-k's listing (AVX-512: sixteen keys compressed in registers and stored whole).
+  // Pivots -inf (every key but NaN listed: the whole stores end exactly at n), the zeros of either
+  // sign, a middle value and +inf; keys with NaN, infinities, signed zeros (one ordered bit
+  // pattern for both), denormals and values one ulp either side of the pivot; lengths around the
+  // sixteen-key blocks. Sentinels after n must survive.
+  const float inf = std::numeric_limits<float>::infinity();
+  const float specials[] = {
+      std::numeric_limits<float>::quiet_NaN(),  inf, -inf, 0.0f, -0.0f, std::numeric_limits<float>::denorm_min(),
+      -std::numeric_limits<float>::denorm_min()};
+  for (const float pivot : {-inf, -0.0f, 0.0f, 0.75f, inf}) {
+    for (const int n : {0, 1, 15, 16, 17, 31, 32, 33, 47, 1024}) {
+      std::vector<float> row(n);
+      for (int j = 0; j < n; ++j) {
+        const std::uint32_t r = static_cast<std::uint32_t>(j) * 2654435761u ^ static_cast<std::uint32_t>(n) * 40503u;
+        switch (r % 5) {
+          case 0:
+            row[j] = specials[(r >> 3) % 7];
+            break;
+          case 1:
+            row[j] = std::isinf(pivot) ? -1.5f : std::nextafter(pivot, -10.0f);
+            break;
+          case 2:
+            row[j] = std::isinf(pivot) ? pivot : std::nextafter(pivot, 10.0f);
+            break;
+          case 3:
+            row[j] = pivot;
+            break;
+          default:
+            row[j] = float((r >> 8) % 1000) / 200.0f - 2.5f;
+            break;
+        }
+      }
+      INFO("pivot " << pivot << ", " << n << " keys");
+      constexpr std::uint32_t kSentinelBits = 0xdeadbeefu;
+      constexpr int kSentinelColumn = -3;
+      std::vector<std::uint32_t> bits(n + 16, kSentinelBits);
+      std::vector<int> listed(n + 16, kSentinelColumn);
+      const int count = detail::list_keys_at_least(row.data(), n, pivot, bits.data(), listed.data());
+      std::vector<std::uint32_t> want_bits;
+      std::vector<int> want_listed;
+      for (int j = 0; j < n; ++j)
+        if (row[j] >= pivot) want_bits.push_back(detail::ordered_bits(row[j])), want_listed.push_back(j);
+      REQUIRE(count == static_cast<int>(want_listed.size()));
+      CHECK(std::vector<std::uint32_t>(bits.begin(), bits.begin() + count) == want_bits);
+      CHECK(std::vector<int>(listed.begin(), listed.begin() + count) == want_listed);
+      bool sentinels = true;
+      for (int q = n; q < n + 16; ++q)
+        sentinels = sentinels && bits[q] == kSentinelBits && listed[q] == kSentinelColumn;
+      CHECK(sentinels);
+      if (pivot == -inf && n == 1024) CHECK(count > 800);  // every key but the NaNs
+      if (n == 1024 && pivot == 0.0f) {                    // both zeros order as one
+        CHECK(detail::ordered_bits(-0.0f) == detail::ordered_bits(0.0f));
+        CHECK(std::count(want_bits.begin(), want_bits.end(), detail::ordered_bits(0.0f)) > 1);
+      }
+    }
+  }
+}
+
 TEST_CASE("TopK's host step lists per row the entries that row_top_k's mask and a gather select", "[sae][select]") {
   if constexpr (host_accessible_v<MemSpace>) {  // host backends only (the host's training step)
     // Keys quantised to halves (many ties at the k-th key, signed zeros), one row with a NaN and one
