@@ -6,10 +6,13 @@
 
 #include "benchmark_main.hpp"
 
+#include <vector>
+
 #include <synthsae/core/counter_rng.hpp>
 #include <synthsae/core/kernel_timer.hpp>
 #include <synthsae/core/normal_distribution.hpp>
 #include <synthsae/sae/gated_sae.hpp>
+#include <synthsae/sae/kernels/row_top_k_lists.hpp>
 #include <synthsae/sae/matching_pursuit_sae.hpp>
 #include <synthsae/sae/sae.hpp>
 #include <synthsae/train/adam.hpp>
@@ -49,6 +52,45 @@ void BM_EncoderGemmMath(benchmark::State& state) {
   BM_EncoderGemm(state);
 }
 BENCHMARK(BM_EncoderGemmMath)->DenseRange(0, 2)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+/// 1,024 rows of 1,024 normal keys (cpu-1k's width): the per-row selections below read them.
+std::vector<float> selection_keys() {
+  std::vector<float> keys(std::size_t{kBatch} * 1024);
+  RandomStream s(9, 0);
+  for (float& v : keys) v = s.normal<float>();
+  return keys;
+}
+
+// TopK's per-row choice (arg: k) over every row of 1,024 keys: the pivot, the listing at or
+// above it and the short list's k largest (row_top_k_lists' work after the keys).
+void BM_RowTopK(benchmark::State& state) {
+  const auto keys = selection_keys();
+  const int k = static_cast<int>(state.range(0)), s = 1024;
+  std::vector<detail::OrderedBits<float>> bits(s);
+  std::vector<int> listed(s), out(s);
+  for (auto _ : state)
+    for (int i = 0; i < kBatch; ++i)
+      benchmark::DoNotOptimize(
+          detail::row_top_k_columns(&keys[std::size_t(i) * s], s, k, bits.data(), listed.data(), out.data()));
+  state.SetItemsProcessed(state.iterations() * kBatch);
+}
+BENCHMARK(BM_RowTopK)->Arg(8)->Arg(25)->Unit(benchmark::kMicrosecond)->UseRealTime();
+
+// AuxK's per-row choice of d_in / 2 = 64 among n dead columns (arg: n) of rows of 1,024 keys.
+void BM_TopKAmong(benchmark::State& state) {
+  const auto keys = selection_keys();
+  const int n = static_cast<int>(state.range(0)), s = 1024;
+  std::vector<int> candidates(n);
+  for (int q = 0; q < n; ++q) candidates[q] = static_cast<int>(std::int64_t{q} * s / n);
+  std::vector<detail::OrderedBits<float>> bits(n);
+  std::vector<int> kept(n), out(64);
+  for (auto _ : state)
+    for (int i = 0; i < kBatch; ++i)
+      benchmark::DoNotOptimize(detail::top_k_among(&keys[std::size_t(i) * s], candidates.data(), n, 64, bits.data(),
+                                                   kept.data(), out.data()));
+  state.SetItemsProcessed(state.iterations() * kBatch);
+}
+BENCHMARK(BM_TopKAmong)->Arg(100)->Arg(600)->Unit(benchmark::kMicrosecond)->UseRealTime();
 
 /// Every `stride`-th latent marked dead (none for stride 0): AuxK then acts on them.
 DeadMask dead_latents(int stride, std::size_t& count) {

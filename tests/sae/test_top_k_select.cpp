@@ -436,6 +436,48 @@ TEST_CASE("list_keys_at_least lists the ordered bits and columns a scalar scan l
   }
 }
 
+TEST_CASE("list_candidates_reaching lists by ordered bits what the scalar compaction lists, never past n",
+          "[sae][select]") {
+  // AuxK's listing among the dead columns (AVX-512: sixteen gathered at a time). Candidate lists
+  // of every length around the sixteen-key blocks, at scattered ascending columns of a 1,200-key
+  // row holding NaNs of both signs, infinities, signed zeros and denormals; pivots at 0 (every
+  // candidate), the bits of -0 / +0 (one pattern), a middle key, +inf and +NaN's bits.
+  const int width = 1200;
+  const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+  const float specials[] = {nan, -nan, inf, -inf, 0.0f, -0.0f, std::numeric_limits<float>::denorm_min()};
+  std::vector<float> row(width);
+  RandomStream r(61, 4);
+  for (int j = 0; j < width; ++j) row[j] = j % 9 == 0 ? specials[(j / 9) % 7] : r.normal<float>();
+  const std::uint32_t pivots[] = {0u, detail::ordered_bits(0.0f), detail::ordered_bits(0.8f), detail::ordered_bits(inf),
+                                  detail::ordered_bits(nan)};
+  for (const std::uint32_t pivot : pivots) {
+    for (const int n : {0, 1, 15, 16, 17, 31, 32, 33, 100, 600}) {
+      std::vector<int> candidates;
+      for (int j = 0; static_cast<int>(candidates.size()) < n; j += 1 + (j * 7) % 3) candidates.push_back(j);
+      INFO("pivot bits " << pivot << ", " << n << " candidates");
+      constexpr std::uint32_t kSentinelBits = 0xdeadbeefu;
+      constexpr int kSentinelColumn = -3;
+      std::vector<std::uint32_t> bits(n + 16, kSentinelBits);
+      std::vector<int> kept(n + 16, kSentinelColumn);
+      const int listed =
+          detail::list_candidates_reaching(row.data(), candidates.data(), n, pivot, bits.data(), kept.data());
+      std::vector<std::uint32_t> want_bits;
+      std::vector<int> want_kept;
+      for (int q = 0; q < n; ++q)
+        if (detail::ordered_bits(row[candidates[q]]) >= pivot)
+          want_bits.push_back(detail::ordered_bits(row[candidates[q]])), want_kept.push_back(candidates[q]);
+      REQUIRE(listed == static_cast<int>(want_kept.size()));
+      CHECK(std::vector<std::uint32_t>(bits.begin(), bits.begin() + listed) == want_bits);
+      CHECK(std::vector<int>(kept.begin(), kept.begin() + listed) == want_kept);
+      bool sentinels = true;
+      for (int q = n; q < n + 16; ++q) sentinels = sentinels && bits[q] == kSentinelBits && kept[q] == kSentinelColumn;
+      CHECK(sentinels);
+      if (pivot == 0u) CHECK(listed == n);
+      if (n == 600 && pivot == detail::ordered_bits(0.8f)) CHECK((listed > 60 && listed < 300));  // some, not all
+    }
+  }
+}
+
 TEST_CASE("TopK's host step lists per row the entries that row_top_k's mask and a gather select", "[sae][select]") {
   if constexpr (host_accessible_v<MemSpace>) {  // host backends only (the host's training step)
     // Keys quantised to halves (many ties at the k-th key, signed zeros), one row with a NaN and one

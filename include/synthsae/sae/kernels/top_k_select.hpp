@@ -20,6 +20,9 @@
 #include <immintrin.h>
 #define SYNTHSAE_LIST_AVX2 1
 #endif
+#if defined(__AVX512F__) && !defined(__CUDACC__)
+#define SYNTHSAE_LIST_AVX512 1
+#endif
 
 namespace synthsae {
 
@@ -306,6 +309,51 @@ int keep_k_largest(const Bits* scratch, int* kept, int listed, int k, int* out) 
   return m;
 }
 
+#ifdef SYNTHSAE_LIST_AVX512
+/// ordered_bits of sixteen floats: either zero as +0, then a negative's bits inverted and a
+/// positive's sign bit set.
+inline __m512i ordered_bits16(__m512 v) {
+  const __m512i u =
+      _mm512_maskz_mov_epi32(_mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_NEQ_UQ), _mm512_castps_si512(v));
+  const __mmask16 negative = _mm512_cmplt_epi32_mask(u, _mm512_setzero_si512());
+  return _mm512_mask_xor_epi32(_mm512_or_si512(u, _mm512_set1_epi32(static_cast<int>(0x80000000u))), negative, u,
+                               _mm512_set1_epi32(-1));
+}
+
+/// Appends the lanes of `pass` (ascending) to bits and columns at count; returns the new count.
+/// Compressed in registers and stored whole (a compressing store to memory is slow on AMD's
+/// cores): the caller leaves room for sixteen more.
+inline int append_lanes(__mmask16 pass, __m512i ordered, __m512i cols, std::uint32_t* bits, int* columns, int count) {
+  _mm512_storeu_si512(bits + count, _mm512_maskz_compress_epi32(pass, ordered));
+  _mm512_storeu_si512(columns + count, _mm512_maskz_compress_epi32(pass, cols));
+  return count + __builtin_popcount(static_cast<unsigned>(pass));
+}
+#endif
+
+/// Writes the ordered bits and columns of the candidates whose key_row[candidates[q]] has
+/// ordered bits at or above pivot (NaNs too, by their bits, as the scalar loop compares them),
+/// in list order, to bits and kept (room for n each); returns how many. On AVX-512
+/// hosts sixteen candidates at a time (a gather, then the listing of list_keys_at_least); a
+/// listed count never passes the candidates scanned, so the whole stores stay inside n.
+inline int list_candidates_reaching(const float* key_row, const int* candidates, int n, std::uint32_t pivot,
+                                    std::uint32_t* bits, int* kept) {
+  int listed = 0, q = 0;
+#ifdef SYNTHSAE_LIST_AVX512
+  const __m512i cut = _mm512_set1_epi32(static_cast<int>(pivot));
+  for (; q + 16 <= n; q += 16) {
+    const __m512i cols = _mm512_loadu_si512(candidates + q);
+    const __m512i ordered = ordered_bits16(_mm512_i32gather_ps(cols, key_row, 4));
+    listed = append_lanes(_mm512_cmpge_epu32_mask(ordered, cut), ordered, cols, bits, kept, listed);
+  }
+#endif
+  for (; q < n; ++q) {  // branch-free compaction: the write always, the advance if kept
+    const std::uint32_t v = ordered_bits(key_row[candidates[q]]);
+    bits[listed] = v, kept[listed] = candidates[q];
+    listed += v >= pivot ? 1 : 0;
+  }
+  return listed;
+}
+
 /// The host's per-row top-k among a list of candidate columns (ascending): the k largest of
 /// key_row[candidates[q]], the ties at the k-th key kept from the lowest column on (the heap's
 /// rule; -0 and +0 tie), written to `out` in increasing column order; returns min(k, n).
@@ -330,10 +378,14 @@ int top_k_among(const T* key_row, const int* candidates, int n, int k, OrderedBi
     pivot = kth_largest_bits(scratch, kPivotSample, rank);
   }
   int listed = 0;
-  for (int q = 0; q < n; ++q) {  // branch-free compaction: the write always, the advance if kept
-    const Bits v = ordered_bits(key_row[candidates[q]]);
-    scratch[listed] = v, kept[listed] = candidates[q];
-    listed += v >= pivot ? 1 : 0;
+  if constexpr (std::is_same_v<T, float>) {
+    listed = list_candidates_reaching(key_row, candidates, n, pivot, scratch, kept);
+  } else {
+    for (int q = 0; q < n; ++q) {  // branch-free compaction: the write always, the advance if kept
+      const Bits v = ordered_bits(key_row[candidates[q]]);
+      scratch[listed] = v, kept[listed] = candidates[q];
+      listed += v >= pivot ? 1 : 0;
+    }
   }
   if (listed < k) {  // the pivot was too high: the list is every candidate
     for (int q = 0; q < n; ++q) scratch[q] = ordered_bits(key_row[candidates[q]]), kept[q] = candidates[q];
@@ -520,30 +572,21 @@ void for_each_key_past(const T* row, int cols, float cut, const Body& body) {
 
 /// Writes the ordered bits (ordered_bits) and columns of every key of row[0 .. n) at or above
 /// pivot (NaN never), columns ascending, to bits and listed (room for n each); returns how many.
-/// On AVX-512 hosts sixteen keys at a time: their bits computed in one register and the passing
-/// lanes compressed in registers, then stored whole (a compressing store to memory is slow on
-/// AMD's cores). Listed <= scanned, so a whole store never runs past n. Elsewhere
-/// for_each_key_past with ordered_bits per listed key, which cost a listed key a scalar
-/// compare and branch.
+/// On AVX-512 hosts sixteen keys at a time, their bits computed in one register and the passing
+/// lanes appended whole (append_lanes; listed <= scanned, so a store never runs past n).
+/// Elsewhere for_each_key_past with ordered_bits per listed key, which cost a listed key a
+/// scalar compare and branch.
 inline int list_keys_at_least(const float* row, int n, float pivot, std::uint32_t* bits, int* listed) {
   int count = 0, j = 0;
   const auto take = [&](int q, float v) { bits[count] = ordered_bits(v), listed[count] = q, ++count; };
-#if defined(__AVX512F__) && !defined(__CUDACC__)
-  const __m512 cut = _mm512_set1_ps(pivot), zero = _mm512_setzero_ps();
-  const __m512i sign = _mm512_set1_epi32(static_cast<int>(0x80000000u)), ones = _mm512_set1_epi32(-1);
+#ifdef SYNTHSAE_LIST_AVX512
+  const __m512 cut = _mm512_set1_ps(pivot);
   const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   for (; j + 16 <= n; j += 16) {
     const __m512 v = _mm512_loadu_ps(row + j);
     const __mmask16 pass = _mm512_cmp_ps_mask(v, cut, _CMP_GE_OQ);
-    if (pass == 0) continue;
-    // ordered_bits: either zero as +0, then a negative's bits inverted, a positive's sign bit set
-    const __m512i u = _mm512_maskz_mov_epi32(_mm512_cmp_ps_mask(v, zero, _CMP_NEQ_UQ), _mm512_castps_si512(v));
-    const __mmask16 negative = _mm512_cmplt_epi32_mask(u, _mm512_setzero_si512());
-    const __m512i ordered = _mm512_mask_xor_epi32(_mm512_or_si512(u, sign), negative, u, ones);
-    _mm512_storeu_si512(bits + count, _mm512_maskz_compress_epi32(pass, ordered));
-    _mm512_storeu_si512(listed + count,
-                        _mm512_maskz_compress_epi32(pass, _mm512_add_epi32(lane, _mm512_set1_epi32(j))));
-    count += __builtin_popcount(static_cast<unsigned>(pass));
+    if (pass != 0)
+      count = append_lanes(pass, ordered_bits16(v), _mm512_add_epi32(lane, _mm512_set1_epi32(j)), bits, listed, count);
   }
   for (; j < n; ++j)
     if (row[j] >= pivot) take(j, row[j]);
