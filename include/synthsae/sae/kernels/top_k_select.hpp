@@ -577,9 +577,10 @@ void for_each_key_past(const T* row, int cols, float cut, const Body& body) {
 /// Elsewhere for_each_key_past with ordered_bits per listed key, which cost a listed key a
 /// scalar compare and branch.
 inline int list_keys_at_least(const float* row, int n, float pivot, std::uint32_t* bits, int* listed) {
-  int count = 0, j = 0;
+  int count = 0;
   const auto take = [&](int q, float v) { bits[count] = ordered_bits(v), listed[count] = q, ++count; };
 #ifdef SYNTHSAE_LIST_AVX512
+  int j = 0;
   const __m512 cut = _mm512_set1_ps(pivot);
   const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   for (; j + 16 <= n; j += 16) {
