@@ -164,8 +164,8 @@ TEST_CASE("decode_row: the register chunks give std::fma's bits, entry by entry"
 TEST_CASE("sum_scaled_rows: by latent, through an order, from zero, a start or out itself", "[sae][decode]") {
   // The weight gradients by latent sum g or xc rows through by_column (order) and entry_row
   // (row_of), from zero or accumulating onto out: the same bits as the scalar chain in term order,
-  // zero coefficients skipped, for every length around the 64-element chunk.
-  const int s = 9, width = 200, terms = 7;
+  // zero coefficients skipped, for every length around the 64- and 128-element chunks.
+  const int s = 9, width = 300, terms = 7;
   Kokkos::View<float**, Kokkos::LayoutRight, HostSpace> rows("rows", s, width);
   RandomStream rng(21, 0);
   for (int j = 0; j < s; ++j)
@@ -188,7 +188,7 @@ TEST_CASE("sum_scaled_rows: by latent, through an order, from zero, a start or o
     }
     return want;
   };
-  for (int d : {0, 1, 63, 64, 65, 128, 131, 200})
+  for (int d : {0, 1, 63, 64, 65, 127, 128, 131, 191, 192, 200, 256, 257, 300})
     for (int n = 0; n <= terms; ++n) {
       INFO("d " << d << ", terms " << n);
       std::vector<float> start(std::max(d, 1)), out(std::max(d, 1), 99.0f), inplace(std::max(d, 1));

@@ -337,8 +337,8 @@ SYNTHSAE_HD T decode_step(T v, T w, T acc) {
 /// p order by decode_step (for floats on FMA hardware one fused multiply-add per term: the bits
 /// of a per-term axpy where the compiler contracts it, as GCC does at -O2), terms
 /// with c_p = 0 skipped (adding 0 * row changes no finite sum, but for the sign of a -0 start).
-/// AVX2 hosts (floats) keep 64 elements of out in eight registers across the terms, so each row
-/// is read once and out written once; an axpy per term loaded and stored out every time, and
+/// AVX2 hosts (floats) keep 64 elements of out in eight registers across the terms (AVX-512
+/// hosts 128), so each row is read once and out written once; an axpy per term loaded and stored out every time, and
 /// the stores bound the loop. init may be out itself (accumulating). The host's sparse decode
 /// and both weight gradients by latent are this sum; the GPU's team forms skip the same terms.
 template <class T>
@@ -347,6 +347,22 @@ SYNTHSAE_HD void sum_scaled_rows(const T* init, const T* coef, const int* order,
   int k0 = 0;
 #if defined(__AVX2__) && defined(__FMA__) && !defined(__CUDACC__)
   if constexpr (std::is_same_v<T, float>) {
+#if defined(__AVX512F__)
+    // AVX-512: 128 elements in eight registers, so each term's order, coefficient, test and row
+    // address cost once per 128 elements, not once per 64 (cpu-1k's rows are 128 long).
+    for (; k0 + 128 <= d; k0 += 128) {
+      __m512 acc[8];
+      for (int r = 0; r < 8; ++r) acc[r] = init ? _mm512_loadu_ps(init + k0 + 16 * r) : _mm512_setzero_ps();
+      for (int p = begin; p < end; ++p) {
+        const float c = coef[order ? order[p] : p];
+        if (c == 0.0f) continue;
+        const __m512 v = _mm512_set1_ps(c);
+        const float* row = rows + static_cast<std::size_t>(row_of[p]) * stride + k0;
+        for (int r = 0; r < 8; ++r) acc[r] = _mm512_fmadd_ps(v, _mm512_loadu_ps(row + 16 * r), acc[r]);
+      }
+      for (int r = 0; r < 8; ++r) _mm512_storeu_ps(out + k0 + 16 * r, acc[r]);
+    }
+#endif
     for (; k0 + 64 <= d; k0 += 64) {
       __m256 acc[8];
       for (int r = 0; r < 8; ++r) acc[r] = init ? _mm256_loadu_ps(init + k0 + 8 * r) : _mm256_setzero_ps();
