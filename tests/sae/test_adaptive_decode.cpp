@@ -127,9 +127,9 @@ TEST_CASE("Adaptive decode: the batch's density picks the form", "[sae][decode]"
 
 TEST_CASE("decode_row: the register chunks give std::fma's bits, entry by entry", "[sae][decode]") {
   // (std::fma where the build has FMA hardware: decode_step's rounding; a plain sum elsewhere.)
-  // Every length around the 64-element chunk, and 0 to 6 entries: bit equality with the scalar
+  // Every length around the 64- and 128-element chunks, and 0 to 6 entries: bit equality with the scalar
   // sum in entry order (one rounding per entry) is what lets the sparse decode replace the axpys.
-  const int s = 11, width = 200;
+  const int s = 11, width = 300;
   Kokkos::View<float**, Kokkos::LayoutRight, HostSpace> w("w", s, width);
   Kokkos::View<int*, HostSpace> cols("cols", 6);
   Kokkos::View<float*, HostSpace> vals("vals", 6);
@@ -140,7 +140,7 @@ TEST_CASE("decode_row: the register chunks give std::fma's bits, entry by entry"
   vals(2) = 0.0f;  // skipped, as a JumpReLU's window entry is: the same bits as adding 0 * w
   std::vector<float> bias(width);
   for (int k = 0; k < width; ++k) bias[k] = 0.01f * float(k) - 1.0f;
-  for (int d : {0, 1, 63, 64, 65, 127, 128, 131, 200})
+  for (int d : {0, 1, 63, 64, 65, 127, 128, 131, 192, 200, 256, 300})
     for (int n = 0; n <= 6; ++n) {
       INFO("d " << d << ", entries " << n);
       std::vector<float> out(std::max(d, 1), 99.0f);

@@ -338,9 +338,9 @@ SYNTHSAE_HD T decode_step(T v, T w, T acc) {
 /// of a per-term axpy where the compiler contracts it, as GCC does at -O2), terms
 /// with c_p = 0 skipped (adding 0 * row changes no finite sum, but for the sign of a -0 start).
 /// AVX2 hosts (floats) keep 64 elements of out in eight registers across the terms (AVX-512
-/// hosts 128), so each row is read once and out written once; an axpy per term loaded and stored out every time, and
-/// the stores bound the loop. init may be out itself (accumulating). The host's sparse decode
-/// and both weight gradients by latent are this sum; the GPU's team forms skip the same terms.
+/// hosts 128), so each row is read once and out written once; an axpy per term loaded and
+/// stored out every time, and the stores bound the loop. init may be out itself (accumulating). The host's sparse
+/// decode and both weight gradients by latent are this sum; the GPU's team forms skip the same terms.
 template <class T>
 SYNTHSAE_HD void sum_scaled_rows(const T* init, const T* coef, const int* order, const int* row_of, const T* rows,
                                  std::size_t stride, int begin, int end, T* out, int d) {

@@ -45,7 +45,7 @@ bool row_has_nan(const T* row, int n) {
 /// Lists (bits: ordered bits, listed: columns ascending) the keys of key_row[0 .. n) (1 <= k < n,
 /// no NaN) at or above a pivot that k of them reach, and returns how many: every key that reaches
 /// the row's k-th largest is listed. The pivot comes from keys sampled at a stride
-/// (sampled_pivot_rank); one pass lists (sixteen compared at once for float rows on AVX2 hosts);
+/// (sampled_pivot_rank); one pass lists (float rows: list_keys_at_least, sixteen at a time);
 /// when the sample put the pivot too high, the list is the whole row. `bits` and `listed` hold n.
 template <class T>
 int list_k_largest_reach(const T* key_row, int n, int k, OrderedBits<T>* bits, int* listed) {

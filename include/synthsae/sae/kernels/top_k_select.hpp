@@ -333,8 +333,9 @@ inline int append_lanes(__mmask16 pass, __m512i ordered, __m512i cols, std::uint
 /// Writes the ordered bits and columns of the candidates whose key_row[candidates[q]] has
 /// ordered bits at or above pivot (NaNs too, by their bits, as the scalar loop compares them),
 /// in list order, to bits and kept (room for n each); returns how many. On AVX-512
-/// hosts sixteen candidates at a time (a gather, then the listing of list_keys_at_least); a
-/// listed count never passes the candidates scanned, so the whole stores stay inside n.
+/// hosts sixteen candidates at a time (a gather, an unsigned compare of their ordered bits,
+/// append_lanes); a listed count never passes the candidates scanned, so the whole stores stay
+/// inside n.
 inline int list_candidates_reaching(const float* key_row, const int* candidates, int n, std::uint32_t pivot,
                                     std::uint32_t* bits, int* kept) {
   int listed = 0, q = 0;
@@ -342,7 +343,7 @@ inline int list_candidates_reaching(const float* key_row, const int* candidates,
   const __m512i cut = _mm512_set1_epi32(static_cast<int>(pivot));
   for (; q + 16 <= n; q += 16) {
     const __m512i cols = _mm512_loadu_si512(candidates + q);
-    const __m512i ordered = ordered_bits16(_mm512_i32gather_ps(cols, key_row, 4));
+    const __m512i ordered = ordered_bits16(_mm512_mask_i32gather_ps(_mm512_setzero_ps(), 0xffff, cols, key_row, 4));
     listed = append_lanes(_mm512_cmpge_epu32_mask(ordered, cut), ordered, cols, bits, kept, listed);
   }
 #endif
