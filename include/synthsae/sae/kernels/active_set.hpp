@@ -332,6 +332,53 @@ SYNTHSAE_HD T decode_step(T v, T w, T acc) {
   return acc + v * w;
 }
 
+#if defined(__AVX2__) && defined(__FMA__) && !defined(__CUDACC__)
+namespace detail {
+/// One register of floats for sum_scaled_blocks: AVX2's eight lanes, AVX-512's sixteen.
+struct FloatLanes256 {
+  using Reg = __m256;
+  static constexpr int kWidth = 8;
+  static Reg load(const float* p) { return _mm256_loadu_ps(p); }
+  static Reg zero() { return _mm256_setzero_ps(); }
+  static Reg broadcast(float c) { return _mm256_set1_ps(c); }
+  static Reg fma(Reg a, Reg b, Reg c) { return _mm256_fmadd_ps(a, b, c); }
+  static void store(float* p, Reg v) { _mm256_storeu_ps(p, v); }
+};
+#if defined(__AVX512F__)
+struct FloatLanes512 {
+  using Reg = __m512;
+  static constexpr int kWidth = 16;
+  static Reg load(const float* p) { return _mm512_loadu_ps(p); }
+  static Reg zero() { return _mm512_setzero_ps(); }
+  static Reg broadcast(float c) { return _mm512_set1_ps(c); }
+  static Reg fma(Reg a, Reg b, Reg c) { return _mm512_fmadd_ps(a, b, c); }
+  static void store(float* p, Reg v) { _mm512_storeu_ps(p, v); }
+};
+#endif
+
+/// sum_scaled_rows over whole blocks of 8 registers from k0 on (each element one FMA per term,
+/// in term order); returns where the blocks end.
+template <class Lanes>
+int sum_scaled_blocks(const float* init, const float* coef, const int* order, const int* row_of, const float* rows,
+                      std::size_t stride, int begin, int end, float* out, int d, int k0) {
+  constexpr int kRegs = 8, kBlock = kRegs * Lanes::kWidth;
+  for (; k0 + kBlock <= d; k0 += kBlock) {
+    typename Lanes::Reg acc[kRegs];
+    for (int r = 0; r < kRegs; ++r) acc[r] = init ? Lanes::load(init + k0 + Lanes::kWidth * r) : Lanes::zero();
+    for (int p = begin; p < end; ++p) {
+      const float c = coef[order ? order[p] : p];
+      if (c == 0.0f) continue;
+      const auto v = Lanes::broadcast(c);
+      const float* row = rows + static_cast<std::size_t>(row_of[p]) * stride + k0;
+      for (int r = 0; r < kRegs; ++r) acc[r] = Lanes::fma(v, Lanes::load(row + Lanes::kWidth * r), acc[r]);
+    }
+    for (int r = 0; r < kRegs; ++r) Lanes::store(out + k0 + Lanes::kWidth * r, acc[r]);
+  }
+  return k0;
+}
+}  // namespace detail
+#endif
+
 /// out[k] = (init ? init[k] : 0) + sum over p in [begin, end) of c_p * row_p[k] for k < d, with
 /// c_p = coef[order ? order[p] : p] and row_p = rows + row_of[p] * stride: each element summed in
 /// p order by decode_step (for floats on FMA hardware one fused multiply-add per term: the bits
@@ -348,33 +395,13 @@ SYNTHSAE_HD void sum_scaled_rows(const T* init, const T* coef, const int* order,
 #if defined(__AVX2__) && defined(__FMA__) && !defined(__CUDACC__)
   if constexpr (std::is_same_v<T, float>) {
 #if defined(__AVX512F__)
-    // AVX-512: 128 elements in eight registers, so each term's order, coefficient, test and row
-    // address cost once per 128 elements, not once per 64 (cpu-1k's rows are 128 long).
-    for (; k0 + 128 <= d; k0 += 128) {
-      __m512 acc[8];
-      for (int r = 0; r < 8; ++r) acc[r] = init ? _mm512_loadu_ps(init + k0 + 16 * r) : _mm512_setzero_ps();
-      for (int p = begin; p < end; ++p) {
-        const float c = coef[order ? order[p] : p];
-        if (c == 0.0f) continue;
-        const __m512 v = _mm512_set1_ps(c);
-        const float* row = rows + static_cast<std::size_t>(row_of[p]) * stride + k0;
-        for (int r = 0; r < 8; ++r) acc[r] = _mm512_fmadd_ps(v, _mm512_loadu_ps(row + 16 * r), acc[r]);
-      }
-      for (int r = 0; r < 8; ++r) _mm512_storeu_ps(out + k0 + 16 * r, acc[r]);
-    }
+    // 128 elements per pass: each term's order, coefficient, test and row address cost once per
+    // 128 elements, not once per 64 (cpu-1k's rows are 128 long).
+    k0 = detail::sum_scaled_blocks<detail::FloatLanes512>(init, coef, order, row_of, rows, stride, begin, end, out, d,
+                                                          k0);
 #endif
-    for (; k0 + 64 <= d; k0 += 64) {
-      __m256 acc[8];
-      for (int r = 0; r < 8; ++r) acc[r] = init ? _mm256_loadu_ps(init + k0 + 8 * r) : _mm256_setzero_ps();
-      for (int p = begin; p < end; ++p) {
-        const float c = coef[order ? order[p] : p];
-        if (c == 0.0f) continue;
-        const __m256 v = _mm256_set1_ps(c);
-        const float* row = rows + static_cast<std::size_t>(row_of[p]) * stride + k0;
-        for (int r = 0; r < 8; ++r) acc[r] = _mm256_fmadd_ps(v, _mm256_loadu_ps(row + 8 * r), acc[r]);
-      }
-      for (int r = 0; r < 8; ++r) _mm256_storeu_ps(out + k0 + 8 * r, acc[r]);
-    }
+    k0 = detail::sum_scaled_blocks<detail::FloatLanes256>(init, coef, order, row_of, rows, stride, begin, end, out, d,
+                                                          k0);
   }
 #endif
   for (int k = k0; k < d; ++k) out[k] = init ? init[k] : T(0);

@@ -63,17 +63,10 @@ int list_k_largest_reach(const T* key_row, int n, int k, OrderedBits<T>* bits, i
     const OrderedBits<T> answer = kth_largest_bits(sample_bits, kPivotSample, rank);
     for (int q = 0; q < kPivotSample; ++q) pivot = sample_bits[q] == answer ? sample[q] : pivot;
   }
-  int count = 0;
-  auto take = [&](int j) { bits[count] = ordered_bits(key_row[j]), listed[count] = j, ++count; };
-  if constexpr (std::is_same_v<T, float>) {
-    count = list_keys_at_least(key_row, n, pivot, bits, listed);
-  } else {
-    for (int j = 0; j < n; ++j)
-      if (key_row[j] >= pivot) take(j);
-  }
+  int count = list_keys_at_least(key_row, n, pivot, bits, listed);
   if (count < k) {
     count = 0;
-    for (int j = 0; j < n; ++j) take(j);
+    for (int j = 0; j < n; ++j) bits[count] = ordered_bits(key_row[j]), listed[count] = j, ++count;
   }
   return count;
 }

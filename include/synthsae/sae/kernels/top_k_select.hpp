@@ -336,19 +336,22 @@ inline int append_lanes(__mmask16 pass, __m512i ordered, __m512i cols, std::uint
 /// hosts sixteen candidates at a time (a gather, an unsigned compare of their ordered bits,
 /// append_lanes); a listed count never passes the candidates scanned, so the whole stores stay
 /// inside n.
-inline int list_candidates_reaching(const float* key_row, const int* candidates, int n, std::uint32_t pivot,
-                                    std::uint32_t* bits, int* kept) {
+template <class T>
+int list_candidates_reaching(const T* key_row, const int* candidates, int n, OrderedBits<T> pivot, OrderedBits<T>* bits,
+                             int* kept) {
   int listed = 0, q = 0;
 #ifdef SYNTHSAE_LIST_AVX512
-  const __m512i cut = _mm512_set1_epi32(static_cast<int>(pivot));
-  for (; q + 16 <= n; q += 16) {
-    const __m512i cols = _mm512_loadu_si512(candidates + q);
-    const __m512i ordered = ordered_bits16(_mm512_mask_i32gather_ps(_mm512_setzero_ps(), 0xffff, cols, key_row, 4));
-    listed = append_lanes(_mm512_cmpge_epu32_mask(ordered, cut), ordered, cols, bits, kept, listed);
+  if constexpr (std::is_same_v<T, float>) {
+    const __m512i cut = _mm512_set1_epi32(static_cast<int>(pivot));
+    for (; q + 16 <= n; q += 16) {
+      const __m512i cols = _mm512_loadu_si512(candidates + q);
+      const __m512i ordered = ordered_bits16(_mm512_mask_i32gather_ps(_mm512_setzero_ps(), 0xffff, cols, key_row, 4));
+      listed = append_lanes(_mm512_cmpge_epu32_mask(ordered, cut), ordered, cols, bits, kept, listed);
+    }
   }
 #endif
   for (; q < n; ++q) {  // branch-free compaction: the write always, the advance if kept
-    const std::uint32_t v = ordered_bits(key_row[candidates[q]]);
+    const OrderedBits<T> v = ordered_bits(key_row[candidates[q]]);
     bits[listed] = v, kept[listed] = candidates[q];
     listed += v >= pivot ? 1 : 0;
   }
@@ -378,16 +381,7 @@ int top_k_among(const T* key_row, const int* candidates, int n, int k, OrderedBi
       scratch[q] = ordered_bits(key_row[candidates[static_cast<std::int64_t>(q) * n / kPivotSample]]);
     pivot = kth_largest_bits(scratch, kPivotSample, rank);
   }
-  int listed = 0;
-  if constexpr (std::is_same_v<T, float>) {
-    listed = list_candidates_reaching(key_row, candidates, n, pivot, scratch, kept);
-  } else {
-    for (int q = 0; q < n; ++q) {  // branch-free compaction: the write always, the advance if kept
-      const Bits v = ordered_bits(key_row[candidates[q]]);
-      scratch[listed] = v, kept[listed] = candidates[q];
-      listed += v >= pivot ? 1 : 0;
-    }
-  }
+  int listed = list_candidates_reaching(key_row, candidates, n, pivot, scratch, kept);
   if (listed < k) {  // the pivot was too high: the list is every candidate
     for (int q = 0; q < n; ++q) scratch[q] = ordered_bits(key_row[candidates[q]]), kept[q] = candidates[q];
     listed = n;
@@ -573,28 +567,31 @@ void for_each_key_past(const T* row, int cols, float cut, const Body& body) {
 
 /// Writes the ordered bits (ordered_bits) and columns of every key of row[0 .. n) at or above
 /// pivot (NaN never), columns ascending, to bits and listed (room for n each); returns how many.
-/// On AVX-512 hosts sixteen keys at a time, their bits computed in one register and the passing
-/// lanes appended whole (append_lanes; listed <= scanned, so a store never runs past n).
-/// Elsewhere for_each_key_past with ordered_bits per listed key, which cost a listed key a
-/// scalar compare and branch.
-inline int list_keys_at_least(const float* row, int n, float pivot, std::uint32_t* bits, int* listed) {
-  int count = 0;
-  const auto take = [&](int q, float v) { bits[count] = ordered_bits(v), listed[count] = q, ++count; };
+/// Float rows on AVX-512 hosts sixteen keys at a time, their bits computed in one register and
+/// the passing lanes appended whole (append_lanes; listed <= scanned, so a store never runs past
+/// n); other float rows through for_each_key_past; double rows one key at a time.
+template <class T>
+int list_keys_at_least(const T* row, int n, T pivot, OrderedBits<T>* bits, int* listed) {
+  int count = 0, j = 0;
+  const auto take = [&](int q, T v) { bits[count] = ordered_bits(v), listed[count] = q, ++count; };
+  if constexpr (std::is_same_v<T, float>) {
 #ifdef SYNTHSAE_LIST_AVX512
-  int j = 0;
-  const __m512 cut = _mm512_set1_ps(pivot);
-  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-  for (; j + 16 <= n; j += 16) {
-    const __m512 v = _mm512_loadu_ps(row + j);
-    const __mmask16 pass = _mm512_cmp_ps_mask(v, cut, _CMP_GE_OQ);
-    if (pass != 0)
-      count = append_lanes(pass, ordered_bits16(v), _mm512_add_epi32(lane, _mm512_set1_epi32(j)), bits, listed, count);
-  }
-  for (; j < n; ++j)
-    if (row[j] >= pivot) take(j, row[j]);
+    const __m512 cut = _mm512_set1_ps(pivot);
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    for (; j + 16 <= n; j += 16) {
+      const __m512 v = _mm512_loadu_ps(row + j);
+      const __mmask16 pass = _mm512_cmp_ps_mask(v, cut, _CMP_GE_OQ);
+      if (pass != 0)
+        count =
+            append_lanes(pass, ordered_bits16(v), _mm512_add_epi32(lane, _mm512_set1_epi32(j)), bits, listed, count);
+    }
 #else
-  for_each_key_past<false>(row, n, pivot, take);
+    for_each_key_past<false>(row, n, pivot, take);
+    return count;
 #endif
+  }
+  for (; j < n; ++j)  // the AVX-512 tail, and every double row
+    if (row[j] >= pivot) take(j, row[j]);
   return count;
 }
 
