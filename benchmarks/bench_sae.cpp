@@ -92,6 +92,29 @@ void BM_TopKAmong(benchmark::State& state) {
 }
 BENCHMARK(BM_TopKAmong)->Arg(100)->Arg(600)->Unit(benchmark::kMicrosecond)->UseRealTime();
 
+// BatchTopK's threshold over a batch of 1,024 rows (arg: latents), k = 8: the ranking keys
+// (pre-activations times decoder norms) written and the candidates at or above a sampled floor
+// listed, then the m-th largest of the list (keep_threshold; the pass of a training step).
+void BM_BatchTopKThreshold(benchmark::State& state) {
+  const int s = static_cast<int>(state.range(0));
+  StepBuffers<float> b;
+  b.resize(kBatch, 16, s);
+  auto h = Kokkos::create_mirror_view(b.h);
+  auto norms = Kokkos::create_mirror_view(b.norms);
+  RandomStream r(11, 0);
+  for (int i = 0; i < kBatch; ++i)
+    for (int j = 0; j < s; ++j) h(i, j) = r.normal<float>();
+  for (int j = 0; j < s; ++j) norms(j) = 0.75f + 0.5f * r.uniform<float>();
+  Kokkos::deep_copy(b.h, h), Kokkos::deep_copy(b.norms, norms);
+  BatchTopK act;
+  act.k = 8;
+  float tau = 0;
+  for (auto _ : state) benchmark::DoNotOptimize(tau = act.keep_threshold(b));
+  state.counters["tau"] = tau;
+  state.SetItemsProcessed(state.iterations() * kBatch);
+}
+BENCHMARK(BM_BatchTopKThreshold)->Arg(1024)->Arg(4096)->Unit(benchmark::kMicrosecond)->UseRealTime();
+
 /// Every `stride`-th latent marked dead (none for stride 0): AuxK then acts on them.
 DeadMask dead_latents(int stride, std::size_t& count) {
   Kokkos::View<std::uint8_t*, MemSpace> dead("dead", kLatents);

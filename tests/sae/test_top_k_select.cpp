@@ -377,6 +377,72 @@ TEST_CASE("list_row_at_least and append_above list exactly the keys a scalar sca
   }
 }
 
+TEST_CASE("write_keys_listing writes the keys and lists the candidates of the two-pass form, bit for bit",
+          "[sae][select]") {
+  // The fused candidate pass against ranking_key_row's product (h * scale, or h where scale is
+  // null) followed by list_row_at_least's scalar rule: keys with NaN, infinities, signed zeros,
+  // denormals and values one ulp either side of the floor, rows around the sixteen-key blocks
+  // and a 1,024-key row, appended to a list that already holds entries, and a sentinel after
+  // the row that must survive.
+  const float specials[] = {std::numeric_limits<float>::quiet_NaN(),
+                            std::numeric_limits<float>::infinity(),
+                            -std::numeric_limits<float>::infinity(),
+                            0.0f,
+                            -0.0f,
+                            std::numeric_limits<float>::denorm_min(),
+                            -std::numeric_limits<float>::denorm_min()};
+  for (const bool scaled : {false, true}) {
+    for (const float floor : {std::numeric_limits<float>::denorm_min(), 0.5f, 3.0f}) {
+      for (const int cols : {0, 1, 15, 16, 17, 31, 32, 33, 47, 1024}) {
+        std::vector<float> h(cols), scale(cols), key(cols + 1, -99.0f);
+        for (int j = 0; j < cols; ++j) {
+          const std::uint32_t r =
+              static_cast<std::uint32_t>(j) * 2654435761u ^ static_cast<std::uint32_t>(cols) * 40503u;
+          // Scales near 1 (decoder norms), and exactly 1 where h is set next to the floor, so the
+          // product lands where the row puts it.
+          scale[j] = (r >> 4) % 3 == 0 ? 1.0f : 0.75f + float((r >> 12) % 100) / 200.0f;
+          switch (r % 5) {
+            case 0:
+              h[j] = specials[(r >> 3) % 7];
+              break;
+            case 1:
+              h[j] = std::nextafter(floor, 0.0f), scale[j] = 1.0f;
+              break;
+            case 2:
+              h[j] = std::nextafter(floor, 10.0f), scale[j] = 1.0f;
+              break;
+            case 3:
+              h[j] = floor, scale[j] = 1.0f;
+              break;
+            default:
+              h[j] = float((r >> 8) % 1000) / 200.0f - 1.0f;
+              break;
+          }
+        }
+        INFO((scaled ? "scaled" : "unscaled") << " keys, floor " << floor << ", " << cols << " keys");
+        std::vector<std::uint32_t> bits = {7u};
+        std::vector<std::int64_t> positions = {-7};
+        const std::int64_t base = 5000;
+        detail::write_keys_listing(h.data(), scaled ? scale.data() : nullptr, key.data(), cols, floor, base, bits,
+                                   positions);
+        std::vector<std::uint32_t> want_bits = {7u};
+        std::vector<std::int64_t> want_positions = {-7};
+        int wrong_keys = 0;
+        for (int j = 0; j < cols; ++j) {
+          const float want = scaled ? h[j] * scale[j] : h[j];
+          wrong_keys += float_bits(key[j]) != float_bits(want) ? 1 : 0;
+          if (want >= floor) want_bits.push_back(float_bits(want)), want_positions.push_back(base + j);
+        }
+        CHECK(wrong_keys == 0);
+        CHECK(key[cols] == -99.0f);
+        CHECK(positions == want_positions);
+        CHECK(bits == want_bits);
+        if (cols == 1024) CHECK(want_bits.size() > 100);  // the long row lists many keys
+      }
+    }
+  }
+}
+
 TEST_CASE("list_keys_at_least lists the ordered bits and columns a scalar scan lists, never past n", "[sae][select]") {
   // The per-row top-k's listing (AVX-512: sixteen keys compressed in registers and stored whole).
   // Pivots -inf (every key but NaN listed: the whole stores end exactly at n), the zeros of either

@@ -105,18 +105,27 @@ void host_rows(const char* name, std::int64_t rows, std::int64_t row_cost, const
 }
 
 /// The sum over rows of body(i, sum) (each call adds to its int), threaded as host_rows.
+/// `uneven_rows`: rows differ much in cost, so the threads take them one at a time instead of
+/// in fixed halves (which thread runs a row never changes the sum).
 template <class Body>
-std::int64_t host_rows_count(const char* name, std::int64_t rows, std::int64_t row_cost, const Body& body) {
+std::int64_t host_rows_count(const char* name, std::int64_t rows, std::int64_t row_cost, const Body& body,
+                             bool uneven_rows = false) {
   if constexpr (host_rows_use_openmp_v) {
     if (detail::worth_threads(rows, row_cost)) {
       const detail::ToolKernelScope scope(name, true);
       std::int64_t total = 0;
 #if defined(_OPENMP)
-#pragma omp parallel for schedule(static) reduction(+ : total)
-      for (std::int64_t i = 0; i < rows; ++i) {
+      const auto run_row = [&](std::int64_t i) {
         int part = 0;
         body(static_cast<int>(i), part);
-        total += part;
+        return part;
+      };
+      if (uneven_rows) {
+#pragma omp parallel for schedule(dynamic, 1) reduction(+ : total)
+        for (std::int64_t i = 0; i < rows; ++i) total += run_row(i);
+      } else {
+#pragma omp parallel for schedule(static) reduction(+ : total)
+        for (std::int64_t i = 0; i < rows; ++i) total += run_row(i);
       }
 #endif
       return total;

@@ -792,7 +792,8 @@ inline constexpr int kSamplesPerPass = 8;
 
 /// sample_sparse with one thread per kSamplesPerPass consecutive samples (the host's form): their
 /// top-level features in blocks of SIMD lanes (FeatureDraw::top_level_blocked), threaded over the
-/// groups of samples by host_rows.
+/// groups of samples by host_rows_count, one group at a time (a group's cost follows how many of
+/// its parents fire).
 template <class Space = ExecSpace>
 int sample_sparse_by_rows(const FeatureDraw& draw, std::uint64_t first_sample, const SparseBatch<float>& batch,
                           const Matrix<float>& eps_scratch) {
@@ -804,7 +805,8 @@ int sample_sparse_by_rows(const FeatureDraw& draw, std::uint64_t first_sample, c
   // Per sample: every top-level feature's share of a Philox block and its copula dot.
   const std::int64_t group_cost = S * (40 * static_cast<std::int64_t>(num_top) + 1000);
   const std::int64_t overflowed = host_rows_count(
-      "synthsae::sample_sparse", (rows + S - 1) / S, group_cost, KOKKOS_LAMBDA(int group, int& overflow_count) {
+      "synthsae::sample_sparse", (rows + S - 1) / S, group_cost,
+      KOKKOS_LAMBDA(int group, int& overflow_count) {
         const int b0 = group * S;
         const int count = rows - b0 < S ? rows - b0 : S;
         const std::uint64_t first = first_sample + static_cast<std::uint64_t>(b0);
@@ -822,7 +824,8 @@ int sample_sparse_by_rows(const FeatureDraw& draw, std::uint64_t first_sample, c
           detail::finish_sample(draw, first + q, eps[q], out[q]);
           overflow_count += out[q].overflow ? 1 : 0;
         }
-      });
+      },
+      /*uneven_rows=*/true);
   return static_cast<int>(overflowed);
 }
 

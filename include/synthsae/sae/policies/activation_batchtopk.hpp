@@ -8,6 +8,7 @@
 #include <limits>
 #include <string_view>
 #include <type_traits>
+#include <vector>
 
 #include "synthsae/sae/kernels/active_set.hpp"
 #include "synthsae/sae/kernels/selection.hpp"
@@ -16,6 +17,24 @@
 #include "synthsae/sae/parameters.hpp"
 
 namespace synthsae {
+
+namespace detail {
+/// BatchTopK's row writer for the candidate pass (threshold_from_candidates): row i of the
+/// ranking keys, and with write_and_list the row written and its candidates listed in one loop.
+template <class T>
+struct RankingKeyRows {
+  Matrix<T> h;
+  Vector<T> norms;
+  Matrix<T> key;
+  bool rescale;
+  void operator()(int i) const { ranking_key_row(h, norms, key, i, rescale); }
+  void write_and_list(int i, float floor, std::int64_t base, std::vector<std::uint32_t>& bits,
+                      std::vector<std::int64_t>& positions) const {
+    write_keys_listing(&h(i, 0), rescale ? norms.data() : nullptr, &key(i, 0), static_cast<int>(h.extent(1)), floor,
+                       base, bits, positions);
+  }
+};
+}  // namespace detail
 
 struct BatchTopK {
   static constexpr std::string_view name = "batchtopk";
@@ -63,10 +82,8 @@ struct BatchTopK {
     float tau = 0;
     if constexpr (host_accessible_v<MemSpace>) {
       // The keys are listed as they are computed, row by row (one pass over the batch, not three).
-      const auto h = b.h, key = b.key;
-      const auto norms = b.norms;
-      const bool rescale = rescale_acts_by_decoder_norm;
-      tau = batch_top_m_threshold_writing(b.key, m, b.top_m, [=](int i) { detail::ranking_key_row(h, norms, key, i, rescale); });
+      tau = batch_top_m_threshold_writing(b.key, m, b.top_m,
+                                          detail::RankingKeyRows<T>{b.h, b.norms, b.key, rescale_acts_by_decoder_norm});
     } else {
       detail::ranking_key(b, rescale_acts_by_decoder_norm);
       tau = batch_top_m_threshold(b.key, m, b.top_m);
