@@ -262,6 +262,9 @@ struct FeatureDraw {
   SYNTHSAE_HD void top_level_blocked(std::uint64_t first, int count, const EpsRow* eps, const Emit& emit) const {
     constexpr int L = kTopLevelBlock, C = kTopLevelChunk;
     const int padded = static_cast<int>(t.top_ids.extent(0));
+    // Blocks past the real top-level features hold only padding, which never fires: not scanned
+    // (cpu-1k's 352 features left two such blocks of 24, a twelfth of the dots).
+    const int real = static_cast<int>(t.top_level.extent(0));
     const int r = t.rank;
     const std::int32_t* ids = t.top_ids.data();
     const float* probability = t.top_probability.data();
@@ -290,7 +293,7 @@ struct FeatureDraw {
         for (int q = 0; q < count; ++q)
           for (int i = 0; i < C; ++i) lane_words[q][i] = words[q][slot[c0 + i]];
       }
-      for (int i0 = c0; i0 < c0 + C; i0 += L) {
+      for (int i0 = c0; i0 < c0 + C && i0 < real; i0 += L) {
         float dot[S][L];
         const float* block = r > 0 ? factor + static_cast<std::size_t>(i0) * r : nullptr;  // [r][L]
         // factor_dot's sum, lane by lane: the same FMAs in the same order.
