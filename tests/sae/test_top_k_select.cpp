@@ -383,7 +383,8 @@ TEST_CASE("write_keys_listing writes the keys and lists the candidates of the tw
   // null) followed by list_row_at_least's scalar rule: keys with NaN, infinities, signed zeros,
   // denormals and values one ulp either side of the floor, rows around the sixteen-key blocks
   // and a 1,024-key row, appended to a list that already holds entries, and a sentinel after
-  // the row that must survive.
+  // the row that must survive. Scaled rows start at a position past 2^31 (the 64-bit widening);
+  // double rows take the two steps and must list what the float rule lists.
   const float specials[] = {std::numeric_limits<float>::quiet_NaN(),
                             std::numeric_limits<float>::infinity(),
                             -std::numeric_limits<float>::infinity(),
@@ -392,7 +393,8 @@ TEST_CASE("write_keys_listing writes the keys and lists the candidates of the tw
                             std::numeric_limits<float>::denorm_min(),
                             -std::numeric_limits<float>::denorm_min()};
   for (const bool scaled : {false, true}) {
-    for (const float floor : {std::numeric_limits<float>::denorm_min(), 0.5f, 3.0f}) {
+    for (const float floor :
+         {std::numeric_limits<float>::denorm_min(), 0.5f, 3.0f, std::numeric_limits<float>::infinity()}) {
       for (const int cols : {0, 1, 15, 16, 17, 31, 32, 33, 47, 1024}) {
         std::vector<float> h(cols), scale(cols), key(cols + 1, -99.0f);
         for (int j = 0; j < cols; ++j) {
@@ -422,7 +424,7 @@ TEST_CASE("write_keys_listing writes the keys and lists the candidates of the tw
         INFO((scaled ? "scaled" : "unscaled") << " keys, floor " << floor << ", " << cols << " keys");
         std::vector<std::uint32_t> bits = {7u};
         std::vector<std::int64_t> positions = {-7};
-        const std::int64_t base = 5000;
+        const std::int64_t base = scaled ? (std::int64_t{1} << 33) + 5 : 5000;
         detail::write_keys_listing(h.data(), scaled ? scale.data() : nullptr, key.data(), cols, floor, base, bits,
                                    positions);
         std::vector<std::uint32_t> want_bits = {7u};
@@ -437,7 +439,27 @@ TEST_CASE("write_keys_listing writes the keys and lists the candidates of the tw
         CHECK(key[cols] == -99.0f);
         CHECK(positions == want_positions);
         CHECK(bits == want_bits);
-        if (cols == 1024) CHECK(want_bits.size() > 100);  // the long row lists many keys
+        if (cols == 1024 && floor < 10.0f) CHECK(want_bits.size() > 100);  // the long row lists many keys
+        // Double rows: keys h * scale in double, listed by their float values.
+        const std::vector<double> hd(h.begin(), h.end()), scaled_by(scale.begin(), scale.end());
+        std::vector<double> key_d(cols + 1, -99.0);
+        std::vector<std::uint32_t> bits_d = {7u};
+        std::vector<std::int64_t> positions_d = {-7};
+        detail::write_keys_listing(hd.data(), scaled ? scaled_by.data() : nullptr, key_d.data(), cols, floor, base,
+                                   bits_d, positions_d);
+        std::vector<std::uint32_t> want_bits_d = {7u};
+        std::vector<std::int64_t> want_positions_d = {-7};
+        int wrong_double_keys = 0;
+        for (int j = 0; j < cols; ++j) {
+          const double want = scaled ? hd[j] * scaled_by[j] : hd[j];
+          wrong_double_keys += !(key_d[j] == want || (std::isnan(key_d[j]) && std::isnan(want))) ? 1 : 0;
+          if (static_cast<float>(want) >= floor)
+            want_bits_d.push_back(float_bits(static_cast<float>(want))), want_positions_d.push_back(base + j);
+        }
+        CHECK(wrong_double_keys == 0);
+        CHECK(key_d[cols] == -99.0);
+        CHECK(positions_d == want_positions_d);
+        CHECK(bits_d == want_bits_d);
       }
     }
   }

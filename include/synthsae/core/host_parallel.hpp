@@ -105,8 +105,9 @@ void host_rows(const char* name, std::int64_t rows, std::int64_t row_cost, const
 }
 
 /// The sum over rows of body(i, sum) (each call adds to its int), threaded as host_rows.
-/// `uneven_rows`: rows differ much in cost, so the threads take them one at a time instead of
-/// in fixed halves (which thread runs a row never changes the sum).
+/// `uneven_rows`: rows differ much in cost, so the OpenMP threads take them one at a time instead
+/// of one fixed share each (which thread runs a row never changes the sum; a threaded Kokkos
+/// ignores it).
 template <class Body>
 std::int64_t host_rows_count(const char* name, std::int64_t rows, std::int64_t row_cost, const Body& body,
                              bool uneven_rows = false) {

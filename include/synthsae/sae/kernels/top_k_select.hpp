@@ -609,10 +609,11 @@ void list_row_at_least(const T* row, int cols, float floor, std::int64_t base, s
 
 /// Writes a row of ranking keys, key_row[j] = h_row[j] * scale[j] (h_row[j] where scale is null),
 /// and appends (base + j, float_bits(key)) for every key at or above floor > 0, columns
-/// ascending: ranking_key_row and list_row_at_least in one loop, the same bits. On AVX-512 hosts
-/// sixteen keys are multiplied, stored and compared in registers and the passing lanes
-/// compressed there; a row has a handful of candidates among a thousand keys, so the scan, not
-/// the appends, is the work.
+/// ascending: ranking_key_row then list_row_at_least, the same bits. On AVX-512 hosts (float
+/// rows) in one loop: sixteen keys multiplied, stored and compared in registers and the passing
+/// lanes compressed there (a row has a handful of candidates among a thousand keys, so the scan,
+/// not the appends, is the work); elsewhere the two steps. bits and positions hold as many
+/// entries on entry (the candidate pass's lists).
 template <class T>
 void write_keys_listing(const T* __restrict h_row, const T* __restrict scale, T* __restrict key_row, int cols,
                         float floor, std::int64_t base, std::vector<std::uint32_t>& bits,
@@ -622,6 +623,7 @@ void write_keys_listing(const T* __restrict h_row, const T* __restrict scale, T*
   if constexpr (std::is_same_v<T, float>) {
     const __m512 cut = _mm512_set1_ps(floor);
     const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i start = _mm512_set1_epi64(base);
     std::size_t count = bits.size();
     for (; j + 16 <= cols; j += 16) {
       __m512 key = _mm512_loadu_ps(h_row + j);
@@ -629,10 +631,12 @@ void write_keys_listing(const T* __restrict h_row, const T* __restrict scale, T*
       _mm512_storeu_ps(key_row + j, key);
       const __mmask16 pass = _mm512_cmp_ps_mask(key, cut, _CMP_GE_OQ);
       if (pass == 0) continue;
-      if (bits.size() < count + 16) bits.resize(count + 16), positions.resize(count + 16);
+      if (bits.size() < count + 16) {  // room for whole stores of sixteen
+        bits.resize(count + 16);
+        positions.resize(count + 16);
+      }
       _mm512_storeu_si512(bits.data() + count, _mm512_maskz_compress_epi32(pass, _mm512_castps_si512(key)));
       const __m512i cols16 = _mm512_maskz_compress_epi32(pass, _mm512_add_epi32(lane, _mm512_set1_epi32(j)));
-      const __m512i start = _mm512_set1_epi64(base);
       _mm512_storeu_si512(positions.data() + count,
                           _mm512_add_epi64(start, _mm512_cvtepi32_epi64(_mm512_castsi512_si256(cols16))));
       _mm512_storeu_si512(positions.data() + count + 8,
@@ -660,8 +664,11 @@ void append_above(const T* row, int cols, float cut, std::vector<float>& out) {
 /// runs). About 1/8 of the radix passes' work for the same, exact result.
 /// `write_row(i)` writes row i of `values` (the ranking keys) just before the pass reads it, so
 /// the keys are listed while the row is still in the core's cache instead of in two more passes
-/// over the whole matrix; it is called exactly once per row, whatever the answer, so `values`
-/// is complete on return (the exact selection and later readers of the keys need every row).
+/// over the whole matrix. A writer may also offer `write_and_list(i, floor, base, bits,
+/// positions)`, which writes row i and appends its candidates as list_row_at_least would (the pass
+/// then visits the row once). Exactly one of the two runs per row, whatever the answer, and both
+/// write row i, so `values` is complete on return (the exact selection and later readers of the
+/// keys need every row).
 template <class T, class WriteRow = RowsAlreadyWritten>
 std::optional<float> threshold_from_candidates(const Matrix<T>& values, std::size_t m, BatchTopMWorkspace& ws,
                                                const WriteRow& write_row = {}) {
@@ -716,7 +723,7 @@ std::optional<float> threshold_from_candidates(const Matrix<T>& values, std::siz
     for (int i = r0; i < r1; ++i) {
       const std::int64_t base = std::int64_t{i} * cols;
       if constexpr (requires { write_row.write_and_list(i, floor, base, list.bits, list.positions); }) {
-        if (i >= sample_rows && list.bits.size() <= most) {  // the row written and listed in one loop
+        if (i >= sample_rows && list.bits.size() <= most) {  // written and listed in one visit
           write_row.write_and_list(i, floor, base, list.bits, list.positions);
           continue;
         }

@@ -20,7 +20,8 @@ namespace synthsae {
 
 namespace detail {
 /// BatchTopK's row writer for the candidate pass (threshold_from_candidates): row i of the
-/// ranking keys, and with write_and_list the row written and its candidates listed in one loop.
+/// ranking keys, and with write_and_list the row written and its candidates listed
+/// (write_keys_listing: one loop on AVX-512 hosts, the two steps elsewhere).
 template <class T>
 struct RankingKeyRows {
   Matrix<T> h;
